@@ -1,0 +1,56 @@
+# OncoPlanner: `make run` to try it, `make test` to run the whole suite.
+SHELL := /bin/bash
+.DEFAULT_GOAL := run
+PYTHON_BIN := $(shell scripts/find-python)
+ifeq ($(PYTHON_BIN),)
+$(error No Python 3.12+ found: Django 6.1 needs Python 3.12 or 3.13. Install one or set PYTHON=/path/to/python3.12)
+endif
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test lint test-sqlite test-postgres test-browser venv venv-dev clean security-report
+
+$(VENV)/.runtime: requirements.txt
+	@test -x $(PY) || $(PYTHON_BIN) -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements.txt
+	@touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(PY) -m pip install -q -r requirements-dev.txt
+	@touch $@
+
+venv: $(VENV)/.runtime
+venv-dev: $(VENV)/.dev
+
+run: venv
+	DJANGO_DEBUG=true $(PY) manage.py migrate --noinput
+	DJANGO_DEBUG=true $(PY) manage.py seed_demo --if-empty
+	@DJANGO_DEBUG=true $(PY) manage.py demo_logins
+	DJANGO_DEBUG=true $(PY) manage.py runserver $(HOST):$(PORT)
+
+lint: venv-dev
+	$(VENV)/bin/ruff check .
+	DJANGO_DEBUG=true $(PY) manage.py makemigrations --check --dry-run
+	$(PY) manage.py check --settings=oncoplanner.settings_test
+
+test-sqlite: venv-dev
+	$(VENV)/bin/pytest -n 2 -q
+
+# CI=true: the same suite against a throwaway PostgreSQL, then the browser tests.
+test-postgres: venv-dev
+	scripts/with-postgres.sh $(VENV)/bin/pytest -n 2 -q
+
+test-browser: venv-dev
+	scripts/browser-setup.sh
+	$(VENV)/bin/pytest -q -p no:xdist tests_browser
+
+test: lint test-sqlite
+ifeq ($(CI),true)
+	$(MAKE) test-postgres
+	$(MAKE) test-browser
+endif
+
+clean:
+	rm -rf $(VENV) staticfiles db.sqlite3

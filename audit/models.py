@@ -1,0 +1,94 @@
+"""The append-only access log (HIPAA 164.312(b), ONC 170.315(d)(2)).
+
+Rows are written by receivers of the domain apps' signals, inside the sender's transaction.
+The model refuses updates and deletes; the database refuses them too (see the migrations).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+
+
+class AppendOnlyQuerySet(models.QuerySet["AccessLog"]):
+    def update(self, **kwargs: Any) -> int:
+        raise PermissionError("The access log is append-only.")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise PermissionError("The access log is append-only.")
+
+
+class AccessLog(models.Model):
+    class Action(models.TextChoices):
+        CREATE = "create", "Create"
+        READ = "read", "Read"
+        UPDATE = "update", "Update"
+        DELETE = "delete", "Delete"
+        LIST = "list", "List / search"
+        EXPORT = "export", "Export"
+        LOGIN = "login", "Login"
+        LOGOUT = "logout", "Logout"
+        LOGIN_FAILED = "login_failed", "Failed login"
+        LOCKOUT = "lockout", "Lockout"
+        MFA_CHANGE = "mfa_change", "MFA change"
+        ACCESS_CHANGE = "access_change", "Care team / permission change"
+        BREAK_GLASS = "break_glass", "Emergency access"
+
+    class Surface(models.TextChoices):
+        PAGE = "page", "Page"
+        FRAGMENT = "fragment", "HTMX fragment"
+        ADMIN = "admin", "Admin"
+        API = "api", "REST API"
+        GRAPHQL = "graphql", "GraphQL"
+        STREAM = "stream", "Live stream"
+        EXPORT = "export", "Export"
+        COMMAND = "command", "Management command"
+        SYSTEM = "system", "System"
+
+    class Outcome(models.TextChoices):
+        SUCCESS = "success", "Success"
+        DENIED = "denied", "Denied"
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.DO_NOTHING, db_constraint=False,
+        null=True, blank=True, related_name="+",
+    )
+    username = models.CharField(max_length=150, blank=True, help_text="As it was at the time.")
+    user_role = models.CharField(max_length=20, blank=True)
+    patient = models.ForeignKey(
+        "patients.Patient", on_delete=models.DO_NOTHING, db_constraint=False,
+        null=True, blank=True, related_name="+",
+    )
+    patient_ids = models.JSONField(default=list, blank=True, help_text="Every patient the access touched.")
+    action = models.CharField(max_length=20, choices=Action.choices)
+    object_type = models.CharField(max_length=60, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    surface = models.CharField(max_length=10, choices=Surface.choices)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.SUCCESS)
+    source_address = models.GenericIPAddressField(null=True, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    break_glass = models.BooleanField(default=False)
+    detail = models.JSONField(default=dict, blank=True)
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        indexes = [
+            models.Index(fields=["patient", "-at"], name="accesslog_patient_time"),
+            models.Index(fields=["user", "-at"], name="accesslog_user_time"),
+        ]
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None and not kwargs.get("force_insert"):
+            raise PermissionError("The access log is append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise PermissionError("The access log is append-only.")
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.username or '-'} {self.action} {self.object_type} {self.object_id}"

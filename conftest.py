@@ -1,0 +1,43 @@
+"""Shared fixtures: healthchecks' personas (a treating clinician, an outsider, an administrator)."""
+
+from __future__ import annotations
+
+import pytest
+
+from oncoplanner.accounts.models import User
+from oncoplanner.accounts.tests.factories import AdministratorFactory, ClinicianFactory
+from patients.models import CareTeam, Patient
+from patients.services import care_team_add_member, care_team_create, patient_create
+from patients.tests.factories import PatientFactory
+
+
+@pytest.fixture
+def admin_user(db: None) -> User:
+    return AdministratorFactory.create(username="admin", is_superuser=True)
+
+
+@pytest.fixture
+def care_team(db: None) -> CareTeam:
+    return care_team_create(name="GI oncology")
+
+
+@pytest.fixture
+def patient(care_team: CareTeam) -> Patient:
+    fields = PatientFactory.build()
+    return patient_create(
+        created_by=None, care_team=care_team,
+        **{f.name: getattr(fields, f.name) for f in Patient._meta.concrete_fields
+           if f.name not in {"id", "care_team", "portal_user", "created_at", "updated_at"}},
+    )
+
+
+@pytest.fixture
+def treating_clinician(care_team: CareTeam, admin_user: User) -> User:
+    clinician = ClinicianFactory.create()
+    care_team_add_member(team=care_team, clinician=clinician, granted_by=admin_user)
+    return clinician
+
+
+@pytest.fixture
+def other_clinician(db: None) -> User:
+    return ClinicianFactory.create()

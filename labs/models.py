@@ -1,0 +1,265 @@
+"""Lab catalogue (LOINC, UCUM, ranges), results with the range that applied, pre-cycle rules.
+
+DOMAIN.md section 4. Ranges and critical limits are institution data with a source, stored on
+each result as they applied when it was recorded.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+from patients.models import Patient
+from treatments.models import CtcaeTerm, Regimen
+
+loinc_validator = RegexValidator(r"^\d{1,7}-\d$", "A LOINC code looks like 751-8.")
+
+
+class LabTest(models.Model):
+    loinc = models.CharField("LOINC", max_length=10, unique=True, validators=[loinc_validator])
+    name = models.CharField(max_length=120)
+    short_name = models.CharField(max_length=30, help_text="Shown on charts, e.g. ANC.")
+    unit = models.CharField(max_length=30, help_text="UCUM unit, e.g. 10*3/uL.")
+    ref_low = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
+    ref_high = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
+    critical_low = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
+    critical_high = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
+    decimal_places = models.PositiveSmallIntegerField(default=1, validators=[MaxValueValidator(4)])
+    max_plausible = models.DecimalField(
+        max_digits=12, decimal_places=4, null=True, blank=True,
+        help_text="Values above this are rejected as impossible (entry error).",
+    )
+    is_tumour_marker = models.BooleanField(default=False)
+    is_panel_default = models.BooleanField(default=False, help_text="Charted by default (ANC, platelets…).")
+    range_source = models.CharField(max_length=200, blank=True, help_text="Where the ranges come from.")
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                name="labtest_ref_low_le_high",
+                condition=Q(ref_low__isnull=True) | Q(ref_high__isnull=True) | Q(ref_low__lte=F("ref_high")),
+            ),
+            models.CheckConstraint(
+                name="labtest_critical_low_le_ref_low",
+                condition=Q(critical_low__isnull=True) | Q(ref_low__isnull=True) | Q(critical_low__lte=F("ref_low")),
+            ),
+            models.CheckConstraint(
+                name="labtest_critical_high_ge_ref_high",
+                condition=Q(critical_high__isnull=True)
+                | Q(ref_high__isnull=True)
+                | Q(critical_high__gte=F("ref_high")),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.unit})"
+
+
+class ReferenceRange(models.Model):
+    """A sex- or age-specific range for a test; overrides the test's default where it matches."""
+
+    class Sex(models.TextChoices):
+        ANY = "", "Any"
+        FEMALE = "female", "Female"
+        MALE = "male", "Male"
+
+    test = models.ForeignKey(LabTest, on_delete=models.CASCADE, related_name="ranges")
+    sex = models.CharField(max_length=10, choices=Sex.choices, blank=True)
+    age_min = models.PositiveSmallIntegerField(null=True, blank=True)
+    age_max = models.PositiveSmallIntegerField(null=True, blank=True)
+    low = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
+    high = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
+    source = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["test", "sex", "age_min"]
+        constraints = [
+            models.CheckConstraint(
+                name="range_low_le_high",
+                condition=Q(low__isnull=True) | Q(high__isnull=True) | Q(low__lte=F("high")),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.test.short_name} {self.get_sex_display()}: {self.low}-{self.high}"
+
+
+class Flag(models.TextChoices):
+    """FHIR v3 ObservationInterpretation codes."""
+
+    NORMAL = "N", "Normal"
+    LOW = "L", "Low"
+    HIGH = "H", "High"
+    CRITICAL_LOW = "LL", "Critical low"
+    CRITICAL_HIGH = "HH", "Critical high"
+
+
+CRITICAL_FLAGS = frozenset({Flag.CRITICAL_LOW, Flag.CRITICAL_HIGH})
+
+
+class LabResult(models.Model):
+    class Source(models.TextChoices):
+        MANUAL = "manual", "Entered by hand"
+        IMPORT = "import", "CSV import"
+        API = "api", "API"
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="lab_results")
+    test = models.ForeignKey(LabTest, on_delete=models.PROTECT, related_name="results")
+    value = models.DecimalField(max_digits=12, decimal_places=4, validators=[MinValueValidator(Decimal("0"))])
+    unit = models.CharField(max_length=30)
+    collected_at = models.DateTimeField()
+    ref_low = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
+    ref_high = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
+    critical_low = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
+    critical_high = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
+    flag = models.CharField(max_length=2, choices=Flag.choices, default=Flag.NORMAL)
+    is_released = models.BooleanField(default=False, help_text="Visible to the patient in the portal.")
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.MANUAL)
+    note = models.TextField(blank=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-collected_at", "-pk"]
+        indexes = [models.Index(fields=["patient", "test", "-collected_at"], name="labresult_patient_test_time")]
+        constraints = [
+            models.CheckConstraint(name="labresult_value_not_negative", condition=Q(value__gte=0)),
+        ]
+
+    def clean(self) -> None:
+        super().clean()
+        if self.test_id and self.unit and self.unit != self.test.unit:
+            raise ValidationError({"unit": f"{self.test.name} is reported in {self.test.unit}, not {self.unit}."})
+        if self.collected_at and self.collected_at > timezone.now() + timedelta(minutes=5):
+            raise ValidationError({"collected_at": "Collection time cannot be in the future."})
+        limit = self.test.max_plausible if self.test_id else None
+        if limit is not None and self.value is not None and self.value > limit:
+            raise ValidationError(
+                {"value": f"{self.value} {self.test.unit} is not a possible {self.test.name} value."}
+            )
+
+    @property
+    def is_critical(self) -> bool:
+        return self.flag in CRITICAL_FLAGS
+
+    def __str__(self) -> str:
+        return f"{self.test.short_name} {self.value} {self.unit} ({self.flag})"
+
+
+class Comparator(models.TextChoices):
+    GE = ">=", "≥"
+    GT = ">", ">"
+    LE = "<=", "≤"
+    LT = "<", "<"
+
+
+class PreCycleAction(models.TextChoices):
+    """Ordered from least to most restrictive (see labs.services.ACTION_SEVERITY)."""
+
+    TREAT = "treat", "Treat"
+    TREAT_REDUCED = "treat_reduced", "Treat at reduced dose"
+    DELAY = "delay", "Delay"
+    CONTACT = "contact", "Contact physician"
+    HOLD = "hold", "Hold"
+
+
+class PreCycleRule(models.Model):
+    """`(analyte comparator value, result no older than max_age_days) -> action` for a regimen.
+
+    Rules for one analyte are tried in `priority` order; the first that matches decides.
+    """
+
+    regimen = models.ForeignKey(Regimen, on_delete=models.CASCADE, related_name="precycle_rules")
+    test = models.ForeignKey(LabTest, on_delete=models.PROTECT, related_name="+")
+    comparator = models.CharField(max_length=2, choices=Comparator.choices)
+    value = models.DecimalField(max_digits=12, decimal_places=4, validators=[MinValueValidator(Decimal("0"))])
+    unit = models.CharField(max_length=30)
+    max_age_days = models.PositiveSmallIntegerField(
+        default=3, validators=[MinValueValidator(1), MaxValueValidator(60)],
+        help_text="A result older than this does not count (its own outcome: stale).",
+    )
+    action = models.CharField(max_length=20, choices=PreCycleAction.choices)
+    action_percent = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(99)],
+        help_text="For 'treat at reduced dose': the dose level in percent.",
+    )
+    action_delay_days = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(60)],
+        help_text="For 'delay': how many days.",
+    )
+    priority = models.PositiveSmallIntegerField(default=1)
+    source = models.CharField(max_length=200, blank=True, help_text="Protocol the rule comes from.")
+
+    class Meta:
+        ordering = ["regimen", "test", "priority", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                name="rule_reduced_has_percent",
+                condition=~Q(action="treat_reduced") | Q(action_percent__isnull=False),
+                violation_error_message="'Treat at reduced dose' needs a percent.",
+            ),
+            models.CheckConstraint(
+                name="rule_delay_has_days",
+                condition=~Q(action="delay") | Q(action_delay_days__isnull=False),
+                violation_error_message="'Delay' needs a number of days.",
+            ),
+        ]
+
+    def clean(self) -> None:
+        super().clean()
+        if self.test_id and self.unit and self.unit != self.test.unit:
+            raise ValidationError({"unit": f"{self.test.name} rules must use {self.test.unit}."})
+        if self.action == PreCycleAction.TREAT_REDUCED and not self.action_percent:
+            raise ValidationError({"action_percent": "Give the reduced dose level in percent."})
+        if self.action == PreCycleAction.DELAY and not self.action_delay_days:
+            raise ValidationError({"action_delay_days": "Give the delay in days."})
+
+    def __str__(self) -> str:
+        return f"{self.test.short_name} {self.comparator} {self.value} -> {self.get_action_display()}"
+
+
+class CtcaeGradeCriterion(models.Model):
+    """One grade's lab cut-off for a lab-defined CTCAE term.
+
+    A grade applies when the value is strictly beyond its threshold (DOMAIN.md 5: "< 1.5–1.0"
+    means grade 2 starts just below 1.5). `basis` says what the threshold is measured in.
+    """
+
+    class Direction(models.TextChoices):
+        BELOW = "below", "Below"
+        ABOVE = "above", "Above"
+
+    class Basis(models.TextChoices):
+        ABSOLUTE = "absolute", "Absolute value in the test's unit"
+        LLN = "lln", "Lower limit of normal"
+        ULN = "uln", "Upper limit of normal"
+        X_ULN = "x_uln", "Multiple of the upper limit of normal"
+
+    term = models.ForeignKey(CtcaeTerm, on_delete=models.CASCADE, related_name="lab_criteria")
+    test = models.ForeignKey(LabTest, on_delete=models.PROTECT, related_name="ctcae_criteria")
+    grade = models.PositiveSmallIntegerField(validators=[MinValueValidator(1), MaxValueValidator(5)])
+    direction = models.CharField(max_length=5, choices=Direction.choices)
+    basis = models.CharField(max_length=10, choices=Basis.choices)
+    threshold = models.DecimalField(
+        max_digits=12, decimal_places=4, null=True, blank=True,
+        help_text="The cut-off (absolute) or multiplier (x ULN); blank for LLN/ULN.",
+    )
+
+    class Meta:
+        ordering = ["term", "grade"]
+        constraints = [
+            models.UniqueConstraint(fields=["term", "test", "grade"], name="ctcae_criterion_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.term.term} grade {self.grade}: {self.direction} {self.threshold or ''} {self.basis}"

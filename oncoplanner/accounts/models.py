@@ -1,0 +1,68 @@
+"""The custom user: every person who signs in, with the role that decides what they may do."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+
+
+class User(AbstractUser):
+    class Role(models.TextChoices):
+        ADMINISTRATOR = "administrator", "Administrator"
+        CLINICIAN = "clinician", "Clinician"
+        PATIENT = "patient", "Patient"
+
+    class Discipline(models.TextChoices):
+        ONCOLOGIST = "oncologist", "Oncologist"
+        NURSE = "nurse", "Oncology nurse"
+        PHARMACIST = "pharmacist", "Pharmacist"
+
+    role = models.CharField(
+        max_length=20,
+        choices=Role.choices,
+        default=Role.PATIENT,
+        help_text="Decides which doors are open: admin, clinician pages, or the patient portal.",
+    )
+    discipline = models.CharField(
+        max_length=20,
+        choices=Discipline.choices,
+        blank=True,
+        help_text="Clinicians only: oncologist, oncology nurse or pharmacist.",
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                name="clinician_has_discipline",
+                condition=(Q(role="clinician") & ~Q(discipline=""))
+                | (~Q(role="clinician") & Q(discipline="")),
+                violation_error_message="A clinician needs a discipline; other roles have none.",
+            ),
+        ]
+
+    def clean(self) -> None:
+        super().clean()
+        if self.role == self.Role.CLINICIAN and not self.discipline:
+            raise ValidationError({"discipline": "A clinician needs a discipline."})
+        if self.role != self.Role.CLINICIAN and self.discipline:
+            raise ValidationError({"discipline": "Only clinicians have a discipline."})
+
+    @property
+    def is_clinician(self) -> bool:
+        return self.role == self.Role.CLINICIAN
+
+    @property
+    def is_administrator(self) -> bool:
+        return self.role == self.Role.ADMINISTRATOR
+
+    @property
+    def is_patient_user(self) -> bool:
+        return self.role == self.Role.PATIENT
+
+    def __str__(self) -> str:
+        full = self.get_full_name()
+        if self.is_clinician and full:
+            return f"{full} ({self.get_discipline_display()})"
+        return full or self.username

@@ -1,0 +1,10 @@
+"""ASGI entry point (gunicorn serves oncoplanner.wsgi:application in production)."""
+
+from __future__ import annotations
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "oncoplanner.settings")
+application = get_asgi_application()

@@ -1,0 +1,453 @@
+"""Regimen library, courses, cycles, administrations, dose changes and CTCAE side effects.
+
+DOMAIN.md section 2: regimen -> course -> cycle -> administration. Every threshold here is
+data with provenance, never a constant buried in code.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import F, Q
+
+from patients.models import Patient
+
+DAYS_PATTERN = re.compile(r"^\d{1,2}(-\d{1,2})?(,\d{1,2}(-\d{1,2})?)*$")
+
+
+def parse_days(days: str) -> list[int]:
+    """'1' -> [1]; '1-5' -> [1..5]; '1,8' -> [1, 8]. Raises ValueError on anything else."""
+    if not DAYS_PATTERN.match(days):
+        raise ValueError(days)
+    result: list[int] = []
+    for part in days.split(","):
+        first, _, last = part.partition("-")
+        start, end = int(first), int(last or first)
+        if start < 1 or end < start:
+            raise ValueError(days)
+        result.extend(range(start, end + 1))
+    return sorted(set(result))
+
+
+class Drug(models.Model):
+    """A drug in the formulary, with an optional lifetime cumulative limit (anthracyclines)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    drug_class = models.CharField(max_length=60, blank=True, help_text="E.g. anthracycline, platinum.")
+    lifetime_limit_mg_m2 = models.DecimalField(
+        "lifetime limit (mg/m²)",
+        max_digits=8,
+        decimal_places=1,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0.1"))],
+        help_text="Cumulative lifetime dose limit in mg/m², if one applies.",
+    )
+    limit_warning_fraction = models.DecimalField(
+        max_digits=3,
+        decimal_places=2,
+        default=Decimal("0.80"),
+        validators=[MinValueValidator(Decimal("0.10")), MaxValueValidator(Decimal("1.00"))],
+        help_text="Warn when the cumulative dose reaches this fraction of the limit.",
+    )
+    limit_source = models.CharField(max_length=200, blank=True, help_text="Where the limit comes from.")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Intent(models.TextChoices):
+    """mCODE treatment intent (SNOMED CT codes in `INTENT_SNOMED`)."""
+
+    CURATIVE = "curative", "Curative"
+    PALLIATIVE = "palliative", "Palliative"
+    SUPPORTIVE = "supportive", "Supportive"
+    ADJUVANT = "adjuvant", "Adjuvant (curative)"
+    NEOADJUVANT = "neoadjuvant", "Neoadjuvant (curative)"
+
+
+INTENT_SNOMED = {
+    "curative": "373808002",
+    "adjuvant": "373808002",
+    "neoadjuvant": "373808002",
+    "palliative": "363676003",
+    "supportive": "399707004",
+}
+
+
+class Regimen(models.Model):
+    """A reusable, versioned treatment template. A course keeps the version it started on."""
+
+    name = models.CharField(max_length=100, help_text="E.g. mFOLFOX6.")
+    version = models.PositiveIntegerField(default=1, validators=[MinValueValidator(1)])
+    intent = models.CharField(max_length=20, choices=Intent.choices, default=Intent.CURATIVE)
+    indication = models.CharField(max_length=200, blank=True)
+    description = models.TextField(blank=True)
+    source = models.CharField(max_length=300, blank=True, help_text="Published source of the doses.")
+    is_active = models.BooleanField(default=True, help_text="Offered for new courses.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["name", "version"], name="regimen_name_version_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"
+
+
+class RegimenPhase(models.Model):
+    """One phase of a regimen (AC->T has two), run in `order`."""
+
+    regimen = models.ForeignKey(Regimen, on_delete=models.CASCADE, related_name="phases")
+    order = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1)])
+    name = models.CharField(max_length=100)
+    cycle_length_days = models.PositiveSmallIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(365)]
+    )
+    planned_cycles = models.PositiveSmallIntegerField(validators=[MinValueValidator(1), MaxValueValidator(100)])
+
+    class Meta:
+        ordering = ["regimen", "order"]
+        constraints = [
+            models.UniqueConstraint(fields=["regimen", "order"], name="phase_order_unique"),
+            models.CheckConstraint(name="phase_cycle_length_positive", condition=Q(cycle_length_days__gte=1)),
+            models.CheckConstraint(name="phase_planned_cycles_positive", condition=Q(planned_cycles__gte=1)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.regimen}: {self.name} (q{self.cycle_length_days}d x {self.planned_cycles})"
+
+
+class DoseBasis(models.TextChoices):
+    MG_M2 = "mg/m2", "mg/m² (BSA)"
+    MG_KG = "mg/kg", "mg/kg"
+    AUC = "auc", "AUC (Calvert)"
+    FLAT = "mg", "flat mg"
+
+
+class Route(models.TextChoices):
+    IV = "IV", "Intravenous"
+    IV_BOLUS = "IV bolus", "IV bolus"
+    IV_INFUSION = "IV infusion", "IV continuous infusion"
+    PO = "PO", "By mouth"
+    SC = "SC", "Subcutaneous"
+    IM = "IM", "Intramuscular"
+    IT = "IT", "Intrathecal"
+
+
+class RegimenDrug(models.Model):
+    """A drug within a phase: the standard dose, its basis, route and days of the cycle."""
+
+    phase = models.ForeignKey(RegimenPhase, on_delete=models.CASCADE, related_name="drugs")
+    drug = models.ForeignKey(Drug, on_delete=models.PROTECT, related_name="regimen_uses")
+    dose = models.DecimalField(
+        max_digits=8, decimal_places=2, validators=[MinValueValidator(Decimal("0.01"))],
+        help_text="Standard dose in the unit of the dose basis (AUC target for carboplatin).",
+    )
+    dose_basis = models.CharField(max_length=10, choices=DoseBasis.choices)
+    route = models.CharField(max_length=20, choices=Route.choices)
+    days = models.CharField(max_length=40, default="1", help_text="Days of the cycle: 1, 1-5 or 1,8.")
+    duration = models.CharField(max_length=60, blank=True, help_text="E.g. over 2 h, over 46 h.")
+    max_dose_mg = models.DecimalField(
+        max_digits=8, decimal_places=2, null=True, blank=True,
+        help_text="Cap per administration in mg (e.g. vincristine 2 mg), if any.",
+    )
+    order = models.PositiveSmallIntegerField(default=1)
+
+    class Meta:
+        ordering = ["phase", "order", "pk"]
+        constraints = [
+            models.CheckConstraint(name="regimen_drug_dose_positive", condition=Q(dose__gt=0)),
+        ]
+
+    def clean(self) -> None:
+        super().clean()
+        try:
+            days = parse_days(self.days)
+        except ValueError:
+            raise ValidationError({"days": "Days look like 1, 1-5 or 1,8."}) from None
+        if self.phase_id and days[-1] > self.phase.cycle_length_days:
+            raise ValidationError({"days": "A day is beyond the cycle length."})
+
+    def __str__(self) -> str:
+        return f"{self.drug} {self.dose} {self.dose_basis} {self.route} d{self.days}"
+
+
+class Course(models.Model):
+    """A patient on one regimen version."""
+
+    class Status(models.TextChoices):
+        PLANNED = "planned", "Planned"
+        ACTIVE = "active", "Active"
+        COMPLETED = "completed", "Completed"
+        STOPPED = "stopped", "Stopped"
+
+    class StopReason(models.TextChoices):
+        """mCODE termination reasons (SNOMED CT), plus a few everyday ones."""
+
+        NOT_TOLERATED = "407563006", "Treatment not tolerated"
+        NO_RESPONSE = "266721009", "No response to treatment"
+        REFUSED = "105480006", "Refusal of treatment by patient"
+        PROGRESSION = "progression", "Disease progression"
+        DEATH = "death", "Patient died"
+        OTHER = "other", "Other"
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="courses")
+    regimen = models.ForeignKey(Regimen, on_delete=models.PROTECT, related_name="courses")
+    start_date = models.DateField()
+    intent = models.CharField(max_length=20, choices=Intent.choices)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PLANNED)
+    stop_reason = models.CharField(max_length=20, choices=StopReason.choices, blank=True)
+    stop_note = models.TextField(blank=True)
+    stopped_on = models.DateField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-start_date", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                name="course_stopped_has_reason",
+                condition=~Q(status="stopped") | (~Q(stop_reason="") & Q(stopped_on__isnull=False)),
+                violation_error_message="A stopped course needs a reason and a date.",
+            ),
+            models.CheckConstraint(
+                name="course_stop_after_start",
+                condition=Q(stopped_on__isnull=True) | Q(stopped_on__gte=F("start_date")),
+                violation_error_message="A course cannot stop before it starts.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.regimen} from {self.start_date}"
+
+
+class ChemoCycle(models.Model):
+    class Status(models.TextChoices):
+        PLANNED = "planned", "Planned"
+        READY = "ready", "Ready"
+        GIVEN = "given", "Given"
+        DELAYED = "delayed", "Delayed"
+        HELD = "held", "Held"
+        CANCELLED = "cancelled", "Cancelled"
+
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="cycles")
+    phase = models.ForeignKey(RegimenPhase, on_delete=models.PROTECT, related_name="+")
+    number = models.PositiveSmallIntegerField(validators=[MinValueValidator(1)])
+    planned_start = models.DateField()
+    actual_start = models.DateField(null=True, blank=True)
+    end_date = models.DateField(null=True, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PLANNED)
+    reason = models.TextField(blank=True, help_text="Why the cycle was delayed, held, cancelled or reduced.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["course", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["course", "number"], name="cycle_number_unique_in_course"),
+            models.CheckConstraint(
+                name="cycle_end_after_start",
+                condition=Q(end_date__isnull=True)
+                | Q(end_date__gte=F("actual_start"))
+                | (Q(actual_start__isnull=True) & Q(end_date__gte=F("planned_start"))),
+                violation_error_message="A cycle cannot end before it starts.",
+            ),
+            models.CheckConstraint(
+                name="cycle_status_needs_reason",
+                condition=~Q(status__in=["delayed", "held", "cancelled"]) | ~Q(reason=""),
+                violation_error_message="A delay, hold or cancellation needs a reason.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Cycle {self.number} ({self.get_status_display()})"
+
+    @property
+    def patient(self) -> Patient:
+        return self.course.patient
+
+    @property
+    def start(self):  # noqa: ANN201 - a date
+        return self.actual_start or self.planned_start
+
+    def clean(self) -> None:
+        super().clean()
+        start = self.actual_start or self.planned_start
+        if self.end_date and start and self.end_date < start:
+            raise ValidationError({"end_date": "A cycle cannot end before it starts."})
+        if self.status in {self.Status.DELAYED, self.Status.HELD, self.Status.CANCELLED} and not self.reason.strip():
+            raise ValidationError({"reason": f"Give a reason for a {self.status} cycle."})
+
+
+class DoseModification(models.Model):
+    """A dose level (percent of standard) from a cycle onwards, carried forward until changed."""
+
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="dose_modifications")
+    drug = models.ForeignKey(
+        Drug, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        help_text="The drug changed; blank means every drug in the course.",
+    )
+    from_cycle_number = models.PositiveSmallIntegerField(validators=[MinValueValidator(1)])
+    percent = models.DecimalField(
+        max_digits=5, decimal_places=1,
+        validators=[MinValueValidator(Decimal("1")), MaxValueValidator(Decimal("150"))],
+        help_text="Dose level as a percent of the standard dose (80 = 80%).",
+    )
+    reason = models.TextField()
+    override_reason = models.TextField(
+        blank=True, help_text="Required for a dose above the regimen's standard dose.",
+    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["course", "from_cycle_number", "created_at", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                name="dose_mod_percent_range", condition=Q(percent__gt=0) & Q(percent__lte=150)
+            ),
+            models.CheckConstraint(
+                name="dose_mod_over_standard_needs_override",
+                condition=Q(percent__lte=100) | ~Q(override_reason=""),
+                violation_error_message="A dose above the standard dose needs an override reason.",
+            ),
+            models.CheckConstraint(name="dose_mod_has_reason", condition=~Q(reason="")),
+        ]
+
+    def clean(self) -> None:
+        super().clean()
+        if self.percent is not None and self.percent > 100 and not self.override_reason.strip():
+            raise ValidationError(
+                {"override_reason": "A dose above the regimen's standard dose needs an explicit override reason."}
+            )
+
+    def __str__(self) -> str:
+        return f"{self.percent}% {self.drug or 'all drugs'} from cycle {self.from_cycle_number}"
+
+
+class Administration(models.Model):
+    """What was actually given (the seed's Treatment): the dose, and every input that made it.
+
+    ASCO/ONS 2024: a second competent person independently verifies drug, dose, calculation and
+    inputs, route, and cycle number and day; `verified_by` records who.
+    """
+
+    class Formula(models.TextChoices):
+        MOSTELLER = "mosteller", "BSA (Mosteller) x mg/m²"
+        WEIGHT = "weight", "Weight x mg/kg"
+        CALVERT = "calvert", "Calvert: AUC x (GFR + 25)"
+        FLAT = "flat", "Flat dose"
+
+    cycle = models.ForeignKey(ChemoCycle, on_delete=models.PROTECT, related_name="administrations")
+    regimen_drug = models.ForeignKey(RegimenDrug, on_delete=models.PROTECT, related_name="+")
+    drug = models.ForeignKey(Drug, on_delete=models.PROTECT, related_name="administrations")
+    day_of_cycle = models.PositiveSmallIntegerField(validators=[MinValueValidator(1)])
+    given_at = models.DateTimeField()
+    route = models.CharField(max_length=20, choices=Route.choices)
+    standard_dose_mg = models.DecimalField(max_digits=10, decimal_places=2, help_text="Full (100%) dose in mg.")
+    dose_percent = models.DecimalField(max_digits=5, decimal_places=1, default=Decimal("100"))
+    dose_mg = models.DecimalField(
+        max_digits=10, decimal_places=2, validators=[MinValueValidator(Decimal("0.01"))],
+        help_text="The dose given, in mg.",
+    )
+    formula = models.CharField(max_length=20, choices=Formula.choices)
+    inputs = models.JSONField(
+        default=dict, help_text="Every input of the calculation: height, weight and dates, BSA, GFR, AUC…",
+    )
+    notes = models.TextField(blank=True)
+    administered_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    verified_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+    )
+    verified_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["given_at", "pk"]
+        constraints = [
+            models.CheckConstraint(name="administration_dose_positive", condition=Q(dose_mg__gt=0)),
+            models.CheckConstraint(
+                name="administration_independent_check",
+                condition=Q(verified_by__isnull=True) | ~Q(verified_by=F("administered_by")),
+                violation_error_message="The second check must be done by another person.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.drug} {self.dose_mg} mg on {self.given_at:%Y-%m-%d}"
+
+
+class CtcaeTerm(models.Model):
+    """A CTCAE adverse-event term in one CTCAE version, with the meaning of each grade."""
+
+    term = models.CharField(max_length=120)
+    version = models.CharField(max_length=10, default="5.0")
+    category = models.CharField(max_length=120, blank=True, help_text="System organ class.")
+    ncit_code = models.CharField("NCIt code", max_length=20, blank=True, help_text="Open NCI Thesaurus identifier.")
+    max_grade = models.PositiveSmallIntegerField(default=5, validators=[MinValueValidator(1), MaxValueValidator(5)])
+    grade_descriptions = models.JSONField(default=dict, blank=True, help_text="Grade number -> meaning.")
+    is_common = models.BooleanField(default=False, help_text="Offered first in the term picker.")
+    lab_loinc = models.CharField(max_length=20, blank=True, help_text="LOINC of the lab that defines this term.")
+
+    class Meta:
+        ordering = ["-is_common", "term"]
+        constraints = [
+            models.UniqueConstraint(fields=["term", "version"], name="ctcae_term_version_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.term} (CTCAE v{self.version})"
+
+
+class SideEffect(models.Model):
+    class Source(models.TextChoices):
+        CLINICIAN = "clinician", "Clinician"
+        PATIENT = "patient", "Patient report"
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="side_effects")
+    cycle = models.ForeignKey(
+        ChemoCycle, on_delete=models.PROTECT, null=True, blank=True, related_name="side_effects"
+    )
+    term = models.ForeignKey(CtcaeTerm, on_delete=models.PROTECT, related_name="+")
+    grade = models.PositiveSmallIntegerField(validators=[MinValueValidator(1), MaxValueValidator(5)])
+    ctcae_version = models.CharField(max_length=10)
+    onset = models.DateField()
+    resolved_on = models.DateField(null=True, blank=True)
+    description = models.TextField(blank=True)
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.CLINICIAN)
+    reported_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-onset", "-pk"]
+        constraints = [
+            models.CheckConstraint(name="side_effect_grade_1_5", condition=Q(grade__gte=1) & Q(grade__lte=5)),
+            models.CheckConstraint(
+                name="side_effect_resolved_after_onset",
+                condition=Q(resolved_on__isnull=True) | Q(resolved_on__gte=F("onset")),
+                violation_error_message="A side effect cannot resolve before its onset.",
+            ),
+        ]
+
+    def clean(self) -> None:
+        super().clean()
+        from django.utils import timezone
+
+        if self.term_id and self.grade and self.grade > self.term.max_grade:
+            raise ValidationError({"grade": f"{self.term.term} has no grade {self.grade} in CTCAE v{self.term.version}."})
+        if self.onset and self.onset > timezone.localdate():
+            raise ValidationError({"onset": "Onset cannot be in the future."})
+        if self.cycle_id and self.patient_id and self.cycle.course.patient_id != self.patient_id:
+            raise ValidationError({"cycle": "That cycle belongs to another patient."})
+
+    def __str__(self) -> str:
+        return f"{self.term.term} grade {self.grade}"
