@@ -25,9 +25,13 @@ def care_team(db: None) -> CareTeam:
 def patient(care_team: CareTeam) -> Patient:
     fields = PatientFactory.build()
     return patient_create(
-        created_by=None, care_team=care_team,
-        **{f.name: getattr(fields, f.name) for f in Patient._meta.concrete_fields
-           if f.name not in {"id", "care_team", "portal_user", "created_at", "updated_at"}},
+        created_by=None,
+        care_team=care_team,
+        **{
+            f.name: getattr(fields, f.name)
+            for f in Patient._meta.concrete_fields
+            if f.name not in {"id", "care_team", "portal_user", "created_at", "updated_at"}
+        },
     )
 
 

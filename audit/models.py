@@ -53,16 +53,26 @@ class AccessLog(models.Model):
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.DO_NOTHING, db_constraint=False,
-        null=True, blank=True, related_name="+",
+        settings.AUTH_USER_MODEL,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="+",
     )
     username = models.CharField(max_length=150, blank=True, help_text="As it was at the time.")
     user_role = models.CharField(max_length=20, blank=True)
     patient = models.ForeignKey(
-        "patients.Patient", on_delete=models.DO_NOTHING, db_constraint=False,
-        null=True, blank=True, related_name="+",
+        "patients.Patient",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="+",
     )
-    patient_ids = models.JSONField(default=list, blank=True, help_text="Every patient the access touched.")
+    patient_ids = models.JSONField(
+        default=list, blank=True, help_text="Every patient the access touched."
+    )
     action = models.CharField(max_length=20, choices=Action.choices)
     object_type = models.CharField(max_length=60, blank=True)
     object_id = models.CharField(max_length=64, blank=True)

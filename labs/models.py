@@ -33,23 +33,34 @@ class LabTest(models.Model):
     critical_high = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
     decimal_places = models.PositiveSmallIntegerField(default=1, validators=[MaxValueValidator(4)])
     max_plausible = models.DecimalField(
-        max_digits=12, decimal_places=4, null=True, blank=True,
+        max_digits=12,
+        decimal_places=4,
+        null=True,
+        blank=True,
         help_text="Values above this are rejected as impossible (entry error).",
     )
     is_tumour_marker = models.BooleanField(default=False)
-    is_panel_default = models.BooleanField(default=False, help_text="Charted by default (ANC, platelets…).")
-    range_source = models.CharField(max_length=200, blank=True, help_text="Where the ranges come from.")
+    is_panel_default = models.BooleanField(
+        default=False, help_text="Charted by default (ANC, platelets…)."
+    )
+    range_source = models.CharField(
+        max_length=200, blank=True, help_text="Where the ranges come from."
+    )
 
     class Meta:
         ordering = ["name"]
         constraints = [
             models.CheckConstraint(
                 name="labtest_ref_low_le_high",
-                condition=Q(ref_low__isnull=True) | Q(ref_high__isnull=True) | Q(ref_low__lte=F("ref_high")),
+                condition=Q(ref_low__isnull=True)
+                | Q(ref_high__isnull=True)
+                | Q(ref_low__lte=F("ref_high")),
             ),
             models.CheckConstraint(
                 name="labtest_critical_low_le_ref_low",
-                condition=Q(critical_low__isnull=True) | Q(ref_low__isnull=True) | Q(critical_low__lte=F("ref_low")),
+                condition=Q(critical_low__isnull=True)
+                | Q(ref_low__isnull=True)
+                | Q(critical_low__lte=F("ref_low")),
             ),
             models.CheckConstraint(
                 name="labtest_critical_high_ge_ref_high",
@@ -113,7 +124,9 @@ class LabResult(models.Model):
 
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="lab_results")
     test = models.ForeignKey(LabTest, on_delete=models.PROTECT, related_name="results")
-    value = models.DecimalField(max_digits=12, decimal_places=4, validators=[MinValueValidator(Decimal("0"))])
+    value = models.DecimalField(
+        max_digits=12, decimal_places=4, validators=[MinValueValidator(Decimal("0"))]
+    )
     unit = models.CharField(max_length=30)
     collected_at = models.DateTimeField()
     ref_low = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
@@ -121,7 +134,9 @@ class LabResult(models.Model):
     critical_low = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
     critical_high = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
     flag = models.CharField(max_length=2, choices=Flag.choices, default=Flag.NORMAL)
-    is_released = models.BooleanField(default=False, help_text="Visible to the patient in the portal.")
+    is_released = models.BooleanField(
+        default=False, help_text="Visible to the patient in the portal."
+    )
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.MANUAL)
     note = models.TextField(blank=True)
     recorded_by = models.ForeignKey(
@@ -131,7 +146,11 @@ class LabResult(models.Model):
 
     class Meta:
         ordering = ["-collected_at", "-pk"]
-        indexes = [models.Index(fields=["patient", "test", "-collected_at"], name="labresult_patient_test_time")]
+        indexes = [
+            models.Index(
+                fields=["patient", "test", "-collected_at"], name="labresult_patient_test_time"
+            )
+        ]
         constraints = [
             models.CheckConstraint(name="labresult_value_not_negative", condition=Q(value__gte=0)),
         ]
@@ -139,13 +158,17 @@ class LabResult(models.Model):
     def clean(self) -> None:
         super().clean()
         if self.test_id and self.unit and self.unit != self.test.unit:
-            raise ValidationError({"unit": f"{self.test.name} is reported in {self.test.unit}, not {self.unit}."})
+            raise ValidationError(
+                {"unit": f"{self.test.name} is reported in {self.test.unit}, not {self.unit}."}
+            )
         if self.collected_at and self.collected_at > timezone.now() + timedelta(minutes=5):
             raise ValidationError({"collected_at": "Collection time cannot be in the future."})
         limit = self.test.max_plausible if self.test_id else None
         if limit is not None and self.value is not None and self.value > limit:
             raise ValidationError(
-                {"value": f"{self.value} {self.test.unit} is not a possible {self.test.name} value."}
+                {
+                    "value": f"{self.value} {self.test.unit} is not a possible {self.test.name} value."
+                }
             )
 
     @property
@@ -182,19 +205,26 @@ class PreCycleRule(models.Model):
     regimen = models.ForeignKey(Regimen, on_delete=models.CASCADE, related_name="precycle_rules")
     test = models.ForeignKey(LabTest, on_delete=models.PROTECT, related_name="+")
     comparator = models.CharField(max_length=2, choices=Comparator.choices)
-    value = models.DecimalField(max_digits=12, decimal_places=4, validators=[MinValueValidator(Decimal("0"))])
+    value = models.DecimalField(
+        max_digits=12, decimal_places=4, validators=[MinValueValidator(Decimal("0"))]
+    )
     unit = models.CharField(max_length=30)
     max_age_days = models.PositiveSmallIntegerField(
-        default=3, validators=[MinValueValidator(1), MaxValueValidator(60)],
+        default=3,
+        validators=[MinValueValidator(1), MaxValueValidator(60)],
         help_text="A result older than this does not count (its own outcome: stale).",
     )
     action = models.CharField(max_length=20, choices=PreCycleAction.choices)
     action_percent = models.PositiveSmallIntegerField(
-        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(99)],
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(99)],
         help_text="For 'treat at reduced dose': the dose level in percent.",
     )
     action_delay_days = models.PositiveSmallIntegerField(
-        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(60)],
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(60)],
         help_text="For 'delay': how many days.",
     )
     priority = models.PositiveSmallIntegerField(default=1)
@@ -225,7 +255,9 @@ class PreCycleRule(models.Model):
             raise ValidationError({"action_delay_days": "Give the delay in days."})
 
     def __str__(self) -> str:
-        return f"{self.test.short_name} {self.comparator} {self.value} -> {self.get_action_display()}"
+        return (
+            f"{self.test.short_name} {self.comparator} {self.value} -> {self.get_action_display()}"
+        )
 
 
 class CtcaeGradeCriterion(models.Model):
@@ -247,18 +279,25 @@ class CtcaeGradeCriterion(models.Model):
 
     term = models.ForeignKey(CtcaeTerm, on_delete=models.CASCADE, related_name="lab_criteria")
     test = models.ForeignKey(LabTest, on_delete=models.PROTECT, related_name="ctcae_criteria")
-    grade = models.PositiveSmallIntegerField(validators=[MinValueValidator(1), MaxValueValidator(5)])
+    grade = models.PositiveSmallIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(5)]
+    )
     direction = models.CharField(max_length=5, choices=Direction.choices)
     basis = models.CharField(max_length=10, choices=Basis.choices)
     threshold = models.DecimalField(
-        max_digits=12, decimal_places=4, null=True, blank=True,
+        max_digits=12,
+        decimal_places=4,
+        null=True,
+        blank=True,
         help_text="The cut-off (absolute) or multiplier (x ULN); blank for LLN/ULN.",
     )
 
     class Meta:
         ordering = ["term", "grade"]
         constraints = [
-            models.UniqueConstraint(fields=["term", "test", "grade"], name="ctcae_criterion_unique"),
+            models.UniqueConstraint(
+                fields=["term", "test", "grade"], name="ctcae_criterion_unique"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -29,7 +29,9 @@ class CareTeam(models.Model):
 
     name = models.CharField(max_length=120, unique=True)
     description = models.TextField(blank=True)
-    group = models.OneToOneField(Group, on_delete=models.PROTECT, editable=False, related_name="care_team")
+    group = models.OneToOneField(
+        Group, on_delete=models.PROTECT, editable=False, related_name="care_team"
+    )
 
     class Meta:
         ordering = ["name"]
@@ -49,7 +51,11 @@ class Patient(models.Model):
         "MRN",
         max_length=20,
         unique=True,
-        validators=[RegexValidator(r"^[A-Z0-9-]{4,20}$", "An MRN is 4-20 capital letters, digits or dashes.")],
+        validators=[
+            RegexValidator(
+                r"^[A-Z0-9-]{4,20}$", "An MRN is 4-20 capital letters, digits or dashes."
+            )
+        ],
         help_text="Medical record number, unique in this clinic.",
     )
     given_name = models.CharField(max_length=100)
@@ -64,9 +70,15 @@ class Patient(models.Model):
     email = models.EmailField(blank=True)
     address = models.TextField(blank=True)
     medical_history = models.TextField(blank=True, help_text="Relevant past medical history.")
-    primary_diagnosis = models.CharField(max_length=200, blank=True, help_text="Primary cancer diagnosis.")
-    icd10_code = models.CharField("ICD-10 code", max_length=10, blank=True, validators=[icd10_validator])
-    stage = models.CharField(max_length=40, blank=True, help_text="Stage group, e.g. IIIB or pT3N1M0.")
+    primary_diagnosis = models.CharField(
+        max_length=200, blank=True, help_text="Primary cancer diagnosis."
+    )
+    icd10_code = models.CharField(
+        "ICD-10 code", max_length=10, blank=True, validators=[icd10_validator]
+    )
+    stage = models.CharField(
+        max_length=40, blank=True, help_text="Stage group, e.g. IIIB or pT3N1M0."
+    )
     ecog = models.PositiveSmallIntegerField(
         "ECOG performance status",
         null=True,
@@ -92,7 +104,9 @@ class Patient(models.Model):
     class Meta:
         ordering = ["family_name", "given_name"]
         constraints = [
-            models.CheckConstraint(name="patient_ecog_0_4", condition=Q(ecog__isnull=True) | Q(ecog__lte=4)),
+            models.CheckConstraint(
+                name="patient_ecog_0_4", condition=Q(ecog__isnull=True) | Q(ecog__lte=4)
+            ),
         ]
 
     def __str__(self) -> str:

@@ -22,7 +22,9 @@ PATIENT_OBJECT_PERMS = ("patients.view_patient", "patients.change_patient")
 
 
 @transaction.atomic
-def care_team_create(*, name: str, description: str = "", created_by: User | None = None) -> CareTeam:
+def care_team_create(
+    *, name: str, description: str = "", created_by: User | None = None
+) -> CareTeam:
     group = Group.objects.create(name=f"care-team:{name}")
     team = CareTeam(name=name, description=description, group=group)
     team.full_clean()
@@ -41,7 +43,10 @@ def care_team_add_member(*, team: CareTeam, clinician: User, granted_by: User | 
         raise ValueError("Only clinicians can join a care team.")
     clinician.groups.add(team.group)
     access_changed.send(
-        sender=CareTeam, patient=None, actor=granted_by, granted=True,
+        sender=CareTeam,
+        patient=None,
+        actor=granted_by,
+        granted=True,
         detail={"care_team_id": team.pk, "clinician_id": clinician.pk},
     )
 
@@ -50,7 +55,10 @@ def care_team_add_member(*, team: CareTeam, clinician: User, granted_by: User | 
 def care_team_remove_member(*, team: CareTeam, clinician: User, revoked_by: User | None) -> None:
     clinician.groups.remove(team.group)
     access_changed.send(
-        sender=CareTeam, patient=None, actor=revoked_by, granted=False,
+        sender=CareTeam,
+        patient=None,
+        actor=revoked_by,
+        granted=False,
         detail={"care_team_id": team.pk, "clinician_id": clinician.pk},
     )
 
@@ -66,7 +74,9 @@ def _revoke_team(patient: Patient, team: CareTeam) -> None:
 
 
 @transaction.atomic
-def patient_create(*, created_by: User | None, care_team: CareTeam | None = None, **fields: Any) -> Patient:
+def patient_create(
+    *, created_by: User | None, care_team: CareTeam | None = None, **fields: Any
+) -> Patient:
     """Create a patient record and give its care team access to it."""
     patient = Patient(care_team=care_team, **fields)
     patient.full_clean()
@@ -90,19 +100,32 @@ def patient_update(*, patient: Patient, updated_by: User | None, **fields: Any) 
         if patient.care_team is not None:
             _grant_team(patient, patient.care_team)
         access_changed.send(
-            sender=Patient, patient=patient, actor=updated_by, granted=patient.care_team is not None,
-            detail={"from_team": getattr(old_team, "pk", None), "to_team": getattr(patient.care_team, "pk", None)},
+            sender=Patient,
+            patient=patient,
+            actor=updated_by,
+            granted=patient.care_team is not None,
+            detail={
+                "from_team": getattr(old_team, "pk", None),
+                "to_team": getattr(patient.care_team, "pk", None),
+            },
         )
     return patient
 
 
 @transaction.atomic
 def measurement_record(
-    *, patient: Patient, measured_on: date, height_cm: Decimal | None, weight_kg: Decimal | None,
+    *,
+    patient: Patient,
+    measured_on: date,
+    height_cm: Decimal | None,
+    weight_kg: Decimal | None,
     recorded_by: User | None,
 ) -> BodyMeasurement:
     measurement = BodyMeasurement(
-        patient=patient, measured_on=measured_on, height_cm=height_cm, weight_kg=weight_kg,
+        patient=patient,
+        measured_on=measured_on,
+        height_cm=height_cm,
+        weight_kg=weight_kg,
         recorded_by=recorded_by,
     )
     measurement.full_clean()

@@ -38,7 +38,9 @@ class Drug(models.Model):
     """A drug in the formulary, with an optional lifetime cumulative limit (anthracyclines)."""
 
     name = models.CharField(max_length=100, unique=True)
-    drug_class = models.CharField(max_length=60, blank=True, help_text="E.g. anthracycline, platinum.")
+    drug_class = models.CharField(
+        max_length=60, blank=True, help_text="E.g. anthracycline, platinum."
+    )
     lifetime_limit_mg_m2 = models.DecimalField(
         "lifetime limit (mg/m²)",
         max_digits=8,
@@ -55,7 +57,9 @@ class Drug(models.Model):
         validators=[MinValueValidator(Decimal("0.10")), MaxValueValidator(Decimal("1.00"))],
         help_text="Warn when the cumulative dose reaches this fraction of the limit.",
     )
-    limit_source = models.CharField(max_length=200, blank=True, help_text="Where the limit comes from.")
+    limit_source = models.CharField(
+        max_length=200, blank=True, help_text="Where the limit comes from."
+    )
 
     class Meta:
         ordering = ["name"]
@@ -91,7 +95,9 @@ class Regimen(models.Model):
     intent = models.CharField(max_length=20, choices=Intent.choices, default=Intent.CURATIVE)
     indication = models.CharField(max_length=200, blank=True)
     description = models.TextField(blank=True)
-    source = models.CharField(max_length=300, blank=True, help_text="Published source of the doses.")
+    source = models.CharField(
+        max_length=300, blank=True, help_text="Published source of the doses."
+    )
     is_active = models.BooleanField(default=True, help_text="Offered for new courses.")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -114,14 +120,20 @@ class RegimenPhase(models.Model):
     cycle_length_days = models.PositiveSmallIntegerField(
         validators=[MinValueValidator(1), MaxValueValidator(365)]
     )
-    planned_cycles = models.PositiveSmallIntegerField(validators=[MinValueValidator(1), MaxValueValidator(100)])
+    planned_cycles = models.PositiveSmallIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(100)]
+    )
 
     class Meta:
         ordering = ["regimen", "order"]
         constraints = [
             models.UniqueConstraint(fields=["regimen", "order"], name="phase_order_unique"),
-            models.CheckConstraint(name="phase_cycle_length_positive", condition=Q(cycle_length_days__gte=1)),
-            models.CheckConstraint(name="phase_planned_cycles_positive", condition=Q(planned_cycles__gte=1)),
+            models.CheckConstraint(
+                name="phase_cycle_length_positive", condition=Q(cycle_length_days__gte=1)
+            ),
+            models.CheckConstraint(
+                name="phase_planned_cycles_positive", condition=Q(planned_cycles__gte=1)
+            ),
         ]
 
     def __str__(self) -> str:
@@ -151,15 +163,22 @@ class RegimenDrug(models.Model):
     phase = models.ForeignKey(RegimenPhase, on_delete=models.CASCADE, related_name="drugs")
     drug = models.ForeignKey(Drug, on_delete=models.PROTECT, related_name="regimen_uses")
     dose = models.DecimalField(
-        max_digits=8, decimal_places=2, validators=[MinValueValidator(Decimal("0.01"))],
+        max_digits=8,
+        decimal_places=2,
+        validators=[MinValueValidator(Decimal("0.01"))],
         help_text="Standard dose in the unit of the dose basis (AUC target for carboplatin).",
     )
     dose_basis = models.CharField(max_length=10, choices=DoseBasis.choices)
     route = models.CharField(max_length=20, choices=Route.choices)
-    days = models.CharField(max_length=40, default="1", help_text="Days of the cycle: 1, 1-5 or 1,8.")
+    days = models.CharField(
+        max_length=40, default="1", help_text="Days of the cycle: 1, 1-5 or 1,8."
+    )
     duration = models.CharField(max_length=60, blank=True, help_text="E.g. over 2 h, over 46 h.")
     max_dose_mg = models.DecimalField(
-        max_digits=8, decimal_places=2, null=True, blank=True,
+        max_digits=8,
+        decimal_places=2,
+        null=True,
+        blank=True,
         help_text="Cap per administration in mg (e.g. vincristine 2 mg), if any.",
     )
     order = models.PositiveSmallIntegerField(default=1)
@@ -210,7 +229,9 @@ class Course(models.Model):
     stop_reason = models.CharField(max_length=20, choices=StopReason.choices, blank=True)
     stop_note = models.TextField(blank=True)
     stopped_on = models.DateField(null=True, blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -248,13 +269,17 @@ class ChemoCycle(models.Model):
     actual_start = models.DateField(null=True, blank=True)
     end_date = models.DateField(null=True, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PLANNED)
-    reason = models.TextField(blank=True, help_text="Why the cycle was delayed, held, cancelled or reduced.")
+    reason = models.TextField(
+        blank=True, help_text="Why the cycle was delayed, held, cancelled or reduced."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["course", "number"]
         constraints = [
-            models.UniqueConstraint(fields=["course", "number"], name="cycle_number_unique_in_course"),
+            models.UniqueConstraint(
+                fields=["course", "number"], name="cycle_number_unique_in_course"
+            ),
             models.CheckConstraint(
                 name="cycle_end_after_start",
                 condition=Q(end_date__isnull=True)
@@ -285,7 +310,10 @@ class ChemoCycle(models.Model):
         start = self.actual_start or self.planned_start
         if self.end_date and start and self.end_date < start:
             raise ValidationError({"end_date": "A cycle cannot end before it starts."})
-        if self.status in {self.Status.DELAYED, self.Status.HELD, self.Status.CANCELLED} and not self.reason.strip():
+        if (
+            self.status in {self.Status.DELAYED, self.Status.HELD, self.Status.CANCELLED}
+            and not self.reason.strip()
+        ):
             raise ValidationError({"reason": f"Give a reason for a {self.status} cycle."})
 
 
@@ -294,20 +322,28 @@ class DoseModification(models.Model):
 
     course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="dose_modifications")
     drug = models.ForeignKey(
-        Drug, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        Drug,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
         help_text="The drug changed; blank means every drug in the course.",
     )
     from_cycle_number = models.PositiveSmallIntegerField(validators=[MinValueValidator(1)])
     percent = models.DecimalField(
-        max_digits=5, decimal_places=1,
+        max_digits=5,
+        decimal_places=1,
         validators=[MinValueValidator(Decimal("1")), MaxValueValidator(Decimal("150"))],
         help_text="Dose level as a percent of the standard dose (80 = 80%).",
     )
     reason = models.TextField()
     override_reason = models.TextField(
-        blank=True, help_text="Required for a dose above the regimen's standard dose.",
+        blank=True,
+        help_text="Required for a dose above the regimen's standard dose.",
     )
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -328,7 +364,9 @@ class DoseModification(models.Model):
         super().clean()
         if self.percent is not None and self.percent > 100 and not self.override_reason.strip():
             raise ValidationError(
-                {"override_reason": "A dose above the regimen's standard dose needs an explicit override reason."}
+                {
+                    "override_reason": "A dose above the regimen's standard dose needs an explicit override reason."
+                }
             )
 
     def __str__(self) -> str:
@@ -354,20 +392,31 @@ class Administration(models.Model):
     day_of_cycle = models.PositiveSmallIntegerField(validators=[MinValueValidator(1)])
     given_at = models.DateTimeField()
     route = models.CharField(max_length=20, choices=Route.choices)
-    standard_dose_mg = models.DecimalField(max_digits=10, decimal_places=2, help_text="Full (100%) dose in mg.")
+    standard_dose_mg = models.DecimalField(
+        max_digits=10, decimal_places=2, help_text="Full (100%) dose in mg."
+    )
     dose_percent = models.DecimalField(max_digits=5, decimal_places=1, default=Decimal("100"))
     dose_mg = models.DecimalField(
-        max_digits=10, decimal_places=2, validators=[MinValueValidator(Decimal("0.01"))],
+        max_digits=10,
+        decimal_places=2,
+        validators=[MinValueValidator(Decimal("0.01"))],
         help_text="The dose given, in mg.",
     )
     formula = models.CharField(max_length=20, choices=Formula.choices)
     inputs = models.JSONField(
-        default=dict, help_text="Every input of the calculation: height, weight and dates, BSA, GFR, AUC…",
+        default=dict,
+        help_text="Every input of the calculation: height, weight and dates, BSA, GFR, AUC…",
     )
     notes = models.TextField(blank=True)
-    administered_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    administered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
     verified_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
     )
     verified_at = models.DateTimeField(null=True, blank=True)
 
@@ -392,11 +441,19 @@ class CtcaeTerm(models.Model):
     term = models.CharField(max_length=120)
     version = models.CharField(max_length=10, default="5.0")
     category = models.CharField(max_length=120, blank=True, help_text="System organ class.")
-    ncit_code = models.CharField("NCIt code", max_length=20, blank=True, help_text="Open NCI Thesaurus identifier.")
-    max_grade = models.PositiveSmallIntegerField(default=5, validators=[MinValueValidator(1), MaxValueValidator(5)])
-    grade_descriptions = models.JSONField(default=dict, blank=True, help_text="Grade number -> meaning.")
+    ncit_code = models.CharField(
+        "NCIt code", max_length=20, blank=True, help_text="Open NCI Thesaurus identifier."
+    )
+    max_grade = models.PositiveSmallIntegerField(
+        default=5, validators=[MinValueValidator(1), MaxValueValidator(5)]
+    )
+    grade_descriptions = models.JSONField(
+        default=dict, blank=True, help_text="Grade number -> meaning."
+    )
     is_common = models.BooleanField(default=False, help_text="Offered first in the term picker.")
-    lab_loinc = models.CharField(max_length=20, blank=True, help_text="LOINC of the lab that defines this term.")
+    lab_loinc = models.CharField(
+        max_length=20, blank=True, help_text="LOINC of the lab that defines this term."
+    )
 
     class Meta:
         ordering = ["-is_common", "term"]
@@ -418,19 +475,25 @@ class SideEffect(models.Model):
         ChemoCycle, on_delete=models.PROTECT, null=True, blank=True, related_name="side_effects"
     )
     term = models.ForeignKey(CtcaeTerm, on_delete=models.PROTECT, related_name="+")
-    grade = models.PositiveSmallIntegerField(validators=[MinValueValidator(1), MaxValueValidator(5)])
+    grade = models.PositiveSmallIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(5)]
+    )
     ctcae_version = models.CharField(max_length=10)
     onset = models.DateField()
     resolved_on = models.DateField(null=True, blank=True)
     description = models.TextField(blank=True)
     source = models.CharField(max_length=20, choices=Source.choices, default=Source.CLINICIAN)
-    reported_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    reported_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-onset", "-pk"]
         constraints = [
-            models.CheckConstraint(name="side_effect_grade_1_5", condition=Q(grade__gte=1) & Q(grade__lte=5)),
+            models.CheckConstraint(
+                name="side_effect_grade_1_5", condition=Q(grade__gte=1) & Q(grade__lte=5)
+            ),
             models.CheckConstraint(
                 name="side_effect_resolved_after_onset",
                 condition=Q(resolved_on__isnull=True) | Q(resolved_on__gte=F("onset")),
@@ -443,7 +506,11 @@ class SideEffect(models.Model):
         from django.utils import timezone
 
         if self.term_id and self.grade and self.grade > self.term.max_grade:
-            raise ValidationError({"grade": f"{self.term.term} has no grade {self.grade} in CTCAE v{self.term.version}."})
+            raise ValidationError(
+                {
+                    "grade": f"{self.term.term} has no grade {self.grade} in CTCAE v{self.term.version}."
+                }
+            )
         if self.onset and self.onset > timezone.localdate():
             raise ValidationError({"onset": "Onset cannot be in the future."})
         if self.cycle_id and self.patient_id and self.cycle.course.patient_id != self.patient_id:

@@ -8,7 +8,15 @@ from oncoplanner.accounts.models import User
 
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
-    list_display = ("username", "first_name", "last_name", "role", "discipline", "is_active", "last_login")
+    list_display = (
+        "username",
+        "first_name",
+        "last_name",
+        "role",
+        "discipline",
+        "is_active",
+        "last_login",
+    )
     list_filter = ("role", "discipline", "is_active", "is_staff")
     search_fields = ("username", "first_name", "last_name", "email")
     fieldsets = (
