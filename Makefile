@@ -32,6 +32,7 @@ run: venv
 
 lint: venv-dev
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	DJANGO_DEBUG=true $(PY) manage.py makemigrations --check --dry-run
 	$(PY) manage.py check --settings=oncoplanner.settings_test
 
