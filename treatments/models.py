@@ -229,6 +229,9 @@ class Course(models.Model):
     stop_reason = models.CharField(max_length=20, choices=StopReason.choices, blank=True)
     stop_note = models.TextField(blank=True)
     stopped_on = models.DateField(null=True, blank=True)
+    stopped_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
@@ -237,6 +240,14 @@ class Course(models.Model):
     class Meta:
         ordering = ["-start_date", "-pk"]
         constraints = [
+            # Two open courses of the same regimen for one patient is a double entry, and would
+            # double every dose; the service gives the field-named message first.
+            models.UniqueConstraint(
+                fields=["patient", "regimen"],
+                condition=Q(status__in=["planned", "active"]),
+                name="course_one_open_per_patient_regimen",
+                violation_error_message="This patient already has an open course of this regimen.",
+            ),
             models.CheckConstraint(
                 name="course_stopped_has_reason",
                 condition=~Q(status="stopped") | (~Q(stop_reason="") & Q(stopped_on__isnull=False)),
@@ -272,6 +283,15 @@ class ChemoCycle(models.Model):
     reason = models.TextField(
         blank=True, help_text="Why the cycle was delayed, held, cancelled or reduced."
     )
+    status_changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Who last gave, delayed, held or cancelled the cycle.",
+    )
+    status_changed_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -424,6 +444,12 @@ class Administration(models.Model):
         ordering = ["given_at", "pk"]
         constraints = [
             models.CheckConstraint(name="administration_dose_positive", condition=Q(dose_mg__gt=0)),
+            # The same drug entry twice on one day of one cycle is a double entry or a double dose.
+            models.UniqueConstraint(
+                fields=["cycle", "regimen_drug", "day_of_cycle"],
+                name="administration_once_per_drug_day",
+                violation_error_message="This drug is already recorded for that day of the cycle.",
+            ),
             models.CheckConstraint(
                 name="administration_independent_check",
                 condition=Q(verified_by__isnull=True) | ~Q(verified_by=F("administered_by")),
