@@ -1,0 +1,237 @@
+"""Dose calculation (DOMAIN.md section 3): Mosteller BSA, mg/kg, Cockcroft-Gault and Calvert.
+
+The formula functions are pure and work in Decimal only: a stored dose must never carry a
+binary floating-point error. `dose_compute` gathers the inputs from the patient's record and
+returns every one of them, so that an administration can show how its dose was made (ASCO/ONS
+2024: the second checker verifies the calculation *and its inputs*).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+from django.core.exceptions import ValidationError
+
+from patients.models import BodyMeasurement, Patient
+from treatments.models import Administration, DoseBasis
+
+if TYPE_CHECKING:
+    from treatments.models import RegimenDrug
+
+Number = Decimal | int | str
+
+TWO_DP = Decimal("0.01")
+ONE_DP = Decimal("0.1")
+# Cockcroft-Gault estimates above ~125 mL/min overstate renal function and would overdose
+# carboplatin; capping GFR at 125 is the common practice DOMAIN.md cites.
+DEFAULT_GFR_CAP = Decimal("125")
+
+BASIS_FORMULA = {
+    DoseBasis.MG_M2: Administration.Formula.MOSTELLER,
+    DoseBasis.MG_KG: Administration.Formula.WEIGHT,
+    DoseBasis.AUC: Administration.Formula.CALVERT,
+    DoseBasis.FLAT: Administration.Formula.FLAT,
+}
+
+
+def to_decimal(value: Number, name: str) -> Decimal:
+    """A finite, positive Decimal; floats go through str() so 0.1 stays 0.1."""
+    if isinstance(value, float):
+        value = str(value)
+    try:
+        result = Decimal(value)
+    except (InvalidOperation, TypeError, ValueError):
+        raise ValueError(f"{name} is not a number: {value!r}") from None
+    if not result.is_finite() or result <= 0:
+        raise ValueError(f"{name} must be a positive number, not {value!r}")
+    return result
+
+
+def round_mg(value: Decimal) -> Decimal:
+    """Doses are given to 0.1 mg, rounded half up."""
+    return value.quantize(ONE_DP, rounding=ROUND_HALF_UP)
+
+
+def bsa_mosteller(height_cm: Number, weight_kg: Number) -> Decimal:
+    """BSA (m²) = sqrt(height cm x weight kg / 3600), to 2 dp.
+
+    No cap at 2.0 m²: ASCO's obesity guideline doses on actual body weight and argues against
+    capping, because capping under-doses curative treatment.
+    """
+    height = to_decimal(height_cm, "height_cm")
+    weight = to_decimal(weight_kg, "weight_kg")
+    return (height * weight / Decimal(3600)).sqrt().quantize(TWO_DP, rounding=ROUND_HALF_UP)
+
+
+def crcl_cockcroft_gault(
+    age: int,
+    weight_kg: Number,
+    creatinine_mg_dl: Number,
+    sex: str,
+    cap: Number | None = DEFAULT_GFR_CAP,
+) -> Decimal:
+    """Creatinine clearance (mL/min) = (140 - age) x weight x (0.85 if female) / (72 x Cr), 2 dp.
+
+    `sex` is "female" or "male": the formula has no value for anything else, so the caller
+    must decide rather than this function guessing. `cap=None` returns the raw estimate.
+    """
+    if sex not in {"female", "male"}:
+        raise ValueError(f"Cockcroft-Gault needs sex female or male, not {sex!r}")
+    if not 0 <= age < 140:
+        raise ValueError(f"age out of range for Cockcroft-Gault: {age!r}")
+    weight = to_decimal(weight_kg, "weight_kg")
+    creatinine = to_decimal(creatinine_mg_dl, "creatinine_mg_dl")
+    crcl = Decimal(140 - age) * weight / (Decimal(72) * creatinine)
+    if sex == "female":
+        crcl *= Decimal("0.85")
+    crcl = crcl.quantize(TWO_DP, rounding=ROUND_HALF_UP)
+    if cap is not None:
+        crcl = min(crcl, to_decimal(cap, "cap"))
+    return crcl
+
+
+def carboplatin_calvert(auc: Number, gfr: Number) -> Decimal:
+    """Calvert: carboplatin dose (mg) = target AUC x (GFR + 25), to 0.1 mg.
+
+    Pass the already-capped GFR (see crcl_cockcroft_gault).
+    """
+    return round_mg(to_decimal(auc, "auc") * (to_decimal(gfr, "gfr") + Decimal(25)))
+
+
+@dataclass(frozen=True)
+class DoseCalculation:
+    """One computed dose and everything it was computed from (JSON-safe `inputs`)."""
+
+    standard_dose_mg: Decimal
+    dose_mg: Decimal
+    percent: Decimal
+    formula: str  # an Administration.Formula value
+    capped: bool = False
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+
+def _latest(patient: Patient, on_date: dt.date, column: str) -> BodyMeasurement | None:
+    """The newest measurement with `column` filled in, taken on or before `on_date`.
+
+    Height and weight are looked up separately: a clinic weighs at every visit but measures
+    height rarely, so the two often come from different rows (and both dates are recorded).
+    """
+    return (
+        BodyMeasurement.objects.filter(
+            patient=patient, measured_on__lte=on_date, **{f"{column}__isnull": False}
+        )
+        .order_by("-measured_on", "-pk")
+        .first()
+    )
+
+
+def dose_compute(
+    *,
+    regimen_drug: RegimenDrug,
+    patient: Patient,
+    on_date: dt.date,
+    percent: Number = Decimal(100),
+    creatinine_mg_dl: Number | None = None,
+) -> DoseCalculation:
+    """Compute the dose of `regimen_drug` for `patient` on `on_date` at `percent` of standard.
+
+    Reads the patient's latest height and weight on or before `on_date`. A missing input is a
+    ValidationError naming it (height_cm, weight_kg, creatinine_mg_dl, sex): a dose is never
+    computed from a guess. RegimenDrug.max_dose_mg caps the final dose (e.g. vincristine 2 mg),
+    and the result says so. Writes nothing.
+    """
+    try:
+        pct = to_decimal(percent, "percent")
+    except ValueError as exc:
+        raise ValidationError({"percent": str(exc)}) from None
+    basis = regimen_drug.dose_basis
+    standard = Decimal(regimen_drug.dose)
+    inputs: dict[str, Any] = {
+        "on_date": on_date.isoformat(),
+        "drug": regimen_drug.drug.name,
+        "dose_basis": basis,
+        "standard_dose": str(standard),
+        "percent": str(pct),
+    }
+
+    def need_weight() -> Decimal:
+        row = _latest(patient, on_date, "weight_kg")
+        if row is None or row.weight_kg is None:
+            raise ValidationError(
+                {"weight_kg": f"No weight recorded on or before {on_date.isoformat()}."}
+            )
+        inputs["weight_kg"] = str(row.weight_kg)
+        inputs["weight_measured_on"] = row.measured_on.isoformat()
+        return Decimal(row.weight_kg)
+
+    if basis == DoseBasis.MG_M2:
+        weight = need_weight()
+        height_row = _latest(patient, on_date, "height_cm")
+        if height_row is None or height_row.height_cm is None:
+            raise ValidationError(
+                {"height_cm": f"No height recorded on or before {on_date.isoformat()}."}
+            )
+        inputs["height_cm"] = str(height_row.height_cm)
+        inputs["height_measured_on"] = height_row.measured_on.isoformat()
+        bsa = bsa_mosteller(height_row.height_cm, weight)
+        inputs["bsa_m2"] = str(bsa)
+        inputs["bsa_formula"] = "mosteller"
+        standard_mg = standard * bsa
+    elif basis == DoseBasis.MG_KG:
+        standard_mg = standard * need_weight()
+    elif basis == DoseBasis.AUC:
+        weight = need_weight()
+        if creatinine_mg_dl is None:
+            raise ValidationError(
+                {"creatinine_mg_dl": "Calvert dosing needs a serum creatinine (mg/dL)."}
+            )
+        try:
+            creatinine = to_decimal(creatinine_mg_dl, "creatinine_mg_dl")
+        except ValueError as exc:
+            raise ValidationError({"creatinine_mg_dl": str(exc)}) from None
+        if patient.sex not in {"female", "male"}:
+            raise ValidationError(
+                {"sex": "Cockcroft-Gault needs the patient's sex recorded as female or male."}
+            )
+        age = patient.age_on(on_date)
+        raw = crcl_cockcroft_gault(age, weight, creatinine, patient.sex, cap=None)
+        gfr = min(raw, DEFAULT_GFR_CAP)
+        inputs.update(
+            {
+                "age_years": age,
+                "sex": patient.sex,
+                "creatinine_mg_dl": str(creatinine),
+                "crcl_cockcroft_gault_ml_min": str(raw),
+                "gfr_cap_ml_min": str(DEFAULT_GFR_CAP),
+                "gfr_ml_min": str(gfr),
+                "gfr_capped": raw > DEFAULT_GFR_CAP,
+                "auc": str(standard),
+            }
+        )
+        standard_mg = standard * (gfr + Decimal(25))
+    else:
+        standard_mg = standard
+
+    standard_mg = round_mg(standard_mg)
+    dose_mg = round_mg(standard_mg * pct / Decimal(100))
+    capped = False
+    if regimen_drug.max_dose_mg is not None and dose_mg > regimen_drug.max_dose_mg:
+        inputs["uncapped_dose_mg"] = str(dose_mg)
+        dose_mg = round_mg(Decimal(regimen_drug.max_dose_mg))
+        capped = True
+    if regimen_drug.max_dose_mg is not None:
+        inputs["max_dose_mg"] = str(regimen_drug.max_dose_mg)
+    inputs["capped"] = capped
+    inputs["standard_dose_mg"] = str(standard_mg)
+    inputs["dose_mg"] = str(dose_mg)
+    return DoseCalculation(
+        standard_dose_mg=standard_mg,
+        dose_mg=dose_mg,
+        percent=pct.quantize(ONE_DP, rounding=ROUND_HALF_UP),
+        formula=BASIS_FORMULA[DoseBasis(basis)],
+        capped=capped,
+        inputs=inputs,
+    )

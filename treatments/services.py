@@ -1,0 +1,574 @@
+"""Writes to courses, cycles, doses and side effects: the one write path (STYLE.md).
+
+Every write validates with full_clean() and saves in one transaction, row by row (never
+QuerySet.update(), which sends no post_save and so would escape the access log). A failed write
+raises a ValidationError naming the field and writes nothing.
+
+Permission precondition for every function: the caller has already authorised the acting user
+on the patient (patients.selectors, perm change_patient). These functions do not check access.
+
+Two reads live here beside the rules they serve: `dose_percent_for` (the carry-forward rule
+that administration_record applies) and `cumulative_dose_per_drug`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from functools import partial
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from oncoplanner.accounts.models import User
+from patients.models import Patient
+from treatments.dosing import Number, dose_compute, to_decimal
+from treatments.models import (
+    Administration,
+    ChemoCycle,
+    Course,
+    CtcaeTerm,
+    DoseModification,
+    Drug,
+    Regimen,
+    RegimenDrug,
+    SideEffect,
+    parse_days,
+)
+from treatments.tasks import notify_care_team_of_severe_side_effect
+
+OPEN_CYCLE_STATUSES = (
+    ChemoCycle.Status.PLANNED,
+    ChemoCycle.Status.READY,
+    ChemoCycle.Status.DELAYED,
+    ChemoCycle.Status.HELD,
+)
+OPEN_COURSE_STATUSES = (Course.Status.PLANNED, Course.Status.ACTIVE)
+
+
+def _require_reason(reason: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": "Give a reason."})
+    return reason
+
+
+def _require_open_course(course: Course, field: str = "course") -> None:
+    if course.status not in OPEN_COURSE_STATUSES:
+        raise ValidationError(
+            {field: f"The course is {course.get_status_display().lower()}; it cannot change."}
+        )
+
+
+def _lock_cycle(cycle: ChemoCycle) -> ChemoCycle:
+    """Re-read the cycle under a row lock so two clinicians cannot give it twice at once."""
+    return ChemoCycle.objects.select_for_update().select_related("course", "phase").get(pk=cycle.pk)
+
+
+def _save(obj: Course | ChemoCycle | DoseModification | Administration | SideEffect) -> None:
+    obj.full_clean()
+    obj.save()
+
+
+def _shift_later_open_cycles(cycle: ChemoCycle, delta: dt.timedelta) -> None:
+    """Move every later not-yet-given cycle by `delta`, one save each (audited)."""
+    if not delta:
+        return
+    later = cycle.course.cycles.select_for_update().filter(
+        number__gt=cycle.number, status__in=OPEN_CYCLE_STATUSES
+    )
+    for other in later.order_by("number"):
+        other.planned_start += delta
+        _save(other)
+
+
+def _complete_course_if_done(course: Course) -> None:
+    """A course completes when no cycle is left to give (each is given or cancelled)."""
+    if (
+        course.status in OPEN_COURSE_STATUSES
+        and not course.cycles.filter(status__in=OPEN_CYCLE_STATUSES).exists()
+    ):
+        course.status = Course.Status.COMPLETED
+        _save(course)
+
+
+# --- Courses and cycles -------------------------------------------------------------------
+
+
+@transaction.atomic
+def course_start(
+    *, patient: Patient, regimen: Regimen, start_date: dt.date, intent: str, created_by: User
+) -> Course:
+    """Start `patient` on `regimen` (this exact version) and schedule every cycle.
+
+    Cycles of all phases are numbered 1..N in phase order; cycle 1 is planned on `start_date`
+    and each next one a cycle length (of the phase it follows) later. The course is active, or
+    planned when `start_date` is in the future.
+
+    Refused: an inactive regimen, a regimen without phases, and a second open (planned or
+    active) course of the same regimen name, any version, for the patient (a double entry would
+    double every dose; stop or complete the first course before starting again).
+    """
+    if not regimen.is_active:
+        raise ValidationError({"regimen": f"{regimen} is retired; choose an active version."})
+    phases = list(regimen.phases.order_by("order"))
+    if not phases:
+        raise ValidationError({"regimen": f"{regimen} has no phases to schedule."})
+    if Course.objects.filter(
+        patient=patient, regimen__name=regimen.name, status__in=OPEN_COURSE_STATUSES
+    ).exists():
+        raise ValidationError(
+            {"regimen": f"The patient already has an open {regimen.name} course."}
+        )
+    course = Course(
+        patient=patient,
+        regimen=regimen,
+        start_date=start_date,
+        intent=intent,
+        status=(
+            Course.Status.PLANNED if start_date > timezone.localdate() else Course.Status.ACTIVE
+        ),
+        created_by=created_by,
+    )
+    _save(course)
+    number, planned = 1, start_date
+    for phase in phases:
+        for _ in range(phase.planned_cycles):
+            _save(ChemoCycle(course=course, phase=phase, number=number, planned_start=planned))
+            number += 1
+            planned += dt.timedelta(days=phase.cycle_length_days)
+    return course
+
+
+@transaction.atomic
+def course_stop(
+    *, course: Course, reason: str, note: str = "", stopped_on: dt.date, by: User
+) -> Course:
+    """Stop an open course early with an mCODE termination reason (Course.StopReason).
+
+    Every cycle not yet given is cancelled with the stop as its reason, so no stale cycle stays
+    on a worklist.
+    """
+    course = Course.objects.select_for_update().get(pk=course.pk)
+    _require_open_course(course)
+    if reason not in Course.StopReason.values:
+        raise ValidationError({"reason": "Choose a stop reason from the list."})
+    if stopped_on > timezone.localdate():
+        raise ValidationError({"stopped_on": "A course cannot be stopped in the future."})
+    course.status = Course.Status.STOPPED
+    course.stop_reason = reason
+    course.stop_note = note
+    course.stopped_on = stopped_on
+    course.stopped_by = by
+    _save(course)
+    label = Course.StopReason(reason).label
+    for cycle in course.cycles.select_for_update().filter(status__in=OPEN_CYCLE_STATUSES):
+        cycle.status = ChemoCycle.Status.CANCELLED
+        cycle.reason = f"Course stopped: {label}"
+        cycle.status_changed_by = by
+        cycle.status_changed_at = timezone.now()
+        _save(cycle)
+    return course
+
+
+@transaction.atomic
+def cycle_give(*, cycle: ChemoCycle, actual_start: dt.date, given_by: User) -> ChemoCycle:
+    """Mark `cycle` as given from `actual_start`; it ends a cycle length later, minus one day.
+
+    Cycles are given in order: an earlier cycle still planned, ready, delayed or held must be
+    given or cancelled first. Later planned dates follow the actual start (a cycle given two
+    days late moves the rest by two days), as the schedule runs from each actual day 1. The
+    first given cycle makes a planned course active.
+    """
+    cycle = _lock_cycle(cycle)
+    course = cycle.course
+    _require_open_course(course, "cycle")
+    if cycle.status == ChemoCycle.Status.GIVEN:
+        raise ValidationError({"cycle": f"Cycle {cycle.number} has already been given."})
+    if cycle.status == ChemoCycle.Status.CANCELLED:
+        raise ValidationError({"cycle": f"Cycle {cycle.number} was cancelled."})
+    earlier_open = (
+        course.cycles.filter(number__lt=cycle.number, status__in=OPEN_CYCLE_STATUSES)
+        .order_by("number")
+        .first()
+    )
+    if earlier_open is not None:
+        raise ValidationError(
+            {
+                "cycle": f"Cycle {earlier_open.number} is still {earlier_open.status}; give or "
+                f"cancel it before cycle {cycle.number}."
+            }
+        )
+    if actual_start > timezone.localdate():
+        raise ValidationError({"actual_start": "A cycle cannot be given in the future."})
+    if actual_start < course.start_date:
+        raise ValidationError({"actual_start": "A cycle cannot start before its course."})
+    previous = (
+        course.cycles.filter(number__lt=cycle.number, status=ChemoCycle.Status.GIVEN)
+        .order_by("-number")
+        .first()
+    )
+    if previous is not None and previous.actual_start and actual_start <= previous.actual_start:
+        raise ValidationError(
+            {"actual_start": f"Cycle {previous.number} started on {previous.actual_start}."}
+        )
+    delta = actual_start - cycle.planned_start
+    cycle.actual_start = actual_start
+    cycle.end_date = actual_start + dt.timedelta(days=cycle.phase.cycle_length_days - 1)
+    cycle.status = ChemoCycle.Status.GIVEN
+    cycle.status_changed_by = given_by
+    cycle.status_changed_at = timezone.now()
+    _save(cycle)
+    _shift_later_open_cycles(cycle, delta)
+    if course.status == Course.Status.PLANNED:
+        course.status = Course.Status.ACTIVE
+        _save(course)
+    _complete_course_if_done(course)
+    return cycle
+
+
+def _require_open_cycle(cycle: ChemoCycle, action: str) -> None:
+    _require_open_course(cycle.course, "cycle")
+    if cycle.status not in OPEN_CYCLE_STATUSES:
+        raise ValidationError(
+            {"cycle": f"Cycle {cycle.number} is {cycle.status}; it cannot be {action}."}
+        )
+
+
+@transaction.atomic
+def cycle_delay(
+    *,
+    cycle: ChemoCycle,
+    reason: str,
+    by: User,
+    days: int | None = None,
+    new_start: dt.date | None = None,
+) -> ChemoCycle:
+    """Delay `cycle` by `days` (or to `new_start`), and every later cycle not yet given with it.
+
+    Give exactly one of `days` (>= 1) or `new_start` (after the current planned start).
+    """
+    cycle = _lock_cycle(cycle)
+    _require_open_cycle(cycle, "delayed")
+    reason = _require_reason(reason)
+    if (days is None) == (new_start is None):
+        raise ValidationError({"days": "Give either a number of days or a new start date."})
+    if new_start is not None:
+        if new_start <= cycle.planned_start:
+            raise ValidationError(
+                {"new_start": f"A delay moves the start after {cycle.planned_start}."}
+            )
+        delta = new_start - cycle.planned_start
+    else:
+        if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 365:
+            raise ValidationError({"days": "A delay is 1 to 365 days."})
+        delta = dt.timedelta(days=days)
+    cycle.planned_start += delta
+    cycle.status = ChemoCycle.Status.DELAYED
+    cycle.reason = reason
+    cycle.status_changed_by = by
+    cycle.status_changed_at = timezone.now()
+    _save(cycle)
+    _shift_later_open_cycles(cycle, delta)
+    return cycle
+
+
+@transaction.atomic
+def cycle_hold(*, cycle: ChemoCycle, reason: str, by: User) -> ChemoCycle:
+    """Put `cycle` on hold pending review; later cycles wait for it (see cycle_give)."""
+    cycle = _lock_cycle(cycle)
+    _require_open_cycle(cycle, "held")
+    cycle.reason = _require_reason(reason)
+    cycle.status = ChemoCycle.Status.HELD
+    cycle.status_changed_by = by
+    cycle.status_changed_at = timezone.now()
+    _save(cycle)
+    return cycle
+
+
+@transaction.atomic
+def cycle_cancel(*, cycle: ChemoCycle, reason: str, by: User) -> ChemoCycle:
+    """Cancel a cycle that will not be given; the course completes when none is left to give."""
+    cycle = _lock_cycle(cycle)
+    _require_open_cycle(cycle, "cancelled")
+    cycle.reason = _require_reason(reason)
+    cycle.status = ChemoCycle.Status.CANCELLED
+    cycle.status_changed_by = by
+    cycle.status_changed_at = timezone.now()
+    _save(cycle)
+    _complete_course_if_done(cycle.course)
+    return cycle
+
+
+# --- Dose modifications and administrations ------------------------------------------------
+
+
+@transaction.atomic
+def dose_modification_record(
+    *,
+    course: Course,
+    from_cycle_number: int,
+    percent: Number,
+    reason: str,
+    created_by: User,
+    drug: Drug | None = None,
+    override_reason: str = "",
+) -> DoseModification:
+    """Set the dose level of `drug` (or of every drug) from `from_cycle_number` onwards.
+
+    It carries forward until a later modification changes it (dose_percent_for). A level above
+    100% of the standard dose needs `override_reason` (DOMAIN.md section 2).
+    """
+    _require_open_course(course)
+    reason = _require_reason(reason)
+    total = course.cycles.count()
+    if not isinstance(from_cycle_number, int) or not 1 <= from_cycle_number <= total:
+        raise ValidationError({"from_cycle_number": f"Choose a cycle from 1 to {total}."})
+    if (
+        drug is not None
+        and not RegimenDrug.objects.filter(phase__regimen=course.regimen_id, drug=drug).exists()
+    ):
+        raise ValidationError({"drug": f"{drug} is not part of {course.regimen}."})
+    try:
+        level = to_decimal(percent, "percent")
+    except ValueError:
+        raise ValidationError({"percent": "Enter the dose level as a percent, e.g. 80."}) from None
+    modification = DoseModification(
+        course=course,
+        drug=drug,
+        from_cycle_number=from_cycle_number,
+        percent=level,
+        reason=reason,
+        override_reason=override_reason.strip(),
+        created_by=created_by,
+    )
+    _save(modification)
+    return modification
+
+
+def dose_percent_for(
+    *, course: Course, cycle_number: int, drug: Drug
+) -> tuple[Decimal, DoseModification | None]:
+    """The dose level of `drug` in cycle `cycle_number`, and the modification that set it.
+
+    Rule: among the course's modifications that apply to this drug (drug-specific or all-drug)
+    and start at or before `cycle_number`, the one with the highest from_cycle_number wins; at
+    the same cycle, the one recorded last wins. So a level carries forward until changed, and
+    an all-drug change from a later cycle overrides an earlier drug-specific one. No
+    modification means 100%. Reads only; the caller has authorised access to the course.
+    """
+    latest = (
+        DoseModification.objects.filter(course=course, from_cycle_number__lte=cycle_number)
+        .filter(Q(drug__isnull=True) | Q(drug=drug))
+        .order_by("-from_cycle_number", "-created_at", "-pk")
+        .first()
+    )
+    if latest is None:
+        return Decimal(100), None
+    return Decimal(latest.percent), latest
+
+
+@transaction.atomic
+def administration_record(
+    *,
+    cycle: ChemoCycle,
+    regimen_drug: RegimenDrug,
+    day_of_cycle: int,
+    given_at: dt.datetime,
+    administered_by: User,
+    verified_by: User | None = None,
+    verified_at: dt.datetime | None = None,
+    notes: str = "",
+    creatinine_mg_dl: Number | None = None,
+) -> Administration:
+    """Record a drug given on a day of a cycle, with the computed dose and all its inputs.
+
+    The dose is computed here (never typed in): the standard dose from dose_compute, at the
+    level dose_percent_for sets for this cycle. `given_at` must fall on that day of the cycle
+    (ASCO/ONS 2024: the check covers cycle number and day). `verified_by`, the independent
+    second checker, must be someone other than `administered_by`; `verified_at` defaults to
+    `given_at`.
+    """
+    cycle = _lock_cycle(cycle)
+    course = cycle.course
+    _require_open_course(course, "cycle")
+    if cycle.status not in {ChemoCycle.Status.GIVEN, ChemoCycle.Status.READY}:
+        raise ValidationError(
+            {"cycle": f"Cycle {cycle.number} is {cycle.status}; give it before recording drugs."}
+        )
+    if regimen_drug.phase_id != cycle.phase_id:
+        raise ValidationError(
+            {"regimen_drug": f"{regimen_drug.drug} is not part of this cycle's phase."}
+        )
+    days = parse_days(regimen_drug.days)
+    if day_of_cycle not in days:
+        raise ValidationError(
+            {"day_of_cycle": f"{regimen_drug.drug} is given on day(s) {regimen_drug.days}."}
+        )
+    if timezone.is_naive(given_at):
+        raise ValidationError({"given_at": "Give a time with its time zone."})
+    if given_at > timezone.now():
+        raise ValidationError({"given_at": "An administration cannot be in the future."})
+    day_date = cycle.start + dt.timedelta(days=day_of_cycle - 1)
+    if timezone.localdate(given_at) != day_date:
+        raise ValidationError(
+            {"given_at": f"Day {day_of_cycle} of cycle {cycle.number} is {day_date.isoformat()}."}
+        )
+    if verified_by is not None and verified_by.pk == administered_by.pk:
+        raise ValidationError(
+            {"verified_by": "The second check must be done by someone other than the giver."}
+        )
+    percent, modification = dose_percent_for(
+        course=course, cycle_number=cycle.number, drug=regimen_drug.drug
+    )
+    calculation = dose_compute(
+        regimen_drug=regimen_drug,
+        patient=course.patient,
+        on_date=day_date,
+        percent=percent,
+        creatinine_mg_dl=creatinine_mg_dl,
+    )
+    inputs = dict(calculation.inputs)
+    inputs["cycle_number"] = cycle.number
+    inputs["day_of_cycle"] = day_of_cycle
+    inputs["dose_modification_id"] = modification.pk if modification else None
+    administration = Administration(
+        cycle=cycle,
+        regimen_drug=regimen_drug,
+        drug=regimen_drug.drug,
+        day_of_cycle=day_of_cycle,
+        given_at=given_at,
+        route=regimen_drug.route,
+        standard_dose_mg=calculation.standard_dose_mg,
+        dose_percent=calculation.percent,
+        dose_mg=calculation.dose_mg,
+        formula=calculation.formula,
+        inputs=inputs,
+        notes=notes,
+        administered_by=administered_by,
+        verified_by=verified_by,
+        verified_at=(verified_at or given_at) if verified_by is not None else None,
+    )
+    _save(administration)
+    return administration
+
+
+# --- Side effects ---------------------------------------------------------------------------
+
+
+@transaction.atomic
+def side_effect_record(
+    *,
+    patient: Patient,
+    term: CtcaeTerm,
+    grade: int,
+    onset: dt.date,
+    recorded_by: User,
+    cycle: ChemoCycle | None = None,
+    description: str = "",
+    source: str = SideEffect.Source.CLINICIAN,
+) -> SideEffect:
+    """Record a CTCAE-graded side effect; the CTCAE version is copied from the term.
+
+    Grade >= 3 enqueues notify_care_team_of_severe_side_effect, but only once the transaction
+    commits: a rolled-back write must never page anyone.
+    """
+    if isinstance(grade, bool) or not isinstance(grade, int) or not 1 <= grade <= 5:
+        raise ValidationError({"grade": "A CTCAE grade is 1 to 5."})
+    if grade > term.max_grade or (
+        term.grade_descriptions and str(grade) not in term.grade_descriptions
+    ):
+        raise ValidationError(
+            {"grade": f"{term.term} has no grade {grade} in CTCAE v{term.version}."}
+        )
+    side_effect = SideEffect(
+        patient=patient,
+        cycle=cycle,
+        term=term,
+        grade=grade,
+        ctcae_version=term.version,
+        onset=onset,
+        description=description,
+        source=source,
+        reported_by=recorded_by,
+    )
+    _save(side_effect)
+    if grade >= 3:
+        transaction.on_commit(
+            partial(notify_care_team_of_severe_side_effect.enqueue, side_effect_id=side_effect.pk)
+        )
+    return side_effect
+
+
+# --- Cumulative dose ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CumulativeDose:
+    drug: Drug
+    total_mg: Decimal
+    total_mg_m2: Decimal | None  # over administrations with a recorded BSA only
+    administrations: int
+    administrations_without_bsa: int
+    lifetime_limit_mg_m2: Decimal | None
+    fraction_used: Decimal | None  # of the lifetime limit, 2 dp
+    warning: bool  # fraction_used >= drug.limit_warning_fraction
+
+
+def cumulative_dose_per_drug(*, patient: Patient) -> list[CumulativeDose]:
+    """Lifetime dose per drug over every administration to `patient`, across all courses.
+
+    mg/m² sums each administration's dose over the BSA recorded with it (the BSA of that day,
+    not today's). Anthracycline cardiotoxicity tracks this figure, so the drug's configured
+    lifetime limit and warning fraction are applied. Reads only; sorted by drug name.
+    """
+    totals: dict[int, dict[str, Decimal | int]] = {}
+    drugs: dict[int, Drug] = {}
+    administrations = (
+        Administration.objects.filter(cycle__course__patient=patient)
+        .select_related("drug")
+        .order_by("drug__name", "given_at", "pk")
+    )
+    for adm in administrations:
+        drugs[adm.drug_id] = adm.drug
+        row = totals.setdefault(
+            adm.drug_id, {"mg": Decimal(0), "mg_m2": Decimal(0), "n": 0, "no_bsa": 0}
+        )
+        row["mg"] = Decimal(row["mg"]) + adm.dose_mg
+        row["n"] = int(row["n"]) + 1
+        bsa = (adm.inputs or {}).get("bsa_m2")
+        if bsa:
+            row["mg_m2"] = Decimal(row["mg_m2"]) + Decimal(adm.dose_mg) / Decimal(bsa)
+        else:
+            row["no_bsa"] = int(row["no_bsa"]) + 1
+    result: list[CumulativeDose] = []
+    for drug_id, row in totals.items():
+        drug = drugs[drug_id]
+        with_bsa = int(row["n"]) - int(row["no_bsa"])
+        mg_m2 = (
+            Decimal(row["mg_m2"]).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+            if with_bsa
+            else None
+        )
+        limit = drug.lifetime_limit_mg_m2
+        exact = mg_m2 / limit if limit and mg_m2 is not None else None
+        result.append(
+            CumulativeDose(
+                drug=drug,
+                total_mg=Decimal(row["mg"]).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP),
+                total_mg_m2=mg_m2,
+                administrations=int(row["n"]),
+                administrations_without_bsa=int(row["no_bsa"]),
+                lifetime_limit_mg_m2=limit,
+                fraction_used=(
+                    exact.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+                    if exact is not None
+                    else None
+                ),
+                warning=exact is not None and exact >= drug.limit_warning_fraction,
+            )
+        )
+    return result
