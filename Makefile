@@ -26,6 +26,7 @@ venv-dev: $(VENV)/.dev
 
 run: venv
 	DJANGO_DEBUG=true $(PY) manage.py migrate --noinput
+	DJANGO_DEBUG=true $(PY) manage.py createcachetable
 	DJANGO_DEBUG=true $(PY) manage.py seed_demo --if-empty
 	@DJANGO_DEBUG=true $(PY) manage.py demo_logins
 	DJANGO_DEBUG=true $(PY) manage.py runserver $(HOST):$(PORT)

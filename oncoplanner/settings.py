@@ -212,6 +212,15 @@ STORAGES = {
     },
 }
 
+# A cache every worker process and server shares: MFA replay protection (used TOTP codes) and
+# rate limits must hold across gunicorn workers, so no per-process locmem cache.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "oncoplanner_cache",
+    }
+}
+
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
 # Django 6.1 mailers (EMAIL_BACKEND is deprecated). Console in development, SMTP in production.
@@ -232,6 +241,8 @@ MAILERS = {
 if MAILERS["default"]["BACKEND"].endswith("console.EmailBackend"):
     MAILERS["default"]["OPTIONS"] = {}
 DEFAULT_FROM_EMAIL = env_str("DJANGO_DEFAULT_FROM_EMAIL", "oncoplanner@localhost")
+# Absolute links in emails (patient invitations) are built from this, never from the Host header.
+PUBLIC_BASE_URL = env_str("DJANGO_PUBLIC_BASE_URL", "http://127.0.0.1:8000")
 
 LOGGING = {
     "version": 1,
