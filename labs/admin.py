@@ -1,1 +1,68 @@
+"""Admin for the lab catalogue, pre-cycle rules and CTCAE lab cut-offs (reference data), and a
+read-only, gated view of lab results (PHI)."""
+
 from __future__ import annotations
+
+from django.contrib import admin
+
+from labs.models import CtcaeGradeCriterion, LabResult, LabTest, PreCycleRule, ReferenceRange
+from patients.admin_gate import GatedPhiAdmin
+
+
+class ReferenceRangeInline(admin.TabularInline):  # type: ignore[type-arg]
+    model = ReferenceRange
+    extra = 0
+    fields = ("sex", "age_min", "age_max", "low", "high", "source")
+
+
+@admin.register(LabTest)
+class LabTestAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = (
+        "name",
+        "short_name",
+        "loinc",
+        "unit",
+        "ref_low",
+        "ref_high",
+        "critical_low",
+        "critical_high",
+        "is_panel_default",
+    )
+    list_filter = ("is_panel_default", "is_tumour_marker")
+    search_fields = ("name", "short_name", "loinc")
+    inlines = (ReferenceRangeInline,)
+
+
+@admin.register(ReferenceRange)
+class ReferenceRangeAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("test", "sex", "age_min", "age_max", "low", "high", "source")
+    list_filter = ("sex",)
+    search_fields = ("test__name", "test__short_name", "test__loinc")
+    list_select_related = ("test",)
+
+
+@admin.register(LabResult)
+class LabResultAdmin(GatedPhiAdmin):
+    list_display = ("patient", "test", "value", "unit", "flag", "collected_at", "is_released")
+    list_filter = ("flag", "is_released", "source")
+    search_fields = ("patient__mrn", "patient__family_name", "test__short_name", "test__loinc")
+    date_hierarchy = "collected_at"
+    list_select_related = ("patient", "test")
+
+
+@admin.register(PreCycleRule)
+class PreCycleRuleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("regimen", "test", "comparator", "value", "unit", "max_age_days", "action")
+    list_filter = ("action", "regimen")
+    search_fields = ("regimen__name", "test__short_name", "test__loinc", "source")
+    list_select_related = ("regimen", "test")
+    autocomplete_fields = ("test",)
+
+
+@admin.register(CtcaeGradeCriterion)
+class CtcaeGradeCriterionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("term", "test", "grade", "direction", "basis", "threshold")
+    list_filter = ("grade", "direction", "basis")
+    search_fields = ("term__term", "test__short_name", "test__loinc")
+    list_select_related = ("term", "test")
+    autocomplete_fields = ("term", "test")

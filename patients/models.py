@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.core.validators import (
+    MaxValueValidator,
+    MinLengthValidator,
+    MinValueValidator,
+    RegexValidator,
+)
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
@@ -35,6 +40,9 @@ class CareTeam(models.Model):
 
     class Meta:
         ordering = ["name"]
+        # Object permission, granted per team to its lead clinicians: they may add and remove
+        # members on /patients/care-teams/<id>/. Administrators manage every team by role.
+        permissions = [("manage_careteam", "Can add and remove care-team members")]
 
     def __str__(self) -> str:
         return self.name
@@ -191,3 +199,112 @@ class PatientGroupObjectPermission(GroupObjectPermissionBase):
 
     class Meta(GroupObjectPermissionBase.Meta):
         abstract = False
+
+
+class CareTeamUserObjectPermission(UserObjectPermissionBase):
+    """Direct-FK table for per-team grants (manage_careteam): a deleted team leaves no rows."""
+
+    content_object = models.ForeignKey(CareTeam, on_delete=models.CASCADE)
+
+    class Meta(UserObjectPermissionBase.Meta):
+        abstract = False
+
+
+class CareTeamGroupObjectPermission(GroupObjectPermissionBase):
+    content_object = models.ForeignKey(CareTeam, on_delete=models.CASCADE)
+
+    class Meta(GroupObjectPermissionBase.Meta):
+        abstract = False
+
+
+EMERGENCY_ACCESS_DURATION = timedelta(minutes=60)
+EMERGENCY_REASON_MIN_LENGTH = 20
+
+
+class EmergencyAccess(models.Model):
+    """Break-glass: a clinician outside the care team opens a chart for 60 minutes.
+
+    The written reason is required (SECURITY.md figure 20); while the grant is unexpired the
+    access gate lets the clinician in and flags every log row of the request.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="emergency_accesses"
+    )
+    patient = models.ForeignKey(
+        Patient, on_delete=models.CASCADE, related_name="emergency_accesses"
+    )
+    reason = models.TextField(
+        validators=[MinLengthValidator(EMERGENCY_REASON_MIN_LENGTH)],
+        help_text=f"Why the chart must be opened now (at least {EMERGENCY_REASON_MIN_LENGTH} characters).",
+    )
+    granted_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-granted_at", "-pk"]
+        verbose_name = "emergency access"
+        verbose_name_plural = "emergency accesses"
+        indexes = [
+            models.Index(
+                fields=["user", "patient", "expires_at"], name="emergency_user_patient_exp"
+            )
+        ]
+        constraints = [
+            models.CheckConstraint(
+                name="emergency_expires_after_grant", condition=Q(expires_at__gt=F("granted_at"))
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} -> patient {self.patient_id} at {self.granted_at:%Y-%m-%d %H:%M}"
+
+    def clean(self) -> None:
+        super().clean()
+        if len((self.reason or "").strip()) < EMERGENCY_REASON_MIN_LENGTH:
+            raise ValidationError(
+                {
+                    "reason": f"Write the reason for emergency access (at least {EMERGENCY_REASON_MIN_LENGTH} characters)."
+                }
+            )
+
+    @property
+    def is_active(self) -> bool:
+        return self.expires_at > timezone.now()
+
+
+INVITATION_LIFETIME = timedelta(hours=72)
+
+
+class PatientInvitation(models.Model):
+    """A one-time, expiring link that lets a patient create the portal account for their record.
+
+    Only the SHA-256 of the token is stored: a leaked database cannot be turned into sign-ups.
+    """
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"Invitation for patient {self.patient_id} to {self.email}"
+
+    @property
+    def is_usable(self) -> bool:
+        return self.accepted_at is None and self.expires_at > timezone.now()

@@ -6,19 +6,38 @@ access log in that same transaction.
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import Group
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.mail import send_mail
 from django.db import transaction
+from django.http import Http404
+from django.urls import reverse
+from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
+from oncoplanner import access_context
 from oncoplanner.accounts.models import User
 from oncoplanner.signals import access_changed
-from patients.models import BodyMeasurement, CareTeam, Patient
+from patients.models import (
+    EMERGENCY_ACCESS_DURATION,
+    INVITATION_LIFETIME,
+    BodyMeasurement,
+    CareTeam,
+    EmergencyAccess,
+    Patient,
+    PatientInvitation,
+)
 
 PATIENT_OBJECT_PERMS = ("patients.view_patient", "patients.change_patient")
+MANAGE_CARETEAM = "patients.manage_careteam"
 
 
 @transaction.atomic
@@ -39,8 +58,9 @@ def care_team_add_member(*, team: CareTeam, clinician: User, granted_by: User | 
     Precondition: `granted_by` may manage the team (checked by the caller). Sends
     access_changed so that the access log records the grant in this transaction.
     """
-    if not clinician.is_clinician:
-        raise ValueError("Only clinicians can join a care team.")
+    # Administrators may join too (that is how they see a chart); patient users never.
+    if not (clinician.is_clinician or clinician.is_administrator):
+        raise ValueError("Only clinicians and administrators can join a care team.")
     clinician.groups.add(team.group)
     access_changed.send(
         sender=CareTeam,
@@ -53,7 +73,12 @@ def care_team_add_member(*, team: CareTeam, clinician: User, granted_by: User | 
 
 @transaction.atomic
 def care_team_remove_member(*, team: CareTeam, clinician: User, revoked_by: User | None) -> None:
+    """Take `clinician` off `team`: access to its patients ends on their next request.
+
+    A removed member also stops being a lead of the team. Sends access_changed.
+    """
     clinician.groups.remove(team.group)
+    remove_perm(MANAGE_CARETEAM, clinician, team)
     access_changed.send(
         sender=CareTeam,
         patient=None,
@@ -131,3 +156,192 @@ def measurement_record(
     measurement.full_clean()
     measurement.save()
     return measurement
+
+
+@transaction.atomic
+def care_team_lead_set(*, team: CareTeam, clinician: User, lead: bool, granted_by: User) -> None:
+    """Make `clinician` a lead of `team` (may add and remove members) or stop them being one.
+
+    Precondition: `granted_by` is an administrator (checked here: leads cannot appoint leads).
+    A lead must be a clinician member of the team. Sends access_changed.
+    """
+    if not granted_by.is_administrator:
+        raise PermissionDenied("Only administrators appoint care-team leads.")
+    if lead:
+        if not clinician.is_clinician or not clinician.groups.filter(pk=team.group_id).exists():
+            raise ValidationError({"lead": "A lead must be a clinician on the team."})
+        assign_perm(MANAGE_CARETEAM, clinician, team)
+    else:
+        remove_perm(MANAGE_CARETEAM, clinician, team)
+    access_changed.send(
+        sender=CareTeam,
+        patient=None,
+        actor=granted_by,
+        granted=lead,
+        detail={"care_team_id": team.pk, "clinician_id": clinician.pk, "lead": lead},
+    )
+
+
+@transaction.atomic
+def emergency_access_open(*, user: User, patient_id: Any, reason: str) -> EmergencyAccess:
+    """Break-glass: give `user` 60 minutes of access to a chart outside their care teams.
+
+    Clinicians only (PermissionDenied otherwise); a missing or inactive patient is Http404, as
+    everywhere. The reason is required (ValidationError on `reason`). Sends access_changed with
+    detail kind=break_glass and flags the current access context, so the grant and every
+    access in this request are flagged in the log.
+    """
+    if not (user.is_authenticated and user.is_active and user.is_clinician):
+        raise PermissionDenied("Emergency access is for clinicians.")
+    try:
+        patient = Patient.objects.get(pk=int(patient_id), is_active=True)
+    except (Patient.DoesNotExist, TypeError, ValueError):
+        raise Http404("No Patient matches the given query.") from None
+    now = timezone.now()
+    grant = EmergencyAccess(
+        user=user,
+        patient=patient,
+        reason=(reason or "").strip(),
+        granted_at=now,
+        expires_at=now + EMERGENCY_ACCESS_DURATION,
+    )
+    grant.full_clean()
+    access_context.update(break_glass=True)
+    grant.save()
+    access_changed.send(
+        sender=EmergencyAccess,
+        patient=patient,
+        actor=user,
+        granted=True,
+        detail={
+            "kind": "break_glass",
+            "emergency_access_id": grant.pk,
+            "reason": grant.reason,
+            "expires_at": grant.expires_at.isoformat(),
+        },
+    )
+    return grant
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def may_invite(user: User, patient: Patient) -> bool:
+    if not (user.is_authenticated and user.is_active):
+        return False
+    if user.is_administrator:
+        return True
+    # Clinicians on the patient's care team only: not break-glass, not model-wide permissions.
+    from patients.selectors import CHANGE, _care_team_patients
+
+    return user.is_clinician and _care_team_patients(user, CHANGE).filter(pk=patient.pk).exists()
+
+
+@transaction.atomic
+def invitation_create(
+    *, patient: Patient, email: str, created_by: User, base_url: str | None = None
+) -> tuple[PatientInvitation, str]:
+    """Invite a patient to create the portal account for `patient`; returns (invitation, token).
+
+    Precondition checked here: `created_by` is an administrator or a clinician on the patient's
+    care team (PermissionDenied otherwise). The raw token is returned once and emailed as a
+    link (after commit, so a rolled-back invitation sends nothing); only its SHA-256 is stored.
+    """
+    if not may_invite(created_by, patient):
+        raise PermissionDenied("Only the care team or an administrator can invite a patient.")
+    if patient.portal_user_id is not None:
+        raise ValidationError({"email": "This patient already has a portal account."})
+    token = secrets.token_urlsafe(32)
+    now = timezone.now()
+    invitation = PatientInvitation(
+        patient=patient,
+        email=email,
+        token_hash=_token_hash(token),
+        created_by=created_by,
+        created_at=now,
+        expires_at=now + INVITATION_LIFETIME,
+    )
+    invitation.full_clean()
+    invitation.save()
+    base = (base_url or settings.PUBLIC_BASE_URL).rstrip("/")
+    link = base + reverse("patients:invitation_accept", args=[token])
+    transaction.on_commit(
+        lambda: send_mail(
+            "Your OncoPlanner patient portal invitation",
+            "Your care team has invited you to the OncoPlanner patient portal.\n\n"
+            f"Create your account here (the link works once and expires in 72 hours):\n{link}\n",
+            settings.DEFAULT_FROM_EMAIL,
+            [email],
+        )
+    )
+    return invitation, token
+
+
+def invitation_get_usable(*, token: str) -> PatientInvitation:
+    """The unexpired, unused invitation for `token`; Http404 for any other token."""
+    invitation = (
+        PatientInvitation.objects.select_related("patient")
+        .filter(
+            token_hash=_token_hash(token),
+            accepted_at__isnull=True,
+            expires_at__gt=timezone.now(),
+            patient__is_active=True,
+            patient__portal_user__isnull=True,
+        )
+        .first()
+    )
+    if invitation is None:
+        raise Http404("No invitation matches the given query.")
+    return invitation
+
+
+@transaction.atomic
+def invitation_accept(*, token: str, username: str, password: str) -> User:
+    """Create the patient's portal account (role patient) and link it to the invited record.
+
+    The only way a patient account is created. One-time: the invitation is locked and marked
+    accepted in this transaction; a second use, an expired or unknown token is Http404.
+    ValidationError names `username` or `password`.
+    """
+    invitation = invitation_get_usable(token=token)
+    invitation = PatientInvitation.objects.select_for_update().get(pk=invitation.pk)
+    if not invitation.is_usable:
+        raise Http404("No invitation matches the given query.")
+    user = User(username=username, email=invitation.email, role=User.Role.PATIENT)
+    try:
+        validate_password(password, user=user)
+    except ValidationError as error:
+        raise ValidationError({"password": error.messages}) from None
+    user.set_password(password)
+    user.full_clean()
+    user.save()
+    patient = Patient.objects.select_for_update().get(pk=invitation.patient_id)
+    if patient.portal_user_id is not None:
+        raise Http404("No invitation matches the given query.")
+    patient.portal_user = user
+    patient.save(update_fields=["portal_user", "updated_at"])
+    invitation.accepted_at = timezone.now()
+    invitation.accepted_user = user
+    invitation.save(update_fields=["accepted_at", "accepted_user"])
+    access_changed.send(
+        sender=Patient,
+        patient=patient,
+        actor=user,
+        granted=True,
+        detail={"kind": "portal_account", "invitation_id": invitation.pk},
+    )
+    return user
+
+
+@transaction.atomic
+def care_team_update(*, team: CareTeam, updated_by: User | None, **fields: Any) -> CareTeam:
+    """Rename or describe a team (membership changes go through add/remove_member)."""
+    for name in ("name", "description"):
+        if name in fields:
+            setattr(team, name, fields[name])
+    team.full_clean()
+    team.save()
+    if "name" in fields:
+        Group.objects.filter(pk=team.group_id).update(name=f"care-team:{team.name}")
+    return team

@@ -1,0 +1,53 @@
+"""Input validation only (STYLE.md): the services decide and write."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from oncoplanner.accounts.models import User
+from patients.models import EMERGENCY_REASON_MIN_LENGTH
+
+
+class EmergencyAccessForm(forms.Form):
+    mrn = forms.CharField(label="MRN", max_length=20)
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        min_length=EMERGENCY_REASON_MIN_LENGTH,
+        max_length=2000,
+        help_text=f"Why you must open this chart now (at least {EMERGENCY_REASON_MIN_LENGTH} characters). "
+        "The care team and administrators will see it.",
+    )
+
+    def clean_mrn(self) -> str:
+        return self.cleaned_data["mrn"].strip().upper()
+
+
+class CareTeamMemberForm(forms.Form):
+    user = forms.ModelChoiceField(queryset=User.objects.none(), label="Clinician")
+
+    def __init__(self, *args: Any, team_group_id: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Only clinicians who are not yet members; patients can never be offered.
+        self.fields["user"].queryset = (  # type: ignore[attr-defined]
+            User.objects.filter(role=User.Role.CLINICIAN, is_active=True)
+            .exclude(groups__pk=team_group_id)
+            .order_by("last_name", "first_name", "username")
+        )
+
+
+class InvitationForm(forms.Form):
+    email = forms.EmailField(label="Patient's email address")
+
+
+class InvitationAcceptForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    password1 = forms.CharField(label="Password", widget=forms.PasswordInput, strip=False)
+    password2 = forms.CharField(label="Password (again)", widget=forms.PasswordInput, strip=False)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("password1") and data.get("password1") != data.get("password2"):
+            self.add_error("password2", "The two passwords differ.")
+        return data

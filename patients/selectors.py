@@ -1,0 +1,397 @@
+"""The one access gate: every door (pages, HTMX fragments, admin, exports, REST, GraphQL, streams)
+reaches patient data only through these functions.
+
+Who sees what
+-------------
+- **Clinicians** see the patients of the care teams they belong to (guardian object permissions
+  granted to the team's group: view and change), plus any patient on whom they hold an
+  unexpired emergency ("break-glass") grant. Every access under break-glass flags the request's
+  access context, so each log row of that request carries the break-glass flag.
+- **Administrators** get no chart access from their role, from ``is_superuser`` or from a
+  model-wide permission (``with_superuser=False``, ``accept_global_perms=False``): they manage
+  users, care teams and reference data. They see a chart only as members of its care team
+  (break-glass is for clinicians only).
+- **Patients** (role ``patient``) never pass the clinician gate, whatever groups or permissions
+  they might hold. They see only their own record (``Patient.portal_user``) through
+  ``portal_patient_for`` and only *released* lab results through ``portal_lab_results_for``.
+- Inactive users and inactive patient records are never visible.
+
+A record the user may not see is a 404, identical to a record that does not exist (no 403),
+so nobody can probe which ids exist. Children (courses, cycles, results...) are fetched under
+their patient: a child id under a parent the user can see but belonging to another patient is
+the same 404 ("parent mine, child theirs").
+
+Reads of PHI send ``record_read`` (audit logs it in the caller's transaction). Querysets
+returned by ``scoped`` / ``patient_list_visible_to`` are lazy; the door that evaluates and shows
+them sends ``record_read`` (the admin mixin in ``patients/admin_gate.py`` does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from django.apps import apps
+from django.core.exceptions import ImproperlyConfigured
+from django.db import models
+from django.db.models import Q, QuerySet
+from django.http import Http404
+from django.utils import timezone
+from guardian.core import ObjectPermissionChecker
+from guardian.shortcuts import get_objects_for_user
+
+from oncoplanner import access_context
+from oncoplanner.signals import record_read
+from patients.models import CareTeam, EmergencyAccess, Patient
+
+if TYPE_CHECKING:
+    from oncoplanner.accounts.models import User
+
+
+VIEW = "patients.view_patient"
+CHANGE = "patients.change_patient"
+MANAGE_CARETEAM = "patients.manage_careteam"
+# Break-glass opens the chart for emergency care, which includes documenting it.
+BREAK_GLASS_PERMS = frozenset({VIEW, CHANGE})
+
+# Every model that holds patient data, and its path to the patient. `scoped` filters by it.
+# A test walks all models of the domain apps and fails on one with a path to Patient that is
+# missing here, so a new PHI model cannot slip past the gate unclassified.
+PHI_PATIENT_PATHS: dict[str, str] = {
+    "patients.Patient": "",
+    "patients.BodyMeasurement": "patient",
+    "patients.EmergencyAccess": "patient",
+    "patients.PatientInvitation": "patient",
+    "treatments.Course": "patient",
+    "treatments.ChemoCycle": "course__patient",
+    "treatments.DoseModification": "course__patient",
+    "treatments.Administration": "cycle__course__patient",
+    "treatments.SideEffect": "patient",
+    "labs.LabResult": "patient",
+}
+
+
+def patient_path(model: type[models.Model]) -> str:
+    """The lookup path from `model` to its Patient ("" for Patient itself)."""
+    try:
+        return PHI_PATIENT_PATHS[model._meta.label]
+    except KeyError:
+        raise ImproperlyConfigured(
+            f"{model._meta.label} is not classified as PHI in patients.selectors.PHI_PATIENT_PATHS"
+        ) from None
+
+
+def _may_use_clinician_gate(user: User | Any) -> bool:
+    # Patient users never pass, even if someone mistakenly added them to a care-team group.
+    return bool(
+        user is not None
+        and getattr(user, "is_authenticated", False)
+        and user.is_active
+        and not user.is_patient_user
+    )
+
+
+def _active_emergency_grants(user: User) -> QuerySet[EmergencyAccess]:
+    return EmergencyAccess.objects.filter(user=user, expires_at__gt=timezone.now())
+
+
+def _break_glass_patient_ids(user: User, perm: str) -> QuerySet[EmergencyAccess]:
+    if perm not in BREAK_GLASS_PERMS or not user.is_clinician:
+        return EmergencyAccess.objects.none()
+    return _active_emergency_grants(user).values("patient_id")
+
+
+def _care_team_patients(user: User, perm: str) -> QuerySet[Patient]:
+    return get_objects_for_user(
+        user,
+        perm,
+        klass=Patient.objects.filter(is_active=True),
+        accept_global_perms=False,  # a model-wide grant must not silently open every chart
+        with_superuser=False,  # nor may superuser status
+    )
+
+
+def patient_list_visible_to(*, user: User, perm: str = VIEW) -> QuerySet[Patient]:
+    """Active patients on which `user` holds `perm` through a care team, or an unexpired
+    break-glass grant (clinicians). Lazy; sends nothing: the door that shows rows logs them.
+    If the user holds any active break-glass grant the access context is flagged, because the
+    list may include that chart.
+    """
+    if not _may_use_clinician_gate(user):
+        return Patient.objects.none()
+    team_patients = _care_team_patients(user, perm)
+    emergency_ids = _break_glass_patient_ids(user, perm)
+    if perm in BREAK_GLASS_PERMS and user.is_clinician and emergency_ids.exists():
+        access_context.update(break_glass=True)
+        return Patient.objects.filter(
+            Q(pk__in=team_patients.values("pk")) | Q(pk__in=emergency_ids, is_active=True)
+        )
+    return team_patients
+
+
+def _authorise_patient(*, user: User, patient_id: Any, perm: str) -> Patient:
+    """The patient if `user` may act on it with `perm`; Http404 otherwise (missing or not)."""
+    try:
+        pk = int(patient_id)
+    except (TypeError, ValueError):
+        raise Http404("No Patient matches the given query.") from None
+    if _may_use_clinician_gate(user):
+        patient = _care_team_patients(user, perm).filter(pk=pk).first()
+        if patient is not None:
+            return patient
+        if perm in BREAK_GLASS_PERMS and user.is_clinician:
+            patient = Patient.objects.filter(
+                pk=pk, is_active=True, pk__in=_break_glass_patient_ids(user, perm)
+            ).first()
+            if patient is not None:
+                access_context.update(break_glass=True)
+                return patient
+    raise Http404("No Patient matches the given query.")
+
+
+def patient_get_for_user(*, user: User, patient_id: Any, perm: str = VIEW) -> Patient:
+    """The patient, or Http404 for a missing and a forbidden id alike (never 403).
+
+    Sends record_read so that audit logs the read in the caller's transaction.
+    """
+    patient = _authorise_patient(user=user, patient_id=patient_id, perm=perm)
+    record_read.send(sender=Patient, patients=[patient], target=patient, action="read")
+    return patient
+
+
+def patient_rows_for(*, user: User) -> list[tuple[Patient, bool]]:
+    """The patient list with a can-edit flag per row, in a fixed number of queries.
+
+    Sends record_read (action "list") for the patients shown.
+    """
+    patients = list(patient_list_visible_to(user=user).select_related("care_team"))
+    checker = ObjectPermissionChecker(user)
+    checker.prefetch_perms(patients)  # one query for all rows instead of one per row
+    emergency = (
+        set(_break_glass_patient_ids(user, CHANGE).values_list("patient_id", flat=True))
+        if patients and user.is_clinician
+        else set()
+    )
+    rows = [(p, checker.has_perm("change_patient", p) or p.pk in emergency) for p in patients]
+    if patients:
+        record_read.send(sender=Patient, patients=patients, target=None, action="list")
+    return rows
+
+
+def scoped[M: models.Model](model: type[M], *, user: User, perm: str = VIEW) -> QuerySet[M]:
+    """All rows of the PHI `model` that belong to patients visible to `user` with `perm`.
+
+    The reusable door for REST, GraphQL, exports and admin. Lazy; the caller logs what it shows.
+    """
+    return scope_queryset(model._default_manager.all(), user=user, perm=perm)
+
+
+def scope_queryset[M: models.Model](
+    queryset: QuerySet[M], *, user: User, perm: str = VIEW
+) -> QuerySet[M]:
+    """`queryset` (of a PHI model) narrowed to rows of patients visible to `user`."""
+    path = patient_path(queryset.model)
+    visible = patient_list_visible_to(user=user, perm=perm)
+    lookup = f"{path}__in" if path else "pk__in"
+    return queryset.filter(**{lookup: visible.values("pk")})
+
+
+def patient_ids_of(queryset: QuerySet[Any]) -> list[int]:
+    """The distinct patient ids behind rows of a PHI queryset (for record_read on lists)."""
+    path = patient_path(queryset.model)
+    field = f"{path}__pk" if path else "pk"
+    return sorted({pk for pk in queryset.values_list(field, flat=True) if pk is not None})
+
+
+def child_get_for_user[M: models.Model](
+    model: type[M],
+    *,
+    user: User,
+    patient_id: Any,
+    pk: Any,
+    perm: str = VIEW,
+    extra: dict[str, Any] | None = None,
+) -> M:
+    """A child record of a patient (course, cycle, result...), fetched *under* that patient.
+
+    A child of another patient is the same 404 as a missing one. Sends record_read.
+    """
+    patient = _authorise_patient(user=user, patient_id=patient_id, perm=perm)
+    path = patient_path(model)
+    try:
+        obj = model._default_manager.get(pk=pk, **{path: patient}, **(extra or {}))
+    except (model.DoesNotExist, ValueError, TypeError):
+        raise Http404(f"No {model._meta.object_name} matches the given query.") from None
+    record_read.send(sender=model, patients=[patient], target=obj, action="read")
+    return obj
+
+
+def children_for[M: models.Model](
+    model: type[M], *, user: User, patient_id: Any, perm: str = VIEW
+) -> tuple[Patient, QuerySet[M]]:
+    """The patient and a queryset of its `model` rows. Sends record_read (list) for the patient."""
+    patient = _authorise_patient(user=user, patient_id=patient_id, perm=perm)
+    queryset = model._default_manager.filter(**{patient_path(model): patient})
+    record_read.send(sender=model, patients=[patient], target=None, action="list")
+    return patient, queryset
+
+
+def _model(label: str) -> type[models.Model]:
+    return apps.get_model(label)
+
+
+def course_get_for_user(*, user: User, patient_id: Any, course_id: Any, perm: str = VIEW) -> Any:
+    return child_get_for_user(
+        _model("treatments.Course"), user=user, patient_id=patient_id, pk=course_id, perm=perm
+    )
+
+
+def cycle_get_for_user(
+    *, user: User, patient_id: Any, cycle_id: Any, perm: str = VIEW, course_id: Any = None
+) -> Any:
+    """A chemo cycle under its patient (and under `course_id` when given)."""
+    extra = {"course_id": course_id} if course_id is not None else None
+    return child_get_for_user(
+        _model("treatments.ChemoCycle"),
+        user=user,
+        patient_id=patient_id,
+        pk=cycle_id,
+        perm=perm,
+        extra=extra,
+    )
+
+
+def administration_get_for_user(
+    *, user: User, patient_id: Any, administration_id: Any, perm: str = VIEW
+) -> Any:
+    return child_get_for_user(
+        _model("treatments.Administration"),
+        user=user,
+        patient_id=patient_id,
+        pk=administration_id,
+        perm=perm,
+    )
+
+
+def side_effect_get_for_user(
+    *, user: User, patient_id: Any, side_effect_id: Any, perm: str = VIEW
+) -> Any:
+    return child_get_for_user(
+        _model("treatments.SideEffect"),
+        user=user,
+        patient_id=patient_id,
+        pk=side_effect_id,
+        perm=perm,
+    )
+
+
+def lab_result_get_for_user(
+    *, user: User, patient_id: Any, lab_result_id: Any, perm: str = VIEW
+) -> Any:
+    return child_get_for_user(
+        _model("labs.LabResult"), user=user, patient_id=patient_id, pk=lab_result_id, perm=perm
+    )
+
+
+def lab_results_for(
+    *, user: User, patient_id: Any, test_ids: Iterable[int] | None = None
+) -> QuerySet[Any]:
+    """A patient's lab results for a clinician (released or not). Sends record_read (list)."""
+    _, results = children_for(_model("labs.LabResult"), user=user, patient_id=patient_id)
+    if test_ids is not None:
+        results = results.filter(test_id__in=list(test_ids))
+    return results.select_related("test")
+
+
+# --- Patient portal -------------------------------------------------------------------------
+
+
+def portal_patient_for(*, user: User) -> Patient:
+    """The patient record of a portal user; Http404 for anyone else (clinicians included).
+
+    Sends record_read: the patient reading their own record is an access too.
+    """
+    if not (
+        user is not None
+        and getattr(user, "is_authenticated", False)
+        and user.is_active
+        and user.is_patient_user
+    ):
+        raise Http404("No Patient matches the given query.")
+    patient = Patient.objects.filter(portal_user=user, is_active=True).first()
+    if patient is None:
+        raise Http404("No Patient matches the given query.")
+    record_read.send(sender=Patient, patients=[patient], target=patient, action="read")
+    return patient
+
+
+def portal_lab_results_for(*, user: User) -> QuerySet[Any]:
+    """Only released results of the portal user's own record."""
+    patient = portal_patient_for(user=user)
+    return (
+        _model("labs.LabResult")
+        ._default_manager.filter(patient=patient, is_released=True)
+        .select_related("test")
+    )
+
+
+# --- Break-glass and care teams -------------------------------------------------------------
+
+
+def emergency_access_active(*, user: User, patient: Patient) -> bool:
+    return _active_emergency_grants(user).filter(patient=patient).exists()
+
+
+def emergency_accesses_for_patient(*, user: User, patient_id: Any) -> QuerySet[EmergencyAccess]:
+    """Every emergency access to a patient (active and past), for those who can see the chart
+    through its care team. A break-glass user does not get the list (it names colleagues)."""
+    if not _may_use_clinician_gate(user):
+        raise Http404("No Patient matches the given query.")
+    patient = _care_team_patients(user, VIEW).filter(pk=patient_id).first()
+    if patient is None:
+        raise Http404("No Patient matches the given query.")
+    return EmergencyAccess.objects.filter(patient=patient).select_related("user")
+
+
+def care_team_may_manage(*, user: User, team: CareTeam) -> bool:
+    """Administrators manage every team; a clinician needs manage_careteam on that team."""
+    if not (user.is_authenticated and user.is_active) or user.is_patient_user:
+        return False
+    if user.is_administrator:
+        return True
+    return user.is_clinician and user.has_perm(MANAGE_CARETEAM, team)
+
+
+def care_team_get_for_manager(*, user: User, team_id: Any) -> CareTeam:
+    """The team if `user` may manage it; Http404 otherwise (missing or not)."""
+    team = CareTeam.objects.filter(pk=team_id).first() if str(team_id).isdigit() else None
+    if team is None or not care_team_may_manage(user=user, team=team):
+        raise Http404("No CareTeam matches the given query.")
+    return team
+
+
+def care_team_members(*, team: CareTeam) -> QuerySet[Any]:
+    return team.group.user_set.order_by("last_name", "first_name", "username")
+
+
+def patient_id_for_emergency(*, user: User, mrn: str) -> int:
+    """The id of the active patient with `mrn`, for the break-glass door only (clinicians).
+
+    Http404 for a missing MRN and for non-clinicians alike. Returns an id, never the record:
+    the chart is read afterwards through patient_get_for_user, which logs it.
+    """
+    if not (_may_use_clinician_gate(user) and user.is_clinician):
+        raise Http404("No Patient matches the given query.")
+    patient_id = (
+        Patient.objects.filter(mrn=mrn, is_active=True).values_list("pk", flat=True).first()
+    )
+    if patient_id is None:
+        raise Http404("No Patient matches the given query.")
+    return patient_id
+
+
+def patient_on_care_team_of(*, user: User, patient_id: Any, perm: str = VIEW) -> bool:
+    """Whether `user` reaches the patient through a care team (not through break-glass)."""
+    if not _may_use_clinician_gate(user):
+        return False
+    return _care_team_patients(user, perm).filter(pk=patient_id).exists()

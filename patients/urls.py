@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from patients import views
+
+app_name = "patients"
+
+urlpatterns = [
+    path("patients/<int:patient_id>/", views.patient_detail, name="patient_detail"),
+    path(
+        "patients/emergency-access/",
+        views.emergency_access_create,
+        name="emergency_access_create",
+    ),
+    path("patients/care-teams/<int:team_id>/", views.care_team_manage, name="care_team_manage"),
+    path(
+        "patients/<int:patient_id>/invitations/",
+        views.invitation_create,
+        name="invitation_create",
+    ),
+    path("portal/invite/<str:token>/", views.invitation_accept, name="invitation_accept"),
+]

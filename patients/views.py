@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from oncoplanner import access_context
+from patients import selectors, services
+from patients.forms import (
+    CareTeamMemberForm,
+    EmergencyAccessForm,
+    InvitationAcceptForm,
+    InvitationForm,
+)
+
+
+@login_required
+def patient_detail(request: HttpRequest, patient_id: int) -> HttpResponse:
+    patient = selectors.patient_get_for_user(user=request.user, patient_id=patient_id)
+    on_team = selectors.patient_on_care_team_of(user=request.user, patient_id=patient.pk)
+    context = {
+        "patient": patient,
+        "break_glass": access_context.current().break_glass and not on_team,
+        "emergency_accesses": (
+            selectors.emergency_accesses_for_patient(user=request.user, patient_id=patient.pk)
+            if on_team
+            else []
+        ),
+        "invitation_form": InvitationForm() if on_team and not patient.portal_user_id else None,
+    }
+    return render(request, "patients/patient_detail.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def emergency_access_create(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_clinician:  # type: ignore[union-attr]
+        raise Http404("No such page.")
+    form = EmergencyAccessForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        patient_id = selectors.patient_id_for_emergency(
+            user=request.user, mrn=form.cleaned_data["mrn"]
+        )
+        if not selectors.patient_on_care_team_of(user=request.user, patient_id=patient_id):
+            try:
+                services.emergency_access_open(
+                    user=request.user, patient_id=patient_id, reason=form.cleaned_data["reason"]
+                )
+            except ValidationError as error:
+                for field, errors in error.message_dict.items():
+                    form.add_error(field if field in form.fields else None, errors)
+                return render(request, "patients/emergency_access.html", {"form": form})
+        return redirect("patients:patient_detail", patient_id=patient_id)
+    return render(request, "patients/emergency_access.html", {"form": form})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def care_team_manage(request: HttpRequest, team_id: int) -> HttpResponse:
+    team = selectors.care_team_get_for_manager(user=request.user, team_id=team_id)
+    form = CareTeamMemberForm(request.POST or None, team_group_id=team.group_id)
+    if request.method == "POST":
+        if request.POST.get("action") == "remove":
+            member = selectors.care_team_members(team=team).filter(pk=request.POST.get("user_id"))
+            member_user = member.first() if str(request.POST.get("user_id", "")).isdigit() else None
+            if member_user is None:
+                raise Http404("No member matches the given query.")
+            services.care_team_remove_member(
+                team=team, clinician=member_user, revoked_by=request.user
+            )
+            messages.success(request, f"{member_user} removed from {team}.")
+            return redirect("patients:care_team_manage", team_id=team.pk)
+        if form.is_valid():
+            services.care_team_add_member(
+                team=team, clinician=form.cleaned_data["user"], granted_by=request.user
+            )
+            messages.success(request, f"{form.cleaned_data['user']} added to {team}.")
+            return redirect("patients:care_team_manage", team_id=team.pk)
+    context = {"team": team, "members": selectors.care_team_members(team=team), "form": form}
+    return render(request, "patients/care_team.html", context)
+
+
+@login_required
+@require_POST
+def invitation_create(request: HttpRequest, patient_id: int) -> HttpResponse:
+    patient = selectors.patient_get_for_user(
+        user=request.user, patient_id=patient_id, perm=selectors.CHANGE
+    )
+    form = InvitationForm(request.POST)
+    if form.is_valid():
+        try:
+            services.invitation_create(
+                patient=patient, email=form.cleaned_data["email"], created_by=request.user
+            )
+        except PermissionDenied:
+            raise Http404("No Patient matches the given query.") from None
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+        else:
+            messages.success(request, "Invitation sent.")
+    else:
+        messages.error(request, "Enter a valid email address.")
+    return redirect("patients:patient_detail", patient_id=patient.pk)
+
+
+@require_http_methods(["GET", "POST"])
+def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
+    invitation = services.invitation_get_usable(token=token)
+    form = InvitationAcceptForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.invitation_accept(
+                token=token,
+                username=form.cleaned_data["username"],
+                password=form.cleaned_data["password1"],
+            )
+        except ValidationError as error:
+            for field, errors in error.message_dict.items():
+                target = {"password": "password1"}.get(field, field)
+                form.add_error(target if target in form.fields else None, errors)
+        else:
+            messages.success(request, "Your portal account is ready. Please sign in.")
+            return redirect("account_login")
+    return render(
+        request, "patients/invitation_accept.html", {"form": form, "email": invitation.email}
+    )
