@@ -29,8 +29,34 @@ class LabTest(models.Model):
     unit = models.CharField(max_length=30, help_text="UCUM unit, e.g. 10*3/uL.")
     ref_low = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
     ref_high = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
-    critical_low = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
-    critical_high = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
+    critical_low = models.DecimalField(
+        max_digits=12,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        help_text="Critical (call-back) low limit; see critical_low_inclusive.",
+    )
+    critical_low_inclusive = models.BooleanField(
+        default=True,
+        help_text=(
+            "Checked: a value equal to the limit is critical (hemoglobin <= 7 g/dL). "
+            "Unchecked: only values strictly below it are (ANC < 0.5 x10*3/uL)."
+        ),
+    )
+    critical_high = models.DecimalField(
+        max_digits=12,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        help_text="Critical (call-back) high limit; see critical_high_inclusive.",
+    )
+    critical_high_inclusive = models.BooleanField(
+        default=True,
+        help_text=(
+            "Checked: a value equal to the limit is critical (creatinine >= 6 mg/dL). "
+            "Unchecked: only values strictly above it are."
+        ),
+    )
     decimal_places = models.PositiveSmallIntegerField(default=1, validators=[MaxValueValidator(4)])
     max_plausible = models.DecimalField(
         max_digits=12,
@@ -132,7 +158,13 @@ class LabResult(models.Model):
     ref_low = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
     ref_high = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
     critical_low = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
+    critical_low_inclusive = models.BooleanField(
+        default=True, help_text="As on the test when the result was recorded."
+    )
     critical_high = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
+    critical_high_inclusive = models.BooleanField(
+        default=True, help_text="As on the test when the result was recorded."
+    )
     flag = models.CharField(max_length=2, choices=Flag.choices, default=Flag.NORMAL)
     is_released = models.BooleanField(
         default=False, help_text="Visible to the patient in the portal."
@@ -187,7 +219,7 @@ class Comparator(models.TextChoices):
 
 
 class PreCycleAction(models.TextChoices):
-    """Ordered from least to most restrictive (see labs.services.ACTION_SEVERITY)."""
+    """Ordered from least to most restrictive (see labs.rules.ACTION_SEVERITY)."""
 
     TREAT = "treat", "Treat"
     TREAT_REDUCED = "treat_reduced", "Treat at reduced dose"

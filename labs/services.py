@@ -1,0 +1,404 @@
+"""Lab writes and lab-derived decisions: record a result, suggest a CTCAE grade, pre-cycle check.
+
+Permission precondition for every function here: the caller has already authorised the acting
+user on `patient` through the access gate (patients.selectors, perm=change for writes,
+perm=view for the read-only evaluations). These functions do not check permissions again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from functools import partial
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F, Window
+from django.db.models.functions import RowNumber
+from django.utils import timezone
+
+from labs.models import (
+    LabResult,
+    LabTest,
+    PreCycleAction,
+    PreCycleRule,
+    ReferenceRange,
+)
+from labs.rules import (
+    ACTION_SEVERITY,
+    AppliedRange,
+    GradeSuggestion,
+    PreCycleOutcome,
+    ctcae_grade,
+    fmt_decimal,
+    interpretation_flag,
+    most_restrictive,
+    rule_matches,
+    to_decimal,
+)
+from labs.tasks import notify_care_team_of_critical_result
+from patients.models import Patient
+from treatments.models import CtcaeTerm, Regimen
+
+__all__ = [
+    "ACTION_SEVERITY",
+    "AnalyteEvidence",
+    "GradeSuggestion",
+    "PreCycleAssessment",
+    "PreCycleOutcome",
+    "applied_range_for",
+    "ctcae_grade_suggest",
+    "ctcae_grade_suggest_for_patient",
+    "lab_result_record",
+    "precycle_evaluate",
+    "precycle_evaluate_many",
+]
+
+
+# --- Recording a result --------------------------------------------------------------------
+
+
+def _range_matches(rng: ReferenceRange, *, sex: str, age: int) -> bool:
+    if rng.sex and rng.sex != sex:
+        return False
+    if rng.age_min is not None and age < rng.age_min:
+        return False
+    return not (rng.age_max is not None and age > rng.age_max)
+
+
+def applied_range_for(*, test: LabTest, patient: Patient, collected_at: datetime) -> AppliedRange:
+    """The limits that applied to `patient` at `collected_at`.
+
+    A ReferenceRange matching the patient's sex and age (in whole years, on the local date of
+    collection; age_min and age_max both inclusive) beats the test's default range; among
+    matches, a sex-specific range beats a sex-neutral one, then the one with an age band.
+    Critical limits are the test's (institution-wide, DOMAIN.md 4).
+    """
+    age = patient.age_on(timezone.localdate(collected_at))
+    matches = [rng for rng in test.ranges.all() if _range_matches(rng, sex=patient.sex, age=age)]
+    ref_low, ref_high = test.ref_low, test.ref_high
+    if matches:
+        best = max(
+            matches,
+            key=lambda r: (bool(r.sex), r.age_min is not None or r.age_max is not None, -r.pk),
+        )
+        ref_low, ref_high = best.low, best.high
+    return AppliedRange(
+        ref_low=ref_low,
+        ref_high=ref_high,
+        critical_low=test.critical_low,
+        critical_high=test.critical_high,
+        critical_low_inclusive=test.critical_low_inclusive,
+        critical_high_inclusive=test.critical_high_inclusive,
+    )
+
+
+def _check_text(value: str, *, field_name: str) -> None:
+    # NUL bytes and lone surrogates become database errors (500s) unless refused here.
+    if "\x00" in value:
+        raise ValidationError({field_name: "Text cannot contain NUL characters."})
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError({field_name: "Text contains invalid characters."}) from None
+
+
+@transaction.atomic
+def lab_result_record(
+    *,
+    patient: Patient,
+    test: LabTest,
+    value: Decimal | float | int | str,
+    unit: str,
+    collected_at: datetime,
+    recorded_by: Any,
+    source: str = LabResult.Source.MANUAL,
+    note: str = "",
+) -> LabResult:
+    """Record one lab result with the range that applied to it and its FHIR flag.
+
+    Refuses (ValidationError naming the field, nothing written): NaN, Infinity, negative or
+    non-numeric values and values above the test's `max_plausible` ("value"); a unit other
+    than the test's UCUM unit ("unit"); a collection time in the future beyond 5 minutes of
+    clock skew ("collected_at").
+    Side effects: post_save (audit logs the write in this transaction); a critical result
+    (LL/HH) enqueues `notify_care_team_of_critical_result` once the transaction commits.
+    """
+    number = to_decimal(value)
+    if number is None:
+        raise ValidationError({"value": "Enter a finite number (not NaN or Infinity)."})
+    if number < 0:
+        raise ValidationError({"value": "A lab value cannot be negative."})
+    if timezone.is_naive(collected_at):
+        raise ValidationError({"collected_at": "Give the collection time with a time zone."})
+    _check_text(note, field_name="note")
+    _check_text(unit, field_name="unit")
+
+    limits = applied_range_for(test=test, patient=patient, collected_at=collected_at)
+    result = LabResult(
+        patient=patient,
+        test=test,
+        value=number,
+        unit=unit,
+        collected_at=collected_at,
+        ref_low=limits.ref_low,
+        ref_high=limits.ref_high,
+        critical_low=limits.critical_low,
+        critical_high=limits.critical_high,
+        critical_low_inclusive=limits.critical_low_inclusive,
+        critical_high_inclusive=limits.critical_high_inclusive,
+        flag=interpretation_flag(number, limits),
+        source=source,
+        note=note,
+        recorded_by=recorded_by,
+    )
+    result.full_clean()
+    result.save()
+    if result.is_critical:
+        # A rolled-back write must never page anyone: enqueue only after commit.
+        transaction.on_commit(
+            partial(notify_care_team_of_critical_result.enqueue, lab_result_id=result.pk)
+        )
+    return result
+
+
+# --- CTCAE grade suggestion ----------------------------------------------------------------
+
+
+def ctcae_grade_suggest(*, term: CtcaeTerm, result: LabResult) -> GradeSuggestion | None:
+    """Suggest a CTCAE grade for `term` from one result, or None when no grade applies.
+
+    LLN/ULN are the limits stored on the result (the range that applied to this patient).
+    Only criteria of the result's test count; a clinician confirms the grade (side effects
+    are recorded through treatments.services). No writes.
+    """
+    criteria = [c for c in term.lab_criteria.all() if c.test_id == result.test_id]
+    value = to_decimal(result.value)
+    if not criteria or value is None:
+        return None
+    suggestion = ctcae_grade(
+        value=value, criteria=criteria, lln=result.ref_low, uln=result.ref_high, unit=result.unit
+    )
+    if suggestion is None:
+        return None
+    return GradeSuggestion(
+        grade=suggestion.grade,
+        criterion=suggestion.criterion,
+        explanation=suggestion.explanation,
+        result=result,
+    )
+
+
+def ctcae_grade_suggest_for_patient(*, patient: Patient, term: CtcaeTerm) -> GradeSuggestion | None:
+    """Suggest a grade for `term` from `patient`'s latest result of the term's test."""
+    criterion = term.lab_criteria.select_related("test").first()
+    if criterion is None:
+        return None
+    latest = (
+        LabResult.objects.filter(patient=patient, test_id=criterion.test_id)
+        .select_related("test")
+        .order_by("-collected_at", "-pk")
+        .first()
+    )
+    if latest is None:
+        return None
+    return ctcae_grade_suggest(term=term, result=latest)
+
+
+# --- Pre-cycle evaluation --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AnalyteEvidence:
+    """What one analyte contributed to the decision: its result, the rule and its age."""
+
+    test: LabTest
+    outcome: str
+    result: LabResult | None
+    rule: PreCycleRule | None
+    age: timedelta | None
+    max_age_days: int
+    explanation: str
+
+    @property
+    def outcome_label(self) -> str:
+        return PreCycleOutcome.LABELS[self.outcome]
+
+
+@dataclass(frozen=True)
+class PreCycleAssessment:
+    """The overall "OK to treat?" outcome for one patient, with the evidence per analyte."""
+
+    patient_id: int
+    regimen: Regimen
+    at: datetime
+    outcome: str
+    analytes: list[AnalyteEvidence] = field(default_factory=list)
+    dose_percent: int | None = None  # the lowest percent when the outcome is treat_reduced
+    delay_days: int | None = None  # the longest delay when the outcome is delay
+
+    @property
+    def outcome_label(self) -> str:
+        return PreCycleOutcome.LABELS[self.outcome]
+
+    @property
+    def ok_to_treat(self) -> bool:
+        return self.outcome in {PreCycleOutcome.TREAT, PreCycleOutcome.TREAT_REDUCED}
+
+
+def _latest_results(
+    *, patient_ids: Sequence[int], test_ids: Iterable[int], at: datetime
+) -> dict[tuple[int, int], LabResult]:
+    """Latest result per (patient, test) collected at or before `at`, in one query."""
+    test_ids = list(test_ids)
+    if not patient_ids or not test_ids:
+        return {}
+    rows = (
+        LabResult.objects.filter(
+            patient_id__in=patient_ids, test_id__in=test_ids, collected_at__lte=at
+        )
+        .annotate(
+            row=Window(
+                RowNumber(),
+                partition_by=[F("patient_id"), F("test_id")],
+                order_by=[F("collected_at").desc(), F("pk").desc()],
+            )
+        )
+        .filter(row=1)
+    )
+    return {(r.patient_id, r.test_id): r for r in rows}
+
+
+def _evaluate_analyte(
+    *, test: LabTest, rules: list[PreCycleRule], result: LabResult | None, at: datetime
+) -> AnalyteEvidence:
+    # The strictest freshness requirement among the analyte's rules applies to the analyte.
+    max_age_days = min(r.max_age_days for r in rules)
+    if result is None:
+        return AnalyteEvidence(
+            test=test,
+            outcome=PreCycleOutcome.MISSING,
+            result=None,
+            rule=None,
+            age=None,
+            max_age_days=max_age_days,
+            explanation=f"No {test.short_name} result on or before {at:%Y-%m-%d %H:%M}.",
+        )
+    age = at - result.collected_at
+    if age > timedelta(days=max_age_days):
+        return AnalyteEvidence(
+            test=test,
+            outcome=PreCycleOutcome.STALE,
+            result=result,
+            rule=None,
+            age=age,
+            max_age_days=max_age_days,
+            explanation=(
+                f"Latest {test.short_name} is {age.days} d {age.seconds // 3600} h old; "
+                f"the rules need one from the last {max_age_days} days."
+            ),
+        )
+    value = to_decimal(result.value)
+    for rule in rules:
+        if value is not None and rule_matches(rule, value=value, unit=result.unit):
+            return AnalyteEvidence(
+                test=test,
+                outcome=rule.action,
+                result=result,
+                rule=rule,
+                age=age,
+                max_age_days=max_age_days,
+                explanation=(
+                    f"{test.short_name} {fmt_decimal(result.value)} {result.unit} "
+                    f"{rule.comparator} {fmt_decimal(rule.value)}: {rule.get_action_display()}."
+                ),
+            )
+    # A gap in the rules must never pass silently: a physician decides.
+    return AnalyteEvidence(
+        test=test,
+        outcome=PreCycleOutcome.CONTACT,
+        result=result,
+        rule=None,
+        age=age,
+        max_age_days=max_age_days,
+        explanation=(
+            f"{test.short_name} {fmt_decimal(result.value)} {result.unit} matches no rule: contact physician."
+        ),
+    )
+
+
+def _assess(
+    *,
+    patient_id: int,
+    regimen: Regimen,
+    at: datetime,
+    rules_by_test: dict[int, list[PreCycleRule]],
+    latest: dict[tuple[int, int], LabResult],
+) -> PreCycleAssessment:
+    analytes = [
+        _evaluate_analyte(
+            test=rules[0].test, rules=rules, result=latest.get((patient_id, test_id)), at=at
+        )
+        for test_id, rules in rules_by_test.items()
+    ]
+    outcome = most_restrictive([a.outcome for a in analytes])
+    percents = [
+        a.rule.action_percent
+        for a in analytes
+        if a.rule and a.outcome == PreCycleAction.TREAT_REDUCED and a.rule.action_percent
+    ]
+    delays = [
+        a.rule.action_delay_days
+        for a in analytes
+        if a.rule and a.outcome == PreCycleAction.DELAY and a.rule.action_delay_days
+    ]
+    return PreCycleAssessment(
+        patient_id=patient_id,
+        regimen=regimen,
+        at=at,
+        outcome=outcome,
+        analytes=analytes,
+        dose_percent=min(percents) if outcome == PreCycleOutcome.TREAT_REDUCED else None,
+        delay_days=max(delays) if outcome == PreCycleOutcome.DELAY else None,
+    )
+
+
+def _rules_by_test(regimen: Regimen) -> dict[int, list[PreCycleRule]]:
+    rules_by_test: dict[int, list[PreCycleRule]] = {}
+    rules = PreCycleRule.objects.filter(regimen=regimen).select_related("test")
+    for rule in rules.order_by("test__name", "priority", "pk"):
+        rules_by_test.setdefault(rule.test_id, []).append(rule)
+    return rules_by_test
+
+
+def precycle_evaluate(*, patient: Patient, regimen: Regimen, at: datetime) -> PreCycleAssessment:
+    """Evaluate `regimen`'s pre-cycle rules against `patient`'s latest results up to `at`.
+
+    Per analyte: no result -> missing; older than the strictest max_age_days of its rules ->
+    stale (exactly max_age_days old still counts); else the first rule in priority order that
+    matches decides; none matching -> contact physician. Overall: not evaluable if any analyte
+    is missing or stale, else the most restrictive action (treat < treat at N% < delay <
+    contact < hold). Two queries whatever the number of analytes or results. No writes.
+    """
+    return precycle_evaluate_many(patients=[patient], regimen=regimen, at=at)[patient.pk]
+
+
+def precycle_evaluate_many(
+    *, patients: Sequence[Patient], regimen: Regimen, at: datetime
+) -> dict[int, PreCycleAssessment]:
+    """`precycle_evaluate` for a patient list (a clinic day), still two queries in total.
+
+    Returns {patient.pk: assessment}. The caller passes only patients it may view.
+    """
+    rules_by_test = _rules_by_test(regimen)
+    patient_ids = [p.pk for p in patients]
+    latest = _latest_results(patient_ids=patient_ids, test_ids=rules_by_test.keys(), at=at)
+    return {
+        pid: _assess(
+            patient_id=pid, regimen=regimen, at=at, rules_by_test=rules_by_test, latest=latest
+        )
+        for pid in patient_ids
+    }
