@@ -156,6 +156,8 @@ def course_stop(
     _require_open_course(course)
     if reason not in Course.StopReason.values:
         raise ValidationError({"reason": "Choose a stop reason from the list."})
+    if stopped_on < course.start_date:
+        raise ValidationError({"stopped_on": f"The course started on {course.start_date}."})
     if stopped_on > timezone.localdate():
         raise ValidationError({"stopped_on": "A course cannot be stopped in the future."})
     course.status = Course.Status.STOPPED

@@ -1,0 +1,224 @@
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from patients.models import Patient
+from patients.tests.factories import BodyMeasurementFactory, PatientFactory
+from treatments.dosing import (
+    bsa_mosteller,
+    carboplatin_calvert,
+    crcl_cockcroft_gault,
+    dose_compute,
+)
+from treatments.models import Administration, DoseBasis
+from treatments.tests.factories import DrugFactory, RegimenDrugFactory
+
+D = Decimal
+
+
+# --- Mosteller -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("height", "weight", "bsa"),
+    [
+        (170, 70, D("1.82")),  # sqrt(11900 / 3600) = 1.8181
+        (180, 80, D("2.00")),  # sqrt(4) exactly
+        (160, 100, D("2.11")),  # 2.108: above 2.0 and not capped (ASCO obesity guideline)
+        (D("152.4"), D("45.5"), D("1.39")),
+    ],
+)
+def test_bsa_mosteller_worked_examples(height, weight, bsa):
+    assert bsa_mosteller(height, weight) == bsa
+
+
+def test_bsa_mosteller_returns_decimal_at_two_places():
+    result = bsa_mosteller(170, 70)
+    assert isinstance(result, Decimal)
+    assert result.as_tuple().exponent == -2
+
+
+@pytest.mark.parametrize("bad", [0, -170, "NaN", "Infinity", "tall"])
+def test_bsa_mosteller_rejects_non_positive_or_non_finite_height(bad):
+    with pytest.raises(ValueError, match="height_cm"):
+        bsa_mosteller(bad, 70)
+
+
+# --- Cockcroft-Gault and Calvert -------------------------------------------------------------
+
+
+def test_crcl_cockcroft_gault_female_worked_example():
+    # (140 - 65) x 72 x 0.85 / (72 x 1.0) = 63.75 mL/min
+    assert crcl_cockcroft_gault(65, 72, D("1.0"), "female") == D("63.75")
+
+
+def test_crcl_cockcroft_gault_male_has_no_female_factor():
+    # (140 - 65) x 72 / (72 x 1.0) = 75
+    assert crcl_cockcroft_gault(65, 72, D("1.0"), "male") == D("75.00")
+
+
+def test_crcl_cockcroft_gault_caps_at_125_by_default():
+    # (140 - 30) x 90 / (72 x 0.7) = 196.43 raw
+    assert crcl_cockcroft_gault(30, 90, D("0.7"), "male", cap=None) == D("196.43")
+    assert crcl_cockcroft_gault(30, 90, D("0.7"), "male") == D("125")
+
+
+def test_crcl_cockcroft_gault_refuses_unknown_sex():
+    with pytest.raises(ValueError, match="sex"):
+        crcl_cockcroft_gault(65, 72, D("1.0"), "unknown")
+
+
+def test_carboplatin_calvert_worked_example():
+    assert carboplatin_calvert(5, 100) == D("625.0")  # 5 x (100 + 25)
+
+
+def test_carboplatin_calvert_with_capped_gfr():
+    gfr = crcl_cockcroft_gault(30, 90, D("0.7"), "male")  # 196 raw, capped to 125
+    assert carboplatin_calvert(6, gfr) == D("900.0")  # 6 x (125 + 25), not 6 x 221
+
+
+# --- dose_compute ----------------------------------------------------------------------------
+
+needs_db = pytest.mark.django_db
+
+
+def _patient(*, sex: str = Patient.Sex.FEMALE, born: dt.date = dt.date(1960, 5, 17)) -> Patient:
+    return PatientFactory.create(sex=sex, date_of_birth=born)
+
+
+@needs_db
+def test_dose_compute_mfolfox6_oxaliplatin_at_bsa_1_82():
+    patient = _patient()
+    BodyMeasurementFactory.create(
+        patient=patient, measured_on=dt.date(2026, 1, 5), height_cm=170, weight_kg=70
+    )
+    oxaliplatin = RegimenDrugFactory.create(
+        drug=DrugFactory.create(name="Oxaliplatin"), dose=D("85"), dose_basis=DoseBasis.MG_M2
+    )
+    calc = dose_compute(
+        regimen_drug=oxaliplatin, patient=patient, on_date=dt.date(2026, 1, 6), percent=100
+    )
+    assert calc.formula == Administration.Formula.MOSTELLER
+    assert calc.standard_dose_mg == D("154.7")  # 85 x 1.82
+    assert calc.dose_mg == D("154.7")
+    assert calc.inputs["bsa_m2"] == "1.82"
+    assert calc.inputs["height_cm"] == "170.0"
+    assert calc.inputs["weight_kg"] == "70.0"
+    assert calc.inputs["height_measured_on"] == "2026-01-05"
+
+
+@needs_db
+def test_dose_compute_at_80_percent_rounds_to_one_decimal():
+    patient = _patient()
+    BodyMeasurementFactory.create(patient=patient, height_cm=170, weight_kg=70)
+    oxaliplatin = RegimenDrugFactory.create(dose=D("85"), dose_basis=DoseBasis.MG_M2)
+    calc = dose_compute(
+        regimen_drug=oxaliplatin, patient=patient, on_date=dt.date(2026, 1, 6), percent=80
+    )
+    assert calc.dose_mg == D("123.8")  # 154.7 x 0.8 = 123.76
+    assert calc.percent == D("80.0")
+
+
+@needs_db
+def test_dose_compute_takes_height_and_weight_from_their_own_latest_rows():
+    patient = _patient()
+    BodyMeasurementFactory.create(
+        patient=patient, measured_on=dt.date(2025, 9, 1), height_cm=170, weight_kg=80
+    )
+    BodyMeasurementFactory.create(
+        patient=patient, measured_on=dt.date(2026, 1, 5), height_cm=None, weight_kg=70
+    )
+    # A later weight after the dose date must not be used.
+    BodyMeasurementFactory.create(
+        patient=patient, measured_on=dt.date(2026, 2, 1), height_cm=None, weight_kg=60
+    )
+    drug = RegimenDrugFactory.create(dose=D("85"), dose_basis=DoseBasis.MG_M2)
+    calc = dose_compute(
+        regimen_drug=drug, patient=patient, on_date=dt.date(2026, 1, 6), percent=100
+    )
+    assert calc.inputs["height_measured_on"] == "2025-09-01"
+    assert calc.inputs["weight_measured_on"] == "2026-01-05"
+    assert calc.inputs["bsa_m2"] == "1.82"
+
+
+@needs_db
+def test_dose_compute_without_height_names_height():
+    patient = _patient()
+    BodyMeasurementFactory.create(patient=patient, height_cm=None, weight_kg=70)
+    drug = RegimenDrugFactory.create(dose_basis=DoseBasis.MG_M2)
+    with pytest.raises(ValidationError) as excinfo:
+        dose_compute(regimen_drug=drug, patient=patient, on_date=dt.date(2026, 1, 6), percent=100)
+    assert "height_cm" in excinfo.value.message_dict
+
+
+@needs_db
+def test_dose_compute_carboplatin_calvert_from_creatinine():
+    # Born 1960-05-17: 65 on 2026-01-06; 72 kg, female, Cr 1.0 -> GFR 63.75; AUC 5 -> 443.8 mg
+    patient = _patient()
+    BodyMeasurementFactory.create(patient=patient, height_cm=165, weight_kg=72)
+    carboplatin = RegimenDrugFactory.create(
+        drug=DrugFactory.create(name="Carboplatin"), dose=D("5"), dose_basis=DoseBasis.AUC
+    )
+    calc = dose_compute(
+        regimen_drug=carboplatin,
+        patient=patient,
+        on_date=dt.date(2026, 1, 6),
+        percent=100,
+        creatinine_mg_dl=D("1.0"),
+    )
+    assert calc.formula == Administration.Formula.CALVERT
+    assert calc.inputs["age_years"] == 65
+    assert calc.inputs["gfr_ml_min"] == "63.75"
+    assert calc.dose_mg == D("443.8")  # 5 x (63.75 + 25) = 443.75, half up
+
+
+@needs_db
+def test_dose_compute_carboplatin_without_creatinine_names_it():
+    patient = _patient()
+    BodyMeasurementFactory.create(patient=patient, weight_kg=72)
+    carboplatin = RegimenDrugFactory.create(dose=D("5"), dose_basis=DoseBasis.AUC)
+    with pytest.raises(ValidationError) as excinfo:
+        dose_compute(
+            regimen_drug=carboplatin, patient=patient, on_date=dt.date(2026, 1, 6), percent=100
+        )
+    assert "creatinine_mg_dl" in excinfo.value.message_dict
+
+
+@needs_db
+def test_dose_compute_respects_max_dose_cap_and_records_it():
+    # Vincristine 1.4 mg/m2 x 1.82 = 2.548 mg -> capped at 2 mg
+    patient = _patient()
+    BodyMeasurementFactory.create(patient=patient, height_cm=170, weight_kg=70)
+    vincristine = RegimenDrugFactory.create(
+        drug=DrugFactory.create(name="Vincristine"),
+        dose=D("1.4"),
+        dose_basis=DoseBasis.MG_M2,
+        max_dose_mg=D("2"),
+    )
+    calc = dose_compute(
+        regimen_drug=vincristine, patient=patient, on_date=dt.date(2026, 1, 6), percent=100
+    )
+    assert calc.standard_dose_mg == D("2.5")
+    assert calc.dose_mg == D("2.0")
+    assert calc.capped is True
+    assert calc.inputs["capped"] is True
+    assert calc.inputs["uncapped_dose_mg"] == "2.5"
+
+
+@needs_db
+def test_dose_compute_mg_per_kg_and_flat():
+    patient = _patient()
+    BodyMeasurementFactory.create(patient=patient, height_cm=None, weight_kg=D("72.5"))
+    per_kg = RegimenDrugFactory.create(dose=D("5"), dose_basis=DoseBasis.MG_KG)
+    flat = RegimenDrugFactory.create(dose=D("100"), dose_basis=DoseBasis.FLAT)
+    on = dt.date(2026, 1, 6)
+    by_weight = dose_compute(regimen_drug=per_kg, patient=patient, on_date=on, percent=100)
+    assert by_weight.formula == Administration.Formula.WEIGHT
+    assert by_weight.dose_mg == D("362.5")
+    flat_dose = dose_compute(regimen_drug=flat, patient=patient, on_date=on, percent=100)
+    assert flat_dose.formula == Administration.Formula.FLAT
+    assert flat_dose.dose_mg == D("100.0")
