@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import partial
-from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -40,6 +39,7 @@ from labs.rules import (
     to_decimal,
 )
 from labs.tasks import notify_care_team_of_critical_result
+from oncoplanner.accounts.models import User
 from patients.models import Patient
 from treatments.models import CtcaeTerm, Regimen
 
@@ -114,7 +114,7 @@ def lab_result_record(
     value: Decimal | float | int | str,
     unit: str,
     collected_at: datetime,
-    recorded_by: Any,
+    recorded_by: User | None,
     source: str = LabResult.Source.MANUAL,
     note: str = "",
 ) -> LabResult:
