@@ -65,6 +65,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Idle/absolute session timeout, then MFA enrolment for clinicians and administrators:
+    # both before anything else sees request.user (SECURITY.md #10, #11).
+    "oncoplanner.accounts.middleware.session_timeout_middleware",
+    "oncoplanner.accounts.middleware.mfa_enrolment_middleware",
     "oncoplanner.access_context.access_context_middleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -138,8 +142,20 @@ ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = True
 ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
 ACCOUNT_EMAIL_VERIFICATION = "none"
 ACCOUNT_PREVENT_ENUMERATION = True
-ACCOUNT_RATE_LIMITS = False  # axes does login throttling; one mechanism, one answer
+# axes does login throttling, MFA code failures included (oncoplanner.accounts.forms counts
+# them against the same per-account lock): one mechanism, one lock, one answer.
+ACCOUNT_RATE_LIMITS = False
+# No "remember me": the session cookie dies with the browser (shared clinic computers).
+ACCOUNT_SESSION_REMEMBER = False
+# A reset request for an unknown address answers exactly like a known one and sends nothing:
+# no mail to arbitrary addresses on demand.
+ACCOUNT_EMAIL_UNKNOWN_ACCOUNTS = False
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_ADAPTER = "oncoplanner.accounts.adapter.MFAAdapter"
+MFA_FORMS = {
+    "authenticate": "oncoplanner.accounts.forms.ThrottledAuthenticateForm",
+    "reauthenticate": "oncoplanner.accounts.forms.ThrottledReauthenticateForm",
+}
 MFA_TOTP_ISSUER = "OncoPlanner"
 
 # axes: at most 5 failures, then a lock that clears itself (SECURITY.md #9).
@@ -148,6 +164,14 @@ AXES_COOLOFF_TIME = 0.25  # hours: 15 minutes
 AXES_LOCKOUT_PARAMETERS = ["username"]
 AXES_RESET_ON_SUCCESS = True
 AXES_USERNAME_FORM_FIELD = "login"
+# allauth authenticates with credentials["username"], not "login": read the account from there
+# (case-folded, as allauth matches usernames), or axes records nothing and never locks.
+AXES_USERNAME_CALLABLE = "oncoplanner.accounts.throttling.axes_username"
+# A locked account gets the same answer as a wrong password (no enumeration): see
+# oncoplanner.accounts.throttling.lockout_response.
+AXES_LOCKOUT_CALLABLE = "oncoplanner.accounts.throttling.lockout_response"
+# Attempts during a lock do not restart it, so the lock always clears within 15 minutes.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_ENABLED = env_bool("AXES_ENABLED", default=True)
 # We lock per account on purpose: an IP lock would shut a whole clinic behind one NAT address
 # out, and a per-username lock cannot be dodged by rotating user agents or cookies.
@@ -156,7 +180,7 @@ SILENCED_SYSTEM_CHECKS = ["axes.W006"]
 # guardian: no anonymous user object; no model-wide permission opens a chart.
 ANONYMOUS_USER_NAME = None
 
-# Sessions: 15 minutes idle, 12 hours absolute (enforced by middleware in the access issue).
+# Sessions: 15 minutes idle, 12 hours absolute (oncoplanner.accounts.middleware).
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 SESSION_COOKIE_AGE = 12 * 60 * 60
 SESSION_IDLE_TIMEOUT_SECONDS = env_int("SESSION_IDLE_TIMEOUT_SECONDS", default=15 * 60, minimum=60)

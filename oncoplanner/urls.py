@@ -4,10 +4,13 @@ from django.contrib import admin
 from django.urls import include, path
 
 from oncoplanner import views
+from oncoplanner.accounts import views as account_views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("accounts/", include("allauth.urls")),
+    # Admin has no login form of its own: allauth's login, MFA stage and axes lock guard it.
+    path("admin/login/", account_views.admin_login, name="admin_login_redirect"),
     path("admin/", admin.site.urls),
     path("", include("patients.urls")),
 ]

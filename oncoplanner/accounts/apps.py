@@ -7,3 +7,6 @@ class AccountsConfig(AppConfig):
     name = "oncoplanner.accounts"
     label = "accounts"
     verbose_name = "Accounts"
+
+    def ready(self) -> None:
+        from oncoplanner.accounts import receivers  # noqa: F401  (connects the receivers)

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+from typing import Any
+
 import factory
+from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from factory.django import DjangoModelFactory
 
+from oncoplanner.accounts.mfa import mfa_required_for
 from oncoplanner.accounts.models import User
 
 
@@ -17,6 +21,17 @@ class UserFactory(DjangoModelFactory[User]):
     email = factory.LazyAttribute(lambda u: f"{u.username}@example.org")
     role = User.Role.PATIENT
     password = factory.django.Password("correct-horse-battery-staple")
+
+    @factory.post_generation
+    def totp(obj: User, create: bool, extracted: Any, **kwargs: Any) -> None:  # noqa: N805
+        """An activated authenticator app, by default for the users who must have one
+        (clinicians, administrators, staff; see oncoplanner.accounts.mfa) and not for patients;
+        `totp=False` / `totp=True` overrides. The secret is left on `user.totp_secret` so tests
+        can compute codes."""
+        wanted = mfa_required_for(obj) if extracted is None else extracted
+        if create and wanted:
+            obj.totp_secret = generate_totp_secret()  # type: ignore[attr-defined]
+            TOTP.activate(obj, obj.totp_secret)  # type: ignore[attr-defined]
 
 
 class ClinicianFactory(UserFactory):
