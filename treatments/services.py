@@ -396,7 +396,9 @@ def administration_record(
     """
     cycle = _lock_cycle(cycle)
     course = cycle.course
-    _require_open_course(course, "cycle")
+    # No open-course check: giving the last cycle completes the course, and its drugs are
+    # recorded after that. The cycle's own status is the guard (stopping a course cancels
+    # every cycle not yet given).
     if cycle.status not in {ChemoCycle.Status.GIVEN, ChemoCycle.Status.READY}:
         raise ValidationError(
             {"cycle": f"Cycle {cycle.number} is {cycle.status}; give it before recording drugs."}

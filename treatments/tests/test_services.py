@@ -812,3 +812,28 @@ def test_cumulative_dose_per_drug_counts_administrations_without_bsa():
     assert row.total_mg_m2 is None
     assert row.administrations_without_bsa == 1
     assert row.warning is False
+
+
+def test_administration_record_after_the_last_cycle_completes_the_course(clinician, nurse):
+    """Giving the last cycle completes the course; its drugs are still recorded afterwards."""
+    regimen = regimen_create(
+        name="Single cycle (test)", phases=[(21, 1, [("Oxaliplatin", "85", MG_M2)])]
+    )
+    patient = PatientFactory.create()
+    BodyMeasurementFactory.create(
+        patient=patient, measured_on=dt.date(2026, 1, 2), height_cm=170, weight_kg=70
+    )
+    course = _course(patient, regimen, clinician)
+    cycle_give(cycle=_cycle(course, 1), actual_start=START, given_by=clinician)
+    course.refresh_from_db()
+    assert course.status == Course.Status.COMPLETED
+
+    administration = administration_record(
+        cycle=_cycle(course, 1),
+        regimen_drug=_drug(regimen, "Oxaliplatin"),
+        day_of_cycle=1,
+        given_at=_at(START),
+        administered_by=nurse,
+        verified_by=clinician,
+    )
+    assert administration.dose_mg == D("154.7")
