@@ -1,13 +1,36 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from decimal import Decimal
 
 import pytest
-from django.core.exceptions import ValidationError
+import time_machine
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404
 
-from patients.models import BodyMeasurement
-from patients.services import measurement_record, patient_update
+from oncoplanner import access_context
+from oncoplanner.accounts.models import User
+from oncoplanner.accounts.tests.factories import UserFactory
+from oncoplanner.signals import access_changed
+from patients.models import BodyMeasurement, EmergencyAccess, PatientInvitation
+from patients.selectors import (
+    care_team_may_manage,
+    emergency_accesses_for_patient,
+    patient_get_for_user,
+    patient_list_visible_to,
+)
+from patients.services import (
+    care_team_add_member,
+    care_team_lead_set,
+    care_team_remove_member,
+    emergency_access_open,
+    invitation_accept,
+    invitation_create,
+    measurement_record,
+    patient_update,
+)
+from patients.tests.factories import PatientFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -51,3 +74,194 @@ def test_patient_update_rejects_bad_icd10_and_keeps_old_value(patient):
     assert "icd10_code" in error.value.message_dict
     patient.refresh_from_db()
     assert patient.icd10_code == "C18.7"
+
+
+# --- break-glass -----------------------------------------------------------------------------
+
+REASON = "Patient admitted to ED with febrile neutropenia, team unreachable"
+
+
+def test_emergency_access_open_grants_sixty_minutes_and_flags_context(patient, other_clinician):
+    with time_machine.travel(dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.UTC), tick=False):
+        grant = emergency_access_open(user=other_clinician, patient_id=patient.pk, reason=REASON)
+        assert grant.expires_at - grant.granted_at == dt.timedelta(minutes=60)
+        assert access_context.current().break_glass
+        assert patient_get_for_user(user=other_clinician, patient_id=patient.pk) == patient
+
+
+def test_emergency_access_open_sends_access_changed(patient, other_clinician):
+    seen: list[dict] = []
+
+    def receiver(sender, **kwargs):
+        seen.append(kwargs)
+
+    access_changed.connect(receiver, weak=False)
+    try:
+        emergency_access_open(user=other_clinician, patient_id=patient.pk, reason=REASON)
+    finally:
+        access_changed.disconnect(receiver)
+    assert seen[-1]["detail"]["kind"] == "break_glass"
+    assert seen[-1]["patient"] == patient
+    assert seen[-1]["detail"]["reason"] == REASON
+
+
+def test_emergency_access_open_requires_reason_and_writes_nothing(patient, other_clinician):
+    for reason in ("", "   ", "because"):
+        with pytest.raises(ValidationError) as error:
+            emergency_access_open(user=other_clinician, patient_id=patient.pk, reason=reason)
+        assert "reason" in error.value.message_dict
+    assert not EmergencyAccess.objects.exists()
+
+
+def test_emergency_access_expires_after_sixty_minutes(patient, other_clinician):
+    start = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.UTC)
+    with time_machine.travel(start, tick=False):
+        emergency_access_open(user=other_clinician, patient_id=patient.pk, reason=REASON)
+    with time_machine.travel(start + dt.timedelta(minutes=59), tick=False):
+        assert patient_get_for_user(user=other_clinician, patient_id=patient.pk) == patient
+    with time_machine.travel(start + dt.timedelta(minutes=60), tick=False):
+        with pytest.raises(Http404):
+            patient_get_for_user(user=other_clinician, patient_id=patient.pk)
+        assert not patient_list_visible_to(user=other_clinician).exists()
+
+
+def test_emergency_access_open_is_for_clinicians_only(patient, admin_user):
+    with pytest.raises(PermissionDenied):
+        emergency_access_open(user=admin_user, patient_id=patient.pk, reason=REASON)
+    with pytest.raises(PermissionDenied):
+        emergency_access_open(user=UserFactory.create(), patient_id=patient.pk, reason=REASON)
+    assert not EmergencyAccess.objects.exists()
+
+
+def test_emergency_access_open_missing_patient_is_404(other_clinician):
+    with pytest.raises(Http404):
+        emergency_access_open(user=other_clinician, patient_id=999999, reason=REASON)
+
+
+def test_emergency_access_only_opens_that_patient(patient, other_clinician):
+    neighbour = PatientFactory.create()
+    emergency_access_open(user=other_clinician, patient_id=patient.pk, reason=REASON)
+    assert list(patient_list_visible_to(user=other_clinician)) == [patient]
+    with pytest.raises(Http404):
+        patient_get_for_user(user=other_clinician, patient_id=neighbour.pk)
+
+
+def test_care_team_member_gate_is_not_flagged_as_break_glass(patient, treating_clinician):
+    patient_get_for_user(user=treating_clinician, patient_id=patient.pk)
+    assert not access_context.current().break_glass
+
+
+def test_emergency_accesses_for_patient_visible_to_care_team_only(
+    patient, treating_clinician, other_clinician
+):
+    grant = emergency_access_open(user=other_clinician, patient_id=patient.pk, reason=REASON)
+    assert list(emergency_accesses_for_patient(user=treating_clinician, patient_id=patient.pk)) == [
+        grant
+    ]
+    with pytest.raises(Http404):  # the break-glass user does not get the oversight list
+        emergency_accesses_for_patient(user=other_clinician, patient_id=patient.pk)
+
+
+# --- invitations -----------------------------------------------------------------------------
+
+PASSWORD = "plum-orchard-lantern-42"
+
+
+def test_invitation_create_stores_only_token_hash_and_emails_link(
+    patient, treating_clinician, mailoutbox, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        invitation, token = invitation_create(
+            patient=patient, email="pat@example.org", created_by=treating_clinician
+        )
+    assert invitation.token_hash == hashlib.sha256(token.encode()).hexdigest()
+    assert token not in str(PatientInvitation.objects.values().get())
+    assert invitation.expires_at - invitation.created_at == dt.timedelta(hours=72)
+    assert len(mailoutbox) == 1
+    assert f"/portal/invite/{token}/" in mailoutbox[0].body
+    assert mailoutbox[0].to == ["pat@example.org"]
+
+
+def test_invitation_create_refused_for_outsider_and_break_glass(patient, other_clinician):
+    with pytest.raises(PermissionDenied):
+        invitation_create(patient=patient, email="pat@example.org", created_by=other_clinician)
+    emergency_access_open(user=other_clinician, patient_id=patient.pk, reason=REASON)
+    with pytest.raises(PermissionDenied):
+        invitation_create(patient=patient, email="pat@example.org", created_by=other_clinician)
+    assert not PatientInvitation.objects.exists()
+
+
+def test_invitation_create_allowed_for_administrator(patient, admin_user):
+    invitation, _ = invitation_create(
+        patient=patient, email="pat@example.org", created_by=admin_user
+    )
+    assert invitation.created_by == admin_user
+
+
+def test_invitation_accept_creates_patient_user_linked_to_record(patient, admin_user):
+    _, token = invitation_create(patient=patient, email="pat@example.org", created_by=admin_user)
+    user = invitation_accept(token=token, username="pat.jones", password=PASSWORD)
+    patient.refresh_from_db()
+    assert patient.portal_user == user
+    assert user.role == User.Role.PATIENT
+    assert user.check_password(PASSWORD)
+    assert not user.is_staff
+
+
+def test_invitation_accept_is_one_time(patient, admin_user):
+    _, token = invitation_create(patient=patient, email="pat@example.org", created_by=admin_user)
+    invitation_accept(token=token, username="pat.jones", password=PASSWORD)
+    with pytest.raises(Http404):
+        invitation_accept(token=token, username="someone.else", password=PASSWORD)
+    assert not User.objects.filter(username="someone.else").exists()
+
+
+def test_invitation_accept_expired_is_404(patient, admin_user):
+    start = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.UTC)
+    with time_machine.travel(start, tick=False):
+        _, token = invitation_create(
+            patient=patient, email="pat@example.org", created_by=admin_user
+        )
+    with (
+        time_machine.travel(start + dt.timedelta(hours=72, seconds=1), tick=False),
+        pytest.raises(Http404),
+    ):
+        invitation_accept(token=token, username="pat.jones", password=PASSWORD)
+    patient.refresh_from_db()
+    assert patient.portal_user is None
+
+
+def test_invitation_accept_weak_password_names_field_and_writes_nothing(patient, admin_user):
+    _, token = invitation_create(patient=patient, email="pat@example.org", created_by=admin_user)
+    with pytest.raises(ValidationError) as error:
+        invitation_accept(token=token, username="pat.jones", password="12345678")
+    assert "password" in error.value.message_dict
+    assert not User.objects.filter(username="pat.jones").exists()
+    assert PatientInvitation.objects.get().accepted_at is None
+
+
+# --- care teams ------------------------------------------------------------------------------
+
+
+def test_care_team_add_member_refuses_patient_users(care_team, admin_user):
+    with pytest.raises(ValueError, match="clinicians and administrators"):
+        care_team_add_member(team=care_team, clinician=UserFactory.create(), granted_by=admin_user)
+
+
+def test_care_team_lead_set_grants_manage_and_removal_revokes_it(
+    care_team, treating_clinician, admin_user
+):
+    care_team_lead_set(
+        team=care_team, clinician=treating_clinician, lead=True, granted_by=admin_user
+    )
+    assert care_team_may_manage(user=treating_clinician, team=care_team)
+    care_team_remove_member(team=care_team, clinician=treating_clinician, revoked_by=admin_user)
+    fresh = User.objects.get(pk=treating_clinician.pk)
+    assert not care_team_may_manage(user=fresh, team=care_team)
+
+
+def test_care_team_lead_set_only_by_administrators(care_team, treating_clinician):
+    with pytest.raises(PermissionDenied):
+        care_team_lead_set(
+            team=care_team, clinician=treating_clinician, lead=True, granted_by=treating_clinician
+        )
