@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "treatments",
     "labs",
     "audit",
+    "oncoplanner.demo",
 ]
 
 MIDDLEWARE = [

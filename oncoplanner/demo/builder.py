@@ -1,0 +1,673 @@
+"""Builds a believable demo clinic (issue 2, item 7).
+
+The first patients (up to `REALISTIC_PATIENTS`) are built through the real services, so their
+courses, doses, flags and access-log rows are exactly what the app would have written. Beyond
+that (benchmark sizes, `--patients 10000`) rows are bulk-inserted with the same clinical rules
+(flags from the same function, cycles on the same schedule): signals do not fire for bulk
+inserts, so those synthetic rows have no access-log entries.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+
+from allauth.mfa.totp.internal.auth import TOTP
+from django.contrib.auth.models import Group
+from django.db import transaction
+from django.utils import timezone
+from guardian.shortcuts import assign_perm
+
+from labs.models import LabResult, LabTest
+from labs.rules import AppliedRange, interpretation_flag
+from labs.services import lab_result_record
+from oncoplanner.accounts.models import User
+from oncoplanner.demo.people import (
+    BREAST_LYMPHOMA_TEAM,
+    DEMO_PASSWORD,
+    DEMO_TOTP_SECRET,
+    GI_TEAM,
+    PORTAL_PATIENT,
+    STAFF,
+)
+from patients.models import BodyMeasurement, CareTeam, Patient
+from patients.services import (
+    PATIENT_OBJECT_PERMS,
+    care_team_add_member,
+    care_team_create,
+    measurement_record,
+    patient_create,
+)
+from treatments.models import ChemoCycle, Course, CtcaeTerm, Regimen
+from treatments.services import (
+    administration_record,
+    course_start,
+    cycle_delay,
+    cycle_give,
+    dose_modification_record,
+    side_effect_record,
+)
+
+REALISTIC_PATIENTS = 30
+MRN_PREFIX = "DEMO"
+
+GIVEN_NAMES_F = [
+    "Amara",
+    "Beatriz",
+    "Chloe",
+    "Dalia",
+    "Elena",
+    "Fatima",
+    "Grace",
+    "Hana",
+    "Ines",
+    "Joanna",
+    "Keiko",
+    "Lena",
+    "Mirela",
+    "Nadia",
+    "Olga",
+    "Priya",
+]
+GIVEN_NAMES_M = [
+    "Aaron",
+    "Bilal",
+    "Carlos",
+    "Dmitri",
+    "Emeka",
+    "Farid",
+    "Gareth",
+    "Hiro",
+    "Ivan",
+    "Jonas",
+    "Kwame",
+    "Luca",
+    "Mateo",
+    "Niall",
+    "Omar",
+    "Pavel",
+]
+FAMILY_NAMES = [
+    "Abbott",
+    "Barros",
+    "Chen",
+    "Dubois",
+    "Eze",
+    "Fischer",
+    "Garcia",
+    "Hughes",
+    "Ibrahim",
+    "Jensen",
+    "Kowalski",
+    "Larsen",
+    "Mensah",
+    "Novak",
+    "O'Brien",
+    "Petrov",
+    "Quinn",
+    "Rossi",
+    "Silva",
+    "Tanaka",
+    "Uddin",
+    "Varga",
+    "Walsh",
+    "Xu",
+    "Yilmaz",
+    "Zhou",
+]
+
+
+@dataclass(frozen=True)
+class Plan:
+    regimen: str
+    team: str
+    diagnosis: str
+    icd10: str
+    stages: tuple[str, ...]
+    sexes: tuple[str, ...]
+    nadir_depth: float  # fraction of baseline ANC lost at the nadir of a cycle
+    marker_loinc: str | None
+    typical_effects: tuple[str, ...]
+
+
+PLANS = (
+    Plan(
+        "mFOLFOX6",
+        GI_TEAM,
+        "Adenocarcinoma of sigmoid colon",
+        "C18.7",
+        ("IIIA", "IIIB", "IIIC"),
+        ("female", "male"),
+        0.45,
+        "2039-6",
+        ("Nausea", "Fatigue", "Peripheral sensory neuropathy", "Diarrhea", "Mucositis oral"),
+    ),
+    Plan(
+        "Dose-dense AC-T",
+        BREAST_LYMPHOMA_TEAM,
+        "Invasive ductal carcinoma of breast",
+        "C50.911",
+        ("IIA", "IIB", "IIIA"),
+        ("female",),
+        0.65,
+        None,
+        ("Nausea", "Fatigue", "Alopecia", "Vomiting", "Peripheral sensory neuropathy"),
+    ),
+    Plan(
+        "CHOP",
+        BREAST_LYMPHOMA_TEAM,
+        "Diffuse large B-cell lymphoma",
+        "C83.3",
+        ("II", "III", "IV"),
+        ("female", "male"),
+        0.6,
+        None,
+        ("Nausea", "Fatigue", "Constipation", "Alopecia", "Peripheral sensory neuropathy"),
+    ),
+)
+
+# Illustrative healthy baselines (DOMAIN.md section 4 ranges) for the analytes charted by default.
+BASELINES = {
+    "6690-2": 6.5,
+    "751-8": 4.0,
+    "718-7": 13.2,
+    "777-3": 260.0,
+    "2160-0": 0.85,
+    "1742-6": 24.0,
+    "1920-8": 22.0,
+    "1975-2": 0.6,
+}
+COUNT_LOINCS = ("6690-2", "751-8", "718-7", "777-3")
+CHEMISTRY_LOINCS = ("2160-0", "1742-6", "1920-8", "1975-2")
+DEPTH_BY_LOINC = {"6690-2": 0.8, "751-8": 1.0, "718-7": 0.12, "777-3": 0.55}
+
+
+def nadir_factor(day_of_cycle: int, depth: float) -> float:
+    """Counts fall to a nadir around day 10-12 of a cycle and recover by its end."""
+    return 1.0 - depth * math.exp(-((day_of_cycle - 11) ** 2) / 18.0)
+
+
+def aware(day: dt.date, hour: int = 8, minute: int = 30) -> dt.datetime:
+    return timezone.make_aware(dt.datetime.combine(day, dt.time(hour, minute)))
+
+
+class DemoClinic:
+    def __init__(
+        self,
+        *,
+        today: dt.date,
+        seed: int = 20261123,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self.today = today
+        self.seed = seed
+        self.progress = progress or (lambda done, total: None)
+        self.tests = {t.loinc: t for t in LabTest.objects.prefetch_related("ranges")}
+        self.terms = {t.term: t for t in CtcaeTerm.objects.filter(version="5.0")}
+        self.regimens = {
+            r.name: r
+            for r in Regimen.objects.filter(is_active=True).prefetch_related("phases__drugs__drug")
+        }
+
+    # --- staff and teams ------------------------------------------------------------------
+
+    def ensure_staff(self) -> dict[str, User]:
+        users: dict[str, User] = {}
+        for person in STAFF:
+            user = User.objects.filter(username=person.username).first()
+            if user is None:
+                user = User(
+                    username=person.username,
+                    first_name=person.first_name,
+                    last_name=person.last_name,
+                    role=person.role,
+                    discipline=person.discipline,
+                    email=f"{person.username}@clinic.example",
+                    is_staff=person.role == "administrator",
+                    is_superuser=person.role == "administrator",
+                )
+                user.set_password(DEMO_PASSWORD)
+                user.full_clean()
+                user.save()
+                if person.role in ("administrator", "clinician"):
+                    # Demo only: a known TOTP secret so testers can log in (demo_totp prints codes).
+                    TOTP.activate(user, DEMO_TOTP_SECRET)
+            users[person.username] = user
+        return users
+
+    def ensure_teams(self, users: dict[str, User]) -> dict[str, CareTeam]:
+        teams: dict[str, CareTeam] = {}
+        for name in (GI_TEAM, BREAST_LYMPHOMA_TEAM):
+            team = CareTeam.objects.filter(name=name).first() or care_team_create(name=name)
+            teams[name] = team
+        for person in STAFF:
+            for team_name in person.teams:
+                team = teams[team_name]
+                if not users[person.username].groups.filter(pk=team.group_id).exists():
+                    care_team_add_member(
+                        team=team, clinician=users[person.username], granted_by=users["admin"]
+                    )
+        return teams
+
+    # --- patients ---------------------------------------------------------------------------
+
+    def _identity(self, index: int, rng: random.Random, plan: Plan) -> dict[str, object]:
+        sex = rng.choice(plan.sexes)
+        given = rng.choice(GIVEN_NAMES_F if sex == "female" else GIVEN_NAMES_M)
+        age = rng.randint(34, 82)
+        dob = self.today - dt.timedelta(days=age * 365 + rng.randint(0, 364))
+        return {
+            "mrn": f"{MRN_PREFIX}-{index + 1:06d}",
+            "given_name": given,
+            "family_name": rng.choice(FAMILY_NAMES),
+            "date_of_birth": dob,
+            "sex": sex,
+            "primary_diagnosis": plan.diagnosis,
+            "icd10_code": plan.icd10,
+            "stage": rng.choice(plan.stages),
+            "ecog": rng.choice((0, 0, 1, 1, 2)),
+            "phone": f"07700 9{rng.randint(10000, 99999)}",
+            "medical_history": rng.choice(
+                (
+                    "Hypertension, well controlled.",
+                    "Type 2 diabetes on metformin.",
+                    "No significant history.",
+                    "Previous DVT (2019).",
+                )
+            ),
+        }
+
+    def build_realistic(
+        self, count: int, users: dict[str, User], teams: dict[str, CareTeam]
+    ) -> int:
+        built = 0
+        for index in range(count):
+            mrn = f"{MRN_PREFIX}-{index + 1:06d}"
+            if Patient.objects.filter(mrn=mrn).exists():
+                continue  # safe to run twice
+            rng = random.Random(self.seed + index)
+            plan = PLANS[index % len(PLANS)]
+            with transaction.atomic():
+                self._realistic_patient(index, rng, plan, users, teams)
+            built += 1
+            self.progress(index + 1, count)
+        return built
+
+    def _realistic_patient(
+        self,
+        index: int,
+        rng: random.Random,
+        plan: Plan,
+        users: dict[str, User],
+        teams: dict[str, CareTeam],
+    ) -> None:
+        team = teams[plan.team]
+        oncologist = users["dr.okafor" if plan.team == GI_TEAM else "dr.moreau"]
+        nurse = users["nurse.lindqvist" if plan.team == GI_TEAM else "nurse.osei"]
+        pharmacist = users["pharm.haddad"]
+        identity = self._identity(index, rng, plan)
+        patient = patient_create(created_by=oncologist, care_team=team, **identity)
+        regimen = self.regimens[plan.regimen]
+        phases = list(regimen.phases.all())
+        total_cycles = sum(p.planned_cycles for p in phases)
+        # Patients at every stage: not started yet, mid-course, nearly done.
+        elapsed = (index * 7) % (total_cycles + 2) - 1
+        length = phases[0].cycle_length_days
+        start = (
+            self.today + dt.timedelta(days=4)
+            if elapsed < 0
+            else self.today - dt.timedelta(days=elapsed * length + rng.randint(1, 6))
+        )
+        height = Decimal(rng.randint(152, 190))
+        weight = Decimal(rng.randint(52, 104))
+        measurement_record(
+            patient=patient,
+            measured_on=min(start, self.today) - dt.timedelta(days=3),
+            height_cm=height,
+            weight_kg=weight,
+            recorded_by=nurse,
+        )
+        course = course_start(
+            patient=patient,
+            regimen=regimen,
+            start_date=start,
+            intent=regimen.intent,
+            created_by=oncologist,
+        )
+        baselines = {loinc: value * rng.uniform(0.85, 1.15) for loinc, value in BASELINES.items()}
+        reduced = False
+        for number in range(1, total_cycles + 1):
+            cycle = ChemoCycle.objects.select_related("phase").get(course=course, number=number)
+            if cycle.planned_start >= self.today:
+                # Pre-cycle bloods for the next cycle: usually fresh, sometimes low or missing.
+                if cycle.planned_start <= self.today + dt.timedelta(days=3) and index % 5 != 4:
+                    low = 0.3 if index % 6 == 1 else 1.0
+                    self._labs(
+                        patient,
+                        {**baselines, "751-8": baselines["751-8"] * low},
+                        self.today - dt.timedelta(days=1),
+                        nurse,
+                        0,
+                        0.0,
+                        chemistry=True,
+                    )
+                break
+            self._labs(
+                patient,
+                baselines,
+                cycle.planned_start - dt.timedelta(days=1),
+                nurse,
+                0,
+                0.0,
+                chemistry=True,
+            )
+            if number > 1 and rng.random() < 0.12:
+                cycle = cycle_delay(
+                    cycle=cycle,
+                    days=7,
+                    by=oncologist,
+                    reason="ANC 1.2 x10^3/uL on the pre-cycle check: delayed 7 days per protocol.",
+                )
+                if cycle.planned_start >= self.today:
+                    break
+            cycle_give(cycle=cycle, actual_start=cycle.planned_start, given_by=nurse)
+            self._administer(cycle, nurse, pharmacist)
+            depth = plan.nadir_depth * (0.8 if reduced else 1.0)
+            nadir_day = cycle.planned_start + dt.timedelta(days=10)
+            if nadir_day < self.today:
+                self._labs(patient, baselines, nadir_day, nurse, 11, depth)
+            self._side_effects(patient, cycle, plan, rng, nurse, oncologist)
+            if number == 3 and not reduced and rng.random() < 0.3:
+                term = self.terms["Neutrophil count decreased"]
+                side_effect_record(
+                    patient=patient,
+                    term=term,
+                    grade=3,
+                    onset=nadir_day if nadir_day < self.today else cycle.planned_start,
+                    recorded_by=oncologist,
+                    cycle=cycle,
+                    description="Nadir ANC 0.8 with no fever.",
+                )
+                if number < total_cycles:
+                    dose_modification_record(
+                        course=course,
+                        from_cycle_number=number + 1,
+                        percent=Decimal("80"),
+                        created_by=oncologist,
+                        reason="Grade 3 neutropenia in cycle 3: 80% dose from cycle 4 (protocol).",
+                    )
+                    reduced = True
+        if plan.marker_loinc:
+            self._marker_series(patient, start, plan.marker_loinc, rng, nurse)
+
+    def _administer(self, cycle: ChemoCycle, nurse: User, pharmacist: User) -> None:
+        for regimen_drug in cycle.phase.drugs.all():
+            from treatments.models import parse_days
+
+            for day in parse_days(regimen_drug.days):
+                day_date = cycle.planned_start + dt.timedelta(days=day - 1)
+                if day_date >= self.today:
+                    break
+                administration_record(
+                    cycle=cycle,
+                    regimen_drug=regimen_drug,
+                    day_of_cycle=day,
+                    given_at=aware(day_date, 10, 15),
+                    administered_by=nurse,
+                    verified_by=pharmacist,
+                )
+
+    def _labs(
+        self,
+        patient: Patient,
+        baselines: dict[str, float],
+        day: dt.date,
+        nurse: User,
+        day_of_cycle: int,
+        depth: float,
+        *,
+        chemistry: bool = False,
+    ) -> None:
+        if day >= self.today + dt.timedelta(days=1):
+            return
+        loincs = COUNT_LOINCS + (CHEMISTRY_LOINCS if chemistry else ())
+        for loinc in loincs:
+            test = self.tests[loinc]
+            value = baselines[loinc] * nadir_factor(
+                day_of_cycle, depth * DEPTH_BY_LOINC.get(loinc, 0.0)
+            )
+            lab_result_record(
+                patient=patient,
+                test=test,
+                value=Decimal(str(round(value, test.decimal_places))),
+                unit=test.unit,
+                collected_at=aware(day),
+                recorded_by=nurse,
+            )
+
+    def _marker_series(
+        self, patient: Patient, start: dt.date, loinc: str, rng: random.Random, nurse: User
+    ) -> None:
+        test = self.tests[loinc]
+        value = rng.uniform(6.0, 18.0)
+        day = start - dt.timedelta(days=7)
+        while day < self.today:
+            lab_result_record(
+                patient=patient,
+                test=test,
+                value=Decimal(str(round(value, 1))),
+                unit=test.unit,
+                collected_at=aware(day),
+                recorded_by=nurse,
+            )
+            value *= rng.uniform(0.7, 0.95)
+            day += dt.timedelta(days=28)
+
+    def _side_effects(
+        self,
+        patient: Patient,
+        cycle: ChemoCycle,
+        plan: Plan,
+        rng: random.Random,
+        nurse: User,
+        oncologist: User,
+    ) -> None:
+        for term_name in plan.typical_effects:
+            if rng.random() < 0.25:
+                term = self.terms[term_name]
+                grade = min(term.max_grade, rng.choice((1, 1, 1, 2, 2)))
+                onset = min(
+                    cycle.planned_start + dt.timedelta(days=rng.randint(1, 6)),
+                    self.today - dt.timedelta(days=1),
+                )
+                side_effect_record(
+                    patient=patient,
+                    term=term,
+                    grade=grade,
+                    onset=max(onset, cycle.planned_start),
+                    recorded_by=rng.choice((nurse, oncologist)),
+                    cycle=cycle,
+                )
+
+    def link_portal_patient(self) -> User | None:
+        patient = Patient.objects.filter(mrn=f"{MRN_PREFIX}-000001").first()
+        if patient is None or patient.portal_user_id:
+            return None
+        user = User(
+            username=PORTAL_PATIENT.username,
+            first_name=patient.given_name,
+            last_name=patient.family_name,
+            role="patient",
+        )
+        user.set_password(DEMO_PASSWORD)
+        user.full_clean()
+        user.save()
+        patient.portal_user = user
+        patient.save(update_fields=["portal_user", "updated_at"])
+        return user
+
+    # --- bulk (benchmark sizes) ----------------------------------------------------------
+
+    def build_bulk(
+        self,
+        start_index: int,
+        count: int,
+        teams: dict[str, CareTeam],
+        creator: User,
+        *,
+        history_days: int,
+        batch: int = 500,
+    ) -> int:
+        built = 0
+        for first in range(start_index, start_index + count, batch):
+            size = min(batch, start_index + count - first)
+            built += self._bulk_batch(first, size, teams, creator, history_days)
+            self.progress(first - start_index + size, count)
+        return built
+
+    def _bulk_batch(
+        self, first: int, size: int, teams: dict[str, CareTeam], creator: User, history_days: int
+    ) -> int:
+        mrns = [f"{MRN_PREFIX}-{i + 1:06d}" for i in range(first, first + size)]
+        existing = set(Patient.objects.filter(mrn__in=mrns).values_list("mrn", flat=True))
+        rows: list[tuple[int, random.Random, Plan, Patient]] = []
+        for index in range(first, first + size):
+            if f"{MRN_PREFIX}-{index + 1:06d}" in existing:
+                continue
+            rng = random.Random(self.seed + index)
+            plan = PLANS[index % len(PLANS)]
+            rows.append(
+                (
+                    index,
+                    rng,
+                    plan,
+                    Patient(care_team=teams[plan.team], **self._identity(index, rng, plan)),
+                )
+            )
+        if not rows:
+            return 0
+        with transaction.atomic():
+            patients = Patient.objects.bulk_create([row[3] for row in rows])
+            for team in teams.values():
+                team_patients = Patient.objects.filter(
+                    pk__in=[p.pk for p in patients], care_team=team
+                )
+                for perm in PATIENT_OBJECT_PERMS:
+                    assign_perm(perm, Group.objects.get(pk=team.group_id), team_patients)
+            measurements, courses, results = [], [], []
+            for (_index, rng, plan, _), patient in zip(rows, patients, strict=True):
+                measurements.append(
+                    BodyMeasurement(
+                        patient=patient,
+                        measured_on=self.today - dt.timedelta(days=history_days),
+                        height_cm=Decimal(rng.randint(152, 190)),
+                        weight_kg=Decimal(rng.randint(52, 104)),
+                    )
+                )
+                regimen = self.regimens[plan.regimen]
+                phase = regimen.phases.all()[0]
+                start = self.today - dt.timedelta(
+                    days=rng.randint(
+                        0, min(history_days, phase.cycle_length_days * phase.planned_cycles)
+                    )
+                )
+                courses.append(
+                    Course(
+                        patient=patient,
+                        regimen=regimen,
+                        start_date=start,
+                        intent=regimen.intent,
+                        status=Course.Status.ACTIVE,
+                        created_by=creator,
+                    )
+                )
+                results.extend(
+                    self._bulk_labs(
+                        patient, rng, plan, start, phase.cycle_length_days, history_days
+                    )
+                )
+            BodyMeasurement.objects.bulk_create(measurements)
+            Course.objects.bulk_create(courses)
+            cycles = [cycle for course in courses for cycle in self._bulk_cycles(course)]
+            ChemoCycle.objects.bulk_create(cycles, batch_size=2000)
+            LabResult.objects.bulk_create(results, batch_size=5000)
+        return len(rows)
+
+    def _bulk_cycles(self, course: Course) -> Iterator[ChemoCycle]:
+        day, number = course.start_date, 1
+        for phase in course.regimen.phases.all():
+            for _ in range(phase.planned_cycles):
+                given = day < self.today
+                yield ChemoCycle(
+                    course=course,
+                    phase=phase,
+                    number=number,
+                    planned_start=day,
+                    actual_start=day if given else None,
+                    end_date=day + dt.timedelta(days=phase.cycle_length_days - 1)
+                    if given
+                    else None,
+                    status=ChemoCycle.Status.GIVEN if given else ChemoCycle.Status.PLANNED,
+                )
+                day += dt.timedelta(days=phase.cycle_length_days)
+                number += 1
+
+    def _bulk_labs(
+        self,
+        patient: Patient,
+        rng: random.Random,
+        plan: Plan,
+        start: dt.date,
+        length: int,
+        history_days: int,
+    ) -> Iterator[LabResult]:
+        baselines = {loinc: value * rng.uniform(0.85, 1.15) for loinc, value in BASELINES.items()}
+        day = self.today - dt.timedelta(days=history_days)
+        while day < self.today:
+            on_treatment = day >= start
+            day_of_cycle = ((day - start).days % length) + 1 if on_treatment else 0
+            depth = plan.nadir_depth if on_treatment else 0.0
+            for loinc in COUNT_LOINCS + (CHEMISTRY_LOINCS if day_of_cycle in (0, 1) else ()):
+                test = self.tests[loinc]
+                value = Decimal(
+                    str(
+                        round(
+                            baselines[loinc]
+                            * nadir_factor(day_of_cycle, depth * DEPTH_BY_LOINC.get(loinc, 0.0)),
+                            test.decimal_places,
+                        )
+                    )
+                )
+                limits = self._limits(test, patient)
+                yield LabResult(
+                    patient=patient,
+                    test=test,
+                    value=value,
+                    unit=test.unit,
+                    collected_at=aware(day),
+                    ref_low=limits.ref_low,
+                    ref_high=limits.ref_high,
+                    critical_low=limits.critical_low,
+                    critical_high=limits.critical_high,
+                    flag=interpretation_flag(value, limits),
+                    source=LabResult.Source.IMPORT,
+                )
+            day += dt.timedelta(days=7)
+
+    def _limits(self, test: LabTest, patient: Patient) -> AppliedRange:
+        low, high = test.ref_low, test.ref_high
+        for rng in test.ranges.all():
+            if rng.sex == patient.sex:
+                low, high = rng.low, rng.high
+        return AppliedRange(
+            ref_low=low,
+            ref_high=high,
+            critical_low=test.critical_low,
+            critical_high=test.critical_high,
+            critical_low_inclusive=test.critical_low_inclusive,
+            critical_high_inclusive=test.critical_high_inclusive,
+        )
