@@ -2,6 +2,12 @@
 
 Rows are written by receivers of the domain apps' signals, inside the sender's transaction.
 The model refuses updates and deletes; the database refuses them too (see the migrations).
+
+Rows are hash-chained after the fact: a request only INSERTs (no global lock), and
+`audit.services.access_log_seal` later gives unsealed rows a `seq`, the previous row's hash and
+their own hash, under a lock on the one-row `AccessLogSeal` head. Filling those three columns,
+once, is the only UPDATE the log allows (`AppendOnlyQuerySet.seal_row`, and the PostgreSQL
+trigger in migration 0004).
 """
 
 from __future__ import annotations
@@ -11,6 +17,8 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 
+SEAL_FIELDS = ("seq", "prev_hash", "row_hash")
+
 
 class AppendOnlyQuerySet(models.QuerySet["AccessLog"]):
     def update(self, **kwargs: Any) -> int:
@@ -18,6 +26,16 @@ class AppendOnlyQuerySet(models.QuerySet["AccessLog"]):
 
     def delete(self) -> tuple[int, dict[str, int]]:
         raise PermissionError("The access log is append-only.")
+
+    def seal_row(self, pk: int, *, seq: int, prev_hash: str, row_hash: str) -> int:
+        """The one update the log allows: fill the seal columns of a row that has none yet.
+
+        Narrow on purpose: only the three seal columns, only where row_hash is still NULL, so
+        a sealed row can never be re-sealed over a tampered value. Called only by
+        audit.services.access_log_seal, under the lock on the seal head.
+        """
+        unsealed = self.filter(pk=pk, row_hash__isnull=True)
+        return models.QuerySet.update(unsealed, seq=seq, prev_hash=prev_hash, row_hash=row_hash)
 
 
 class AccessLog(models.Model):
@@ -82,14 +100,27 @@ class AccessLog(models.Model):
     request_id = models.CharField(max_length=64, blank=True)
     break_glass = models.BooleanField(default=False)
     detail = models.JSONField(default=dict, blank=True)
+    # Hash chain, filled by the sealer (NULL until then). seq is the chain order.
+    seq = models.PositiveBigIntegerField(null=True, blank=True, unique=True, editable=False)
+    prev_hash = models.CharField(max_length=64, null=True, blank=True, editable=False)
+    row_hash = models.CharField(max_length=64, null=True, blank=True, editable=False)
 
     objects = AppendOnlyQuerySet.as_manager()
 
     class Meta:
         ordering = ["-at", "-pk"]
+        # Related-object access and internals use the append-only queryset too, so a plain
+        # Manager cannot be used as a back door to update() or delete().
+        base_manager_name = "objects"
         indexes = [
             models.Index(fields=["patient", "-at"], name="accesslog_patient_time"),
             models.Index(fields=["user", "-at"], name="accesslog_user_time"),
+            # The report filters by these and sorts by time: each filter plus the window's
+            # order is one index range scan, however large the table grows.
+            models.Index(fields=["username", "-at"], name="accesslog_username_time"),
+            models.Index(fields=["action", "-at"], name="accesslog_action_time"),
+            models.Index(fields=["surface", "-at"], name="accesslog_surface_time"),
+            models.Index(fields=["outcome", "-at"], name="accesslog_outcome_time"),
         ]
 
     def save(self, *args: Any, **kwargs: Any) -> None:
@@ -102,3 +133,21 @@ class AccessLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.username or '-'} {self.action} {self.object_type} {self.object_id}"
+
+
+class AccessLogSeal(models.Model):
+    """The head of the hash chain: one row, locked while a batch of log rows is sealed.
+
+    The verifier compares the chain's last row with this head, so rows cut off the end of the
+    log are noticed too.
+    """
+
+    last_seq = models.PositiveBigIntegerField(default=0)
+    last_hash = models.CharField(max_length=64, default="0" * 64)
+    sealed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "access log seal"
+
+    def __str__(self) -> str:
+        return f"seal at seq {self.last_seq}"

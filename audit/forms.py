@@ -1,0 +1,53 @@
+"""Input validation for the access-log report's filters (GET parameters)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from audit.models import AccessLog
+from audit.selectors import DEFAULT_SORT, SORTS
+
+
+def _choices(choices: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [("", "Any"), *choices]
+
+
+class AccessLogFilterForm(forms.Form):
+    date_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    user = forms.CharField(required=False, max_length=150, label="Username")
+    patient = forms.IntegerField(required=False, min_value=1, label="Patient id")
+    action = forms.ChoiceField(required=False, choices=_choices(AccessLog.Action.choices))
+    surface = forms.ChoiceField(required=False, choices=_choices(AccessLog.Surface.choices))
+    outcome = forms.ChoiceField(required=False, choices=_choices(AccessLog.Outcome.choices))
+    sort = forms.ChoiceField(
+        required=False, choices=[(key, key) for key in SORTS], initial=DEFAULT_SORT
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        start, end = data.get("date_from"), data.get("date_to")
+        if start and end and end < start:
+            raise ValidationError({"date_to": "The end date is before the start date."})
+        return data
+
+    def search_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for audit.selectors.access_log_search."""
+        data = self.cleaned_data
+        return {
+            "date_from": data.get("date_from"),
+            "date_to": data.get("date_to"),
+            "username": data.get("user") or "",
+            "patient_id": data.get("patient"),
+            "action": data.get("action") or "",
+            "surface": data.get("surface") or "",
+            "outcome": data.get("outcome") or "",
+            "sort": data.get("sort") or DEFAULT_SORT,
+        }
+
+    def applied(self) -> dict[str, str]:
+        """The filters actually set, as strings, for the log row's detail."""
+        return {k: str(v) for k, v in self.cleaned_data.items() if v not in (None, "")}

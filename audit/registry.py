@@ -1,0 +1,58 @@
+"""Which models hold patient data, and how to get from a row to its patient.
+
+One declarative list: every model here gets post_save/post_delete log rows (audit.receivers).
+A new PHI model is one new line. audit/tests/test_registry.py walks every installed model and
+fails on any model that can reach Patient through foreign keys but is neither here nor in
+NOT_PHI, so a forgotten model is caught by the suite, not by an auditor.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ObjectDoesNotExist
+from django.db import models
+
+# model label -> dotted path from an instance to its Patient ("" for Patient itself).
+# The last hop is read as `<name>_id`, so a direct foreign key costs no query.
+PHI_MODELS: dict[str, str] = {
+    "patients.Patient": "",
+    "patients.BodyMeasurement": "patient",
+    "patients.EmergencyAccess": "patient",
+    "patients.PatientInvitation": "patient",
+    "treatments.Course": "patient",
+    "treatments.ChemoCycle": "course.patient",
+    "treatments.DoseModification": "course.patient",
+    "treatments.Administration": "cycle.course.patient",
+    "treatments.SideEffect": "patient",
+    "labs.LabResult": "patient",
+}
+
+# Models that point at a patient but are not themselves patient data, and why.
+NOT_PHI: dict[str, str] = {
+    "audit.AccessLog": "the log itself; reads of it are logged by the admin and report views",
+    "patients.PatientUserObjectPermission": "permission rows; grants are logged as access changes",
+    "patients.PatientGroupObjectPermission": "permission rows; grants are logged as access changes",
+}
+
+
+def patient_id_for(obj: models.Model) -> int | None:
+    """The id of the patient `obj` belongs to, or None if it cannot be resolved.
+
+    Walks the registry path; the last hop reads the foreign key's `_id` attribute, so objects
+    whose parents are already loaded (the usual case inside a service) cost no query.
+    """
+    path = PHI_MODELS.get(obj._meta.label, "")
+    if not path:
+        return obj.pk
+    *parents, last = path.split(".")
+    current: object = obj
+    try:
+        for name in parents:
+            current = getattr(current, name)
+            if current is None:
+                return None
+    except ObjectDoesNotExist:
+        # A parent already gone (an unusual cascade order): the row is still logged, with
+        # the object's type and id, but without a patient.
+        return None
+    value = getattr(current, f"{last}_id", None)
+    return int(value) if value is not None else None

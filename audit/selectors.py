@@ -1,0 +1,119 @@
+"""Reads of the access log: the administrators' report, and one patient's access history.
+
+These return log rows, which name people and patients: callers check who may see them (the
+report: role administrator; a chart's history: the access gate on that patient; the portal:
+the patient's own record). The report views log their own reads; so does the admin.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from django.db import NotSupportedError
+from django.db.models import BooleanField, Expression, F, QuerySet
+from django.utils import timezone
+
+from audit.models import AccessLog
+
+# Declared sort keys: the only ones the report accepts (anything else is a 400, never passed to
+# order_by, which would otherwise let a caller sort by any column or relation).
+SORTS: dict[str, tuple[str, ...]] = {
+    "at": ("at", "pk"),
+    "-at": ("-at", "-pk"),
+    "user": ("username", "-at", "-pk"),
+    "-user": ("-username", "-at", "-pk"),
+    "patient": ("patient_id", "-at", "-pk"),
+    "-patient": ("-patient_id", "-at", "-pk"),
+    "action": ("action", "-at", "-pk"),
+    "-action": ("-action", "-at", "-pk"),
+    "surface": ("surface", "-at", "-pk"),
+    "-surface": ("-surface", "-at", "-pk"),
+    "outcome": ("outcome", "-at", "-pk"),
+    "-outcome": ("-outcome", "-at", "-pk"),
+}
+DEFAULT_SORT = "-at"
+
+
+class PatientIdsInclude(Expression):
+    """True where the row's patient_ids JSON array holds `patient_id`.
+
+    Django has no JSON `contains` lookup on SQLite; this compiles to jsonb @> on PostgreSQL
+    (served by the GIN index of migration 0004) and to json_each on SQLite.
+    """
+
+    output_field = BooleanField()
+    conditional = True
+
+    def __init__(self, patient_id: int) -> None:
+        super().__init__()
+        self.patient_id = int(patient_id)
+        self.column: Any = F("patient_ids")
+
+    def get_source_expressions(self) -> list[Any]:
+        return [self.column]
+
+    def set_source_expressions(self, exprs: list[Any]) -> None:
+        (self.column,) = exprs
+
+    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+        column, params = compiler.compile(self.column)
+        if connection.vendor == "postgresql":
+            return f"({column} @> %s::jsonb)", [*params, json.dumps([self.patient_id])]
+        if connection.vendor == "sqlite":
+            return (
+                # `column` is the compiled column reference, never user input.
+                f"EXISTS (SELECT 1 FROM json_each({column}) WHERE json_each.value = %s)",  # noqa: S608
+                [*params, self.patient_id],
+            )
+        raise NotSupportedError(f"PatientIdsInclude is not implemented for {connection.vendor}")
+
+
+def _start_of(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def access_log_search(
+    *,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    username: str = "",
+    patient_id: int | None = None,
+    action: str = "",
+    surface: str = "",
+    outcome: str = "",
+    sort: str = DEFAULT_SORT,
+) -> QuerySet[AccessLog]:
+    """The report's rows. Precondition: the caller is an administrator (views.py checks).
+
+    Dates are whole local days, both ends included. `sort` must be a key of SORTS (KeyError
+    otherwise: the view has already answered 400 for anything undeclared).
+    """
+    rows = AccessLog.objects.all()
+    if date_from is not None:
+        rows = rows.filter(at__gte=_start_of(date_from))
+    if date_to is not None:
+        rows = rows.filter(at__lt=_start_of(date_to + timedelta(days=1)))
+    if username:
+        rows = rows.filter(username=username)
+    if patient_id is not None:
+        rows = rows.filter(PatientIdsInclude(patient_id))
+    if action:
+        rows = rows.filter(action=action)
+    if surface:
+        rows = rows.filter(surface=surface)
+    if outcome:
+        rows = rows.filter(outcome=outcome)
+    return rows.order_by(*SORTS[sort])
+
+
+def access_log_for_patient(*, patient: Any, limit: int = 100) -> list[AccessLog]:
+    """Who accessed this patient's record, newest first: for the chart and the portal.
+
+    Precondition: the caller has passed the access gate for `patient` (a clinician on the
+    care team, an administrator, or the patient's own portal account), and logs that read as
+    usual. Includes list views that showed the patient among others.
+    """
+    rows = AccessLog.objects.filter(PatientIdsInclude(patient.pk)).order_by("-at", "-pk")
+    return list(rows[: max(int(limit), 0)])
