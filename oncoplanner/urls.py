@@ -12,5 +12,6 @@ urlpatterns = [
     # Admin has no login form of its own: allauth's login, MFA stage and axes lock guard it.
     path("admin/login/", account_views.admin_login, name="admin_login_redirect"),
     path("admin/", admin.site.urls),
+    path("audit/", include("audit.urls")),
     path("", include("patients.urls")),
 ]
