@@ -29,7 +29,7 @@ them sends ``record_read`` (the admin mixin in ``patients/admin_gate.py`` does).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
@@ -134,7 +134,7 @@ def _authorise_patient(*, user: User, patient_id: Any, perm: str) -> Patient:
     try:
         pk = int(patient_id)
     except (TypeError, ValueError):
-        raise Http404("No Patient matches the given query.") from None
+        _deny(Patient, requested=patient_id)
     if _may_use_clinician_gate(user):
         patient = _care_team_patients(user, perm).filter(pk=pk).first()
         if patient is not None:
@@ -146,7 +146,23 @@ def _authorise_patient(*, user: User, patient_id: Any, perm: str) -> Patient:
             if patient is not None:
                 access_context.update(break_glass=True)
                 return patient
-    raise Http404("No Patient matches the given query.")
+    _deny(Patient, requested=pk)
+
+
+def _deny(model: type[models.Model], *, requested: Any, patient_id: int | None = None) -> NoReturn:
+    """Log the refused access (outcome denied), then answer exactly as for a missing record."""
+    if patient_id is None and model is Patient and isinstance(requested, int):
+        patient_id = requested
+    patients = list(Patient.objects.filter(pk=patient_id)) if patient_id is not None else []
+    record_read.send(
+        sender=model,
+        patients=patients,
+        target=None,
+        action="read",
+        outcome="denied",
+        detail={"requested_id": str(requested)[:64]},
+    )
+    raise Http404(f"No {model._meta.object_name} matches the given query.")
 
 
 def patient_get_for_user(*, user: User, patient_id: Any, perm: str = VIEW) -> Patient:
@@ -221,7 +237,7 @@ def child_get_for_user[M: models.Model](
     try:
         obj = model._default_manager.get(pk=pk, **{path: patient}, **(extra or {}))
     except (model.DoesNotExist, ValueError, TypeError):
-        raise Http404(f"No {model._meta.object_name} matches the given query.") from None
+        _deny(model, requested=pk, patient_id=patient.pk)
     record_read.send(sender=model, patients=[patient], target=obj, action="read")
     return obj
 

@@ -172,3 +172,26 @@ def test_admin_emergency_access_is_read_only_for_administrators(
     assert response.context["cl"].result_count == 1
     assert patient.family_name.encode() not in response.content  # MRN only, no chart data
     assert client.get(reverse("admin:patients_emergencyaccess_add")).status_code == 403
+
+
+def test_admin_patient_add_goes_through_service_and_grants_team(
+    client, login, admin_user, care_team, treating_clinician
+):
+    response = login(client, admin_user).post(
+        reverse("admin:patients_patient_add"),
+        {
+            "mrn": "MRN-ADMIN-1",
+            "given_name": "Ada",
+            "family_name": "Okafor",
+            "date_of_birth": "1958-04-09",
+            "sex": "female",
+            "care_team": care_team.pk,
+            "is_active": "on",
+            "measurements-TOTAL_FORMS": "0",
+            "measurements-INITIAL_FORMS": "0",
+        },
+    )
+    assert response.status_code == 302, response.content
+    created = Patient.objects.get(mrn="MRN-ADMIN-1")
+    assert treating_clinician.has_perm("patients.view_patient", created)
+    assert client.get(_change(created)).status_code == 404  # the administrator is not on the team

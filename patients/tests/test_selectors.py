@@ -275,3 +275,11 @@ def test_administrator_without_team_sees_no_chart(patient):
     with pytest.raises(Http404):
         patient_get_for_user(user=administrator, patient_id=patient.pk)
     assert not patient_list_visible_to(user=administrator).exists()
+
+
+def test_patient_get_for_user_logs_denial_as_denied_read(patient, other_clinician, reads):
+    with pytest.raises(Http404):
+        patient_get_for_user(user=other_clinician, patient_id=patient.pk)
+    assert reads[-1]["outcome"] == "denied"
+    assert reads[-1]["target"] is None
+    assert reads[-1]["detail"] == {"requested_id": str(patient.pk)}
