@@ -83,6 +83,19 @@ def _send_to(request: HttpRequest, url: str, *, next_url: str | None) -> HttpRes
     return response
 
 
+def _htmx_login_redirect(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+    """A logged-out HTMX request that a view redirects to the login page (login_required) gets
+    HX-Redirect instead: htmx would otherwise follow the 302 and swap the login form into a
+    fragment of the page."""
+    location = response.get("Location", "")
+    login_url = resolve_url(settings.LOGIN_URL)
+    if _is_htmx(request) and response.status_code == 302 and location.startswith(login_url):
+        converted = HttpResponse(status=200)
+        converted["HX-Redirect"] = location
+        return converted
+    return response
+
+
 def session_timeout_middleware(get_response: GetResponse) -> GetResponse:
     """Idle timeout (settings.SESSION_IDLE_TIMEOUT_SECONDS, 15 min) and absolute lifetime
     (12 h from login). Expired sessions are logged out and sent to the login page."""
@@ -90,7 +103,7 @@ def session_timeout_middleware(get_response: GetResponse) -> GetResponse:
     def middleware(request: HttpRequest) -> HttpResponseBase:
         user = getattr(request, "user", None)
         if user is None or not user.is_authenticated:
-            return get_response(request)
+            return _htmx_login_redirect(request, get_response(request))
         session = request.session
         now = time.time()
         login_at = session.get(LOGIN_AT_KEY)

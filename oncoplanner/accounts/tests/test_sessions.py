@@ -193,3 +193,9 @@ def test_session_password_set_elsewhere_ends_sessions(client, logged_in) -> None
 def test_is_background_request_rule(path, headers, background) -> None:
     request = RequestFactory().get(path, headers=headers)
     assert is_background_request(request) is background
+
+
+def test_session_logged_out_htmx_request_gets_hx_redirect(client) -> None:
+    response = client.get("/", headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == f"{LOGIN}?next=/"
