@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import pytest
+
+from audit.models import AccessLog
+from audit.selectors import SORTS, access_log_for_patient, access_log_search
+from audit.services import access_log_record
+from patients.tests.factories import PatientFactory
+
+pytestmark = pytest.mark.django_db
+Action = AccessLog.Action
+
+
+def _read(*patients, action=Action.READ) -> AccessLog:
+    return access_log_record(action=action, patient_ids=[p.pk for p in patients])
+
+
+def test_access_log_for_patient_lists_reads_and_lists_newest_first(patient):
+    other = PatientFactory.create()
+    read = _read(patient)
+    listing = _read(other, patient, action=Action.LIST)
+    _read(other)
+    rows = access_log_for_patient(patient=patient, limit=10)
+    assert rows[:2] == [listing, read]
+    assert all(patient.pk in r.patient_ids for r in rows)
+    assert other.pk not in {r.patient_id for r in rows}
+
+
+def test_access_log_for_patient_respects_the_limit(patient):
+    for _ in range(5):
+        _read(patient)
+    assert len(access_log_for_patient(patient=patient, limit=3)) == 3
+    assert access_log_for_patient(patient=patient, limit=0) == []
+
+
+def test_access_log_search_accepts_only_declared_sorts():
+    assert set(SORTS) == {
+        f"{d}{k}"
+        for d in ("", "-")
+        for k in ("at", "user", "patient", "action", "surface", "outcome")
+    }
+    with pytest.raises(KeyError):
+        access_log_search(sort="detail")
