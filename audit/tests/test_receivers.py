@@ -244,3 +244,38 @@ def test_failed_log_write_fails_the_read(patient, treating_clinician):
         pytest.raises(RuntimeError),
     ):
         record_read.send(sender=type(patient), patients=[patient], target=patient)
+
+
+def test_every_access_kind_writes_exactly_one_row(client, patient, treating_clinician, admin_user):
+    """SECURITY.md figure 12: one access of each kind, one row each, none missing or doubled."""
+    request = RequestFactory().post("/accounts/login/")
+    authenticator, _ = Authenticator.objects.get_or_create(
+        user=treating_clinician, type=Authenticator.Type.TOTP, defaults={"data": {}}
+    )
+    before = AccessLog.objects.count()
+    with access_context.acting_as(treating_clinician, surface="page"):
+        measurement = _record_weight(patient, treating_clinician)  # create
+        measurement.save()  # update
+        record_read.send(sender=type(patient), patients=[patient], target=patient)  # read
+        record_read.send(sender=type(patient), patients=[patient], target=None, action="list")
+        measurement.delete()  # delete
+        care_team_add_member(
+            team=patient.care_team,
+            clinician=ClinicianFactory.create(totp=False),
+            granted_by=admin_user,
+        )  # access change (the new clinician's own user row is not PHI: no log row)
+        user_login_failed.send(sender=None, credentials={"username": "x"}, request=request)
+        authenticator_added.send(
+            sender=Authenticator, request=None, user=treating_clinician, authenticator=authenticator
+        )
+    client.force_login(treating_clinician)  # login
+    client.logout()  # logout
+    expected = ["create", "update", "read", "list", "delete", "access_change", "login_failed",
+                "mfa_change", "login", "logout"]  # fmt: skip
+    actions = list(AccessLog.objects.order_by("pk").values_list("action", flat=True)[before:])
+    missing = [a for a in expected if a not in actions]
+    duplicated = len(actions) - len(set(actions))
+    print(
+        f"\nFIGURE 12 (completeness): {len(expected)} access kinds, {len(missing)} missing, {duplicated} duplicate rows"
+    )
+    assert actions == expected
