@@ -11,19 +11,14 @@ from __future__ import annotations
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import models
 
+from patients.selectors import PHI_PATIENT_PATHS
+
 # model label -> dotted path from an instance to its Patient ("" for Patient itself).
-# The last hop is read as `<name>_id`, so a direct foreign key costs no query.
+# Derived from the access gate's own table, so the gate and the log can never disagree about
+# which models are patient data. The last hop is read as `<name>_id`, so a direct foreign key
+# costs no query.
 PHI_MODELS: dict[str, str] = {
-    "patients.Patient": "",
-    "patients.BodyMeasurement": "patient",
-    "patients.EmergencyAccess": "patient",
-    "patients.PatientInvitation": "patient",
-    "treatments.Course": "patient",
-    "treatments.ChemoCycle": "course.patient",
-    "treatments.DoseModification": "course.patient",
-    "treatments.Administration": "cycle.course.patient",
-    "treatments.SideEffect": "patient",
-    "labs.LabResult": "patient",
+    label: path.replace("__", ".") for label, path in PHI_PATIENT_PATHS.items()
 }
 
 # Models that point at a patient but are not themselves patient data, and why.
