@@ -169,6 +169,16 @@ class LabResult(models.Model):
     is_released = models.BooleanField(
         default=False, help_text="Visible to the patient in the portal."
     )
+    released_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    released_at = models.DateTimeField(null=True, blank=True)
+    # A critical (LL/HH) result needs an acknowledgement: who, when, what was done (DOMAIN.md 4).
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledgement_note = models.TextField(blank=True, help_text="What was done about it.")
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.MANUAL)
     note = models.TextField(blank=True)
     recorded_by = models.ForeignKey(

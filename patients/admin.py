@@ -20,6 +20,7 @@ from patients.models import (
     EmergencyAccess,
     Patient,
     PatientInvitation,
+    SymptomReport,
 )
 from patients.selectors import care_team_members
 
@@ -175,6 +176,15 @@ class BodyMeasurementAdmin(GatedPhiAdmin):
     search_fields = ("patient__mrn", "patient__family_name")
     date_hierarchy = "measured_on"
     list_select_related = ("patient", "recorded_by")
+
+
+@admin.register(SymptomReport)
+class SymptomReportAdmin(GatedPhiAdmin):
+    list_display = ("patient", "symptom", "severity", "reported_at", "reviewed_by", "reviewed_at")
+    list_filter = ("severity",)
+    search_fields = ("patient__mrn", "patient__family_name", "symptom")
+    date_hierarchy = "reported_at"
+    list_select_related = ("patient", "reviewed_by")
 
 
 @admin.register(EmergencyAccess)

@@ -308,3 +308,66 @@ class PatientInvitation(models.Model):
     @property
     def is_usable(self) -> bool:
         return self.accepted_at is None and self.expires_at > timezone.now()
+
+
+class SymptomReport(models.Model):
+    """A patient's own report between visits (PRO-CTCAE-like 5-point scale, past 7 days).
+
+    Basch et al., JAMA 2017: web symptom self-reports with nurse alerts on severe or worsening
+    symptoms improved overall survival, so a severe report alerts the care team and stays in
+    their inbox until a clinician reviews (and, if needed, grades) it.
+    """
+
+    class Severity(models.IntegerChoices):
+        NONE = 0, "None"
+        MILD = 1, "Mild"
+        MODERATE = 2, "Moderate"
+        SEVERE = 3, "Severe"
+        VERY_SEVERE = 4, "Very severe"
+
+    SEVERE_FROM = 3
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="symptom_reports")
+    symptom = models.CharField(
+        max_length=120, help_text="In the patient's words, or a common term."
+    )
+    severity = models.PositiveSmallIntegerField(choices=Severity.choices)
+    description = models.TextField(blank=True, max_length=4000)
+    recall_period = models.CharField(max_length=40, default="the past 7 days", editable=False)
+    reported_at = models.DateTimeField(auto_now_add=True)
+    reported_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    review_note = models.TextField(blank=True, max_length=4000)
+    side_effect = models.ForeignKey(
+        "treatments.SideEffect",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="symptom_reports",
+        help_text="The CTCAE-graded side effect a clinician recorded from this report.",
+    )
+
+    class Meta:
+        ordering = ["-reported_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                name="symptom_severity_0_4", condition=Q(severity__gte=0) & Q(severity__lte=4)
+            ),
+            models.CheckConstraint(
+                name="symptom_review_complete",
+                condition=Q(reviewed_at__isnull=True, reviewed_by__isnull=True)
+                | Q(reviewed_at__isnull=False, reviewed_by__isnull=False),
+            ),
+        ]
+
+    @property
+    def is_severe(self) -> bool:
+        return self.severity >= self.SEVERE_FROM
+
+    def __str__(self) -> str:
+        return f"{self.symptom} ({self.get_severity_display()})"

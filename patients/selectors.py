@@ -68,6 +68,7 @@ PHI_PATIENT_PATHS: dict[str, str] = {
     "treatments.Administration": "cycle__course__patient",
     "treatments.SideEffect": "patient",
     "labs.LabResult": "patient",
+    "patients.SymptomReport": "patient",
 }
 
 
