@@ -40,6 +40,7 @@ from labs.rules import (
 )
 from labs.tasks import notify_care_team_of_critical_result
 from oncoplanner.accounts.models import User
+from oncoplanner.acknowledgement import acknowledge
 from patients.models import Patient
 from treatments.models import CtcaeTerm, Regimen
 
@@ -402,3 +403,39 @@ def precycle_evaluate_many(
         )
         for pid in patient_ids
     }
+
+
+# --- Acknowledgement and release ---------------------------------------------------------------
+
+
+@transaction.atomic
+def lab_result_acknowledge(*, result: LabResult, by: User, note: str) -> LabResult:
+    """Acknowledge a critical (LL/HH) result: who, when, what was done.
+
+    Precondition: `by` holds change permission on the patient (checked by the caller through
+    the access gate). Only critical results need (and take) an acknowledgement.
+    """
+    if not result.is_critical:
+        raise ValidationError({"result": "Only critical (LL/HH) results are acknowledged."})
+    acknowledge(result, by=by, note=note)
+    return result
+
+
+@transaction.atomic
+def lab_results_release(*, results: Sequence[LabResult], by: User) -> int:
+    """Release results to the patient's portal (one audited save per result).
+
+    Precondition: `by` holds change permission on every result's patient. Already released
+    results are left as they are. Returns how many were newly released.
+    """
+    released = 0
+    now = timezone.now()
+    for result in results:
+        if result.is_released:
+            continue
+        result.is_released = True
+        result.released_by = by
+        result.released_at = now
+        result.save(update_fields=["is_released", "released_by", "released_at"])
+        released += 1
+    return released

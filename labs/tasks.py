@@ -2,38 +2,29 @@
 
 from __future__ import annotations
 
-from django.conf import settings
-from django.core.mail import send_mail
 from django.tasks import task
+
+from oncoplanner.notify import email_care_team
 
 
 @task
 def notify_care_team_of_critical_result(*, lab_result_id: int) -> int:
     """E-mail the patient's care team that a critical result awaits acknowledgement.
 
-    The message carries no PHI (no name, MRN or value): e-mail is not a safe channel, so it
-    only tells the clinician to open OncoPlanner. Returns the number of recipients.
+    Returns the number of recipients; a result deleted before the worker ran tells nobody.
     """
     from labs.models import LabResult
 
     result = (
-        LabResult.objects.select_related("patient__care_team__group", "test")
+        LabResult.objects.select_related("patient__care_team__group")
         .filter(pk=lab_result_id)
         .first()
     )
-    if result is None or result.patient.care_team is None:
-        return 0
-    members = result.patient.care_team.group.user_set.filter(is_active=True).exclude(email="")
-    recipients = sorted(set(members.values_list("email", flat=True)))
-    if not recipients:
-        return 0
-    send_mail(
+    return email_care_team(
+        patient=result.patient if result else None,
         subject="OncoPlanner: a critical lab result needs acknowledgement",
         message=(
             "A critical laboratory result was recorded for a patient of your care team.\n"
-            f"Open OncoPlanner to review and acknowledge it (result reference {result.pk}).\n"
+            f"Open OncoPlanner to review and acknowledge it (result reference {lab_result_id}).\n"
         ),
-        from_email=getattr(settings, "DEFAULT_FROM_EMAIL", None),
-        recipient_list=recipients,
     )
-    return len(recipients)

@@ -10,6 +10,7 @@ import hashlib
 import secrets
 from datetime import date
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -34,7 +35,9 @@ from patients.models import (
     EmergencyAccess,
     Patient,
     PatientInvitation,
+    SymptomReport,
 )
+from patients.tasks import notify_care_team_of_severe_symptom_report
 
 PATIENT_OBJECT_PERMS = ("patients.view_patient", "patients.change_patient")
 MANAGE_CARETEAM = "patients.manage_careteam"
@@ -345,3 +348,58 @@ def care_team_update(*, team: CareTeam, updated_by: User | None, **fields: Any) 
     if "name" in fields:
         Group.objects.filter(pk=team.group_id).update(name=f"care-team:{team.name}")
     return team
+
+
+# --- Patient-reported symptoms ------------------------------------------------------------------
+
+
+@transaction.atomic
+def symptom_report_create(
+    *, patient: Patient, reported_by: User, symptom: str, severity: int, description: str = ""
+) -> SymptomReport:
+    """A patient's symptom report from the portal.
+
+    Precondition: `reported_by` is the patient's own portal user (portal_patient_for) or a
+    clinician on the care team entering it for them. Severe or very severe reports alert the
+    care team once the transaction commits.
+    """
+    for name, text in (("symptom", symptom), ("description", description)):
+        if "\x00" in (text or ""):
+            raise ValidationError({name: "The text contains a NUL character."})
+    if len(description or "") > 4000:  # TextField max_length is not enforced by full_clean
+        raise ValidationError({"description": "Keep the description under 4,000 characters."})
+    report = SymptomReport(
+        patient=patient,
+        reported_by=reported_by,
+        symptom=(symptom or "").strip(),
+        severity=severity,
+        description=(description or "").strip(),
+    )
+    report.full_clean()
+    report.save()
+    if report.is_severe:
+        transaction.on_commit(
+            partial(notify_care_team_of_severe_symptom_report.enqueue, symptom_report_id=report.pk)
+        )
+    return report
+
+
+@transaction.atomic
+def symptom_report_review(
+    *, report: SymptomReport, by: User, note: str, side_effect: Any = None
+) -> SymptomReport:
+    """A clinician reviews a patient's report, optionally linking the side effect they graded.
+
+    Precondition: `by` holds change permission on the patient (through the gate).
+    """
+    if report.reviewed_at is not None:
+        raise ValidationError({"note": "This report was already reviewed."})
+    if side_effect is not None and side_effect.patient_id != report.patient_id:
+        raise ValidationError({"side_effect": "That side effect belongs to another patient."})
+    report.reviewed_by = by
+    report.reviewed_at = timezone.now()
+    report.review_note = (note or "").strip()
+    report.side_effect = side_effect
+    report.full_clean()
+    report.save()
+    return report

@@ -24,6 +24,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from oncoplanner.accounts.models import User
+from oncoplanner.acknowledgement import acknowledge
 from patients.models import Patient
 from treatments.dosing import Number, dose_compute, to_decimal
 from treatments.models import (
@@ -576,3 +577,17 @@ def cumulative_dose_per_drug(*, patient: Patient) -> list[CumulativeDose]:
             )
         )
     return result
+
+
+@transaction.atomic
+def side_effect_acknowledge(*, side_effect: SideEffect, by: User, note: str) -> SideEffect:
+    """Acknowledge a grade >= 3 side effect in the care team's inbox: who, when, what was done.
+
+    Precondition: `by` holds change permission on the patient (checked through the gate).
+    """
+    if side_effect.grade < 3:
+        raise ValidationError(
+            {"side_effect": "Only grade 3 or higher side effects are acknowledged."}
+        )
+    acknowledge(side_effect, by=by, note=note)
+    return side_effect

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from django.core.mail import send_mail
 from django.tasks import task
 
+from oncoplanner.notify import email_care_team
 from treatments.models import SideEffect
 
 
@@ -12,31 +12,19 @@ from treatments.models import SideEffect
 def notify_care_team_of_severe_side_effect(*, side_effect_id: int) -> int:
     """Tell the patient's care team that a grade >= 3 side effect was recorded.
 
-    The e-mail carries no PHI (no name, MRN, term or grade): mail is not a secure channel, so
-    it only says where to look. Returns the number of clinicians told. A side effect deleted
-    before the worker ran tells nobody.
+    Returns the number of clinicians told; a side effect deleted before the worker ran tells
+    nobody.
     """
     side_effect = (
         SideEffect.objects.select_related("patient__care_team__group")
         .filter(pk=side_effect_id)
         .first()
     )
-    if side_effect is None or side_effect.patient.care_team is None:
-        return 0
-    team = side_effect.patient.care_team
-    recipients = sorted(
-        team.group.user_set.filter(is_active=True).exclude(email="").values_list("email", flat=True)
-    )
-    if not recipients:
-        return 0
-    send_mail(
+    return email_care_team(
+        patient=side_effect.patient if side_effect else None,
         subject="OncoPlanner: a severe side effect needs review",
         message=(
-            f"A severe (CTCAE grade 3 or higher) side effect was recorded for a patient of "
-            f"the care team {team.name}. Sign in to OncoPlanner to review it "
-            f"(reference SE-{side_effect.pk})."
+            "A severe (CTCAE grade 3 or higher) side effect was recorded for a patient of your "
+            f"care team. Sign in to OncoPlanner to review it (reference SE-{side_effect_id})."
         ),
-        from_email=None,
-        recipient_list=recipients,
     )
-    return len(recipients)
