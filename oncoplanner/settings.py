@@ -71,6 +71,7 @@ MIDDLEWARE = [
     "oncoplanner.accounts.middleware.session_timeout_middleware",
     "oncoplanner.accounts.middleware.mfa_enrolment_middleware",
     "oncoplanner.access_context.access_context_middleware",
+    "oncoplanner.http.no_store_for_authenticated",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",

@@ -28,3 +28,9 @@ def test_home_shows_no_patients_to_a_clinician_outside_the_team(client, other_cl
     response = client.get(reverse("home"))
     assert response.status_code == 200
     assert patient.mrn.encode() not in response.content
+
+
+def test_pages_for_signed_in_users_are_never_cached(client, treating_clinician):
+    client.force_login(treating_clinician)
+    response = client.get(reverse("home"))
+    assert response["Cache-Control"] == "no-store, private"
