@@ -31,7 +31,8 @@ def no_store_for_authenticated(
         response = get_response(request)
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated and not request.path.startswith("/static/"):
-            response.headers["Cache-Control"] = "no-store, private"
+            if "no-store" not in response.headers.get("Cache-Control", ""):
+                response.headers["Cache-Control"] = "no-store, private"
             response.headers.setdefault("Pragma", "no-cache")
         return response
 
