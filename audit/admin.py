@@ -13,7 +13,7 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 
 from audit.models import AccessLog
-from audit.services import access_log_record
+from audit.services import HASHED_FIELDS, access_log_record
 
 
 @admin.register(AccessLog)
@@ -38,22 +38,9 @@ class AccessLogAdmin(admin.ModelAdmin[AccessLog]):
     list_per_page = 50
     # The table grows without bound: no full COUNT(*) on every changelist view.
     show_full_result_count = False
+    # Every column the hash chain covers, plus the chain itself: all shown, none editable.
     readonly_fields = (
-        "at",
-        "user_id",
-        "username",
-        "user_role",
-        "patient_id",
-        "patient_ids",
-        "action",
-        "object_type",
-        "object_id",
-        "surface",
-        "outcome",
-        "source_address",
-        "request_id",
-        "break_glass",
-        "detail",
+        *(f for f in HASHED_FIELDS if f not in {"id", "seq"}),
         "seq",
         "prev_hash",
         "row_hash",

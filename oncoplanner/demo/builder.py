@@ -23,8 +23,8 @@ from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
 from labs.models import LabResult, LabTest
-from labs.rules import AppliedRange, interpretation_flag
-from labs.services import lab_result_record
+from labs.rules import interpretation_flag
+from labs.services import applied_range_for, lab_result_record
 from oncoplanner.accounts.models import User
 from oncoplanner.demo.people import (
     BREAST_LYMPHOMA_TEAM,
@@ -627,7 +627,13 @@ class DemoClinic:
     ) -> Iterator[tuple[object, ...]]:
         """Weekly counts (and chemistry on day 1) as rows for insert_lab_rows (LAB_COLUMNS)."""
         baselines = {loinc: value * rng.uniform(0.85, 1.15) for loinc, value in BASELINES.items()}
-        limits = {loinc: self._limits(self.tests[loinc], patient) for loinc in BASELINES}
+        # The same range rule as lab_result_record (sex- and age-specific ranges win).
+        limits = {
+            loinc: applied_range_for(
+                test=self.tests[loinc], patient=patient, collected_at=aware(self.today)
+            )
+            for loinc in BASELINES
+        }
         now = timezone.now()
         day = self.today - dt.timedelta(days=history_days)
         while day < self.today:
@@ -661,20 +667,6 @@ class DemoClinic:
                     "",
                 )
             day += dt.timedelta(days=7)
-
-    def _limits(self, test: LabTest, patient: Patient) -> AppliedRange:
-        low, high = test.ref_low, test.ref_high
-        for rng in test.ranges.all():
-            if rng.sex == patient.sex:
-                low, high = rng.low, rng.high
-        return AppliedRange(
-            ref_low=low,
-            ref_high=high,
-            critical_low=test.critical_low,
-            critical_high=test.critical_high,
-            critical_low_inclusive=test.critical_low_inclusive,
-            critical_high_inclusive=test.critical_high_inclusive,
-        )
 
 
 LAB_COLUMNS = (

@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from labs.models import LabResult
 from labs.rules import interpretation_flag
+from labs.services import applied_range_for
 from oncoplanner.accounts.models import User
 from oncoplanner.demo.builder import DemoClinic
 from patients.models import Patient
@@ -58,7 +59,10 @@ def test_bulk_patients_get_labs_with_flags_from_the_same_rule_and_care_team_acce
     assert results.count() >= 3 * 5 * 4  # five weekly draws of four counts at least
     for result in results[:50]:
         assert result.flag == interpretation_flag(
-            result.value, clinic._limits(result.test, result.patient)
+            result.value,
+            applied_range_for(
+                test=result.test, patient=result.patient, collected_at=result.collected_at
+            ),
         )
     assert ChemoCycle.objects.filter(course__patient__in=bulk).exists()
     gi_nurse = User.objects.get(username="nurse.lindqvist")
