@@ -51,3 +51,19 @@ class InvitationAcceptForm(forms.Form):
         if data.get("password1") and data.get("password1") != data.get("password2"):
             self.add_error("password2", "The two passwords differ.")
         return data
+
+
+class PatientListForm(forms.Form):
+    q = forms.CharField(label="Search by name or MRN", max_length=100, required=False)
+    filter = forms.ChoiceField(
+        label="Show",
+        required=False,
+        choices=[
+            ("mine", "My patients"),
+            ("due", "Due this week"),
+            ("attention", "Needs attention"),
+        ],
+        error_messages={
+            "invalid_choice": "Unknown filter %(value)s: choose my patients, due this week or needs attention."
+        },
+    )

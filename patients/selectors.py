@@ -352,6 +352,41 @@ def portal_lab_results_for(*, user: User) -> QuerySet[Any]:
     )
 
 
+def _portal_record(user: User) -> Patient:
+    """The portal user's own active record, unlogged (callers log what they show)."""
+    if (
+        user is not None
+        and getattr(user, "is_authenticated", False)
+        and user.is_active
+        and user.is_patient_user
+    ):
+        patient = Patient.objects.filter(portal_user=user, is_active=True).first()
+        if patient is not None:
+            return patient
+    raise Http404("No Patient matches the given query.")
+
+
+def portal_cycles_for(*, user: User) -> tuple[Patient, QuerySet[Any]]:
+    """The portal user's record and their chemo cycles (every course), with the course and
+    regimen joined. Sends record_read (list, ChemoCycle) for that one patient."""
+    patient = _portal_record(user)
+    cycles = (
+        _model("treatments.ChemoCycle")
+        ._default_manager.filter(course__patient=patient)
+        .select_related("course__regimen")
+    )
+    record_read.send(sender=cycles.model, patients=[patient], target=None, action="list")
+    return patient, cycles
+
+
+def portal_symptom_reports_for(*, user: User) -> tuple[Patient, QuerySet[Any]]:
+    """The portal user's record and their own symptom reports. Sends record_read (list)."""
+    patient = _portal_record(user)
+    reports = _model("patients.SymptomReport")._default_manager.filter(patient=patient)
+    record_read.send(sender=reports.model, patients=[patient], target=None, action="list")
+    return patient, reports
+
+
 # --- Break-glass and care teams -------------------------------------------------------------
 
 
@@ -412,3 +447,11 @@ def patient_on_care_team_of(*, user: User, patient_id: Any, perm: str = VIEW) ->
     if not _may_use_clinician_gate(user):
         return False
     return _care_team_patients(user, perm).filter(pk=patient_id).exists()
+
+
+def patient_list_on_care_teams_of(*, user: User, perm: str = VIEW) -> QuerySet[Patient]:
+    """Active patients `user` reaches through a care team only (no break-glass charts): the
+    clinician's "my patients". Lazy; sends nothing: the door that shows rows logs them."""
+    if not _may_use_clinician_gate(user):
+        return Patient.objects.none()
+    return _care_team_patients(user, perm)

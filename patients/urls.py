@@ -7,6 +7,7 @@ from patients import views
 app_name = "patients"
 
 urlpatterns = [
+    path("patients/", views.patient_list, name="patient_list"),
     path("patients/<int:patient_id>/", views.patient_detail, name="patient_detail"),
     path(
         "patients/emergency-access/",

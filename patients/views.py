@@ -5,24 +5,74 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from oncoplanner import access_context
-from patients import selectors, services
+from patients import dashboard, selectors, services
 from patients.forms import (
     CareTeamMemberForm,
     EmergencyAccessForm,
     InvitationAcceptForm,
     InvitationForm,
+    PatientListForm,
 )
 
 
+def _reverse_or_none(name: str, *args: object) -> str | None:
+    # Pages built by other helpers may not be mounted yet: the dashboard links when they are.
+    try:
+        return reverse(name, args=args)
+    except NoReverseMatch:
+        return None
+
+
 @login_required
+@require_http_methods(["GET"])
+def patient_list(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_clinician:  # type: ignore[union-attr]
+        raise Http404("No such page.")
+    form = PatientListForm(request.GET or None)
+    template = "patients/patient_list.html"
+    if request.htmx:  # type: ignore[attr-defined]
+        template += "#patient-table"
+    if request.GET and not form.is_valid():
+        # An unknown filter is a bad link, not an empty list: say so.
+        return render(
+            request,
+            template,
+            {"form": form, "listing": None, "filters": dashboard.FILTERS},
+            status=400,
+        )
+    data = form.cleaned_data if request.GET else {}
+    listing = dashboard.patient_list_page(
+        user=request.user,  # type: ignore[arg-type]
+        q=data.get("q") or "",
+        filter=data.get("filter") or dashboard.DEFAULT_FILTER,
+        page=request.GET.get("page", 1),
+    )
+    context = {"form": form, "listing": listing, "filters": dashboard.FILTERS}
+    return render(request, template, context)
+
+
+@login_required
+@require_http_methods(["GET"])
 def patient_detail(request: HttpRequest, patient_id: int) -> HttpResponse:
-    patient = selectors.patient_get_for_user(user=request.user, patient_id=patient_id)
-    on_team = selectors.patient_on_care_team_of(user=request.user, patient_id=patient.pk)
+    board = dashboard.dashboard_for(user=request.user, patient_id=patient_id)  # type: ignore[arg-type]
+    patient, on_team = board.patient, board.on_care_team
     context = {
         "patient": patient,
+        "board": board,
+        "critical_inbox_url": _reverse_or_none("labs:critical_inbox")
+        or _reverse_or_none("treatments:critical_inbox"),
+        "lab_trends_url": _reverse_or_none("labs:lab_trends", patient.pk)
+        or f"/patients/{patient.pk}/labs/",
+        "course_url": (
+            _reverse_or_none("treatments:course_detail", patient.pk, board.course.pk)
+            or f"/patients/{patient.pk}/courses/{board.course.pk}/"
+            if board.course
+            else None
+        ),
         "break_glass": access_context.current().break_glass and not on_team,
         "emergency_accesses": (
             selectors.emergency_accesses_for_patient(user=request.user, patient_id=patient.pk)

@@ -1,0 +1,478 @@
+"""Read models for the clinician's patient list and the patient dashboard.
+
+Both go through the access gate (patients.selectors) first: the list starts from
+``patient_list_visible_to`` and the dashboard from ``patient_get_for_user``; child rows are read
+only for patients the gate has already returned. Each page sends exactly one ``record_read``
+(the list logs the patients shown, the dashboard logs the chart read), so a dashboard view is
+one access-log row, not one per section.
+
+Query counts are fixed: every section is one query (or two) over the whole history, never one
+per cycle, result or row, so a patient with 500 results costs what a patient with 5 does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from django.core.paginator import Page, Paginator
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.utils import timezone
+
+from audit.selectors import access_log_for_patient
+from labs.models import CRITICAL_FLAGS, LabResult, PreCycleRule
+from labs.rules import PreCycleOutcome
+from labs.services import PreCycleAssessment, _assess, _latest_results
+from oncoplanner.signals import record_read
+from patients import selectors
+from patients.models import BodyMeasurement, Patient, SymptomReport
+from treatments.dosing import bsa_mosteller
+from treatments.models import ChemoCycle, Course, DoseModification, RegimenDrug, SideEffect
+from treatments.services import (
+    OPEN_COURSE_STATUSES,
+    OPEN_CYCLE_STATUSES,
+    CumulativeDose,
+    cumulative_dose_per_drug,
+)
+
+if TYPE_CHECKING:
+    from oncoplanner.accounts.models import User
+    from treatments.models import Regimen
+
+PAGE_SIZE = 25
+FILTERS = {
+    "mine": "My patients",
+    "due": "Due this week",
+    "attention": "Needs attention",
+}
+DEFAULT_FILTER = "mine"
+SEVERE_SIDE_EFFECT_GRADE = 3  # CTCAE grade >= 3 needs an acknowledgement (DOMAIN.md 5)
+
+
+class UnknownFilter(ValueError):
+    """A filter value the list does not offer (the view answers 400)."""
+
+
+# --- Readiness ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReadinessBadge:
+    label: str
+    css: str  # ok / warn / bad / info
+    words: str  # the outcome in a sentence
+
+
+def readiness_badge(assessment: PreCycleAssessment | None) -> ReadinessBadge | None:
+    """The short badge for a pre-cycle assessment; missing or stale labs are 'Not evaluable',
+    never a silent 'Treat'."""
+    if assessment is None:
+        return None
+    outcome = assessment.outcome
+    if outcome == PreCycleOutcome.TREAT:
+        return ReadinessBadge("Treat", "ok", "OK to treat at the planned dose.")
+    if outcome == PreCycleOutcome.TREAT_REDUCED:
+        percent = assessment.dose_percent
+        return ReadinessBadge(
+            f"Treat {percent}%", "ok", f"OK to treat at a reduced dose ({percent}% of standard)."
+        )
+    if outcome == PreCycleOutcome.DELAY:
+        days = assessment.delay_days
+        return ReadinessBadge(
+            f"Delay {days} days", "warn", f"Delay the cycle by {days} days and repeat the labs."
+        )
+    if outcome == PreCycleOutcome.HOLD:
+        return ReadinessBadge("Hold", "bad", "Hold the cycle.")
+    if outcome == PreCycleOutcome.CONTACT:
+        return ReadinessBadge(
+            "Contact physician", "warn", "Contact the treating physician before treating."
+        )
+    return ReadinessBadge(
+        "Not evaluable",
+        "bad",
+        "Not evaluable: a required result is missing or too old. Do not treat until it is repeated.",
+    )
+
+
+def readiness_many(
+    *, pairs: Sequence[tuple[int, Regimen]], at: dt.datetime
+) -> dict[int, PreCycleAssessment]:
+    """Pre-cycle assessments for (patient id, regimen) pairs with different regimens.
+
+    labs.services.precycle_evaluate_many takes one regimen (two queries each); a page of
+    patients on many regimens would cost two queries per regimen. This batches the same
+    evaluation (labs' own _assess, so the clinical logic is not duplicated) into two queries
+    in total: every rule of every regimen, then every latest result. The caller passes only
+    patients it may view.
+    """
+    if not pairs:
+        return {}
+    regimen_ids = {regimen.pk for _, regimen in pairs}
+    rules = list(
+        PreCycleRule.objects.filter(regimen_id__in=regimen_ids)
+        .select_related("test")
+        .order_by("test__name", "priority", "pk")
+    )
+    rules_by_regimen: dict[int, dict[int, list[PreCycleRule]]] = {rid: {} for rid in regimen_ids}
+    for rule in rules:
+        rules_by_regimen[rule.regimen_id].setdefault(rule.test_id, []).append(rule)
+    test_ids = {rule.test_id for rule in rules}
+    latest = _latest_results(patient_ids=[pid for pid, _ in pairs], test_ids=test_ids, at=at)
+    return {
+        pid: _assess(
+            patient_id=pid,
+            regimen=regimen,
+            at=at,
+            rules_by_test=rules_by_regimen[regimen.pk],
+            latest=latest,
+        )
+        for pid, regimen in pairs
+    }
+
+
+# --- Patient list ------------------------------------------------------------------------------
+
+
+@dataclass
+class PatientRow:
+    patient: Patient
+    course: Course | None
+    readiness: PreCycleAssessment | None
+    badge: ReadinessBadge | None
+    attention: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PatientListPage:
+    page: Page[Any]
+    rows: list[PatientRow]
+    filter: str
+    q: str
+    total: int
+
+    @property
+    def filter_label(self) -> str:
+        return FILTERS[self.filter]
+
+
+def _week_end(today: dt.date) -> dt.date:
+    return today + dt.timedelta(days=6 - today.weekday())  # Sunday of this week
+
+
+def _open_cycles() -> QuerySet[ChemoCycle]:
+    return ChemoCycle.objects.filter(
+        course__patient=OuterRef("pk"),
+        course__status__in=OPEN_COURSE_STATUSES,
+        status__in=OPEN_CYCLE_STATUSES,
+    ).order_by("planned_start", "number")
+
+
+def _annotated(queryset: QuerySet[Patient]) -> QuerySet[Patient]:
+    """Attention flags and the next cycle date, as subqueries of the one list query."""
+    return queryset.annotate(
+        critical_open=Exists(
+            LabResult.objects.filter(
+                patient=OuterRef("pk"), flag__in=CRITICAL_FLAGS, acknowledged_at__isnull=True
+            )
+        ),
+        severe_side_effect_open=Exists(
+            SideEffect.objects.filter(
+                patient=OuterRef("pk"),
+                grade__gte=SEVERE_SIDE_EFFECT_GRADE,
+                acknowledged_at__isnull=True,
+            )
+        ),
+        severe_symptom_open=Exists(
+            SymptomReport.objects.filter(
+                patient=OuterRef("pk"),
+                severity__gte=SymptomReport.SEVERE_FROM,
+                reviewed_at__isnull=True,
+            )
+        ),
+        next_cycle_start=Subquery(_open_cycles().values("planned_start")[:1]),
+    )
+
+
+def _search(queryset: QuerySet[Patient], q: str) -> QuerySet[Patient]:
+    # Every word must match a name or the MRN: "smith jo" finds Jo Smith, "MRN0001" one chart.
+    for word in q.replace(",", " ").split():
+        queryset = queryset.filter(
+            Q(family_name__icontains=word) | Q(given_name__icontains=word) | Q(mrn__icontains=word)
+        )
+    return queryset
+
+
+def _active_courses(patient_ids: Iterable[int]) -> dict[int, Course]:
+    """The open course per patient (the latest started), with cycle totals and the next cycle."""
+    courses = (
+        Course.objects.filter(patient_id__in=list(patient_ids), status__in=OPEN_COURSE_STATUSES)
+        .select_related("regimen")
+        .annotate(
+            total_cycles=Count("cycles"),
+            next_number=Subquery(
+                ChemoCycle.objects.filter(course=OuterRef("pk"), status__in=OPEN_CYCLE_STATUSES)
+                .order_by("number")
+                .values("number")[:1]
+            ),
+            next_start=Subquery(
+                ChemoCycle.objects.filter(course=OuterRef("pk"), status__in=OPEN_CYCLE_STATUSES)
+                .order_by("number")
+                .values("planned_start")[:1]
+            ),
+        )
+        .order_by("patient_id", "-start_date", "-pk")
+    )
+    result: dict[int, Course] = {}
+    for course in courses:
+        result.setdefault(course.patient_id, course)
+    return result
+
+
+def _not_ready_ids(queryset: QuerySet[Patient], at: dt.datetime) -> set[int]:
+    courses = _active_courses(queryset.values_list("pk", flat=True))
+    assessments = readiness_many(
+        pairs=[(pid, course.regimen) for pid, course in courses.items()], at=at
+    )
+    return {pid for pid, a in assessments.items() if not a.ok_to_treat}
+
+
+def patient_list_page(
+    *, user: User, q: str = "", filter: str = DEFAULT_FILTER, page: Any = 1
+) -> PatientListPage:
+    """One page of the clinician's patient list, searched and filtered.
+
+    Starts from the access gate (care team and break-glass patients only); "mine" narrows to
+    the care team. Sends record_read (list) for the patients shown. Raises UnknownFilter.
+    """
+    if filter not in FILTERS:
+        raise UnknownFilter(filter)
+    now = timezone.now()
+    queryset = selectors.patient_list_visible_to(user=user)
+    if filter == "mine":
+        queryset = queryset.filter(
+            pk__in=selectors.patient_list_on_care_teams_of(user=user).values("pk")
+        )
+    queryset = _annotated(_search(queryset, q.strip()))
+    if filter == "due":
+        queryset = queryset.filter(next_cycle_start__lte=_week_end(timezone.localdate()))
+    elif filter == "attention":
+        not_ready = _not_ready_ids(queryset, now)
+        queryset = queryset.filter(
+            Q(critical_open=True)
+            | Q(severe_side_effect_open=True)
+            | Q(severe_symptom_open=True)
+            | Q(pk__in=not_ready)
+        )
+    queryset = queryset.select_related("care_team").order_by("family_name", "given_name", "pk")
+    paginator = Paginator(queryset, PAGE_SIZE)
+    page_obj = paginator.get_page(page)
+    patients: list[Patient] = list(page_obj.object_list)
+    courses = _active_courses(p.pk for p in patients)
+    assessments = readiness_many(
+        pairs=[(pid, course.regimen) for pid, course in courses.items()], at=now
+    )
+    rows = []
+    for patient in patients:
+        assessment = assessments.get(patient.pk)
+        attention = []
+        if patient.critical_open:  # type: ignore[attr-defined]
+            attention.append("Critical result")
+        if patient.severe_side_effect_open:  # type: ignore[attr-defined]
+            attention.append("Grade ≥3 side effect")
+        if patient.severe_symptom_open:  # type: ignore[attr-defined]
+            attention.append("Severe symptom report")
+        rows.append(
+            PatientRow(
+                patient=patient,
+                course=courses.get(patient.pk),
+                readiness=assessment,
+                badge=readiness_badge(assessment),
+                attention=attention,
+            )
+        )
+    if patients:
+        record_read.send(sender=Patient, patients=patients, target=None, action="list")
+    return PatientListPage(page=page_obj, rows=rows, filter=filter, q=q, total=paginator.count)
+
+
+# --- Dashboard ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Measurement:
+    value: Decimal
+    measured_on: dt.date
+
+
+@dataclass(frozen=True)
+class CycleLine:
+    cycle: ChemoCycle
+    dose_levels: list[tuple[str, Decimal]]  # (drug name, percent) where not 100 %
+    is_next: bool
+
+    @property
+    def delay_days(self) -> int | None:
+        if self.cycle.actual_start and self.cycle.actual_start > self.cycle.planned_start:
+            return (self.cycle.actual_start - self.cycle.planned_start).days
+        return None
+
+
+@dataclass
+class Dashboard:
+    patient: Patient
+    height: Measurement | None
+    weight: Measurement | None
+    bsa_m2: Decimal | None
+    course: Course | None
+    other_courses: list[Course]
+    cycles: list[CycleLine]
+    total_cycles: int
+    next_cycle: ChemoCycle | None
+    readiness: PreCycleAssessment | None
+    badge: ReadinessBadge | None
+    side_effects: list[SideEffect]
+    cumulative: list[CumulativeDose]
+    critical_results: list[LabResult]
+    severe_symptoms: list[SymptomReport]
+    access_log: list[Any]
+    on_care_team: bool
+
+
+def dose_levels_by_cycle(
+    *,
+    modifications: Sequence[DoseModification],
+    drugs: Sequence[Any],
+    cycle_numbers: Iterable[int],
+) -> dict[int, list[tuple[str, Decimal]]]:
+    """Dose level per drug per cycle from modifications loaded once.
+
+    The same rule as treatments.services.dose_percent_for (tested against it): among the
+    modifications for this drug or for all drugs starting at or before the cycle, the highest
+    from_cycle_number wins, then the one recorded last. Returns only levels other than 100 %.
+    """
+    ordered = sorted(
+        modifications, key=lambda m: (m.from_cycle_number, m.created_at, m.pk), reverse=True
+    )
+    levels: dict[int, list[tuple[str, Decimal]]] = {}
+    for number in cycle_numbers:
+        row: list[tuple[str, Decimal]] = []
+        for drug in drugs:
+            latest = next(
+                (
+                    m
+                    for m in ordered
+                    if m.from_cycle_number <= number and m.drug_id in (None, drug.pk)
+                ),
+                None,
+            )
+            percent = Decimal(latest.percent) if latest else Decimal(100)
+            if percent != 100:
+                row.append((drug.name, percent))
+        levels[number] = row
+    return levels
+
+
+def _latest_measurement(patient: Patient, column: str) -> Measurement | None:
+    row = (
+        BodyMeasurement.objects.filter(patient=patient, **{f"{column}__isnull": False})
+        .order_by("-measured_on", "-pk")
+        .values_list(column, "measured_on")
+        .first()
+    )
+    return Measurement(value=row[0], measured_on=row[1]) if row else None
+
+
+def dashboard_for(*, user: User, patient_id: Any) -> Dashboard:
+    """Everything the patient dashboard shows, read through the access gate.
+
+    Http404 for a patient the user may not see. One record_read (the chart read); the
+    sections below read only this patient's rows. A fixed number of queries.
+    """
+    patient = selectors.patient_get_for_user(user=user, patient_id=patient_id)
+    on_team = selectors.patient_on_care_team_of(user=user, patient_id=patient.pk)
+    now = timezone.now()
+
+    height = _latest_measurement(patient, "height_cm")
+    weight = _latest_measurement(patient, "weight_kg")
+    bsa = bsa_mosteller(height.value, weight.value) if height and weight else None
+
+    courses = list(
+        Course.objects.filter(patient=patient)
+        .select_related("regimen")
+        .order_by("-start_date", "-pk")
+    )
+    course = next((c for c in courses if c.status in OPEN_COURSE_STATUSES), None)
+    if course is None and courses:
+        course = courses[0]
+    other_courses = [c for c in courses if c is not course]
+
+    cycles: list[CycleLine] = []
+    next_cycle = None
+    readiness = None
+    if course is not None:
+        cycle_rows = list(
+            ChemoCycle.objects.filter(course=course)
+            .select_related("phase", "status_changed_by")
+            .order_by("number")
+        )
+        modifications = list(DoseModification.objects.filter(course=course))
+        drugs_by_pk = {
+            rd.drug.pk: rd.drug
+            for rd in RegimenDrug.objects.filter(phase__regimen_id=course.regimen_id)
+            .select_related("drug")
+            .order_by("phase__order", "order", "pk")
+        }
+        levels = dose_levels_by_cycle(
+            modifications=modifications,
+            drugs=list(drugs_by_pk.values()),
+            cycle_numbers=[c.number for c in cycle_rows],
+        )
+        if course.status in OPEN_COURSE_STATUSES:
+            next_cycle = next((c for c in cycle_rows if c.status in OPEN_CYCLE_STATUSES), None)
+        cycles = [
+            CycleLine(cycle=c, dose_levels=levels[c.number], is_next=c is next_cycle)
+            for c in cycle_rows
+        ]
+        if next_cycle is not None:
+            readiness = readiness_many(pairs=[(patient.pk, course.regimen)], at=now)[patient.pk]
+
+    side_effects = list(
+        SideEffect.objects.filter(patient=patient)
+        .select_related("term", "cycle")
+        .order_by("-onset", "-pk")[:10]
+    )
+    critical = list(
+        LabResult.objects.filter(
+            patient=patient, flag__in=CRITICAL_FLAGS, acknowledged_at__isnull=True
+        )
+        .select_related("test")
+        .order_by("-collected_at")
+    )
+    severe_symptoms = list(
+        SymptomReport.objects.filter(
+            patient=patient, severity__gte=SymptomReport.SEVERE_FROM, reviewed_at__isnull=True
+        ).order_by("-reported_at")
+    )
+    return Dashboard(
+        patient=patient,
+        height=height,
+        weight=weight,
+        bsa_m2=bsa,
+        course=course,
+        other_courses=other_courses,
+        cycles=cycles,
+        total_cycles=len(cycles),
+        next_cycle=next_cycle,
+        readiness=readiness,
+        badge=readiness_badge(readiness),
+        side_effects=side_effects,
+        cumulative=cumulative_dose_per_drug(patient=patient),
+        critical_results=critical,
+        severe_symptoms=severe_symptoms,
+        # The log names colleagues: the care team sees it, a break-glass visitor does not.
+        access_log=access_log_for_patient(patient=patient, limit=20) if on_team else [],
+        on_care_team=on_team,
+    )
