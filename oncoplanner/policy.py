@@ -81,7 +81,14 @@ RESOURCES: dict[str, dict[str, object]] = {
         "args": ("P",),
         "method": "POST",
         "data": {},
-        "expect": _only(("clinician_team", "clinician_break_glass")),
+        # The dashboard is read-only; its forms post to their own URLs.
+        "expect": _cells(NOT_ALLOWED),
+    },
+    "patient_list GET": {
+        "url": "patients:patient_list",
+        "method": "GET",
+        # The clinicians' list; each sees only the patients the gate gives them.
+        "expect": _only(_CLINICIANS),
     },
     "invitation_create GET": {
         "url": "patients:invitation_create",
@@ -141,6 +148,30 @@ RESOURCES: dict[str, dict[str, object]] = {
         "args": ("unknown_token",),
         "method": "GET",
         "expect": _cells(NOT_FOUND, anonymous=NOT_FOUND),
+    },
+    # The patient portal has no record id in its URLs: each portal user reaches their own
+    # record (patient_other sees Q's portal, never P's); everyone else gets 404.
+    **{
+        f"{name} GET": {"url": name, "method": "GET", "expect": _only(_PATIENTS)}
+        for name in (
+            "portal:home",
+            "portal:lab_results",
+            "portal:symptoms",
+            "portal:care_team",
+            "portal:access_history",
+        )
+    },
+    "portal:symptoms POST": {
+        "url": "portal:symptoms",
+        "method": "POST",
+        "data": {"symptom": "Tiredness", "severity": "2", "description": ""},
+        "expect": _only(_PATIENTS, DONE),
+    },
+    "portal:symptoms POST without symptom": {
+        "url": "portal:symptoms",
+        "method": "POST",
+        "data": {"symptom": "", "severity": "2"},
+        "expect": _only(_PATIENTS, BAD_REQUEST),
     },
     "audit:report GET": {"url": "audit:report", "method": "GET", "expect": _only(_ADMINS)},
     "audit:report GET unknown filter": {
@@ -278,11 +309,17 @@ PHI_URL_NAMES = frozenset(
     {
         "home",
         "patients:patient_detail",
+        "patients:patient_list",
         "patients:emergency_access_create",
         "patients:care_team_manage",
         "patients:invitation_create",
         "audit:report",
         "audit:export",
+        "portal:home",
+        "portal:lab_results",
+        "portal:symptoms",
+        "portal:care_team",
+        "portal:access_history",
     }
 )
 # Every admin URL is behind is_staff plus allauth's login and MFA; the model views are

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
@@ -14,4 +15,13 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("audit/", include("audit.urls")),
     path("", include("patients.urls")),
+    path("", include("labs.urls")),
+    path("", include("treatments.urls")),
+    path("portal/", include("patients.portal_urls")),
 ]
+
+# Benchmarks only (scripts/bench.py): the bare baseline view, never mounted otherwise.
+if settings.BENCHMARK_BASELINE:
+    from oncoplanner import benchviews
+
+    urlpatterns.append(path("bench/baseline/", benchviews.baseline, name="bench_baseline"))

@@ -1,0 +1,269 @@
+"""The patient portal: a signed-in patient's own schedule, released results, symptom reports,
+care team and access history.
+
+Only the patient reaches it: every view starts at a portal selector in patients/selectors.py,
+which answers 404 for anyone without a linked record (clinicians and administrators included)
+and logs the read. Nothing clinician-only is passed to the templates: no cycle reasons, dose
+modifications, side-effect descriptions, acknowledgement notes or unreleased results.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods
+
+from audit.selectors import access_log_for_patient
+from patients.portal_forms import SymptomReportForm
+from patients.selectors import (
+    care_team_members,
+    portal_cycles_for,
+    portal_lab_results_for,
+    portal_patient_for,
+    portal_symptom_reports_for,
+)
+from patients.services import symptom_report_create
+
+# Server-side (session) note of the report just sent, so the confirmation survives the redirect
+# without putting a word about the patient's health into a cookie or the URL.
+SENT_KEY = "_portal_symptom_sent"
+ACCESS_LOG_LIMIT = 50
+
+# What a cycle's status means to a patient (no reasons: those are clinical notes).
+CYCLE_STATUS_WORDS = {
+    "planned": "Planned",
+    "ready": "Planned",
+    "given": "Given",
+    "delayed": "Moved to a later date",
+    "held": "On hold",
+    "cancelled": "Cancelled",
+}
+ACTION_WORDS = {
+    "read": "Viewed",
+    "list": "Viewed (in a list)",
+    "create": "Added information",
+    "update": "Changed information",
+    "delete": "Removed information",
+    "export": "Exported",
+    "access_change": "Changed who can see it",
+    "break_glass": "Opened it in an emergency",
+}
+OBJECT_WORDS = {
+    "Patient": "your record",
+    "ChemoCycle": "your treatment schedule",
+    "Course": "your treatment plan",
+    "LabResult": "your test results",
+    "SymptomReport": "your symptom reports",
+    "SideEffect": "your side effects",
+    "BodyMeasurement": "your height and weight",
+    "Administration": "your treatment doses",
+    "DoseModification": "your treatment doses",
+    "EmergencyAccess": "emergency access to your record",
+    "PatientInvitation": "your portal invitation",
+}
+
+
+def _cycle_rows(cycles: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(upcoming, past) cycles as plain dicts holding only what the patient may see."""
+    today = timezone.localdate()
+    cycles = cycles.annotate(course_total=Count("course__cycles")).order_by(
+        "course__start_date", "course_id", "number"
+    )
+    upcoming: list[dict[str, Any]] = []
+    past: list[dict[str, Any]] = []
+    for cycle in cycles:
+        row = {
+            "date": cycle.actual_start or cycle.planned_start,
+            "regimen": cycle.course.regimen.name,
+            "number": cycle.number,
+            "total": cycle.course_total,
+            "status": cycle.status,
+            "status_words": CYCLE_STATUS_WORDS.get(cycle.status, cycle.get_status_display()),
+        }
+        if cycle.status == "given":
+            past.append(row)
+        elif cycle.status in {"planned", "ready", "delayed"} and row["date"] >= today:
+            upcoming.append(row)
+        elif cycle.status in {"planned", "ready", "delayed"}:
+            # Planned but the date has passed without it being recorded as given yet.
+            row["status_words"] = "Waiting to be confirmed"
+            upcoming.append(row)
+    past.reverse()  # most recent first
+    return upcoming, past
+
+
+@login_required
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    patient, cycles = portal_cycles_for(user=request.user)  # type: ignore[arg-type]
+    upcoming, past = _cycle_rows(cycles)
+    context = {
+        "patient_name": patient.given_name,
+        "next_cycle": upcoming[0] if upcoming else None,
+        "upcoming": upcoming,
+        "past": past,
+        "section": "home",
+    }
+    return render(request, "portal/home.html", context)
+
+
+def _range_words(value: Decimal, low: Decimal | None, high: Decimal | None) -> tuple[str, str]:
+    """Plain words and a badge class for a value against its usual (reference) range."""
+    if low is not None and value < low:
+        return "Below the usual range", "warn"
+    if high is not None and value > high:
+        return "Above the usual range", "warn"
+    if low is None and high is None:
+        return "No usual range given", ""
+    return "Within the usual range", "ok"
+
+
+def _number(value: Decimal | None, places: int) -> str:
+    if value is None:
+        return ""
+    return f"{value:.{places}f}"
+
+
+@login_required
+@require_GET
+def lab_results(request: HttpRequest) -> HttpResponse:
+    # Only released results of the user's own record; the selector logs the read.
+    results = portal_lab_results_for(user=request.user).order_by(  # type: ignore[arg-type]
+        "test__short_name", "test_id", "-collected_at"
+    )
+    analytes: dict[int, dict[str, Any]] = {}
+    for result in results:
+        test = result.test
+        places = test.decimal_places
+        group = analytes.setdefault(
+            test.pk,
+            {
+                "id": f"analyte-{len(analytes) + 1}",
+                "name": test.short_name or test.name,
+                "long_name": test.name,
+                "unit": result.unit,
+                "rows": [],
+                "chart": {"name": test.short_name or test.name, "unit": result.unit, "points": []},
+            },
+        )
+        words, badge = _range_words(result.value, result.ref_low, result.ref_high)
+        group["rows"].append(
+            {
+                "collected": timezone.localtime(result.collected_at),
+                "value": _number(result.value, places),
+                "unit": result.unit,
+                "low": _number(result.ref_low, places),
+                "high": _number(result.ref_high, places),
+                "words": words,
+                "badge": badge,
+            }
+        )
+        # Only results in the group's unit go on one chart.
+        if result.unit == group["unit"]:
+            group["chart"]["points"].append(
+                {
+                    "x": timezone.localtime(result.collected_at).date().isoformat(),
+                    "y": float(result.value),
+                    "low": float(result.ref_low) if result.ref_low is not None else None,
+                    "high": float(result.ref_high) if result.ref_high is not None else None,
+                }
+            )
+    for group in analytes.values():
+        group["latest"] = group["rows"][0]
+        group["chart"]["points"].reverse()  # oldest first for the line
+    context = {"analytes": list(analytes.values()), "section": "labs"}
+    return render(request, "portal/lab_results.html", context)
+
+
+def _symptoms_context(request: HttpRequest, form: SymptomReportForm) -> dict[str, Any]:
+    _, reports = portal_symptom_reports_for(user=request.user)  # type: ignore[arg-type]
+    reports = list(reports[:50])
+    sent_id = request.session.pop(SENT_KEY, None) if request.method == "GET" else None
+    sent = next((r for r in reports if r.pk == sent_id), None)
+    return {"form": form, "reports": reports, "sent": sent, "section": "symptoms"}
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def symptoms(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":
+        return render(
+            request, "portal/symptoms.html", _symptoms_context(request, SymptomReportForm())
+        )
+    patient = portal_patient_for(user=request.user)  # type: ignore[arg-type]
+    form = SymptomReportForm(request.POST)
+    if form.is_valid():
+        try:
+            report = symptom_report_create(
+                patient=patient,
+                reported_by=request.user,  # type: ignore[arg-type]
+                symptom=form.cleaned_data["symptom_text"],
+                severity=form.cleaned_data["severity"],
+                description=form.cleaned_data["description"],
+            )
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            request.session[SENT_KEY] = report.pk
+            return redirect("portal:symptoms")
+    context = _symptoms_context(request, form)
+    return render(request, "portal/symptoms.html", context, status=400)
+
+
+@login_required
+@require_GET
+def care_team(request: HttpRequest) -> HttpResponse:
+    patient = portal_patient_for(user=request.user)  # type: ignore[arg-type]
+    members = []
+    if patient.care_team is not None:
+        members = [
+            {
+                "name": member.get_full_name() or member.username,
+                "discipline": member.get_discipline_display() if member.discipline else "",
+            }
+            for member in care_team_members(team=patient.care_team).filter(is_active=True)
+        ]
+    team_name = patient.care_team.name if patient.care_team else ""
+    context = {"team_name": team_name, "members": members, "section": "team"}
+    return render(request, "portal/care_team.html", context)
+
+
+@login_required
+@require_GET
+def access_history(request: HttpRequest) -> HttpResponse:
+    patient = portal_patient_for(user=request.user)  # type: ignore[arg-type]
+    log_rows = access_log_for_patient(patient=patient, limit=ACCESS_LOG_LIMIT)
+    user_ids = {row.user_id for row in log_rows if row.user_id is not None}
+    users = {u.pk: u for u in get_user_model().objects.filter(pk__in=user_ids)}  # one query
+    rows = []
+    for row in log_rows:
+        person = users.get(row.user_id)
+        if row.user_id == request.user.pk:
+            name, role = "You", ""
+        elif person is not None:
+            name = person.get_full_name() or person.username
+            role = person.get_discipline_display() if person.discipline else ""
+            role = role or person.get_role_display()
+        else:
+            name, role = (row.username or "The system"), (row.user_role or "").capitalize()
+        rows.append(
+            {
+                "at": timezone.localtime(row.at),
+                "name": name,
+                "role": role,
+                "what": ACTION_WORDS.get(row.action, row.get_action_display()),
+                "object": OBJECT_WORDS.get(row.object_type.rsplit(".", 1)[-1], "your record"),
+                "emergency": row.break_glass,
+                "denied": row.outcome == "denied",
+            }
+        )
+    context = {"rows": rows, "limit": ACCESS_LOG_LIMIT, "section": "access"}
+    return render(request, "portal/access_history.html", context)
