@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
+from django.contrib.sessions.backends.base import SessionBase
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import resolve_url
 from django.urls import reverse
@@ -96,6 +97,19 @@ def _htmx_login_redirect(request: HttpRequest, response: HttpResponseBase) -> Ht
     return response
 
 
+def session_expired(session: SessionBase, now: float) -> bool:
+    """Idle or absolute limit passed. Also used by live streams, which outlive their request."""
+    login_at = session.get(LOGIN_AT_KEY)
+    last_activity = session.get(LAST_ACTIVITY_KEY)
+    # Fail closed: a session without our clocks did not come through a login we know of.
+    return (
+        login_at is None
+        or last_activity is None
+        or now - login_at >= ABSOLUTE_LIFETIME_SECONDS
+        or now - last_activity >= settings.SESSION_IDLE_TIMEOUT_SECONDS
+    )
+
+
 def session_timeout_middleware(get_response: GetResponse) -> GetResponse:
     """Idle timeout (settings.SESSION_IDLE_TIMEOUT_SECONDS, 15 min) and absolute lifetime
     (12 h from login). Expired sessions are logged out and sent to the login page."""
@@ -106,16 +120,7 @@ def session_timeout_middleware(get_response: GetResponse) -> GetResponse:
             return _htmx_login_redirect(request, get_response(request))
         session = request.session
         now = time.time()
-        login_at = session.get(LOGIN_AT_KEY)
-        last_activity = session.get(LAST_ACTIVITY_KEY)
-        # Fail closed: a session without our clocks did not come through a login we know of.
-        expired = (
-            login_at is None
-            or last_activity is None
-            or now - login_at >= ABSOLUTE_LIFETIME_SECONDS
-            or now - last_activity >= settings.SESSION_IDLE_TIMEOUT_SECONDS
-        )
-        if expired:
+        if session_expired(session, now):
             logout(request)  # flushes the session: the old cookie is dead from here on
             return _send_to(request, resolve_url(settings.LOGIN_URL), next_url=request.path)
         if not is_background_request(request):
