@@ -39,12 +39,14 @@ from patients.services import (
     patient_create,
 )
 
-# Written into every patient record the probing users may not see; it must never come back.
+# Written into the records of P (and P_uninvited), which the IDOR probers may not see: it must
+# never come back to them. Q's records carry another marker (the outsider clinician sees Q).
 MARKER = "ZQXMARKER7731"
+Q_MARKER = "QVISIBLE5520"
 MFA_ENROLLED_KEY = "_op_mfa_enrolled"
 
 
-def _patient(*, mrn: str, given: str, family: str, team: Any) -> Patient:
+def _patient(*, mrn: str, given: str, family: str, team: Any, marker: str = MARKER) -> Patient:
     return patient_create(
         created_by=None,
         care_team=team,
@@ -57,11 +59,13 @@ def _patient(*, mrn: str, given: str, family: str, team: Any) -> Patient:
         icd10_code="C18.7",
         stage="IIIB",
         ecog=1,
-        medical_history=f"History {MARKER} of hypertension",
+        medical_history=f"History {marker} of hypertension",
     )
 
 
-def _children(world: dict[str, Any], prefix: str, patient: Patient, actor: User) -> None:
+def _children(
+    world: dict[str, Any], prefix: str, patient: Patient, actor: User, marker: str
+) -> None:
     from labs.models import LabResult, LabTest
     from treatments.models import (
         ChemoCycle,
@@ -119,7 +123,7 @@ def _children(world: dict[str, Any], prefix: str, patient: Patient, actor: User)
         grade=2,
         ctcae_version="5.0",
         onset=dt.date(2026, 3, 5),
-        description=f"Nausea {MARKER} day 3",
+        description=f"Nausea {marker} day 3",
         reported_by=actor,
     )
     world[f"{prefix}_measurement"] = BodyMeasurement.objects.create(
@@ -130,7 +134,7 @@ def _children(world: dict[str, Any], prefix: str, patient: Patient, actor: User)
     )
     world[f"{prefix}_symptom_report"] = SymptomReport.objects.create(
         patient=patient,
-        symptom=f"Tingling {MARKER}",
+        symptom=f"Tingling {marker}",
         severity=SymptomReport.Severity.MILD,
         reported_by=actor,
     )
@@ -154,7 +158,9 @@ def build_world() -> dict[str, Any]:
     # The target record carries the marker too: only the personas allowed to see it may.
     target = _patient(mrn="MTX0000001", given="Ada", family=f"Target{MARKER}", team=team)
     uninvited = _patient(mrn="MTX0000002", given="Ines", family=f"Uninvited{MARKER}", team=team)
-    other = _patient(mrn="MTX0000003", given="Olga", family=f"Other{MARKER}", team=other_team)
+    other = _patient(
+        mrn="MTX0000003", given="Olga", family=f"Other{Q_MARKER}", team=other_team, marker=Q_MARKER
+    )
     patient_own = UserFactory.create()
     patient_other = UserFactory.create()
     Patient.objects.filter(pk=target.pk).update(portal_user=patient_own)
@@ -187,8 +193,8 @@ def build_world() -> dict[str, Any]:
         administrator=administrator,
         superuser=superuser,
     )
-    _children(world, "P", target, clinician_team)
-    _children(world, "Q", other, clinician_outside)
+    _children(world, "P", target, clinician_team, MARKER)
+    _children(world, "Q", other, clinician_outside, Q_MARKER)
     return world
 
 
