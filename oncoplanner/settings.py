@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "labs",
     "audit",
     "oncoplanner.demo",
+    "oncoplanner.docs",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,114 @@
+"""GraphQL types for lab tests (reference data), lab results (PHI, gated) and readiness."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+import strawberry_django
+from django.db.models import QuerySet
+from strawberry import auto
+from strawberry.types import Info
+
+from labs.models import LabResult, LabTest
+from labs.services import AnalyteEvidence, PreCycleAssessment
+from oncoplanner.graphql_gate import gate_queryset
+
+if TYPE_CHECKING:
+    from patients.graphql import PatientType
+
+
+@strawberry_django.type(LabTest, name="LabTest")
+class LabTestType:
+    id: auto
+    loinc: auto
+    name: auto
+    short_name: auto
+    unit: auto
+    ref_low: Decimal | None
+    ref_high: Decimal | None
+    critical_low: Decimal | None
+    critical_high: Decimal | None
+    decimal_places: auto
+    is_tumour_marker: auto
+
+
+@strawberry_django.type(LabResult, name="LabResult")
+class LabResultType:
+    id: auto
+    patient: Annotated[PatientType, strawberry.lazy("patients.graphql")]
+    test: LabTestType
+    value: Decimal
+    unit: auto
+    collected_at: dt.datetime
+    ref_low: Decimal | None
+    ref_high: Decimal | None
+    critical_low: Decimal | None
+    critical_high: Decimal | None
+    flag: auto
+    is_released: auto
+    acknowledged_at: dt.datetime | None
+    acknowledgement_note: auto
+    note: auto
+
+    @classmethod
+    def get_queryset(cls, queryset: QuerySet[LabResult], info: Info, **kwargs: Any) -> Any:
+        return gate_queryset(queryset, info)
+
+    @strawberry.field
+    def is_critical(self) -> bool:
+        return bool(self.is_critical)  # type: ignore[attr-defined]
+
+
+@strawberry.type(name="AnalyteEvidence")
+class AnalyteEvidenceType:
+    loinc: str
+    test_name: str
+    outcome: str
+    outcome_label: str
+    result_value: Decimal | None
+    result_collected_at: dt.datetime | None
+    max_age_days: int
+    explanation: str
+
+    @classmethod
+    def from_evidence(cls, evidence: AnalyteEvidence) -> AnalyteEvidenceType:
+        return cls(
+            loinc=evidence.test.loinc,
+            test_name=evidence.test.name,
+            outcome=evidence.outcome,
+            outcome_label=evidence.outcome_label,
+            result_value=evidence.result.value if evidence.result else None,
+            result_collected_at=evidence.result.collected_at if evidence.result else None,
+            max_age_days=evidence.max_age_days,
+            explanation=evidence.explanation,
+        )
+
+
+@strawberry.type(name="Readiness", description="Is the patient ready for the next cycle?")
+class ReadinessType:
+    patient_id: strawberry.ID
+    regimen_id: strawberry.ID
+    at: dt.datetime
+    outcome: str
+    outcome_label: str
+    ok_to_treat: bool
+    dose_percent: int | None
+    delay_days: int | None
+    analytes: list[AnalyteEvidenceType]
+
+    @classmethod
+    def from_assessment(cls, assessment: PreCycleAssessment) -> ReadinessType:
+        return cls(
+            patient_id=strawberry.ID(str(assessment.patient_id)),
+            regimen_id=strawberry.ID(str(assessment.regimen.pk)),
+            at=assessment.at,
+            outcome=assessment.outcome,
+            outcome_label=assessment.outcome_label,
+            ok_to_treat=assessment.ok_to_treat,
+            dose_percent=assessment.dose_percent,
+            delay_days=assessment.delay_days,
+            analytes=[AnalyteEvidenceType.from_evidence(a) for a in assessment.analytes],
+        )

@@ -1,0 +1,66 @@
+"""The access gate as GraphQL types see it: every PHI type's ``get_queryset`` goes through here.
+
+Clinicians and administrators get ``patients.selectors.scope_queryset`` (care team or
+break-glass). Portal users (role patient) get only their own active record and its released
+lab results, the same rows the portal selectors give them; every other PHI type is empty for
+them. Anonymous users get nothing (the view refuses them before any resolver runs anyway).
+
+Reads are logged by the root resolvers (one record_read per root field), not here: a
+``get_queryset`` runs once per prefetch and does not know which rows will be returned.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from graphql import GraphQLError
+from strawberry.types import Info
+
+from patients.selectors import VIEW, scope_queryset
+
+NOT_FOUND = "not found"
+
+
+class NotFoundError(GraphQLError):
+    """The gate's 404 in GraphQL: a missing and a forbidden record read the same."""
+
+    def __init__(self) -> None:
+        super().__init__(NOT_FOUND, extensions={"code": "NOT_FOUND"})
+
+
+class InputError(GraphQLError):
+    """A service's ValidationError: the message names the field(s) in ``extensions.fields``."""
+
+    def __init__(self, message_dict: dict[str, list[str]]) -> None:
+        text = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in message_dict.items())
+        super().__init__(
+            text or "Invalid input.",
+            extensions={"code": "BAD_USER_INPUT", "fields": message_dict},
+        )
+
+
+def user_of(info: Info) -> Any:
+    return info.context.request.user
+
+
+def is_portal_user(user: Any) -> bool:
+    return bool(getattr(user, "is_authenticated", False) and user.is_patient_user)
+
+
+def gate_queryset[Q: QuerySet[Any]](queryset: Q, info: Info, *, perm: str = VIEW) -> Q:
+    """`queryset` of a PHI model narrowed to what the requesting user may see."""
+    user = user_of(info)
+    if not (getattr(user, "is_authenticated", False) and user.is_active):
+        return queryset.none()
+    if user.is_patient_user:
+        label = queryset.model._meta.label
+        if label == "patients.Patient":
+            return queryset.filter(portal_user=user, is_active=True)
+        if label == "labs.LabResult":
+            # Only released results reach the portal (labs release them after review).
+            return queryset.filter(
+                patient__portal_user=user, patient__is_active=True, is_released=True
+            )
+        return queryset.none()
+    return scope_queryset(queryset, user=user, perm=perm)

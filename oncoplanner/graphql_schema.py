@@ -1,0 +1,425 @@
+"""The GraphQL door at /graphql/: root schema, protections and the view.
+
+Every root field reads through the access gate (patients.selectors) and sends one record_read
+for the patients it returns; every PHI type filters nested rows through the gate in its
+``get_queryset`` (oncoplanner.graphql_gate). Mutations call the same services as the pages.
+
+Protections (SECURITY.md: an API is a door like any page): depth limit 8, alias limit 20, no
+batching (strawberry refuses a JSON array with 400 unless batching is configured, and it is
+not), queries over POST only, introspection and "did you mean" suggestions off unless DEBUG,
+unexpected errors masked, CSRF enforced by Django's middleware for cookie sessions (the view
+is deliberately not csrf_exempt). All limits are validation rules: a refused document never
+reaches a resolver.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any
+
+import strawberry
+import strawberry_django
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.db.models import Q, Subquery
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from graphql import GraphQLError
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry.django.views import GraphQLView
+from strawberry.extensions import (
+    MaskErrors,
+    MaxAliasesLimiter,
+    QueryDepthLimiter,
+    SchemaExtension,
+)
+from strawberry.types import Info
+from strawberry_django.optimizer import DjangoOptimizerExtension
+
+from labs import services as lab_services
+from labs.graphql import LabResultType, LabTestType, ReadinessType
+from labs.models import LabResult, LabTest
+from oncoplanner.graphql_gate import (
+    InputError,
+    NotFoundError,
+    is_portal_user,
+    user_of,
+)
+from oncoplanner.signals import record_read
+from patients import selectors
+from patients.graphql import PatientType, UserType, page_bounds
+from patients.models import Patient
+from treatments import services as treatment_services
+from treatments.graphql import ChemoCycleType, RegimenType, SideEffectType
+from treatments.models import Course, CtcaeTerm, Regimen
+
+MAX_DEPTH = 8
+MAX_ALIASES = 20
+_SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
+
+
+def _log_list(patient_ids: list[int], sender: type[Any]) -> None:
+    if patient_ids:
+        record_read.send(
+            sender=sender,
+            patients=[Patient(pk=pk) for pk in patient_ids],
+            target=None,
+            action="list",
+        )
+
+
+def _own_patient_id(user: Any) -> int | None:
+    return (
+        Patient.objects.filter(portal_user=user, is_active=True)
+        .values_list("pk", flat=True)
+        .first()
+    )
+
+
+def _same_id(a: Any, b: Any) -> bool:
+    return a is not None and str(a) == str(b)
+
+
+class _Services:
+    """Run a service: Http404 from the gate -> "not found"; ValidationError -> field errors."""
+
+    @staticmethod
+    def call[T](fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except Http404:
+            raise NotFoundError() from None
+        except ValidationError as error:
+            if hasattr(error, "error_dict"):
+                raise InputError(error.message_dict) from None
+            raise InputError({"__all__": error.messages}) from None
+
+
+# --- Queries ------------------------------------------------------------------------------
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="The signed-in user.")
+    def me(self, info: Info) -> UserType | None:
+        user = user_of(info)
+        return user if user.is_authenticated else None  # type: ignore[return-value]
+
+    @strawberry_django.field(description="A portal user's own record (null for staff).")
+    def my_record(self, info: Info) -> PatientType | None:
+        user = user_of(info)
+        if not is_portal_user(user):
+            return None
+        try:
+            patient = selectors.portal_patient_for(user=user)  # logs the read
+        except Http404:
+            raise NotFoundError() from None
+        return Patient.objects.filter(pk=patient.pk)  # type: ignore[return-value]
+
+    @strawberry_django.field(description="Patients visible to you, by family name.")
+    def patients(
+        self, info: Info, search: str | None = None, first: int = 50, offset: int = 0
+    ) -> list[PatientType]:
+        user = user_of(info)
+        queryset = selectors.patient_list_visible_to(user=user)  # none for portal users
+        if search:
+            term = search.strip()[:100]
+            queryset = queryset.filter(
+                Q(family_name__icontains=term) | Q(given_name__icontains=term) | Q(mrn=term)
+            )
+        start, stop = page_bounds(first, offset)
+        order = ("family_name", "given_name", "pk")
+        ids = list(queryset.order_by(*order).values_list("pk", flat=True)[start:stop])
+        _log_list(ids, Patient)
+        return Patient.objects.filter(pk__in=ids).order_by(*order)  # type: ignore[return-value]
+
+    @strawberry_django.field(description="One patient; null with 'not found' if not yours.")
+    def patient(self, info: Info, id: strawberry.ID) -> PatientType | None:
+        user = user_of(info)
+        if is_portal_user(user):
+            if not _same_id(_own_patient_id(user), id):
+                raise NotFoundError()
+            patient = _Services.call(lambda: selectors.portal_patient_for(user=user))
+        else:
+            patient = _Services.call(
+                lambda: selectors.patient_get_for_user(user=user, patient_id=id)
+            )
+        return Patient.objects.filter(pk=patient.pk)  # type: ignore[return-value]
+
+    @strawberry_django.field(description="A patient's lab results, latest first.")
+    def lab_results(
+        self,
+        info: Info,
+        patient_id: strawberry.ID,
+        loinc: str | None = None,
+        from_: Annotated[dt.datetime | None, strawberry.argument(name="from")] = None,
+        to: dt.datetime | None = None,
+        first: int = 50,
+        offset: int = 0,
+    ) -> list[LabResultType]:
+        user = user_of(info)
+        if is_portal_user(user):
+            if not _same_id(_own_patient_id(user), patient_id):
+                raise NotFoundError()
+            results = _Services.call(lambda: selectors.portal_lab_results_for(user=user))
+        else:
+            results = _Services.call(
+                lambda: selectors.lab_results_for(user=user, patient_id=patient_id)
+            )
+        if loinc:
+            results = results.filter(test__loinc=loinc)
+        if from_ is not None:
+            results = results.filter(collected_at__gte=from_)
+        if to is not None:
+            results = results.filter(collected_at__lte=to)
+        start, stop = page_bounds(first, offset)
+        order = ("-collected_at", "-pk")
+        window = results.order_by(*order).values("pk")[start:stop]
+        return LabResult.objects.filter(pk__in=Subquery(window)).order_by(*order)  # type: ignore[return-value]
+
+    @strawberry_django.field(description="Active regimens (reference data; staff only).")
+    def regimens(self, info: Info) -> list[RegimenType]:
+        user = user_of(info)
+        if is_portal_user(user):
+            return Regimen.objects.none()  # type: ignore[return-value]
+        return Regimen.objects.filter(is_active=True).order_by("name", "version")  # type: ignore[return-value]
+
+    @strawberry_django.field(description="Lab tests (reference data; staff only).")
+    def lab_tests(self, info: Info) -> list[LabTestType]:
+        user = user_of(info)
+        if is_portal_user(user):
+            return LabTest.objects.none()  # type: ignore[return-value]
+        return LabTest.objects.order_by("name")  # type: ignore[return-value]
+
+    @strawberry.field(description="Pre-cycle readiness for the patient's open course.")
+    def readiness(self, info: Info, patient_id: strawberry.ID) -> ReadinessType | None:
+        user = user_of(info)
+        if is_portal_user(user):
+            raise NotFoundError()
+        patient = _Services.call(
+            lambda: selectors.patient_get_for_user(user=user, patient_id=patient_id)
+        )
+        course = (
+            Course.objects.filter(
+                patient=patient, status__in=treatment_services.OPEN_COURSE_STATUSES
+            )
+            .select_related("regimen")
+            .order_by("-start_date", "-pk")
+            .first()
+        )
+        if course is None:
+            return None
+        assessment = lab_services.precycle_evaluate(
+            patient=patient, regimen=course.regimen, at=timezone.now()
+        )
+        return ReadinessType.from_assessment(assessment)
+
+
+# --- Mutations ----------------------------------------------------------------------------
+
+
+def _cycle(info: Info, patient_id: Any, cycle_id: Any) -> Any:
+    return _Services.call(
+        lambda: selectors.cycle_get_for_user(
+            user=user_of(info), patient_id=patient_id, cycle_id=cycle_id, perm=selectors.CHANGE
+        )
+    )
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation
+    def give_cycle(
+        self, info: Info, patient_id: strawberry.ID, cycle_id: strawberry.ID, actual_start: dt.date
+    ) -> ChemoCycleType:
+        cycle = _cycle(info, patient_id, cycle_id)
+        return _Services.call(
+            lambda: treatment_services.cycle_give(
+                cycle=cycle, actual_start=actual_start, given_by=user_of(info)
+            )
+        )  # type: ignore[return-value]
+
+    @strawberry.mutation
+    def delay_cycle(
+        self,
+        info: Info,
+        patient_id: strawberry.ID,
+        cycle_id: strawberry.ID,
+        reason: str,
+        days: int | None = None,
+        new_start: dt.date | None = None,
+    ) -> ChemoCycleType:
+        cycle = _cycle(info, patient_id, cycle_id)
+        return _Services.call(
+            lambda: treatment_services.cycle_delay(
+                cycle=cycle, reason=reason, by=user_of(info), days=days, new_start=new_start
+            )
+        )  # type: ignore[return-value]
+
+    @strawberry.mutation
+    def hold_cycle(
+        self, info: Info, patient_id: strawberry.ID, cycle_id: strawberry.ID, reason: str
+    ) -> ChemoCycleType:
+        cycle = _cycle(info, patient_id, cycle_id)
+        return _Services.call(
+            lambda: treatment_services.cycle_hold(cycle=cycle, reason=reason, by=user_of(info))
+        )  # type: ignore[return-value]
+
+    @strawberry.mutation
+    def record_side_effect(
+        self,
+        info: Info,
+        patient_id: strawberry.ID,
+        term_id: strawberry.ID,
+        grade: int,
+        onset: dt.date,
+        cycle_id: strawberry.ID | None = None,
+        description: str = "",
+    ) -> SideEffectType:
+        user = user_of(info)
+        patient = _Services.call(
+            lambda: selectors.patient_get_for_user(
+                user=user, patient_id=patient_id, perm=selectors.CHANGE
+            )
+        )
+        # A cycle of another patient is the gate's "not found", never a cross-patient link.
+        cycle = _cycle(info, patient.pk, cycle_id) if cycle_id is not None else None
+        term = CtcaeTerm.objects.filter(pk=int(term_id) if str(term_id).isdigit() else 0).first()
+        if term is None:
+            raise InputError({"term": ["Choose a CTCAE term."]})
+        return _Services.call(
+            lambda: treatment_services.side_effect_record(
+                patient=patient,
+                term=term,
+                grade=grade,
+                onset=onset,
+                recorded_by=user,
+                cycle=cycle,
+                description=description,
+            )
+        )  # type: ignore[return-value]
+
+    @strawberry.mutation
+    def record_lab_result(
+        self,
+        info: Info,
+        patient_id: strawberry.ID,
+        loinc: str,
+        value: str,
+        unit: str,
+        collected_at: dt.datetime,
+        note: str = "",
+    ) -> LabResultType:
+        user = user_of(info)
+        patient = _Services.call(
+            lambda: selectors.patient_get_for_user(
+                user=user, patient_id=patient_id, perm=selectors.CHANGE
+            )
+        )
+        test = LabTest.objects.filter(loinc=loinc).first()
+        if test is None:
+            raise InputError({"test": ["Unknown LOINC code."]})
+        return _Services.call(
+            lambda: lab_services.lab_result_record(
+                patient=patient,
+                test=test,
+                value=value,
+                unit=unit,
+                collected_at=collected_at,
+                recorded_by=user,
+                note=note,
+            )
+        )  # type: ignore[return-value]
+
+    @strawberry.mutation
+    def acknowledge_lab_result(
+        self, info: Info, patient_id: strawberry.ID, lab_result_id: strawberry.ID, note: str
+    ) -> LabResultType:
+        user = user_of(info)
+        result = _Services.call(
+            lambda: selectors.lab_result_get_for_user(
+                user=user, patient_id=patient_id, lab_result_id=lab_result_id, perm=selectors.CHANGE
+            )
+        )
+        return _Services.call(
+            lambda: lab_services.lab_result_acknowledge(result=result, by=user, note=note)
+        )  # type: ignore[return-value]
+
+    @strawberry.mutation
+    def acknowledge_side_effect(
+        self, info: Info, patient_id: strawberry.ID, side_effect_id: strawberry.ID, note: str
+    ) -> SideEffectType:
+        user = user_of(info)
+        side_effect = _Services.call(
+            lambda: selectors.side_effect_get_for_user(
+                user=user,
+                patient_id=patient_id,
+                side_effect_id=side_effect_id,
+                perm=selectors.CHANGE,
+            )
+        )
+        return _Services.call(
+            lambda: treatment_services.side_effect_acknowledge(
+                side_effect=side_effect, by=user, note=note
+            )
+        )  # type: ignore[return-value]
+
+
+# --- Protections --------------------------------------------------------------------------
+
+
+class ProductionGuards(SchemaExtension):
+    """Outside DEBUG: no introspection, and no "Did you mean ...?" hints in error messages
+    (both map the schema for a prober). Decided per operation, so tests can flip DEBUG."""
+
+    def on_operation(self) -> Iterator[None]:
+        production = not settings.DEBUG
+        if production:
+            self.execution_context.validation_rules = (
+                *self.execution_context.validation_rules,
+                NoSchemaIntrospectionCustomRule,
+            )
+        yield
+        result = self.execution_context.result
+        if production and result is not None and getattr(result, "errors", None):
+            for error in result.errors:
+                error.message = _SUGGESTION.sub("", error.message)
+
+
+def _should_mask(error: GraphQLError) -> bool:
+    # Errors we raise on purpose (not found, field errors) and validation errors (no original
+    # error) are shown; anything else is an unexpected failure and is masked.
+    original = error.original_error
+    return original is not None and not isinstance(original, (NotFoundError, InputError))
+
+
+schema = strawberry.Schema(
+    query=Query,
+    mutation=Mutation,
+    extensions=[
+        QueryDepthLimiter(max_depth=MAX_DEPTH),
+        MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        ProductionGuards,
+        MaskErrors(should_mask_error=_should_mask),
+        DjangoOptimizerExtension,
+    ],
+)
+
+
+class OncoGraphQLView(GraphQLView):
+    # Queries over POST only: a GET with a query would bypass CSRF and land PHI in logs.
+    allow_queries_via_get = False
+    graphql_ide = "graphiql"
+
+    def render_graphql_ide(self, request: HttpRequest) -> HttpResponse:
+        # The playground is a development tool: in production /graphql/ GET is a 404.
+        if not settings.DEBUG:
+            raise Http404("No GraphQL playground.")
+        return render(request, "graphql/graphiql.html")
+
+
+graphql_view = login_required(OncoGraphQLView.as_view(schema=schema))

@@ -1,0 +1,182 @@
+"""GraphQL types for regimens (reference data) and treatment records (PHI, gated).
+
+Reference types expose no reverse relation to PHI (no Regimen.courses, no Drug.administrations):
+the only way into a chart is through a gated root field.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+import strawberry_django
+from django.db.models import QuerySet
+from strawberry import auto
+from strawberry.types import Info
+
+from labs.models import PreCycleRule
+from oncoplanner.graphql_gate import gate_queryset
+from treatments.models import (
+    Administration,
+    ChemoCycle,
+    Course,
+    CtcaeTerm,
+    DoseModification,
+    Drug,
+    Regimen,
+    RegimenDrug,
+    RegimenPhase,
+    SideEffect,
+)
+
+if TYPE_CHECKING:
+    from labs.graphql import LabTestType
+    from patients.graphql import PatientType
+
+
+class Gated:
+    """Mixin: the type's rows pass the access gate (lists, foreign keys and prefetches)."""
+
+    @classmethod
+    def get_queryset(cls, queryset: QuerySet[Any], info: Info, **kwargs: Any) -> Any:
+        return gate_queryset(queryset, info)
+
+
+@strawberry_django.type(Drug, name="Drug")
+class DrugType:
+    id: auto
+    name: auto
+    drug_class: auto
+    lifetime_limit_mg_m2: Decimal | None
+
+
+@strawberry_django.type(RegimenDrug, name="RegimenDrug")
+class RegimenDrugType:
+    id: auto
+    drug: DrugType
+    dose: Decimal
+    dose_basis: auto
+    route: auto
+    days: auto
+    duration: auto
+    max_dose_mg: Decimal | None
+    order: auto
+
+
+@strawberry_django.type(RegimenPhase, name="RegimenPhase")
+class RegimenPhaseType:
+    id: auto
+    order: auto
+    name: auto
+    cycle_length_days: auto
+    planned_cycles: auto
+    drugs: list[RegimenDrugType]
+
+
+@strawberry_django.type(PreCycleRule, name="PreCycleRule")
+class PreCycleRuleType:
+    id: auto
+    test: Annotated[LabTestType, strawberry.lazy("labs.graphql")]
+    comparator: auto
+    value: Decimal
+    unit: auto
+    max_age_days: auto
+    action: auto
+    action_percent: auto
+    action_delay_days: auto
+    priority: auto
+    source: auto
+
+
+@strawberry_django.type(Regimen, name="Regimen")
+class RegimenType:
+    id: auto
+    name: auto
+    version: auto
+    intent: auto
+    indication: auto
+    description: auto
+    source: auto
+    is_active: auto
+    phases: list[RegimenPhaseType]
+    precycle_rules: list[PreCycleRuleType]
+
+
+@strawberry_django.type(CtcaeTerm, name="CtcaeTerm")
+class CtcaeTermType:
+    id: auto
+    term: auto
+    version: auto
+    category: auto
+    max_grade: auto
+
+
+@strawberry_django.type(Course, name="Course")
+class CourseType(Gated):
+    id: auto
+    patient: Annotated[PatientType, strawberry.lazy("patients.graphql")]
+    regimen: RegimenType
+    start_date: dt.date
+    intent: auto
+    status: auto
+    stop_reason: auto
+    stopped_on: dt.date | None
+    cycles: list[ChemoCycleType]
+    dose_modifications: list[DoseModificationType]
+
+
+@strawberry_django.type(ChemoCycle, name="ChemoCycle")
+class ChemoCycleType(Gated):
+    id: auto
+    course: CourseType
+    phase: RegimenPhaseType
+    number: auto
+    planned_start: dt.date
+    actual_start: dt.date | None
+    end_date: dt.date | None
+    status: auto
+    reason: auto
+    administrations: list[AdministrationType]
+
+
+@strawberry_django.type(Administration, name="Administration")
+class AdministrationType(Gated):
+    id: auto
+    cycle: ChemoCycleType
+    drug: DrugType
+    day_of_cycle: auto
+    given_at: dt.datetime
+    route: auto
+    standard_dose_mg: Decimal
+    dose_percent: Decimal
+    dose_mg: Decimal
+    formula: auto
+    notes: auto
+
+
+@strawberry_django.type(DoseModification, name="DoseModification")
+class DoseModificationType(Gated):
+    id: auto
+    course: CourseType
+    drug: DrugType | None
+    from_cycle_number: auto
+    percent: Decimal
+    reason: auto
+
+
+@strawberry_django.type(SideEffect, name="SideEffect")
+class SideEffectType(Gated):
+    id: auto
+    patient: Annotated[PatientType, strawberry.lazy("patients.graphql")]
+    cycle: ChemoCycleType | None
+    term: CtcaeTermType
+    grade: auto
+    ctcae_version: auto
+    onset: dt.date
+    resolved_on: dt.date | None
+    description: auto
+    source: auto
+    acknowledged_at: dt.datetime | None
+    acknowledgement_note: auto
