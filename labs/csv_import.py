@@ -1,0 +1,268 @@
+"""CSV import of lab results: parse and validate every row (preview), then commit all or nothing.
+
+The preview writes nothing. The commit records every row through labs.services.lab_result_record
+in one transaction: if any row fails there (a rule the preview missed, a race), nothing is
+written. Validated rows travel between preview and confirm in the server-side session, keyed by
+a random token and bound to the patient and the file's SHA-256, never in a form field.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import secrets
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from labs.models import LabResult, LabTest
+from labs.rules import fmt_decimal, to_decimal
+from labs.services import lab_result_record
+
+if TYPE_CHECKING:
+    from django.contrib.sessions.backends.base import SessionBase
+
+    from oncoplanner.accounts.models import User
+    from patients.models import Patient
+
+COLUMNS = ["loinc", "value", "unit", "collected_at"]
+MAX_ROWS = 2000
+SESSION_KEY = "labs_csv_import"
+# LabResult.value is max_digits=12, decimal_places=4.
+MAX_DECIMALS = 4
+MAX_INTEGER_DIGITS = 8
+FUTURE_SKEW = dt.timedelta(minutes=5)
+
+
+class CsvFileError(Exception):
+    """The file as a whole cannot be read (encoding, columns, size): a 400 with this message."""
+
+
+@dataclass
+class CsvRow:
+    line: int
+    raw: dict[str, str]
+    test: LabTest | None = None
+    value: Decimal | None = None
+    collected_at: dt.datetime | None = None
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def as_session(self) -> dict[str, str]:
+        if self.test is None or self.value is None or self.collected_at is None:
+            raise ValueError("Only a valid row is kept for the commit.")
+        return {
+            "loinc": self.test.loinc,
+            "value": fmt_decimal(self.value),
+            "unit": self.raw["unit"],
+            "collected_at": self.collected_at.isoformat(),
+            "line": str(self.line),
+        }
+
+
+@dataclass
+class CsvPreview:
+    rows: list[CsvRow]
+    sha256: str
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.rows) and all(r.ok for r in self.rows)
+
+    @property
+    def error_count(self) -> int:
+        return sum(1 for r in self.rows if not r.ok)
+
+
+def _decode(data: bytes) -> str:
+    try:
+        text = data.decode("utf-8-sig")  # Excel writes a byte-order mark
+    except UnicodeDecodeError:
+        raise CsvFileError("The file is not UTF-8 text. Export it as CSV UTF-8.") from None
+    if "\x00" in text:
+        raise CsvFileError("The file contains NUL characters; it is not a CSV export.")
+    return text
+
+
+def _parse_time(raw: str) -> dt.datetime | None:
+    try:
+        parsed = dt.datetime.fromisoformat(raw.strip())
+    except ValueError:
+        return None
+    if timezone.is_naive(parsed):
+        # No offset: local time in the clinic's time zone (settings.TIME_ZONE).
+        parsed = timezone.make_aware(parsed)
+    return parsed
+
+
+def _check_value(raw: str, test: LabTest | None) -> tuple[Decimal | None, str | None]:
+    number = to_decimal(raw)
+    if number is None:
+        return None, f"“{raw[:20]}” is not a finite number."
+    if number < 0:
+        return None, "A lab value cannot be negative."
+    sign, digits, exponent = number.as_tuple()
+    if isinstance(exponent, int) and exponent < -MAX_DECIMALS:
+        return None, f"At most {MAX_DECIMALS} decimal places."
+    if number >= Decimal(10) ** MAX_INTEGER_DIGITS:
+        return None, "The value is too large."
+    if test is not None and test.max_plausible is not None and number > test.max_plausible:
+        return None, f"{fmt_decimal(number)} {test.unit} is not a possible {test.name} value."
+    return number, None
+
+
+def parse(*, data: bytes, patient: Patient) -> CsvPreview:
+    """Validate every row; raises CsvFileError when the file itself is unusable. No writes.
+
+    Reads the lab catalogue and the patient's existing results at the same times (duplicates):
+    two queries whatever the number of rows.
+    """
+    text = _decode(data)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        header = [h.strip().lower() for h in (reader.fieldnames or [])]
+    except csv.Error as error:
+        raise CsvFileError(f"The file is not valid CSV: {error}.") from None
+    if header != COLUMNS:
+        raise CsvFileError(
+            f"Expected the columns {','.join(COLUMNS)}; found {','.join(header) or 'none'}."
+        )
+    reader.fieldnames = COLUMNS
+    rows: list[CsvRow] = []
+    try:
+        for record in reader:
+            if len(rows) >= MAX_ROWS:
+                raise CsvFileError(f"At most {MAX_ROWS} rows per file.")
+            extra = record.pop(None, None)  # type: ignore[call-overload]
+            raw = {k: (v or "").strip() for k, v in record.items()}
+            row = CsvRow(line=reader.line_num, raw=raw)
+            if extra or any(v is None for v in record.values()):
+                row.errors["row"] = f"Expected {len(COLUMNS)} columns."
+            rows.append(row)
+    except csv.Error as error:
+        raise CsvFileError(f"The file is not valid CSV: {error}.") from None
+    if not rows:
+        raise CsvFileError("The file has a header but no rows.")
+
+    tests = {t.loinc: t for t in LabTest.objects.filter(loinc__in={r.raw["loinc"] for r in rows})}
+    now = timezone.now()
+    for row in rows:
+        if row.errors:
+            continue
+        row.test = tests.get(row.raw["loinc"])
+        if row.test is None:
+            row.errors["loinc"] = f"Unknown LOINC code “{row.raw['loinc'][:20]}”."
+        elif row.raw["unit"] != row.test.unit:
+            row.errors["unit"] = (
+                f"{row.test.name} is reported in {row.test.unit}, not “{row.raw['unit'][:20]}”."
+            )
+        row.value, message = _check_value(row.raw["value"], row.test)
+        if message:
+            row.errors["value"] = message
+        row.collected_at = _parse_time(row.raw["collected_at"])
+        if row.collected_at is None:
+            row.errors["collected_at"] = (
+                f"“{row.raw['collected_at'][:30]}” is not a valid date and time "
+                "(e.g. 2026-03-02T08:30+00:00)."
+            )
+        elif row.collected_at > now + FUTURE_SKEW:
+            row.errors["collected_at"] = "Collection time cannot be in the future."
+
+    _mark_duplicates(rows, patient=patient)
+    return CsvPreview(rows=rows, sha256=hashlib.sha256(data).hexdigest())
+
+
+def _mark_duplicates(rows: list[CsvRow], *, patient: Patient) -> None:
+    """The same test at the same collection time twice (in the file or already recorded)."""
+    valid = [r for r in rows if r.ok]
+    if not valid:
+        return
+    existing = set(
+        LabResult.objects.filter(
+            patient=patient,
+            test__in={r.test for r in valid},
+            collected_at__in={r.collected_at for r in valid},
+        ).values_list("test_id", "collected_at")
+    )
+    seen: dict[tuple[int, dt.datetime], int] = {}
+    for row in valid:
+        if row.test is None or row.collected_at is None:
+            continue
+        key = (row.test.pk, row.collected_at)
+        if key in seen:
+            row.errors["row"] = f"Duplicate of line {seen[key]}."
+        elif key in existing:
+            row.errors["row"] = f"{row.test.short_name} at this time is already recorded."
+        else:
+            seen[key] = row.line
+
+
+# --- Keeping the validated rows between preview and confirm ---------------------------------
+
+
+def stash(*, session: SessionBase, patient: Patient, preview: CsvPreview) -> str:
+    """Keep a valid preview's rows in the server-side session; returns the confirm token."""
+    token = secrets.token_urlsafe(16)
+    session[SESSION_KEY] = {
+        "token": token,
+        "patient_id": patient.pk,
+        "sha256": preview.sha256,
+        "rows": [r.as_session() for r in preview.rows],
+    }
+    return token
+
+
+def unstash(*, session: SessionBase, patient: Patient, token: str) -> list[dict[str, str]] | None:
+    """The stashed rows for this patient and token (then forgotten), or None."""
+    stored: dict[str, Any] | None = session.get(SESSION_KEY)
+    if (
+        not stored
+        or not token
+        or not secrets.compare_digest(str(stored.get("token")), token)
+        or stored.get("patient_id") != patient.pk
+    ):
+        return None
+    del session[SESSION_KEY]
+    return list(stored["rows"])
+
+
+@transaction.atomic
+def commit(*, patient: Patient, rows: list[dict[str, str]], by: User) -> list[LabResult]:
+    """Record every row through lab_result_record in one transaction: all or nothing.
+
+    Precondition: `by` holds change permission on `patient` (the caller used the gate).
+    A failing row raises ValidationError({"row": "Line N: ..."}) and rolls everything back.
+    """
+    tests = {t.loinc: t for t in LabTest.objects.filter(loinc__in={r["loinc"] for r in rows})}
+    recorded = []
+    for row in rows:
+        test = tests.get(row["loinc"])
+        if test is None:
+            raise ValidationError({"row": f"Line {row['line']}: unknown LOINC {row['loinc']}."})
+        try:
+            recorded.append(
+                lab_result_record(
+                    patient=patient,
+                    test=test,
+                    value=row["value"],
+                    unit=row["unit"],
+                    collected_at=dt.datetime.fromisoformat(row["collected_at"]),
+                    recorded_by=by,
+                    source=LabResult.Source.IMPORT,
+                )
+            )
+        except ValidationError as error:
+            messages = "; ".join(
+                f"{name}: {' '.join(msgs)}" for name, msgs in error.message_dict.items()
+            )
+            raise ValidationError({"row": f"Line {row['line']}: {messages}"}) from None
+    return recorded

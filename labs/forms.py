@@ -1,0 +1,80 @@
+"""Input validation for the lab pages; writes happen in labs.services."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from labs.models import LabTest
+
+MAX_CSV_BYTES = 1024 * 1024  # 1 MB: a lab export for one patient is a few kB
+
+
+class LabResultForm(forms.Form):
+    test = forms.ModelChoiceField(
+        queryset=LabTest.objects.order_by("-is_panel_default", "name"),
+        empty_label="Choose a test",
+    )
+    value = forms.DecimalField(max_digits=12, decimal_places=4, min_value=0)
+    unit = forms.CharField(
+        max_length=30,
+        required=False,
+        help_text="UCUM unit; left blank, the test's own unit is used.",
+    )
+    collected_on = forms.DateField(
+        label="Collected on", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    collected_time = forms.TimeField(
+        label="at (clinic time)", widget=forms.TimeInput(attrs={"type": "time"})
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        test = data.get("test")
+        if test is not None and not data.get("unit"):
+            data["unit"] = test.unit
+        day, time = data.get("collected_on"), data.get("collected_time")
+        if day is not None and time is not None:
+            # Entered in the clinic's time zone; stored aware (the service refuses naive times).
+            data["collected_at"] = timezone.make_aware(dt.datetime.combine(day, time))
+        return data
+
+
+class TrendFilterForm(forms.Form):
+    """The trends page's query string; anything else is a 400 (SECURITY.md figure 4)."""
+
+    days = forms.ChoiceField(
+        choices=[("30", "30 days"), ("90", "90 days"), ("180", "180 days"), ("365", "1 year")]
+        + [("all", "All")],
+        required=False,
+    )
+    analytes = forms.CharField(required=False, max_length=500)
+
+    def clean_analytes(self) -> list[str]:
+        raw = self.cleaned_data.get("analytes") or ""
+        return [code.strip() for code in raw.split(",") if code.strip()]
+
+
+class CsvUploadForm(forms.Form):
+    file = forms.FileField(
+        label="CSV file",
+        help_text="Columns: loinc,value,unit,collected_at (ISO 8601; without an offset the "
+        "clinic's time zone is assumed). At most 1 MB.",
+    )
+
+    def clean_file(self) -> Any:
+        upload = self.cleaned_data["file"]
+        if upload.size > MAX_CSV_BYTES:
+            raise ValidationError("The file is larger than 1 MB.")
+        return upload
+
+
+class AcknowledgeForm(forms.Form):
+    note = forms.CharField(
+        max_length=2000,
+        widget=forms.TextInput(attrs={"placeholder": "What was done, e.g. patient called"}),
+    )

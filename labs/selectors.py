@@ -1,0 +1,412 @@
+"""Read models for the lab pages: trends per analyte and the critical-result inbox.
+
+Every function here reaches patient data only through patients.selectors (the access gate), so
+outsiders get a 404 and each read sends exactly one record_read (one AccessLog row).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from django.db.models import Q
+from django.utils import timezone
+
+from labs.models import CRITICAL_FLAGS, LabResult, LabTest
+from oncoplanner.signals import record_read
+from patients.models import Patient, SymptomReport
+from patients.selectors import CHANGE, _deny, children_for, scoped
+from treatments.models import ChemoCycle, SideEffect
+
+if TYPE_CHECKING:
+    from oncoplanner.accounts.models import User
+
+# The periods a clinician can pick on the trends page (days; None = all results).
+PERIODS: dict[str, int | None] = {"30": 30, "90": 90, "180": 180, "365": 365, "all": None}
+DEFAULT_PERIOD = "90"
+# How far back the inbox's "recently acknowledged" section looks, and how many it lists.
+RECENT_DAYS = 7
+RECENT_LIMIT = 20
+
+
+def _num(value: Decimal | None) -> float | None:
+    # Plotly needs JSON numbers; DjangoJSONEncoder would turn Decimals into strings.
+    return float(value) if value is not None else None
+
+
+def _pct(value: Decimal, base: Decimal) -> float | None:
+    if base == 0:
+        return None  # a change from zero has no meaningful percent
+    return round(float((value - base) / base * 100), 1)
+
+
+@dataclass
+class CycleMarker:
+    number: int
+    start: dt.date
+    actual: bool  # True: the cycle was given that day; False: still the planned date
+
+    def as_json(self) -> dict[str, Any]:
+        return {"number": self.number, "date": self.start.isoformat(), "actual": self.actual}
+
+
+@dataclass
+class TrendPoint:
+    result: LabResult
+    pct_from_baseline: float | None = None
+    pct_from_nadir: float | None = None
+    is_nadir: bool = False
+
+
+@dataclass
+class AnalyteTrend:
+    test: LabTest
+    points: list[TrendPoint] = field(default_factory=list)  # oldest first, the test's own unit
+    other_unit: list[LabResult] = field(default_factory=list)  # listed, never plotted
+
+    @property
+    def baseline(self) -> TrendPoint | None:
+        return self.points[0] if self.points else None
+
+    @property
+    def latest(self) -> TrendPoint | None:
+        return self.points[-1] if self.points else None
+
+    @property
+    def lowest(self) -> TrendPoint | None:
+        return min(self.points, key=lambda p: p.result.value) if self.points else None
+
+    @property
+    def dom_id(self) -> str:
+        return "trend-" + self.test.loinc.replace("-", "_")
+
+    def as_json(self) -> dict[str, Any]:
+        rows = [p.result for p in self.points]
+        return {
+            "id": self.dom_id,
+            "loinc": self.test.loinc,
+            "name": self.test.name,
+            "short_name": self.test.short_name,
+            "unit": self.test.unit,
+            "decimals": self.test.decimal_places,
+            "tumour_marker": self.test.is_tumour_marker,
+            "x": [r.collected_at.isoformat() for r in rows],
+            "y": [_num(r.value) for r in rows],
+            "flag": [r.flag for r in rows],
+            # The band and limits as stored on each result: the range that applied then.
+            "ref_low": [_num(r.ref_low) for r in rows],
+            "ref_high": [_num(r.ref_high) for r in rows],
+            "critical_low": [_num(r.critical_low) for r in rows],
+            "critical_high": [_num(r.critical_high) for r in rows],
+            "nadir": [p.is_nadir for p in self.points],
+            "pct_from_baseline": [p.pct_from_baseline for p in self.points],
+        }
+
+
+@dataclass
+class LabTrends:
+    patient: Patient
+    period: str
+    since: dt.datetime | None
+    analytes: list[AnalyteTrend]
+    cycles: list[CycleMarker]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "period": self.period,
+            "cycles": [c.as_json() for c in self.cycles],
+            "analytes": [a.as_json() for a in self.analytes],
+        }
+
+
+def lab_tests_for_trends(*, loincs: list[str] | None) -> list[LabTest] | None:
+    """The tests to chart: the panel defaults, or exactly `loincs` (None if any is unknown).
+
+    The catalogue is reference data, not PHI.
+    """
+    if not loincs:
+        return list(LabTest.objects.filter(is_panel_default=True).order_by("pk"))
+    tests = {t.loinc: t for t in LabTest.objects.filter(loinc__in=loincs)}
+    if any(loinc not in tests for loinc in loincs):
+        return None
+    return [tests[loinc] for loinc in dict.fromkeys(loincs)]
+
+
+def _cycle_markers(patient: Patient) -> list[CycleMarker]:
+    # The patient was authorised by the gate in the same call; cycles are read under it.
+    cycles = (
+        ChemoCycle.objects.filter(course__patient=patient)
+        .exclude(status=ChemoCycle.Status.CANCELLED)
+        .order_by("planned_start", "number")
+        .values_list("number", "planned_start", "actual_start")
+    )
+    return [
+        CycleMarker(number=number, start=actual or planned, actual=actual is not None)
+        for number, planned, actual in cycles
+    ]
+
+
+def _mark_nadirs(trend: AnalyteTrend, cycles: list[CycleMarker]) -> None:
+    """The lowest value in each cycle window (one cycle start to the next) is that cycle's nadir."""
+    if not trend.points:
+        return
+    starts = sorted({c.start for c in cycles})
+    windows: dict[int, list[TrendPoint]] = {}
+    for point in trend.points:
+        day = timezone.localdate(point.result.collected_at)
+        index = sum(1 for start in starts if start <= day)  # 0: before the first cycle
+        windows.setdefault(index, []).append(point)
+    for index, points in windows.items():
+        if index == 0:
+            continue  # values before treatment are a baseline, not a nadir
+        min(points, key=lambda p: (p.result.value, p.result.collected_at)).is_nadir = True
+
+
+def _tumour_marker_changes(trend: AnalyteTrend) -> None:
+    """Percent change from the baseline (first value in the period) and from the nadir so far."""
+    if not trend.points:
+        return
+    base = trend.points[0].result.value
+    lowest = base
+    for point in trend.points:
+        value = point.result.value
+        lowest = min(lowest, value)
+        point.pct_from_baseline = _pct(value, base)
+        point.pct_from_nadir = _pct(value, lowest)
+
+
+def lab_trends_for(
+    *, user: User, patient_id: Any, tests: list[LabTest], period: str = DEFAULT_PERIOD
+) -> LabTrends:
+    """The patient's results of `tests` over `period`, shaped for charts and tables.
+
+    Gate: view permission on the patient (Http404 otherwise). Sends one record_read (list of
+    lab results). Four queries after the gate whatever the number of results or cycles.
+    """
+    patient, results = children_for(LabResult, user=user, patient_id=patient_id)
+    days = PERIODS[period]
+    since = timezone.now() - dt.timedelta(days=days) if days is not None else None
+    results = results.filter(test__in=tests).order_by("collected_at", "pk")
+    if since is not None:
+        results = results.filter(collected_at__gte=since)
+    by_test: dict[int, AnalyteTrend] = {t.pk: AnalyteTrend(test=t) for t in tests}
+    for result in results:
+        trend = by_test[result.test_id]
+        result.test = trend.test  # no extra query for the test per row
+        if result.unit == trend.test.unit:
+            trend.points.append(TrendPoint(result=result))
+        else:
+            trend.other_unit.append(result)
+    cycles = _cycle_markers(patient)
+    for trend in by_test.values():
+        _mark_nadirs(trend, cycles)
+        if trend.test.is_tumour_marker:
+            _tumour_marker_changes(trend)
+    return LabTrends(
+        patient=patient,
+        period=period,
+        since=since,
+        analytes=[by_test[t.pk] for t in tests],
+        cycles=cycles,
+    )
+
+
+def lab_results_for_change(*, user: User, patient_id: Any, result_ids: list[int]) -> list[Any]:
+    """Results of one patient the user may change (release), all or Http404.
+
+    Gate: change permission on the patient; an id that is not this patient's result is the
+    same 404 as a missing one, and nothing is returned. Sends one record_read (list).
+    """
+    patient, results = children_for(LabResult, user=user, patient_id=patient_id, perm=CHANGE)
+    found = list(results.filter(pk__in=result_ids))
+    if len(found) != len(set(result_ids)):
+        _deny(LabResult, requested=",".join(map(str, result_ids)), patient_id=patient.pk)
+    return found
+
+
+# --- Critical-result inbox -------------------------------------------------------------------
+
+
+@dataclass
+class InboxItem:
+    kind: str  # "lab", "side_effect" or "symptom"
+    obj: Any
+    patient: Patient
+    what: str
+    when: dt.datetime
+    since: dt.datetime  # waiting since (when it reached the system)
+    done_at: dt.datetime | None = None
+    done_by: Any = None
+    done_note: str = ""
+
+    @property
+    def dom_id(self) -> str:
+        return f"inbox-{self.kind}-{self.obj.pk}"
+
+    @property
+    def waiting(self) -> dt.timedelta:
+        return timezone.now() - self.since
+
+    @property
+    def time_to_acknowledge(self) -> dt.timedelta | None:
+        return self.done_at - self.since if self.done_at else None
+
+    @property
+    def waiting_text(self) -> str:
+        return duration_text(self.waiting)
+
+    @property
+    def time_to_acknowledge_text(self) -> str:
+        delta = self.time_to_acknowledge
+        return duration_text(delta) if delta is not None else ""
+
+
+def duration_text(delta: dt.timedelta) -> str:
+    """A compact duration for busy screens: "45 min", "3 h 10 min", "2 d 4 h"."""
+    minutes = max(int(delta.total_seconds() // 60), 0)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min"
+
+
+def _lab_item(r: LabResult) -> InboxItem:
+    return InboxItem(
+        kind="lab",
+        obj=r,
+        patient=r.patient,
+        what=f"{r.test.short_name} {r.value.normalize():f} {r.unit} ({r.get_flag_display()})",
+        when=r.collected_at,
+        since=r.created_at,
+        done_at=r.acknowledged_at,
+        done_by=r.acknowledged_by,
+        done_note=r.acknowledgement_note,
+    )
+
+
+def _side_effect_item(s: SideEffect) -> InboxItem:
+    return InboxItem(
+        kind="side_effect",
+        obj=s,
+        patient=s.patient,
+        what=f"{s.term.term}, CTCAE grade {s.grade}",
+        when=dt.datetime.combine(s.onset, dt.time(), tzinfo=timezone.get_current_timezone()),
+        since=s.created_at,
+        done_at=s.acknowledged_at,
+        done_by=s.acknowledged_by,
+        done_note=s.acknowledgement_note,
+    )
+
+
+def _symptom_item(s: SymptomReport) -> InboxItem:
+    return InboxItem(
+        kind="symptom",
+        obj=s,
+        patient=s.patient,
+        what=f"Patient report: {s.symptom} ({s.get_severity_display()})",
+        when=s.reported_at,
+        since=s.reported_at,
+        done_at=s.reviewed_at,
+        done_by=s.reviewed_by,
+        done_note=s.review_note,
+    )
+
+
+@dataclass
+class Inbox:
+    open: list[InboxItem]
+    recent: list[InboxItem]
+
+
+def inbox_item_for(kind: str, obj: Any) -> InboxItem:
+    return {"lab": _lab_item, "side_effect": _side_effect_item, "symptom": _symptom_item}[kind](obj)
+
+
+def inbox_for(*, user: User) -> Inbox:
+    """What needs a clinician's eyes across the user's patients, oldest waiting first.
+
+    Unacknowledged critical (LL/HH) results, unacknowledged grade >= 3 side effects and
+    unreviewed severe symptom reports; plus what was acknowledged in the last RECENT_DAYS.
+    Gate: `scoped` (view permission through a care team or break-glass). A fixed number of
+    queries whatever the number of items; one record_read (list) for the patients shown.
+    """
+    recent_since = timezone.now() - dt.timedelta(days=RECENT_DAYS)
+    labs = scoped(LabResult, user=user).select_related("patient", "test", "acknowledged_by")
+    side_effects = scoped(SideEffect, user=user).select_related(
+        "patient", "term", "acknowledged_by"
+    )
+    symptoms = scoped(SymptomReport, user=user).select_related("patient", "reviewed_by")
+    critical = Q(flag__in=list(CRITICAL_FLAGS))
+    severe_se = Q(grade__gte=3)
+    severe_sr = Q(severity__gte=SymptomReport.SEVERE_FROM)
+
+    open_items = (
+        [_lab_item(r) for r in labs.filter(critical, acknowledged_at__isnull=True)]
+        + [
+            _side_effect_item(s)
+            for s in side_effects.filter(severe_se, acknowledged_at__isnull=True)
+        ]
+        + [_symptom_item(s) for s in symptoms.filter(severe_sr, reviewed_at__isnull=True)]
+    )
+    recent = (
+        [
+            _lab_item(r)
+            for r in labs.filter(critical, acknowledged_at__gte=recent_since).order_by(
+                "-acknowledged_at"
+            )[:RECENT_LIMIT]
+        ]
+        + [
+            _side_effect_item(s)
+            for s in side_effects.filter(severe_se, acknowledged_at__gte=recent_since).order_by(
+                "-acknowledged_at"
+            )[:RECENT_LIMIT]
+        ]
+        + [
+            _symptom_item(s)
+            for s in symptoms.filter(severe_sr, reviewed_at__gte=recent_since).order_by(
+                "-reviewed_at"
+            )[:RECENT_LIMIT]
+        ]
+    )
+    open_items.sort(key=lambda i: i.since)
+    recent.sort(key=lambda i: i.done_at, reverse=True)
+    recent = recent[:RECENT_LIMIT]
+    patients = list({i.patient.pk: i.patient for i in open_items + recent}.values())
+    if patients:
+        record_read.send(sender=LabResult, patients=patients, target=None, action="list")
+    return Inbox(open=open_items, recent=recent)
+
+
+def inbox_open_count(*, user: User) -> int:
+    """How many items wait in the user's inbox (for the nav badge). Not logged: no PHI shown."""
+    return (
+        scoped(LabResult, user=user)
+        .filter(flag__in=list(CRITICAL_FLAGS), acknowledged_at__isnull=True)
+        .count()
+        + scoped(SideEffect, user=user).filter(grade__gte=3, acknowledged_at__isnull=True).count()
+        + scoped(SymptomReport, user=user)
+        .filter(severity__gte=SymptomReport.SEVERE_FROM, reviewed_at__isnull=True)
+        .count()
+    )
+
+
+__all__ = [
+    "DEFAULT_PERIOD",
+    "PERIODS",
+    "AnalyteTrend",
+    "Inbox",
+    "InboxItem",
+    "LabTrends",
+    "duration_text",
+    "inbox_for",
+    "inbox_item_for",
+    "inbox_open_count",
+    "lab_results_for_change",
+    "lab_tests_for_trends",
+    "lab_trends_for",
+]

@@ -1,0 +1,276 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.forms import Form
+from django.http import HttpResponse, HttpResponseBadRequest
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from labs import csv_import, selectors, services
+from labs.forms import AcknowledgeForm, CsvUploadForm, LabResultForm, TrendFilterForm
+from labs.models import LabResult, LabTest
+from oncoplanner.http import AuthedHtmxRequest
+from patients import selectors as gate
+from patients import services as patient_services
+from patients.models import SymptomReport
+from treatments import services as treatment_services
+
+TRENDS_TEMPLATE = "labs/lab_trends.html"
+TREND_QUERY_KEYS = {"days", "analytes"}
+
+
+def _add_service_errors(form: Form, error: ValidationError) -> None:
+    """Put a service's ValidationError on the form's fields (unknown names on the form)."""
+    if not hasattr(error, "error_dict"):
+        form.add_error(None, error)
+        return
+    for name, errors in error.message_dict.items():
+        form.add_error(name if name in form.fields else None, errors)
+
+
+def _trend_params(request: AuthedHtmxRequest) -> tuple[str, list[LabTest]] | HttpResponse:
+    """The period and tests from the query string, or a 400 naming what is wrong."""
+    unknown = set(request.GET) - TREND_QUERY_KEYS
+    if unknown:
+        return HttpResponseBadRequest(f"Unknown parameter: {sorted(unknown)[0][:40]}")
+    # Checkboxes send analytes=a&analytes=b; links send analytes=a,b. Both mean the same.
+    query = {
+        "days": request.GET.get("days", ""),
+        "analytes": ",".join(request.GET.getlist("analytes")),
+    }
+    form = TrendFilterForm(query)
+    if not form.is_valid():
+        field, errors = next(iter(form.errors.items()))
+        return HttpResponseBadRequest(f"{field}: {errors[0]}")
+    tests = selectors.lab_tests_for_trends(loincs=form.cleaned_data["analytes"])
+    if tests is None:
+        return HttpResponseBadRequest("analytes: unknown LOINC code.")
+    return form.cleaned_data["days"] or selectors.DEFAULT_PERIOD, tests
+
+
+def _trends_context(
+    request: AuthedHtmxRequest,
+    *,
+    patient_id: int,
+    period: str,
+    tests: list[LabTest],
+    entry_form: LabResultForm | None = None,
+) -> dict[str, Any]:
+    trends = selectors.lab_trends_for(
+        user=request.user, patient_id=patient_id, tests=tests, period=period
+    )
+    chosen = {t.loinc for t in tests}
+    query = f"days={period}&analytes={','.join(t.loinc for t in tests)}"
+    return {
+        "patient": trends.patient,
+        "trends": trends,
+        "chart_data": trends.as_json(),
+        "period": period,
+        "periods": [("30", "30 d"), ("90", "90 d"), ("180", "180 d"), ("365", "1 y")]
+        + [("all", "All")],
+        "all_tests": [(t, t.loinc in chosen) for t in LabTest.objects.order_by("name")],
+        "query": query,
+        "entry_form": entry_form or LabResultForm(),
+    }
+
+
+@login_required
+@require_GET
+def lab_trends(request: AuthedHtmxRequest, patient_id: int) -> HttpResponse:
+    params = _trend_params(request)
+    if isinstance(params, HttpResponse):
+        return params
+    period, tests = params
+    context = _trends_context(request, patient_id=patient_id, period=period, tests=tests)
+    template = TRENDS_TEMPLATE + ("#lab-workspace" if request.htmx else "")
+    return render(request, template, context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def lab_result_create(request: AuthedHtmxRequest, patient_id: int) -> HttpResponse:
+    params = _trend_params(request)
+    if isinstance(params, HttpResponse):
+        return params
+    period, tests = params
+    patient = gate.patient_get_for_user(user=request.user, patient_id=patient_id, perm=gate.CHANGE)
+    if request.method == "GET":
+        # The test select asks for the form again so the unit follows the chosen test.
+        test = LabTest.objects.filter(pk=request.GET.get("test") or 0).first()
+        form = LabResultForm(initial={"test": test, "unit": test.unit if test else ""})
+        return render(request, TRENDS_TEMPLATE + "#lab-entry", _entry_only(patient, form, period))
+    form = LabResultForm(request.POST)
+    status = 200
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            result = services.lab_result_record(
+                patient=patient,
+                test=data["test"],
+                value=data["value"],
+                unit=data["unit"],
+                collected_at=data["collected_at"],
+                recorded_by=request.user,
+            )
+        except ValidationError as error:
+            _add_service_errors(form, error)
+        else:
+            text = f"Recorded {result.test.short_name} {result.value.normalize():f} {result.unit}."
+            if not request.htmx:
+                messages.success(request, text)
+                return redirect(reverse("labs:lab_trends", args=[patient.pk]) + f"?days={period}")
+            form = LabResultForm()
+    if form.errors:
+        status = 400
+    context = _trends_context(
+        request, patient_id=patient.pk, period=period, tests=tests, entry_form=form
+    )
+    template = TRENDS_TEMPLATE + ("#lab-workspace" if request.htmx else "")
+    return render(request, template, context, status=status)
+
+
+def _entry_only(patient: Any, form: LabResultForm, period: str) -> dict[str, Any]:
+    return {"patient": patient, "entry_form": form, "query": f"days={period}"}
+
+
+@login_required
+@require_POST
+def lab_results_release(request: AuthedHtmxRequest, patient_id: int) -> HttpResponse:
+    raw_ids = request.POST.getlist("result")
+    try:
+        ids = sorted({int(i) for i in raw_ids})
+    except ValueError:
+        return HttpResponseBadRequest("result: not a result id.")
+    if not ids:
+        return HttpResponseBadRequest("result: select at least one result to release.")
+    results = selectors.lab_results_for_change(
+        user=request.user, patient_id=patient_id, result_ids=ids
+    )
+    released = services.lab_results_release(results=results, by=request.user)
+    messages.success(request, f"Released {released} result(s) to the patient portal.")
+    return redirect("labs:lab_trends", patient_id=patient_id)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def lab_import(request: AuthedHtmxRequest, patient_id: int) -> HttpResponse:
+    patient = gate.patient_get_for_user(user=request.user, patient_id=patient_id, perm=gate.CHANGE)
+    context: dict[str, Any] = {"patient": patient, "form": CsvUploadForm()}
+    if request.method == "GET":
+        return render(request, "labs/lab_import.html", context)
+
+    if "confirm" in request.POST:
+        rows = csv_import.unstash(
+            session=request.session, patient=patient, token=request.POST.get("confirm", "")
+        )
+        if rows is None:
+            context["confirm_error"] = (
+                "This preview has expired or was already imported; upload the file again."
+            )
+            return render(request, "labs/lab_import.html", context, status=400)
+        try:
+            recorded = csv_import.commit(patient=patient, rows=rows, by=request.user)
+        except ValidationError as error:
+            context["confirm_error"] = " ".join(error.messages) + " Nothing was imported."
+            return render(request, "labs/lab_import.html", context, status=400)
+        messages.success(request, f"Imported {len(recorded)} lab result(s).")
+        return redirect("labs:lab_trends", patient_id=patient.pk)
+
+    form = CsvUploadForm(request.POST, request.FILES)
+    context["form"] = form
+    if not form.is_valid():
+        return render(request, "labs/lab_import.html", context, status=400)
+    upload = form.cleaned_data["file"]
+    try:
+        preview = csv_import.parse(data=upload.read(), patient=patient)
+    except csv_import.CsvFileError as error:
+        form.add_error("file", str(error))
+        return render(request, "labs/lab_import.html", context, status=400)
+    context["preview"] = preview
+    if not preview.ok:
+        return render(request, "labs/lab_import.html", context, status=400)
+    context["token"] = csv_import.stash(session=request.session, patient=patient, preview=preview)
+    return render(request, "labs/lab_import.html", context)
+
+
+# --- Critical-result inbox -------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def inbox(request: AuthedHtmxRequest) -> HttpResponse:
+    context = {"inbox": selectors.inbox_for(user=request.user)}
+    template = "labs/inbox.html" + ("#inbox-list" if request.htmx else "")
+    return render(request, template, context)
+
+
+def _acknowledge(
+    request: AuthedHtmxRequest, *, kind: str, model: type, patient_id: int, item_id: int
+) -> HttpResponse:
+    obj = gate.child_get_for_user(
+        model, user=request.user, patient_id=patient_id, pk=item_id, perm=gate.CHANGE
+    )
+    form = AcknowledgeForm(request.POST)
+    if form.is_valid():
+        note = form.cleaned_data["note"]
+        try:
+            if kind == "lab":
+                services.lab_result_acknowledge(result=obj, by=request.user, note=note)
+            elif kind == "side_effect":
+                treatment_services.side_effect_acknowledge(
+                    side_effect=obj, by=request.user, note=note
+                )
+            else:
+                patient_services.symptom_report_review(report=obj, by=request.user, note=note)
+        except ValidationError as error:
+            _add_service_errors(form, error)
+        else:
+            if not request.htmx:
+                messages.success(request, "Acknowledged.")
+                return redirect("labs:inbox")
+            item = selectors.inbox_item_for(kind, obj)
+            return render(request, "labs/inbox.html#inbox-done", {"item": item})
+    item = selectors.inbox_item_for(kind, obj)
+    context: dict[str, Any] = {"item": item, "form": form, "form_for": item.dom_id}
+    if request.htmx:
+        return render(request, "labs/inbox.html#inbox-item", context, status=400)
+    # Without JavaScript: the whole inbox again, the error shown on this item.
+    context["inbox"] = selectors.inbox_for(user=request.user)
+    return render(request, "labs/inbox.html", context, status=400)
+
+
+@login_required
+@require_POST
+def lab_result_acknowledge(
+    request: AuthedHtmxRequest, patient_id: int, item_id: int
+) -> HttpResponse:
+    return _acknowledge(
+        request, kind="lab", model=LabResult, patient_id=patient_id, item_id=item_id
+    )
+
+
+@login_required
+@require_POST
+def side_effect_acknowledge(
+    request: AuthedHtmxRequest, patient_id: int, item_id: int
+) -> HttpResponse:
+    from treatments.models import SideEffect
+
+    return _acknowledge(
+        request, kind="side_effect", model=SideEffect, patient_id=patient_id, item_id=item_id
+    )
+
+
+@login_required
+@require_POST
+def symptom_report_review(
+    request: AuthedHtmxRequest, patient_id: int, item_id: int
+) -> HttpResponse:
+    return _acknowledge(
+        request, kind="symptom", model=SymptomReport, patient_id=patient_id, item_id=item_id
+    )

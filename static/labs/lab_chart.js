@@ -1,0 +1,97 @@
+/* Lab trend charts: reads the json_script data (#lab-trend-data) and draws one Plotly chart per
+ * analyte. Loaded with the page's CSP nonce; no inline script. Redraws after an htmx swap of the
+ * workspace (a recorded result brings new chart data). The table under each chart holds the same
+ * values for screen readers and for browsers without JavaScript. */
+(function () {
+  "use strict";
+
+  var BAND = "rgba(30, 122, 70, 0.12)";
+  var CRIT = "#b3261e";
+  var LINE = "#1f5f8b";
+
+  function fmt(v, decimals) {
+    return v === null || v === undefined ? "" : Number(v).toFixed(decimals);
+  }
+
+  function traces(a) {
+    var out = [];
+    var hasBand = a.ref_low.some(function (v) { return v !== null; }) ||
+      a.ref_high.some(function (v) { return v !== null; });
+    if (hasBand && a.x.length) {
+      // The band between the stored low and high limits (an open side stays at the axis edge).
+      var low = a.ref_low.map(function (v) { return v === null ? 0 : v; });
+      var yMax = Math.max.apply(null, a.y.concat(a.ref_high.filter(function (v) { return v !== null; })));
+      var high = a.ref_high.map(function (v) { return v === null ? yMax * 1.1 : v; });
+      out.push({ x: a.x, y: low, mode: "lines", line: { width: 0, shape: "hv" }, hoverinfo: "skip", showlegend: false });
+      out.push({ x: a.x, y: high, mode: "lines", line: { width: 0, shape: "hv" }, fill: "tonexty",
+        fillcolor: BAND, name: "Reference range", hoverinfo: "skip" });
+    }
+    ["critical_low", "critical_high"].forEach(function (key) {
+      if (a[key].some(function (v) { return v !== null; })) {
+        out.push({ x: a.x, y: a[key], mode: "lines", name: key === "critical_low" ? "Critical low" : "Critical high",
+          line: { color: CRIT, dash: "dash", width: 1.5, shape: "hv" }, hoverinfo: "skip" });
+      }
+    });
+    var text = a.y.map(function (v, i) {
+      var label = fmt(v, a.decimals) + " " + a.unit + (a.flag[i] !== "N" ? " (" + a.flag[i] + ")" : "");
+      if (a.tumour_marker && a.pct_from_baseline[i] !== null) {
+        label += "<br>" + (a.pct_from_baseline[i] > 0 ? "+" : "") + a.pct_from_baseline[i] + " % from baseline";
+      }
+      return label;
+    });
+    out.push({ x: a.x, y: a.y, mode: "lines+markers", name: a.short_name, text: text,
+      hovertemplate: "%{x|%d %b %Y %H:%M}<br>%{text}<extra></extra>",
+      line: { color: LINE, width: 2 },
+      marker: { size: 7, color: a.flag.map(function (f) { return f === "LL" || f === "HH" ? CRIT : LINE; }) } });
+    var nx = [], ny = [];
+    a.nadir.forEach(function (isNadir, i) { if (isNadir) { nx.push(a.x[i]); ny.push(a.y[i]); } });
+    if (nx.length) {
+      out.push({ x: nx, y: ny, mode: "markers+text", name: "Nadir", text: nx.map(function () { return "nadir"; }),
+        textposition: "bottom center", textfont: { size: 10, color: "#5b6776" }, hoverinfo: "skip",
+        marker: { size: 14, color: "rgba(0,0,0,0)", line: { color: "#9a6200", width: 2 } } });
+    }
+    return out;
+  }
+
+  function layout(a, cycles) {
+    var shapes = [], annotations = [];
+    cycles.forEach(function (c) {
+      shapes.push({ type: "line", xref: "x", yref: "paper", x0: c.date, x1: c.date, y0: 0, y1: 1,
+        line: { color: c.actual ? "#5b6776" : "#b8c2cc", width: 1, dash: "dot" } });
+      annotations.push({ x: c.date, y: 1, xref: "x", yref: "paper", yanchor: "bottom", showarrow: false,
+        text: "C" + c.number, font: { size: 10, color: "#5b6776" } });
+    });
+    var range;
+    if (a.x.length) {
+      // Cycle markers outside the results' span would stretch the axis: keep to the data.
+      var first = new Date(a.x[0]).getTime(), last = new Date(a.x[a.x.length - 1]).getTime();
+      var pad = Math.max((last - first) * 0.04, 86400000);
+      range = [new Date(first - pad).toISOString(), new Date(last + pad).toISOString()];
+    }
+    return {
+      margin: { l: 48, r: 12, t: 22, b: 36 }, height: 280, autosize: true,
+      showlegend: false, hovermode: "closest", dragmode: false,
+      xaxis: { type: "date", range: range, fixedrange: true, tickformat: "%d %b" },
+      yaxis: { title: { text: a.unit, font: { size: 11 } }, fixedrange: true, rangemode: "tozero" },
+      shapes: shapes, annotations: annotations,
+      paper_bgcolor: "#fff", plot_bgcolor: "#fff", font: { family: "system-ui, sans-serif", size: 12 }
+    };
+  }
+
+  function draw() {
+    var source = document.getElementById("lab-trend-data");
+    if (!source || typeof Plotly === "undefined") { return; }
+    var data = JSON.parse(source.textContent);
+    data.analytes.forEach(function (a) {
+      var el = document.getElementById(a.id);
+      if (!el) { return; }
+      if (!a.x.length) { el.classList.add("empty"); el.hidden = true; return; }
+      Plotly.react(el, traces(a), layout(a, data.cycles),
+        { responsive: true, displaylogo: false, displayModeBar: false, staticPlot: false });
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", draw);
+  // After htmx swaps the workspace in (a result recorded), draw the new data.
+  document.addEventListener("htmx:afterSettle", draw);
+})();
