@@ -52,16 +52,23 @@ INSTALLED_APPS = [
     "allauth.mfa",
     "axes",
     "django_tasks_db",
+    # django-ninja: in INSTALLED_APPS so the API playground's assets are served from its static
+    # files instead of a CDN.
+    "ninja",
     "patients",
     "treatments",
     "labs",
     "audit",
     "oncoplanner.demo",
     "oncoplanner.docs",
+    "oncoplanner.live",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # A database outage or statement timeout answers 503 + Retry-After, never a 500 with a
+    # stack trace (SECURITY.md #18): near the top so it sees errors from every layer below.
+    "oncoplanner.db_outage.DatabaseOutageMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -110,6 +117,23 @@ except ValueError as error:
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+# Persistent connections in production (checked before reuse, so a restarted PostgreSQL costs
+# one failed request per worker at most); a runaway query is ended by the server and answered
+# 503 (oncoplanner.db_outage), and an unreachable server fails fast instead of hanging a worker.
+DATABASES["default"]["CONN_MAX_AGE"] = env_int(
+    "DB_CONN_MAX_AGE", default=0 if DEBUG else 60, minimum=0
+)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {})
+    DATABASES["default"]["OPTIONS"]["options"] = (
+        f"-c statement_timeout={env_int('DB_STATEMENT_TIMEOUT_MS', default=15000, minimum=0)}"
+    )
+    DATABASES["default"]["OPTIONS"]["connect_timeout"] = env_int(
+        "DB_CONNECT_TIMEOUT_S", default=5, minimum=1
+    )
+# Benchmarks only (scripts/bench.py): mounts the bare baseline view at /bench/baseline/.
+BENCHMARK_BASELINE = env_bool("BENCHMARK_BASELINE", default=False)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
@@ -247,6 +271,11 @@ CACHES = {
         "LOCATION": "oncoplanner_cache",
     }
 }
+
+# Live updates (server-sent events): a stream ends after this long and the browser reconnects
+# with Last-Event-ID; while idle it waits this long for a NOTIFY before re-checking the session.
+LIVE_STREAM_MAX_SECONDS = env_int("LIVE_STREAM_MAX_SECONDS", default=300, minimum=1)
+LIVE_STREAM_WAIT_SECONDS = env_int("LIVE_STREAM_WAIT_SECONDS", default=15, minimum=1)
 
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
