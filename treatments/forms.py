@@ -1,0 +1,232 @@
+"""Input validation for the course, cycle and side-effect pages. Rules live in the services;
+these forms parse input and name the field that is wrong."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from django import forms
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from treatments.models import (
+    ChemoCycle,
+    Course,
+    CtcaeTerm,
+    Drug,
+    Intent,
+    Regimen,
+    RegimenDrug,
+)
+
+DATE_WIDGET = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+
+
+def _no_nul(value: str, field: str) -> str:
+    if "\x00" in value:
+        raise forms.ValidationError({field: "Remove the NUL character."})
+    return value
+
+
+class RegimenChoiceField(forms.ModelChoiceField):  # type: ignore[type-arg]
+    def label_from_instance(self, obj: Any) -> str:
+        phases = " then ".join(
+            f"{p.name} q{p.cycle_length_days}d x {p.planned_cycles}" for p in obj.phases.all()
+        )
+        return f"{obj.name} v{obj.version}: {phases}"
+
+
+class CourseStartForm(forms.Form):
+    regimen = RegimenChoiceField(
+        queryset=Regimen.objects.filter(is_active=True).prefetch_related("phases"),
+        empty_label="Choose a regimen",
+    )
+    start_date = forms.DateField(widget=DATE_WIDGET)
+    intent = forms.ChoiceField(choices=Intent.choices)
+    creatinine_mg_dl = forms.DecimalField(
+        label="Serum creatinine (mg/dL), for carboplatin (Calvert) only",
+        required=False,
+        min_value=Decimal("0.1"),
+        max_value=Decimal("30"),
+        decimal_places=2,
+    )
+
+
+class DoseModificationForm(forms.Form):
+    from_cycle_number = forms.IntegerField(label="From cycle", min_value=1, max_value=100)
+    percent = forms.DecimalField(
+        label="Dose level (% of standard)",
+        min_value=Decimal("1"),
+        max_value=Decimal("150"),
+        decimal_places=1,
+    )
+    drug = forms.ModelChoiceField(
+        queryset=Drug.objects.none(), required=False, empty_label="All drugs"
+    )
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
+    override_reason = forms.CharField(
+        label="Override reason (only for a level above 100%)",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+    def __init__(self, *args: Any, course: Course, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["drug"].queryset = Drug.objects.filter(  # type: ignore[attr-defined]
+            regimen_uses__phase__regimen=course.regimen_id
+        ).distinct()
+        self.fields["from_cycle_number"].max_value = max(course.cycles.count(), 1)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        percent = data.get("percent")
+        if percent is not None and percent > 100 and not data.get("override_reason", "").strip():
+            # DOMAIN.md 2: never above the regimen's standard dose without an explicit override.
+            self.add_error(
+                "override_reason",
+                "A dose above the regimen's standard dose needs an explicit override reason.",
+            )
+        return data
+
+
+class CourseStopForm(forms.Form):
+    reason = forms.ChoiceField(choices=[("", "Choose a reason")] + Course.StopReason.choices)
+    note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    stopped_on = forms.DateField(label="Stopped on", widget=DATE_WIDGET)
+
+
+class CycleGiveForm(forms.Form):
+    actual_start = forms.DateField(label="Given on (day 1)", widget=DATE_WIDGET)
+
+
+class CycleDelayForm(forms.Form):
+    days = forms.IntegerField(label="Delay by (days)", required=False, min_value=1, max_value=365)
+    new_start = forms.DateField(label="or new start date", required=False, widget=DATE_WIDGET)
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if not self.errors and (data.get("days") is None) == (data.get("new_start") is None):
+            self.add_error("days", "Give either a number of days or a new start date.")
+        return data
+
+
+class CycleReasonForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class AdministrationForm(forms.Form):
+    """One drug on one day of the cycle. The dose is computed by the service, never typed."""
+
+    regimen_drug = forms.ChoiceField(label="Drug and day")
+    given_at = forms.DateTimeField(
+        label="Given at",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"],
+    )
+    verified_by = forms.ModelChoiceField(
+        label="Second checker", queryset=None, empty_label="Choose a colleague"
+    )
+    creatinine_mg_dl = forms.DecimalField(
+        label="Serum creatinine (mg/dL), carboplatin only",
+        required=False,
+        min_value=Decimal("0.1"),
+        max_value=Decimal("30"),
+        decimal_places=2,
+    )
+    checklist = forms.BooleanField(
+        label=(
+            "Independently double-checked: drug, dose, the calculation and its inputs, route, "
+            "cycle number and day of cycle"
+        )
+    )
+    notes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def __init__(
+        self,
+        *args: Any,
+        cycle: ChemoCycle,
+        checkers: QuerySet[Any],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.cycle = cycle
+        self.drug_days = cycle_drug_days(cycle=cycle)
+        self.fields["regimen_drug"].choices = [("", "Choose drug and day")] + [
+            (f"{rd.pk}:{day}", f"{rd.drug.name} {rd.dose} {rd.dose_basis} {rd.route}, day {day}")
+            for rd, day in self.drug_days
+        ]
+        self.fields["verified_by"].queryset = checkers  # type: ignore[attr-defined]
+
+    def clean_regimen_drug(self) -> tuple[RegimenDrug, int]:
+        value = self.cleaned_data["regimen_drug"]
+        for rd, day in self.drug_days:
+            if value == f"{rd.pk}:{day}":
+                return rd, day
+        raise forms.ValidationError("Choose a drug of this cycle's phase.")
+
+    def clean_given_at(self) -> dt.datetime:
+        value: dt.datetime = self.cleaned_data["given_at"]
+        if timezone.is_naive(value):
+            value = timezone.make_aware(value)
+        return value
+
+
+def cycle_drug_days(*, cycle: ChemoCycle) -> list[tuple[RegimenDrug, int]]:
+    """Every (drug, day) the cycle's phase plans, in drug order then day."""
+    from treatments.models import parse_days
+
+    rows: list[tuple[RegimenDrug, int]] = []
+    for rd in cycle.phase.drugs.select_related("drug").order_by("order", "pk"):
+        rows.extend((rd, day) for day in parse_days(rd.days))
+    return rows
+
+
+class SideEffectForm(forms.Form):
+    term = forms.ModelChoiceField(
+        queryset=CtcaeTerm.objects.all(),
+        widget=forms.HiddenInput,
+        error_messages={"required": "Choose a CTCAE term.", "invalid_choice": "Choose a term."},
+    )
+    grade = forms.TypedChoiceField(
+        coerce=int,
+        widget=forms.RadioSelect,
+        error_messages={
+            "required": "Choose a grade.",
+            "invalid_choice": "This term has no grade %(value)s in its CTCAE version.",
+        },
+    )
+    onset = forms.DateField(widget=DATE_WIDGET)
+    cycle = forms.ModelChoiceField(
+        label="Related cycle", queryset=None, required=False, empty_label="Not linked to a cycle"
+    )
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
+
+    def __init__(
+        self, *args: Any, cycles: QuerySet[ChemoCycle], term: CtcaeTerm | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["cycle"].queryset = cycles  # type: ignore[attr-defined]
+        self.fields["cycle"].label_from_instance = lambda c: (  # type: ignore[attr-defined]
+            f"{c.course.regimen.name} cycle {c.number} ({c.start:%d %b %Y}, {c.get_status_display()})"
+        )
+        self.term = term
+        self.fields["grade"].choices = grade_choices(term) if term else []
+
+    def clean_description(self) -> str:
+        return _no_nul(self.cleaned_data["description"], "description")
+
+    def clean_onset(self) -> dt.date:
+        onset: dt.date = self.cleaned_data["onset"]
+        if onset > timezone.localdate():
+            raise forms.ValidationError("Onset cannot be in the future.")
+        return onset
+
+
+def grade_choices(term: CtcaeTerm) -> list[tuple[int, str]]:
+    """Only the grades the term has, each with its meaning (CTCAE defines them per term)."""
+    descriptions = term.grade_descriptions or {}
+    grades = sorted(int(g) for g in descriptions) or list(range(1, term.max_grade + 1))
+    return [(g, descriptions.get(str(g), "")) for g in grades if g <= term.max_grade]

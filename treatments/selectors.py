@@ -1,0 +1,181 @@
+"""Reads for the course, cycle, side-effect and summary pages, on top of the access gate.
+
+Every function first passes patients.selectors (which answers 404 for a missing and a forbidden
+record alike, and sends record_read so audit logs the read). What is read afterwards belongs to
+the record the gate has just authorised, so it is never a second door.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from django.contrib.auth import get_user_model
+from django.db.models import Prefetch, Q, QuerySet
+
+from patients import selectors as gate
+from treatments.models import (
+    Administration,
+    ChemoCycle,
+    Course,
+    CtcaeTerm,
+    DoseModification,
+    RegimenDrug,
+    RegimenPhase,
+    SideEffect,
+)
+
+if TYPE_CHECKING:
+    from oncoplanner.accounts.models import User
+    from patients.models import Patient
+
+# Key lab values on the treatment summary: ANC, platelets, hemoglobin (LOINC).
+NADIR_LOINCS = {"751-8": "ANC", "777-3": "Platelets", "718-7": "Hemoglobin"}
+
+
+def course_get(*, user: User, patient_id: Any, course_id: Any, perm: str = gate.VIEW) -> Course:
+    """The course under its patient (404 otherwise), with regimen and patient loaded."""
+    course: Course = gate.course_get_for_user(
+        user=user, patient_id=patient_id, course_id=course_id, perm=perm
+    )
+    return (
+        Course.objects.select_related("regimen", "patient", "patient__care_team")
+        .prefetch_related(
+            Prefetch("regimen__phases", queryset=RegimenPhase.objects.order_by("order")),
+            Prefetch(
+                "regimen__phases__drugs",
+                queryset=RegimenDrug.objects.select_related("drug").order_by("order", "pk"),
+            ),
+        )
+        .get(pk=course.pk)
+    )
+
+
+def cycle_get(
+    *, user: User, patient_id: Any, course_id: Any, number: Any, perm: str = gate.VIEW
+) -> ChemoCycle:
+    """Cycle `number` of a course, under its patient; 404 for a missing number, a course of
+    another patient, or a patient the user may not see (all logged as one denied read)."""
+    # The id found here is only handed to the gate, which authorises and logs; a number that
+    # does not exist goes to the gate as an impossible id and gets the same 404.
+    cycle_id = (
+        ChemoCycle.objects.filter(course_id=course_id, number=number)
+        .values_list("pk", flat=True)
+        .first()
+        if str(number).isdigit() and str(course_id).isdigit()
+        else None
+    )
+    cycle: ChemoCycle = gate.cycle_get_for_user(
+        user=user,
+        patient_id=patient_id,
+        cycle_id=cycle_id if cycle_id is not None else f"number:{number}",
+        course_id=course_id,
+        perm=perm,
+    )
+    return ChemoCycle.objects.select_related(
+        "phase", "course", "course__regimen", "course__patient", "course__patient__care_team"
+    ).get(pk=cycle.pk)
+
+
+def course_cycles(*, course: Course) -> QuerySet[ChemoCycle]:
+    """Cycles of an authorised course, with the phase and who changed the status."""
+    return course.cycles.select_related("phase", "status_changed_by").order_by("number")
+
+
+def course_dose_modifications(*, course: Course) -> QuerySet[DoseModification]:
+    return course.dose_modifications.select_related("drug", "created_by").order_by(
+        "from_cycle_number", "created_at", "pk"
+    )
+
+
+def course_administrations(*, course: Course) -> QuerySet[Administration]:
+    return Administration.objects.filter(cycle__course=course).select_related(
+        "cycle", "drug", "administered_by", "verified_by"
+    )
+
+
+def cycle_administrations(*, cycle: ChemoCycle) -> QuerySet[Administration]:
+    return cycle.administrations.select_related("drug", "administered_by", "verified_by")
+
+
+def course_side_effects(*, course: Course) -> QuerySet[SideEffect]:
+    """Side effects linked to a cycle of the course, or with onset while it ran."""
+    end = course.stopped_on or dt.date.max
+    return (
+        SideEffect.objects.filter(patient=course.patient)
+        .filter(
+            Q(cycle__course=course)
+            | Q(cycle__isnull=True, onset__gte=course.start_date, onset__lte=end)
+        )
+        .select_related("term", "cycle", "reported_by")
+        .order_by("onset", "pk")
+    )
+
+
+def patient_cycles(*, patient: Patient) -> QuerySet[ChemoCycle]:
+    """Cycles of an authorised patient, for the side effect's related-cycle select."""
+    return (
+        ChemoCycle.objects.filter(course__patient=patient)
+        .select_related("course__regimen")
+        .order_by("-course__start_date", "-number")
+    )
+
+
+def care_team_checkers(*, patient: Patient, exclude: User) -> QuerySet[Any]:
+    """Active clinicians on the patient's care team other than `exclude`: who may do the
+    independent second check of an administration (ASCO/ONS 2024)."""
+    if patient.care_team is None:
+        return get_user_model().objects.none()
+    members = gate.care_team_members(team=patient.care_team)
+    return members.filter(is_active=True, role="clinician").exclude(pk=exclude.pk)
+
+
+def ctcae_terms_search(*, q: str, limit: int = 30) -> QuerySet[CtcaeTerm]:
+    """CTCAE terms matching `q` (reference data, not PHI): common terms first."""
+    terms = CtcaeTerm.objects.all()
+    q = (q or "").strip()[:100]
+    if q:
+        terms = terms.filter(Q(term__icontains=q) | Q(category__icontains=q))
+    return terms.order_by("-is_common", "term")[:limit]
+
+
+@dataclass(frozen=True)
+class CycleNadir:
+    cycle: ChemoCycle
+    values: dict[str, tuple[Decimal, str, dt.datetime] | None]  # short name -> (min, unit, at)
+
+
+def course_nadirs(*, user: User, course: Course, cycles: list[ChemoCycle]) -> list[CycleNadir]:
+    """Lowest ANC, platelets and hemoglobin inside each given cycle (actual start to end).
+
+    Results are read through the gate (lab_results_for, which logs a list read) in one query.
+    """
+    given = [c for c in cycles if c.actual_start]
+    if not given:
+        return []
+    results = list(
+        gate.lab_results_for(user=user, patient_id=course.patient_id)
+        .filter(
+            test__loinc__in=list(NADIR_LOINCS),
+            collected_at__date__gte=min(c.actual_start for c in given),  # type: ignore[type-var]
+        )
+        .order_by("collected_at")
+    )
+    rows: list[CycleNadir] = []
+    for cycle in given:
+        end = cycle.end_date or cycle.actual_start
+        values: dict[str, tuple[Decimal, str, dt.datetime] | None] = dict.fromkeys(
+            NADIR_LOINCS.values()
+        )
+        for result in results:
+            day = result.collected_at.date()
+            if not (cycle.actual_start <= day <= end):  # type: ignore[operator]
+                continue
+            name = NADIR_LOINCS[result.test.loinc]
+            current = values[name]
+            if current is None or result.value < current[0]:
+                values[name] = (result.value, result.unit, result.collected_at)
+        rows.append(CycleNadir(cycle=cycle, values=values))
+    return rows

@@ -1,0 +1,624 @@
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+import time_machine
+from django.urls import reverse
+from django.utils import timezone
+
+from audit.models import AccessLog
+from labs.models import LabResult, LabTest
+from oncoplanner.accounts.tests.factories import ClinicianFactory
+from patients.services import care_team_add_member
+from patients.tests.factories import BodyMeasurementFactory, PatientFactory
+from treatments.models import (
+    Administration,
+    ChemoCycle,
+    Course,
+    CtcaeTerm,
+    DoseModification,
+    Regimen,
+    RegimenDrug,
+    SideEffect,
+)
+from treatments.services import course_start, cycle_give
+
+pytestmark = pytest.mark.django_db
+
+TODAY = dt.date(2026, 3, 20)
+START = dt.date(2026, 3, 2)  # a Monday, cycle 1 of mFOLFOX6 (reference data, 12 x 14 days)
+HX = {"HX-Request": "true"}
+
+
+@pytest.fixture(autouse=True)
+def _frozen_today() -> Iterator[None]:
+    with time_machine.travel(dt.datetime(2026, 3, 20, 12, 0, tzinfo=dt.UTC), tick=False):
+        yield
+
+
+@pytest.fixture
+def mfolfox6(db: None) -> Regimen:
+    return Regimen.objects.get(name="mFOLFOX6", version=1)
+
+
+@pytest.fixture
+def measured(patient):
+    BodyMeasurementFactory.create(
+        patient=patient,
+        measured_on=dt.date(2026, 2, 27),
+        height_cm=Decimal("170"),
+        weight_kg=Decimal("72"),
+    )
+    return patient
+
+
+@pytest.fixture
+def colleague(care_team, admin_user):
+    nurse = ClinicianFactory.create(username="nurse.second")
+    care_team_add_member(team=care_team, clinician=nurse, granted_by=admin_user)
+    return nurse
+
+
+@pytest.fixture
+def course(measured, mfolfox6, treating_clinician) -> Course:
+    return course_start(
+        patient=measured,
+        regimen=mfolfox6,
+        start_date=START,
+        intent="adjuvant",
+        created_by=treating_clinician,
+    )
+
+
+@pytest.fixture
+def login():
+    def _login(client, user):
+        client.force_login(user)
+        session = client.session
+        # Past the MFA enrolment step (tested in oncoplanner.accounts), as after a TOTP login.
+        session["_op_mfa_enrolled"] = True
+        session.save()
+        return client
+
+    return _login
+
+
+@pytest.fixture
+def as_clinician(client, login, treating_clinician):
+    return login(client, treating_clinician)
+
+
+@pytest.fixture
+def as_outsider(client, login, other_clinician):
+    return login(client, other_clinician)
+
+
+def _url(name: str, *args: object) -> str:
+    return reverse(f"treatments:{name}", args=args)
+
+
+def _course_url(name: str, course: Course, *extra: object) -> str:
+    return _url(name, course.patient_id, course.pk, *extra)
+
+
+def _log_exists(**kwargs: object) -> bool:
+    return AccessLog.objects.filter(**kwargs).exists()
+
+
+def _counts() -> tuple[int, ...]:
+    return (
+        Course.objects.count(),
+        ChemoCycle.objects.exclude(status="planned").count(),
+        DoseModification.objects.count(),
+        Administration.objects.count(),
+        SideEffect.objects.count(),
+    )
+
+
+# --- Start a course -----------------------------------------------------------------------
+
+
+def test_course_create_page_lists_active_regimens_with_phases(as_clinician, measured):
+    response = as_clinician.get(_url("course_create", measured.pk))
+    assert response.status_code == 200
+    assert b"mFOLFOX6 v1: mFOLFOX6 q14d x 12" in response.content
+    assert _log_exists(action="read", surface="page", patient_id=measured.pk, object_type="Patient")
+
+
+def test_course_create_preview_fragment_shows_doses_and_inputs(as_clinician, measured, mfolfox6):
+    response = as_clinician.get(
+        _url("course_create", measured.pk),
+        {"regimen": mfolfox6.pk, "start_date": "2026-03-02", "intent": "adjuvant"},
+        headers=HX,
+    )
+    assert response.status_code == 200
+    assert b"<html" not in response.content
+    content = response.content.decode()
+    assert "Calculated, to be verified" in content
+    # BSA = sqrt(170 x 72 / 3600) = 1.84 m2; oxaliplatin 85 mg/m2 -> 156.4 mg
+    assert "1.84 m²" in content
+    assert "156.4 mg" in content
+    assert "2026-02-27" in content  # the dates of the height and weight used
+    assert "Mon 16 Mar 2026" in content  # cycle 2 planned
+    assert _log_exists(surface="fragment", patient_id=measured.pk, action="read")
+
+
+def test_course_create_preview_names_missing_height_and_weight(as_clinician, patient, mfolfox6):
+    response = as_clinician.get(
+        _url("course_create", patient.pk),
+        {"regimen": mfolfox6.pk, "start_date": "2026-03-02"},
+        headers=HX,
+    )
+    assert response.status_code == 200
+    assert b"Record weight and height for this patient" in response.content
+
+
+def test_course_create_post_starts_course_through_service(as_clinician, measured, mfolfox6):
+    data = {"regimen": mfolfox6.pk, "start_date": "2026-03-02", "intent": "adjuvant"}
+    response = as_clinician.post(_url("course_create", measured.pk), data)
+    course = Course.objects.get(patient=measured)
+    assert response.status_code == 302
+    assert response["Location"] == _course_url("course_detail", course)
+    assert course.cycles.count() == 12
+    assert _log_exists(action="create", object_type="Course", object_id=str(course.pk))
+
+
+def test_course_create_no_js_preview_writes_nothing(as_clinician, measured, mfolfox6):
+    data = {
+        "regimen": mfolfox6.pk,
+        "start_date": "2026-03-02",
+        "intent": "adjuvant",
+        "preview": "1",
+    }
+    response = as_clinician.post(_url("course_create", measured.pk), data)
+    assert response.status_code == 200
+    assert b"156.4 mg" in response.content
+    assert not Course.objects.exists()
+
+
+def test_course_create_bad_date_is_400_naming_field(as_clinician, measured, mfolfox6):
+    data = {"regimen": mfolfox6.pk, "start_date": "2026-02-30", "intent": "adjuvant"}
+    response = as_clinician.post(_url("course_create", measured.pk), data, headers=HX)
+    assert response.status_code == 400
+    assert b"<html" not in response.content
+    assert response.context["form"].errors["start_date"]
+    assert not Course.objects.exists()
+
+
+def test_course_create_second_open_course_is_400(as_clinician, course, mfolfox6):
+    data = {"regimen": mfolfox6.pk, "start_date": "2026-03-16", "intent": "adjuvant"}
+    response = as_clinician.post(_url("course_create", course.patient_id), data)
+    assert response.status_code == 400
+    assert "already has an open mFOLFOX6" in str(response.context["form"].errors["regimen"])
+    assert Course.objects.count() == 1
+
+
+def test_course_create_outsider_gets_404_and_nothing_written(as_outsider, measured, mfolfox6):
+    data = {"regimen": mfolfox6.pk, "start_date": "2026-03-02", "intent": "adjuvant"}
+    assert as_outsider.get(_url("course_create", measured.pk)).status_code == 404
+    assert as_outsider.post(_url("course_create", measured.pk), data).status_code == 404
+    assert not Course.objects.exists()
+    assert _log_exists(outcome="denied", patient_id=measured.pk)
+
+
+# --- Course page ----------------------------------------------------------------------------
+
+
+def test_course_detail_shows_cycles_and_logs_read(as_clinician, course):
+    response = as_clinician.get(_course_url("course_detail", course))
+    assert response.status_code == 200
+    assert b"Cycle 12" in response.content
+    assert _log_exists(
+        action="read", surface="page", object_type="Course", object_id=str(course.pk)
+    )
+
+
+def test_course_detail_outsider_and_foreign_course_id_get_404(
+    as_clinician, client, login, course, other_clinician, care_team, mfolfox6, admin_user
+):
+    other_patient = PatientFactory.create(care_team=care_team)
+    # My patient in the URL, another patient's course id: the same 404 as a missing course.
+    assert as_clinician.get(_url("course_detail", other_patient.pk, course.pk)).status_code == 404
+    assert as_clinician.get(_url("course_detail", course.patient_id, 999999)).status_code == 404
+    login(client, other_clinician)
+    assert client.get(_course_url("course_detail", course)).status_code == 404
+    assert client.get(_course_url("course_summary", course)).status_code == 404
+
+
+def test_dose_modification_create_through_service(as_clinician, course):
+    data = {"from_cycle_number": 3, "percent": "80", "drug": "", "reason": "Grade 3 neutropenia"}
+    response = as_clinician.post(_course_url("dose_modification_create", course), data)
+    assert response.status_code == 302
+    modification = DoseModification.objects.get()
+    assert (modification.from_cycle_number, modification.percent) == (3, Decimal("80.0"))
+    page = as_clinician.get(_course_url("course_detail", course))
+    assert b"80%" in page.content
+
+
+def test_dose_modification_over_100_without_override_is_400(as_clinician, course):
+    data = {"from_cycle_number": 2, "percent": "110", "reason": "Underdosed before"}
+    response = as_clinician.post(_course_url("dose_modification_create", course), data, headers=HX)
+    assert response.status_code == 400
+    assert b"<html" not in response.content
+    assert b"override reason" in response.content
+    assert "override_reason" in response.context["dose_form"].errors
+    assert not DoseModification.objects.exists()
+
+
+def test_dose_modification_without_reason_is_400(as_clinician, course):
+    data = {"from_cycle_number": 2, "percent": "80", "reason": ""}
+    response = as_clinician.post(_course_url("dose_modification_create", course), data)
+    assert response.status_code == 400
+    assert "reason" in response.context["dose_form"].errors
+    assert not DoseModification.objects.exists()
+
+
+def test_dose_modification_outsider_gets_404(as_outsider, course):
+    data = {"from_cycle_number": 2, "percent": "80", "reason": "x"}
+    assert (
+        as_outsider.post(_course_url("dose_modification_create", course), data).status_code == 404
+    )
+    assert not DoseModification.objects.exists()
+
+
+def test_course_stop_cancels_open_cycles(as_clinician, course):
+    data = {
+        "reason": Course.StopReason.NOT_TOLERATED,
+        "note": "Neuropathy",
+        "stopped_on": "2026-03-18",
+    }
+    response = as_clinician.post(_course_url("course_stop", course), data, headers=HX)
+    assert response.status_code == 204
+    assert response["HX-Redirect"] == _course_url("course_detail", course)
+    course.refresh_from_db()
+    assert course.status == Course.Status.STOPPED
+    assert course.cycles.filter(status="cancelled").count() == 12
+
+
+def test_course_stop_without_reason_is_400_and_writes_nothing(as_clinician, course):
+    before = _counts()
+    data = {"reason": "", "stopped_on": "2026-03-18"}
+    response = as_clinician.post(_course_url("course_stop", course), data, headers=HX)
+    assert response.status_code == 400
+    assert b"<html" not in response.content
+    assert "reason" in response.context["stop_form"].errors
+    assert _counts() == before
+
+
+def test_course_stop_before_start_is_400_from_service(as_clinician, course):
+    data = {"reason": Course.StopReason.OTHER, "stopped_on": "2026-02-01"}
+    response = as_clinician.post(_course_url("course_stop", course), data)
+    assert response.status_code == 400
+    assert "stopped_on" in response.context["stop_form"].errors
+    course.refresh_from_db()
+    assert course.status == Course.Status.ACTIVE
+
+
+# --- Cycle page -----------------------------------------------------------------------------
+
+
+def test_cycle_detail_shows_readiness_and_computed_doses(as_clinician, course):
+    response = as_clinician.get(_course_url("cycle_detail", course, 1))
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert "Readiness now" in content
+    assert "No result" in content  # no labs: a missing result is its own outcome
+    assert "156.4 mg" in content
+    assert "calculated, to be verified" in content
+    cycle = course.cycles.get(number=1)
+    assert _log_exists(action="read", object_type="ChemoCycle", object_id=str(cycle.pk))
+
+
+def test_cycle_detail_missing_number_and_foreign_patient_get_404(as_clinician, course, care_team):
+    other_patient = PatientFactory.create(care_team=care_team)
+    assert as_clinician.get(_course_url("cycle_detail", course, 13)).status_code == 404
+    assert as_clinician.get(_url("cycle_detail", other_patient.pk, course.pk, 1)).status_code == 404
+    assert _log_exists(outcome="denied", object_type="ChemoCycle")
+
+
+def test_cycle_detail_outsider_gets_404(as_outsider, course):
+    assert as_outsider.get(_course_url("cycle_detail", course, 1)).status_code == 404
+
+
+def test_cycle_give_through_service_htmx(as_clinician, course):
+    response = as_clinician.post(
+        _course_url("cycle_give", course, 1), {"actual_start": "2026-03-02"}, headers=HX
+    )
+    assert response.status_code == 204
+    cycle = course.cycles.get(number=1)
+    assert cycle.status == ChemoCycle.Status.GIVEN
+    assert _log_exists(action="update", object_type="ChemoCycle", object_id=str(cycle.pk))
+
+
+def test_cycle_give_future_date_is_400_partial(as_clinician, course):
+    response = as_clinician.post(
+        _course_url("cycle_give", course, 1), {"actual_start": "2026-04-01"}, headers=HX
+    )
+    assert response.status_code == 400
+    assert b"<html" not in response.content
+    assert b"cannot be given in the future" in response.content
+    assert course.cycles.get(number=1).status == ChemoCycle.Status.PLANNED
+
+
+def test_cycle_delay_by_days_and_without_reason(as_clinician, course):
+    bad = as_clinician.post(_course_url("cycle_delay", course, 1), {"days": "7", "reason": ""})
+    assert bad.status_code == 400
+    assert "reason" in bad.context["delay_form"].errors
+    assert course.cycles.get(number=1).planned_start == START
+    ok = as_clinician.post(
+        _course_url("cycle_delay", course, 1), {"days": "7", "reason": "ANC 1.2"}
+    )
+    assert ok.status_code == 302
+    assert course.cycles.get(number=1).planned_start == dt.date(2026, 3, 9)
+    assert course.cycles.get(number=2).planned_start == dt.date(2026, 3, 23)
+
+
+def test_cycle_delay_needs_days_or_date(as_clinician, course):
+    response = as_clinician.post(_course_url("cycle_delay", course, 1), {"reason": "ANC 1.2"})
+    assert response.status_code == 400
+    assert "days" in response.context["delay_form"].errors
+
+
+def test_cycle_hold_and_cancel_need_reason(as_clinician, course):
+    for action in ("cycle_hold", "cycle_cancel"):
+        response = as_clinician.post(_course_url(action, course, 1), {"reason": " "})
+        assert response.status_code == 400
+    assert course.cycles.get(number=1).status == ChemoCycle.Status.PLANNED
+    response = as_clinician.post(_course_url("cycle_hold", course, 1), {"reason": "Awaiting CT"})
+    assert response.status_code == 302
+    assert course.cycles.get(number=1).status == ChemoCycle.Status.HELD
+
+
+def test_cycle_actions_outsider_and_missing_cycle_404_write_nothing(
+    as_outsider, client, login, treating_clinician, course
+):
+    before = _counts()
+    for action in ("cycle_give", "cycle_delay", "cycle_hold", "cycle_cancel"):
+        data = {"actual_start": "2026-03-02", "days": "7", "reason": "x"}
+        assert as_outsider.post(_course_url(action, course, 1), data).status_code == 404
+    login(client, treating_clinician)
+    assert (
+        client.post(
+            _course_url("cycle_give", course, 99), {"actual_start": "2026-03-02"}
+        ).status_code
+        == 404
+    )
+    assert _counts() == before
+
+
+@pytest.fixture
+def given_cycle(course, treating_clinician) -> ChemoCycle:
+    return cycle_give(
+        cycle=course.cycles.get(number=1), actual_start=START, given_by=treating_clinician
+    )
+
+
+def _oxaliplatin(course: Course) -> RegimenDrug:
+    return RegimenDrug.objects.get(phase__regimen=course.regimen, drug__name__iexact="oxaliplatin")
+
+
+def test_administration_create_records_verified_dose(as_clinician, course, given_cycle, colleague):
+    data = {
+        "regimen_drug": f"{_oxaliplatin(course).pk}:1",
+        "given_at": "2026-03-02T10:30",
+        "verified_by": colleague.pk,
+        "checklist": "on",
+    }
+    response = as_clinician.post(_course_url("administration_create", course, 1), data)
+    assert response.status_code == 302
+    administration = Administration.objects.get()
+    assert administration.dose_mg == Decimal("156.4")
+    assert administration.verified_by == colleague
+    assert administration.inputs["bsa_m2"] == "1.84"
+
+
+def test_administration_verified_by_self_is_400(
+    as_clinician, treating_clinician, course, given_cycle, colleague
+):
+    data = {
+        "regimen_drug": f"{_oxaliplatin(course).pk}:1",
+        "given_at": "2026-03-02T10:30",
+        "verified_by": treating_clinician.pk,
+        "checklist": "on",
+    }
+    response = as_clinician.post(_course_url("administration_create", course, 1), data, headers=HX)
+    assert response.status_code == 400
+    assert b"<html" not in response.content
+    assert b"someone other than" in response.content
+    assert not Administration.objects.exists()
+
+
+def test_administration_form_offers_only_other_team_clinicians(
+    as_clinician, treating_clinician, course, given_cycle, colleague
+):
+    response = as_clinician.get(_course_url("cycle_detail", course, 1))
+    choices = [c.pk for c in response.context["administration_form"].fields["verified_by"].queryset]
+    assert colleague.pk in choices
+    assert treating_clinician.pk not in choices
+    assert b"cycle number (1) and the day of the cycle" in response.content
+
+
+def test_administration_create_outsider_404(as_outsider, course, given_cycle, colleague):
+    data = {
+        "regimen_drug": f"{_oxaliplatin(course).pk}:1",
+        "given_at": "2026-03-02T10:30",
+        "verified_by": colleague.pk,
+        "checklist": "on",
+    }
+    assert (
+        as_outsider.post(_course_url("administration_create", course, 1), data).status_code == 404
+    )
+    assert not Administration.objects.exists()
+
+
+# --- Side effects ---------------------------------------------------------------------------
+
+
+def _term(name: str) -> CtcaeTerm:
+    return CtcaeTerm.objects.get(term=name)
+
+
+def test_ctcae_term_search_fragment_lists_matches_common_first(as_clinician):
+    response = as_clinician.get(_url("ctcae_term_search"), {"q": "neu", "patient": "7"}, headers=HX)
+    assert response.status_code == 200
+    assert b"<html" not in response.content
+    content = response.content.decode()
+    assert "Neutrophil count decreased" in content
+    assert "Peripheral sensory neuropathy" in content
+    assert content.index("Peripheral sensory neuropathy") < content.index(
+        "Neutrophil count decreased"
+    )
+    assert "/patients/7/side-effects/new/?term=" in content
+    assert not AccessLog.objects.filter(patient__isnull=False).exists()
+
+
+def test_ctcae_term_search_requires_login(client):
+    assert client.get(_url("ctcae_term_search")).status_code == 302
+
+
+def test_side_effect_create_grades_fragment_shows_only_term_grades(as_clinician, patient):
+    nausea = _term("Nausea")
+    response = as_clinician.get(
+        _url("side_effect_create", patient.pk), {"term": nausea.pk}, headers=HX
+    )
+    assert response.status_code == 200
+    assert b"<html" not in response.content
+    content = response.content.decode()
+    assert "Loss of appetite without change in eating habits" in content
+    assert 'value="3"' in content and 'value="4"' not in content
+    assert "CTCAE v5.0" in content
+
+
+def test_side_effect_create_suggests_grade_from_latest_anc(as_clinician, patient):
+    anc = LabTest.objects.get(loinc="751-8")
+    LabResult.objects.create(
+        patient=patient,
+        test=anc,
+        value=Decimal("0.8"),
+        unit=anc.unit,
+        ref_low=Decimal("1.8"),
+        ref_high=Decimal("7.8"),
+        collected_at=timezone.now() - dt.timedelta(hours=3),
+    )
+    term = _term("Neutrophil count decreased")
+    response = as_clinician.get(
+        _url("side_effect_create", patient.pk), {"term": term.pk}, headers=HX
+    )
+    assert b"Suggested grade 3" in response.content
+
+
+def test_side_effect_create_records_through_service(as_clinician, course, patient):
+    cycle = course.cycles.get(number=1)
+    data = {
+        "term": _term("Nausea").pk,
+        "grade": "2",
+        "onset": "2026-03-05",
+        "cycle": cycle.pk,
+        "description": "Day 3",
+    }
+    response = as_clinician.post(_url("side_effect_create", patient.pk), data)
+    assert response.status_code == 302
+    side_effect = SideEffect.objects.get()
+    assert (side_effect.grade, side_effect.ctcae_version, side_effect.cycle) == (2, "5.0", cycle)
+    assert _log_exists(action="create", object_type="SideEffect", object_id=str(side_effect.pk))
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"grade": "4"}, "grade"),  # Nausea has grades 1-3 only
+        ({"onset": "2026-03-21"}, "onset"),  # tomorrow
+        ({"onset": "2026-02-30"}, "onset"),
+        ({"term": ""}, "term"),
+        ({"grade": ""}, "grade"),
+    ],
+)
+def test_side_effect_create_bad_input_is_400_naming_field(as_clinician, patient, change, field):
+    data = {"term": _term("Nausea").pk, "grade": "2", "onset": "2026-03-05"} | change
+    response = as_clinician.post(_url("side_effect_create", patient.pk), data)
+    assert response.status_code == 400
+    assert field in response.context["form"].errors
+    assert not SideEffect.objects.exists()
+
+
+def test_side_effect_create_cycle_of_another_patient_is_refused(as_clinician, course, care_team):
+    other = PatientFactory.create(care_team=care_team)
+    data = {
+        "term": _term("Nausea").pk,
+        "grade": "2",
+        "onset": "2026-03-05",
+        "cycle": course.cycles.get(number=1).pk,
+    }
+    response = as_clinician.post(_url("side_effect_create", other.pk), data)
+    assert response.status_code == 400
+    assert "cycle" in response.context["form"].errors
+    assert not SideEffect.objects.exists()
+
+
+def test_side_effect_create_outsider_404(as_outsider, patient):
+    data = {"term": _term("Nausea").pk, "grade": "2", "onset": "2026-03-05"}
+    assert as_outsider.get(_url("side_effect_create", patient.pk)).status_code == 404
+    assert as_outsider.post(_url("side_effect_create", patient.pk), data).status_code == 404
+    assert not SideEffect.objects.exists()
+
+
+# --- Summary --------------------------------------------------------------------------------
+
+
+def test_course_summary_lists_administrations_mods_side_effects_and_nadirs(
+    as_clinician, course, given_cycle, colleague, treating_clinician
+):
+    from treatments.services import (
+        administration_record,
+        dose_modification_record,
+        side_effect_record,
+    )
+
+    administration_record(
+        cycle=given_cycle,
+        regimen_drug=_oxaliplatin(course),
+        day_of_cycle=1,
+        given_at=timezone.make_aware(dt.datetime(2026, 3, 2, 10, 0)),
+        administered_by=treating_clinician,
+        verified_by=colleague,
+    )
+    dose_modification_record(
+        course=course,
+        from_cycle_number=2,
+        percent=80,
+        reason="Grade 3 neutropenia",
+        created_by=treating_clinician,
+    )
+    side_effect_record(
+        patient=course.patient,
+        term=_term("Nausea"),
+        grade=2,
+        onset=dt.date(2026, 3, 4),
+        cycle=given_cycle,
+        recorded_by=treating_clinician,
+    )
+    anc = LabTest.objects.get(loinc="751-8")
+    for day, value in ((9, "0.9"), (12, "1.6")):
+        LabResult.objects.create(
+            patient=course.patient,
+            test=anc,
+            value=Decimal(value),
+            unit=anc.unit,
+            collected_at=timezone.make_aware(dt.datetime(2026, 3, day, 8, 0)),
+        )
+    response = as_clinician.get(_course_url("course_summary", course))
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert "mFOLFOX6 version 1" in content
+    assert "156.4 mg" in content and "BSA 1.84" in content
+    assert "Grade 3 neutropenia" in content
+    assert "Nausea" in content
+    assert "0.9 10*3/uL" in content  # the ANC nadir of cycle 1
+    assert "summary_print.css" in content
+    assert _log_exists(
+        action="read", object_type="Course", object_id=str(course.pk), surface="page"
+    )
+    assert _log_exists(action="list", patient_id=course.patient_id, object_type="LabResult")

@@ -1,0 +1,688 @@
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from labs.services import ctcae_grade_suggest_for_patient, precycle_evaluate
+from oncoplanner.http import AuthedHtmxRequest
+from patients import selectors as gate
+from treatments import selectors, services
+from treatments.dosing import dose_compute
+from treatments.forms import (
+    AdministrationForm,
+    CourseStartForm,
+    CourseStopForm,
+    CycleDelayForm,
+    CycleGiveForm,
+    CycleReasonForm,
+    DoseModificationForm,
+    SideEffectForm,
+    cycle_drug_days,
+)
+from treatments.models import (
+    Administration,
+    ChemoCycle,
+    Course,
+    CtcaeTerm,
+    DoseModification,
+    Regimen,
+    RegimenDrug,
+)
+
+BAD_REQUEST = 400
+
+
+def _add_errors(form: Any, error: ValidationError) -> None:
+    """Put a service's field-named errors on the form's fields (unknown fields: top of form)."""
+    if not hasattr(error, "error_dict"):
+        form.add_error(None, error)
+        return
+    for field, errors in error.message_dict.items():
+        form.add_error(field if field in form.fields else None, errors)
+
+
+def _render(
+    request: AuthedHtmxRequest,
+    template: str,
+    context: dict[str, Any],
+    *,
+    partial: str | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    if request.htmx and partial:
+        template += f"#{partial}"
+    return render(request, template, context, status=status)
+
+
+# --- Start a course -------------------------------------------------------------------------
+
+
+def _schedule_preview(regimen: Regimen, start: dt.date) -> list[dict[str, Any]]:
+    """The cycles course_start would plan, without writing anything (same arithmetic)."""
+    rows: list[dict[str, Any]] = []
+    number, planned = 1, start
+    for phase in regimen.phases.all():
+        for _ in range(phase.planned_cycles):
+            rows.append({"number": number, "phase": phase, "planned": planned})
+            number += 1
+            planned += dt.timedelta(days=phase.cycle_length_days)
+    return rows
+
+
+def _dose_preview(
+    *, patient: Any, regimen_drugs: list[RegimenDrug], on_date: dt.date, **kwargs: Any
+) -> list[dict[str, Any]]:
+    """dose_compute for each drug: the dose and its inputs, or the missing input named."""
+    rows: list[dict[str, Any]] = []
+    for rd in regimen_drugs:
+        row: dict[str, Any] = {"regimen_drug": rd}
+        try:
+            row["calc"] = dose_compute(regimen_drug=rd, patient=patient, on_date=on_date, **kwargs)
+            row["formula_label"] = Administration.Formula(row["calc"].formula).label
+        except ValidationError as error:
+            row["errors"] = error.message_dict
+        rows.append(row)
+    return rows
+
+
+def _missing_inputs(rows: list[dict[str, Any]]) -> list[str]:
+    labels = {
+        "height_cm": "height",
+        "weight_kg": "weight",
+        "creatinine_mg_dl": "serum creatinine (enter it above)",
+        "sex": "sex (female or male)",
+    }
+    missing: list[str] = []
+    for row in rows:
+        for field in row.get("errors", {}):
+            label = labels.get(field, field)
+            if label not in missing:
+                missing.append(label)
+    return missing
+
+
+def _course_create_context(patient: Any, form: CourseStartForm, data: Any = None) -> dict[str, Any]:
+    context: dict[str, Any] = {"patient": patient, "form": form, "preview": None}
+    data = form.data if data is None else data
+    regimen = None
+    regimen_id = data.get("regimen")
+    if regimen_id and str(regimen_id).isdigit():
+        regimen = (
+            Regimen.objects.filter(pk=regimen_id, is_active=True)
+            .prefetch_related("phases", "phases__drugs__drug")
+            .first()
+        )
+    if regimen is None:
+        return context
+    try:
+        start = dt.date.fromisoformat(str(data.get("start_date") or ""))
+    except ValueError:
+        start = timezone.localdate()
+    creatinine: Decimal | None = None
+    try:
+        creatinine = Decimal(str(data.get("creatinine_mg_dl") or "")) or None
+    except ArithmeticError:
+        creatinine = None
+    drugs = [rd for phase in regimen.phases.all() for rd in phase.drugs.all()]
+    doses = _dose_preview(
+        patient=patient,
+        regimen_drugs=drugs,
+        on_date=min(start, timezone.localdate()),
+        creatinine_mg_dl=creatinine if creatinine and creatinine.is_finite() else None,
+    )
+    context["preview"] = {
+        "regimen": regimen,
+        "start": start,
+        "future": start > timezone.localdate(),
+        "schedule": _schedule_preview(regimen, start),
+        "doses": doses,
+        "missing": _missing_inputs(doses),
+    }
+    return context
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def course_create(request: AuthedHtmxRequest, patient_id: int) -> HttpResponse:
+    patient = gate.patient_get_for_user(user=request.user, patient_id=patient_id, perm=gate.CHANGE)
+    template = "treatments/course_create.html"
+    if request.method == "GET":
+        initial = {"start_date": timezone.localdate(), **request.GET.dict()}
+        form = CourseStartForm(initial=initial)
+        context = _course_create_context(patient, form, request.GET)
+        return _render(request, template, context, partial="preview")
+    form = CourseStartForm(request.POST)
+    if "preview" in request.POST:
+        # The no-JavaScript preview: show the schedule and doses, write nothing.
+        form = CourseStartForm(initial=request.POST.dict())
+        context = _course_create_context(patient, form, request.POST)
+        return _render(request, template, context, partial="form")
+    if not form.is_valid():
+        context = _course_create_context(patient, form)
+        return _render(request, template, context, partial="form", status=BAD_REQUEST)
+    try:
+        course = services.course_start(
+            patient=patient,
+            regimen=form.cleaned_data["regimen"],
+            start_date=form.cleaned_data["start_date"],
+            intent=form.cleaned_data["intent"],
+            created_by=request.user,
+        )
+    except ValidationError as error:
+        _add_errors(form, error)
+        return _render(
+            request,
+            template,
+            _course_create_context(patient, form),
+            partial="form",
+            status=BAD_REQUEST,
+        )
+    messages.success(
+        request, f"Course of {course.regimen} started; {course.cycles.count()} cycles planned."
+    )
+    url = reverse("treatments:course_detail", args=[patient.pk, course.pk])
+    if request.htmx:
+        return HttpResponse(status=204, headers={"HX-Redirect": url})
+    return redirect(url)
+
+
+# --- Course page ----------------------------------------------------------------------------
+
+
+def _dose_levels(
+    cycles: list[ChemoCycle], modifications: list[DoseModification], course: Course
+) -> dict[int, str]:
+    """Per cycle, the dose level each drug is at (the rule of services.dose_percent_for)."""
+    drugs_by_phase = {
+        phase.pk: [rd.drug for rd in phase.drugs.all()] for phase in course.regimen.phases.all()
+    }
+    levels: dict[int, str] = {}
+    for cycle in cycles:
+        per_drug: dict[str, Decimal] = {}
+        for drug in drugs_by_phase.get(cycle.phase_id, []):
+            applicable = [
+                m
+                for m in modifications
+                if m.from_cycle_number <= cycle.number and (m.drug_id in (None, drug.pk))
+            ]
+            latest = max(
+                applicable,
+                key=lambda m: (m.from_cycle_number, m.created_at, m.pk),
+                default=None,
+            )
+            per_drug[drug.name] = Decimal(latest.percent) if latest else Decimal(100)
+        values = set(per_drug.values())
+        if len(values) <= 1:
+            levels[cycle.number] = f"{(values.pop() if values else Decimal(100)):g}%"
+        else:
+            levels[cycle.number] = ", ".join(f"{n} {p:g}%" for n, p in per_drug.items())
+    return levels
+
+
+def _course_context(
+    course: Course,
+    *,
+    dose_form: DoseModificationForm | None = None,
+    stop_form: CourseStopForm | None = None,
+) -> dict[str, Any]:
+    cycles = list(selectors.course_cycles(course=course))
+    modifications = list(selectors.course_dose_modifications(course=course))
+    levels = _dose_levels(cycles, modifications, course)
+    is_open = course.status in services.OPEN_COURSE_STATUSES
+    next_cycle = next((c for c in cycles if c.status in services.OPEN_CYCLE_STATUSES), None)
+    return {
+        "patient": course.patient,
+        "course": course,
+        "cycles": [(c, levels.get(c.number, "")) for c in cycles],
+        "next_cycle": next_cycle,
+        "modifications": modifications,
+        "is_open": is_open,
+        "dose_form": dose_form
+        or DoseModificationForm(
+            course=course,
+            initial={"from_cycle_number": next_cycle.number if next_cycle else 1},
+        ),
+        "stop_form": stop_form or CourseStopForm(initial={"stopped_on": timezone.localdate()}),
+    }
+
+
+@login_required
+@require_GET
+def course_detail(request: AuthedHtmxRequest, patient_id: int, course_id: int) -> HttpResponse:
+    course = selectors.course_get(user=request.user, patient_id=patient_id, course_id=course_id)
+    return render(request, "treatments/course_detail.html", _course_context(course))
+
+
+@login_required
+@require_POST
+def dose_modification_create(
+    request: AuthedHtmxRequest, patient_id: int, course_id: int
+) -> HttpResponse:
+    course = selectors.course_get(
+        user=request.user, patient_id=patient_id, course_id=course_id, perm=gate.CHANGE
+    )
+    form = DoseModificationForm(request.POST, course=course)
+    status = 200
+    if form.is_valid():
+        try:
+            services.dose_modification_record(
+                course=course,
+                from_cycle_number=form.cleaned_data["from_cycle_number"],
+                percent=form.cleaned_data["percent"],
+                drug=form.cleaned_data["drug"],
+                reason=form.cleaned_data["reason"],
+                override_reason=form.cleaned_data["override_reason"],
+                created_by=request.user,
+            )
+        except ValidationError as error:
+            _add_errors(form, error)
+            status = BAD_REQUEST
+        else:
+            messages.success(request, "Dose modification recorded.")
+            url = reverse("treatments:course_detail", args=[patient_id, course.pk])
+            if request.htmx:
+                return HttpResponse(status=204, headers={"HX-Redirect": url})
+            return redirect(url)
+    else:
+        status = BAD_REQUEST
+    return _render(
+        request,
+        "treatments/course_detail.html",
+        _course_context(course, dose_form=form),
+        partial="dose-modifications",
+        status=status,
+    )
+
+
+@login_required
+@require_POST
+def course_stop(request: AuthedHtmxRequest, patient_id: int, course_id: int) -> HttpResponse:
+    course = selectors.course_get(
+        user=request.user, patient_id=patient_id, course_id=course_id, perm=gate.CHANGE
+    )
+    form = CourseStopForm(request.POST)
+    if form.is_valid():
+        try:
+            services.course_stop(
+                course=course,
+                reason=form.cleaned_data["reason"],
+                note=form.cleaned_data["note"],
+                stopped_on=form.cleaned_data["stopped_on"],
+                by=request.user,
+            )
+        except ValidationError as error:
+            _add_errors(form, error)
+        else:
+            messages.success(request, "Course stopped; every cycle not yet given is cancelled.")
+            url = reverse("treatments:course_detail", args=[patient_id, course.pk])
+            if request.htmx:
+                return HttpResponse(status=204, headers={"HX-Redirect": url})
+            return redirect(url)
+    return _render(
+        request,
+        "treatments/course_detail.html",
+        _course_context(course, stop_form=form),
+        partial="stop",
+        status=BAD_REQUEST,
+    )
+
+
+# --- Cycle page -----------------------------------------------------------------------------
+
+
+def _administration_plan(cycle: ChemoCycle) -> list[dict[str, Any]]:
+    """Each planned (drug, day) of the cycle: what was recorded, or the dose it would get."""
+    recorded = {
+        (a.regimen_drug_id, a.day_of_cycle): a for a in selectors.cycle_administrations(cycle=cycle)
+    }
+    rows: list[dict[str, Any]] = []
+    for rd, day in cycle_drug_days(cycle=cycle):
+        row: dict[str, Any] = {
+            "regimen_drug": rd,
+            "day": day,
+            "date": cycle.start + dt.timedelta(days=day - 1),
+            "administration": recorded.get((rd.pk, day)),
+        }
+        if row["administration"] is None:
+            percent, modification = services.dose_percent_for(
+                course=cycle.course, cycle_number=cycle.number, drug=rd.drug
+            )
+            row["percent"] = percent
+            row["modification"] = modification
+            try:
+                row["calc"] = dose_compute(
+                    regimen_drug=rd,
+                    patient=cycle.course.patient,
+                    on_date=min(row["date"], timezone.localdate()),
+                    percent=percent,
+                )
+                row["formula_label"] = Administration.Formula(row["calc"].formula).label
+            except ValidationError as error:
+                row["errors"] = error.message_dict
+        rows.append(row)
+    return rows
+
+
+def _cycle_context(request: AuthedHtmxRequest, cycle: ChemoCycle, **forms: Any) -> dict[str, Any]:
+    course = cycle.course
+    patient = course.patient
+    is_open = (
+        cycle.status in services.OPEN_CYCLE_STATUSES
+        and course.status in services.OPEN_COURSE_STATUSES
+    )
+    readiness = (
+        precycle_evaluate(patient=patient, regimen=course.regimen, at=timezone.now())
+        if is_open
+        else None
+    )
+    can_record = cycle.status in {ChemoCycle.Status.GIVEN, ChemoCycle.Status.READY}
+    checkers = selectors.care_team_checkers(patient=patient, exclude=request.user)
+    today = timezone.localdate()
+    return {
+        "patient": patient,
+        "course": course,
+        "cycle": cycle,
+        "is_open": is_open,
+        "readiness": readiness,
+        "plan": _administration_plan(cycle),
+        "can_record": can_record,
+        "give_form": forms.get("give_form")
+        or CycleGiveForm(
+            initial={"actual_start": min(max(cycle.planned_start, course.start_date), today)},
+            auto_id="give_%s",
+        ),
+        "delay_form": forms.get("delay_form") or CycleDelayForm(auto_id="delay_%s"),
+        "hold_form": forms.get("hold_form") or CycleReasonForm(auto_id="hold_%s"),
+        "cancel_form": forms.get("cancel_form") or CycleReasonForm(auto_id="cancel_%s"),
+        "administration_form": forms.get("administration_form")
+        or AdministrationForm(cycle=cycle, checkers=checkers, auto_id="adm_%s"),
+    }
+
+
+@login_required
+@require_GET
+def cycle_detail(
+    request: AuthedHtmxRequest, patient_id: int, course_id: int, number: int
+) -> HttpResponse:
+    cycle = selectors.cycle_get(
+        user=request.user, patient_id=patient_id, course_id=course_id, number=number
+    )
+    return render(request, "treatments/cycle_detail.html", _cycle_context(request, cycle))
+
+
+def _cycle_action(
+    request: AuthedHtmxRequest,
+    patient_id: int,
+    course_id: int,
+    number: int,
+    *,
+    action: str,
+) -> HttpResponse:
+    cycle = selectors.cycle_get(
+        user=request.user,
+        patient_id=patient_id,
+        course_id=course_id,
+        number=number,
+        perm=gate.CHANGE,
+    )
+    form_class: Any = {"give": CycleGiveForm, "delay": CycleDelayForm}.get(action, CycleReasonForm)
+    form = form_class(request.POST, auto_id=f"{action}_%s")
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            if action == "give":
+                services.cycle_give(
+                    cycle=cycle, actual_start=data["actual_start"], given_by=request.user
+                )
+                done = f"Cycle {cycle.number} given from {data['actual_start']:%d %b %Y}."
+            elif action == "delay":
+                services.cycle_delay(
+                    cycle=cycle,
+                    reason=data["reason"],
+                    by=request.user,
+                    days=data["days"],
+                    new_start=data["new_start"],
+                )
+                done = f"Cycle {cycle.number} delayed; later cycles moved with it."
+            elif action == "hold":
+                services.cycle_hold(cycle=cycle, reason=data["reason"], by=request.user)
+                done = f"Cycle {cycle.number} on hold."
+            else:
+                services.cycle_cancel(cycle=cycle, reason=data["reason"], by=request.user)
+                done = f"Cycle {cycle.number} cancelled."
+        except ValidationError as error:
+            _add_errors(form, error)
+        else:
+            messages.success(request, done)
+            url = reverse("treatments:cycle_detail", args=[patient_id, course_id, cycle.number])
+            if request.htmx:
+                return HttpResponse(status=204, headers={"HX-Redirect": url})
+            return redirect(url)
+    return _render(
+        request,
+        "treatments/cycle_detail.html",
+        _cycle_context(request, cycle, **{f"{action}_form": form}),
+        partial="cycle-actions",
+        status=BAD_REQUEST,
+    )
+
+
+@login_required
+@require_POST
+def cycle_give(
+    request: AuthedHtmxRequest, patient_id: int, course_id: int, number: int
+) -> HttpResponse:
+    return _cycle_action(request, patient_id, course_id, number, action="give")
+
+
+@login_required
+@require_POST
+def cycle_delay(
+    request: AuthedHtmxRequest, patient_id: int, course_id: int, number: int
+) -> HttpResponse:
+    return _cycle_action(request, patient_id, course_id, number, action="delay")
+
+
+@login_required
+@require_POST
+def cycle_hold(
+    request: AuthedHtmxRequest, patient_id: int, course_id: int, number: int
+) -> HttpResponse:
+    return _cycle_action(request, patient_id, course_id, number, action="hold")
+
+
+@login_required
+@require_POST
+def cycle_cancel(
+    request: AuthedHtmxRequest, patient_id: int, course_id: int, number: int
+) -> HttpResponse:
+    return _cycle_action(request, patient_id, course_id, number, action="cancel")
+
+
+@login_required
+@require_POST
+def administration_create(
+    request: AuthedHtmxRequest, patient_id: int, course_id: int, number: int
+) -> HttpResponse:
+    cycle = selectors.cycle_get(
+        user=request.user,
+        patient_id=patient_id,
+        course_id=course_id,
+        number=number,
+        perm=gate.CHANGE,
+    )
+    checkers = selectors.care_team_checkers(patient=cycle.course.patient, exclude=request.user)
+    form = AdministrationForm(request.POST, cycle=cycle, checkers=checkers, auto_id="adm_%s")
+    if form.is_valid():
+        regimen_drug, day = form.cleaned_data["regimen_drug"]
+        try:
+            administration = services.administration_record(
+                cycle=cycle,
+                regimen_drug=regimen_drug,
+                day_of_cycle=day,
+                given_at=form.cleaned_data["given_at"],
+                administered_by=request.user,
+                verified_by=form.cleaned_data["verified_by"],
+                notes=form.cleaned_data["notes"],
+                creatinine_mg_dl=form.cleaned_data["creatinine_mg_dl"],
+            )
+        except ValidationError as error:
+            _add_errors(form, error)
+        else:
+            messages.success(
+                request,
+                f"{administration.drug} {administration.dose_mg} mg recorded for day {day}, "
+                f"verified by {administration.verified_by}.",
+            )
+            url = reverse("treatments:cycle_detail", args=[patient_id, course_id, cycle.number])
+            if request.htmx:
+                return HttpResponse(status=204, headers={"HX-Redirect": url})
+            return redirect(url)
+    elif "verified_by" in form.errors and request.POST.get("verified_by") == str(request.user.pk):
+        # The select never offers oneself; say why rather than "not one of the choices".
+        form.errors["verified_by"] = form.error_class(
+            ["The second check must be done by someone other than the person giving the drug."]
+        )
+    return _render(
+        request,
+        "treatments/cycle_detail.html",
+        _cycle_context(request, cycle, administration_form=form),
+        partial="administrations",
+        status=BAD_REQUEST,
+    )
+
+
+# --- Side effects ---------------------------------------------------------------------------
+
+
+def _term_from(value: Any) -> CtcaeTerm | None:
+    if value and str(value).isdigit():
+        return CtcaeTerm.objects.filter(pk=value).prefetch_related("lab_criteria").first()
+    return None
+
+
+def _side_effect_context(patient: Any, form: SideEffectForm, q: str) -> dict[str, Any]:
+    term = form.term
+    suggestion = (
+        ctcae_grade_suggest_for_patient(patient=patient, term=term)
+        if term is not None and term.lab_loinc
+        else None
+    )
+    return {
+        "patient": patient,
+        "form": form,
+        "term": term,
+        "suggestion": suggestion,
+        "q": q,
+        "terms": selectors.ctcae_terms_search(q=q),
+    }
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def side_effect_create(request: AuthedHtmxRequest, patient_id: int) -> HttpResponse:
+    patient = gate.patient_get_for_user(user=request.user, patient_id=patient_id, perm=gate.CHANGE)
+    cycles = selectors.patient_cycles(patient=patient)
+    template = "treatments/side_effect_form.html"
+    if request.method == "GET":
+        term = _term_from(request.GET.get("term"))
+        form = SideEffectForm(
+            cycles=cycles,
+            term=term,
+            initial={"term": term, "onset": timezone.localdate()},
+        )
+        context = _side_effect_context(patient, form, request.GET.get("q", ""))
+        return _render(request, template, context, partial="grades")
+    term = _term_from(request.POST.get("term"))
+    form = SideEffectForm(request.POST, cycles=cycles, term=term)
+    if form.is_valid():
+        try:
+            side_effect = services.side_effect_record(
+                patient=patient,
+                term=form.cleaned_data["term"],
+                grade=form.cleaned_data["grade"],
+                onset=form.cleaned_data["onset"],
+                cycle=form.cleaned_data["cycle"],
+                description=form.cleaned_data["description"],
+                recorded_by=request.user,
+            )
+        except ValidationError as error:
+            _add_errors(form, error)
+        else:
+            messages.success(
+                request,
+                f"{side_effect.term.term} grade {side_effect.grade} "
+                f"(CTCAE v{side_effect.ctcae_version}) recorded.",
+            )
+            return redirect("patients:patient_detail", patient_id=patient.pk)
+    return render(
+        request,
+        template,
+        _side_effect_context(patient, form, request.POST.get("q", "")),
+        status=BAD_REQUEST,
+    )
+
+
+@login_required
+@require_GET
+def ctcae_term_search(request: AuthedHtmxRequest) -> HttpResponse:
+    """Reference data, no PHI: the matching CTCAE terms, common ones first."""
+    if request.user.is_patient_user:
+        raise Http404("No such page.")
+    q = request.GET.get("q", "")
+    patient_id = request.GET.get("patient", "")
+    # Only used to build the links back to that patient's form; nothing of the patient is read.
+    pick_url = (
+        reverse("treatments:side_effect_create", args=[int(patient_id)])
+        if patient_id.isdigit()
+        else ""
+    )
+    return render(
+        request,
+        "treatments/_ctcae_terms.html",
+        {"terms": selectors.ctcae_terms_search(q=q), "q": q, "pick_url": pick_url},
+    )
+
+
+# --- Treatment summary ----------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def course_summary(request: AuthedHtmxRequest, patient_id: int, course_id: int) -> HttpResponse:
+    course = selectors.course_get(user=request.user, patient_id=patient_id, course_id=course_id)
+    cycles = list(selectors.course_cycles(course=course))
+    modifications = list(selectors.course_dose_modifications(course=course))
+    levels = _dose_levels(cycles, modifications, course)
+    administrations = list(selectors.course_administrations(course=course))
+    by_cycle: dict[int, list[Any]] = {}
+    for adm in administrations:
+        by_cycle.setdefault(adm.cycle_id, []).append(adm)
+    cumulative = services.cumulative_dose_per_drug(patient=course.patient)
+    context = {
+        "patient": course.patient,
+        "course": course,
+        "cycles": [(c, levels.get(c.number, ""), by_cycle.get(c.pk, [])) for c in cycles],
+        "given_count": sum(1 for c in cycles if c.status == ChemoCycle.Status.GIVEN),
+        "modifications": modifications,
+        "side_effects": list(selectors.course_side_effects(course=course)),
+        "nadirs": selectors.course_nadirs(user=request.user, course=course, cycles=cycles),
+        "cumulative": [
+            c
+            for c in cumulative
+            if c.lifetime_limit_mg_m2 or "anthracycline" in c.drug.drug_class.lower()
+        ],
+        "printed_at": timezone.now(),
+        "printed_by": request.user,
+    }
+    return render(request, "treatments/course_summary.html", context)
