@@ -29,7 +29,6 @@ urlpatterns = [
     path("graphql/", graphql_view, name="graphql"),
     path("docs/", include("oncoplanner.docs.urls")),
     path("", include("patients.urls")),
-    path("", include("treatments.urls")),
     path("", include("labs.urls")),
     path("", include("treatments.urls")),
     path("portal/", include("patients.portal_urls")),
