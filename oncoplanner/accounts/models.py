@@ -66,3 +66,38 @@ class User(AbstractUser):
         if self.is_clinician and full:
             return f"{full} ({self.get_discipline_display()})"
         return full or self.username
+
+
+class ApiToken(models.Model):
+    """A personal API token (REST `Authorization: Bearer <token>`).
+
+    Only the SHA-256 of the token is stored: the token itself is shown once, when it is made.
+    `prefix` (the first characters) lets its owner tell tokens apart without revealing them.
+    Every token expires (at most 90 days, oncoplanner.accounts.api_tokens) and can be revoked
+    by its owner or an administrator; an inactive user's tokens are dead.
+    """
+
+    user = models.ForeignKey("accounts.User", on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=80, help_text="What the token is for, e.g. 'ward tablet'.")
+    prefix = models.CharField(max_length=12, editable=False, help_text="First characters.")
+    token_hash = models.CharField(
+        max_length=64, unique=True, editable=False, help_text="SHA-256 of the token (hex)."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        "accounts.User",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

@@ -1,0 +1,186 @@
+"""Personal API tokens: create (shown once), store hashed, expire, revoke, authenticate.
+
+A token is `op_` + 43 URL-safe characters (256 bits). Only its SHA-256 is stored, so a copy of
+the database does not hand out working tokens; a fast hash is right here because the token is
+random and long (nothing to brute-force, unlike a password). Every token expires within
+MAX_LIFETIME: a forgotten token on a lost tablet must die by itself.
+
+The page /accounts/api-tokens/ lets a signed-in user create and revoke their own tokens; the
+accounts middleware has already forced MFA enrolment on clinicians and administrators, and the
+view checks the session's MFA mark again, so a token (which skips MFA) can only be made from
+a session that passed it. Administrators create and revoke tokens for anyone in admin.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST
+
+from oncoplanner import access_context
+from oncoplanner.accounts.mfa import mfa_required_for
+from oncoplanner.accounts.middleware import MFA_ENROLLED_KEY
+from oncoplanner.accounts.models import ApiToken, User
+
+TOKEN_PREFIX = "op_"  # noqa: S105 - a public marker, not a secret
+MAX_LIFETIME = dt.timedelta(days=90)
+DEFAULT_LIFETIME_DAYS = 30
+# One message for unknown, expired, revoked and dead-user tokens: a caller cannot tell which.
+INVALID_TOKEN_MESSAGE = "Invalid or expired API token."  # noqa: S105 - a message
+
+
+def token_hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _clean_name(name: str) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError({"name": "Give the token a name (what it is for)."})
+    if "\x00" in name or len(name) > 80:
+        raise ValidationError({"name": "A name is at most 80 ordinary characters."})
+    return name
+
+
+@transaction.atomic
+def api_token_create(
+    *, user: User, name: str, expires_at: dt.datetime, created_by: User
+) -> tuple[ApiToken, str]:
+    """Create a token for `user`; returns the record and the raw token (shown once, never
+    stored). `expires_at` must be in the future and at most 90 days away."""
+    name = _clean_name(name)
+    now = timezone.now()
+    if timezone.is_naive(expires_at):
+        raise ValidationError({"expires_at": "Give the expiry with a time zone."})
+    if expires_at <= now:
+        raise ValidationError({"expires_at": "The expiry must be in the future."})
+    if expires_at > now + MAX_LIFETIME:
+        raise ValidationError({"expires_at": "A token lives at most 90 days."})
+    if not user.is_active:
+        raise ValidationError({"user": "An inactive user cannot get a token."})
+    if created_by.pk != user.pk and not created_by.is_administrator:
+        raise ValidationError({"user": "Only administrators make tokens for someone else."})
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(
+        user=user,
+        name=name,
+        prefix=raw[:10],
+        token_hash=token_hash(raw),
+        expires_at=expires_at,
+    )
+    token.full_clean()
+    token.save()
+    return token, raw
+
+
+@transaction.atomic
+def api_token_revoke(*, token: ApiToken, by: User) -> ApiToken:
+    """Revoke `token` (its owner or an administrator); revoking twice keeps the first time."""
+    if by.pk != token.user_id and not by.is_administrator:
+        raise ValidationError({"token": "Only the owner or an administrator revokes a token."})
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.revoked_by = by
+        token.save(update_fields=["revoked_at", "revoked_by"])
+    return token
+
+
+def api_token_authenticate(raw: str) -> User | None:
+    """The active user behind a live token, or None (unknown, expired, revoked, inactive user).
+
+    Marks the token used and sets the access context (user, surface "api") so every log row
+    of the request names the token's user.
+    """
+    if not raw or len(raw) > 200 or not raw.startswith(TOKEN_PREFIX):
+        return None
+    now = timezone.now()
+    token = (
+        ApiToken.objects.select_related("user")
+        .filter(token_hash=token_hash(raw), revoked_at__isnull=True, expires_at__gt=now)
+        .first()
+    )
+    if token is None or not token.user.is_active:
+        return None
+    # Not on every call: one write per minute of use is enough to tell when it was last used.
+    if token.last_used_at is None or now - token.last_used_at > dt.timedelta(minutes=1):
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    access_context.update(user=token.user, surface="api")
+    return token.user
+
+
+def api_tokens_of(*, user: User) -> list[ApiToken]:
+    return list(ApiToken.objects.filter(user=user).order_by("-created_at", "-pk"))
+
+
+# --- The page ---------------------------------------------------------------------------------
+
+
+def _needs_mfa(request: HttpRequest) -> bool:
+    return mfa_required_for(request.user) and not request.session.get(MFA_ENROLLED_KEY)
+
+
+def _page(
+    request: HttpRequest, *, raw_token: str = "", errors: Any = None, status: int = 200
+) -> HttpResponse:
+    context = {
+        "tokens": api_tokens_of(user=request.user),  # type: ignore[arg-type]
+        "raw_token": raw_token,
+        "errors": errors or {},
+        "default_days": DEFAULT_LIFETIME_DAYS,
+        "max_days": MAX_LIFETIME.days,
+        "now": timezone.now(),
+        "values": request.POST if request.method == "POST" else {},
+    }
+    return render(request, "api/tokens.html", context, status=status)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def api_tokens(request: HttpRequest) -> HttpResponse:
+    """List my tokens; POST creates one and shows it once on this response only."""
+    if _needs_mfa(request):
+        return redirect(reverse("mfa_activate_totp"))
+    if request.method == "GET":
+        return _page(request)
+    try:
+        days = int(request.POST.get("days", ""))
+    except ValueError:
+        return _page(request, errors={"days": ["Enter a number of days (1 to 90)."]}, status=400)
+    if not 1 <= days <= MAX_LIFETIME.days:
+        return _page(request, errors={"days": ["A token lives 1 to 90 days."]}, status=400)
+    try:
+        _, raw = api_token_create(
+            user=request.user,  # type: ignore[arg-type]
+            name=request.POST.get("name", ""),
+            expires_at=timezone.now() + dt.timedelta(days=days),
+            created_by=request.user,  # type: ignore[arg-type]
+        )
+    except ValidationError as error:
+        return _page(request, errors=error.message_dict, status=400)
+    response = _page(request, raw_token=raw)
+    response["Cache-Control"] = "no-store, private"
+    return response
+
+
+@login_required
+@require_POST
+def api_token_revoke_view(request: HttpRequest, token_id: int) -> HttpResponse:
+    if _needs_mfa(request):
+        return redirect(reverse("mfa_activate_totp"))
+    token = ApiToken.objects.filter(pk=token_id, user=request.user).first()
+    if token is None:
+        raise Http404("No API token matches the given query.")
+    api_token_revoke(token=token, by=request.user)  # type: ignore[arg-type]
+    messages.success(request, f"Token “{token.name}” revoked.")
+    return redirect("api_tokens")

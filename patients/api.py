@@ -1,0 +1,204 @@
+"""REST routes for patients, the current user and readiness for the next cycle (/api/v1/).
+
+Patient data only through patients.selectors; writes only through patients.services.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.http import HttpRequest
+from django.utils import timezone
+from ninja import Router, Schema
+from pydantic import Field
+
+from labs.services import precycle_evaluate
+from oncoplanner.api import (
+    DEFAULT_PAGE,
+    ERRORS,
+    MAX_PAGE,
+    InputSchema,
+    Page,
+    StrictQuery,
+    clinical_user,
+    log_list,
+    no_query,
+    page_of,
+    user_of,
+)
+from patients.models import Patient
+from patients.selectors import (
+    CHANGE,
+    children_for,
+    patient_get_for_user,
+    patient_list_visible_to,
+    portal_patient_for,
+)
+from patients.services import patient_update
+
+router = Router(tags=["patients"])
+
+
+class MeOut(Schema):
+    id: int
+    username: str
+    first_name: str
+    last_name: str
+    role: str
+    discipline: str
+    patient_id: int | None = None
+
+
+class PatientOut(Schema):
+    id: int
+    mrn: str
+    given_name: str
+    family_name: str
+    date_of_birth: dt.date
+    sex: str
+    phone: str
+    email: str
+    address: str
+    medical_history: str
+    primary_diagnosis: str
+    icd10_code: str
+    stage: str
+    ecog: int | None
+    care_team_id: int | None
+    updated_at: dt.datetime
+
+
+class PatientUpdateIn(InputSchema):
+    """Fields a clinician may change; identity (MRN), care team and portal link are not here."""
+
+    given_name: str | None = Field(None, min_length=1, max_length=100)
+    family_name: str | None = Field(None, min_length=1, max_length=100)
+    date_of_birth: dt.date | None = None
+    sex: Patient.Sex | None = None
+    phone: str | None = Field(None, max_length=30)
+    email: str | None = Field(None, max_length=254)
+    address: str | None = Field(None, max_length=2000)
+    medical_history: str | None = Field(None, max_length=20000)
+    primary_diagnosis: str | None = Field(None, max_length=200)
+    icd10_code: str | None = Field(None, max_length=10)
+    stage: str | None = Field(None, max_length=40)
+    ecog: int | None = Field(None, ge=0, le=4)
+
+
+class AnalyteOut(Schema):
+    test_id: int
+    test: str
+    loinc: str
+    outcome: str
+    outcome_label: str
+    result_id: int | None
+    explanation: str
+
+
+class ReadinessOut(Schema):
+    course_id: int
+    regimen: str
+    outcome: str
+    outcome_label: str
+    ok_to_treat: bool
+    dose_percent: int | None
+    delay_days: int | None
+    analytes: list[AnalyteOut]
+
+
+class PatientReadinessOut(Schema):
+    patient_id: int
+    at: dt.datetime
+    courses: list[ReadinessOut]
+
+
+@router.get("/me", response={200: MeOut, **ERRORS}, tags=["me"])
+def me(request: HttpRequest) -> MeOut:
+    """The signed-in user (and, for a patient, the id of their own record)."""
+    no_query(request)
+    user = user_of(request)
+    patient_id = portal_patient_for(user=user).pk if user.is_patient_user else None
+    return MeOut(
+        id=user.pk,
+        username=user.username,
+        first_name=user.first_name,
+        last_name=user.last_name,
+        role=user.role,
+        discipline=user.discipline,
+        patient_id=patient_id,
+    )
+
+
+@router.get("/patients", response={200: Page[PatientOut], **ERRORS})
+def patient_list(
+    request: HttpRequest,
+    limit: int = StrictQuery(DEFAULT_PAGE, ge=1, le=MAX_PAGE),
+    offset: int = StrictQuery(0, ge=0, le=1_000_000),
+) -> dict[str, object]:
+    """Patients of the caller's care teams (and open break-glass grants), by family name."""
+    user = clinical_user(request)
+    queryset = patient_list_visible_to(user=user).order_by("family_name", "given_name", "pk")
+    count, rows = page_of(queryset, limit=limit, offset=offset)
+    log_list(Patient, rows)
+    return {"count": count, "limit": limit, "offset": offset, "items": rows}
+
+
+@router.get("/patients/{patient_id}", response={200: PatientOut, **ERRORS})
+def patient_detail(request: HttpRequest, patient_id: int) -> Patient:
+    no_query(request)
+    return patient_get_for_user(user=clinical_user(request), patient_id=patient_id)
+
+
+@router.patch("/patients/{patient_id}", response={200: PatientOut, **ERRORS})
+def patient_patch(request: HttpRequest, patient_id: int, payload: PatientUpdateIn) -> Patient:
+    """Change demographic and clinical fields (only those sent)."""
+    no_query(request)
+    user = clinical_user(request)
+    patient = patient_get_for_user(user=user, patient_id=patient_id, perm=CHANGE)
+    fields = payload.model_dump(exclude_unset=True)
+    for name in ("given_name", "family_name", "date_of_birth", "sex"):
+        if name in fields and fields[name] is None:
+            fields.pop(name)  # required fields: null means "leave as it is"
+    for name, value in list(fields.items()):
+        if value is None:
+            fields[name] = None if name == "ecog" else ""
+    return patient_update(patient=patient, updated_by=user, **fields)
+
+
+@router.get("/patients/{patient_id}/readiness", response={200: PatientReadinessOut, **ERRORS})
+def patient_readiness(request: HttpRequest, patient_id: int) -> dict[str, object]:
+    """Is the patient ready for the next cycle? The pre-cycle rules of each open course's
+    regimen against the latest results (labs.services.precycle_evaluate)."""
+    no_query(request)
+    from treatments.models import Course
+
+    user = clinical_user(request)
+    patient, courses = children_for(Course, user=user, patient_id=patient_id)
+    now = timezone.now()
+    out = []
+    for course in courses.filter(status__in=["planned", "active"]).select_related("regimen"):
+        assessment = precycle_evaluate(patient=patient, regimen=course.regimen, at=now)
+        out.append(
+            {
+                "course_id": course.pk,
+                "regimen": str(course.regimen),
+                "outcome": assessment.outcome,
+                "outcome_label": assessment.outcome_label,
+                "ok_to_treat": assessment.ok_to_treat,
+                "dose_percent": assessment.dose_percent,
+                "delay_days": assessment.delay_days,
+                "analytes": [
+                    {
+                        "test_id": a.test.pk,
+                        "test": a.test.name,
+                        "loinc": a.test.loinc,
+                        "outcome": a.outcome,
+                        "outcome_label": a.outcome_label,
+                        "result_id": a.result.pk if a.result else None,
+                        "explanation": a.explanation,
+                    }
+                    for a in assessment.analytes
+                ],
+            }
+        )
+    return {"patient_id": patient.pk, "at": now, "courses": out}

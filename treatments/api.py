@@ -1,0 +1,609 @@
+"""REST routes for regimens, courses, cycles (and their actions), administrations, dose
+modifications and side effects (/api/v1/).
+
+Patient data only through patients.selectors (404 for what the caller may not see, the read
+logged); writes only through treatments.services. Foreign keys in a body (a cycle, a drug, a
+verifier) are looked up under the patient in the path, so another patient's record cannot be
+linked: it is a 400 naming the field, exactly like a missing one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest
+from ninja import Router, Schema
+from pydantic import Field
+
+from labs.models import PreCycleRule
+from oncoplanner.accounts.models import User
+from oncoplanner.api import (
+    DEFAULT_PAGE,
+    ERRORS,
+    MAX_PAGE,
+    InputSchema,
+    Page,
+    StrictQuery,
+    clinical_user,
+    log_list,
+    no_query,
+    page_of,
+    user_of,
+)
+from patients.selectors import (
+    CHANGE,
+    children_for,
+    course_get_for_user,
+    cycle_get_for_user,
+    patient_on_care_team_of,
+    portal_patient_for,
+    side_effect_get_for_user,
+)
+from treatments import services
+from treatments.models import (
+    Administration,
+    ChemoCycle,
+    Course,
+    CtcaeTerm,
+    DoseModification,
+    Drug,
+    Intent,
+    Regimen,
+    RegimenDrug,
+    SideEffect,
+)
+
+router = Router(tags=["treatments"])
+
+Text = Field(min_length=1, max_length=2000)
+
+
+# --- Schemas ----------------------------------------------------------------------------------
+
+
+class RegimenDrugOut(Schema):
+    id: int
+    drug_id: int
+    drug: str
+
+    @staticmethod
+    def resolve_drug(obj: RegimenDrug) -> str:
+        return obj.drug.name
+
+    dose: Decimal
+    dose_basis: str
+    route: str
+    days: str
+    duration: str
+    max_dose_mg: Decimal | None
+
+
+class PhaseOut(Schema):
+    id: int
+    order: int
+    name: str
+    cycle_length_days: int
+    planned_cycles: int
+    drugs: list[RegimenDrugOut]
+
+
+class RuleOut(Schema):
+    id: int
+    test_id: int
+    comparator: str
+    value: Decimal
+    unit: str
+    max_age_days: int
+    action: str
+    action_percent: int | None
+    action_delay_days: int | None
+    priority: int
+    source: str
+
+
+class RegimenOut(Schema):
+    id: int
+    name: str
+    version: int
+    intent: str
+    indication: str
+    is_active: bool
+
+
+class RegimenDetailOut(RegimenOut):
+    description: str
+    source: str
+    phases: list[PhaseOut]
+    rules: list[RuleOut]
+
+
+class CourseOut(Schema):
+    id: int
+    patient_id: int
+    regimen_id: int
+    start_date: dt.date
+    intent: str
+    status: str
+    stop_reason: str
+    stopped_on: dt.date | None
+    created_at: dt.datetime
+
+
+class CourseIn(InputSchema):
+    regimen_id: int
+    start_date: dt.date
+    intent: Intent
+
+
+class CycleOut(Schema):
+    id: int
+    course_id: int
+    phase_id: int
+    number: int
+    planned_start: dt.date
+    actual_start: dt.date | None
+    end_date: dt.date | None
+    status: str
+    reason: str
+    status_changed_at: dt.datetime | None
+
+
+class GiveIn(InputSchema):
+    actual_start: dt.date
+
+
+class DelayIn(InputSchema):
+    reason: str = Text
+    days: int | None = Field(None, ge=1, le=365)
+    new_start: dt.date | None = None
+
+
+class ReasonIn(InputSchema):
+    reason: str = Text
+
+
+class AdministrationOut(Schema):
+    id: int
+    cycle_id: int
+    regimen_drug_id: int
+    drug_id: int
+    day_of_cycle: int
+    given_at: dt.datetime
+    route: str
+    standard_dose_mg: Decimal
+    dose_percent: Decimal
+    dose_mg: Decimal
+    formula: str
+    notes: str
+    administered_by_id: int
+    verified_by_id: int | None
+
+
+class AdministrationIn(InputSchema):
+    regimen_drug_id: int
+    day_of_cycle: int = Field(ge=1, le=365)
+    given_at: dt.datetime
+    verified_by_id: int | None = None
+    notes: str = Field("", max_length=2000)
+    creatinine_mg_dl: Decimal | None = Field(None, ge=0, le=50, allow_inf_nan=False)
+
+
+class DoseModificationOut(Schema):
+    id: int
+    course_id: int
+    drug_id: int | None
+    from_cycle_number: int
+    percent: Decimal
+    reason: str
+    override_reason: str
+    created_at: dt.datetime
+
+
+class DoseModificationIn(InputSchema):
+    from_cycle_number: int = Field(ge=1, le=1000)
+    percent: Decimal = Field(gt=0, le=150, max_digits=5, decimal_places=1, allow_inf_nan=False)
+    reason: str = Text
+    drug_id: int | None = None
+    override_reason: str = Field("", max_length=2000)
+
+
+class SideEffectOut(Schema):
+    id: int
+    patient_id: int
+    cycle_id: int | None
+    term_id: int
+    term: str
+    grade: int
+    ctcae_version: str
+    onset: dt.date
+    resolved_on: dt.date | None
+    description: str
+    source: str
+    acknowledged_at: dt.datetime | None
+    acknowledgement_note: str
+
+    @staticmethod
+    def resolve_term(obj: SideEffect) -> str:
+        return obj.term.term
+
+
+class SideEffectIn(InputSchema):
+    term_id: int
+    grade: int = Field(ge=1, le=5)
+    onset: dt.date
+    cycle_id: int | None = None
+    description: str = Field("", max_length=5000)
+
+
+class NoteIn(InputSchema):
+    note: str = Text
+
+
+class PortalCycleOut(Schema):
+    number: int
+    regimen: str
+    planned_start: dt.date
+    actual_start: dt.date | None
+    end_date: dt.date | None
+    status: str
+
+    @staticmethod
+    def resolve_regimen(obj: ChemoCycle) -> str:
+        return obj.course.regimen.name
+
+
+# --- Helpers ----------------------------------------------------------------------------------
+
+
+def _page(queryset: Any, limit: int, offset: int) -> dict[str, Any]:
+    count, rows = page_of(queryset, limit=limit, offset=offset)
+    return {"count": count, "limit": limit, "offset": offset, "items": rows}
+
+
+def _cycle(request: HttpRequest, patient_id: int, cycle_id: int) -> ChemoCycle:
+    return cycle_get_for_user(
+        user=clinical_user(request), patient_id=patient_id, cycle_id=cycle_id, perm=CHANGE
+    )
+
+
+def _field_lookup(field: str, fetch: Any) -> Any:
+    """A foreign key from a body: another patient's record or a missing one is the same 400."""
+    try:
+        obj = fetch()
+    except Http404:
+        obj = None
+    if obj is None:
+        raise ValidationError({field: "No such record for this patient."})
+    return obj
+
+
+Limit = StrictQuery(DEFAULT_PAGE, ge=1, le=MAX_PAGE)
+Offset = StrictQuery(0, ge=0, le=1_000_000)
+
+
+# --- Regimens (reference data, not PHI) -------------------------------------------------------
+
+
+@router.get("/regimens", response={200: Page[RegimenOut], **ERRORS}, tags=["regimens"])
+def regimen_list(request: HttpRequest, limit: int = Limit, offset: int = Offset) -> dict[str, Any]:
+    clinical_user(request)
+    return _page(Regimen.objects.order_by("name", "-version", "pk"), limit, offset)
+
+
+@router.get("/regimens/{regimen_id}", response={200: RegimenDetailOut, **ERRORS}, tags=["regimens"])
+def regimen_detail(request: HttpRequest, regimen_id: int) -> dict[str, Any]:
+    no_query(request)
+    clinical_user(request)
+    regimen = Regimen.objects.filter(pk=regimen_id).first()
+    if regimen is None:
+        raise Http404("Not found.")
+    phases = list(regimen.phases.order_by("order").prefetch_related("drugs__drug"))
+    rules = list(PreCycleRule.objects.filter(regimen=regimen).order_by("test_id", "priority", "pk"))
+    return {
+        **RegimenOut.from_orm(regimen).model_dump(),
+        "description": regimen.description,
+        "source": regimen.source,
+        "phases": phases,
+        "rules": rules,
+    }
+
+
+# --- Courses ----------------------------------------------------------------------------------
+
+
+@router.get("/patients/{patient_id}/courses", response={200: Page[CourseOut], **ERRORS})
+def course_list(
+    request: HttpRequest, patient_id: int, limit: int = Limit, offset: int = Offset
+) -> dict[str, Any]:
+    _, courses = children_for(Course, user=clinical_user(request), patient_id=patient_id)
+    return _page(courses.order_by("-start_date", "-pk"), limit, offset)
+
+
+@router.post("/patients/{patient_id}/courses", response={201: CourseOut, **ERRORS})
+def course_create(request: HttpRequest, patient_id: int, payload: CourseIn) -> tuple[int, Course]:
+    """Start a course (course_start): every cycle is scheduled from start_date."""
+    no_query(request)
+    from patients.selectors import patient_get_for_user
+
+    user = clinical_user(request)
+    patient = patient_get_for_user(user=user, patient_id=patient_id, perm=CHANGE)
+    regimen = Regimen.objects.filter(pk=payload.regimen_id).first()
+    if regimen is None:
+        raise ValidationError({"regimen_id": "No such regimen."})
+    course = services.course_start(
+        patient=patient,
+        regimen=regimen,
+        start_date=payload.start_date,
+        intent=payload.intent.value,
+        created_by=user,
+    )
+    return 201, course
+
+
+@router.get("/patients/{patient_id}/courses/{course_id}", response={200: CourseOut, **ERRORS})
+def course_detail(request: HttpRequest, patient_id: int, course_id: int) -> Course:
+    no_query(request)
+    return course_get_for_user(
+        user=clinical_user(request), patient_id=patient_id, course_id=course_id
+    )
+
+
+@router.get(
+    "/patients/{patient_id}/courses/{course_id}/cycles", response={200: Page[CycleOut], **ERRORS}
+)
+def cycle_list(
+    request: HttpRequest, patient_id: int, course_id: int, limit: int = Limit, offset: int = Offset
+) -> dict[str, Any]:
+    course = course_get_for_user(
+        user=clinical_user(request), patient_id=patient_id, course_id=course_id
+    )
+    page = _page(course.cycles.order_by("number"), limit, offset)
+    log_list(ChemoCycle, [course.patient] if page["items"] else [])
+    return page
+
+
+# --- Cycles and their actions -----------------------------------------------------------------
+
+
+@router.get("/patients/{patient_id}/cycles/{cycle_id}", response={200: CycleOut, **ERRORS})
+def cycle_detail(request: HttpRequest, patient_id: int, cycle_id: int) -> ChemoCycle:
+    no_query(request)
+    return cycle_get_for_user(user=clinical_user(request), patient_id=patient_id, cycle_id=cycle_id)
+
+
+@router.post("/patients/{patient_id}/cycles/{cycle_id}/give", response={200: CycleOut, **ERRORS})
+def cycle_give(request: HttpRequest, patient_id: int, cycle_id: int, payload: GiveIn) -> ChemoCycle:
+    no_query(request)
+    cycle = _cycle(request, patient_id, cycle_id)
+    return services.cycle_give(
+        cycle=cycle, actual_start=payload.actual_start, given_by=user_of(request)
+    )
+
+
+@router.post("/patients/{patient_id}/cycles/{cycle_id}/delay", response={200: CycleOut, **ERRORS})
+def cycle_delay(
+    request: HttpRequest, patient_id: int, cycle_id: int, payload: DelayIn
+) -> ChemoCycle:
+    no_query(request)
+    cycle = _cycle(request, patient_id, cycle_id)
+    return services.cycle_delay(
+        cycle=cycle,
+        reason=payload.reason,
+        by=user_of(request),
+        days=payload.days,
+        new_start=payload.new_start,
+    )
+
+
+@router.post("/patients/{patient_id}/cycles/{cycle_id}/hold", response={200: CycleOut, **ERRORS})
+def cycle_hold(
+    request: HttpRequest, patient_id: int, cycle_id: int, payload: ReasonIn
+) -> ChemoCycle:
+    no_query(request)
+    cycle = _cycle(request, patient_id, cycle_id)
+    return services.cycle_hold(cycle=cycle, reason=payload.reason, by=user_of(request))
+
+
+@router.post("/patients/{patient_id}/cycles/{cycle_id}/cancel", response={200: CycleOut, **ERRORS})
+def cycle_cancel(
+    request: HttpRequest, patient_id: int, cycle_id: int, payload: ReasonIn
+) -> ChemoCycle:
+    no_query(request)
+    cycle = _cycle(request, patient_id, cycle_id)
+    return services.cycle_cancel(cycle=cycle, reason=payload.reason, by=user_of(request))
+
+
+# --- Administrations --------------------------------------------------------------------------
+
+
+@router.get(
+    "/patients/{patient_id}/cycles/{cycle_id}/administrations",
+    response={200: Page[AdministrationOut], **ERRORS},
+)
+def administration_list(
+    request: HttpRequest, patient_id: int, cycle_id: int, limit: int = Limit, offset: int = Offset
+) -> dict[str, Any]:
+    cycle = cycle_get_for_user(
+        user=clinical_user(request), patient_id=patient_id, cycle_id=cycle_id
+    )
+    page = _page(cycle.administrations.order_by("given_at", "pk"), limit, offset)
+    log_list(Administration, [cycle.course.patient] if page["items"] else [])
+    return page
+
+
+@router.post(
+    "/patients/{patient_id}/cycles/{cycle_id}/administrations",
+    response={201: AdministrationOut, **ERRORS},
+)
+def administration_create(
+    request: HttpRequest, patient_id: int, cycle_id: int, payload: AdministrationIn
+) -> tuple[int, Administration]:
+    """Record a drug given (administration_record): the dose is computed, never typed in."""
+    no_query(request)
+    cycle = _cycle(request, patient_id, cycle_id)
+    regimen_drug = _field_lookup(
+        "regimen_drug_id",
+        lambda: (
+            RegimenDrug.objects.select_related("drug", "phase")
+            .filter(pk=payload.regimen_drug_id, phase_id=cycle.phase_id)
+            .first()
+        ),
+    )
+    verified_by = None
+    if payload.verified_by_id is not None:
+        # The second checker must be an active clinician who can see this chart.
+        verified_by = _field_lookup(
+            "verified_by_id",
+            lambda: next(
+                (
+                    u
+                    for u in User.objects.filter(
+                        pk=payload.verified_by_id, is_active=True, role=User.Role.CLINICIAN
+                    )
+                    if patient_on_care_team_of(user=u, patient_id=patient_id)
+                ),
+                None,
+            ),
+        )
+    administration = services.administration_record(
+        cycle=cycle,
+        regimen_drug=regimen_drug,
+        day_of_cycle=payload.day_of_cycle,
+        given_at=payload.given_at,
+        administered_by=user_of(request),
+        verified_by=verified_by,
+        notes=payload.notes,
+        creatinine_mg_dl=payload.creatinine_mg_dl,
+    )
+    return 201, administration
+
+
+# --- Dose modifications -----------------------------------------------------------------------
+
+
+@router.get(
+    "/patients/{patient_id}/courses/{course_id}/dose-modifications",
+    response={200: Page[DoseModificationOut], **ERRORS},
+)
+def dose_modification_list(
+    request: HttpRequest, patient_id: int, course_id: int, limit: int = Limit, offset: int = Offset
+) -> dict[str, Any]:
+    course = course_get_for_user(
+        user=clinical_user(request), patient_id=patient_id, course_id=course_id
+    )
+    page = _page(
+        course.dose_modifications.order_by("from_cycle_number", "created_at", "pk"), limit, offset
+    )
+    log_list(DoseModification, [course.patient] if page["items"] else [])
+    return page
+
+
+@router.post(
+    "/patients/{patient_id}/courses/{course_id}/dose-modifications",
+    response={201: DoseModificationOut, **ERRORS},
+)
+def dose_modification_create(
+    request: HttpRequest, patient_id: int, course_id: int, payload: DoseModificationIn
+) -> tuple[int, DoseModification]:
+    no_query(request)
+    user = clinical_user(request)
+    course = course_get_for_user(user=user, patient_id=patient_id, course_id=course_id, perm=CHANGE)
+    drug = None
+    if payload.drug_id is not None:
+        drug = _field_lookup("drug_id", lambda: Drug.objects.filter(pk=payload.drug_id).first())
+    modification = services.dose_modification_record(
+        course=course,
+        from_cycle_number=payload.from_cycle_number,
+        percent=payload.percent,
+        reason=payload.reason,
+        created_by=user,
+        drug=drug,
+        override_reason=payload.override_reason,
+    )
+    return 201, modification
+
+
+# --- Side effects -----------------------------------------------------------------------------
+
+
+@router.get("/patients/{patient_id}/side-effects", response={200: Page[SideEffectOut], **ERRORS})
+def side_effect_list(
+    request: HttpRequest, patient_id: int, limit: int = Limit, offset: int = Offset
+) -> dict[str, Any]:
+    _, side_effects = children_for(SideEffect, user=clinical_user(request), patient_id=patient_id)
+    return _page(side_effects.select_related("term").order_by("-onset", "-pk"), limit, offset)
+
+
+@router.post("/patients/{patient_id}/side-effects", response={201: SideEffectOut, **ERRORS})
+def side_effect_create(
+    request: HttpRequest, patient_id: int, payload: SideEffectIn
+) -> tuple[int, SideEffect]:
+    no_query(request)
+    from patients.selectors import patient_get_for_user
+
+    user = clinical_user(request)
+    patient = patient_get_for_user(user=user, patient_id=patient_id, perm=CHANGE)
+    term = _field_lookup("term_id", lambda: CtcaeTerm.objects.filter(pk=payload.term_id).first())
+    cycle = None
+    if payload.cycle_id is not None:
+        cycle = _field_lookup(
+            "cycle_id",
+            lambda: cycle_get_for_user(
+                user=user, patient_id=patient.pk, cycle_id=payload.cycle_id, perm=CHANGE
+            ),
+        )
+    side_effect = services.side_effect_record(
+        patient=patient,
+        term=term,
+        grade=payload.grade,
+        onset=payload.onset,
+        recorded_by=user,
+        cycle=cycle,
+        description=payload.description,
+    )
+    return 201, side_effect
+
+
+@router.get(
+    "/patients/{patient_id}/side-effects/{side_effect_id}", response={200: SideEffectOut, **ERRORS}
+)
+def side_effect_detail(request: HttpRequest, patient_id: int, side_effect_id: int) -> SideEffect:
+    no_query(request)
+    return side_effect_get_for_user(
+        user=clinical_user(request), patient_id=patient_id, side_effect_id=side_effect_id
+    )
+
+
+@router.post(
+    "/patients/{patient_id}/side-effects/{side_effect_id}/acknowledge",
+    response={200: SideEffectOut, **ERRORS},
+)
+def side_effect_acknowledge(
+    request: HttpRequest, patient_id: int, side_effect_id: int, payload: NoteIn
+) -> SideEffect:
+    no_query(request)
+    user = clinical_user(request)
+    side_effect = side_effect_get_for_user(
+        user=user, patient_id=patient_id, side_effect_id=side_effect_id, perm=CHANGE
+    )
+    return services.side_effect_acknowledge(side_effect=side_effect, by=user, note=payload.note)
+
+
+# --- Portal -----------------------------------------------------------------------------------
+
+
+@router.get("/me/cycles", response={200: Page[PortalCycleOut], **ERRORS}, tags=["me"])
+def my_cycles(request: HttpRequest, limit: int = Limit, offset: int = Offset) -> dict[str, Any]:
+    """A patient's own cycles (dates and status): 404 for anyone but a patient user."""
+    patient = portal_patient_for(user=user_of(request))
+    cycles = (
+        ChemoCycle.objects.filter(course__patient=patient)
+        .select_related("course__regimen")
+        .order_by("planned_start", "number", "pk")
+    )
+    page = _page(cycles, limit, offset)
+    log_list(ChemoCycle, [patient] if page["items"] else [])
+    return page
