@@ -33,9 +33,11 @@ def _add_service_errors(form: Form, error: ValidationError) -> None:
         form.add_error(name if name in form.fields else None, errors)
 
 
-def _trend_params(request: AuthedHtmxRequest) -> tuple[str, list[LabTest]] | HttpResponse:
+def _trend_params(
+    request: AuthedHtmxRequest, *, extra: frozenset[str] = frozenset()
+) -> tuple[str, list[LabTest]] | HttpResponse:
     """The period and tests from the query string, or a 400 naming what is wrong."""
-    unknown = set(request.GET) - TREND_QUERY_KEYS
+    unknown = set(request.GET) - TREND_QUERY_KEYS - extra
     if unknown:
         return HttpResponseBadRequest(f"Unknown parameter: {sorted(unknown)[0][:40]}")
     # Checkboxes send analytes=a&analytes=b; links send analytes=a,b. Both mean the same.
@@ -94,14 +96,15 @@ def lab_trends(request: AuthedHtmxRequest, patient_id: int) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def lab_result_create(request: AuthedHtmxRequest, patient_id: int) -> HttpResponse:
-    params = _trend_params(request)
+    params = _trend_params(request, extra=frozenset({"test"}))
     if isinstance(params, HttpResponse):
         return params
     period, tests = params
     patient = gate.patient_get_for_user(user=request.user, patient_id=patient_id, perm=gate.CHANGE)
     if request.method == "GET":
         # The test select asks for the form again so the unit follows the chosen test.
-        test = LabTest.objects.filter(pk=request.GET.get("test") or 0).first()
+        test_id = request.GET.get("test", "")
+        test = LabTest.objects.filter(pk=test_id).first() if test_id.isdigit() else None
         form = LabResultForm(initial={"test": test, "unit": test.unit if test else ""})
         return render(request, TRENDS_TEMPLATE + "#lab-entry", _entry_only(patient, form, period))
     form = LabResultForm(request.POST)

@@ -1,0 +1,491 @@
+"""Lab trends page, result entry, release and the critical-result inbox."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from decimal import Decimal
+
+import pytest
+import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from audit.models import AccessLog
+from labs.models import LabResult, LabTest
+from labs.tests.factories import LabResultFactory
+from patients.models import SymptomReport
+from patients.tests.factories import PatientFactory
+from treatments.models import CtcaeTerm, SideEffect
+
+pytestmark = pytest.mark.django_db
+
+NOW = dt.datetime(2026, 4, 20, 12, 0, tzinfo=dt.UTC)
+ANC, HB, CEA = "751-8", "718-7", "2039-6"
+HX = {"HX-Request": "true"}
+
+
+def _login(client, user):
+    client.force_login(user)
+    session = client.session
+    session["_op_mfa_enrolled"] = True  # past MFA enrolment, as after a TOTP login
+    session.save()
+    return client
+
+
+def _result(patient, loinc=ANC, value="0.3", flag="LL", hours_ago=2, **kwargs) -> LabResult:
+    test = LabTest.objects.get(loinc=loinc)
+    return LabResultFactory.create(
+        patient=patient,
+        test=test,
+        value=Decimal(value),
+        flag=flag,
+        collected_at=NOW - dt.timedelta(hours=hours_ago),
+        critical_low=test.critical_low,
+        **kwargs,
+    )
+
+
+def _chart_data(response) -> dict:
+    match = re.search(
+        rb'<script id="lab-trend-data" type="application/json">(.*?)</script>',
+        response.content,
+        re.S,
+    )
+    assert match, "chart data missing"
+    return json.loads(match.group(1))
+
+
+def _trends(patient, query=""):
+    return reverse("labs:lab_trends", args=[patient.pk]) + query
+
+
+def _new_rows():
+    return AccessLog.objects.order_by("pk")
+
+
+# --- Trends ----------------------------------------------------------------------------------
+
+
+@time_machine.travel(NOW, tick=False)
+def test_lab_trends_shows_default_panel_with_chart_data_and_logs_one_read(
+    client, treating_clinician, patient
+):
+    _result(patient, value="0.3")
+    _login(client, treating_clinician)
+    before = AccessLog.objects.count()
+
+    response = client.get(_trends(patient))
+
+    assert response.status_code == 200
+    data = _chart_data(response)
+    assert {a["short_name"] for a in data["analytes"]} == {"ANC", "PLT", "Hb", "WBC"}
+    anc = next(a for a in data["analytes"] if a["loinc"] == ANC)
+    assert anc["y"] == [0.3]
+    assert anc["flag"] == ["LL"]
+    assert b"vendor/plotly/plotly.min.js" in response.content
+    assert b"labs/lab_chart.js" in response.content
+    assert b"<table" in response.content  # the values as a table too (no-JS, screen readers)
+    rows = list(_new_rows()[before:])
+    assert [(r.action, r.object_type, r.surface, r.patient_id) for r in rows] == [
+        ("list", "LabResult", "page", patient.pk)
+    ]
+
+
+def test_lab_trends_hides_patient_from_other_clinician(client, other_clinician, patient):
+    _result(patient)
+    _login(client, other_clinician)
+    response = client.get(_trends(patient))
+    assert response.status_code == 404
+    assert b"0.3" not in response.content
+    assert AccessLog.objects.filter(patient_id=patient.pk, outcome="denied").exists()
+
+
+def test_lab_trends_missing_patient_is_the_same_404(client, treating_clinician):
+    _login(client, treating_clinician)
+    assert client.get(reverse("labs:lab_trends", args=[999999])).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["?days=7", "?days=abc", "?analytes=99999-9", f"?analytes={ANC},1-1", "?sort=value"],
+)
+def test_lab_trends_bad_query_is_400(client, treating_clinician, patient, query):
+    _login(client, treating_clinician)
+    response = client.get(_trends(patient, query))
+    assert response.status_code == 400
+
+
+@time_machine.travel(NOW, tick=False)
+def test_lab_trends_chosen_analytes_and_period_all(client, treating_clinician, patient):
+    _result(patient, loinc=CEA, value="12", flag="H", hours_ago=24 * 400)
+    _login(client, treating_clinician)
+
+    data = _chart_data(client.get(_trends(patient, f"?analytes={CEA}&days=all")))
+    assert [a["loinc"] for a in data["analytes"]] == [CEA]
+    assert data["analytes"][0]["y"] == [12.0]
+    # The checkboxes' form of the same choice:
+    data = _chart_data(client.get(_trends(patient, f"?analytes={CEA}&analytes={HB}&days=30")))
+    assert [a["loinc"] for a in data["analytes"]] == [CEA, HB]
+    assert data["analytes"][0]["y"] == []
+
+
+@time_machine.travel(NOW, tick=False)
+def test_lab_trends_htmx_returns_the_workspace_and_logs_a_fragment_read(
+    client, treating_clinician, patient
+):
+    _login(client, treating_clinician)
+    before = AccessLog.objects.count()
+    response = client.get(_trends(patient), headers=HX)
+    assert response.status_code == 200
+    assert b"<html" not in response.content
+    assert b'id="lab-workspace"' in response.content
+    assert [r.surface for r in _new_rows()[before:]] == ["fragment"]
+
+
+@time_machine.travel(NOW, tick=False)
+def test_lab_trends_query_count_is_flat(client, treating_clinician, patient, admin_user):
+    _login(client, treating_clinician)
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get(_trends(patient)).status_code == 200
+        return len(ctx.captured_queries)
+
+    count()
+    before = count()
+    for hours in range(1, 40):
+        _result(patient, value="2.5", flag="N", hours_ago=hours * 20)
+        _result(patient, loinc=HB, value="11.2", flag="L", hours_ago=hours * 20)
+    assert count() == before
+    print(f"lab trends page: {before} queries")  # noqa: T201
+
+
+# --- Entry -----------------------------------------------------------------------------------
+
+ENTRY = {
+    "test": "",
+    "value": "0.42",
+    "unit": "",
+    "collected_on": "2026-04-20",
+    "collected_time": "09:15",
+}
+
+
+def _entry(**changes) -> dict:
+    test = LabTest.objects.get(loinc=ANC)
+    return {**ENTRY, "test": str(test.pk), **changes}
+
+
+def _create_url(patient):
+    return reverse("labs:lab_result_create", args=[patient.pk])
+
+
+@time_machine.travel(NOW, tick=False)
+def test_lab_result_create_records_result_and_redirects(client, treating_clinician, patient):
+    _login(client, treating_clinician)
+    response = client.post(_create_url(patient), _entry())
+    assert response.status_code == 302
+    result = LabResult.objects.get(patient=patient)
+    assert result.value == Decimal("0.42")
+    assert result.unit == "10*3/uL"  # prefilled from the test
+    assert result.flag == "LL"
+    assert result.recorded_by == treating_clinician
+    assert AccessLog.objects.filter(
+        action="create", object_type="LabResult", object_id=str(result.pk)
+    ).exists()
+
+
+@time_machine.travel(NOW, tick=False)
+def test_lab_result_create_htmx_returns_updated_chart(client, treating_clinician, patient):
+    _login(client, treating_clinician)
+    response = client.post(_create_url(patient) + "?days=30", _entry(value="1.9"), headers=HX)
+    assert response.status_code == 200
+    assert b"<html" not in response.content
+    anc = next(a for a in _chart_data(response)["analytes"] if a["loinc"] == ANC)
+    assert anc["y"] == [1.9]
+
+
+@time_machine.travel(NOW, tick=False)
+@pytest.mark.parametrize(
+    ("changes", "field", "message"),
+    [
+        ({"value": "NaN"}, "value", b"Enter a number"),
+        ({"value": "Infinity"}, "value", b"Enter a number"),
+        ({"value": "-1"}, "value", b"greater than or equal to 0"),
+        ({"value": "600"}, "value", b"is not a possible"),
+        ({"unit": "g/dL"}, "unit", b"is reported in 10*3/uL"),
+        ({"collected_on": "2026-02-30"}, "collected_on", b"Enter a valid date"),
+        ({"collected_on": "2026-04-22"}, "collected_at", b"cannot be in the future"),
+        ({"test": "999999"}, "test", b"Select a valid choice"),
+    ],
+)
+def test_lab_result_create_bad_input_is_400_and_writes_nothing(
+    client, treating_clinician, patient, changes, field, message
+):
+    _login(client, treating_clinician)
+    response = client.post(_create_url(patient), _entry(**changes), headers=HX)
+    assert response.status_code == 400
+    assert message in response.content
+    assert not LabResult.objects.exists()
+
+
+def test_lab_result_create_hides_patient_from_other_clinician(client, other_clinician, patient):
+    _login(client, other_clinician)
+    response = client.post(_create_url(patient), _entry())
+    assert response.status_code == 404
+    assert not LabResult.objects.exists()
+
+
+def test_lab_result_create_get_prefills_unit_of_chosen_test(client, treating_clinician, patient):
+    _login(client, treating_clinician)
+    hb = LabTest.objects.get(loinc=HB)
+    response = client.get(_create_url(patient) + f"?test={hb.pk}", headers=HX)
+    assert response.status_code == 200
+    assert b'value="g/dL"' in response.content
+    assert b"<html" not in response.content
+
+
+# --- Release ---------------------------------------------------------------------------------
+
+
+def test_lab_results_release_releases_selected(client, treating_clinician, patient):
+    first, second = _result(patient, flag="N", value="3"), _result(patient, flag="N", value="4")
+    _login(client, treating_clinician)
+    url = reverse("labs:lab_results_release", args=[patient.pk])
+    response = client.post(url, {"result": [first.pk]})
+    assert response.status_code == 302
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.is_released
+    assert first.released_by == treating_clinician
+    assert not second.is_released
+
+
+def test_lab_results_release_foreign_result_is_404_and_releases_nothing(
+    client, treating_clinician, patient
+):
+    mine = _result(patient, flag="N")
+    theirs = _result(PatientFactory.create(), flag="N")
+    _login(client, treating_clinician)
+    url = reverse("labs:lab_results_release", args=[patient.pk])
+    response = client.post(url, {"result": [mine.pk, theirs.pk]})
+    assert response.status_code == 404
+    assert not LabResult.objects.filter(is_released=True).exists()
+
+
+def test_lab_results_release_outsider_and_bad_ids(
+    client, other_clinician, treating_clinician, patient
+):
+    result = _result(patient, flag="N")
+    url = reverse("labs:lab_results_release", args=[patient.pk])
+    _login(client, other_clinician)
+    assert client.post(url, {"result": [result.pk]}).status_code == 404
+    _login(client, treating_clinician)
+    assert client.post(url, {"result": ["x"]}).status_code == 400
+    assert client.post(url, {}).status_code == 400
+    assert not LabResult.objects.filter(is_released=True).exists()
+
+
+# --- Inbox -----------------------------------------------------------------------------------
+
+
+def _side_effect(patient, user, grade=3) -> SideEffect:
+    term = CtcaeTerm.objects.filter(max_grade__gte=4).order_by("pk").first()
+    return SideEffect.objects.create(
+        patient=patient,
+        term=term,
+        grade=grade,
+        ctcae_version=term.version,
+        onset=dt.date(2026, 4, 19),
+        reported_by=user,
+    )
+
+
+def _symptom(patient, user, severity=4) -> SymptomReport:
+    return SymptomReport.objects.create(
+        patient=patient, symptom="Diarrhoea", severity=severity, reported_by=user
+    )
+
+
+def test_inbox_lists_open_items_of_my_patients_only(client, treating_clinician, patient):
+    critical = _result(patient, value="0.3", flag="LL")
+    _result(patient, value="1.2", flag="L")  # low, not critical: not in the inbox
+    se = _side_effect(patient, treating_clinician, grade=3)
+    _side_effect(patient, treating_clinician, grade=2)
+    report = _symptom(patient, treating_clinician, severity=4)
+    _symptom(patient, treating_clinician, severity=1)
+    stranger = PatientFactory.create(family_name="Stranger")
+    _result(stranger, value="0.1", flag="LL")
+    _login(client, treating_clinician)
+    before = AccessLog.objects.count()
+
+    response = client.get(reverse("labs:inbox"))
+
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert f'id="inbox-lab-{critical.pk}"' in content
+    assert f'id="inbox-side_effect-{se.pk}"' in content
+    assert f'id="inbox-symptom-{report.pk}"' in content
+    assert content.count('class="card inbox-item') == 3
+    assert "Stranger" not in content
+    assert 'hx-trigger="every 60s"' in content
+    assert '"X-OncoPlanner-Background": "1"' in content
+    rows = list(_new_rows()[before:])
+    assert [(r.action, r.surface, r.patient_ids) for r in rows] == [("list", "page", [patient.pk])]
+
+
+def test_inbox_htmx_refresh_returns_the_list_only(client, treating_clinician, patient):
+    _result(patient)
+    _login(client, treating_clinician)
+    response = client.get(reverse("labs:inbox"), headers={**HX, "X-OncoPlanner-Background": "1"})
+    assert response.status_code == 200
+    assert b"<html" not in response.content
+    assert b'id="inbox-list"' in response.content
+
+
+def test_inbox_is_empty_for_other_clinician(client, other_clinician, patient):
+    _result(patient)
+    _login(client, other_clinician)
+    response = client.get(reverse("labs:inbox"))
+    assert response.status_code == 200
+    assert b"Nothing waiting" in response.content
+
+
+def test_inbox_query_count_is_flat(client, treating_clinician, patient, care_team):
+    _login(client, treating_clinician)
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get(reverse("labs:inbox")).status_code == 200
+        return len(ctx.captured_queries)
+
+    _result(patient)
+    count()
+    before = count()
+    for _ in range(6):
+        result = _result(patient)
+        _side_effect(patient, treating_clinician, grade=4)
+        _symptom(patient, treating_clinician)
+        result.acknowledged_by = treating_clinician
+        result.acknowledged_at = dt.datetime.now(tz=dt.UTC)
+        result.acknowledgement_note = "Called"
+        result.save()
+    assert count() == before
+    print(f"inbox page: {before} queries")  # noqa: T201
+
+
+def _ack_url(name, patient_id, item_id):
+    return reverse(f"labs:{name}", args=[patient_id, item_id])
+
+
+@time_machine.travel(NOW, tick=False)
+def test_lab_result_acknowledge_swaps_item_out_and_shows_time_to_acknowledge(
+    client, treating_clinician, patient
+):
+    result = _result(patient)
+    LabResult.objects.filter(pk=result.pk).update(created_at=NOW - dt.timedelta(minutes=95))
+    _login(client, treating_clinician)
+    response = client.post(
+        _ack_url("lab_result_acknowledge", patient.pk, result.pk),
+        {"note": "Patient called, afebrile; G-CSF started."},
+        headers=HX,
+    )
+    assert response.status_code == 200
+    assert b"<html" not in response.content
+    assert f'id="inbox-lab-{result.pk}"'.encode() in response.content
+    assert b"1 h 35 min" in response.content
+    result.refresh_from_db()
+    assert result.acknowledged_by == treating_clinician
+    assert result.acknowledgement_note == "Patient called, afebrile; G-CSF started."
+    assert AccessLog.objects.filter(
+        action="update", object_type="LabResult", object_id=str(result.pk)
+    ).exists()
+
+    page = client.get(reverse("labs:inbox")).content.decode()
+    assert "Recently acknowledged" in page
+    assert "1 h 35 min" in page
+    assert f'id="inbox-lab-{result.pk}"' not in page
+
+
+def test_lab_result_acknowledge_without_js_redirects(client, treating_clinician, patient):
+    result = _result(patient)
+    _login(client, treating_clinician)
+    response = client.post(
+        _ack_url("lab_result_acknowledge", patient.pk, result.pk), {"note": "Called"}
+    )
+    assert response.status_code == 302
+    assert response.url == reverse("labs:inbox")
+
+
+@pytest.mark.parametrize("headers", [HX, {}])
+def test_lab_result_acknowledge_empty_note_is_400_and_writes_nothing(
+    client, treating_clinician, patient, headers
+):
+    result = _result(patient)
+    _login(client, treating_clinician)
+    response = client.post(
+        _ack_url("lab_result_acknowledge", patient.pk, result.pk), {"note": "  "}, headers=headers
+    )
+    assert response.status_code == 400
+    assert b"This field is required" in response.content or b"Say what was done" in response.content
+    result.refresh_from_db()
+    assert result.acknowledged_at is None
+
+
+def test_lab_result_acknowledge_non_critical_is_400(client, treating_clinician, patient):
+    result = _result(patient, value="3.0", flag="N")
+    _login(client, treating_clinician)
+    response = client.post(
+        _ack_url("lab_result_acknowledge", patient.pk, result.pk), {"note": "ok"}, headers=HX
+    )
+    assert response.status_code == 400
+    assert b"Only critical" in response.content
+
+
+def test_lab_result_acknowledge_foreign_ids_are_404_and_write_nothing(
+    client, treating_clinician, other_clinician, patient
+):
+    stranger = PatientFactory.create()
+    theirs = _result(stranger)
+    mine = _result(patient)
+    _login(client, treating_clinician)
+    # A result of another patient, under my patient's id and under its own.
+    for patient_id, result_id in ((patient.pk, theirs.pk), (stranger.pk, theirs.pk)):
+        response = client.post(
+            _ack_url("lab_result_acknowledge", patient_id, result_id), {"note": "x"}, headers=HX
+        )
+        assert response.status_code == 404
+    _login(client, other_clinician)
+    response = client.post(_ack_url("lab_result_acknowledge", patient.pk, mine.pk), {"note": "x"})
+    assert response.status_code == 404
+    assert not LabResult.objects.filter(acknowledged_at__isnull=False).exists()
+
+
+def test_side_effect_acknowledge_and_outsider(client, treating_clinician, other_clinician, patient):
+    se = _side_effect(patient, treating_clinician, grade=3)
+    url = _ack_url("side_effect_acknowledge", patient.pk, se.pk)
+    _login(client, other_clinician)
+    assert client.post(url, {"note": "Seen"}, headers=HX).status_code == 404
+    se.refresh_from_db()
+    assert se.acknowledged_at is None
+    _login(client, treating_clinician)
+    response = client.post(url, {"note": "Loperamide, review tomorrow"}, headers=HX)
+    assert response.status_code == 200
+    se.refresh_from_db()
+    assert se.acknowledged_by == treating_clinician
+
+
+def test_symptom_report_review_and_outsider(client, treating_clinician, other_clinician, patient):
+    report = _symptom(patient, treating_clinician)
+    url = _ack_url("symptom_report_review", patient.pk, report.pk)
+    _login(client, other_clinician)
+    assert client.post(url, {"note": "Seen"}, headers=HX).status_code == 404
+    _login(client, treating_clinician)
+    response = client.post(url, {"note": "Phoned; clinic visit today"}, headers=HX)
+    assert response.status_code == 200
+    report.refresh_from_db()
+    assert report.reviewed_by == treating_clinician
+    assert report.review_note == "Phoned; clinic visit today"
