@@ -1,16 +1,10 @@
-"""Audit test helpers: the postgres_only marker, and a way to tamper like a DBA would."""
+"""Audit test helpers: a way to tamper like a DBA would."""
 
 from __future__ import annotations
 
-import pytest
 from django.db import connection
 
-
-@pytest.fixture(autouse=True)
-def _skip_postgres_only_elsewhere(request: pytest.FixtureRequest) -> None:
-    # Skip only when not on PostgreSQL: CI runs the suite on PostgreSQL too (DATABASE_URL).
-    if request.node.get_closest_marker("postgres_only") and connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL (set DATABASE_URL)")
+# The postgres_only skip hook lives in the root conftest.py (used by every app).
 
 
 def tamper(sql: str, params: list[object] | None = None) -> None:
