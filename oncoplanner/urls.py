@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
@@ -34,12 +33,6 @@ urlpatterns = [
     path("", include("treatments.urls")),
     path("portal/", include("patients.portal_urls")),
 ]
-
-# Benchmarks only (scripts/bench.py): the bare baseline view, never mounted otherwise.
-if settings.BENCHMARK_BASELINE:
-    from oncoplanner import benchviews
-
-    urlpatterns.append(path("bench/baseline/", benchviews.baseline, name="bench_baseline"))
 
 # Benchmarks only (scripts/bench.py): the bare baseline view, never mounted otherwise.
 if settings.BENCHMARK_BASELINE:
