@@ -65,7 +65,9 @@ def test_lab_trends_for_marks_the_lowest_value_per_cycle_window_as_nadir(
     _result(patient, ANC, "0.90", dt.date(2026, 3, 24))  # cycle 2 nadir
     anc = LabTest.objects.get(loinc=ANC)
 
-    trends = lab_trends_for(user=treating_clinician, patient_id=patient.pk, tests=[anc], period="90")
+    trends = lab_trends_for(
+        user=treating_clinician, patient_id=patient.pk, tests=[anc], period="90"
+    )
 
     points = trends.analytes[0].points
     assert [str(p.result.value.normalize()) for p in points if p.is_nadir] == ["1.2", "0.9"]

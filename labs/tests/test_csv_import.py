@@ -1,0 +1,236 @@
+"""CSV import: preview with row-level errors, then an all-or-nothing commit."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+import time_machine
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from labs import csv_import
+from labs.models import LabResult, LabTest
+from labs.tests.factories import LabResultFactory
+
+pytestmark = pytest.mark.django_db
+
+NOW = dt.datetime(2026, 4, 20, 12, 0, tzinfo=dt.UTC)
+HEADER = "loinc,value,unit,collected_at\n"
+GOOD = (
+    HEADER
+    + "751-8,1.20,10*3/uL,2026-04-14T08:30+00:00\n"
+    + "718-7,10.4,g/dL,2026-04-14T08:30+00:00\n"
+    + "777-3,95,10*3/uL,2026-04-14 08:30\n"  # no offset: clinic time
+)
+
+
+def _login(client, user):
+    client.force_login(user)
+    session = client.session
+    session["_op_mfa_enrolled"] = True
+    session.save()
+    return client
+
+
+def _url(patient):
+    return reverse("labs:lab_import", args=[patient.pk])
+
+
+def _upload(client, patient, text: str | bytes, name="labs.csv"):
+    data = text.encode() if isinstance(text, str) else text
+    return client.post(_url(patient), {"file": SimpleUploadedFile(name, data, "text/csv")})
+
+
+def _token(response) -> str:
+    return response.context["token"]
+
+
+# --- parse (no writes) -----------------------------------------------------------------------
+
+
+@time_machine.travel(NOW, tick=False)
+def test_parse_accepts_valid_rows_in_clinic_time(patient):
+    preview = csv_import.parse(data=GOOD.encode(), patient=patient)
+    assert preview.ok
+    assert [r.test.short_name for r in preview.rows] == ["ANC", "Hb", "PLT"]
+    # Europe/London is on BST (UTC+1) in April: 08:30 local is 07:30 UTC.
+    assert preview.rows[2].collected_at == dt.datetime(2026, 4, 14, 7, 30, tzinfo=dt.UTC)
+    assert not LabResult.objects.exists()
+
+
+@time_machine.travel(NOW, tick=False)
+@pytest.mark.parametrize(
+    ("line", "field", "message"),
+    [
+        ("9999-9,1.2,10*3/uL,2026-04-14T08:30+00:00", "loinc", "Unknown LOINC"),
+        ("751-8,1.2,/uL,2026-04-14T08:30+00:00", "unit", "is reported in 10*3/uL"),
+        ("751-8,1.2,10*3/uL,2026-02-30T08:30+00:00", "collected_at", "not a valid date"),
+        ("751-8,1.2,10*3/uL,yesterday", "collected_at", "not a valid date"),
+        ("751-8,1.2,10*3/uL,2026-05-01T08:30+00:00", "collected_at", "in the future"),
+        ("751-8,NaN,10*3/uL,2026-04-14T08:30+00:00", "value", "not a finite number"),
+        ("751-8,Infinity,10*3/uL,2026-04-14T08:30+00:00", "value", "not a finite number"),
+        ("751-8,-0.5,10*3/uL,2026-04-14T08:30+00:00", "value", "cannot be negative"),
+        ("751-8,abc,10*3/uL,2026-04-14T08:30+00:00", "value", "not a finite number"),
+        ("751-8,9000,10*3/uL,2026-04-14T08:30+00:00", "value", "not a possible"),
+        ("751-8,1.123456,10*3/uL,2026-04-14T08:30+00:00", "value", "decimal places"),
+        ("751-8,1.2,10*3/uL", "row", "Expected 4 columns"),
+        ("751-8,1.2,10*3/uL,2026-04-14T08:30+00:00,extra", "row", "Expected 4 columns"),
+    ],
+)
+def test_parse_reports_row_errors(patient, line, field, message):
+    preview = csv_import.parse(
+        data=(HEADER + "718-7,10.4,g/dL,2026-04-14T08:30+00:00\n" + line + "\n").encode(),
+        patient=patient,
+    )
+    assert not preview.ok
+    assert preview.rows[0].ok
+    assert message in preview.rows[1].errors[field]
+
+
+@time_machine.travel(NOW, tick=False)
+def test_parse_flags_duplicates_in_file_and_already_recorded(patient):
+    anc = LabTest.objects.get(loinc="751-8")
+    LabResultFactory.create(
+        patient=patient, test=anc, collected_at=dt.datetime(2026, 4, 10, 8, 0, tzinfo=dt.UTC)
+    )
+    text = (
+        HEADER
+        + "751-8,1.2,10*3/uL,2026-04-14T08:30+00:00\n"
+        + "751-8,1.3,10*3/uL,2026-04-14T09:30+01:00\n"  # the same instant as line 2
+        + "751-8,1.4,10*3/uL,2026-04-10T08:00Z\n"
+    )
+    preview = csv_import.parse(data=text.encode(), patient=patient)
+    assert preview.rows[0].ok
+    assert preview.rows[1].errors["row"] == "Duplicate of line 2."
+    assert "already recorded" in preview.rows[2].errors["row"]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ("é".encode("latin-1") + b"\n", "not UTF-8"),
+        (b"test,value,unit,collected_at\n751-8,1,10*3/uL,2026-04-14\n", "Expected the columns"),
+        (b"", "Expected the columns"),
+        (HEADER.encode(), "no rows"),
+        (HEADER.encode() + b"751-8,1\x00,10*3/uL,2026-04-14\n", "NUL"),
+    ],
+)
+def test_parse_rejects_unreadable_files(patient, data, message):
+    with pytest.raises(csv_import.CsvFileError, match=message):
+        csv_import.parse(data=data, patient=patient)
+
+
+# --- the page --------------------------------------------------------------------------------
+
+
+@time_machine.travel(NOW, tick=False)
+def test_lab_import_preview_then_confirm_records_every_row(client, treating_clinician, patient):
+    _login(client, treating_clinician)
+    preview = _upload(client, patient, GOOD)
+    assert preview.status_code == 200
+    assert b"Import 3 results" in preview.content
+    assert not LabResult.objects.exists()  # the preview writes nothing
+
+    response = client.post(_url(patient), {"confirm": _token(preview)})
+
+    assert response.status_code == 302
+    results = LabResult.objects.filter(patient=patient).order_by("test__short_name")
+    assert [(r.test.short_name, r.value, r.source) for r in results] == [
+        ("ANC", Decimal("1.2000"), "import"),
+        ("Hb", Decimal("10.4000"), "import"),
+        ("PLT", Decimal("95.0000"), "import"),
+    ]
+    assert {r.flag for r in results} == {"L"}
+    # The token is single use.
+    again = client.post(_url(patient), {"confirm": _token(preview)})
+    assert again.status_code == 400
+    assert LabResult.objects.count() == 3
+
+
+@time_machine.travel(NOW, tick=False)
+def test_lab_import_preview_with_row_errors_is_400_without_confirm(
+    client, treating_clinician, patient
+):
+    _login(client, treating_clinician)
+    text = GOOD + "9999-9,1.2,10*3/uL,2026-04-14T08:30+00:00\n751-8,1,10*3/uL,2026-02-30\n"
+    response = _upload(client, patient, text)
+    assert response.status_code == 400
+    content = response.content.decode()
+    assert "2 with errors" in content
+    assert "Unknown LOINC" in content
+    assert "not a valid date" in content
+    assert 'name="confirm"' not in content
+    assert not LabResult.objects.exists()
+
+
+@time_machine.travel(NOW, tick=False)
+def test_lab_import_commit_is_all_or_nothing(client, treating_clinician, patient):
+    _login(client, treating_clinician)
+    preview = _upload(client, patient, GOOD)
+    # Between preview and confirm the catalogue changes: the last row (PLT 95) fails at commit.
+    LabTest.objects.filter(loinc="777-3").update(max_plausible=Decimal("50"))
+
+    response = client.post(_url(patient), {"confirm": _token(preview)})
+
+    assert response.status_code == 400
+    assert b"Line 4" in response.content
+    assert b"Nothing was imported" in response.content
+    assert not LabResult.objects.exists()
+
+
+def test_lab_import_file_too_big_is_400(client, treating_clinician, patient):
+    _login(client, treating_clinician)
+    big = GOOD + ("751-8,1.2,10*3/uL,2026-04-14T08:30+00:00\n" * 30000)
+    response = _upload(client, patient, big)
+    assert response.status_code == 400
+    assert b"larger than 1 MB" in response.content
+    assert not LabResult.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [("é".encode("latin-1"), b"not UTF-8"), (b"a,b\n1,2\n", b"Expected the columns")],
+)
+def test_lab_import_unreadable_file_is_400(client, treating_clinician, patient, data, message):
+    _login(client, treating_clinician)
+    response = _upload(client, patient, data)
+    assert response.status_code == 400
+    assert message in response.content
+
+
+def test_lab_import_hides_patient_from_other_clinician(client, other_clinician, patient):
+    _login(client, other_clinician)
+    assert client.get(_url(patient)).status_code == 404
+    assert _upload(client, patient, GOOD).status_code == 404
+    assert not LabResult.objects.exists()
+
+
+@time_machine.travel(NOW, tick=False)
+def test_lab_import_token_is_bound_to_the_patient(client, treating_clinician, patient, care_team):
+    from patients.services import patient_create
+    from patients.tests.factories import PatientFactory
+
+    fields = PatientFactory.build()
+    other = patient_create(
+        created_by=None,
+        care_team=care_team,
+        mrn="MRN-OTHER-1",
+        given_name=fields.given_name,
+        family_name=fields.family_name,
+        date_of_birth=fields.date_of_birth,
+        sex=fields.sex,
+    )
+    _login(client, treating_clinician)
+    preview = _upload(client, patient, GOOD)
+    response = client.post(_url(other), {"confirm": _token(preview)})
+    assert response.status_code == 400
+    assert not LabResult.objects.exists()
+
+
+def test_lab_import_get_shows_the_form(client, treating_clinician, patient):
+    _login(client, treating_clinician)
+    response = client.get(_url(patient))
+    assert response.status_code == 200
+    assert b'enctype="multipart/form-data"' in response.content
