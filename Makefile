@@ -29,7 +29,7 @@ run: venv
 	DJANGO_DEBUG=true $(PY) manage.py createcachetable
 	DJANGO_DEBUG=true $(PY) manage.py seed_demo --if-empty
 	@DJANGO_DEBUG=true $(PY) manage.py demo_logins
-	DJANGO_DEBUG=true $(PY) manage.py runserver $(HOST):$(PORT)
+	PY=$(PY) HOST=$(HOST) PORT=$(PORT) scripts/run-dev.sh
 
 lint: venv-dev
 	$(VENV)/bin/ruff check .
@@ -53,6 +53,10 @@ ifeq ($(CI),true)
 	$(MAKE) test-postgres
 	$(MAKE) test-browser
 endif
+
+# SECURITY.md figures at a glance: permission matrix, URL walk, IDOR probes, access log.
+security-report: venv-dev
+	scripts/security-report.sh
 
 clean:
 	rm -rf $(VENV) staticfiles db.sqlite3
