@@ -42,8 +42,11 @@ def test_url_walk_every_pattern_is_classified() -> None:
         if route.startswith("admin/") or name.startswith(f"{policy.ADMIN_NAMESPACE}:"):
             continue  # every admin view sits behind admin_view (staff, login, MFA): walked below
         if name not in classified:
-            unclassified.append((name or "<unnamed>", route))
-    assert unclassified == []
+            unclassified.append(f"{name or '<unnamed>'}  ({route})")
+    assert not unclassified, (
+        "URL patterns not classified in oncoplanner/policy.py (PUBLIC_URL_NAMES, "
+        "AUTHENTICATED_URL_NAMES or PHI_URL_NAMES plus matrix rows):\n" + "\n".join(unclassified)
+    )
 
 
 def test_url_walk_every_phi_url_is_in_the_matrix() -> None:
@@ -61,7 +64,11 @@ def test_url_walk_classified_names_still_exist() -> None:
 
 def test_url_walk_every_admin_model_is_classified() -> None:
     registered = {model._meta.label for model in admin.site._registry}
-    assert sorted(registered - set(_admin_classified())) == []
+    unclassified = sorted(registered - set(_admin_classified()))
+    assert not unclassified, (
+        "admin models not classified in oncoplanner/policy.py (ADMIN_PHI_MODELS, "
+        "ADMIN_OVERSIGHT_MODELS or ADMIN_CONFIG_MODELS): " + ", ".join(unclassified)
+    )
     assert sorted(set(_admin_classified()) - registered) == []
 
 
