@@ -15,7 +15,7 @@ from typing import Any, Literal
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest
 from django.utils import timezone
-from ninja import Router, Schema
+from ninja import Router, Schema, Status
 from pydantic import Field
 
 from labs import services
@@ -191,7 +191,7 @@ def lab_result_list(
 @router.post("/patients/{patient_id}/lab-results", response={201: LabResultOut, **ERRORS})
 def lab_result_create(
     request: HttpRequest, patient_id: int, payload: LabResultIn
-) -> tuple[int, LabResult]:
+) -> Status[LabResult]:
     """Record a result (lab_result_record): the flag and the ranges that applied are computed."""
     no_query(request)
     user = clinical_user(request)
@@ -209,7 +209,7 @@ def lab_result_create(
         source=LabResult.Source.API,
         note=payload.note,
     )
-    return 201, result
+    return Status(201, result)
 
 
 @router.get(

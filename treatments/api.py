@@ -15,7 +15,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest
-from ninja import Router, Schema
+from ninja import Router, Schema, Status
 from pydantic import Field
 
 from labs.models import PreCycleRule
@@ -323,7 +323,7 @@ def course_list(
 
 
 @router.post("/patients/{patient_id}/courses", response={201: CourseOut, **ERRORS})
-def course_create(request: HttpRequest, patient_id: int, payload: CourseIn) -> tuple[int, Course]:
+def course_create(request: HttpRequest, patient_id: int, payload: CourseIn) -> Status[Course]:
     """Start a course (course_start): every cycle is scheduled from start_date."""
     no_query(request)
     from patients.selectors import patient_get_for_user
@@ -340,7 +340,7 @@ def course_create(request: HttpRequest, patient_id: int, payload: CourseIn) -> t
         intent=payload.intent.value,
         created_by=user,
     )
-    return 201, course
+    return Status(201, course)
 
 
 @router.get("/patients/{patient_id}/courses/{course_id}", response={200: CourseOut, **ERRORS})
@@ -440,7 +440,7 @@ def administration_list(
 )
 def administration_create(
     request: HttpRequest, patient_id: int, cycle_id: int, payload: AdministrationIn
-) -> tuple[int, Administration]:
+) -> Status[Administration]:
     """Record a drug given (administration_record): the dose is computed, never typed in."""
     no_query(request)
     cycle = _cycle(request, patient_id, cycle_id)
@@ -478,7 +478,7 @@ def administration_create(
         notes=payload.notes,
         creatinine_mg_dl=payload.creatinine_mg_dl,
     )
-    return 201, administration
+    return Status(201, administration)
 
 
 # --- Dose modifications -----------------------------------------------------------------------
@@ -507,7 +507,7 @@ def dose_modification_list(
 )
 def dose_modification_create(
     request: HttpRequest, patient_id: int, course_id: int, payload: DoseModificationIn
-) -> tuple[int, DoseModification]:
+) -> Status[DoseModification]:
     no_query(request)
     user = clinical_user(request)
     course = course_get_for_user(user=user, patient_id=patient_id, course_id=course_id, perm=CHANGE)
@@ -523,7 +523,7 @@ def dose_modification_create(
         drug=drug,
         override_reason=payload.override_reason,
     )
-    return 201, modification
+    return Status(201, modification)
 
 
 # --- Side effects -----------------------------------------------------------------------------
@@ -540,7 +540,7 @@ def side_effect_list(
 @router.post("/patients/{patient_id}/side-effects", response={201: SideEffectOut, **ERRORS})
 def side_effect_create(
     request: HttpRequest, patient_id: int, payload: SideEffectIn
-) -> tuple[int, SideEffect]:
+) -> Status[SideEffect]:
     no_query(request)
     from patients.selectors import patient_get_for_user
 
@@ -564,7 +564,7 @@ def side_effect_create(
         cycle=cycle,
         description=payload.description,
     )
-    return 201, side_effect
+    return Status(201, side_effect)
 
 
 @router.get(

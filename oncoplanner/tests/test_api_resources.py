@@ -1,0 +1,489 @@
+"""REST API (/api/v1/): resources, outsiders, patient scope, bad input, CSRF, access log, query
+budget. Personas from conftest.py: treating_clinician (on the patient's care team),
+other_clinician (outsider)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from audit.models import AccessLog
+from labs.models import LabResult, LabTest
+from labs.services import lab_result_record, lab_results_release
+from oncoplanner.accounts.api_tokens import api_token_create
+from oncoplanner.accounts.models import User
+from oncoplanner.accounts.tests.factories import UserFactory
+from patients.models import Patient
+from patients.services import patient_create
+from patients.tests.factories import PatientFactory
+from treatments.models import ChemoCycle, Course, CtcaeTerm, Regimen, SideEffect
+from treatments.services import course_start
+
+pytestmark = pytest.mark.django_db
+
+API = "/api/v1"
+
+
+def token_client(user: User) -> Client:
+    _, raw = api_token_create(
+        user=user, name="test", expires_at=timezone.now() + dt.timedelta(days=7), created_by=user
+    )
+    return Client(headers={"Authorization": f"Bearer {raw}"})
+
+
+def post(client: Client, url: str, body: Any, **kwargs: Any) -> Any:
+    return client.post(url, data=json.dumps(body), content_type="application/json", **kwargs)
+
+
+def anc() -> LabTest:
+    return LabTest.objects.get(loinc="751-8")
+
+
+def result(patient: Patient, by: User, value: str, *, days_ago: int = 1) -> LabResult:
+    return lab_result_record(
+        patient=patient,
+        test=anc(),
+        value=Decimal(value),
+        unit=anc().unit,
+        collected_at=timezone.now() - dt.timedelta(days=days_ago),
+        recorded_by=by,
+    )
+
+
+@pytest.fixture
+def clinician(treating_clinician: User) -> Client:
+    return token_client(treating_clinician)
+
+
+@pytest.fixture
+def outsider(other_clinician: User) -> Client:
+    return token_client(other_clinician)
+
+
+@pytest.fixture
+def other_patient(care_team: Any) -> Patient:
+    fields = PatientFactory.build()
+    return patient_create(
+        created_by=None,
+        care_team=None,
+        **{
+            f.name: getattr(fields, f.name)
+            for f in Patient._meta.concrete_fields
+            if f.name not in {"id", "care_team", "portal_user", "created_at", "updated_at"}
+        },
+    )
+
+
+@pytest.fixture
+def portal_user(patient: Patient) -> User:
+    user = UserFactory.create(role=User.Role.PATIENT)
+    patient.portal_user = user
+    patient.save(update_fields=["portal_user"])
+    return user
+
+
+@pytest.fixture
+def course(patient: Patient, treating_clinician: User) -> Course:
+    regimen = Regimen.objects.filter(is_active=True, phases__isnull=False).first()
+    return course_start(
+        patient=patient,
+        regimen=regimen,
+        start_date=timezone.localdate() - dt.timedelta(days=2),
+        intent=regimen.intent,
+        created_by=treating_clinician,
+    )
+
+
+# --- Patients, me, readiness ------------------------------------------------------------------
+
+
+def test_me_clinician_and_unauthenticated(clinician: Client, treating_clinician: User) -> None:
+    response = clinician.get(f"{API}/me")
+    assert response.status_code == 200
+    assert response.json()["role"] == "clinician"
+    assert response.json()["patient_id"] is None
+    assert Client().get(f"{API}/me").status_code == 401
+
+
+def test_patient_list_and_detail_scope(
+    clinician: Client, outsider: Client, patient: Patient
+) -> None:
+    listed = clinician.get(f"{API}/patients").json()
+    assert [row["id"] for row in listed["items"]] == [patient.pk]
+    assert outsider.get(f"{API}/patients").json()["items"] == []
+    assert clinician.get(f"{API}/patients/{patient.pk}").json()["mrn"] == patient.mrn
+    missing = outsider.get(f"{API}/patients/{patient.pk}")
+    assert missing.status_code == 404
+    assert missing.json() == clinician.get(f"{API}/patients/999999").json()
+
+
+def test_patient_patch_changes_allowed_fields_only(clinician: Client, patient: Patient) -> None:
+    url = f"{API}/patients/{patient.pk}"
+    ok = clinician.patch(url, data=json.dumps({"ecog": 2}), content_type="application/json")
+    assert ok.status_code == 200
+    patient.refresh_from_db()
+    assert patient.ecog == 2
+    forged = clinician.patch(
+        url,
+        data=json.dumps({"mrn": "HACK-1", "care_team_id": 99, "portal_user_id": 1}),
+        content_type="application/json",
+    )
+    assert forged.status_code == 400
+    fields = {tuple(item["loc"]) for item in forged.json()["detail"]}
+    assert ("body", "mrn") in fields and ("body", "care_team_id") in fields
+    patient.refresh_from_db()
+    assert patient.mrn != "HACK-1"
+
+
+def test_patient_patch_service_error_names_field(clinician: Client, patient: Patient) -> None:
+    future = (timezone.localdate() + dt.timedelta(days=10)).isoformat()
+    response = clinician.patch(
+        f"{API}/patients/{patient.pk}",
+        data=json.dumps({"date_of_birth": future}),
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    assert response.json()["detail"][0]["loc"] == ["body", "date_of_birth"]
+
+
+def test_readiness_outsider_404(
+    clinician: Client, outsider: Client, patient: Patient, course: Course
+) -> None:
+    response = clinician.get(f"{API}/patients/{patient.pk}/readiness")
+    assert response.status_code == 200
+    assert response.json()["courses"][0]["course_id"] == course.pk
+    assert outsider.get(f"{API}/patients/{patient.pk}/readiness").status_code == 404
+
+
+# --- Courses, cycles, actions -----------------------------------------------------------------
+
+
+def test_course_create_and_cycle_give(
+    clinician: Client, outsider: Client, patient: Patient
+) -> None:
+    regimen = Regimen.objects.filter(is_active=True, phases__isnull=False).first()
+    start = (timezone.localdate() - dt.timedelta(days=1)).isoformat()
+    body = {"regimen_id": regimen.pk, "start_date": start, "intent": regimen.intent}
+    assert post(outsider, f"{API}/patients/{patient.pk}/courses", body).status_code == 404
+    created = post(clinician, f"{API}/patients/{patient.pk}/courses", body)
+    assert created.status_code == 201
+    course_id = created.json()["id"]
+    cycles = clinician.get(f"{API}/patients/{patient.pk}/courses/{course_id}/cycles").json()
+    first = cycles["items"][0]
+    given = post(
+        clinician,
+        f"{API}/patients/{patient.pk}/cycles/{first['id']}/give",
+        {"actual_start": start},
+    )
+    assert given.status_code == 200
+    assert given.json()["status"] == "given"
+    again = post(
+        clinician,
+        f"{API}/patients/{patient.pk}/cycles/{first['id']}/give",
+        {"actual_start": start},
+    )
+    assert again.status_code == 400
+    assert again.json()["detail"][0]["loc"] == ["body", "cycle"]
+
+
+def test_course_create_bad_input_writes_nothing(clinician: Client, patient: Patient) -> None:
+    body = {"regimen_id": 999999, "start_date": "2026-02-30", "intent": "curative", "patient": 1}
+    response = post(clinician, f"{API}/patients/{patient.pk}/courses", body)
+    assert response.status_code == 400
+    locs = {tuple(item["loc"]) for item in response.json()["detail"]}
+    assert ("body", "start_date") in locs and ("body", "patient") in locs
+    assert Course.objects.count() == 0
+
+
+def test_cycle_of_other_patient_is_404(
+    clinician: Client, patient: Patient, other_patient: Patient, course: Course
+) -> None:
+    cycle = course.cycles.first()
+    assert clinician.get(f"{API}/patients/{patient.pk}/cycles/{cycle.pk}").status_code == 200
+    # Parent theirs, child mine: the same 404.
+    assert clinician.get(f"{API}/patients/{other_patient.pk}/cycles/{cycle.pk}").status_code == 404
+    hold = post(
+        clinician, f"{API}/patients/{other_patient.pk}/cycles/{cycle.pk}/hold", {"reason": "x"}
+    )
+    assert hold.status_code == 404
+    cycle.refresh_from_db()
+    assert cycle.status == ChemoCycle.Status.PLANNED
+
+
+def test_cycle_delay_hold_cancel(clinician: Client, patient: Patient, course: Course) -> None:
+    cycles = list(course.cycles.order_by("number"))
+    base = f"{API}/patients/{patient.pk}/cycles"
+    missing_reason = post(clinician, f"{base}/{cycles[0].pk}/delay", {"days": 7})
+    assert missing_reason.status_code == 400
+    assert missing_reason.json()["detail"][0]["loc"] == ["body", "reason"]
+    delayed = post(clinician, f"{base}/{cycles[0].pk}/delay", {"days": 7, "reason": "ANC 0.9"})
+    assert delayed.json()["status"] == "delayed"
+    held = post(clinician, f"{base}/{cycles[1].pk}/hold", {"reason": "Neuropathy grade 3"})
+    assert held.json()["status"] == "held"
+    cancelled = post(clinician, f"{base}/{cycles[2].pk}/cancel", {"reason": "Patient choice"})
+    assert cancelled.json()["status"] == "cancelled"
+
+
+def test_side_effect_create_with_other_patients_cycle_is_400(
+    clinician: Client, patient: Patient, other_patient: Patient, treating_clinician: User
+) -> None:
+    regimen = Regimen.objects.filter(is_active=True, phases__isnull=False).first()
+    theirs = course_start(
+        patient=other_patient,
+        regimen=regimen,
+        start_date=timezone.localdate(),
+        intent=regimen.intent,
+        created_by=treating_clinician,
+    )
+    term = CtcaeTerm.objects.filter(max_grade__gte=2).first()
+    body = {
+        "term_id": term.pk,
+        "grade": 2,
+        "onset": timezone.localdate().isoformat(),
+        "cycle_id": theirs.cycles.first().pk,
+    }
+    response = post(clinician, f"{API}/patients/{patient.pk}/side-effects", body)
+    assert response.status_code == 400
+    assert response.json()["detail"][0]["loc"] == ["body", "cycle_id"]
+    assert SideEffect.objects.count() == 0
+    del body["cycle_id"]
+    created = post(clinician, f"{API}/patients/{patient.pk}/side-effects", body)
+    assert created.status_code == 201
+    listed = clinician.get(f"{API}/patients/{patient.pk}/side-effects").json()
+    assert listed["count"] == 1
+
+
+def test_regimens_and_lab_tests_catalogue(clinician: Client) -> None:
+    regimens = clinician.get(f"{API}/regimens").json()
+    assert regimens["count"] >= 1
+    detail = clinician.get(f"{API}/regimens/{regimens['items'][0]['id']}").json()
+    assert detail["phases"][0]["drugs"]
+    tests = clinician.get(f"{API}/lab-tests").json()
+    assert any(row["loinc"] == "751-8" for row in tests["items"])
+    assert clinician.get(f"{API}/lab-tests/{anc().pk}").json()["short_name"] == anc().short_name
+
+
+# --- Lab results ------------------------------------------------------------------------------
+
+
+def test_lab_result_create_patient_from_path(
+    clinician: Client, patient: Patient, other_patient: Patient
+) -> None:
+    body = {
+        "test_id": anc().pk,
+        "value": "0.4",
+        "unit": anc().unit,
+        "collected_at": (timezone.now() - dt.timedelta(hours=2)).isoformat(),
+    }
+    created = post(clinician, f"{API}/patients/{patient.pk}/lab-results", body)
+    assert created.status_code == 201
+    assert created.json()["patient_id"] == patient.pk
+    assert created.json()["flag"] == "LL"  # ANC < 0.5 is critical, computed by the service
+    forged = post(
+        clinician,
+        f"{API}/patients/{patient.pk}/lab-results",
+        {**body, "patient_id": other_patient.pk, "flag": "N", "is_released": True},
+    )
+    assert forged.status_code == 400
+    assert {tuple(i["loc"]) for i in forged.json()["detail"]} == {
+        ("body", "patient_id"),
+        ("body", "flag"),
+        ("body", "is_released"),
+    }
+    assert (
+        post(clinician, f"{API}/patients/{other_patient.pk}/lab-results", body).status_code == 404
+    )
+    assert LabResult.objects.filter(patient=other_patient).count() == 0
+    assert LabResult.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        ('"value": NaN', "value"),
+        ('"value": Infinity', "value"),
+        ('"value": "-1"', "value"),
+        ('"value": "1", "note": "a\\u0000b"', "note"),
+        ('"value": "1", "collected_at": "2026-13-40T00:00:00Z"', "collected_at"),
+        ('"value": "1", "unit": "mg"', "unit"),
+        ('"value": "1", "ref_low": 0', "ref_low"),
+    ],
+)
+def test_lab_result_bad_input_400_names_field(
+    clinician: Client, patient: Patient, raw: str, field: str
+) -> None:
+    collected = (timezone.now() - dt.timedelta(hours=1)).isoformat()
+    base = f'"test_id": {anc().pk}, "unit": "{anc().unit}", "collected_at": "{collected}"'
+    body = "{" + base + ", " + raw + "}"
+    # A later duplicate key wins in JSON: the bad field overrides the good base one.
+    response = clinician.post(
+        f"{API}/patients/{patient.pk}/lab-results", data=body, content_type="application/json"
+    )
+    assert response.status_code == 400, response.content
+    assert ["body", field] in [item["loc"] for item in response.json()["detail"]]
+    assert LabResult.objects.count() == 0
+
+
+def test_lab_result_wrong_content_type_and_huge_body(clinician: Client, patient: Patient) -> None:
+    url = f"{API}/patients/{patient.pk}/lab-results"
+    assert clinician.post(url, data="value=1", content_type="text/plain").status_code == 415
+    huge = json.dumps({"note": "x" * (1024 * 1024 + 10)})
+    assert clinician.post(url, data=huge, content_type="application/json").status_code == 413
+    assert clinician.post(url, data="{not json", content_type="application/json").status_code == 400
+
+
+def test_lab_result_list_filters_sort_and_undeclared_keys(
+    clinician: Client, patient: Patient, treating_clinician: User
+) -> None:
+    result(patient, treating_clinician, "0.4", days_ago=3)
+    result(patient, treating_clinician, "3.1", days_ago=1)
+    url = f"{API}/patients/{patient.pk}/lab-results"
+    newest_first = clinician.get(url).json()["items"]
+    assert [row["value"] for row in newest_first] == ["3.1000", "0.4000"]
+    oldest_first = clinician.get(url, {"sort": "collected_at"}).json()["items"]
+    assert [row["value"] for row in oldest_first] == ["0.4000", "3.1000"]
+    assert clinician.get(url, {"flag": "LL"}).json()["count"] == 1
+    assert clinician.get(url, {"loinc": "751-8"}).json()["count"] == 2
+    since = (timezone.now() - dt.timedelta(days=2)).isoformat()
+    assert clinician.get(url, {"from": since}).json()["count"] == 1
+    for bad in (
+        {"sort": "patient__user__password"},
+        {"patient__user__password__startswith": "a"},
+        {"ordering": "value"},
+        {"from": "yesterday"},
+        {"limit": "201"},
+        {"test": "1 OR 1=1"},
+    ):
+        response = clinician.get(url, bad)
+        assert response.status_code == 400, bad
+        assert response.json()["detail"][0]["loc"] == ["query", next(iter(bad))]
+
+
+def test_lab_result_acknowledge(
+    clinician: Client, patient: Patient, treating_clinician: User
+) -> None:
+    critical = result(patient, treating_clinician, "0.3")
+    url = f"{API}/patients/{patient.pk}/lab-results/{critical.pk}/acknowledge"
+    assert post(clinician, url, {"note": ""}).status_code == 400
+    done = post(clinician, url, {"note": "Patient called, cycle delayed"})
+    assert done.status_code == 200
+    assert done.json()["acknowledged_at"] is not None
+
+
+def test_lab_results_page_query_count_is_fixed(
+    clinician: Client, patient: Patient, treating_clinician: User
+) -> None:
+    for day in range(60):
+        result(patient, treating_clinician, "2.5", days_ago=day + 1)
+    url = f"{API}/patients/{patient.pk}/lab-results"
+    clinician.get(url, {"limit": 1})  # warm up (token last-used stamp, content types)
+    with CaptureQueriesContext(connection) as five:
+        assert len(clinician.get(url, {"limit": 5}).json()["items"]) == 5
+    with CaptureQueriesContext(connection) as fifty:
+        assert len(clinician.get(url, {"limit": 50}).json()["items"]) == 50
+    assert len(fifty) == len(five)
+
+
+# --- Patient users ----------------------------------------------------------------------------
+
+
+def test_patient_user_sees_only_own_released_data(
+    portal_user: User, patient: Patient, treating_clinician: User, course: Course
+) -> None:
+    released = result(patient, treating_clinician, "2.0", days_ago=2)
+    result(patient, treating_clinician, "2.2", days_ago=1)  # not released
+    lab_results_release(results=[released], by=treating_clinician)
+    client = token_client(portal_user)
+    assert client.get(f"{API}/me").json()["patient_id"] == patient.pk
+    mine = client.get(f"{API}/me/lab-results").json()
+    assert [row["id"] for row in mine["items"]] == [released.pk]
+    assert client.get(f"{API}/me/cycles").json()["count"] == course.cycles.count()
+    for url in (
+        f"/patients/{patient.pk}",
+        f"/patients/{patient.pk}/lab-results",
+        f"/patients/{patient.pk}/lab-results/{released.pk}",
+        f"/patients/{patient.pk}/courses",
+        "/patients",
+        "/regimens",
+        "/lab-tests",
+    ):
+        assert client.get(f"{API}{url}").status_code == 404, url
+
+
+def test_clinician_gets_404_on_portal_routes(clinician: Client) -> None:
+    assert clinician.get(f"{API}/me/lab-results").status_code == 404
+    assert clinician.get(f"{API}/me/cycles").status_code == 404
+
+
+# --- Sessions and CSRF ------------------------------------------------------------------------
+
+
+def _session(user: User) -> Client:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    session = client.session
+    session["_op_mfa_enrolled"] = True
+    session.save()
+    return client
+
+
+def test_session_get_works_and_post_without_csrf_is_403(
+    treating_clinician: User, patient: Patient
+) -> None:
+    client = _session(treating_clinician)
+    assert client.get(f"{API}/patients/{patient.pk}").status_code == 200
+    body = {"ecog": 3}
+    url = f"{API}/patients/{patient.pk}"
+    refused = client.patch(url, data=json.dumps(body), content_type="application/json")
+    assert refused.status_code == 403
+    patient.refresh_from_db()
+    assert patient.ecog != 3
+    client.get("/accounts/api-tokens/")  # sets the CSRF cookie
+    token = client.cookies["csrftoken"].value
+    accepted = client.patch(
+        url, data=json.dumps(body), content_type="application/json", headers={"X-CSRFToken": token}
+    )
+    assert accepted.status_code == 200
+
+
+# --- Access log -------------------------------------------------------------------------------
+
+
+def test_api_reads_and_writes_are_logged_with_surface_api(
+    clinician: Client, outsider: Client, treating_clinician: User, patient: Patient
+) -> None:
+    mark = AccessLog.objects.count()
+    clinician.get(f"{API}/patients/{patient.pk}")
+    rows = list(AccessLog.objects.order_by("pk")[mark:])
+    assert [(r.action, r.surface, r.patient_id, r.user_id) for r in rows] == [
+        ("read", "api", patient.pk, treating_clinician.pk)
+    ]
+    mark = AccessLog.objects.count()
+    clinician.get(f"{API}/patients/{patient.pk}/lab-results")
+    rows = list(AccessLog.objects.order_by("pk")[mark:])
+    assert [(r.action, r.surface, r.patient_id) for r in rows] == [("list", "api", patient.pk)]
+    mark = AccessLog.objects.count()
+    post(
+        clinician,
+        f"{API}/patients/{patient.pk}/lab-results",
+        {
+            "test_id": anc().pk,
+            "value": "2.5",
+            "unit": anc().unit,
+            "collected_at": (timezone.now() - dt.timedelta(hours=1)).isoformat(),
+        },
+    )
+    actions = [(r.action, r.surface) for r in AccessLog.objects.order_by("pk")[mark:]]
+    assert ("create", "api") in actions
+    mark = AccessLog.objects.count()
+    outsider.get(f"{API}/patients/{patient.pk}")
+    denied = list(AccessLog.objects.order_by("pk")[mark:])
+    assert [(r.outcome, r.surface) for r in denied] == [("denied", "api")]
