@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from django.contrib.auth import get_user_model
 from django.db.models import Prefetch, Q, QuerySet
 
+from labs.rules import fmt_decimal
 from patients import selectors as gate
 from treatments.models import (
     Administration,
@@ -144,7 +145,7 @@ def ctcae_terms_search(*, q: str, limit: int = 30) -> QuerySet[CtcaeTerm]:
 @dataclass(frozen=True)
 class CycleNadir:
     cycle: ChemoCycle
-    values: dict[str, tuple[Decimal, str, dt.datetime] | None]  # short name -> (min, unit, at)
+    values: dict[str, tuple[str, str, dt.datetime] | None]  # name -> (min as text, unit, at)
 
 
 def course_nadirs(*, user: User, course: Course, cycles: list[ChemoCycle]) -> list[CycleNadir]:
@@ -177,5 +178,11 @@ def course_nadirs(*, user: User, course: Course, cycles: list[ChemoCycle]) -> li
             current = values[name]
             if current is None or result.value < current[0]:
                 values[name] = (result.value, result.unit, result.collected_at)
-        rows.append(CycleNadir(cycle=cycle, values=values))
+        shown = {name: (fmt_decimal(v[0]), v[1], v[2]) if v else None for name, v in values.items()}
+        rows.append(CycleNadir(cycle=cycle, values=shown))
     return rows
+
+
+def height_recorded(*, patient: Patient, on_date: dt.date) -> bool:
+    """Whether an authorised patient has a height on or before `on_date` (BSA needs one)."""
+    return patient.measurements.filter(measured_on__lte=on_date, height_cm__isnull=False).exists()

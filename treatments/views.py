@@ -95,7 +95,7 @@ def _dose_preview(
     return rows
 
 
-def _missing_inputs(rows: list[dict[str, Any]]) -> list[str]:
+def _missing_inputs(rows: list[dict[str, Any]], *, patient: Any, on_date: dt.date) -> list[str]:
     labels = {
         "height_cm": "height",
         "weight_kg": "weight",
@@ -103,6 +103,12 @@ def _missing_inputs(rows: list[dict[str, Any]]) -> list[str]:
         "sex": "sex (female or male)",
     }
     missing: list[str] = []
+    # dose_compute stops at the first missing input (weight before height): name both at once.
+    needs_height = any(
+        row["regimen_drug"].dose_basis == "mg/m2" and "errors" in row for row in rows
+    )
+    if needs_height and not selectors.height_recorded(patient=patient, on_date=on_date):
+        missing.append("height")
     for row in rows:
         for field in row.get("errors", {}):
             label = labels.get(field, field)
@@ -134,10 +140,11 @@ def _course_create_context(patient: Any, form: CourseStartForm, data: Any = None
     except ArithmeticError:
         creatinine = None
     drugs = [rd for phase in regimen.phases.all() for rd in phase.drugs.all()]
+    on_date = min(start, timezone.localdate())
     doses = _dose_preview(
         patient=patient,
         regimen_drugs=drugs,
-        on_date=min(start, timezone.localdate()),
+        on_date=on_date,
         creatinine_mg_dl=creatinine if creatinine and creatinine.is_finite() else None,
     )
     context["preview"] = {
@@ -146,7 +153,7 @@ def _course_create_context(patient: Any, form: CourseStartForm, data: Any = None
         "future": start > timezone.localdate(),
         "schedule": _schedule_preview(regimen, start),
         "doses": doses,
-        "missing": _missing_inputs(doses),
+        "missing": _missing_inputs(doses, patient=patient, on_date=on_date),
     }
     return context
 

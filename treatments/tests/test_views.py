@@ -12,7 +12,7 @@ from django.utils import timezone
 from audit.models import AccessLog
 from labs.models import LabResult, LabTest
 from oncoplanner.accounts.tests.factories import ClinicianFactory
-from patients.services import care_team_add_member
+from patients.services import care_team_add_member, patient_create
 from patients.tests.factories import BodyMeasurementFactory, PatientFactory
 from treatments.models import (
     Administration,
@@ -96,6 +96,20 @@ def as_outsider(client, login, other_clinician):
     return login(client, other_clinician)
 
 
+def _team_patient(care_team):
+    """A second patient on the same care team, created through the service (perms granted)."""
+    fields = PatientFactory.build()
+    return patient_create(
+        created_by=None,
+        care_team=care_team,
+        mrn="MRN-OTHER-1",
+        given_name=fields.given_name,
+        family_name=fields.family_name,
+        date_of_birth=fields.date_of_birth,
+        sex=fields.sex,
+    )
+
+
 def _url(name: str, *args: object) -> str:
     return reverse(f"treatments:{name}", args=args)
 
@@ -153,7 +167,7 @@ def test_course_create_preview_names_missing_height_and_weight(as_clinician, pat
         headers=HX,
     )
     assert response.status_code == 200
-    assert b"Record weight and height for this patient" in response.content
+    assert b"Record height and weight for this patient" in response.content
 
 
 def test_course_create_post_starts_course_through_service(as_clinician, measured, mfolfox6):
@@ -219,7 +233,7 @@ def test_course_detail_shows_cycles_and_logs_read(as_clinician, course):
 def test_course_detail_outsider_and_foreign_course_id_get_404(
     as_clinician, client, login, course, other_clinician, care_team, mfolfox6, admin_user
 ):
-    other_patient = PatientFactory.create(care_team=care_team)
+    other_patient = _team_patient(care_team)
     # My patient in the URL, another patient's course id: the same 404 as a missing course.
     assert as_clinician.get(_url("course_detail", other_patient.pk, course.pk)).status_code == 404
     assert as_clinician.get(_url("course_detail", course.patient_id, 999999)).status_code == 404
@@ -313,7 +327,7 @@ def test_cycle_detail_shows_readiness_and_computed_doses(as_clinician, course):
 
 
 def test_cycle_detail_missing_number_and_foreign_patient_get_404(as_clinician, course, care_team):
-    other_patient = PatientFactory.create(care_team=care_team)
+    other_patient = _team_patient(care_team)
     assert as_clinician.get(_course_url("cycle_detail", course, 13)).status_code == 404
     assert as_clinician.get(_url("cycle_detail", other_patient.pk, course.pk, 1)).status_code == 404
     assert _log_exists(outcome="denied", object_type="ChemoCycle")
@@ -488,7 +502,8 @@ def test_side_effect_create_grades_fragment_shows_only_term_grades(as_clinician,
     assert b"<html" not in response.content
     content = response.content.decode()
     assert "Loss of appetite without change in eating habits" in content
-    assert 'value="3"' in content and 'value="4"' not in content
+    assert 'value="3"' in content
+    assert 'value="4"' not in content
     assert "CTCAE v5.0" in content
 
 
@@ -545,7 +560,7 @@ def test_side_effect_create_bad_input_is_400_naming_field(as_clinician, patient,
 
 
 def test_side_effect_create_cycle_of_another_patient_is_refused(as_clinician, course, care_team):
-    other = PatientFactory.create(care_team=care_team)
+    other = _team_patient(care_team)
     data = {
         "term": _term("Nausea").pk,
         "grade": "2",
@@ -613,7 +628,8 @@ def test_course_summary_lists_administrations_mods_side_effects_and_nadirs(
     assert response.status_code == 200
     content = response.content.decode()
     assert "mFOLFOX6 version 1" in content
-    assert "156.4 mg" in content and "BSA 1.84" in content
+    assert "156.4 mg" in content
+    assert "BSA 1.84" in content
     assert "Grade 3 neutropenia" in content
     assert "Nausea" in content
     assert "0.9 10*3/uL" in content  # the ANC nadir of cycle 1
