@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.paginator import Page, Paginator
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.http import Http404
 from django.utils import timezone
 
 from audit.selectors import access_log_for_patient
 from labs.models import CRITICAL_FLAGS, LabResult, PreCycleRule
-from labs.rules import PreCycleOutcome
-from labs.services import PreCycleAssessment, _assess, _latest_results
+from labs.rules import PreCycleOutcome, fmt_decimal
+from labs.services import AnalyteEvidence, PreCycleAssessment, _assess, _latest_results
 from oncoplanner.signals import record_read
 from patients import selectors
 from patients.models import BodyMeasurement, Patient, SymptomReport
@@ -320,9 +321,44 @@ class CycleLine:
         return None
 
 
+@dataclass(frozen=True)
+class EvidenceLine:
+    """One analyte's evidence, with its numbers written as the lab reports them (1.2, not 1.2000)."""
+
+    item: AnalyteEvidence
+    value_text: str
+    rule_text: str
+
+    @property
+    def css(self) -> str:
+        outcome = self.item.outcome
+        if outcome in {PreCycleOutcome.TREAT, PreCycleOutcome.TREAT_REDUCED}:
+            return "ok"
+        if outcome in {PreCycleOutcome.DELAY, PreCycleOutcome.CONTACT}:
+            return "warn"
+        return "bad"
+
+
+def evidence_lines(assessment: PreCycleAssessment | None) -> list[EvidenceLine]:
+    if assessment is None:
+        return []
+    lines = []
+    for item in assessment.analytes:
+        value = f"{fmt_decimal(item.result.value)} {item.result.unit}" if item.result else ""
+        rule = (
+            f"{item.test.short_name} {item.rule.get_comparator_display()} "
+            f"{fmt_decimal(item.rule.value)} {item.rule.unit}"
+            if item.rule
+            else ""
+        )
+        lines.append(EvidenceLine(item=item, value_text=value, rule_text=rule))
+    return lines
+
+
 @dataclass
 class Dashboard:
     patient: Patient
+    care_team_name: str
     height: Measurement | None
     weight: Measurement | None
     bsa_m2: Decimal | None
@@ -333,11 +369,13 @@ class Dashboard:
     next_cycle: ChemoCycle | None
     readiness: PreCycleAssessment | None
     badge: ReadinessBadge | None
+    evidence: list[EvidenceLine]
     side_effects: list[SideEffect]
     cumulative: list[CumulativeDose]
     critical_results: list[LabResult]
     severe_symptoms: list[SymptomReport]
     access_log: list[Any]
+    emergency_accesses: list[Any]
     on_care_team: bool
 
 
@@ -375,14 +413,34 @@ def dose_levels_by_cycle(
     return levels
 
 
-def _latest_measurement(patient: Patient, column: str) -> Measurement | None:
+def _one_dp(value: Any) -> Decimal:
+    return Decimal(str(value)).quantize(Decimal("0.1"))
+
+
+def _latest_measurements(patient: Patient) -> tuple[Measurement | None, Measurement | None, str]:
+    """Latest height and latest weight (each from its own most recent measurement) and the care
+    team's name, in one query."""
+
+    def latest(column: str) -> QuerySet[BodyMeasurement]:
+        return BodyMeasurement.objects.filter(
+            patient=OuterRef("pk"), **{f"{column}__isnull": False}
+        ).order_by("-measured_on", "-pk")
+
     row = (
-        BodyMeasurement.objects.filter(patient=patient, **{f"{column}__isnull": False})
-        .order_by("-measured_on", "-pk")
-        .values_list(column, "measured_on")
-        .first()
+        Patient.objects.filter(pk=patient.pk)
+        .annotate(
+            h=Subquery(latest("height_cm").values("height_cm")[:1]),
+            h_on=Subquery(latest("height_cm").values("measured_on")[:1]),
+            w=Subquery(latest("weight_kg").values("weight_kg")[:1]),
+            w_on=Subquery(latest("weight_kg").values("measured_on")[:1]),
+        )
+        .values("h", "h_on", "w", "w_on", "care_team__name")
+        .get()
     )
-    return Measurement(value=row[0], measured_on=row[1]) if row else None
+    # Annotated decimals lose the field's scale on some backends: put it back (0.1 cm / kg).
+    height = Measurement(_one_dp(row["h"]), row["h_on"]) if row["h"] is not None else None
+    weight = Measurement(_one_dp(row["w"]), row["w_on"]) if row["w"] is not None else None
+    return height, weight, row["care_team__name"] or ""
 
 
 def dashboard_for(*, user: User, patient_id: Any) -> Dashboard:
@@ -392,11 +450,16 @@ def dashboard_for(*, user: User, patient_id: Any) -> Dashboard:
     sections below read only this patient's rows. A fixed number of queries.
     """
     patient = selectors.patient_get_for_user(user=user, patient_id=patient_id)
-    on_team = selectors.patient_on_care_team_of(user=user, patient_id=patient.pk)
+    try:
+        # Only the care team sees who opened the chart under break-glass (it names colleagues);
+        # the gate answers 404 for anyone else, which here just means "not on the team".
+        emergency = list(selectors.emergency_accesses_for_patient(user=user, patient_id=patient.pk))
+        on_team = True
+    except Http404:
+        emergency, on_team = [], False
     now = timezone.now()
 
-    height = _latest_measurement(patient, "height_cm")
-    weight = _latest_measurement(patient, "weight_kg")
+    height, weight, care_team_name = _latest_measurements(patient)
     bsa = bsa_mosteller(height.value, weight.value) if height and weight else None
 
     courses = list(
@@ -458,6 +521,7 @@ def dashboard_for(*, user: User, patient_id: Any) -> Dashboard:
     )
     return Dashboard(
         patient=patient,
+        care_team_name=care_team_name,
         height=height,
         weight=weight,
         bsa_m2=bsa,
@@ -468,11 +532,13 @@ def dashboard_for(*, user: User, patient_id: Any) -> Dashboard:
         next_cycle=next_cycle,
         readiness=readiness,
         badge=readiness_badge(readiness),
+        evidence=evidence_lines(readiness),
         side_effects=side_effects,
         cumulative=cumulative_dose_per_drug(patient=patient),
         critical_results=critical,
         severe_symptoms=severe_symptoms,
         # The log names colleagues: the care team sees it, a break-glass visitor does not.
         access_log=access_log_for_patient(patient=patient, limit=20) if on_team else [],
+        emergency_accesses=emergency,
         on_care_team=on_team,
     )

@@ -74,11 +74,7 @@ def patient_detail(request: HttpRequest, patient_id: int) -> HttpResponse:
             else None
         ),
         "break_glass": access_context.current().break_glass and not on_team,
-        "emergency_accesses": (
-            selectors.emergency_accesses_for_patient(user=request.user, patient_id=patient.pk)
-            if on_team
-            else []
-        ),
+        "emergency_accesses": board.emergency_accesses,
         "invitation_form": InvitationForm() if on_team and not patient.portal_user_id else None,
     }
     return render(request, "patients/patient_detail.html", context)
