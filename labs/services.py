@@ -38,7 +38,7 @@ from labs.rules import (
     rule_matches,
     to_decimal,
 )
-from labs.tasks import notify_care_team_of_critical_result
+from labs.tasks import notify_care_team_of_critical_result, notify_if_next_cycle_not_ready
 from oncoplanner.accounts.models import User
 from oncoplanner.acknowledgement import acknowledge
 from patients.models import Patient
@@ -162,6 +162,10 @@ def lab_result_record(
         # A rolled-back write must never page anyone: enqueue only after commit.
         transaction.on_commit(
             partial(notify_care_team_of_critical_result.enqueue, lab_result_id=result.pk)
+        )
+    if PreCycleRule.objects.filter(test_id=test.pk).exists():
+        transaction.on_commit(
+            partial(notify_if_next_cycle_not_ready.enqueue, patient_id=patient.pk)
         )
     return result
 

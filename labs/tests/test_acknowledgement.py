@@ -90,3 +90,50 @@ def test_critical_result_email_names_no_patient(patient, treating_clinician):
     for secret in (patient.family_name, patient.mrn, "0.3"):
         assert secret not in message.body
         assert secret not in message.subject
+
+
+def _course_due_in_two_days(patient, admin_user):
+    from patients.services import measurement_record
+    from treatments.models import Regimen
+    from treatments.services import course_start
+
+    measurement_record(
+        patient=patient,
+        measured_on=dt.date(2026, 1, 1),
+        height_cm=Decimal("170"),
+        weight_kg=Decimal("70"),
+        recorded_by=None,
+    )
+    regimen = Regimen.objects.get(name="mFOLFOX6", version=1)
+    return course_start(
+        patient=patient,
+        regimen=regimen,
+        start_date=dt.date(2026, 3, 4),
+        intent="adjuvant",
+        created_by=admin_user,
+    )
+
+
+@time_machine.travel(dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC), tick=False)
+def test_low_anc_before_a_planned_cycle_tells_the_care_team_once(
+    patient, treating_clinician, admin_user
+):
+    from labs.tasks import notify_if_next_cycle_not_ready
+
+    _course_due_in_two_days(patient, admin_user)
+    _anc(patient, "1.2")  # ANC >= 1.0 but < 1.5: delay by the mFOLFOX6 rules
+    assert notify_if_next_cycle_not_ready.call(patient_id=patient.pk) is True
+    assert notify_if_next_cycle_not_ready.call(patient_id=patient.pk) is False  # once per cycle
+    (message,) = mail.outbox
+    assert "not ready" in message.subject
+    assert patient.mrn not in message.body
+
+
+@time_machine.travel(dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC), tick=False)
+def test_good_counts_before_a_planned_cycle_tell_nobody(patient, treating_clinician, admin_user):
+    from labs.tasks import notify_if_next_cycle_not_ready
+
+    _course_due_in_two_days(patient, admin_user)
+    _anc(patient, "3.0")
+    assert notify_if_next_cycle_not_ready.call(patient_id=patient.pk) is False
+    assert mail.outbox == []
