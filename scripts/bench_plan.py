@@ -1,0 +1,173 @@
+"""In-process half of `make bench`: pick the records to measure, and count queries per request.
+
+Run by scripts/bench.py with the benchmark server's environment (same DATABASE_URL, production
+settings). Prints one JSON object: the endpoints (method, path, body, headers) that exist in
+this checkout, each with its queries per request measured through Django's test client under
+CaptureQueriesContext, and the endpoints that were skipped with the reason.
+
+To measure a new endpoint, add an entry to `endpoints()`: a name, and a function that returns
+(method, path, body or None, content type or None) given the chosen records.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench_settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.db import connection  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
+from django.urls import Resolver404, resolve  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from oncoplanner.accounts.models import User  # noqa: E402
+
+CLINICIAN = "dr.okafor"
+GRAPHQL_DASHBOARD = (
+    "query Dashboard($id: ID!) { patient(id: $id) { id mrn givenName familyName stage ecog "
+    "courses { id } sideEffects { id grade } labResults(first: 20) { id } } }"
+)
+
+
+def choose_records(user: User) -> dict[str, Any]:
+    """The clinician's patient with the most lab results (and a cycle, for the POST)."""
+    from django.db.models import Count
+
+    from labs.models import LabResult
+    from patients.selectors import patient_list_visible_to
+    from treatments.models import ChemoCycle, CtcaeTerm
+
+    visible = patient_list_visible_to(user=user)
+    patient = visible.annotate(n=Count("lab_results")).order_by("-n").first()
+    cycled = visible.filter(courses__cycles__isnull=False).first()
+    cycle_patient = cycled or patient
+    cycle = ChemoCycle.objects.filter(course__patient=cycle_patient).order_by("-pk").first()
+    term = CtcaeTerm.objects.order_by("pk").first()
+    return {
+        "patient_id": patient.pk,
+        "patient_labs": LabResult.objects.filter(patient=patient).count(),
+        "search": patient.family_name[:4],
+        "cycle_patient_id": cycle_patient.pk,
+        "cycle_id": cycle.pk if cycle else None,
+        "term_id": term.pk if term else None,
+        "visible_patients": visible.count(),
+    }
+
+
+Spec = Callable[[dict[str, Any]], tuple[str, str, str | None, str | None]]
+
+
+def endpoints() -> list[tuple[str, bool, Spec]]:
+    """(name, needs login, spec). Order = order of the table."""
+    return [
+        ("baseline", False, lambda r: ("GET", "/bench/baseline/", None, None)),
+        ("login page", False, lambda r: ("GET", "/accounts/login/", None, None)),
+        ("patient search", True, lambda r: ("GET", f"/patients/?q={r['search']}", None, None)),
+        ("patient dashboard", True, lambda r: ("GET", f"/patients/{r['patient_id']}/", None, None)),
+        (
+            "chart data (lab trends, 1 y)",
+            True,
+            lambda r: ("GET", f"/patients/{r['patient_id']}/labs/?days=365", None, None),
+        ),
+        (
+            "REST 200 lab results",
+            True,
+            lambda r: (
+                "GET",
+                f"/api/v1/patients/{r['patient_id']}/lab-results?limit=200",
+                None,
+                None,
+            ),
+        ),
+        (
+            "GraphQL dashboard",
+            True,
+            lambda r: (
+                "POST",
+                "/graphql/",
+                json.dumps({"query": GRAPHQL_DASHBOARD, "variables": {"id": r["patient_id"]}}),
+                "application/json",
+            ),
+        ),
+        (
+            "HTMX side-effect POST",
+            True,
+            lambda r: (
+                "POST",
+                f"/patients/{r['cycle_patient_id']}/side-effects/new/",
+                f"term={r['term_id']}&grade=1&onset={timezone.localdate().isoformat()}"
+                f"&cycle={r['cycle_id']}&description=bench",
+                "application/x-www-form-urlencoded",
+            ),
+        ),
+    ]
+
+
+def main() -> None:
+    user = User.objects.get(username=CLINICIAN)
+    records = choose_records(user)
+    client = Client(enforce_csrf_checks=False)
+    client.force_login(user)
+    anonymous = Client()
+    measured, skipped = [], []
+    for name, needs_login, spec in endpoints():
+        try:
+            method, path, body, content_type = spec(records)
+        except (KeyError, TypeError) as error:
+            skipped.append({"name": name, "reason": f"no record to use ({error})"})
+            continue
+        try:
+            resolve(path.split("?")[0])
+        except Resolver404:
+            skipped.append({"name": name, "reason": f"{path.split('?')[0]} does not exist yet"})
+            continue
+        if "None" in path or (body and "=None" in body):
+            skipped.append({"name": name, "reason": "no suitable record in the demo data"})
+            continue
+        browser = client if needs_login else anonymous
+        headers = {"HX-Request": "true"} if name.startswith("HTMX") else {}
+        with CaptureQueriesContext(connection) as queries:
+            if method == "GET":
+                response = browser.get(path, headers=headers, secure=True)
+            else:
+                response = browser.generic(
+                    method, path, body or "", content_type or "", headers=headers, secure=True
+                )
+        ok = response.status_code < 400
+        text = response.content.decode(errors="replace")
+        if ok and name.startswith("GraphQL") and '"errors"' in text:
+            ok = False
+        if not ok:
+            skipped.append(
+                {"name": name, "reason": f"answered {response.status_code}: {text[:160]!r}"}
+            )
+            continue
+        measured.append(
+            {
+                "name": name,
+                "method": method,
+                "path": path,
+                "body": body,
+                "content_type": content_type,
+                "login": needs_login,
+                "htmx": bool(headers),
+                "queries": len(queries),
+                "status": response.status_code,
+            }
+        )
+    print(json.dumps({"records": records, "endpoints": measured, "skipped": skipped}))
+
+
+if __name__ == "__main__":
+    main()
