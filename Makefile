@@ -10,7 +10,8 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint test-sqlite test-postgres test-browser venv venv-dev clean security-report
+.PHONY: run test lint test-sqlite test-postgres test-browser venv venv-dev clean security-report \
+	backup restore bench load-test
 
 $(VENV)/.runtime: requirements.txt
 	@test -x $(PY) || $(PYTHON_BIN) -m venv $(VENV)
@@ -57,6 +58,21 @@ endif
 # SECURITY.md figures at a glance: permission matrix, URL walk, IDOR probes, access log.
 security-report: venv-dev
 	scripts/security-report.sh
+
+# Operations (docs/OPERATIONS.md): pg_dump of DATABASE_URL into backups/, and its restore.
+backup:
+	scripts/backup.sh
+
+restore:
+	@test -n "$(FILE)" || { echo "make restore FILE=backups/<timestamp>.dump" >&2; exit 2; }
+	FILE="$(FILE)" scripts/restore.sh
+
+# Benchmarks (docs/PERFORMANCE.md): minutes, throwaway PostgreSQL + gunicorn, not part of `make test`.
+bench: venv-dev
+	$(PY) scripts/bench.py $(BENCH_ARGS)
+
+load-test: venv-dev
+	$(PY) scripts/bench.py --held-only
 
 clean:
 	rm -rf $(VENV) staticfiles db.sqlite3
