@@ -206,10 +206,13 @@ def _search(queryset: QuerySet[Patient], q: str) -> QuerySet[Patient]:
     return queryset
 
 
-def _active_courses(patient_ids: Iterable[int]) -> dict[int, Course]:
+def _active_courses(patient_ids: Iterable[int] | QuerySet[Any]) -> dict[int, Course]:
     """The open course per patient (the latest started), with cycle totals and the next cycle."""
     courses = (
-        Course.objects.filter(patient_id__in=list(patient_ids), status__in=OPEN_COURSE_STATUSES)
+        Course.objects.filter(
+            patient_id__in=patient_ids if isinstance(patient_ids, QuerySet) else list(patient_ids),
+            status__in=OPEN_COURSE_STATUSES,
+        )
         .select_related("regimen")
         .annotate(
             total_cycles=Count("cycles"),
@@ -233,7 +236,7 @@ def _active_courses(patient_ids: Iterable[int]) -> dict[int, Course]:
 
 
 def _not_ready_ids(queryset: QuerySet[Patient], at: dt.datetime) -> set[int]:
-    courses = _active_courses(queryset.values_list("pk", flat=True))
+    courses = _active_courses(queryset.values("pk"))  # a subquery: no extra round trip
     assessments = readiness_many(
         pairs=[(pid, course.regimen) for pid, course in courses.items()], at=at
     )

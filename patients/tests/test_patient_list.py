@@ -1,0 +1,246 @@
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from audit.models import AccessLog
+from labs.models import Flag
+from labs.tests.factories import LabResultFactory
+from patients.services import care_team_create, patient_create
+from patients.tests.dashboard_world import (
+    anc_test,
+    course_with_cycles,
+    lab_history,
+    regimen_with_anc_rules,
+)
+from patients.tests.factories import PatientFactory
+from treatments.tests.factories import SideEffectFactory
+
+pytestmark = pytest.mark.django_db
+URL = reverse("patients:patient_list")
+
+
+def _patient(team, *, family_name=None, mrn=None):
+    fields = PatientFactory.build()
+    return patient_create(
+        created_by=None,
+        care_team=team,
+        mrn=mrn or fields.mrn,
+        given_name=fields.given_name,
+        family_name=family_name or fields.family_name,
+        date_of_birth=fields.date_of_birth,
+        sex="female",
+        primary_diagnosis="Adenocarcinoma of the sigmoid colon",
+    )
+
+
+@pytest.fixture
+def foreign_patient(db):
+    """A patient on another team, in need of attention and due this week: never in my list."""
+    team = care_team_create(name="Breast oncology")
+    foreign = _patient(team, family_name="Foreigner", mrn="FOREIGN-1")
+    anc = anc_test()
+    course_with_cycles(
+        foreign,
+        regimen=regimen_with_anc_rules(anc=anc),
+        given=1,
+        total=4,
+        start=timezone.localdate() - dt.timedelta(days=14),
+    )
+    LabResultFactory.create(
+        patient=foreign,
+        test=anc,
+        value=Decimal("0.3"),
+        flag=Flag.CRITICAL_LOW,
+        collected_at=timezone.now(),
+    )
+    return foreign
+
+
+def test_patient_list_shows_care_team_patients(client, login, patient, treating_clinician):
+    login(client, treating_clinician)
+    response = client.get(URL)
+    assert response.status_code == 200
+    assert patient.mrn in response.content.decode()
+
+
+@pytest.mark.parametrize("filter_", ["mine", "due", "attention"])
+def test_patient_list_filters_show_nothing_foreign(
+    client, login, patient, treating_clinician, foreign_patient, filter_
+):
+    login(client, treating_clinician)
+    response = client.get(URL, {"filter": filter_})
+    assert response.status_code == 200
+    assert "FOREIGN-1" not in response.content.decode()
+    assert foreign_patient.pk not in [row.patient.pk for row in response.context["listing"].rows]
+
+
+def test_patient_list_outsider_sees_none_of_our_patients(client, login, patient, other_clinician):
+    login(client, other_clinician)
+    response = client.get(URL, {"q": patient.mrn})
+    assert response.status_code == 200
+    assert response.context["listing"].total == 0
+    assert f"MRN {patient.mrn}" not in response.content.decode()  # no row (the box echoes q)
+
+
+def test_patient_list_is_not_for_portal_users_or_administrators(client, login, admin_user):
+    login(client, admin_user)
+    assert client.get(URL).status_code == 404
+
+
+def test_patient_list_search_by_mrn(client, login, care_team, treating_clinician):
+    _patient(care_team, family_name="Okafor", mrn="MRN-4471")
+    _patient(care_team, family_name="Lindqvist", mrn="MRN-9902")
+    login(client, treating_clinician)
+    rows = client.get(URL, {"q": "mrn-4471"}).context["listing"].rows
+    assert [row.patient.family_name for row in rows] == ["Okafor"]
+
+
+def test_patient_list_search_by_name_words(client, login, care_team, treating_clinician):
+    _patient(care_team, family_name="Okafor", mrn="MRN-4471")
+    _patient(care_team, family_name="Lindqvist", mrn="MRN-9902")
+    login(client, treating_clinician)
+    rows = client.get(URL, {"q": "lindq"}).context["listing"].rows
+    assert [row.patient.mrn for row in rows] == ["MRN-9902"]
+
+
+def test_patient_list_htmx_search_returns_only_the_table(
+    client, login, patient, treating_clinician
+):
+    login(client, treating_clinician)
+    response = client.get(URL, {"q": patient.family_name}, headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "<html" not in html
+    assert 'id="patient-table"' in html
+    assert patient.mrn in html
+
+
+def test_patient_list_paginates_25_per_page(client, login, care_team, treating_clinician):
+    for i in range(30):
+        _patient(care_team, family_name=f"Patient{i:02d}", mrn=f"PAGE-{i:03d}")
+    login(client, treating_clinician)
+    first = client.get(URL).context["listing"]
+    second = client.get(URL, {"page": 2}).context["listing"]
+    assert first.total == 30
+    assert len(first.rows) == 25
+    assert len(second.rows) == 5
+    assert second.rows[-1].patient.family_name == "Patient29"
+
+
+def test_patient_list_unknown_filter_is_400_with_a_message(client, login, treating_clinician):
+    login(client, treating_clinician)
+    response = client.get(URL, {"filter": "everyone"})
+    assert response.status_code == 400
+    assert "Unknown filter everyone" in response.content.decode()
+
+
+def test_patient_list_readiness_badges(client, login, care_team, treating_clinician):
+    anc = anc_test()
+    regimen = regimen_with_anc_rules(anc=anc)
+    delayed = _patient(care_team, family_name="Aalto", mrn="READY-1")
+    missing = _patient(care_team, family_name="Berg", mrn="READY-2")
+    course_with_cycles(delayed, regimen=regimen, given=2, total=6)
+    course_with_cycles(missing, regimen=regimen, given=2, total=6)
+    lab_history(delayed, test=anc, count=2, latest_value="1.2")
+    login(client, treating_clinician)
+    response = client.get(URL)
+    badges = {
+        row.patient.mrn: row.badge.label for row in response.context["listing"].rows if row.badge
+    }
+    assert badges == {"READY-1": "Delay 7 days", "READY-2": "Not evaluable"}
+    assert "Not evaluable" in response.content.decode()
+    assert "cycle 3/6" in response.content.decode()
+
+
+def test_patient_list_attention_filter(client, login, care_team, treating_clinician):
+    anc = anc_test()
+    regimen = regimen_with_anc_rules(anc=anc)
+    calm = _patient(care_team, family_name="Calm", mrn="CALM-1")
+    course_with_cycles(calm, regimen=regimen, given=1, total=4)
+    lab_history(calm, test=anc, count=1, latest_value="2.5")
+    not_ready = _patient(care_team, family_name="Notready", mrn="NR-1")
+    course_with_cycles(not_ready, regimen=regimen, given=1, total=4)  # no labs: not evaluable
+    severe = _patient(care_team, family_name="Severe", mrn="SEV-1")
+    SideEffectFactory.create(patient=severe, grade=3)
+    critical = _patient(care_team, family_name="Critical", mrn="CRIT-1")
+    LabResultFactory.create(
+        patient=critical,
+        test=anc,
+        value=Decimal("0.3"),
+        flag=Flag.CRITICAL_LOW,
+        collected_at=timezone.now(),
+    )
+    login(client, treating_clinician)
+    rows = client.get(URL, {"filter": "attention"}).context["listing"].rows
+    assert sorted(row.patient.mrn for row in rows) == ["CRIT-1", "NR-1", "SEV-1"]
+    by_mrn = {row.patient.mrn: row.attention for row in rows}
+    assert by_mrn["CRIT-1"] == ["Critical result"]
+    assert by_mrn["SEV-1"] == ["Grade ≥3 side effect"]
+
+
+def test_patient_list_due_this_week(client, login, care_team, treating_clinician):
+    regimen = regimen_with_anc_rules()
+    today = timezone.localdate()
+    due = _patient(care_team, family_name="Due", mrn="DUE-1")
+    later = _patient(care_team, family_name="Later", mrn="LATER-1")
+    course_with_cycles(due, regimen=regimen, given=0, total=4, start=today)
+    course_with_cycles(later, regimen=regimen, given=0, total=4, start=today + dt.timedelta(days=8))
+    login(client, treating_clinician)
+    rows = client.get(URL, {"filter": "due"}).context["listing"].rows
+    assert [row.patient.mrn for row in rows] == ["DUE-1"]
+
+
+def test_patient_list_logs_one_list_row_for_the_patients_shown(
+    client, login, patient, treating_clinician
+):
+    login(client, treating_clinician)
+    before = set(AccessLog.objects.values_list("pk", flat=True))
+    client.get(URL)
+    rows = [r for r in AccessLog.objects.all() if r.pk not in before]
+    assert len(rows) == 1
+    assert rows[0].action == "list"
+    assert rows[0].surface == "page"
+    assert rows[0].patient_ids == [patient.pk]
+
+
+def _count(client, params) -> int:
+    with CaptureQueriesContext(connection) as ctx:
+        assert client.get(URL, params).status_code == 200
+    return len(ctx.captured_queries)
+
+
+@pytest.mark.parametrize("filter_", ["mine", "due", "attention"])
+def test_patient_list_query_count_is_flat_in_page_size(
+    client, login, care_team, treating_clinician, filter_
+):
+    anc = anc_test()
+    regimens = [regimen_with_anc_rules(anc=anc) for _ in range(3)]
+
+    def add(n, offset):
+        for i in range(n):
+            p = _patient(care_team, family_name=f"Q{offset + i:03d}", mrn=f"Q-{offset + i:04d}")
+            course_with_cycles(
+                p,
+                regimen=regimens[i % 3],
+                given=1,
+                total=4,
+                start=timezone.localdate() - dt.timedelta(days=14),
+            )
+            lab_history(p, test=anc, count=3, latest_value="1.2")
+
+    login(client, treating_clinician)
+    add(2, 0)
+    _count(client, {"filter": filter_})  # warm caches
+    few = _count(client, {"filter": filter_})
+    add(28, 2)  # a full page of 25, on three regimens
+    many = _count(client, {"filter": filter_})
+    assert few == many
+    # 5 of these are the session's (load session and user; the activity stamp).
+    assert many == {"mine": 12, "due": 12, "attention": 15}[filter_]
