@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint test-sqlite test-postgres test-browser venv venv-dev clean security-report \
+.PHONY: api-fuzz run test lint test-sqlite test-postgres test-browser venv venv-dev clean security-report \
 	backup restore bench load-test
 
 $(VENV)/.runtime: requirements.txt
@@ -76,3 +76,7 @@ load-test: venv-dev
 
 clean:
 	rm -rf $(VENV) staticfiles db.sqlite3
+
+# SECURITY.md figure 7: schemathesis against /api/v1/openapi.json as clinician and patient.
+api-fuzz: venv-dev
+	scripts/api-fuzz.sh
