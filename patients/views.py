@@ -110,8 +110,13 @@ def care_team_manage(request: HttpRequest, team_id: int) -> HttpResponse:
     form = CareTeamMemberForm(request.POST or None, team_group_id=team.group_id)
     if request.method == "POST":
         if request.POST.get("action") == "remove":
-            member = selectors.care_team_members(team=team).filter(pk=request.POST.get("user_id"))
-            member_user = member.first() if str(request.POST.get("user_id", "")).isdigit() else None
+            raw_id = str(request.POST.get("user_id", ""))
+            # Check the id is a number before it reaches the query: a crafted value is a 404.
+            member_user = (
+                selectors.care_team_members(team=team).filter(pk=int(raw_id)).first()
+                if raw_id.isdigit()
+                else None
+            )
             if member_user is None:
                 raise Http404("No member matches the given query.")
             services.care_team_remove_member(
