@@ -547,6 +547,8 @@ def main() -> None:
     if args.held_only and not args.held_seconds:
         args.held_seconds = 60
     bench = Bench(args)
+    # A SIGTERM (e.g. `timeout`) must still stop gunicorn and PostgreSQL: run the finally.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         bench.run()
     finally:
