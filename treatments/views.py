@@ -206,6 +206,10 @@ def course_create(request: AuthedHtmxRequest, patient_id: int) -> HttpResponse:
 # --- Course page ----------------------------------------------------------------------------
 
 
+def _pct(value: Decimal) -> str:
+    return format(value.normalize(), "f")
+
+
 def _dose_levels(
     cycles: list[ChemoCycle], modifications: list[DoseModification], course: Course
 ) -> dict[int, str]:
@@ -230,9 +234,9 @@ def _dose_levels(
             per_drug[drug.name] = Decimal(latest.percent) if latest else Decimal(100)
         values = set(per_drug.values())
         if len(values) <= 1:
-            levels[cycle.number] = f"{(values.pop() if values else Decimal(100)):g}%"
+            levels[cycle.number] = f"{_pct(values.pop() if values else Decimal(100))}%"
         else:
-            levels[cycle.number] = ", ".join(f"{n} {p:g}%" for n, p in per_drug.items())
+            levels[cycle.number] = ", ".join(f"{n} {_pct(p)}%" for n, p in per_drug.items())
     return levels
 
 
@@ -392,7 +396,10 @@ def _cycle_context(request: AuthedHtmxRequest, cycle: ChemoCycle, **forms: Any) 
         if is_open
         else None
     )
-    can_record = cycle.status in {ChemoCycle.Status.GIVEN, ChemoCycle.Status.READY}
+    plan = _administration_plan(cycle)
+    can_record = cycle.status in {ChemoCycle.Status.GIVEN, ChemoCycle.Status.READY} and any(
+        row["administration"] is None for row in plan
+    )
     checkers = selectors.care_team_checkers(patient=patient, exclude=request.user)
     today = timezone.localdate()
     return {
@@ -401,7 +408,7 @@ def _cycle_context(request: AuthedHtmxRequest, cycle: ChemoCycle, **forms: Any) 
         "cycle": cycle,
         "is_open": is_open,
         "readiness": readiness,
-        "plan": _administration_plan(cycle),
+        "plan": plan,
         "can_record": can_record,
         "give_form": forms.get("give_form")
         or CycleGiveForm(
