@@ -126,6 +126,13 @@ def _range_words(value: Decimal, low: Decimal | None, high: Decimal | None) -> t
     return "Within the usual range", "ok"
 
 
+def _unit_words(unit: str) -> str:
+    """UCUM as a person reads it: 10*3/uL -> ×10³/µL."""
+    for code, shown in (("10*3", "×10³"), ("10*6", "×10⁶"), ("10*9", "×10⁹"), ("10*12", "×10¹²")):
+        unit = unit.replace(code, shown)
+    return unit.replace("uL", "µL").replace("umol", "µmol")
+
+
 def _number(value: Decimal | None, places: int) -> str:
     if value is None:
         return ""
@@ -150,8 +157,13 @@ def lab_results(request: HttpRequest) -> HttpResponse:
                 "name": test.short_name or test.name,
                 "long_name": test.name,
                 "unit": result.unit,
+                "unit_words": _unit_words(result.unit),
                 "rows": [],
-                "chart": {"name": test.short_name or test.name, "unit": result.unit, "points": []},
+                "chart": {
+                    "name": test.short_name or test.name,
+                    "unit": _unit_words(result.unit),
+                    "points": [],
+                },
             },
         )
         words, badge = _range_words(result.value, result.ref_low, result.ref_high)
@@ -159,7 +171,7 @@ def lab_results(request: HttpRequest) -> HttpResponse:
             {
                 "collected": timezone.localtime(result.collected_at),
                 "value": _number(result.value, places),
-                "unit": result.unit,
+                "unit": _unit_words(result.unit),
                 "low": _number(result.ref_low, places),
                 "high": _number(result.ref_high, places),
                 "words": words,
