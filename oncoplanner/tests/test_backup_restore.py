@@ -83,6 +83,9 @@ def cluster() -> Iterator[dict[str, str]]:
     Module-scoped: migrating PostgreSQL from scratch is the slow part; the tests share it.
     """
     settings_dict = settings.DATABASES["default"]
+    # Module-scoped fixtures run before the function-scoped postgres_only skip hook.
+    if settings_dict["ENGINE"] != "django.db.backends.postgresql":
+        pytest.skip("needs PostgreSQL (set DATABASE_URL)")
     suffix = uuid.uuid4().hex[:8]
     source, target = f"backup_src_{suffix}", f"backup_copy_{suffix}"
     admin_url = _url(settings_dict, "postgres")
