@@ -138,7 +138,8 @@ def test_patient_patch_changes_allowed_fields_only(clinician: Client, patient: P
     )
     assert forged.status_code == 400
     fields = {tuple(item["loc"]) for item in forged.json()["detail"]}
-    assert ("body", "mrn") in fields and ("body", "care_team_id") in fields
+    assert ("body", "mrn") in fields
+    assert ("body", "care_team_id") in fields
     patient.refresh_from_db()
     assert patient.mrn != "HACK-1"
 
@@ -199,7 +200,8 @@ def test_course_create_bad_input_writes_nothing(clinician: Client, patient: Pati
     response = post(clinician, f"{API}/patients/{patient.pk}/courses", body)
     assert response.status_code == 400
     locs = {tuple(item["loc"]) for item in response.json()["detail"]}
-    assert ("body", "start_date") in locs and ("body", "patient") in locs
+    assert ("body", "start_date") in locs
+    assert ("body", "patient") in locs
     assert Course.objects.count() == 0
 
 
