@@ -214,6 +214,7 @@ ADMIN_OVERSIGHT_MODELS: dict[str, str | None] = {
 # Configuration and account models: no patient data.
 ADMIN_CONFIG_MODELS: dict[str, str | None] = {
     "auth.Group": None,
+    "accounts.ApiToken": None,
     "accounts.User": "clinician_team",
     "account.EmailAddress": None,
     "mfa.Authenticator": None,
@@ -286,6 +287,9 @@ PUBLIC_URL_NAMES = frozenset(
         "admin_login_redirect",
         "admin:login",
         "patients:invitation_accept",  # the one-time token is the credential
+        "api:openapi-json",  # the REST schema: no data
+        "api:openapi-view",  # the REST playground page: assets only, calls need auth
+        "api:api-root",
     }
 )
 # Signed-in pages about the user's own account: no patient data.
@@ -302,6 +306,8 @@ AUTHENTICATED_URL_NAMES = frozenset(
         "mfa_view_recovery_codes",
         "mfa_generate_recovery_codes",
         "mfa_download_recovery_codes",
+        "api_tokens",  # the user's own personal API tokens
+        "api_token_revoke",
     }
 )
 # Pages that show or change patient data or the access log: each must be in the matrix.
