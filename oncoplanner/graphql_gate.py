@@ -17,7 +17,7 @@ from django.db.models import QuerySet
 from graphql import GraphQLError
 from strawberry.types import Info
 
-from patients.selectors import VIEW, scope_queryset
+from patients.selectors import VIEW, patient_list_visible_to, patient_path
 
 NOT_FOUND = "not found"
 
@@ -63,4 +63,15 @@ def gate_queryset[Q: QuerySet[Any]](queryset: Q, info: Info, *, perm: str = VIEW
                 patient__portal_user=user, patient__is_active=True, is_released=True
             )
         return queryset.none()
-    return scope_queryset(queryset, user=user, perm=perm)
+    path = patient_path(queryset.model)
+    lookup = f"{path}__in" if path else "pk__in"
+    return queryset.filter(**{lookup: _visible_patients(info, user, perm).values("pk")})
+
+
+def _visible_patients(info: Info, user: Any, perm: str) -> QuerySet[Any]:
+    # The same lazy queryset scope_queryset builds, made once per request: building it checks
+    # for break-glass grants (a query), and every nested list of a query needs it.
+    cache = info.context.request.__dict__.setdefault("_graphql_visible_patients", {})
+    if perm not in cache:
+        cache[perm] = patient_list_visible_to(user=user, perm=perm)
+    return cache[perm]

@@ -187,6 +187,28 @@ RESOURCES: dict[str, dict[str, object]] = {
         "expect": _cells(NOT_ALLOWED, anonymous=NOT_ALLOWED),
     },
     "audit:export GET": {"url": "audit:export", "method": "GET", "expect": _only(_ADMINS)},
+    # GraphQL: queries are POST-only (a GET without a query is a 400; the playground, for a
+    # browser's text/html GET, exists only under DEBUG); a POST that is not a JSON GraphQL
+    # request is a 400. Per-record GraphQL access is tested cell by cell in
+    # oncoplanner/tests/test_graphql_gate.py (the same gate, surface "graphql").
+    "graphql GET": {"url": "graphql", "method": "GET", "expect": _cells(BAD_REQUEST)},
+    "graphql POST": {
+        "url": "graphql",
+        "method": "POST",
+        "data": {"query": "{ patients { id } }"},
+        "expect": _cells(BAD_REQUEST),
+    },
+    # Schema documentation: staff only (no patient data, but not the portal's business).
+    "docs:data_dictionary GET": {
+        "url": "docs:data_dictionary",
+        "method": "GET",
+        "expect": _only(_CLINICIANS + _ADMINS),
+    },
+    "docs:er_diagram GET": {
+        "url": "docs:er_diagram",
+        "method": "GET",
+        "expect": _only(_CLINICIANS + _ADMINS),
+    },
 }
 
 # --- Admin ----------------------------------------------------------------------------------
@@ -306,6 +328,9 @@ AUTHENTICATED_URL_NAMES = frozenset(
         "mfa_view_recovery_codes",
         "mfa_generate_recovery_codes",
         "mfa_download_recovery_codes",
+        # Staff-only schema documentation (no patient data); in the matrix above all the same.
+        "docs:data_dictionary",
+        "docs:er_diagram",
         "api_tokens",  # the user's own personal API tokens
         "api_token_revoke",
     }
@@ -321,6 +346,7 @@ PHI_URL_NAMES = frozenset(
         "patients:invitation_create",
         "audit:report",
         "audit:export",
+        "graphql",
         "portal:home",
         "portal:lab_results",
         "portal:symptoms",

@@ -1,0 +1,72 @@
+"""Query budget: the dashboard query (patient, courses, cycles, administrations, lab results)
+runs a fixed number of SQL queries whatever the page size and the number of records."""
+
+# Fixtures are imported from graphql_support (no conftest of our own in this shared
+# directory), so pytest's argument injection looks like redefinition to ruff.
+# ruff: noqa: F811
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from oncoplanner.tests.graphql_support import (  # noqa: F401 - fixtures
+    _access_context,
+    add_results,
+    as_user,
+    gql,
+    world,
+)
+
+pytestmark = pytest.mark.django_db
+
+DASHBOARD = """query($id: ID!, $first: Int!) {
+  patient(id: $id) {
+    id familyName
+    courses { id status regimen { name }
+      cycles { id number status plannedStart administrations { id doseMg drug { name } } }
+      doseModifications { id percent } }
+    sideEffects { id grade term { term } }
+    labResults(first: $first) { id value flag collectedAt test { loinc shortName } }
+  }
+}"""
+# Session and user (2); the gate for the root field (permission lookup, patient, the log row,
+# the break-glass check: 4); the patient; one query per nested list (courses with regimen,
+# cycles, administrations with drug, dose modifications, side effects with term, lab results
+# with test: 6), each with the gate as a subquery; the session's activity stamp (3).
+DASHBOARD_QUERIES = 15
+
+
+def _count(client, world, first: int) -> tuple[int, dict]:
+    with CaptureQueriesContext(connection) as ctx:
+        _, body = gql(client, DASHBOARD, {"id": world.p.pk, "first": first})
+    assert "errors" not in body, body
+    return len(ctx.captured_queries), body
+
+
+def test_graphql_budget_dashboard_is_fixed_whatever_the_page_size(world, as_user):
+    add_results(world.p, 60)
+    client = as_user(world.clinician)
+    gql(client, "{ me { id } }")  # warm the session, as a second request would be
+    small, small_body = _count(client, world, 5)
+    large, large_body = _count(client, world, 50)
+    assert len(small_body["data"]["patient"]["labResults"]) == 5
+    assert len(large_body["data"]["patient"]["labResults"]) == 50
+    assert small == large == DASHBOARD_QUERIES
+
+
+def test_graphql_budget_patient_list_is_fixed_whatever_the_number_of_patients(world, as_user):
+    client = as_user(world.clinician)
+    query = "{ patients { id courses { id cycles { id } } sideEffects { id } } }"
+    gql(client, "{ me { id } }")
+    with CaptureQueriesContext(connection) as one:
+        gql(client, query)
+    from oncoplanner.tests.graphql_support import _patient
+
+    team = world.p.care_team
+    for name in ("Adams", "Baker", "Clark"):
+        _patient(team, family_name=name)
+    with CaptureQueriesContext(connection) as four:
+        _, body = gql(client, query)
+    assert len(body["data"]["patients"]) == 4
+    assert len(one.captured_queries) == len(four.captured_queries)

@@ -1,0 +1,234 @@
+"""GraphQL mutations: the same services as the pages, the gate with change permission, field
+errors in extensions, nothing written on a refusal, and the access log (surface graphql)."""
+
+# Fixtures are imported from graphql_support (no conftest of our own in this shared
+# directory), so pytest's argument injection looks like redefinition to ruff.
+# ruff: noqa: F811
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from audit.models import AccessLog
+from labs.models import LabResult
+from oncoplanner.tests.graphql_support import (  # noqa: F401 - fixtures
+    ANC_LOINC,
+    TODAY,
+    _access_context,
+    anc_test,
+    as_user,
+    gql,
+    world,
+)
+from treatments.models import ChemoCycle, SideEffect
+
+pytestmark = pytest.mark.django_db
+
+GIVE = """mutation($p: ID!, $c: ID!, $d: Date!) {
+  giveCycle(patientId: $p, cycleId: $c, actualStart: $d) { id status actualStart } }"""
+DELAY = """mutation($p: ID!, $c: ID!, $reason: String!, $days: Int) {
+  delayCycle(patientId: $p, cycleId: $c, reason: $reason, days: $days) { id status plannedStart } }"""
+HOLD = """mutation($p: ID!, $c: ID!, $reason: String!) {
+  holdCycle(patientId: $p, cycleId: $c, reason: $reason) { id status reason } }"""
+RECORD_LAB = """mutation($p: ID!, $loinc: String!, $value: String!, $unit: String!, $at: DateTime!) {
+  recordLabResult(patientId: $p, loinc: $loinc, value: $value, unit: $unit, collectedAt: $at) {
+    id value flag } }"""
+ACK_LAB = """mutation($p: ID!, $r: ID!, $note: String!) {
+  acknowledgeLabResult(patientId: $p, labResultId: $r, note: $note) { id acknowledgedAt } }"""
+SIDE_EFFECT = """mutation($p: ID!, $t: ID!, $g: Int!, $onset: Date!, $c: ID) {
+  recordSideEffect(patientId: $p, termId: $t, grade: $g, onset: $onset, cycleId: $c) {
+    id grade cycle { id } } }"""
+ACK_SIDE_EFFECT = """mutation($p: ID!, $s: ID!, $note: String!) {
+  acknowledgeSideEffect(patientId: $p, sideEffectId: $s, note: $note) { id acknowledgedAt } }"""
+
+
+def _error(body):
+    (error,) = body["errors"]
+    return error
+
+
+def _writes():
+    return AccessLog.objects.filter(action__in=["create", "update", "delete"]).count()
+
+
+def test_graphql_mutations_give_cycle_through_the_service(world, as_user):
+    vars_ = {"p": world.p.pk, "c": world.cycle_p.pk, "d": TODAY.isoformat()}
+    _, body = gql(as_user(world.clinician), GIVE, vars_)
+    assert "errors" not in body, body
+    assert body["data"]["giveCycle"]["status"] == "given"
+    world.cycle_p.refresh_from_db()
+    assert world.cycle_p.status == ChemoCycle.Status.GIVEN
+    assert world.cycle_p.status_changed_by == world.clinician
+    write = AccessLog.objects.filter(action="update", object_type="ChemoCycle").first()
+    assert write is not None
+    assert write.surface == "graphql"
+
+
+def test_graphql_mutations_give_cycle_of_another_patient_is_not_found(world, as_user):
+    before = _writes()
+    # Parent mine, child theirs: Q's cycle under P's id.
+    vars_ = {"p": world.p.pk, "c": world.cycle_q.pk, "d": TODAY.isoformat()}
+    _, body = gql(as_user(world.clinician), GIVE, vars_)
+    assert body["data"] is None
+    assert _error(body)["message"] == "not found"
+    world.cycle_q.refresh_from_db()
+    assert world.cycle_q.status == ChemoCycle.Status.PLANNED
+    assert _writes() == before
+
+
+def test_graphql_mutations_give_cycle_twice_names_the_field(world, as_user):
+    client = as_user(world.clinician)
+    vars_ = {"p": world.p.pk, "c": world.cycle_p.pk, "d": TODAY.isoformat()}
+    gql(client, GIVE, vars_)
+    before = _writes()
+    _, body = gql(client, GIVE, vars_)
+    error = _error(body)
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "cycle" in error["extensions"]["fields"]
+    assert _writes() == before
+
+
+def test_graphql_mutations_delay_without_reason_writes_nothing(world, as_user):
+    before = _writes()
+    vars_ = {"p": world.p.pk, "c": world.cycle_p.pk, "reason": "", "days": 7}
+    _, body = gql(as_user(world.clinician), DELAY, vars_)
+    assert "reason" in _error(body)["extensions"]["fields"]
+    world.cycle_p.refresh_from_db()
+    assert (world.cycle_p.status, world.cycle_p.planned_start) == ("planned", TODAY)
+    assert _writes() == before
+
+
+def test_graphql_mutations_delay_cycle_by_seven_days(world, as_user):
+    vars_ = {"p": world.p.pk, "c": world.cycle_p.pk, "reason": "ANC 0.9 on day 1", "days": 7}
+    _, body = gql(as_user(world.clinician), DELAY, vars_)
+    assert body["data"]["delayCycle"]["plannedStart"] == (TODAY + dt.timedelta(days=7)).isoformat()
+
+
+def test_graphql_mutations_hold_cycle(world, as_user):
+    vars_ = {"p": world.p.pk, "c": world.cycle_p.pk, "reason": "Awaiting echo"}
+    _, body = gql(as_user(world.clinician), HOLD, vars_)
+    assert body["data"]["holdCycle"] == {
+        "id": str(world.cycle_p.pk),
+        "status": "held",
+        "reason": "Awaiting echo",
+    }
+
+
+def test_graphql_mutations_hold_by_outsider_is_not_found(world, as_user):
+    vars_ = {"p": world.p.pk, "c": world.cycle_p.pk, "reason": "Awaiting echo"}
+    _, body = gql(as_user(world.outsider), HOLD, vars_)
+    assert _error(body)["message"] == "not found"
+    world.cycle_p.refresh_from_db()
+    assert world.cycle_p.status == "planned"
+
+
+def test_graphql_mutations_portal_user_cannot_mutate(world, as_user):
+    vars_ = {"p": world.p.pk, "c": world.cycle_p.pk, "reason": "Feeling unwell"}
+    _, body = gql(as_user(world.portal_p), HOLD, vars_)
+    assert _error(body)["message"] == "not found"
+
+
+def _lab_vars(world, value: str, unit: str = "10*3/uL") -> dict[str, object]:
+    anc_test()
+    return {
+        "p": world.p.pk,
+        "loinc": ANC_LOINC,
+        "value": value,
+        "unit": unit,
+        "at": "2026-03-01T08:00:00+00:00",
+    }
+
+
+def test_graphql_mutations_record_lab_result(world, as_user):
+    _, body = gql(as_user(world.clinician), RECORD_LAB, _lab_vars(world, "1.4"))
+    assert "errors" not in body, body
+    created = LabResult.objects.get(pk=body["data"]["recordLabResult"]["id"])
+    assert (created.patient, created.value, created.recorded_by) == (
+        world.p,
+        created.value,
+        world.clinician,
+    )
+    assert str(created.value).startswith("1.4")
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "field"),
+    [("NaN", "10*3/uL", "value"), ("Infinity", "10*3/uL", "value"), ("1.4", "g/L", "unit")],
+)
+def test_graphql_mutations_record_lab_result_bad_input_writes_nothing(
+    world, as_user, value, unit, field
+):
+    count = LabResult.objects.count()
+    _, body = gql(as_user(world.clinician), RECORD_LAB, _lab_vars(world, value, unit))
+    assert field in _error(body)["extensions"]["fields"]
+    assert LabResult.objects.count() == count
+
+
+def test_graphql_mutations_record_lab_result_unknown_loinc(world, as_user):
+    vars_ = _lab_vars(world, "1.4") | {"loinc": "0000-0"}
+    _, body = gql(as_user(world.clinician), RECORD_LAB, vars_)
+    assert "test" in _error(body)["extensions"]["fields"]
+
+
+def test_graphql_mutations_acknowledge_normal_result_names_the_field(world, as_user):
+    vars_ = {"p": world.p.pk, "r": world.result_p.pk, "note": "Seen"}
+    _, body = gql(as_user(world.clinician), ACK_LAB, vars_)
+    assert "result" in _error(body)["extensions"]["fields"]
+    world.result_p.refresh_from_db()
+    assert world.result_p.acknowledged_at is None
+
+
+def test_graphql_mutations_acknowledge_critical_result(world, as_user):
+    world.result_p.flag = "LL"
+    world.result_p.save(update_fields=["flag"])
+    vars_ = {"p": world.p.pk, "r": world.result_p.pk, "note": "Patient called, G-CSF started"}
+    _, body = gql(as_user(world.clinician), ACK_LAB, vars_)
+    assert body["data"]["acknowledgeLabResult"]["acknowledgedAt"]
+
+
+def test_graphql_mutations_acknowledge_other_patients_result_is_not_found(world, as_user):
+    vars_ = {"p": world.p.pk, "r": world.result_q.pk, "note": "Seen"}
+    _, body = gql(as_user(world.clinician), ACK_LAB, vars_)
+    assert _error(body)["message"] == "not found"
+
+
+def test_graphql_mutations_record_side_effect(world, as_user):
+    vars_ = {"p": world.p.pk, "t": world.term.pk, "g": 2, "onset": TODAY.isoformat()}
+    _, body = gql(as_user(world.clinician), SIDE_EFFECT, vars_)
+    assert "errors" not in body, body
+    assert SideEffect.objects.filter(patient=world.p, grade=2).count() == 1
+
+
+def test_graphql_mutations_side_effect_on_other_patients_cycle_is_not_found(world, as_user):
+    vars_ = {
+        "p": world.p.pk,
+        "t": world.term.pk,
+        "g": 2,
+        "onset": TODAY.isoformat(),
+        "c": world.cycle_q.pk,
+    }
+    _, body = gql(as_user(world.clinician), SIDE_EFFECT, vars_)
+    assert _error(body)["message"] == "not found"
+    assert not SideEffect.objects.filter(patient=world.p).exists()
+
+
+def test_graphql_mutations_side_effect_grade_above_term_maximum(world, as_user):
+    vars_ = {"p": world.p.pk, "t": world.term.pk, "g": 5, "onset": TODAY.isoformat()}
+    _, body = gql(as_user(world.clinician), SIDE_EFFECT, vars_)
+    assert "grade" in _error(body)["extensions"]["fields"]
+    assert not SideEffect.objects.filter(patient=world.p).exists()
+
+
+def test_graphql_mutations_acknowledge_side_effect(world, as_user):
+    vars_ = {"p": world.q.pk, "s": world.side_effect_q.pk, "note": "Antiemetics changed"}
+    _, body = gql(as_user(world.q_clinician), ACK_SIDE_EFFECT, vars_)
+    assert body["data"]["acknowledgeSideEffect"]["acknowledgedAt"]
+
+
+def test_graphql_mutations_acknowledge_side_effect_of_other_team(world, as_user):
+    vars_ = {"p": world.q.pk, "s": world.side_effect_q.pk, "note": "Antiemetics changed"}
+    _, body = gql(as_user(world.clinician), ACK_SIDE_EFFECT, vars_)
+    assert _error(body)["message"] == "not found"
+    world.side_effect_q.refresh_from_db()
+    assert world.side_effect_q.acknowledged_at is None
