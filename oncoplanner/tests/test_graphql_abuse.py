@@ -172,3 +172,14 @@ def test_graphql_abuse_graphiql_needs_login_in_development(client, world):
     response = client.get(URL, HTTP_ACCEPT="text/html")
     assert response.status_code == 302
     assert "/accounts/login/" in response["Location"]
+
+
+@override_settings(DEBUG=True)
+def test_graphql_abuse_graphiql_assets_are_local_in_development(world, as_user):
+    response = as_user(world.clinician).get(URL, HTTP_ACCEPT="text/html")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "vendor/graphiql/graphiql.min.js" in html
+    assert "vendor/graphiql/react.production.min.js" in html
+    assert "https://" not in html  # no CDN
+    assert "<script>" not in html  # CSP: no inline script, every script carries the nonce
