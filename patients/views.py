@@ -77,7 +77,10 @@ def patient_detail(request: HttpRequest, patient_id: int) -> HttpResponse:
         "emergency_accesses": board.emergency_accesses,
         "invitation_form": InvitationForm() if on_team and not patient.portal_user_id else None,
     }
-    return render(request, "patients/patient_detail.html", context)
+    template = "patients/patient_detail.html"
+    if request.htmx and request.htmx.target == "dashboard-live":  # type: ignore[attr-defined]
+        template += "#live-body"  # a live refresh: the body only
+    return render(request, template, context)
 
 
 @login_required

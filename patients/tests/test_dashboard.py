@@ -282,3 +282,28 @@ def test_dashboard_query_count_is_flat_in_history_length(
     # 21 = 16 for the dashboard (gate, audit insert, each section one query) + 5 for the
     # session (load session and user; the activity stamp's savepoint, update, release).
     assert many == 21
+
+
+def test_dashboard_listens_for_live_changes_and_refreshes_only_its_body(
+    client, treating_clinician, patient
+):
+    from django.urls import reverse
+
+    client.force_login(treating_clinician)
+    url = reverse("patients:patient_detail", args=[patient.pk])
+    page = client.get(url).content.decode()
+    assert f'sse-connect="/stream/changes/?patient={patient.pk}"' in page
+    assert 'hx-trigger="sse:change"' in page
+    refresh = client.get(
+        url,
+        headers={
+            "HX-Request": "true",
+            "HX-Target": "dashboard-live",
+            "X-OncoPlanner-Background": "1",
+        },
+    )
+    assert refresh.status_code == 200
+    body = refresh.content.decode()
+    assert "<html" not in body
+    assert body.lstrip().startswith('<div id="dashboard-live"')
+    assert patient.mrn in body
