@@ -44,6 +44,7 @@ test-sqlite: venv-dev
 # CI=true: the same suite against a throwaway PostgreSQL, then the browser tests.
 test-postgres: venv-dev
 	scripts/with-postgres.sh $(VENV)/bin/pytest -n 2 -q
+	scripts/with-postgres.sh $(VENV)/bin/python scripts/live_two_workers.py
 
 test-browser: venv-dev
 	scripts/browser-setup.sh
