@@ -244,3 +244,15 @@ def test_patient_list_query_count_is_flat_in_page_size(
     assert few == many
     # 5 of these are the session's (load session and user; the activity stamp).
     assert many == {"mine": 12, "due": 12, "attention": 15}[filter_]
+
+
+def test_patient_list_table_refreshes_itself_from_the_live_stream(
+    client, treating_clinician, patient
+):
+    from django.urls import reverse
+
+    client.force_login(treating_clinician)
+    page = client.get(reverse("patients:patient_list"), {"filter": "attention"}).content.decode()
+    assert 'sse-connect="/stream/changes/"' in page
+    assert 'hx-trigger="sse:change"' in page
+    assert "X-OncoPlanner-Background" in page
