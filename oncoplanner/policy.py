@@ -21,6 +21,16 @@ Outcomes
 - ``login``: 302 to the sign-in page (allauth's, or admin's login which forwards to it);
 - ``404``: the gate's answer for a record the user may not see, identical to a missing one;
 - ``405``: the method is not accepted; ``400``: a malformed request.
+- ``created``: 201 (a REST write that made a record); ``401``: not signed in, on a door that
+  cannot redirect to a login page (the REST API's JSON answer, the live event stream).
+
+Resource keys: ``url`` (URL name), ``args`` (world names; ``"P_cycle.number"`` takes an
+attribute instead of the pk), ``method``, ``query`` and ``data`` (form body) whose strings may
+name world objects as ``"{P.pk}"``, ``json`` (a JSON body sent as application/json; a string
+that is only a placeholder becomes the attribute's own value, an int for a pk), ``settings``
+(overridden for the request), ``stream`` (a 200 must be ``text/event-stream``; the body is not
+read), ``expect`` (one outcome per persona) and ``xfail`` (persona -> reason: a cell where the
+app answers something other than this policy; the cell stays strict, see the matrix test).
 """
 
 from __future__ import annotations
@@ -31,9 +41,11 @@ LOGIN = "login"
 NOT_FOUND = "404"
 NOT_ALLOWED = "405"
 BAD_REQUEST = "400"
-OUTCOMES = (OK, DONE, LOGIN, NOT_FOUND, NOT_ALLOWED, BAD_REQUEST)
+CREATED = "created"
+UNAUTHORIZED = "401"
+OUTCOMES = (OK, DONE, LOGIN, NOT_FOUND, NOT_ALLOWED, BAD_REQUEST, CREATED, UNAUTHORIZED)
 # Outcomes that hand the resource over; every other outcome is a deny.
-ALLOWING = frozenset({OK, DONE})
+ALLOWING = frozenset({OK, DONE, CREATED})
 
 PERSONAS: dict[str, str] = {
     "anonymous": "not signed in",
@@ -50,6 +62,9 @@ _CLINICIANS = ("clinician_team", "clinician_outside", "clinician_break_glass")
 _PATIENTS = ("patient_own", "patient_other")
 _ADMINS = ("administrator", "superuser")
 _SIGNED_IN = _PATIENTS + _CLINICIANS + _ADMINS
+# Who may open and document P's chart: its care team, and the break-glass grant (view+change).
+_CARE = ("clinician_team", "clinician_break_glass")
+_STAFF = _CLINICIANS + _ADMINS
 
 
 def _cells(default: str, **overrides: str) -> dict[str, str]:
@@ -62,6 +77,11 @@ def _cells(default: str, **overrides: str) -> dict[str, str]:
 
 def _only(allowed: tuple[str, ...], outcome: str = OK, deny: str = NOT_FOUND) -> dict[str, str]:
     return _cells(deny, **dict.fromkeys(allowed, outcome))
+
+
+def _api_only(allowed: tuple[str, ...], outcome: str = OK) -> dict[str, str]:
+    """REST and stream: anonymous is a 401 (no redirect), everyone not allowed the gate's 404."""
+    return _cells(NOT_FOUND, anonymous=UNAUTHORIZED, **dict.fromkeys(allowed, outcome))
 
 
 # Each resource: the URL name, its arguments (names of objects in the world, see above),
@@ -211,6 +231,365 @@ RESOURCES: dict[str, dict[str, object]] = {
     },
 }
 
+# --- Treatment pages (treatments/views.py) --------------------------------------------------
+# Every page takes the patient from the URL and fetches the course/cycle under it (the gate's
+# "parent mine, child theirs" 404). Reads need view, writes change: break-glass has both.
+_COURSE = ("P", "P_course")
+_CYCLE = ("P", "P_course", "P_cycle.number")
+_REASON = "Grade 3 neutropenia on day 14 blood count"
+RESOURCES.update(
+    {
+        "treatments:course_create GET": {
+            "url": "treatments:course_create",
+            "args": ("P",),
+            "method": "GET",
+            "expect": _only(_CARE),
+        },
+        "treatments:course_create POST": {
+            "url": "treatments:course_create",
+            "args": ("P",),
+            "method": "POST",
+            "data": {
+                "regimen": "{regimen_second.pk}",
+                "start_date": "2026-06-01",
+                "intent": "adjuvant",
+            },
+            "expect": _only(_CARE, DONE),
+        },
+        "treatments:course_detail GET": {
+            "url": "treatments:course_detail",
+            "args": _COURSE,
+            "method": "GET",
+            "expect": _only(_CARE),
+        },
+        "treatments:course_summary GET": {
+            "url": "treatments:course_summary",
+            "args": _COURSE,
+            "method": "GET",
+            "expect": _only(_CARE),
+        },
+        "treatments:dose_modification_create POST": {
+            "url": "treatments:dose_modification_create",
+            "args": _COURSE,
+            "method": "POST",
+            "data": {"from_cycle_number": "1", "percent": "80", "reason": _REASON},
+            "expect": _only(_CARE, DONE),
+        },
+        "treatments:course_stop POST": {
+            "url": "treatments:course_stop",
+            "args": _COURSE,
+            "method": "POST",
+            "data": {"reason": "407563006", "note": "", "stopped_on": "2026-03-20"},
+            "expect": _only(_CARE, DONE),
+        },
+        "treatments:cycle_detail GET": {
+            "url": "treatments:cycle_detail",
+            "args": _CYCLE,
+            "method": "GET",
+            "expect": _only(_CARE),
+        },
+        "treatments:cycle_give POST": {
+            "url": "treatments:cycle_give",
+            "args": _CYCLE,
+            "method": "POST",
+            "data": {"actual_start": "2026-03-02"},
+            "expect": _only(_CARE, DONE),
+        },
+        "treatments:cycle_delay POST": {
+            "url": "treatments:cycle_delay",
+            "args": _CYCLE,
+            "method": "POST",
+            "data": {"days": "7", "reason": _REASON},
+            "expect": _only(_CARE, DONE),
+        },
+        "treatments:cycle_hold POST": {
+            "url": "treatments:cycle_hold",
+            "args": _CYCLE,
+            "method": "POST",
+            "data": {"reason": _REASON},
+            "expect": _only(_CARE, DONE),
+        },
+        "treatments:cycle_cancel POST": {
+            "url": "treatments:cycle_cancel",
+            "args": _CYCLE,
+            "method": "POST",
+            "data": {"reason": _REASON},
+            "expect": _only(_CARE, DONE),
+        },
+        "treatments:administration_create POST without a drug": {
+            "url": "treatments:administration_create",
+            "args": _CYCLE,
+            "method": "POST",
+            "data": {},
+            # The gate runs first: the care team gets the form's 400, everyone else the 404.
+            "expect": _only(_CARE, BAD_REQUEST),
+        },
+        "treatments:side_effect_create GET": {
+            "url": "treatments:side_effect_create",
+            "args": ("P",),
+            "method": "GET",
+            "expect": _only(_CARE),
+        },
+        "treatments:side_effect_create POST": {
+            "url": "treatments:side_effect_create",
+            "args": ("P",),
+            "method": "POST",
+            "data": {"term": "{term.pk}", "grade": "2", "onset": "2026-03-05"},
+            "expect": _only(_CARE, DONE),
+        },
+        # Reference data (no PHI) for staff; patients get the 404 of a page that is not theirs.
+        "treatments:ctcae_term_search GET": {
+            "url": "treatments:ctcae_term_search",
+            "method": "GET",
+            "query": "q=nause&patient={P.pk}",
+            "expect": _only(_STAFF),
+        },
+    }
+)
+
+# --- Lab pages and the critical-result inbox (labs/views.py) --------------------------------
+RESOURCES.update(
+    {
+        "labs:lab_trends GET": {
+            "url": "labs:lab_trends",
+            "args": ("P",),
+            "method": "GET",
+            "expect": _only(_CARE),
+        },
+        "labs:lab_result_create GET": {
+            "url": "labs:lab_result_create",
+            "args": ("P",),
+            "method": "GET",
+            "expect": _only(_CARE),
+        },
+        "labs:lab_result_create POST": {
+            "url": "labs:lab_result_create",
+            "args": ("P",),
+            "method": "POST",
+            "data": {
+                "test": "{lab_test.pk}",
+                "value": "1.5",
+                "unit": "",
+                "collected_on": "2026-03-01",
+                "collected_time": "08:00",
+            },
+            "expect": _only(_CARE, DONE),
+        },
+        "labs:lab_results_release POST": {
+            "url": "labs:lab_results_release",
+            "args": ("P",),
+            "method": "POST",
+            "data": {"result": "{P_unreleased_lab_result.pk}"},
+            "expect": _only(_CARE, DONE),
+        },
+        "labs:lab_import GET": {
+            "url": "labs:lab_import",
+            "args": ("P",),
+            "method": "GET",
+            "expect": _only(_CARE),
+        },
+        "labs:lab_import POST without a file": {
+            "url": "labs:lab_import",
+            "args": ("P",),
+            "method": "POST",
+            "data": {},
+            "expect": _only(_CARE, BAD_REQUEST),
+        },
+        # The clinicians' worklist across their patients (empty for the outsider here).
+        "labs:inbox GET": {
+            "url": "labs:inbox",
+            "method": "GET",
+            "expect": _only(_CLINICIANS),
+            # The view has no role check (the patient list page has one): these personas get
+            # a 200 with an empty inbox (scoped queries, no row of P; the matrix checks the
+            # marker) instead of the 404 of a page that is not theirs.
+            "xfail": dict.fromkeys(
+                _PATIENTS + _ADMINS,
+                "labs:inbox answers 200 (empty) to patient users and administrators; the policy "
+                "says 404 like patients:patient_list (no role check in labs.views.inbox)",
+            ),
+        },
+        "labs:lab_result_acknowledge POST": {
+            "url": "labs:lab_result_acknowledge",
+            "args": ("P", "P_critical_lab_result"),
+            "method": "POST",
+            "data": {"note": "Called the patient; G-CSF started"},
+            "expect": _only(_CARE, DONE),
+        },
+        "labs:side_effect_acknowledge POST": {
+            "url": "labs:side_effect_acknowledge",
+            "args": ("P", "P_severe_side_effect"),
+            "method": "POST",
+            "data": {"note": "Antiemetics changed to olanzapine"},
+            "expect": _only(_CARE, DONE),
+        },
+        "labs:symptom_report_review POST": {
+            "url": "labs:symptom_report_review",
+            "args": ("P", "P_severe_symptom_report"),
+            "method": "POST",
+            "data": {"note": "Phoned the patient; seen in clinic today"},
+            "expect": _only(_CARE, DONE),
+        },
+    }
+)
+
+# --- Live updates (oncoplanner/live/views.py) -----------------------------------------------
+# An EventSource cannot follow a redirect: anonymous is a plain 401. Signed in, the stream
+# carries only events of patients the gate lets the user see (none at all for patients and
+# administrators); asking for one patient's events is the gate's 404 for anyone else.
+_STREAM_SETTINGS = {"LIVE_STREAM_MAX_SECONDS": 1, "LIVE_STREAM_WAIT_SECONDS": 1}
+RESOURCES.update(
+    {
+        "live:changes GET": {
+            "url": "live:changes",
+            "method": "GET",
+            "settings": _STREAM_SETTINGS,
+            "stream": True,
+            "expect": _cells(OK, anonymous=UNAUTHORIZED),
+        },
+        "live:changes GET patient P": {
+            "url": "live:changes",
+            "method": "GET",
+            "query": "patient={P.pk}",
+            "settings": _STREAM_SETTINGS,
+            "stream": True,
+            "expect": _api_only(_CARE),
+        },
+    }
+)
+
+# --- REST API /api/v1/ (oncoplanner/api.py and each app's api.py) ---------------------------
+# Session authentication here (tokens: oncoplanner/tests/test_api_tokens.py); anonymous is
+# the JSON 401, patient users get the 404 of a missing record on every clinical route, and
+# the clinical routes pass the same gate as the pages. Unsafe methods need the CSRF token
+# (test_permission_matrix_post_without_csrf_token_is_refused covers every row below).
+_P_COURSE = ("P", "P_course")
+_P_CYCLE = ("P", "P_cycle")
+
+
+def _api(
+    url: str,
+    args: tuple[str, ...] = (),
+    expect: dict[str, str] | None = None,
+    method: str = "GET",
+    body: dict[str, object] | None = None,
+) -> dict[str, object]:
+    resource: dict[str, object] = {"url": f"api:{url}", "args": args, "method": method}
+    if body is not None:
+        resource["json"] = body
+    resource["expect"] = expect if expect is not None else _api_only(_CARE)
+    return resource
+
+
+_API_WRITE = _api_only(_CARE, CREATED)
+RESOURCES.update(
+    {
+        "api:me GET": _api("me", expect=_cells(OK, anonymous=UNAUTHORIZED)),
+        # Patients
+        "api:patient_list GET": {
+            **_api("patient_list", expect=_api_only(_CLINICIANS)),
+            # clinical_user lets administrators through: a 200 with an empty page (the gate
+            # scopes the rows), where the clinicians' list page answers them 404.
+            "xfail": dict.fromkeys(
+                _ADMINS,
+                "api:patient_list answers administrators 200 (empty page) where "
+                "patients:patient_list answers 404 (clinical_user admits administrators)",
+            ),
+        },
+        "api:patient_detail GET": _api("patient_detail", ("P",)),
+        "api:patient_patch PATCH": _api(
+            "patient_patch", ("P",), method="PATCH", body={"phone": "+1 555 0100"}
+        ),
+        "api:patient_readiness GET": _api("patient_readiness", ("P",)),
+        # Reference data (no PHI): staff only
+        "api:regimen_list GET": _api("regimen_list", expect=_api_only(_STAFF)),
+        "api:regimen_detail GET": _api("regimen_detail", ("regimen",), _api_only(_STAFF)),
+        "api:lab_test_list GET": _api("lab_test_list", expect=_api_only(_STAFF)),
+        "api:lab_test_detail GET": _api("lab_test_detail", ("lab_test",), _api_only(_STAFF)),
+        # Courses and cycles
+        "api:course_list GET": _api("course_list", ("P",)),
+        "api:course_create POST": _api(
+            "course_create",
+            ("P",),
+            _API_WRITE,
+            "POST",
+            {"regimen_id": "{regimen_second.pk}", "start_date": "2026-06-01", "intent": "adjuvant"},
+        ),
+        "api:course_detail GET": _api("course_detail", _P_COURSE),
+        "api:cycle_list GET": _api("cycle_list", _P_COURSE),
+        "api:cycle_detail GET": _api("cycle_detail", _P_CYCLE),
+        "api:cycle_give POST": _api(
+            "cycle_give", _P_CYCLE, method="POST", body={"actual_start": "2026-03-02"}
+        ),
+        "api:cycle_delay POST": _api(
+            "cycle_delay", _P_CYCLE, method="POST", body={"reason": _REASON, "days": 7}
+        ),
+        "api:cycle_hold POST": _api(
+            "cycle_hold", _P_CYCLE, method="POST", body={"reason": _REASON}
+        ),
+        "api:cycle_cancel POST": _api(
+            "cycle_cancel", _P_CYCLE, method="POST", body={"reason": _REASON}
+        ),
+        "api:administration_list GET": _api("administration_list", _P_CYCLE),
+        "api:administration_create POST with another regimen's drug": _api(
+            "administration_create",
+            _P_CYCLE,
+            # The gate runs first: the care team gets the 400 naming regimen_drug_id.
+            _api_only(_CARE, BAD_REQUEST),
+            "POST",
+            {"regimen_drug_id": 999999, "day_of_cycle": 1, "given_at": "2026-03-02T09:00:00Z"},
+        ),
+        "api:dose_modification_list GET": _api("dose_modification_list", _P_COURSE),
+        "api:dose_modification_create POST": _api(
+            "dose_modification_create",
+            _P_COURSE,
+            _API_WRITE,
+            "POST",
+            {"from_cycle_number": 1, "percent": "80", "reason": _REASON},
+        ),
+        # Side effects
+        "api:side_effect_list GET": _api("side_effect_list", ("P",)),
+        "api:side_effect_create POST": _api(
+            "side_effect_create",
+            ("P",),
+            _API_WRITE,
+            "POST",
+            {"term_id": "{term.pk}", "grade": 2, "onset": "2026-03-05"},
+        ),
+        "api:side_effect_detail GET": _api("side_effect_detail", ("P", "P_side_effect")),
+        "api:side_effect_acknowledge POST": _api(
+            "side_effect_acknowledge",
+            ("P", "P_severe_side_effect"),
+            method="POST",
+            body={"note": "Antiemetics changed to olanzapine"},
+        ),
+        # Lab results
+        "api:lab_result_list GET": _api("lab_result_list", ("P",)),
+        "api:lab_result_create POST": _api(
+            "lab_result_create",
+            ("P",),
+            _API_WRITE,
+            "POST",
+            {
+                "test_id": "{lab_test.pk}",
+                "value": "1.5",
+                "unit": "10*3/uL",
+                "collected_at": "2026-03-01T08:00:00Z",
+            },
+        ),
+        "api:lab_result_detail GET": _api("lab_result_detail", ("P", "P_lab_result")),
+        "api:lab_result_acknowledge POST": _api(
+            "lab_result_acknowledge",
+            ("P", "P_critical_lab_result"),
+            method="POST",
+            body={"note": "Called the patient; G-CSF started"},
+        ),
+        # The portal's own data: each patient user gets their own (never P's for patient_other).
+        "api:my_cycles GET": _api("my_cycles", expect=_api_only(_PATIENTS)),
+        "api:my_lab_results GET": _api("my_lab_results", expect=_api_only(_PATIENTS)),
+    }
+)
+
 # --- Admin ----------------------------------------------------------------------------------
 
 # PHI models: their admin goes through patients/admin_gate.GatedPhiAdmin (scoped to the user's
@@ -312,8 +691,12 @@ PUBLIC_URL_NAMES = frozenset(
         "api:openapi-json",  # the REST schema: no data
         "api:openapi-view",  # the REST playground page: assets only, calls need auth
         "api:api-root",
+        "bench_baseline",  # only with BENCHMARK_BASELINE (below): a static page, no data
     }
 )
+# Mounted only when the named setting is true (the URL walk mounts them to check): name ->
+# setting. bench_baseline is a static page with no data, for scripts/bench.py's own server.
+CONDITIONAL_URL_NAMES: dict[str, str] = {"bench_baseline": "BENCHMARK_BASELINE"}
 # Signed-in pages about the user's own account: no patient data.
 AUTHENTICATED_URL_NAMES = frozenset(
     {
@@ -328,11 +711,19 @@ AUTHENTICATED_URL_NAMES = frozenset(
         "mfa_view_recovery_codes",
         "mfa_generate_recovery_codes",
         "mfa_download_recovery_codes",
+        "api_tokens",  # the user's own personal API tokens
+        "api_token_revoke",
         # Staff-only schema documentation (no patient data); in the matrix above all the same.
         "docs:data_dictionary",
         "docs:er_diagram",
-        "api_tokens",  # the user's own personal API tokens
-        "api_token_revoke",
+        # Reference data without patient data (CTCAE terms, regimens, lab tests) and the
+        # user's own identity; all of them in the matrix above all the same.
+        "treatments:ctcae_term_search",
+        "api:me",
+        "api:regimen_list",
+        "api:regimen_detail",
+        "api:lab_test_list",
+        "api:lab_test_detail",
     }
 )
 # Pages that show or change patient data or the access log: each must be in the matrix.
@@ -352,6 +743,54 @@ PHI_URL_NAMES = frozenset(
         "portal:symptoms",
         "portal:care_team",
         "portal:access_history",
+        "treatments:course_create",
+        "treatments:course_detail",
+        "treatments:course_summary",
+        "treatments:dose_modification_create",
+        "treatments:course_stop",
+        "treatments:cycle_detail",
+        "treatments:cycle_give",
+        "treatments:cycle_delay",
+        "treatments:cycle_hold",
+        "treatments:cycle_cancel",
+        "treatments:administration_create",
+        "treatments:side_effect_create",
+        "labs:lab_trends",
+        "labs:lab_result_create",
+        "labs:lab_results_release",
+        "labs:lab_import",
+        "labs:inbox",
+        "labs:lab_result_acknowledge",
+        "labs:side_effect_acknowledge",
+        "labs:symptom_report_review",
+        "live:changes",
+        "api:patient_list",
+        "api:patient_detail",
+        "api:patient_patch",
+        "api:patient_readiness",
+        "api:course_list",
+        "api:course_create",
+        "api:course_detail",
+        "api:cycle_list",
+        "api:cycle_detail",
+        "api:cycle_give",
+        "api:cycle_delay",
+        "api:cycle_hold",
+        "api:cycle_cancel",
+        "api:administration_list",
+        "api:administration_create",
+        "api:dose_modification_list",
+        "api:dose_modification_create",
+        "api:side_effect_list",
+        "api:side_effect_create",
+        "api:side_effect_detail",
+        "api:side_effect_acknowledge",
+        "api:my_cycles",
+        "api:lab_result_list",
+        "api:lab_result_create",
+        "api:lab_result_detail",
+        "api:lab_result_acknowledge",
+        "api:my_lab_results",
     }
 )
 # Every admin URL is behind is_staff plus allauth's login and MFA; the model views are

@@ -8,6 +8,7 @@ test then runs in its own savepoint (pytest-django's `db`), like Django's setUpT
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Iterator
 from decimal import Decimal
@@ -66,7 +67,7 @@ def _patient(*, mrn: str, given: str, family: str, team: Any, marker: str = MARK
 def _children(
     world: dict[str, Any], prefix: str, patient: Patient, actor: User, marker: str
 ) -> None:
-    from labs.models import LabResult, LabTest
+    from labs.models import Flag, LabResult, LabTest
     from treatments.models import (
         ChemoCycle,
         Course,
@@ -106,6 +107,16 @@ def _children(
     term, _ = CtcaeTerm.objects.get_or_create(
         term="Nausea", version="5.0", defaults={"category": "Gastrointestinal disorders"}
     )
+    # A second regimen to start a course on (a second open course of the same one is refused).
+    capox, _ = Regimen.objects.get_or_create(
+        name="CAPOX", version=1, defaults={"intent": Intent.CURATIVE}
+    )
+    RegimenPhase.objects.get_or_create(
+        regimen=capox,
+        order=1,
+        defaults={"name": "CAPOX", "cycle_length_days": 21, "planned_cycles": 8},
+    )
+    world.update(regimen=regimen, regimen_second=capox, lab_test=test, term=term)
     world[f"{prefix}_course"] = course
     world[f"{prefix}_cycle"] = cycle
     world[f"{prefix}_lab_result"] = LabResult.objects.create(
@@ -136,6 +147,40 @@ def _children(
         patient=patient,
         symptom=f"Tingling {marker}",
         severity=SymptomReport.Severity.MILD,
+        reported_by=actor,
+    )
+    # What the critical-result inbox asks a clinician to acknowledge or review.
+    world[f"{prefix}_critical_lab_result"] = LabResult.objects.create(
+        patient=patient,
+        test=test,
+        value=Decimal("0.3"),
+        unit=test.unit,
+        flag=Flag.CRITICAL_LOW,
+        collected_at=timezone.now() - dt.timedelta(hours=1),
+        is_released=False,
+    )
+    world[f"{prefix}_unreleased_lab_result"] = LabResult.objects.create(
+        patient=patient,
+        test=test,
+        value=Decimal("2.4"),
+        unit=test.unit,
+        collected_at=timezone.now() - dt.timedelta(hours=3),
+        is_released=False,
+    )
+    world[f"{prefix}_severe_side_effect"] = SideEffect.objects.create(
+        patient=patient,
+        cycle=cycle,
+        term=term,
+        grade=3,
+        ctcae_version="5.0",
+        onset=dt.date(2026, 3, 6),
+        description=f"Vomiting {marker} despite antiemetics",
+        reported_by=actor,
+    )
+    world[f"{prefix}_severe_symptom_report"] = SymptomReport.objects.create(
+        patient=patient,
+        symptom=f"Fever and shivering {marker}",
+        severity=SymptomReport.Severity.SEVERE,
         reported_by=actor,
     )
 
@@ -224,6 +269,9 @@ def client_for(world: dict[str, Any], persona: str, **kwargs: Any) -> Client:
 
 
 def _arg(world: dict[str, Any], name: str) -> Any:
+    if "." in name:  # "P_cycle.number": an attribute rather than the pk
+        obj, attr = name.split(".", 1)
+        return getattr(world[obj], attr)
     value = world[name]
     return value.pk if hasattr(value, "pk") else value
 
@@ -235,13 +283,28 @@ def fill(world: dict[str, Any], value: str) -> str:
     return _PLACEHOLDER.sub(lambda m: str(getattr(world[m.group(1)], m.group(2))), value)
 
 
+def fill_json(world: dict[str, Any], value: Any) -> Any:
+    """A JSON body with placeholders: "{term.pk}" alone becomes the value itself (an int)."""
+    if isinstance(value, dict):
+        return {k: fill_json(world, v) for k, v in value.items()}
+    if isinstance(value, str):
+        whole = _PLACEHOLDER.fullmatch(value)
+        if whole:
+            return getattr(world[whole.group(1)], whole.group(2))
+        return fill(world, value)
+    return value
+
+
 def resource_url(world: dict[str, Any], resource: dict[str, Any]) -> str:
     url = reverse(resource["url"], args=[_arg(world, a) for a in resource.get("args", ())])
-    return f"{url}?{resource['query']}" if resource.get("query") else url
+    return f"{url}?{fill(world, resource['query'])}" if resource.get("query") else url
 
 
 def request(client: Client, world: dict[str, Any], resource: dict[str, Any]) -> HttpResponse:
     url = resource_url(world, resource)
+    if "json" in resource:
+        body = json.dumps(fill_json(world, resource["json"]))
+        return client.generic(resource["method"], url, body, content_type="application/json")
     if resource["method"] == "POST":
         data = {k: fill(world, v) for k, v in resource.get("data", {}).items()}
         return client.post(url, data)
@@ -258,7 +321,9 @@ def outcome_of(response: HttpResponse) -> str:
         return policy.LOGIN if path in login_paths() else policy.DONE
     return {
         200: policy.OK,
+        201: policy.CREATED,
         400: policy.BAD_REQUEST,
+        401: policy.UNAUTHORIZED,
         404: policy.NOT_FOUND,
         405: policy.NOT_ALLOWED,
     }.get(response.status_code, str(response.status_code))

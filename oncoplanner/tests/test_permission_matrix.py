@@ -11,30 +11,63 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.test import Client
+from django.test import Client, override_settings
 
 from oncoplanner import policy
 from oncoplanner.tests import security_world
-from oncoplanner.tests.security_world import client_for, outcome_of, request, resource_url
+from oncoplanner.tests.security_world import (
+    MARKER,
+    body_of,
+    client_for,
+    outcome_of,
+    request,
+    resource_url,
+)
 from patients.services import care_team_remove_member
 
 world = security_world.world  # the module-scoped fixture
 
 pytestmark = pytest.mark.django_db
 
+
+def _cell_param(name: str, persona: str) -> Any:
+    """A cell; one the policy lists in the resource's `xfail` is a strict xfail (reported)."""
+    reason = policy.RESOURCES[name].get("xfail", {}).get(persona)  # type: ignore[attr-defined]
+    if reason is None:
+        return pytest.param(name, persona)
+    return pytest.param(name, persona, marks=pytest.mark.xfail(strict=True, reason=reason))
+
+
 CELLS = [
     (name, persona) for name, resource in policy.RESOURCES.items() for persona in resource["expect"]
 ]
+XFAIL_CELLS = sorted(
+    (name, persona)
+    for name, resource in policy.RESOURCES.items()
+    for persona in resource.get("xfail", {})  # type: ignore[attr-defined]
+)
+# A 400 is an answer to someone who passed the gate (it may show their own form back).
+_DENIALS = frozenset({policy.NOT_FOUND, policy.LOGIN, policy.UNAUTHORIZED, policy.NOT_ALLOWED})
 _TALLY: dict[str, Any] = {"cells": set(), "unexpected_allow": set(), "unexpected_deny": set()}
 
 
-@pytest.mark.parametrize(("resource_name", "persona"), CELLS)
+@pytest.mark.parametrize(("resource_name", "persona"), [_cell_param(*cell) for cell in CELLS])
 def test_permission_matrix_cell_matches_policy(
     world: dict[str, Any], resource_name: str, persona: str
 ) -> None:
     resource: dict[str, Any] = policy.RESOURCES[resource_name]  # type: ignore[assignment]
     expected = resource["expect"][persona]
-    actual = outcome_of(request(client_for(world, persona), world, resource))
+    with override_settings(**resource.get("settings", {})):
+        response = request(client_for(world, persona), world, resource)
+    actual = outcome_of(response)
+    if resource.get("stream") and actual == policy.OK:
+        # Only the status and headers: the body is an open stream (never read here).
+        assert response["Content-Type"].startswith("text/event-stream")
+        assert response["Cache-Control"] == "no-store"
+        response.close()
+    elif expected in _DENIALS and not getattr(response, "streaming", False):
+        # A deny (or a cell the policy denies that the app answers) never carries P's data.
+        assert MARKER not in body_of(response), f"{resource_name} as {persona}: P's data"
     cell = (resource_name, persona)
     _TALLY["cells"].add(cell)
     if actual in policy.ALLOWING and expected not in policy.ALLOWING:
@@ -50,7 +83,9 @@ def test_permission_matrix_every_persona_has_a_cell_for_every_resource() -> None
         assert set(resource["expect"].values()) <= set(policy.OUTCOMES), name  # type: ignore[attr-defined]
 
 
-POST_RESOURCES = [name for name, r in policy.RESOURCES.items() if r["method"] == "POST"]
+POST_RESOURCES = [
+    name for name, r in policy.RESOURCES.items() if r["method"] in {"POST", "PUT", "PATCH"}
+]
 
 
 @pytest.mark.parametrize("resource_name", POST_RESOURCES)
@@ -82,10 +117,17 @@ def test_permission_matrix_revoked_membership_takes_effect_on_next_request(
 
 def test_permission_matrix_zz_figure() -> None:
     cells = len(_TALLY["cells"])
+    # Cells marked xfail in the policy are real differences between app and policy, counted
+    # and shown; strict, so the day the app is fixed they fail until the mark is removed.
+    known = set(XFAIL_CELLS)
+    allow, deny = _TALLY["unexpected_allow"], _TALLY["unexpected_deny"]
     print(
         f"\nFIGURE 1 permission matrix: cells={cells} of {len(CELLS)}"
-        f" unexpected_allow={len(_TALLY['unexpected_allow'])}"
-        f" unexpected_deny={len(_TALLY['unexpected_deny'])}"
+        f" unexpected_allow={len(allow)} unexpected_deny={len(deny)}"
+        f" known_xfail={len(known)} (allow {len(allow & known)}, deny {len(deny & known)})"
     )
-    assert not _TALLY["unexpected_allow"], sorted(_TALLY["unexpected_allow"])
-    assert not _TALLY["unexpected_deny"], sorted(_TALLY["unexpected_deny"])
+    for name, persona in sorted(known):
+        reason = policy.RESOURCES[name]["xfail"][persona]  # type: ignore[index]
+        print(f"FIGURE 1 known xfail: {name} as {persona}: {reason}")
+    assert not allow - known, sorted(allow - known)
+    assert not deny - known, sorted(deny - known)

@@ -3,10 +3,31 @@ oncoplanner/policy.py, so a new door cannot ship without a line in the permissio
 
 from __future__ import annotations
 
+import importlib.util
+from types import ModuleType
+
+import pytest
 from django.contrib import admin
-from django.urls import URLPattern, URLResolver, get_resolver
+from django.test import Client, override_settings
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from oncoplanner import policy
+
+
+def _urlconf_with_every_conditional_route() -> ModuleType:
+    """A fresh copy of the root URLconf with every setting-gated route mounted (say, the
+    benchmark baseline); the real module and its resolver are left as they are."""
+    spec = importlib.util.find_spec("oncoplanner.urls")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    with override_settings(**dict.fromkeys(policy.CONDITIONAL_URL_NAMES.values(), True)):
+        spec.loader.exec_module(module)
+    return module
+
+
+def _all_patterns() -> list[tuple[str, str]]:
+    return _named_patterns(_urlconf_with_every_conditional_route().urlpatterns)
 
 
 def _named_patterns(
@@ -38,7 +59,7 @@ def _admin_classified() -> dict[str, str | None]:
 def test_url_walk_every_pattern_is_classified() -> None:
     classified = policy.PUBLIC_URL_NAMES | policy.AUTHENTICATED_URL_NAMES | policy.PHI_URL_NAMES
     unclassified = []
-    for name, route in _named_patterns(get_resolver().url_patterns):
+    for name, route in _all_patterns():
         if route.startswith("admin/") or name.startswith(f"{policy.ADMIN_NAMESPACE}:"):
             continue  # every admin view sits behind admin_view (staff, login, MFA): walked below
         if name not in classified:
@@ -55,11 +76,24 @@ def test_url_walk_every_phi_url_is_in_the_matrix() -> None:
 
 
 def test_url_walk_classified_names_still_exist() -> None:
-    names = {name for name, _ in _named_patterns(get_resolver().url_patterns)}
+    names = {name for name, _ in _all_patterns()}
     stale = (
         policy.PUBLIC_URL_NAMES | policy.AUTHENTICATED_URL_NAMES | policy.PHI_URL_NAMES
     ) - names
     assert sorted(stale) == []
+
+
+def test_url_walk_conditional_routes_are_off_by_default() -> None:
+    names = {name for name, _ in _named_patterns(get_resolver().url_patterns)}
+    assert sorted(set(policy.CONDITIONAL_URL_NAMES) & names) == []
+
+
+@pytest.mark.django_db
+def test_url_walk_benchmark_baseline_is_public_and_holds_no_data() -> None:
+    with override_settings(ROOT_URLCONF=_urlconf_with_every_conditional_route()):
+        response = Client().get(reverse("bench_baseline"))
+    assert response.status_code == 200
+    assert b"<h1>Baseline</h1>" in response.content
 
 
 def test_url_walk_every_admin_model_is_classified() -> None:
