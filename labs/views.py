@@ -22,6 +22,8 @@ from treatments import services as treatment_services
 
 TRENDS_TEMPLATE = "labs/lab_trends.html"
 TREND_QUERY_KEYS = {"days", "analytes"}
+# A service field shown under a differently named form field (date and time are two inputs).
+FIELD_ALIASES = {"collected_at": "collected_on"}
 
 
 def _add_service_errors(form: Form, error: ValidationError) -> None:
@@ -30,6 +32,7 @@ def _add_service_errors(form: Form, error: ValidationError) -> None:
         form.add_error(None, error)
         return
     for name, errors in error.message_dict.items():
+        name = FIELD_ALIASES.get(name, name)
         form.add_error(name if name in form.fields else None, errors)
 
 
@@ -106,7 +109,12 @@ def lab_result_create(request: AuthedHtmxRequest, patient_id: int) -> HttpRespon
         test_id = request.GET.get("test", "")
         test = LabTest.objects.filter(pk=test_id).first() if test_id.isdigit() else None
         form = LabResultForm(initial={"test": test, "unit": test.unit if test else ""})
-        return render(request, TRENDS_TEMPLATE + "#lab-entry", _entry_only(patient, form, period))
+        context = {
+            "patient": patient,
+            "entry_form": form,
+            "query": f"days={period}&analytes={','.join(t.loinc for t in tests)}",
+        }
+        return render(request, TRENDS_TEMPLATE + "#lab-entry", context)
     form = LabResultForm(request.POST)
     status = 200
     if form.is_valid():
@@ -135,10 +143,6 @@ def lab_result_create(request: AuthedHtmxRequest, patient_id: int) -> HttpRespon
     )
     template = TRENDS_TEMPLATE + ("#lab-workspace" if request.htmx else "")
     return render(request, template, context, status=status)
-
-
-def _entry_only(patient: Any, form: LabResultForm, period: str) -> dict[str, Any]:
-    return {"patient": patient, "entry_form": form, "query": f"days={period}"}
 
 
 @login_required

@@ -1,4 +1,4 @@
-/* Lab trend charts: reads the json_script data (#lab-trend-data) and draws one Plotly chart per
+/* Lab trend charts: reads the json_script data (#lab-trend-data in template#lab-trend-source) and draws one Plotly chart per
  * analyte. Loaded with the page's CSP nonce; no inline script. Redraws after an htmx swap of the
  * workspace (a recorded result brings new chart data). The table under each chart holds the same
  * values for screen readers and for browsers without JavaScript. */
@@ -79,7 +79,9 @@
   }
 
   function draw() {
-    var source = document.getElementById("lab-trend-data");
+    // The json_script sits in a <template> so that htmx swaps keep it (see lab_trends.html).
+    var holder = document.getElementById("lab-trend-source");
+    var source = holder && holder.content.querySelector("#lab-trend-data");
     if (!source || typeof Plotly === "undefined") { return; }
     var data = JSON.parse(source.textContent);
     data.analytes.forEach(function (a) {
@@ -94,4 +96,14 @@
   document.addEventListener("DOMContentLoaded", draw);
   // After htmx swaps the workspace in (a result recorded), draw the new data.
   document.addEventListener("htmx:afterSettle", draw);
+  // htmx copies the old element's attributes onto its replacement while settling; Plotly's
+  // inline style on a chart would then be set as a style attribute, which the CSP refuses.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail && event.detail.target;
+    if (!target || !target.querySelectorAll) { return; }
+    target.querySelectorAll(".lab-chart").forEach(function (el) {
+      if (typeof Plotly !== "undefined") { Plotly.purge(el); }
+      el.removeAttribute("style");
+    });
+  });
 })();
