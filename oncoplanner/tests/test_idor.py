@@ -11,12 +11,14 @@ tokens, nonces and the requested path itself). The last test prints the figure l
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
 import pytest
 from django.apps import apps
 from django.http import Http404
+from django.test import override_settings
 from django.urls import reverse
 
 from oncoplanner import policy
@@ -83,6 +85,12 @@ APP_DOORS = [
     for url, method, data in (
         ("patients:patient_detail", "GET", None),
         ("patients:invitation_create", "POST", {"email": "probe@example.org"}),
+        ("treatments:course_create", "GET", None),
+        ("treatments:side_effect_create", "POST", {"grade": "2", "onset": "2026-03-05"}),
+        ("labs:lab_trends", "GET", None),
+        ("labs:lab_result_create", "POST", {"value": "1.5"}),
+        ("labs:lab_import", "GET", None),
+        ("labs:lab_results_release", "POST", {"result": "1"}),
     )
 ]
 
@@ -128,6 +136,111 @@ def test_idor_care_team_ids_deny_alike(world: dict[str, Any], prober: str) -> No
             assert answer[0] == 404, (method, url, answer[0])
             reference = reference or answer
             _compare(reference, answer, f"{prober} {method} {url}")
+
+
+# REST routes that take a patient id (JSON 404 {"detail": "Not found."} for everyone else).
+API_PATIENT_DOORS = [
+    ("api:patient_detail", "GET", None),
+    ("api:patient_patch", "PATCH", {"phone": "+1 555 0199"}),
+    ("api:patient_readiness", "GET", None),
+    ("api:course_list", "GET", None),
+    ("api:side_effect_list", "GET", None),
+    ("api:lab_result_list", "GET", None),
+    (
+        "api:lab_result_create",
+        "POST",
+        {"test_id": 1, "value": "1.5", "unit": "10*3/uL", "collected_at": "2026-03-01T08:00:00Z"},
+    ),
+]
+
+
+def _api_probe(client: Any, method: str, url: str, body: dict[str, Any] | None) -> Any:
+    extra = {"data": json.dumps(body), "content_type": "application/json"} if body else {}
+    response = client.generic(method, url, **extra)
+    text = body_of(response)
+    _TALLY["probes"] += 1
+    if MARKER in text:
+        _TALLY["leaks"] += 1
+        _LEAKS.append(f"{method} {url}")
+    return response.status_code, text
+
+
+@pytest.mark.parametrize(("url_name", "method", "body"), API_PATIENT_DOORS)
+@pytest.mark.parametrize("prober", ["clinician_outside", "patient_other", "administrator"])
+def test_idor_api_patient_ids_deny_alike(
+    world: dict[str, Any], prober: str, url_name: str, method: str, body: dict[str, Any] | None
+) -> None:
+    client = client_for(world, prober)
+    visible = _visible_patients(world, prober)
+    existing, missing = _ids("patients.Patient", [world["P"].pk, world["P_uninvited"].pk], visible)
+    reference = None
+    for pk in existing + missing:
+        answer = _api_probe(client, method, reverse(url_name, args=[pk]), body)
+        assert answer[0] == 404, (url_name, pk, answer)
+        reference = reference or answer
+        _compare(reference, answer, f"{prober} {method} {url_name} {pk}")
+
+
+# Parent mine, child theirs, on the doors: Q (the outsider's patient) in the URL, P's child id.
+CHILD_DOORS = [
+    # (URL name, world name of P's child, method, form or JSON body, is the API)
+    ("treatments:course_detail", "P_course", "GET", None, False),
+    ("treatments:course_summary", "P_course", "GET", None, False),
+    ("treatments:course_stop", "P_course", "POST", {"reason": "407563006"}, False),
+    ("labs:lab_result_acknowledge", "P_critical_lab_result", "POST", {"note": "seen"}, False),
+    ("labs:side_effect_acknowledge", "P_severe_side_effect", "POST", {"note": "seen"}, False),
+    ("labs:symptom_report_review", "P_severe_symptom_report", "POST", {"note": "seen"}, False),
+    ("api:course_detail", "P_course", "GET", None, True),
+    ("api:cycle_list", "P_course", "GET", None, True),
+    ("api:cycle_detail", "P_cycle", "GET", None, True),
+    ("api:cycle_hold", "P_cycle", "POST", {"reason": "probe"}, True),
+    ("api:administration_list", "P_cycle", "GET", None, True),
+    ("api:dose_modification_list", "P_course", "GET", None, True),
+    ("api:side_effect_detail", "P_side_effect", "GET", None, True),
+    ("api:side_effect_acknowledge", "P_severe_side_effect", "POST", {"note": "seen"}, True),
+    ("api:lab_result_detail", "P_lab_result", "GET", None, True),
+    ("api:lab_result_acknowledge", "P_critical_lab_result", "POST", {"note": "seen"}, True),
+]
+
+
+@pytest.mark.parametrize(("url_name", "child", "method", "body", "is_api"), CHILD_DOORS)
+def test_idor_child_doors_parent_mine_child_theirs(
+    world: dict[str, Any],
+    url_name: str,
+    child: str,
+    method: str,
+    body: dict[str, Any] | None,
+    is_api: bool,
+) -> None:
+    client = client_for(world, "clinician_outside")
+    obj = world[child]
+    own = {o.pk for name, o in world.items() if name.startswith("Q_") and type(o) is type(obj)}
+    existing, missing = _ids(obj._meta.label, [obj.pk], own)
+    reference = None
+    for pk in existing + missing:
+        url = reverse(url_name, args=[world["Q"].pk, pk])
+        if is_api:
+            answer: Any = _api_probe(client, method, url, body)
+        else:
+            answer = _probe(client, method, url, body)
+        assert answer[0] == 404, (url, answer[0])
+        reference = reference or answer
+        _compare(reference, answer, f"clinician_outside {method} {url}")
+
+
+@pytest.mark.parametrize("prober", ["clinician_outside", "patient_other", "administrator"])
+@override_settings(LIVE_STREAM_MAX_SECONDS=1, LIVE_STREAM_WAIT_SECONDS=1)
+def test_idor_live_stream_patient_param_deny_alike(world: dict[str, Any], prober: str) -> None:
+    client = client_for(world, prober)
+    visible = _visible_patients(world, prober)
+    existing, missing = _ids("patients.Patient", [world["P"].pk, world["P_uninvited"].pk], visible)
+    reference = None
+    url = reverse("live:changes")
+    for pk in existing + missing:
+        answer = _probe(client, "GET", url, None, QUERY_STRING=f"patient={pk}")
+        assert answer[0] == 404, (pk, answer[0])
+        reference = reference or answer
+        _compare(reference, answer, f"{prober} stream patient={pk}")
 
 
 ADMIN_MODELS = {**policy.ADMIN_PHI_MODELS, **policy.ADMIN_OVERSIGHT_MODELS}
