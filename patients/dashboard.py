@@ -235,11 +235,18 @@ def _active_courses(patient_ids: Iterable[int] | QuerySet[Any]) -> dict[int, Cou
     return result
 
 
+def _readiness_pairs(courses: dict[int, Course]) -> list[tuple[int, Any]]:
+    """Readiness is about the next cycle: a course with none left to give has nothing to judge."""
+    return [
+        (pid, course.regimen)
+        for pid, course in courses.items()
+        if course.next_number is not None  # type: ignore[attr-defined]
+    ]
+
+
 def _not_ready_ids(queryset: QuerySet[Patient], at: dt.datetime) -> set[int]:
     courses = _active_courses(queryset.values("pk"))  # a subquery: no extra round trip
-    assessments = readiness_many(
-        pairs=[(pid, course.regimen) for pid, course in courses.items()], at=at
-    )
+    assessments = readiness_many(pairs=_readiness_pairs(courses), at=at)
     return {pid for pid, a in assessments.items() if not a.ok_to_treat}
 
 
@@ -275,9 +282,7 @@ def patient_list_page(
     page_obj = paginator.get_page(page)
     patients: list[Patient] = list(page_obj.object_list)
     courses = _active_courses(p.pk for p in patients)
-    assessments = readiness_many(
-        pairs=[(pid, course.regimen) for pid, course in courses.items()], at=now
-    )
+    assessments = readiness_many(pairs=_readiness_pairs(courses), at=now)
     rows = []
     for patient in patients:
         assessment = assessments.get(patient.pk)

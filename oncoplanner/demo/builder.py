@@ -569,11 +569,13 @@ class DemoClinic:
                     )
                 )
                 regimen = self.regimens[plan.regimen]
-                phase = regimen.phases.all()[0]
+                phases = list(regimen.phases.all())
+                phase = phases[0]
+                # Somewhere in the course, with at least the last cycle still to give.
+                course_days = sum(p.cycle_length_days * p.planned_cycles for p in phases)
+                course_days -= phases[-1].cycle_length_days
                 start = self.today - dt.timedelta(
-                    days=rng.randint(
-                        0, min(history_days, phase.cycle_length_days * phase.planned_cycles)
-                    )
+                    days=rng.randint(0, min(history_days, course_days))
                 )
                 courses.append(
                     Course(

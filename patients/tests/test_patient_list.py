@@ -256,3 +256,35 @@ def test_patient_list_table_refreshes_itself_from_the_live_stream(
     assert 'sse-connect="/stream/changes/"' in page
     assert 'hx-trigger="sse:change"' in page
     assert "X-OncoPlanner-Background" in page
+
+
+def test_patient_list_shows_no_readiness_for_a_course_with_nothing_left_to_give(
+    client, treating_clinician, patient
+):
+    import datetime as dt
+
+    from django.urls import reverse
+
+    from treatments.models import ChemoCycle, Course, Regimen
+
+    regimen = Regimen.objects.get(name="mFOLFOX6", version=1)
+    course = Course.objects.create(
+        patient=patient,
+        regimen=regimen,
+        start_date=dt.date(2026, 1, 5),
+        intent="adjuvant",
+        status=Course.Status.ACTIVE,
+        created_by=treating_clinician,
+    )
+    ChemoCycle.objects.create(
+        course=course,
+        phase=regimen.phases.get(),
+        number=1,
+        planned_start=dt.date(2026, 1, 5),
+        actual_start=dt.date(2026, 1, 5),
+        status=ChemoCycle.Status.GIVEN,
+    )
+    client.force_login(treating_clinician)
+    page = client.get(reverse("patients:patient_list")).content.decode()
+    assert patient.mrn in page
+    assert "Not evaluable" not in page
