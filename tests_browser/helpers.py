@@ -13,7 +13,7 @@ from allauth.mfa.totp.internal.auth import (
     yield_hotp_counters_from_time,
 )
 from django.utils import timezone
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 
 from labs.models import LabTest
 from labs.services import lab_result_record
@@ -146,3 +146,18 @@ def enter_lab_result(page: Page, *, test: LabTest, value: str, minutes_ago: int 
     with page.expect_response(lambda r: "/labs/new/" in r.url and r.request.method == "POST"):
         entry.get_by_role("button", name="Record result").click()
     page.wait_for_load_state("networkidle")
+
+
+def new_page(browser: Browser) -> Page:
+    """A page in its own browser context (own cookies: another person at another desk), with
+    the same CSP-violation capture as the conftest's `page` fixture. Close its context after."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.csp_violations = []  # type: ignore[attr-defined]
+
+    def on_console(message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text or "Refused to" in message.text:
+            page.csp_violations.append(message.text)  # type: ignore[attr-defined]
+
+    page.on("console", on_console)
+    return page

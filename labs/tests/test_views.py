@@ -331,7 +331,8 @@ def test_inbox_lists_open_items_of_my_patients_only(client, treating_clinician, 
     assert f'id="inbox-symptom-{report.pk}"' in content
     assert content.count('class="card inbox-item') == 3
     assert "Stranger" not in content
-    assert 'hx-trigger="every 60s"' in content
+    assert 'hx-trigger="sse:change, every 60s"' in content  # live, with a poll as fallback
+    assert 'sse-connect="/stream/changes/"' in content
     assert '"X-OncoPlanner-Background": "1"' in content
     rows = list(_new_rows()[before:])
     assert [(r.action, r.surface, r.patient_ids) for r in rows] == [("list", "page", [patient.pk])]
