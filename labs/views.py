@@ -6,7 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.forms import Form
-from django.http import HttpResponse, HttpResponseBadRequest
+from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -211,6 +211,8 @@ def lab_import(request: AuthedHtmxRequest, patient_id: int) -> HttpResponse:
 @login_required
 @require_GET
 def inbox(request: AuthedHtmxRequest) -> HttpResponse:
+    if not request.user.is_clinician:
+        raise Http404("No such page.")  # the clinicians' inbox, like the patient list
     context = {"inbox": selectors.inbox_for(user=request.user)}
     template = "labs/inbox.html" + ("#inbox-list" if request.htmx else "")
     return render(request, template, context)

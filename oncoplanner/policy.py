@@ -400,14 +400,6 @@ RESOURCES.update(
             "url": "labs:inbox",
             "method": "GET",
             "expect": _only(_CLINICIANS),
-            # The view has no role check (the patient list page has one): these personas get
-            # a 200 with an empty inbox (scoped queries, no row of P; the matrix checks the
-            # marker) instead of the 404 of a page that is not theirs.
-            "xfail": dict.fromkeys(
-                _PATIENTS + _ADMINS,
-                "labs:inbox answers 200 (empty) to patient users and administrators; the policy "
-                "says 404 like patients:patient_list (no role check in labs.views.inbox)",
-            ),
         },
         "labs:lab_result_acknowledge POST": {
             "url": "labs:lab_result_acknowledge",
@@ -488,13 +480,6 @@ RESOURCES.update(
         # Patients
         "api:patient_list GET": {
             **_api("patient_list", expect=_api_only(_CLINICIANS)),
-            # clinical_user lets administrators through: a 200 with an empty page (the gate
-            # scopes the rows), where the clinicians' list page answers them 404.
-            "xfail": dict.fromkeys(
-                _ADMINS,
-                "api:patient_list answers administrators 200 (empty page) where "
-                "patients:patient_list answers 404 (clinical_user admits administrators)",
-            ),
         },
         "api:patient_detail GET": _api("patient_detail", ("P",)),
         "api:patient_patch PATCH": _api(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest
 from django.utils import timezone
 from ninja import Router, Schema
 from pydantic import Field
@@ -135,8 +135,13 @@ def patient_list(
     limit: int = StrictQuery(DEFAULT_PAGE, ge=1, le=MAX_PAGE),
     offset: int = StrictQuery(0, ge=0, le=1_000_000),
 ) -> dict[str, object]:
-    """Patients of the caller's care teams (and open break-glass grants), by family name."""
+    """Patients of the caller's care teams (and open break-glass grants), by family name.
+
+    Clinicians only, like the patient list page: an administrator's list would be empty, and a
+    404 says plainly that this is not their door."""
     user = clinical_user(request)
+    if not user.is_clinician:
+        raise Http404("Not found.")
     queryset = patient_list_visible_to(user=user).order_by("family_name", "given_name", "pk")
     count, rows = page_of(queryset, limit=limit, offset=offset)
     log_list(Patient, rows)
