@@ -4,29 +4,18 @@ outside the care team never appears; after logout nothing of the chart stays in 
 from __future__ import annotations
 
 import pytest
-from allauth.mfa.totp.internal.auth import (
-    format_hotp_value,
-    hotp_value,
-    yield_hotp_counters_from_time,
-)
 
 from oncoplanner.accounts.models import User
 from oncoplanner.accounts.tests.factories import ClinicianFactory
 from patients.models import CareTeam
 from patients.services import care_team_add_member, care_team_create, patient_create
 from tests_browser.conftest import screenshot
+from tests_browser.helpers import log_in
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]
-
-PASSWORD = "correct-horse-battery-staple"
-
-
-def _current_code(secret: str) -> str:
-    counter = next(iter(yield_hotp_counters_from_time()))
-    return format_hotp_value(hotp_value(secret, counter))
 
 
 def _patient(team: CareTeam | None, mrn: str, family_name: str):
@@ -46,32 +35,20 @@ def _patient(team: CareTeam | None, mrn: str, family_name: str):
 
 
 @pytest.fixture
-def clinician_with_patient() -> tuple[User, str]:
+def clinician_with_patient() -> User:
     team = care_team_create(name="GI oncology (browser)")
     clinician = ClinicianFactory.create(username="dr.browser")
     care_team_add_member(team=team, clinician=clinician, granted_by=None)
     _patient(team, "MRN-B-0001", "Visible")
     _patient(None, "MRN-B-0002", "Hiddenmarker")
-    return clinician, clinician.totp_secret  # type: ignore[attr-defined]
-
-
-def _log_in(page, live_server, username: str, secret: str) -> None:
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("input[name=login]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_selector("input[name=code]")
-    screenshot(page, "mfa-code")
-    page.fill("input[name=code]", _current_code(secret))
-    page.click("button[type=submit]")
-    page.wait_for_load_state("networkidle")
+    return clinician
 
 
 def test_clinician_signs_in_with_totp_and_opens_a_care_team_chart(
     page, live_server, clinician_with_patient
 ):
-    clinician, secret = clinician_with_patient
-    _log_in(page, live_server, clinician.username, secret)
+    clinician = clinician_with_patient
+    log_in(page, live_server, clinician, on_code_page=lambda p: screenshot(p, "mfa-code"))
     assert page.url.rstrip("/") == live_server.url
     body = page.inner_text("body")
     assert "MRN-B-0001" in body
@@ -89,8 +66,7 @@ def test_clinician_signs_in_with_totp_and_opens_a_care_team_chart(
 def test_logout_leaves_no_patient_data_in_browser_storage(
     page, live_server, clinician_with_patient
 ):
-    clinician, secret = clinician_with_patient
-    _log_in(page, live_server, clinician.username, secret)
+    log_in(page, live_server, clinician_with_patient)
     page.goto(f"{live_server.url}/")
     page.click("text=Log out")
     page.wait_for_load_state("networkidle")
