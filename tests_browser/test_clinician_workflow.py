@@ -102,6 +102,8 @@ def test_clinician_gives_a_cycle_logs_nausea_and_sees_the_nadir_anc_delay_the_ne
     # The side-effect form: the CTCAE picker finds nausea; grade 2; linked to cycle 2.
     page.goto(f"{base}/patients/{patient.pk}/side-effects/new/")
     page.fill("#ctcae-q", "nausea")
+    # The picker first lists the common terms; wait for the search to narrow them.
+    expect(page.locator("#term-results")).not_to_contain_text("Alopecia")
     term = page.locator("#term-results button.term", has_text=re.compile(r"^\s*Nausea\b"))
     expect(term.first).to_be_visible()
     term.first.click()
