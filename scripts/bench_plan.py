@@ -117,9 +117,11 @@ def endpoints() -> list[tuple[str, bool, Spec]]:
 def main() -> None:
     user = User.objects.get(username=CLINICIAN)
     records = choose_records(user)
-    client = Client(enforce_csrf_checks=False)
+    # The benchmark server's ALLOWED_HOSTS is 127.0.0.1 only: the test client's default host
+    # ("testserver") would be answered 400 Bad Request.
+    client = Client(enforce_csrf_checks=False, HTTP_HOST="127.0.0.1")
     client.force_login(user)
-    anonymous = Client()
+    anonymous = Client(HTTP_HOST="127.0.0.1")
     measured, skipped = [], []
     for name, needs_login, spec in endpoints():
         try:
