@@ -349,8 +349,25 @@ class Bench:
                 connections=self.args.connections,
             )
             figures["log_rows"] = int(self.sql("SELECT count(*) FROM audit_accesslog") - before)
+            if not figures["requests"] or figures["errors"]:
+                self.diagnose(server, dashboard["path"], scale["cookies"], label.strip())
             rows[label.strip() + (" (repeat)" if label.endswith(" ") else "")] = figures
         return rows
+
+    def diagnose(self, base: str, path: str, cookies: dict[str, str], label: str) -> None:
+        """One request by hand, and the server's error log, when a run had errors or no answer."""
+        request = urllib.request.Request(base + path)  # noqa: S310
+        request.add_header("Cookie", "; ".join(f"{k}={v}" for k, v in cookies.items()))
+        try:
+            with urllib.request.build_opener(NoRedirect).open(request, timeout=30) as r:
+                answer = f"{r.status}"
+        except urllib.error.HTTPError as error:
+            answer = f"{error.code} {error.read()[:300]!r}"
+        except OSError as error:
+            answer = f"no answer: {error}"
+        log(f"  {label}: {path} answered {answer}")
+        for name in sorted(self.tmp.glob("error-*.log")):
+            log(f"  {name.name}: {name.read_text()[-1500:]}")
 
     def held_load(
         self, base: str, cookies: dict[str, str], endpoint: dict[str, Any]
@@ -404,12 +421,13 @@ class Bench:
                 report["held"] = self.held_load(base, small["cookies"], dashboard)
         for scale in report["scales"].values():
             scale.pop("cookies", None)
-        markdown = render(report, self.args)
-        print(markdown)
         out = ROOT / "bench-results"
         out.mkdir(exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        # JSON first: a figure the table cannot render must not lose the run.
         (out / f"{stamp}.json").write_text(json.dumps(report, indent=2))
+        markdown = render(report, self.args)
+        print(markdown)
         (out / f"{stamp}.md").write_text(markdown)
         log(f"wrote bench-results/{stamp}.json and .md")
 
@@ -555,10 +573,14 @@ def render(report: dict[str, Any], args: argparse.Namespace) -> str:
             )
         logged = (cost["with log"]["rps"] + cost["with log (repeat)"]["rps"]) / 2
         lines.append("")
-        lines.append(
-            f"Read throughput with the log write is {logged / cost['without log']['rps']:.0%} "
-            f"of the throughput without it (mean of the two logged runs)."
-        )
+        if cost["without log"]["rps"]:
+            lines.append(
+                f"Read throughput with the log write is "
+                f"{logged / cost['without log']['rps']:.0%} of the throughput without it "
+                f"(mean of the two logged runs)."
+            )
+        else:
+            lines.append("The server without the log write answered nothing: no ratio.")
     held = report.get("held")
     if held:
         lines += ["", held_line({**held, "seconds": args.held_seconds})]
