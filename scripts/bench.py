@@ -594,7 +594,8 @@ def render(report: dict[str, Any], args: argparse.Namespace) -> str:
     if cost:
         lines += [
             "",
-            "Access logging cost (patient dashboard, small clinic):",
+            "Access logging cost (the small clinic's dashboard patient, measured after every "
+            f"scale was seeded: database at {scales[-1]['patients']} patients):",
             "",
             "| server | req/s | p50 ms | p99 ms | errors | log rows written |",
             "|---|---:|---:|---:|---:|---:|",
