@@ -64,7 +64,8 @@ def test_permission_matrix_cell_matches_policy(
         # Only the status and headers: the body is an open stream (never read here).
         assert response["Content-Type"].startswith("text/event-stream")
         assert response["Cache-Control"] == "no-store"
-        response.close()
+        # Not response.close(): that sends request_finished, whose close_old_connections would
+        # close the PostgreSQL connection holding this test's transaction.
     elif expected in _DENIALS and not getattr(response, "streaming", False):
         # A deny (or a cell the policy denies that the app answers) never carries P's data.
         assert MARKER not in body_of(response), f"{resource_name} as {persona}: P's data"
