@@ -610,10 +610,13 @@ def side_effect_create(request: AuthedHtmxRequest, patient_id: int) -> HttpRespo
     template = "treatments/side_effect_form.html"
     if request.method == "GET":
         term = _term_from(request.GET.get("term"))
+        raw_cycle = request.GET.get("cycle", "")
+        # Preselect the cycle the clinician came from, only if it is one of this patient's.
+        cycle = cycles.filter(pk=int(raw_cycle)).first() if raw_cycle.isdigit() else None
         form = SideEffectForm(
             cycles=cycles,
             term=term,
-            initial={"term": term, "onset": timezone.localdate()},
+            initial={"term": term, "onset": timezone.localdate(), "cycle": cycle},
         )
         context = _side_effect_context(patient, form, request.GET.get("q", ""))
         return _render(request, template, context, partial="grades")

@@ -638,3 +638,19 @@ def test_course_summary_lists_administrations_mods_side_effects_and_nadirs(
         action="read", object_type="Course", object_id=str(course.pk), surface="page"
     )
     assert _log_exists(action="list", patient_id=course.patient_id, object_type="LabResult")
+
+
+def test_side_effect_form_preselects_only_this_patients_cycle(client, treating_clinician, patient):
+    from django.urls import reverse
+
+    from treatments.tests.factories import ChemoCycleFactory
+
+    mine = ChemoCycleFactory.create(course__patient=patient, number=1)
+    theirs = ChemoCycleFactory.create(number=1)
+    client.force_login(treating_clinician)
+    url = reverse("treatments:side_effect_create", args=[patient.pk])
+    page = client.get(url, {"cycle": mine.pk}).content.decode()
+    assert f'<option value="{mine.pk}" selected>' in page
+    page = client.get(url, {"cycle": theirs.pk}).content.decode()
+    assert f'<option value="{theirs.pk}"' not in page
+    assert f'<option value="{mine.pk}" selected>' not in page
