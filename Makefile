@@ -11,7 +11,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .PHONY: api-fuzz run test lint test-sqlite test-postgres test-browser venv venv-dev clean security-report \
-	backup restore bench load-test
+	backup restore bench bench-streams load-test
 
 $(VENV)/.runtime: requirements.txt
 	@test -x $(PY) || $(PYTHON_BIN) -m venv $(VENV)
@@ -74,6 +74,10 @@ bench: venv-dev
 
 load-test: venv-dev
 	$(PY) scripts/bench.py --held-only
+
+# Issue 6: page throughput with 0 and 20 open live streams (docs/PERFORMANCE.md).
+bench-streams: venv-dev
+	$(PY) scripts/bench_streams.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) staticfiles db.sqlite3

@@ -1,8 +1,11 @@
 """gunicorn settings for production: `gunicorn -c oncoplanner/gunicorn.conf.py oncoplanner.wsgi`.
 
-Every value comes from the environment (docs/OPERATIONS.md lists them). Sync workers: each
-request is one short transaction, the database is the bottleneck, and a worker that dies
-mid-request takes only its own uncommitted transaction with it.
+Every value comes from the environment (docs/OPERATIONS.md lists them). Pages: sync workers
+(the default): each request is one short transaction, the database is the bottleneck, and a
+worker that dies mid-request takes only its own uncommitted transaction with it. Live streams
+(/stream/): a second gunicorn with GUNICORN_WORKER_CLASS=gthread and many GUNICORN_THREADS, so
+that an open stream holds a thread, not a process; a sync worker would be killed by the
+timeout below while it holds a stream, and would answer no page meanwhile.
 """
 
 from __future__ import annotations
@@ -22,7 +25,11 @@ def _int(name: str, default: int) -> int:
 wsgi_app = "oncoplanner.wsgi:application"
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000").split(",")
 workers = _int("GUNICORN_WORKERS", 2 * multiprocessing.cpu_count() + 1)
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
 threads = _int("GUNICORN_THREADS", 1)
+# gthread: a worker accepts up to this many connections (open streams plus kept-alive ones)
+# and queues them on its threads; size GUNICORN_THREADS, not this, to the streams you expect.
+worker_connections = _int("GUNICORN_WORKER_CONNECTIONS", 1000)
 # A request that takes longer than this is killed (its transaction rolls back). Keep it above
 # DB_STATEMENT_TIMEOUT_MS so that a slow query is answered 503 by the app first.
 timeout = _int("GUNICORN_TIMEOUT", 30)
