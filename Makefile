@@ -75,6 +75,10 @@ bench: venv-dev
 load-test: venv-dev
 	$(PY) scripts/bench.py --held-only
 
+# SECURITY.md figure 18: PostgreSQL and a gunicorn worker killed under write load (about a minute).
+fault-test: venv-dev
+	$(PY) scripts/fault_test.py $(FAULT_ARGS)
+
 # Issue 6: page throughput with 0 and 20 open live streams (docs/PERFORMANCE.md).
 bench-streams: venv-dev
 	$(PY) scripts/bench_streams.py $(BENCH_ARGS)
