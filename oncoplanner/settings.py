@@ -86,6 +86,8 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "axes.middleware.AxesMiddleware",
+    # Last: personal API tokens for GraphQL clients (see its docstring for the CSRF rule).
+    "oncoplanner.accounts.api_tokens.graphql_token_middleware",
 ]
 
 ROOT_URLCONF = "oncoplanner.urls"

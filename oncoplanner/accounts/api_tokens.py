@@ -16,13 +16,15 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -184,3 +186,36 @@ def api_token_revoke_view(request: HttpRequest, token_id: int) -> HttpResponse:
     api_token_revoke(token=token, by=request.user)  # type: ignore[arg-type]
     messages.success(request, f"Token “{token.name}” revoked.")
     return redirect("api_tokens")
+
+
+def graphql_token_middleware(
+    get_response: Callable[[HttpRequest], HttpResponse],
+) -> Callable[[HttpRequest], HttpResponse]:
+    """Personal API tokens on /graphql/, for clients that are not browsers (mobile apps).
+
+    A bearer token is not an ambient credential, so a request that carries one and no session
+    cookie needs no CSRF token: the view itself stays CSRF-protected (never csrf_exempt) and a
+    cookie session still needs the CSRF token. An invalid, expired or revoked token is a 401.
+    Sits last in MIDDLEWARE: the session and MFA middlewares have already seen an anonymous
+    request, and the CSRF check runs later, in the view phase.
+    """
+
+    def middleware(request: HttpRequest) -> HttpResponse:
+        header = request.headers.get("Authorization", "")
+        if not request.path.startswith("/graphql/") or not header:
+            return get_response(request)
+        scheme, _, raw = header.partition(" ")
+        if settings.SESSION_COOKIE_NAME in request.COOKIES:
+            return JsonResponse(
+                {"errors": [{"message": "Send either a session or an API token, not both."}]},
+                status=400,
+            )
+        user = api_token_authenticate(raw.strip()) if scheme.lower() == "bearer" else None
+        if user is None:
+            return JsonResponse({"errors": [{"message": INVALID_TOKEN_MESSAGE}]}, status=401)
+        access_context.update(surface="graphql")
+        request.user = user
+        request._dont_enforce_csrf_checks = True  # type: ignore[attr-defined]  # see docstring
+        return get_response(request)
+
+    return middleware
