@@ -17,9 +17,12 @@ Prints `FIGURE stream-cost: ...`; loopback only; everything it starts it stops.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import os
 import signal
+import socket
+import statistics
 import sys
 import threading
 import time
@@ -44,6 +47,7 @@ class StreamClients:
         self.open_now = 0
         self.opened = 0
         self.failures: list[str] = []
+        self.connections: set[http.client.HTTPConnection] = set()
         self.threads = [
             threading.Thread(target=self._hold, daemon=True, name=f"stream-{i}")
             for i in range(count)
@@ -51,7 +55,11 @@ class StreamClients:
 
     def _hold(self) -> None:
         while not self.stop.is_set():
-            conn = http.client.HTTPConnection(self.host, self.port, timeout=2)
+            # No read timeout: a keep-alive arrives every LIVE_STREAM_WAIT_SECONDS, and
+            # close() shuts the sockets down to end the reads.
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=None)
+            with self.lock:
+                self.connections.add(conn)
             try:
                 conn.request("GET", "/stream/changes/", headers={"Cookie": self.cookie})
                 response = conn.getresponse()
@@ -60,7 +68,7 @@ class StreamClients:
                         self.failures.append(f"status {response.status}")
                     time.sleep(1)
                     continue
-                first = response.fp.readline()  # "retry: 3000": the stream is open
+                first = response.readline()  # "retry: 3000": the stream is open
                 if not first.startswith(b"retry:"):
                     with self.lock:
                         self.failures.append(f"first line {first[:60]!r}")
@@ -69,20 +77,19 @@ class StreamClients:
                     self.open_now += 1
                     self.opened += 1
                 try:
-                    while not self.stop.is_set():
-                        try:
-                            if not response.fp.readline():
-                                break  # the server ended the stream: reconnect
-                        except TimeoutError:
-                            continue  # quiet between keep-alives; check `stop` and wait on
+                    while not self.stop.is_set() and response.readline():
+                        pass  # an empty read: the server ended the stream, reconnect
                 finally:
                     with self.lock:
                         self.open_now -= 1
-            except OSError as error:
-                with self.lock:
-                    self.failures.append(repr(error))
-                time.sleep(1)
+            except (OSError, http.client.HTTPException) as error:
+                if not self.stop.is_set():
+                    with self.lock:
+                        self.failures.append(repr(error))
+                    time.sleep(1)
             finally:
+                with self.lock:
+                    self.connections.discard(conn)
                 conn.close()
 
     def start(self, within: float = 30) -> None:
@@ -100,6 +107,11 @@ class StreamClients:
 
     def close(self) -> None:
         self.stop.set()
+        with self.lock:
+            for conn in self.connections:
+                if conn.sock is not None:
+                    with contextlib.suppress(OSError):
+                        conn.sock.shutdown(socket.SHUT_RDWR)
         for thread in self.threads:
             thread.join(timeout=5)
 
@@ -149,23 +161,31 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 bench.diagnose(pages, dashboard["path"], cookies, label)
             return figures
 
-        without = run("0 streams")
-        clients = StreamClients(streams, cookies, args.streams)
-        clients.start()
-        try:
-            with_streams = run(f"{args.streams} streams")
-            still_open = clients.open_now
-        finally:
-            clients.close()
-        time.sleep(1)
-        again = run("0 streams (repeat)")
+        # Interleaved without/with/with/without/... (ABBA): load from other programs on the
+        # machine drifts, and this order spreads the drift over both sides.
+        runs: dict[str, list[dict[str, Any]]] = {"without": [], "with": []}
+        order = [("without", "with"), ("with", "without")]
+        still_open, reconnects, failures = [], 0, 0
+        for round_ in range(args.rounds):
+            for kind in order[round_ % 2]:
+                if kind == "without":
+                    runs["without"].append(run(f"round {round_ + 1}: 0 streams"))
+                    continue
+                clients = StreamClients(streams, cookies, args.streams)
+                clients.start()
+                try:
+                    runs["with"].append(run(f"round {round_ + 1}: {args.streams} streams"))
+                    still_open.append(clients.open_now)
+                finally:
+                    clients.close()
+                reconnects += clients.opened - args.streams
+                failures += len(clients.failures)
+                time.sleep(1)
         return {
-            "without": without,
-            "with": with_streams,
-            "again": again,
-            "still_open": still_open,
-            "reconnects": clients.opened - args.streams,
-            "failures": len(clients.failures),
+            "runs": runs,
+            "still_open": min(still_open),
+            "reconnects": reconnects,
+            "failures": failures,
         }
     finally:
         bench.cleanup()
@@ -180,30 +200,43 @@ def main() -> None:
     parser.add_argument("--stream-workers", type=int, default=1)
     parser.add_argument("--stream-threads", type=int, default=64)
     parser.add_argument("--patients", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=3, help="without/with pairs, ABBA")
     parser.add_argument("--layout", choices=["split", "single"], default="split")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     r = measure(args)
-    base = (r["without"]["rps"] + r["again"]["rps"]) / 2
-    cost = 1 - r["with"]["rps"] / base if base else 1.0
+    without = [x["rps"] for x in r["runs"]["without"]]
+    with_ = [x["rps"] for x in r["runs"]["with"]]
+    base, loaded = statistics.mean(without), statistics.mean(with_)
+    cost = 1 - loaded / base if base else 1.0
     layout = (
         f"pages: {args.workers} sync workers; streams: {args.stream_workers} gthread worker(s) "
         f"x {args.stream_threads} threads"
         if args.layout == "split"
         else f"one gunicorn: {args.workers} gthread workers x {args.stream_threads} threads"
     )
+
+    def row(label: str, values: list[float], details: list[dict[str, Any]]) -> str:
+        p50 = statistics.median(x["p50_ms"] for x in details)
+        p99 = statistics.median(x["p99_ms"] for x in details)
+        errors = sum(x["errors"] for x in details)
+        runs = " ".join(f"{v:.0f}" for v in values)
+        return (
+            f"{label}: mean {statistics.mean(values):.1f} req/s (runs: {runs}); "
+            f"median p50 {p50:.0f} ms, p99 {p99:.0f} ms; errors {errors}"
+        )
+
     print(
-        f"layout {args.layout} ({layout}); {os.cpu_count()} CPUs; wrk {args.duration} s x "
+        f"layout {args.layout} ({layout}); {os.cpu_count()} CPUs, load average "
+        f"{os.getloadavg()[0]:.1f} at the end; {args.rounds} rounds of wrk {args.duration} s x "
         f"{args.connections} connections on the patient dashboard\n"
-        f"0 streams: {r['without']['rps']:.0f} req/s (p50 {r['without']['p50_ms']:.1f} ms, "
-        f"p99 {r['without']['p99_ms']:.1f} ms)\n"
-        f"{args.streams} streams: {r['with']['rps']:.0f} req/s (p50 "
-        f"{r['with']['p50_ms']:.1f} ms, p99 {r['with']['p99_ms']:.1f} ms); "
-        f"{r['still_open']} still open at the end, {r['reconnects']} reconnects, "
-        f"{r['failures']} stream failures\n"
-        f"0 streams again: {r['again']['rps']:.0f} req/s\n"
-        f"FIGURE stream-cost: pages_rps_without={base:.0f} "
-        f"with_{args.streams}_streams={r['with']['rps']:.0f} cost={cost:.1%} "
+        + row("0 streams", without, r["runs"]["without"])
+        + "\n"
+        + row(f"{args.streams} streams", with_, r["runs"]["with"])
+        + f"\nstreams: at least {r['still_open']} of {args.streams} still open at the end of "
+        f"each run, {r['reconnects']} reconnects, {r['failures']} failures\n"
+        f"FIGURE stream-cost: pages_rps_without={base:.1f} "
+        f"with_{args.streams}_streams={loaded:.1f} cost={cost:.1%} "
         f"target<10% {'holds' if cost < TARGET else 'MISSED'}"
     )
 
