@@ -7,10 +7,9 @@ import pytest
 
 from oncoplanner.accounts.models import User
 from oncoplanner.accounts.tests.factories import ClinicianFactory
-from patients.models import CareTeam
-from patients.services import care_team_add_member, care_team_create, patient_create
+from patients.services import care_team_add_member, care_team_create
 from tests_browser.conftest import screenshot
-from tests_browser.helpers import log_in
+from tests_browser.helpers import log_in, team_patient
 
 pytestmark = [
     pytest.mark.browser,
@@ -18,29 +17,13 @@ pytestmark = [
 ]
 
 
-def _patient(team: CareTeam | None, mrn: str, family_name: str):
-    return patient_create(
-        created_by=None,
-        care_team=team,
-        mrn=mrn,
-        given_name="Ana",
-        family_name=family_name,
-        date_of_birth="1961-04-02",
-        sex="female",
-        primary_diagnosis="Adenocarcinoma of sigmoid colon",
-        icd10_code="C18.7",
-        stage="IIIB",
-        ecog=1,
-    )
-
-
 @pytest.fixture
 def clinician_with_patient() -> User:
     team = care_team_create(name="GI oncology (browser)")
     clinician = ClinicianFactory.create(username="dr.browser")
     care_team_add_member(team=team, clinician=clinician, granted_by=None)
-    _patient(team, "MRN-B-0001", "Visible")
-    _patient(None, "MRN-B-0002", "Hiddenmarker")
+    team_patient(team, mrn="MRN-B-0001", family_name="Visible")
+    team_patient(None, mrn="MRN-B-0002", family_name="Hiddenmarker")
     return clinician
 
 
