@@ -1,0 +1,62 @@
+"""Start-up refuses a bad configuration, naming the variable (issue 2: settings from env)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+GOOD = {
+    "DJANGO_DEBUG": "false",
+    "DJANGO_SECRET_KEY": "s" * 50,
+    "DJANGO_ALLOWED_HOSTS": "oncology.example.org",
+}
+
+
+def _load(**env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL"))}
+    return subprocess.run(  # noqa: S603 - our own interpreter and module
+        [
+            sys.executable,
+            "-c",
+            "import oncoplanner.settings as s; print(s.DATABASES['default']['ENGINE'])",
+        ],
+        cwd=ROOT,
+        env={**clean, **GOOD, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_good_production_configuration_loads():
+    result = _load(DATABASE_URL="postgres://u:p@db.example.org:5432/onco")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "django.db.backends.postgresql"
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"DJANGO_DEBUG": "maybe"}, "DJANGO_DEBUG"),
+        ({"DJANGO_SECRET_KEY": ""}, "DJANGO_SECRET_KEY"),
+        ({"DJANGO_ALLOWED_HOSTS": ""}, "DJANGO_ALLOWED_HOSTS"),
+        ({"DATABASE_URL": "nosuchdb://x"}, "DATABASE_URL"),
+        ({"SESSION_IDLE_TIMEOUT_SECONDS": "soon"}, "SESSION_IDLE_TIMEOUT_SECONDS"),
+        ({"DJANGO_HSTS_SECONDS": "-5"}, "DJANGO_HSTS_SECONDS"),
+    ],
+)
+def test_bad_configuration_stops_start_up_naming_the_variable(env, named):
+    result = _load(**env)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert named in result.stderr
+
+
+def test_development_key_only_in_debug_mode():
+    result = _load(DJANGO_DEBUG="true", DJANGO_SECRET_KEY="")
+    assert result.returncode == 0, result.stderr
