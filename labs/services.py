@@ -371,14 +371,6 @@ def _assess(
     )
 
 
-def _rules_by_test(regimen: Regimen) -> dict[int, list[PreCycleRule]]:
-    rules_by_test: dict[int, list[PreCycleRule]] = {}
-    rules = PreCycleRule.objects.filter(regimen=regimen).select_related("test")
-    for rule in rules.order_by("test__name", "priority", "pk"):
-        rules_by_test.setdefault(rule.test_id, []).append(rule)
-    return rules_by_test
-
-
 def precycle_evaluate(*, patient: Patient, regimen: Regimen, at: datetime) -> PreCycleAssessment:
     """Evaluate `regimen`'s pre-cycle rules against `patient`'s latest results up to `at`.
 
@@ -398,14 +390,36 @@ def precycle_evaluate_many(
 
     Returns {patient.pk: assessment}. The caller passes only patients it may view.
     """
-    rules_by_test = _rules_by_test(regimen)
-    patient_ids = [p.pk for p in patients]
-    latest = _latest_results(patient_ids=patient_ids, test_ids=rules_by_test.keys(), at=at)
+    return precycle_evaluate_pairs(pairs=[(p.pk, regimen) for p in patients], at=at)
+
+
+def precycle_evaluate_pairs(
+    *, pairs: Sequence[tuple[int, Regimen]], at: datetime
+) -> dict[int, PreCycleAssessment]:
+    """`precycle_evaluate` for (patient id, regimen) pairs, regimens mixed: two queries in
+    total (every rule of every regimen, then every latest result), whatever the page holds.
+
+    Returns {patient id: assessment}. The caller passes only patients it may view.
+    """
+    if not pairs:
+        return {}
+    regimen_ids = {regimen.pk for _, regimen in pairs}
+    rules = PreCycleRule.objects.filter(regimen_id__in=regimen_ids).select_related("test")
+    rules_by_regimen: dict[int, dict[int, list[PreCycleRule]]] = {rid: {} for rid in regimen_ids}
+    test_ids: set[int] = set()
+    for rule in rules.order_by("test__name", "priority", "pk"):
+        rules_by_regimen[rule.regimen_id].setdefault(rule.test_id, []).append(rule)
+        test_ids.add(rule.test_id)
+    latest = _latest_results(patient_ids=[pid for pid, _ in pairs], test_ids=test_ids, at=at)
     return {
         pid: _assess(
-            patient_id=pid, regimen=regimen, at=at, rules_by_test=rules_by_test, latest=latest
+            patient_id=pid,
+            regimen=regimen,
+            at=at,
+            rules_by_test=rules_by_regimen[regimen.pk],
+            latest=latest,
         )
-        for pid in patient_ids
+        for pid, regimen in pairs
     }
 
 

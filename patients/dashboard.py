@@ -24,9 +24,9 @@ from django.http import Http404
 from django.utils import timezone
 
 from audit.selectors import access_log_for_patient
-from labs.models import CRITICAL_FLAGS, LabResult, PreCycleRule
+from labs.models import CRITICAL_FLAGS, LabResult
 from labs.rules import PreCycleOutcome, fmt_decimal
-from labs.services import AnalyteEvidence, PreCycleAssessment, _assess, _latest_results
+from labs.services import AnalyteEvidence, PreCycleAssessment, precycle_evaluate_pairs
 from oncoplanner.signals import record_read
 from patients import selectors
 from patients.models import BodyMeasurement, Patient, SymptomReport
@@ -41,7 +41,6 @@ from treatments.services import (
 
 if TYPE_CHECKING:
     from oncoplanner.accounts.models import User
-    from treatments.models import Regimen
 
 PAGE_SIZE = 25
 FILTERS = {
@@ -96,42 +95,6 @@ def readiness_badge(assessment: PreCycleAssessment | None) -> ReadinessBadge | N
         "bad",
         "Not evaluable: a required result is missing or too old. Do not treat until it is repeated.",
     )
-
-
-def readiness_many(
-    *, pairs: Sequence[tuple[int, Regimen]], at: dt.datetime
-) -> dict[int, PreCycleAssessment]:
-    """Pre-cycle assessments for (patient id, regimen) pairs with different regimens.
-
-    labs.services.precycle_evaluate_many takes one regimen (two queries each); a page of
-    patients on many regimens would cost two queries per regimen. This batches the same
-    evaluation (labs' own _assess, so the clinical logic is not duplicated) into two queries
-    in total: every rule of every regimen, then every latest result. The caller passes only
-    patients it may view.
-    """
-    if not pairs:
-        return {}
-    regimen_ids = {regimen.pk for _, regimen in pairs}
-    rules = list(
-        PreCycleRule.objects.filter(regimen_id__in=regimen_ids)
-        .select_related("test")
-        .order_by("test__name", "priority", "pk")
-    )
-    rules_by_regimen: dict[int, dict[int, list[PreCycleRule]]] = {rid: {} for rid in regimen_ids}
-    for rule in rules:
-        rules_by_regimen[rule.regimen_id].setdefault(rule.test_id, []).append(rule)
-    test_ids = {rule.test_id for rule in rules}
-    latest = _latest_results(patient_ids=[pid for pid, _ in pairs], test_ids=test_ids, at=at)
-    return {
-        pid: _assess(
-            patient_id=pid,
-            regimen=regimen,
-            at=at,
-            rules_by_test=rules_by_regimen[regimen.pk],
-            latest=latest,
-        )
-        for pid, regimen in pairs
-    }
 
 
 # --- Patient list ------------------------------------------------------------------------------
@@ -246,7 +209,7 @@ def _readiness_pairs(courses: dict[int, Course]) -> list[tuple[int, Any]]:
 
 def _not_ready_ids(queryset: QuerySet[Patient], at: dt.datetime) -> set[int]:
     courses = _active_courses(queryset.values("pk"))  # a subquery: no extra round trip
-    assessments = readiness_many(pairs=_readiness_pairs(courses), at=at)
+    assessments = precycle_evaluate_pairs(pairs=_readiness_pairs(courses), at=at)
     return {pid for pid, a in assessments.items() if not a.ok_to_treat}
 
 
@@ -282,7 +245,7 @@ def patient_list_page(
     page_obj = paginator.get_page(page)
     patients: list[Patient] = list(page_obj.object_list)
     courses = _active_courses(p.pk for p in patients)
-    assessments = readiness_many(pairs=_readiness_pairs(courses), at=now)
+    assessments = precycle_evaluate_pairs(pairs=_readiness_pairs(courses), at=now)
     rows = []
     for patient in patients:
         assessment = assessments.get(patient.pk)
@@ -508,7 +471,9 @@ def dashboard_for(*, user: User, patient_id: Any) -> Dashboard:
             for c in cycle_rows
         ]
         if next_cycle is not None:
-            readiness = readiness_many(pairs=[(patient.pk, course.regimen)], at=now)[patient.pk]
+            readiness = precycle_evaluate_pairs(pairs=[(patient.pk, course.regimen)], at=now)[
+                patient.pk
+            ]
 
     side_effects = list(
         SideEffect.objects.filter(patient=patient)
