@@ -224,11 +224,12 @@ def patient_list_page(
     if filter not in FILTERS:
         raise UnknownFilter(filter)
     now = timezone.now()
-    queryset = selectors.patient_list_visible_to(user=user)
+    # "Mine" is the care team's patients, a subset of what the gate shows (no break-glass
+    # charts): start from it rather than filtering the visible set by it a second time.
     if filter == "mine":
-        queryset = queryset.filter(
-            pk__in=selectors.patient_list_on_care_teams_of(user=user).values("pk")
-        )
+        queryset = selectors.patient_list_on_care_teams_of(user=user)
+    else:
+        queryset = selectors.patient_list_visible_to(user=user)
     queryset = _annotated(_search(queryset, q.strip()))
     if filter == "due":
         queryset = queryset.filter(next_cycle_start__lte=_week_end(timezone.localdate()))

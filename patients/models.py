@@ -354,6 +354,14 @@ class SymptomReport(models.Model):
 
     class Meta:
         ordering = ["-reported_at", "-pk"]
+        indexes = [
+            # Unreviewed severe reports: the patient list's attention flag.
+            models.Index(
+                fields=["patient"],
+                name="symptom_open_severe",
+                condition=Q(severity__gte=3, reviewed_at__isnull=True),
+            ),
+        ]
         constraints = [
             models.CheckConstraint(
                 name="symptom_severity_0_4", condition=Q(severity__gte=0) & Q(severity__lte=4)

@@ -32,17 +32,23 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from django.apps import apps
+from django.contrib.auth.models import Permission
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
 from django.utils import timezone
 from guardian.core import ObjectPermissionChecker
-from guardian.shortcuts import get_objects_for_user
 
 from oncoplanner import access_context
 from oncoplanner.signals import record_read
-from patients.models import CareTeam, EmergencyAccess, Patient
+from patients.models import (
+    CareTeam,
+    EmergencyAccess,
+    Patient,
+    PatientGroupObjectPermission,
+    PatientUserObjectPermission,
+)
 
 if TYPE_CHECKING:
     from oncoplanner.accounts.models import User
@@ -102,14 +108,37 @@ def _break_glass_patient_ids(user: User, perm: str) -> QuerySet[EmergencyAccess]
     return _active_emergency_grants(user).values("patient_id")
 
 
-def _care_team_patients(user: User, perm: str) -> QuerySet[Patient]:
-    return get_objects_for_user(
-        user,
-        perm,
-        klass=Patient.objects.filter(is_active=True),
-        accept_global_perms=False,  # a model-wide grant must not silently open every chart
-        with_superuser=False,  # nor may superuser status
+def _care_team_grant(user: User, perm: str) -> Q:
+    """Holds `perm` on the patient row through guardian: granted to one of the user's groups
+    (the care team) or to the user directly.
+
+    Read from guardian's own direct-FK tables, as a correlated EXISTS per patient row. Why not
+    guardian's get_objects_for_user: it builds the set of *every* permitted patient and tests
+    membership, so reading one chart cost 15 ms at 10,000 patients (a clinician seeing 3,334)
+    and grew with the clinic; EXISTS on content_object_id is an index probe per row. Same
+    meaning as get_objects_for_user(accept_global_perms=False, with_superuser=False): a
+    model-wide permission or superuser status opens nothing.
+    """
+    app_label, codename = perm.split(".", 1)
+    # An uncorrelated scalar subquery: PostgreSQL evaluates it once per query, not per row.
+    permission_id = Subquery(
+        Permission.objects.filter(
+            codename=codename, content_type__app_label=app_label, content_type__model="patient"
+        ).values("pk")[:1]
     )
+    via_group = PatientGroupObjectPermission.objects.filter(
+        content_object_id=OuterRef("pk"),
+        group_id__in=user.groups.values("pk"),
+        permission_id=permission_id,
+    )
+    via_user = PatientUserObjectPermission.objects.filter(
+        content_object_id=OuterRef("pk"), user_id=user.pk, permission_id=permission_id
+    )
+    return Q(Exists(via_group)) | Q(Exists(via_user))
+
+
+def _care_team_patients(user: User, perm: str) -> QuerySet[Patient]:
+    return Patient.objects.filter(_care_team_grant(user, perm), is_active=True)
 
 
 def patient_list_visible_to(*, user: User, perm: str = VIEW) -> QuerySet[Patient]:
@@ -120,14 +149,13 @@ def patient_list_visible_to(*, user: User, perm: str = VIEW) -> QuerySet[Patient
     """
     if not _may_use_clinician_gate(user):
         return Patient.objects.none()
-    team_patients = _care_team_patients(user, perm)
     emergency_ids = _break_glass_patient_ids(user, perm)
     if perm in BREAK_GLASS_PERMS and user.is_clinician and emergency_ids.exists():
         access_context.update(break_glass=True)
         return Patient.objects.filter(
-            Q(pk__in=team_patients.values("pk")) | Q(pk__in=emergency_ids, is_active=True)
+            _care_team_grant(user, perm) | Q(pk__in=emergency_ids), is_active=True
         )
-    return team_patients
+    return _care_team_patients(user, perm)
 
 
 def _authorise_patient(*, user: User, patient_id: Any, perm: str) -> Patient:

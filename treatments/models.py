@@ -522,6 +522,14 @@ class SideEffect(models.Model):
 
     class Meta:
         ordering = ["-onset", "-pk"]
+        indexes = [
+            # Unacknowledged grade >= 3 (DOMAIN.md 5): the patient list's attention flag.
+            models.Index(
+                fields=["patient"],
+                name="sideeffect_open_severe",
+                condition=Q(grade__gte=3, acknowledged_at__isnull=True),
+            ),
+        ]
         constraints = [
             models.CheckConstraint(
                 name="side_effect_grade_1_5", condition=Q(grade__gte=1) & Q(grade__lte=5)
