@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.paginator import Page, Paginator
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
-from django.http import Http404
 from django.utils import timezone
 
 from audit.selectors import access_log_for_patient
@@ -421,14 +420,11 @@ def dashboard_for(*, user: User, patient_id: Any) -> Dashboard:
     Http404 for a patient the user may not see. One record_read (the chart read); the
     sections below read only this patient's rows. A fixed number of queries.
     """
-    patient = selectors.patient_get_for_user(user=user, patient_id=patient_id)
-    try:
-        # Only the care team sees who opened the chart under break-glass (it names colleagues);
-        # the gate answers 404 for anyone else, which here just means "not on the team".
-        emergency = list(selectors.emergency_accesses_for_patient(user=user, patient_id=patient.pk))
-        on_team = True
-    except Http404:
-        emergency, on_team = [], False
+    # Only the care team sees who opened the chart under break-glass (it names colleagues).
+    patient, on_team, emergency_accesses = selectors.patient_chart_for_user(
+        user=user, patient_id=patient_id
+    )
+    emergency = list(emergency_accesses)
     now = timezone.now()
 
     height, weight, care_team_name = _latest_measurements(patient)

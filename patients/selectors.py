@@ -158,8 +158,9 @@ def patient_list_visible_to(*, user: User, perm: str = VIEW) -> QuerySet[Patient
     return _care_team_patients(user, perm)
 
 
-def _authorise_patient(*, user: User, patient_id: Any, perm: str) -> Patient:
-    """The patient if `user` may act on it with `perm`; Http404 otherwise (missing or not)."""
+def _authorise_patient_route(*, user: User, patient_id: Any, perm: str) -> tuple[Patient, bool]:
+    """The patient if `user` may act on it with `perm`, and whether its care team opened it
+    (False: break-glass). Http404 otherwise (missing or not)."""
     try:
         pk = int(patient_id)
     except (TypeError, ValueError):
@@ -167,15 +168,20 @@ def _authorise_patient(*, user: User, patient_id: Any, perm: str) -> Patient:
     if _may_use_clinician_gate(user):
         patient = _care_team_patients(user, perm).filter(pk=pk).first()
         if patient is not None:
-            return patient
+            return patient, True
         if perm in BREAK_GLASS_PERMS and user.is_clinician:
             patient = Patient.objects.filter(
                 pk=pk, is_active=True, pk__in=_break_glass_patient_ids(user, perm)
             ).first()
             if patient is not None:
                 access_context.update(break_glass=True)
-                return patient
+                return patient, False
     _deny(Patient, requested=pk)
+
+
+def _authorise_patient(*, user: User, patient_id: Any, perm: str) -> Patient:
+    """The patient if `user` may act on it with `perm`; Http404 otherwise (missing or not)."""
+    return _authorise_patient_route(user=user, patient_id=patient_id, perm=perm)[0]
 
 
 def _deny(model: type[models.Model], *, requested: Any, patient_id: int | None = None) -> NoReturn:
@@ -202,6 +208,24 @@ def patient_get_for_user(*, user: User, patient_id: Any, perm: str = VIEW) -> Pa
     patient = _authorise_patient(user=user, patient_id=patient_id, perm=perm)
     record_read.send(sender=Patient, patients=[patient], target=patient, action="read")
     return patient
+
+
+def patient_chart_for_user(
+    *, user: User, patient_id: Any
+) -> tuple[Patient, bool, QuerySet[EmergencyAccess]]:
+    """The chart's patient (read and logged as patient_get_for_user does), whether the user
+    reaches it through its care team, and every emergency access to it: for the care team
+    only, because the list names colleagues (a break-glass visitor gets an empty queryset).
+    One gate query where patient_get_for_user + emergency_accesses_for_patient make two.
+    """
+    patient, on_team = _authorise_patient_route(user=user, patient_id=patient_id, perm=VIEW)
+    record_read.send(sender=Patient, patients=[patient], target=patient, action="read")
+    emergency = (
+        EmergencyAccess.objects.filter(patient=patient).select_related("user")
+        if on_team
+        else EmergencyAccess.objects.none()
+    )
+    return patient, on_team, emergency
 
 
 def patient_rows_for(*, user: User) -> list[tuple[Patient, bool]]:

@@ -30,11 +30,12 @@ DASHBOARD = """query($id: ID!, $first: Int!) {
     labResults(first: $first) { id value flag collectedAt test { loinc shortName } }
   }
 }"""
-# Session and user (2); the gate for the root field (permission lookup, patient, the log row,
-# the break-glass check: 4); the patient; one query per nested list (courses with regimen,
-# cycles, administrations with drug, dose modifications, side effects with term, lab results
-# with test: 6), each with the gate as a subquery; the session's activity stamp (3).
-DASHBOARD_QUERIES = 15
+# Session and user (2); the gate for the root field (patient, the log row, the break-glass
+# check: 3); the patient; one query per nested list (courses with regimen, cycles,
+# administrations with drug, dose modifications, side effects with term, lab results with
+# test: 6), each with the gate as a subquery. The permission is a subquery of the gate query,
+# and a second click within 30 s does not rewrite the session.
+DASHBOARD_QUERIES = 12
 
 
 def _count(client, world, first: int) -> tuple[int, dict]:

@@ -242,9 +242,9 @@ def test_patient_list_query_count_is_flat_in_page_size(
     add(28, 2)  # a full page of 25, on three regimens
     many = _count(client, {"filter": filter_})
     assert few == many
-    # 5 of these are the session's (load session and user; the activity stamp). "Mine" reads
-    # only the care team, so it skips the break-glass check the other filters make.
-    assert many == {"mine": 11, "due": 12, "attention": 15}[filter_]
+    # 2 of these are the session's (load session and user; clicks within 30 s do not rewrite
+    # it). "Mine" reads only the care team, so it skips the other filters' break-glass check.
+    assert many == {"mine": 8, "due": 9, "attention": 12}[filter_]
 
 
 def test_patient_list_table_refreshes_itself_from_the_live_stream(

@@ -69,6 +69,23 @@ def test_session_activity_resets_the_idle_clock(client, logged_in, traveller) ->
         assert client.get("/").status_code == 200
 
 
+def test_session_is_not_rewritten_by_clicks_within_half_a_minute(
+    client, logged_in, traveller
+) -> None:
+    traveller.shift(timedelta(seconds=10))
+    client.get("/")
+    assert client.session[LAST_ACTIVITY_KEY] == NOON.timestamp()  # no session write
+    traveller.shift(timedelta(seconds=20))
+    client.get("/")
+    assert client.session[LAST_ACTIVITY_KEY] == NOON.timestamp() + 30
+    # The clock lags the last click by under 30 s, so an idle session can end up to 30 s
+    # early, never late: 15 min after the stamp it is over.
+    traveller.shift(timedelta(seconds=29))
+    client.get("/")
+    traveller.shift(timedelta(minutes=15) - timedelta(seconds=29))
+    assert _is_logged_out(client.get("/"))
+
+
 def test_session_background_header_does_not_extend_idle(client, logged_in, traveller) -> None:
     for _ in range(14):
         traveller.shift(timedelta(minutes=1))
