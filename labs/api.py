@@ -13,7 +13,8 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest
+from django.db.models import F
+from django.http import Http404, HttpRequest, HttpResponse
 from django.utils import timezone
 from ninja import Router, Schema, Status
 from pydantic import Field
@@ -31,6 +32,7 @@ from oncoplanner.api import (
     log_list,
     no_query,
     page_of,
+    page_response,
     user_of,
 )
 from patients.selectors import (
@@ -170,7 +172,7 @@ def lab_result_list(
     collected_to: dt.datetime | None = ToFilter,
     flag: Flag | None = FlagFilter,
     sort: Literal["collected_at", "-collected_at"] = SortKey,
-) -> dict[str, Any]:
+) -> HttpResponse:
     """A patient's results (released or not), newest first unless sorted otherwise."""
     results = lab_results_for(user=clinical_user(request), patient_id=patient_id)
     if test is not None:
@@ -184,8 +186,7 @@ def lab_result_list(
     if flag is not None:
         results = results.filter(flag=flag.value)
     results = results.order_by(sort, "-pk" if sort.startswith("-") else "pk")
-    count, rows = page_of(results, limit=limit, offset=offset)
-    return {"count": count, "limit": limit, "offset": offset, "items": rows}
+    return page_response(LabResultOut, results, limit=limit, offset=offset, loinc=F("test__loinc"))
 
 
 @router.post("/patients/{patient_id}/lab-results", response={201: LabResultOut, **ERRORS})

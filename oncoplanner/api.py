@@ -20,14 +20,17 @@ door needs on top of that:
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 from collections.abc import Iterator
-from typing import Any
+from functools import cache
+from typing import Annotated, Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -37,7 +40,7 @@ from ninja.errors import ValidationError as NinjaValidationError
 from ninja.openapi.docs import Swagger
 from ninja.params.models import Query, QueryModel
 from ninja.security import APIKeyCookie, HttpBearer
-from pydantic import ConfigDict
+from pydantic import BaseModel, ConfigDict, PlainSerializer, create_model
 
 from oncoplanner import access_context
 from oncoplanner.accounts.api_tokens import INVALID_TOKEN_MESSAGE, api_token_authenticate
@@ -263,6 +266,58 @@ def page_of(queryset: Any, *, limit: int, offset: int) -> tuple[int, list[Any]]:
     """(total count, the rows of one page): two queries whatever the page size."""
     count = queryset.count()
     return count, list(queryset[offset : offset + limit])
+
+
+def _json_datetime(value: dt.datetime) -> str:
+    # The encoder of every other route (ninja's, Django's): milliseconds, UTC written as Z.
+    return str(DjangoJSONEncoder().default(value))
+
+
+_JsonDatetime = Annotated[dt.datetime, PlainSerializer(_json_datetime, when_used="json")]
+
+
+@cache
+def _row_model(schema: type[Schema]) -> type[BaseModel]:
+    """A plain pydantic model with `schema`'s fields, for rows that are already dicts."""
+    fields: dict[str, Any] = {}
+    for name, info in schema.model_fields.items():
+        annotation = info.annotation
+        if annotation is dt.datetime:
+            annotation = _JsonDatetime
+        elif annotation == dt.datetime | None:
+            annotation = _JsonDatetime | None
+        fields[name] = (annotation, ...)
+    return create_model(f"{schema.__name__}Row", **fields)
+
+
+def page_response(
+    schema: type[Schema], queryset: Any, *, limit: int, offset: int, **expressions: Any
+) -> HttpResponse:
+    """One page of a list route, read with `.values()` and serialised by pydantic.
+
+    For the long lists (a patient's lab results): building a model instance per row, then
+    validating it through ninja's attribute getter, then encoding with json cost two thirds of
+    the 200-result lab list. Rows are still validated against the route's own schema (its
+    fields, types and order; `expressions` supply the fields that are not columns), and the
+    JSON is the same as ninja's: decimals as strings, times in milliseconds with Z for UTC.
+    """
+    columns = [name for name in schema.model_fields if name not in expressions]
+    count = queryset.count()
+    rows = list(queryset.values(*columns, **expressions)[offset : offset + limit])
+    body = {"count": count, "limit": limit, "offset": offset, "items": rows}
+    page = _page_model(_row_model(schema)).model_validate(body)
+    return HttpResponse(page.model_dump_json(), content_type="application/json")
+
+
+@cache
+def _page_model(row: type[BaseModel]) -> type[BaseModel]:
+    return create_model(
+        f"{row.__name__}Page",
+        count=(int, ...),
+        limit=(int, ...),
+        offset=(int, ...),
+        items=(list[row], ...),  # type: ignore[valid-type]
+    )
 
 
 def log_list(model: type[Any], patients: list[Any]) -> None:

@@ -369,6 +369,23 @@ def test_lab_result_list_filters_sort_and_undeclared_keys(
         assert response.json()["detail"][0]["loc"] == ["query", next(iter(bad))]
 
 
+def test_lab_result_list_rows_are_the_detail_bodies(
+    clinician: Client, patient: Patient, treating_clinician: User
+) -> None:
+    """The list is serialised on its own fast path: every row must read exactly as the
+    result's detail route writes it (decimals, milliseconds, Z for UTC, nulls, the LOINC)."""
+    acknowledged = result(patient, treating_clinician, "0.3", days_ago=2)
+    url = f"{API}/patients/{patient.pk}/lab-results"
+    post(clinician, f"{url}/{acknowledged.pk}/acknowledge", {"note": "Cycle delayed"})
+    result(patient, treating_clinician, "3.1", days_ago=1)
+    rows = clinician.get(url).json()["items"]
+    assert len(rows) == 2
+    for row in rows:
+        assert row == clinician.get(f"{url}/{row['id']}").json()
+    assert rows[1]["acknowledged_at"].endswith("Z")
+    assert rows[1]["loinc"] == "751-8"
+
+
 def test_lab_result_acknowledge(
     clinician: Client, patient: Patient, treating_clinician: User
 ) -> None:
