@@ -71,3 +71,42 @@ def test_graphql_budget_patient_list_is_fixed_whatever_the_number_of_patients(wo
         _, body = gql(client, query)
     assert len(body["data"]["patients"]) == 4
     assert len(one.captured_queries) == len(four.captured_queries)
+
+
+def test_graphql_budget_lab_results_of_a_patient_list_cost_one_query(world, as_user):
+    """Each patient's own latest page, in one query for the whole list (not one per patient)."""
+    from oncoplanner.tests.graphql_support import _patient
+
+    client = as_user(world.clinician)
+    query = "query($n: Int!) { patients { id labResults(first: $n) { id value } } }"
+    gql(client, "{ me { id } }")
+    add_results(world.p, 5)
+    with CaptureQueriesContext(connection) as one:
+        gql(client, query, {"n": 2})
+    expected = {}
+    for name in ("Adams", "Baker", "Clark"):
+        other = _patient(world.p.care_team, family_name=name)
+        expected[str(other.pk)] = [str(r.pk) for r in reversed(add_results(other, 4))]
+    with CaptureQueriesContext(connection) as four:
+        _, body = gql(client, query, {"n": 2})
+    assert "errors" not in body, body
+    assert len(one.captured_queries) == len(four.captured_queries)
+    rows = {row["id"]: row for row in body["data"]["patients"]}
+    assert len(rows) == 4
+    for patient_id, newest_first in expected.items():
+        assert [r["id"] for r in rows[patient_id]["labResults"]] == newest_first[:2]
+
+
+def test_graphql_lab_results_aliases_with_different_pages_each_get_theirs(world, as_user):
+    from oncoplanner.tests.graphql_support import _patient
+
+    other = _patient(world.p.care_team, family_name="Adams")
+    newest_first = [str(r.pk) for r in reversed(add_results(other, 4))]
+    query = (
+        "{ patients { id latest: labResults(first: 2) { id } "
+        "older: labResults(first: 1, offset: 2) { id } } }"
+    )
+    _, body = gql(as_user(world.clinician), query)
+    row = next(r for r in body["data"]["patients"] if r["id"] == str(other.pk))
+    assert [r["id"] for r in row["latest"]] == newest_first[:2]
+    assert [r["id"] for r in row["older"]] == newest_first[2:3]
