@@ -71,10 +71,13 @@ class PatientOut(Schema):
 class PatientUpdateIn(InputSchema):
     """Fields a clinician may change; identity (MRN), care team and portal link are not here."""
 
-    given_name: str | None = Field(None, min_length=1, max_length=100)
-    family_name: str | None = Field(None, min_length=1, max_length=100)
-    date_of_birth: dt.date | None = None
-    sex: Patient.Sex | None = None
+    # Required on the record: may be left out of a PATCH, but an explicit null is refused
+    # (400 naming the field) rather than silently ignored. Omitted keys keep the default and
+    # are dropped by exclude_unset; pydantic does not validate defaults.
+    given_name: str = Field(None, min_length=1, max_length=100)  # type: ignore[assignment]
+    family_name: str = Field(None, min_length=1, max_length=100)  # type: ignore[assignment]
+    date_of_birth: dt.date = None  # type: ignore[assignment]
+    sex: Patient.Sex = None  # type: ignore[assignment]
     phone: str | None = Field(None, max_length=30)
     email: str | None = Field(None, max_length=254)
     address: str | None = Field(None, max_length=2000)
@@ -161,9 +164,6 @@ def patient_patch(request: HttpRequest, patient_id: int, payload: PatientUpdateI
     user = clinical_user(request)
     patient = patient_get_for_user(user=user, patient_id=patient_id, perm=CHANGE)
     fields = payload.model_dump(exclude_unset=True)
-    for name in ("given_name", "family_name", "date_of_birth", "sex"):
-        if name in fields and fields[name] is None:
-            fields.pop(name)  # required fields: null means "leave as it is"
     for name, value in list(fields.items()):
         if value is None:
             fields[name] = None if name == "ecog" else ""

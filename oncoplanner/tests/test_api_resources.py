@@ -155,6 +155,34 @@ def test_patient_patch_service_error_names_field(clinician: Client, patient: Pat
     assert response.json()["detail"][0]["loc"] == ["body", "date_of_birth"]
 
 
+@pytest.mark.parametrize("field", ["given_name", "family_name", "date_of_birth", "sex"])
+def test_patient_patch_null_for_a_required_field_is_refused(
+    clinician: Client, patient: Patient, field: str
+) -> None:
+    before = Patient.objects.values().get(pk=patient.pk)
+    response = clinician.patch(
+        f"{API}/patients/{patient.pk}",
+        data=json.dumps({field: None, "ecog": 3}),
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    assert [item["loc"] for item in response.json()["detail"]] == [["body", field]]
+    assert Patient.objects.values().get(pk=patient.pk) == before  # ecog not written either
+
+
+def test_patient_patch_null_clears_an_optional_field(clinician: Client, patient: Patient) -> None:
+    patient.ecog, patient.phone = 1, "+44 20 7946 0000"
+    patient.save()
+    response = clinician.patch(
+        f"{API}/patients/{patient.pk}",
+        data=json.dumps({"ecog": None, "phone": None}),
+        content_type="application/json",
+    )
+    assert response.status_code == 200
+    patient.refresh_from_db()
+    assert (patient.ecog, patient.phone) == (None, "")
+
+
 def test_readiness_outsider_404(
     clinician: Client, outsider: Client, patient: Patient, course: Course
 ) -> None:
