@@ -578,6 +578,17 @@ def render(report: dict[str, Any], args: argparse.Namespace) -> str:
             else ""
         ),
         "",
+        *(
+            f"At {scale['patients']} patients: {CLINICIAN} sees "
+            f"{scale['records'].get('visible_patients', '?')}; dashboard patient "
+            f"#{scale['records'].get('patient_id', '?')} with "
+            f"{scale['records'].get('patient_labs', '?')} lab results; name search "
+            f'"{scale["records"].get("search", "?")}" matches '
+            f"{scale['records'].get('search_matches', '?')} visible patients (the page shows "
+            f'up to 25); MRN search "{scale["records"].get("mrn", "?")}" matches one.'
+            for scale in scales
+        ),
+        "",
         head,
         sep,
     ]

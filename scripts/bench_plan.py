@@ -42,7 +42,7 @@ GRAPHQL_DASHBOARD = (
 
 def choose_records(user: User) -> dict[str, Any]:
     """The clinician's patient with the most lab results (and a cycle, for the POST)."""
-    from django.db.models import Count
+    from django.db.models import Count, Q
 
     from labs.models import LabResult
     from patients.selectors import patient_list_visible_to
@@ -54,10 +54,20 @@ def choose_records(user: User) -> dict[str, Any]:
     cycle_patient = cycled or patient
     cycle = ChemoCycle.objects.filter(course__patient=cycle_patient).order_by("-pk").first()
     term = CtcaeTerm.objects.order_by("pk").first()
+    search = patient.family_name[:4]
     return {
         "patient_id": patient.pk,
         "patient_labs": LabResult.objects.filter(patient=patient).count(),
-        "search": patient.family_name[:4],
+        "search": search,
+        # The demo draws names from a small pool, so a name search matches ~1 in 30 of the
+        # visible patients: a few rows at 100 patients, a full page of 25 (of hundreds) at
+        # 10,000. The MRN search finds one chart at any size.
+        "search_matches": visible.filter(
+            Q(family_name__icontains=search)
+            | Q(given_name__icontains=search)
+            | Q(mrn__icontains=search)
+        ).count(),
+        "mrn": patient.mrn,
         "cycle_patient_id": cycle_patient.pk,
         "cycle_id": cycle.pk if cycle else None,
         "term_id": term.pk if term else None,
@@ -74,6 +84,7 @@ def endpoints() -> list[tuple[str, bool, Spec]]:
         ("baseline", False, lambda r: ("GET", "/bench/baseline/", None, None)),
         ("login page", False, lambda r: ("GET", "/accounts/login/", None, None)),
         ("patient search", True, lambda r: ("GET", f"/patients/?q={r['search']}", None, None)),
+        ("patient search (MRN)", True, lambda r: ("GET", f"/patients/?q={r['mrn']}", None, None)),
         ("patient dashboard", True, lambda r: ("GET", f"/patients/{r['patient_id']}/", None, None)),
         (
             "chart data (lab trends, 1 y)",
