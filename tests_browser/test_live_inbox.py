@@ -4,7 +4,7 @@ Three clinicians, each in their own browser context and signed in with password 
 and B are on the patient's care team, C is not. B and C have the critical-result inbox open
 (it listens to /stream/changes/); A records ANC 0.3 (critical low, < 0.5) through the lab entry
 form. B's inbox shows it within seconds, in the same page; C's stream delivers nothing and C's
-inbox never refetches."""
+inbox never refetches. A note B is typing in the inbox survives the next live refresh."""
 
 from __future__ import annotations
 
@@ -115,6 +115,21 @@ def test_critical_lab_reaches_the_care_teams_open_inbox_but_not_an_outsiders(pag
     assert "MRN-L-0001" not in page_c.inner_text("body")
     assert page_c.evaluate("() => document.body.dataset.sameDocument") == "yes"
     screenshot(page_c, "live-inbox-c-outsider")
+
+    # B starts writing what was done about the first result; while the note is half typed a
+    # second critical result arrives and the list refreshes itself: the note, and the cursor
+    # in it, must survive the refresh.
+    note = page_b.locator(f"#note-inbox-lab-{result.pk}")
+    note.click()
+    note.type("Called patient, repeat ANC tomor")
+    enter_lab_result(page_a, test=LabTest.objects.get(loinc=ANC), value="0.2", minutes_ago=2)
+    second = LabResult.objects.filter(patient=patient).exclude(pk=result.pk).get()
+    expect(page_b.locator(f"#inbox-lab-{second.pk}")).to_be_visible(timeout=ARRIVES_WITHIN_MS)
+    expect(note).to_have_value("Called patient, repeat ANC tomor")
+    expect(note).to_be_focused()
+    note.type("row")  # keeps typing where it was
+    expect(note).to_have_value("Called patient, repeat ANC tomorrow")
+    screenshot(page_b, "live-inbox-b-note-kept")
 
     for who, page in (("A", page_a), ("B", page_b), ("C", page_c)):
         assert page.csp_violations == [], f"{who}: {page.csp_violations}"  # type: ignore[attr-defined]
