@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from audit.models import AccessLog, AccessLogSeal
@@ -235,3 +235,18 @@ def access_log_verify(*, seal: bool = True) -> VerifyResult:
             problem = f"the chain ends at seq {last_seq} but the seal head says seq {head_seq}"
         return VerifyResult(checked, problem, head_seq, head_hash)
     return VerifyResult(checked, "", head_seq, head_hash)
+
+
+PARTITION_MONTHS_AHEAD = 3
+
+
+def access_log_ensure_partitions() -> int:
+    """PostgreSQL: create the access log's monthly partitions for this month and the next
+    three (migration audit/0005); the sealer runs this every minute. Returns how many were
+    created. Nothing to do on SQLite, whose log is one table."""
+    if connection.vendor != "postgresql":
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT audit_accesslog_ensure_partitions(%s)", [PARTITION_MONTHS_AHEAD])
+        (created,) = cursor.fetchone()
+    return int(created)

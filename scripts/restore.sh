@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Restore a pg_dump custom-format backup into DATABASE_URL (pg_restore --clean --if-exists).
+# Restore a pg_dump custom-format backup into DATABASE_URL (pg_restore --clean --if-exists, run
+# through psql in one transaction).
 #   make restore FILE=backups/20260101T020000Z.dump
 #   FILE=... DATABASE_URL=postgres://... scripts/restore.sh
 # A target that already has tables is overwritten only with RESTORE_CONFIRM=yes: a restore
 # replaces every table in the dump, the access log included.
-# One transaction (--single-transaction --exit-on-error): a failed restore leaves the target
+# One transaction (psql --single-transaction, ON_ERROR_STOP): a failed restore leaves the target
 # as it was. Tables are dropped and re-created (DROP TABLE), never emptied row by row, so the
 # access log's append-only triggers (which refuse DELETE and TRUNCATE) do not get in the way;
 # objects that are in the target but not in the dump are left alone.
@@ -35,6 +36,12 @@ if [ "$tables" != 0 ] && [ "${RESTORE_CONFIRM:-}" != yes ]; then
   exit 3
 fi
 
-"$(pg_tool pg_restore)" --clean --if-exists --no-owner --no-acl --single-transaction \
-  --exit-on-error --dbname="$DATABASE_URL" "$file"
+# The partitioned access log is dropped whole first (its partitions with it): pg_restore
+# --clean would drop each partition's inherited constraints one by one, which PostgreSQL
+# refuses. The DROP and the restore run in one psql transaction, so a failure still leaves the
+# target as it was.
+{
+  echo "DROP TABLE IF EXISTS public.audit_accesslog CASCADE;"
+  "$(pg_tool pg_restore)" --clean --if-exists --no-owner --no-acl --file=- "$file"
+} | "$(pg_tool psql)" --dbname="$DATABASE_URL" --single-transaction -v ON_ERROR_STOP=1 -qX >/dev/null
 echo "restore.sh: restored $file" >&2

@@ -10,12 +10,23 @@ from django.db import connection
 def tamper(sql: str, params: list[object] | None = None) -> None:
     """Run raw SQL against the log as someone with full rights on the table would.
 
-    On PostgreSQL that means switching the append-only trigger off first (as the table owner
-    can); the ALTER TABLE is inside the test's transaction and is rolled back with it.
+    On PostgreSQL that means switching the append-only triggers off first, on the log and on
+    each monthly partition (as the table owner can); the ALTER TABLEs are inside the test's
+    transaction and are rolled back with it.
     """
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("ALTER TABLE audit_accesslog DISABLE TRIGGER USER")
+        tables = _log_tables(cursor) if connection.vendor == "postgresql" else []
+        for table in tables:
+            cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
         cursor.execute(sql, params or [])
-        if connection.vendor == "postgresql":
-            cursor.execute("ALTER TABLE audit_accesslog ENABLE TRIGGER USER")
+        for table in tables:
+            cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+
+
+def _log_tables(cursor) -> list[str]:
+    """The log and its monthly partitions: each partition refuses TRUNCATE on its own."""
+    cursor.execute(
+        "SELECT inhrelid::regclass::text FROM pg_inherits"
+        " WHERE inhparent = 'audit_accesslog'::regclass"
+    )
+    return ["audit_accesslog", *(name for (name,) in cursor.fetchall())]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import pytest
 from django.db import DatabaseError, connection, transaction
 
@@ -99,3 +101,48 @@ def test_verifier_detects_truncate_by_table_owner_with_trigger_disabled():
     result = access_log_verify()
     assert result.problem.startswith("row(s) missing at the end: seq 1-4")
     print(f"\nFIGURE 13 (truncate as owner): {result.summary()}")
+
+
+# --- Monthly partitions (migration 0005) -------------------------------------------------------
+
+
+def _scalar(sql: str, params: list[object] | None = None) -> object:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params or [])
+        return cursor.fetchone()[0]
+
+
+def test_log_is_partitioned_by_month_and_rows_land_in_their_month():
+    assert (
+        _scalar(
+            "SELECT partstrat FROM pg_partitioned_table WHERE partrelid = 'audit_accesslog'::regclass"
+        )
+        == "r"
+    )
+    (row,) = _write(1)
+    month = row.at.astimezone(UTC).strftime("%Y_%m")
+    where = _scalar("SELECT tableoid::regclass::text FROM audit_accesslog WHERE id = %s", [row.pk])
+    assert where == f"audit_accesslog_{month}"
+
+
+def test_partitions_for_the_coming_months_exist_and_creating_them_again_is_a_no_op():
+    from audit.services import access_log_ensure_partitions
+
+    assert access_log_ensure_partitions() == 0  # the migration made this month and three more
+    months = _scalar(
+        "SELECT count(*) FROM pg_inherits WHERE inhparent = 'audit_accesslog'::regclass"
+        " AND inhrelid::regclass::text ~ '^audit_accesslog_[0-9]{4}_[0-9]{2}$'"
+    )
+    assert months >= 4
+
+
+def test_a_partition_refuses_truncate_delete_and_update_on_its_own():
+    (row,) = _write(1)
+    partition = _scalar(
+        "SELECT tableoid::regclass::text FROM audit_accesslog WHERE id = %s", [row.pk]
+    )
+    _refused(f"TRUNCATE {partition}")
+    _refused(f"DELETE FROM {partition} WHERE id = %s", [row.pk])  # noqa: S608 - our table name
+    _refused(f"UPDATE {partition} SET username = 'nobody' WHERE id = %s", [row.pk])  # noqa: S608
+    _refused("TRUNCATE audit_accesslog_default")
+    assert AccessLog.objects.filter(pk=row.pk, username="").exists()
