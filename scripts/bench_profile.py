@@ -32,13 +32,7 @@ from oncoplanner.accounts.models import User  # noqa: E402
 
 
 def _request(client: Client, spec: tuple[str, str, str | None, str | None], htmx: bool) -> Any:
-    method, path, body, content_type = spec
-    headers = {"HX-Request": "true"} if htmx else {}
-    if method == "GET":
-        return client.get(path, headers=headers, secure=True)
-    return client.generic(
-        method, path, body or "", content_type or "", headers=headers, secure=True
-    )
+    return bench_plan.send(client, *spec, {"HX-Request": "true"} if htmx else {})
 
 
 def main() -> None:
