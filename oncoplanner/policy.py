@@ -104,6 +104,13 @@ RESOURCES: dict[str, dict[str, object]] = {
         # The dashboard is read-only; its forms post to their own URLs.
         "expect": _cells(NOT_ALLOWED),
     },
+    "patient_fhir_export GET": {
+        "url": "patients:patient_fhir_export",
+        "args": ("P",),
+        "method": "GET",
+        # The chart's export: whoever may open the chart, nobody else.
+        "expect": _only(("clinician_team", "clinician_break_glass")),
+    },
     "patient_list GET": {
         "url": "patients:patient_list",
         "method": "GET",
@@ -486,6 +493,7 @@ RESOURCES.update(
             "patient_patch", ("P",), method="PATCH", body={"phone": "+1 555 0100"}
         ),
         "api:patient_readiness GET": _api("patient_readiness", ("P",)),
+        "api:patient_fhir_export GET": _api("patient_fhir_export", ("P",)),
         # Reference data (no PHI): staff only
         "api:regimen_list GET": _api("regimen_list", expect=_api_only(_STAFF)),
         "api:regimen_detail GET": _api("regimen_detail", ("regimen",), _api_only(_STAFF)),
@@ -716,6 +724,7 @@ PHI_URL_NAMES = frozenset(
     {
         "home",
         "patients:patient_detail",
+        "patients:patient_fhir_export",
         "patients:patient_list",
         "patients:emergency_access_create",
         "patients:care_team_manage",
@@ -753,6 +762,7 @@ PHI_URL_NAMES = frozenset(
         "api:patient_detail",
         "api:patient_patch",
         "api:patient_readiness",
+        "api:patient_fhir_export",
         "api:course_list",
         "api:course_create",
         "api:course_detail",

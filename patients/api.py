@@ -6,8 +6,10 @@ Patient data only through patients.selectors; writes only through patients.servi
 from __future__ import annotations
 
 import datetime as dt
+import json
+from typing import Any
 
-from django.http import Http404, HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
 from django.utils import timezone
 from ninja import Router, Schema
 from pydantic import Field
@@ -26,6 +28,7 @@ from oncoplanner.api import (
     page_of,
     user_of,
 )
+from patients.fhir import patient_fhir_bundle
 from patients.models import Patient
 from patients.selectors import (
     CHANGE,
@@ -168,6 +171,20 @@ def patient_patch(request: HttpRequest, patient_id: int, payload: PatientUpdateI
         if value is None:
             fields[name] = None if name == "ecog" else ""
     return patient_update(patient=patient, updated_by=user, **fields)
+
+
+@router.get(
+    "/patients/{patient_id}/fhir",
+    response={200: dict[str, Any], **ERRORS},
+    summary="The chart as a FHIR R4 Bundle",
+)
+def patient_fhir_export(request: HttpRequest, patient_id: int) -> HttpResponse:
+    """Patient, lab and vital-sign Observations, a CarePlan per course with its cycles,
+    MedicationAdministrations and AdverseEvents (CTCAE), as one FHIR R4 collection Bundle
+    (application/fhir+json). Logged as one export."""
+    no_query(request)
+    bundle = patient_fhir_bundle(user=clinical_user(request), patient_id=patient_id)
+    return HttpResponse(json.dumps(bundle), content_type="application/fhir+json")
 
 
 @router.get("/patients/{patient_id}/readiness", response={200: PatientReadinessOut, **ERRORS})

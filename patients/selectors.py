@@ -210,6 +210,19 @@ def patient_get_for_user(*, user: User, patient_id: Any, perm: str = VIEW) -> Pa
     return patient
 
 
+def patient_export_for_user(*, user: User, patient_id: Any, fmt: str) -> Patient:
+    """The patient whose chart is being exported, or Http404 as for any read.
+
+    Sends record_read with action "export" (and the format in the detail): an export is one
+    access-log row, not one per record it contains.
+    """
+    patient = _authorise_patient(user=user, patient_id=patient_id, perm=VIEW)
+    record_read.send(
+        sender=Patient, patients=[patient], target=patient, action="export", detail={"format": fmt}
+    )
+    return patient
+
+
 def patient_chart_for_user(
     *, user: User, patient_id: Any
 ) -> tuple[Patient, bool, QuerySet[EmergencyAccess]]:

@@ -10,6 +10,11 @@ urlpatterns = [
     path("patients/", views.patient_list, name="patient_list"),
     path("patients/<int:patient_id>/", views.patient_detail, name="patient_detail"),
     path(
+        "patients/<int:patient_id>/export/fhir/",
+        views.patient_fhir_export,
+        name="patient_fhir_export",
+    ),
+    path(
         "patients/emergency-access/",
         views.emergency_access_create,
         name="emergency_access_create",

@@ -1,15 +1,18 @@
 from __future__ import annotations
 
+import json
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from oncoplanner import access_context
-from patients import dashboard, selectors, services
+from patients import dashboard, fhir, selectors, services
 from patients.forms import (
     CareTeamMemberForm,
     EmergencyAccessForm,
@@ -81,6 +84,22 @@ def patient_detail(request: HttpRequest, patient_id: int) -> HttpResponse:
     if request.htmx and request.htmx.target == "dashboard-live":  # type: ignore[attr-defined]
         template += "#live-body"  # a live refresh: the body only
     return render(request, template, context)
+
+
+@login_required
+@require_http_methods(["GET"])
+@never_cache
+def patient_fhir_export(request: HttpRequest, patient_id: int) -> HttpResponse:
+    """The chart as a FHIR R4 Bundle, downloaded: for the next provider's system."""
+    access_context.update(surface="export")
+    bundle = fhir.patient_fhir_bundle(user=request.user, patient_id=patient_id)
+    return HttpResponse(
+        json.dumps(bundle, indent=2, ensure_ascii=False),
+        content_type="application/fhir+json; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="patient-{int(patient_id)}-fhir-r4.json"'
+        },
+    )
 
 
 @login_required
