@@ -84,6 +84,7 @@ APP_DOORS = [
     for prober in ("clinician_outside", "patient_other", "patient_own")
     for url, method, data in (
         ("patients:patient_detail", "GET", None),
+        ("patients:patient_fhir_export", "GET", None),
         ("patients:invitation_create", "POST", {"email": "probe@example.org"}),
         ("treatments:course_create", "GET", None),
         ("treatments:side_effect_create", "POST", {"grade": "2", "onset": "2026-03-05"}),
@@ -143,6 +144,7 @@ API_PATIENT_DOORS = [
     ("api:patient_detail", "GET", None),
     ("api:patient_patch", "PATCH", {"phone": "+1 555 0199"}),
     ("api:patient_readiness", "GET", None),
+    ("api:patient_fhir_export", "GET", None),
     ("api:course_list", "GET", None),
     ("api:side_effect_list", "GET", None),
     ("api:lab_result_list", "GET", None),
