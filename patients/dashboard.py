@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from audit.selectors import access_log_for_patient
@@ -388,30 +388,32 @@ def _one_dp(value: Any) -> Decimal:
     return Decimal(str(value)).quantize(Decimal("0.1"))
 
 
-def _latest_measurements(patient: Patient) -> tuple[Measurement | None, Measurement | None, str]:
+def _header_annotations() -> dict[str, Any]:
     """Latest height and latest weight (each from its own most recent measurement) and the care
-    team's name, in one query."""
+    team's name: read with the gate's own query for the patient."""
 
-    def latest(column: str) -> QuerySet[BodyMeasurement]:
-        return BodyMeasurement.objects.filter(
-            patient=OuterRef("pk"), **{f"{column}__isnull": False}
-        ).order_by("-measured_on", "-pk")
-
-    row = (
-        Patient.objects.filter(pk=patient.pk)
-        .annotate(
-            h=Subquery(latest("height_cm").values("height_cm")[:1]),
-            h_on=Subquery(latest("height_cm").values("measured_on")[:1]),
-            w=Subquery(latest("weight_kg").values("weight_kg")[:1]),
-            w_on=Subquery(latest("weight_kg").values("measured_on")[:1]),
+    def latest(column: str, value: str) -> Subquery:
+        return Subquery(
+            BodyMeasurement.objects.filter(patient=OuterRef("pk"), **{f"{column}__isnull": False})
+            .order_by("-measured_on", "-pk")
+            .values(value)[:1]
         )
-        .values("h", "h_on", "w", "w_on", "care_team__name")
-        .get()
-    )
+
+    return {
+        "_h": latest("height_cm", "height_cm"),
+        "_h_on": latest("height_cm", "measured_on"),
+        "_w": latest("weight_kg", "weight_kg"),
+        "_w_on": latest("weight_kg", "measured_on"),
+        "_care_team_name": F("care_team__name"),
+    }
+
+
+def _header(patient: Patient) -> tuple[Measurement | None, Measurement | None, str]:
+    row = vars(patient)
     # Annotated decimals lose the field's scale on some backends: put it back (0.1 cm / kg).
-    height = Measurement(_one_dp(row["h"]), row["h_on"]) if row["h"] is not None else None
-    weight = Measurement(_one_dp(row["w"]), row["w_on"]) if row["w"] is not None else None
-    return height, weight, row["care_team__name"] or ""
+    height = Measurement(_one_dp(row["_h"]), row["_h_on"]) if row["_h"] is not None else None
+    weight = Measurement(_one_dp(row["_w"]), row["_w_on"]) if row["_w"] is not None else None
+    return height, weight, row["_care_team_name"] or ""
 
 
 def dashboard_for(*, user: User, patient_id: Any) -> Dashboard:
@@ -422,12 +424,12 @@ def dashboard_for(*, user: User, patient_id: Any) -> Dashboard:
     """
     # Only the care team sees who opened the chart under break-glass (it names colleagues).
     patient, on_team, emergency_accesses = selectors.patient_chart_for_user(
-        user=user, patient_id=patient_id
+        user=user, patient_id=patient_id, annotations=_header_annotations()
     )
     emergency = list(emergency_accesses)
     now = timezone.now()
 
-    height, weight, care_team_name = _latest_measurements(patient)
+    height, weight, care_team_name = _header(patient)
     bsa = bsa_mosteller(height.value, weight.value) if height and weight else None
 
     courses = list(

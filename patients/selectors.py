@@ -158,21 +158,27 @@ def patient_list_visible_to(*, user: User, perm: str = VIEW) -> QuerySet[Patient
     return _care_team_patients(user, perm)
 
 
-def _authorise_patient_route(*, user: User, patient_id: Any, perm: str) -> tuple[Patient, bool]:
+def _authorise_patient_route(
+    *, user: User, patient_id: Any, perm: str, annotations: dict[str, Any] | None = None
+) -> tuple[Patient, bool]:
     """The patient if `user` may act on it with `perm`, and whether its care team opened it
-    (False: break-glass). Http404 otherwise (missing or not)."""
+    (False: break-glass). Http404 otherwise (missing or not). `annotations` are read in the
+    same query (a page's header fields), never used to decide."""
     try:
         pk = int(patient_id)
     except (TypeError, ValueError):
         _deny(Patient, requested=patient_id)
+    extra = annotations or {}
     if _may_use_clinician_gate(user):
-        patient = _care_team_patients(user, perm).filter(pk=pk).first()
+        patient = _care_team_patients(user, perm).annotate(**extra).filter(pk=pk).first()
         if patient is not None:
             return patient, True
         if perm in BREAK_GLASS_PERMS and user.is_clinician:
-            patient = Patient.objects.filter(
-                pk=pk, is_active=True, pk__in=_break_glass_patient_ids(user, perm)
-            ).first()
+            patient = (
+                Patient.objects.annotate(**extra)
+                .filter(pk=pk, is_active=True, pk__in=_break_glass_patient_ids(user, perm))
+                .first()
+            )
             if patient is not None:
                 access_context.update(break_glass=True)
                 return patient, False
@@ -224,18 +230,29 @@ def patient_export_for_user(*, user: User, patient_id: Any, fmt: str) -> Patient
 
 
 def patient_chart_for_user(
-    *, user: User, patient_id: Any
+    *, user: User, patient_id: Any, annotations: dict[str, Any] | None = None
 ) -> tuple[Patient, bool, QuerySet[EmergencyAccess]]:
     """The chart's patient (read and logged as patient_get_for_user does), whether the user
     reaches it through its care team, and every emergency access to it: for the care team
     only, because the list names colleagues (a break-glass visitor gets an empty queryset).
-    One gate query where patient_get_for_user + emergency_accesses_for_patient make two.
+
+    One gate query where patient_get_for_user + emergency_accesses_for_patient make two; it
+    also reads `annotations` (the dashboard's header) and whether there is any emergency
+    access at all, so the usual chart without one costs no query for the empty list.
     """
-    patient, on_team = _authorise_patient_route(user=user, patient_id=patient_id, perm=VIEW)
+    patient, on_team = _authorise_patient_route(
+        user=user,
+        patient_id=patient_id,
+        perm=VIEW,
+        annotations={
+            **(annotations or {}),
+            "_any_emergency_access": Exists(EmergencyAccess.objects.filter(patient=OuterRef("pk"))),
+        },
+    )
     record_read.send(sender=Patient, patients=[patient], target=patient, action="read")
     emergency = (
         EmergencyAccess.objects.filter(patient=patient).select_related("user")
-        if on_team
+        if on_team and patient._any_emergency_access  # type: ignore[attr-defined]
         else EmergencyAccess.objects.none()
     )
     return patient, on_team, emergency

@@ -130,6 +130,22 @@ def test_dashboard_hides_the_access_log_under_break_glass(client, login, patient
     assert "Emergency access" in response.content.decode()
 
 
+def test_dashboard_lists_emergency_accesses_to_the_care_team_only(
+    client, login, patient, treating_clinician, other_clinician
+):
+    reason = "Febrile neutropenia in the ED now"
+    login(client, treating_clinician)
+    assert 'id="emergency-accesses"' not in client.get(_url(patient)).content.decode()
+    emergency_access_open(user=other_clinician, patient_id=patient.pk, reason=reason)
+    html = client.get(_url(patient)).content.decode()
+    assert 'id="emergency-accesses"' in html
+    assert reason in html
+    login(client, other_clinician)  # the visitor sees the banner, not the list of colleagues
+    html = client.get(_url(patient)).content.decode()
+    assert 'id="emergency-accesses"' not in html
+    assert reason not in html
+
+
 def test_dashboard_header_shows_latest_height_weight_and_bsa(
     client, login, patient, treating_clinician
 ):
@@ -279,10 +295,12 @@ def test_dashboard_query_count_is_flat_in_history_length(
     few, many = _count(client, short), _count(client, long)
 
     assert few == many
-    # 17 = 15 for the dashboard (one gate query that also says whether the care team opened
-    # the chart, audit insert, each section one query) + 2 for the session (load session and
-    # user). Back-to-back clicks do not rewrite the session (the activity stamp is every 30 s).
-    assert many == 17
+    # 15 = 13 for the dashboard + 2 for the session (load session and user). The dashboard's:
+    # one gate query that also reads the header (latest height and weight, care team) and
+    # says whether the care team opened the chart and whether anyone ever broke the glass
+    # (no query for an empty emergency-access list), the audit insert, one per section.
+    # Back-to-back clicks do not rewrite the session (the activity stamp is every 30 s).
+    assert many == 15
 
 
 def test_dashboard_listens_for_live_changes_and_refreshes_only_its_body(
