@@ -236,8 +236,7 @@ def patient_chart_for_user(
     reaches it through its care team, and every emergency access to it: for the care team
     only, because the list names colleagues (a break-glass visitor gets an empty queryset).
 
-    One gate query where patient_get_for_user + emergency_accesses_for_patient make two; it
-    also reads `annotations` (the dashboard's header) and whether there is any emergency
+    One gate query for both; it also reads `annotations` (the dashboard's header) and whether there is any emergency
     access at all, so the usual chart without one costs no query for the empty list.
     """
     patient, on_team = _authorise_patient_route(
@@ -474,17 +473,6 @@ def portal_symptom_reports_for(*, user: User) -> tuple[Patient, QuerySet[Any]]:
 
 def emergency_access_active(*, user: User, patient: Patient) -> bool:
     return _active_emergency_grants(user).filter(patient=patient).exists()
-
-
-def emergency_accesses_for_patient(*, user: User, patient_id: Any) -> QuerySet[EmergencyAccess]:
-    """Every emergency access to a patient (active and past), for those who can see the chart
-    through its care team. A break-glass user does not get the list (it names colleagues)."""
-    if not _may_use_clinician_gate(user):
-        raise Http404("No Patient matches the given query.")
-    patient = _care_team_patients(user, VIEW).filter(pk=patient_id).first()
-    if patient is None:
-        raise Http404("No Patient matches the given query.")
-    return EmergencyAccess.objects.filter(patient=patient).select_related("user")
 
 
 def care_team_may_manage(*, user: User, team: CareTeam) -> bool:

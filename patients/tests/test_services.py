@@ -16,7 +16,7 @@ from oncoplanner.signals import access_changed
 from patients.models import BodyMeasurement, EmergencyAccess, PatientInvitation
 from patients.selectors import (
     care_team_may_manage,
-    emergency_accesses_for_patient,
+    patient_chart_for_user,
     patient_get_for_user,
     patient_list_visible_to,
 )
@@ -151,15 +151,19 @@ def test_care_team_member_gate_is_not_flagged_as_break_glass(patient, treating_c
     assert not access_context.current().break_glass
 
 
-def test_emergency_accesses_for_patient_visible_to_care_team_only(
+def test_emergency_accesses_of_a_chart_visible_to_care_team_only(
     patient, treating_clinician, other_clinician
 ):
+    with pytest.raises(Http404):  # no care team, no break-glass: no chart at all
+        patient_chart_for_user(user=other_clinician, patient_id=patient.pk)
     grant = emergency_access_open(user=other_clinician, patient_id=patient.pk, reason=REASON)
-    assert list(emergency_accesses_for_patient(user=treating_clinician, patient_id=patient.pk)) == [
-        grant
-    ]
-    with pytest.raises(Http404):  # the break-glass user does not get the oversight list
-        emergency_accesses_for_patient(user=other_clinician, patient_id=patient.pk)
+    _, on_team, accesses = patient_chart_for_user(user=treating_clinician, patient_id=patient.pk)
+    assert on_team
+    assert list(accesses) == [grant]
+    # The break-glass user opens the chart but does not get the oversight list.
+    _, on_team, accesses = patient_chart_for_user(user=other_clinician, patient_id=patient.pk)
+    assert not on_team
+    assert list(accesses) == []
 
 
 # --- invitations -----------------------------------------------------------------------------
