@@ -65,8 +65,9 @@ def _number(value: Decimal) -> float | int:
     return int(normalised) if normalised == normalised.to_integral() else float(normalised)
 
 
-def _entry(kind: str, pk: int, resource: dict[str, Any]) -> dict[str, Any]:
-    return {"fullUrl": _urn(kind, pk), "resource": {"resourceType": kind, **resource}}
+def _entry(kind: str, pk: int, resource: dict[str, Any], *, key: str = "") -> dict[str, Any]:
+    """A Bundle entry; `key` names the id's source when one row yields several resources."""
+    return {"fullUrl": _urn(key or kind, pk), "resource": {"resourceType": kind, **resource}}
 
 
 def _patient(patient: Patient) -> dict[str, Any]:
@@ -82,22 +83,44 @@ def _patient(patient: Patient) -> dict[str, Any]:
     )
 
 
-def _lab_observation(result: LabResult, subject: dict[str, str]) -> dict[str, Any]:
-    quantity = {"system": UCUM, "code": result.unit, "unit": result.unit}
-    resource: dict[str, Any] = {
+def _observation(
+    *,
+    category: str,
+    code: dict[str, Any],
+    subject: dict[str, str],
+    when: str,
+    value: Decimal,
+    unit: str,
+) -> dict[str, Any]:
+    return {
         "status": "final",
-        "category": [_category("laboratory")],
-        "code": {
+        "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": category}]}],
+        "code": code,
+        "subject": subject,
+        "effectiveDateTime": when,
+        "valueQuantity": {"value": _number(value), **_ucum(unit)},
+    }
+
+
+def _ucum(unit: str) -> dict[str, str]:
+    return {"system": UCUM, "code": unit, "unit": unit}
+
+
+def _lab_observation(result: LabResult, subject: dict[str, str]) -> dict[str, Any]:
+    resource = _observation(
+        category="laboratory",
+        code={
             "coding": [{"system": LOINC, "code": result.test.loinc, "display": result.test.name}],
             "text": result.test.short_name,
         },
-        "subject": subject,
-        "effectiveDateTime": result.collected_at.isoformat(),
-        "valueQuantity": {"value": _number(result.value), **quantity},
-        "interpretation": [{"coding": [{"system": INTERPRETATION, "code": result.flag}]}],
-    }
+        subject=subject,
+        when=result.collected_at.isoformat(),
+        value=result.value,
+        unit=result.unit,
+    )
+    resource["interpretation"] = [{"coding": [{"system": INTERPRETATION, "code": result.flag}]}]
     reference = {
-        bound: {"value": _number(value), **quantity}
+        bound: {"value": _number(value), **_ucum(result.unit)}
         for bound, value in (("low", result.ref_low), ("high", result.ref_high))
         if value is not None
     }
@@ -108,39 +131,28 @@ def _lab_observation(result: LabResult, subject: dict[str, str]) -> dict[str, An
     return _entry("Observation", result.pk, resource)
 
 
-def _category(code: str) -> dict[str, Any]:
-    return {"coding": [{"system": OBSERVATION_CATEGORY, "code": code}]}
-
-
 def _vital_signs(measurement: BodyMeasurement, subject: dict[str, str]) -> list[dict[str, Any]]:
-    entries = []
-    for (loinc, display, unit), value in (
-        (BODY_HEIGHT, measurement.height_cm),
-        (BODY_WEIGHT, measurement.weight_kg),
-    ):
-        if value is None:
-            continue
-        entries.append(
-            {
-                # Two observations from one measurement row: the LOINC keeps their ids apart.
-                "fullUrl": _urn(f"Observation/{loinc}", measurement.pk),
-                "resource": {
-                    "resourceType": "Observation",
-                    "status": "final",
-                    "category": [_category("vital-signs")],
-                    "code": {"coding": [{"system": LOINC, "code": loinc, "display": display}]},
-                    "subject": subject,
-                    "effectiveDateTime": measurement.measured_on.isoformat(),
-                    "valueQuantity": {
-                        "value": _number(value),
-                        "unit": unit,
-                        "system": UCUM,
-                        "code": unit,
-                    },
-                },
-            }
+    return [
+        # Two observations from one measurement row: the LOINC keeps their ids apart.
+        _entry(
+            "Observation",
+            measurement.pk,
+            _observation(
+                category="vital-signs",
+                code={"coding": [{"system": LOINC, "code": loinc, "display": display}]},
+                subject=subject,
+                when=measurement.measured_on.isoformat(),
+                value=value,
+                unit=unit,
+            ),
+            key=f"Observation/{loinc}",
         )
-    return entries
+        for (loinc, display, unit), value in (
+            (BODY_HEIGHT, measurement.height_cm),
+            (BODY_WEIGHT, measurement.weight_kg),
+        )
+        if value is not None
+    ]
 
 
 def _care_plan(course: Course, cycles: list[ChemoCycle], subject: dict[str, str]) -> dict[str, Any]:
@@ -185,7 +197,7 @@ def _administration(adm: Administration, subject: dict[str, str]) -> dict[str, A
                 "text": f"Cycle {adm.cycle.number}, day {adm.day_of_cycle}: "
                 f"{_number(adm.dose_mg)} mg ({_number(adm.dose_percent)}% of standard)",
                 "route": {"text": adm.get_route_display()},
-                "dose": {"value": _number(adm.dose_mg), "unit": "mg", "system": UCUM, "code": "mg"},
+                "dose": {"value": _number(adm.dose_mg), **_ucum("mg")},
             },
         },
     )
