@@ -7,7 +7,6 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import NoReverseMatch, reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -20,14 +19,6 @@ from patients.forms import (
     InvitationForm,
     PatientListForm,
 )
-
-
-def _reverse_or_none(name: str, *args: object) -> str | None:
-    # Pages built by other helpers may not be mounted yet: the dashboard links when they are.
-    try:
-        return reverse(name, args=args)
-    except NoReverseMatch:
-        return None
 
 
 @login_required
@@ -66,16 +57,6 @@ def patient_detail(request: HttpRequest, patient_id: int) -> HttpResponse:
     context = {
         "patient": patient,
         "board": board,
-        "critical_inbox_url": _reverse_or_none("labs:critical_inbox")
-        or _reverse_or_none("treatments:critical_inbox"),
-        "lab_trends_url": _reverse_or_none("labs:lab_trends", patient.pk)
-        or f"/patients/{patient.pk}/labs/",
-        "course_url": (
-            _reverse_or_none("treatments:course_detail", patient.pk, board.course.pk)
-            or f"/patients/{patient.pk}/courses/{board.course.pk}/"
-            if board.course
-            else None
-        ),
         "break_glass": access_context.current().break_glass and not on_team,
         "emergency_accesses": board.emergency_accesses,
         "invitation_form": InvitationForm() if on_team and not patient.portal_user_id else None,

@@ -242,6 +242,24 @@ def test_dashboard_lists_open_critical_results(client, login, patient, treating_
     assert "Critical low" in html
 
 
+def test_dashboard_critical_result_links_to_its_item_in_the_inbox(
+    client, login, patient, treating_clinician
+):
+    result = LabResultFactory.create(
+        patient=patient,
+        test=anc_test(),
+        value=Decimal("0.3"),
+        flag=Flag.CRITICAL_LOW,
+        collected_at=timezone.now() - dt.timedelta(hours=1),
+    )
+    login(client, treating_clinician)
+    html = client.get(_url(patient)).content.decode()
+    link = f"{reverse('labs:inbox')}#inbox-lab-{result.pk}"
+    assert f'href="{link}">acknowledge</a>' in html
+    inbox = client.get(reverse("labs:inbox")).content.decode()
+    assert f'id="inbox-lab-{result.pk}"' in inbox  # the anchor lands on the item to acknowledge
+
+
 def test_dashboard_links_lab_trends(client, login, patient, treating_clinician):
     login(client, treating_clinician)
     html = client.get(_url(patient)).content.decode()
