@@ -468,3 +468,40 @@ def lab_results_release(*, results: Sequence[LabResult], by: User) -> int:
         result.save(update_fields=["is_released", "released_by", "released_at"])
         released += 1
     return released
+
+
+# --- Readiness evidence as pages show it -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EvidenceLine:
+    """One analyte's evidence, with its numbers written as the lab reports them (1.2, not 1.2000)."""
+
+    item: AnalyteEvidence
+    value_text: str
+    rule_text: str
+
+    @property
+    def css(self) -> str:
+        outcome = self.item.outcome
+        if outcome in {PreCycleOutcome.TREAT, PreCycleOutcome.TREAT_REDUCED}:
+            return "ok"
+        if outcome in {PreCycleOutcome.DELAY, PreCycleOutcome.CONTACT}:
+            return "warn"
+        return "bad"
+
+
+def evidence_lines(assessment: PreCycleAssessment | None) -> list[EvidenceLine]:
+    if assessment is None:
+        return []
+    lines = []
+    for item in assessment.analytes:
+        value = f"{fmt_decimal(item.result.value)} {item.result.unit}" if item.result else ""
+        rule = (
+            f"{item.test.short_name} {item.rule.get_comparator_display()} "
+            f"{fmt_decimal(item.rule.value)} {item.rule.unit}"
+            if item.rule
+            else ""
+        )
+        lines.append(EvidenceLine(item=item, value_text=value, rule_text=rule))
+    return lines

@@ -24,8 +24,13 @@ from django.utils import timezone
 
 from audit.selectors import access_log_for_patient
 from labs.models import CRITICAL_FLAGS, LabResult
-from labs.rules import PreCycleOutcome, fmt_decimal
-from labs.services import AnalyteEvidence, PreCycleAssessment, precycle_evaluate_pairs
+from labs.rules import PreCycleOutcome
+from labs.services import (
+    EvidenceLine,
+    PreCycleAssessment,
+    evidence_lines,
+    precycle_evaluate_pairs,
+)
 from oncoplanner.signals import record_read
 from patients import selectors
 from patients.models import BodyMeasurement, Patient, SymptomReport
@@ -290,40 +295,6 @@ class CycleLine:
         if self.cycle.actual_start and self.cycle.actual_start > self.cycle.planned_start:
             return (self.cycle.actual_start - self.cycle.planned_start).days
         return None
-
-
-@dataclass(frozen=True)
-class EvidenceLine:
-    """One analyte's evidence, with its numbers written as the lab reports them (1.2, not 1.2000)."""
-
-    item: AnalyteEvidence
-    value_text: str
-    rule_text: str
-
-    @property
-    def css(self) -> str:
-        outcome = self.item.outcome
-        if outcome in {PreCycleOutcome.TREAT, PreCycleOutcome.TREAT_REDUCED}:
-            return "ok"
-        if outcome in {PreCycleOutcome.DELAY, PreCycleOutcome.CONTACT}:
-            return "warn"
-        return "bad"
-
-
-def evidence_lines(assessment: PreCycleAssessment | None) -> list[EvidenceLine]:
-    if assessment is None:
-        return []
-    lines = []
-    for item in assessment.analytes:
-        value = f"{fmt_decimal(item.result.value)} {item.result.unit}" if item.result else ""
-        rule = (
-            f"{item.test.short_name} {item.rule.get_comparator_display()} "
-            f"{fmt_decimal(item.rule.value)} {item.rule.unit}"
-            if item.rule
-            else ""
-        )
-        lines.append(EvidenceLine(item=item, value_text=value, rule_text=rule))
-    return lines
 
 
 @dataclass

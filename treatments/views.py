@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from labs.services import ctcae_grade_suggest_for_patient, precycle_evaluate
+from labs.services import ctcae_grade_suggest_for_patient, evidence_lines, precycle_evaluate
 from oncoplanner.http import AuthedHtmxRequest
 from patients import selectors as gate
 from treatments import selectors, services
@@ -408,6 +408,7 @@ def _cycle_context(request: AuthedHtmxRequest, cycle: ChemoCycle, **forms: Any) 
         "cycle": cycle,
         "is_open": is_open,
         "readiness": readiness,
+        "evidence": evidence_lines(readiness),
         "plan": plan,
         "can_record": can_record,
         "give_form": forms.get("give_form")

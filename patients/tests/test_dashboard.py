@@ -58,6 +58,24 @@ def test_dashboard_shows_delay_with_the_anc_evidence(client, login, patient, tre
     assert "needs ≤ 3 d" in html
 
 
+def test_cycle_page_shows_the_same_readiness_evidence_as_the_dashboard(
+    client, login, patient, treating_clinician
+):
+    anc = anc_test()
+    course = course_with_cycles(patient, regimen=regimen_with_anc_rules(anc=anc), given=2, total=12)
+    lab_history(patient, test=anc, count=3, latest_value="1.2")
+    login(client, treating_clinician)
+    cycle_url = reverse("treatments:cycle_detail", args=[patient.pk, course.pk, 3])
+
+    dashboard_html = client.get(_url(patient)).content.decode()
+    cycle_html = client.get(cycle_url).content.decode()
+
+    for html in (dashboard_html, cycle_html):
+        assert "1.2 10*3/uL" in html
+        assert "ANC ≥ 1 10*3/uL" in html  # as the lab writes it, not "ANC >= 1.0000 -> Delay"
+        assert "needs ≤ 3 d" in html
+
+
 def test_dashboard_missing_labs_are_not_evaluable(client, login, patient, treating_clinician):
     course_with_cycles(patient, regimen=regimen_with_anc_rules(), given=1, total=6)
     login(client, treating_clinician)
