@@ -29,7 +29,7 @@ run: venv
 	DJANGO_DEBUG=true $(PY) manage.py migrate --noinput
 	DJANGO_DEBUG=true $(PY) manage.py createcachetable
 	DJANGO_DEBUG=true $(PY) manage.py seed_demo --if-empty
-	@DJANGO_DEBUG=true $(PY) manage.py demo_logins
+	@DJANGO_DEBUG=true $(PY) manage.py demo_logins --url http://$(HOST):$(PORT)/
 	PY=$(PY) HOST=$(HOST) PORT=$(PORT) scripts/run-dev.sh
 
 lint: venv-dev

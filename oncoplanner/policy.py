@@ -684,6 +684,7 @@ PUBLIC_URL_NAMES = frozenset(
         "api:openapi-json",  # the REST schema: no data
         "api:openapi-view",  # the REST playground page: assets only, calls need auth
         "api:api-root",
+        "favicon",  # a redirect to the static icon: no data
         "bench_baseline",  # only with BENCHMARK_BASELINE (below): a static page, no data
     }
 )

@@ -12,6 +12,7 @@ from oncoplanner.graphql_schema import graphql_view
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("favicon.ico", views.favicon, name="favicon"),
     # Personal API tokens (before allauth's include, which owns the rest of /accounts/).
     path("accounts/api-tokens/", api_tokens.api_tokens, name="api_tokens"),
     path(

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.templatetags.static import static
+from django.views.decorators.http import require_GET
 
 from patients import portal_views
 from patients.selectors import patient_rows_for
@@ -22,3 +24,10 @@ def home(request: HttpRequest) -> HttpResponse:
         # Through the access gate: only care-team patients, and the list read is logged.
         context["rows"] = patient_rows_for(user=request.user)  # type: ignore[arg-type]
     return render(request, "home.html", context)
+
+
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponse:
+    # Pages link the icon; Django admin and browsers that probe /favicon.ico get it here too
+    # instead of a 404 in every log.
+    return redirect(static("favicon.svg"), permanent=True)

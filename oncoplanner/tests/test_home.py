@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from oncoplanner.accounts.tests.factories import UserFactory
 from patients.tests.factories import PatientFactory
 
 pytestmark = pytest.mark.django_db
@@ -34,3 +35,24 @@ def test_pages_for_signed_in_users_are_never_cached(client, treating_clinician):
     client.force_login(treating_clinician)
     response = client.get(reverse("home"))
     assert "no-store" in response["Cache-Control"]
+
+
+def test_clinician_nav_leads_to_the_inbox_and_marks_the_page_shown(client, treating_clinician):
+    client.force_login(treating_clinician)
+    html = client.get(reverse("labs:inbox")).content.decode()
+    assert f'<a href="{reverse("labs:inbox")}" aria-current="page">Inbox</a>' in html
+    assert f'<a href="{reverse("patients:patient_list")}">Patients</a>' in html
+
+
+def test_patient_nav_has_no_clinician_links(client):
+    client.force_login(UserFactory.create())  # a patient account
+    html = client.get(reverse("home")).content.decode()
+    assert reverse("labs:inbox") not in html
+    assert reverse("patients:patient_list") not in html
+
+
+def test_favicon_is_served_without_login(client):
+    response = client.get("/favicon.ico", follow=True)
+    assert response.status_code == 200
+    assert response.redirect_chain[-1][0].endswith("favicon.svg")
+    assert b"<svg" in b"".join(response.streaming_content)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 
 from oncoplanner.demo.people import DEMO_PASSWORD, DEMO_TOTP_SECRET, PORTAL_PATIENT, STAFF
 
@@ -10,8 +10,11 @@ from oncoplanner.demo.people import DEMO_PASSWORD, DEMO_TOTP_SECRET, PORTAL_PATI
 class Command(BaseCommand):
     help = "Print the demo logins (make run)."
 
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--url", default="http://127.0.0.1:8000/", help="where it is served")
+
     def handle(self, *args: Any, **options: Any) -> None:
-        self.stdout.write("\nOncoPlanner demo: http://127.0.0.1:8000/\n")
+        self.stdout.write(f"\nOncoPlanner demo: {options['url']}\n")
         self.stdout.write(f"  password for every demo account: {DEMO_PASSWORD}")
         for person in (*STAFF, PORTAL_PATIENT):
             role = person.discipline or person.role
