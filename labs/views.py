@@ -5,7 +5,6 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.forms import Form
 from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -14,6 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from labs import csv_import, selectors, services
 from labs.forms import AcknowledgeForm, CsvUploadForm, LabResultForm, TrendFilterForm
 from labs.models import LabResult, LabTest
+from oncoplanner.forms import add_service_errors
 from oncoplanner.http import AuthedHtmxRequest
 from patients import selectors as gate
 from patients import services as patient_services
@@ -24,16 +24,6 @@ TRENDS_TEMPLATE = "labs/lab_trends.html"
 TREND_QUERY_KEYS = {"days", "analytes"}
 # A service field shown under a differently named form field (date and time are two inputs).
 FIELD_ALIASES = {"collected_at": "collected_on"}
-
-
-def _add_service_errors(form: Form, error: ValidationError) -> None:
-    """Put a service's ValidationError on the form's fields (unknown names on the form)."""
-    if not hasattr(error, "error_dict"):
-        form.add_error(None, error)
-        return
-    for name, errors in error.message_dict.items():
-        name = FIELD_ALIASES.get(name, name)
-        form.add_error(name if name in form.fields else None, errors)
 
 
 def _trend_params(
@@ -129,7 +119,7 @@ def lab_result_create(request: AuthedHtmxRequest, patient_id: int) -> HttpRespon
                 recorded_by=request.user,
             )
         except ValidationError as error:
-            _add_service_errors(form, error)
+            add_service_errors(form, error, aliases=FIELD_ALIASES)
         else:
             text = f"Recorded {result.test.short_name} {result.value.normalize():f} {result.unit}."
             if not request.htmx:
@@ -237,7 +227,7 @@ def _acknowledge(
             else:
                 patient_services.symptom_report_review(report=obj, by=request.user, note=note)
         except ValidationError as error:
-            _add_service_errors(form, error)
+            add_service_errors(form, error, aliases=FIELD_ALIASES)
         else:
             if not request.htmx:
                 messages.success(request, "Acknowledged.")

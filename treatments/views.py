@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from labs.services import ctcae_grade_suggest_for_patient, evidence_lines, precycle_evaluate
+from oncoplanner.forms import add_service_errors
 from oncoplanner.http import AuthedHtmxRequest
 from patients import selectors as gate
 from treatments import selectors, services
@@ -40,15 +41,6 @@ from treatments.models import (
 )
 
 BAD_REQUEST = 400
-
-
-def _add_errors(form: Any, error: ValidationError) -> None:
-    """Put a service's field-named errors on the form's fields (unknown fields: top of form)."""
-    if not hasattr(error, "error_dict"):
-        form.add_error(None, error)
-        return
-    for field, errors in error.message_dict.items():
-        form.add_error(field if field in form.fields else None, errors)
 
 
 def _render(
@@ -186,7 +178,7 @@ def course_create(request: AuthedHtmxRequest, patient_id: int) -> HttpResponse:
             created_by=request.user,
         )
     except ValidationError as error:
-        _add_errors(form, error)
+        add_service_errors(form, error)
         return _render(
             request,
             template,
@@ -296,7 +288,7 @@ def dose_modification_create(
                 created_by=request.user,
             )
         except ValidationError as error:
-            _add_errors(form, error)
+            add_service_errors(form, error)
             status = BAD_REQUEST
         else:
             messages.success(request, "Dose modification recorded.")
@@ -332,7 +324,7 @@ def course_stop(request: AuthedHtmxRequest, patient_id: int, course_id: int) -> 
                 by=request.user,
             )
         except ValidationError as error:
-            _add_errors(form, error)
+            add_service_errors(form, error)
         else:
             messages.success(request, "Course stopped; every cycle not yet given is cancelled.")
             url = reverse("treatments:course_detail", args=[patient_id, course.pk])
@@ -476,7 +468,7 @@ def _cycle_action(
                 services.cycle_cancel(cycle=cycle, reason=data["reason"], by=request.user)
                 done = f"Cycle {cycle.number} cancelled."
         except ValidationError as error:
-            _add_errors(form, error)
+            add_service_errors(form, error)
         else:
             messages.success(request, done)
             url = reverse("treatments:cycle_detail", args=[patient_id, course_id, cycle.number])
@@ -552,7 +544,7 @@ def administration_create(
                 creatinine_mg_dl=form.cleaned_data["creatinine_mg_dl"],
             )
         except ValidationError as error:
-            _add_errors(form, error)
+            add_service_errors(form, error)
         else:
             messages.success(
                 request,
@@ -635,7 +627,7 @@ def side_effect_create(request: AuthedHtmxRequest, patient_id: int) -> HttpRespo
                 recorded_by=request.user,
             )
         except ValidationError as error:
-            _add_errors(form, error)
+            add_service_errors(form, error)
         else:
             messages.success(
                 request,
