@@ -331,6 +331,19 @@ RESOURCES.update(
             # The gate runs first: the care team gets the form's 400, everyone else the 404.
             "expect": _only(_CARE, BAD_REQUEST),
         },
+        "patients:measurement_create GET": {
+            "url": "patients:measurement_create",
+            "args": ("P",),
+            "method": "GET",
+            "expect": _only(_CARE),
+        },
+        "patients:measurement_create POST": {
+            "url": "patients:measurement_create",
+            "args": ("P",),
+            "method": "POST",
+            "data": {"measured_on": "2026-03-05", "weight_kg": "64.5"},
+            "expect": _only(_CARE, DONE),
+        },
         "treatments:side_effect_create GET": {
             "url": "treatments:side_effect_create",
             "args": ("P",),
@@ -750,6 +763,7 @@ PHI_URL_NAMES = frozenset(
         "treatments:cycle_cancel",
         "treatments:administration_create",
         "treatments:side_effect_create",
+        "patients:measurement_create",
         "labs:lab_trends",
         "labs:lab_result_create",
         "labs:lab_results_release",

@@ -282,6 +282,16 @@ CACHES = {
 LIVE_STREAM_MAX_SECONDS = env_int("LIVE_STREAM_MAX_SECONDS", default=300, minimum=1)
 LIVE_STREAM_WAIT_SECONDS = env_int("LIVE_STREAM_WAIT_SECONDS", default=15, minimum=1)
 
+# Dosing: a weight-based dose (mg/m², mg/kg, Calvert) is computed only from a weight taken at
+# most this many days before the dose date. Patients lose weight on chemotherapy; a dose from
+# an old weight is an overdose. A clinic default (set it to its own policy), not a guideline.
+DOSING_WEIGHT_MAX_AGE_DAYS = env_int("DOSING_WEIGHT_MAX_AGE_DAYS", default=14, minimum=1)
+# A new weight this many percent or more away from the one the last dose was computed from
+# asks for the dose to be reviewed (the common 10 % re-dosing threshold).
+DOSING_WEIGHT_CHANGE_REVIEW_PERCENT = env_int(
+    "DOSING_WEIGHT_CHANGE_REVIEW_PERCENT", default=10, minimum=1
+)
+
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
 # Django 6.1 mailers (EMAIL_BACKEND is deprecated). Console in development, SMTP in production.

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.core.paginator import Page, Paginator
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
@@ -35,7 +36,14 @@ from oncoplanner.signals import record_read
 from patients import selectors
 from patients.models import BodyMeasurement, Patient, SymptomReport
 from treatments.dosing import bsa_mosteller
-from treatments.models import ChemoCycle, Course, DoseModification, RegimenDrug, SideEffect
+from treatments.models import (
+    ChemoCycle,
+    Course,
+    DoseBasis,
+    DoseModification,
+    RegimenDrug,
+    SideEffect,
+)
 from treatments.services import (
     OPEN_COURSE_STATUSES,
     OPEN_CYCLE_STATUSES,
@@ -319,6 +327,18 @@ class Dashboard:
     access_log: list[Any]
     emergency_accesses: list[Any]
     on_care_team: bool
+    dosing_weight_max_age_days: int
+    next_dose_needs_weight: bool  # an open cycle in a regimen with a weight-based drug
+
+    @property
+    def weight_too_old_to_dose(self) -> bool:
+        """The next cycle has a weight-based dose and no weight is recent enough for it."""
+        if not self.next_dose_needs_weight:
+            return False
+        if self.weight is None:
+            return True
+        age = (timezone.localdate() - self.weight.measured_on).days
+        return age > self.dosing_weight_max_age_days
 
 
 def dose_levels_by_cycle(
@@ -414,6 +434,7 @@ def dashboard_for(*, user: User, patient_id: Any) -> Dashboard:
     other_courses = [c for c in courses if c is not course]
 
     cycles: list[CycleLine] = []
+    weight_based = False
     next_cycle = None
     readiness = None
     if course is not None:
@@ -423,12 +444,13 @@ def dashboard_for(*, user: User, patient_id: Any) -> Dashboard:
             .order_by("number")
         )
         modifications = list(DoseModification.objects.filter(course=course))
-        drugs_by_pk = {
-            rd.drug.pk: rd.drug
-            for rd in RegimenDrug.objects.filter(phase__regimen_id=course.regimen_id)
+        regimen_drugs = list(
+            RegimenDrug.objects.filter(phase__regimen_id=course.regimen_id)
             .select_related("drug")
             .order_by("phase__order", "order", "pk")
-        }
+        )
+        drugs_by_pk = {rd.drug.pk: rd.drug for rd in regimen_drugs}
+        weight_based = any(rd.dose_basis != DoseBasis.FLAT for rd in regimen_drugs)
         levels = dose_levels_by_cycle(
             modifications=modifications,
             drugs=list(drugs_by_pk.values()),
@@ -484,4 +506,6 @@ def dashboard_for(*, user: User, patient_id: Any) -> Dashboard:
         access_log=access_log_for_patient(patient=patient, limit=20) if on_team else [],
         emergency_accesses=emergency,
         on_care_team=on_team,
+        dosing_weight_max_age_days=settings.DOSING_WEIGHT_MAX_AGE_DAYS,
+        next_dose_needs_weight=next_cycle is not None and weight_based,
     )

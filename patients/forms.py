@@ -37,6 +37,31 @@ class CareTeamMemberForm(forms.Form):
         )
 
 
+class MeasurementForm(forms.Form):
+    measured_on = forms.DateField(
+        label="Measured on", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    weight_kg = forms.DecimalField(
+        label="Weight (kg)",
+        required=False,
+        max_digits=5,
+        decimal_places=1,
+        min_value=1,
+        max_value=400,
+        widget=forms.NumberInput(attrs={"step": "0.1", "inputmode": "decimal"}),
+    )
+    height_cm = forms.DecimalField(
+        label="Height (cm)",
+        required=False,
+        max_digits=5,
+        decimal_places=1,
+        min_value=30,
+        max_value=260,
+        widget=forms.NumberInput(attrs={"step": "0.1", "inputmode": "decimal"}),
+        help_text="Only when measured: doses use the latest height on record.",
+    )
+
+
 class InvitationForm(forms.Form):
     email = forms.EmailField(label="Patient's email address")
 

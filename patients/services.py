@@ -149,6 +149,15 @@ def measurement_record(
     weight_kg: Decimal | None,
     recorded_by: User | None,
 ) -> BodyMeasurement:
+    """Record a height and/or a weight taken on `measured_on` (doses are computed from them).
+
+    ValidationError naming the field: neither value, a date in the future, a value outside
+    the model's plausible range. Logged as a write through the model's save signal.
+    """
+    if height_cm is None and weight_kg is None:
+        raise ValidationError({"weight_kg": "Enter a weight, a height or both."})
+    if measured_on > timezone.localdate():
+        raise ValidationError({"measured_on": "A measurement cannot be dated in the future."})
     measurement = BodyMeasurement(
         patient=patient,
         measured_on=measured_on,

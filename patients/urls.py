@@ -15,6 +15,11 @@ urlpatterns = [
         name="patient_fhir_export",
     ),
     path(
+        "patients/<int:patient_id>/measurements/new/",
+        views.measurement_create,
+        name="measurement_create",
+    ),
+    path(
         "patients/emergency-access/",
         views.emergency_access_create,
         name="emergency_access_create",

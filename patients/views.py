@@ -1,24 +1,31 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from oncoplanner import access_context
+from oncoplanner.forms import add_service_errors
 from patients import dashboard, fhir, selectors, services
 from patients.forms import (
     CareTeamMemberForm,
     EmergencyAccessForm,
     InvitationAcceptForm,
     InvitationForm,
+    MeasurementForm,
     PatientListForm,
 )
+from patients.models import BodyMeasurement, Patient
+from treatments.dosing import weight_change_since_last_dose
 
 
 @login_required
@@ -65,6 +72,76 @@ def patient_detail(request: HttpRequest, patient_id: int) -> HttpResponse:
     if request.htmx and request.htmx.target == "dashboard-live":  # type: ignore[attr-defined]
         template += "#live-body"  # a live refresh: the body only
     return render(request, template, context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def measurement_create(request: HttpRequest, patient_id: int) -> HttpResponse:
+    """Record a weight (and a height when measured): weight-based doses need a current one."""
+    patient = selectors.patient_get_for_user(
+        user=request.user, patient_id=patient_id, perm=selectors.CHANGE
+    )
+    if request.method == "GET":
+        form = MeasurementForm(initial={"measured_on": timezone.localdate()})
+        return render(request, MEASUREMENT_TEMPLATE, _measurement_context(patient, form))
+    form = MeasurementForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            measurement = services.measurement_record(
+                patient=patient,
+                measured_on=data["measured_on"],
+                height_cm=data["height_cm"],
+                weight_kg=data["weight_kg"],
+                recorded_by=request.user,  # type: ignore[arg-type]
+            )
+        except ValidationError as error:
+            add_service_errors(form, error)
+        else:
+            messages.success(request, f"Recorded {_measurement_words(measurement)}.")
+            _warn_if_the_dose_needs_review(request, patient, measurement.weight_kg)
+            return redirect("patients:patient_detail", patient_id=patient.pk)
+    return render(request, MEASUREMENT_TEMPLATE, _measurement_context(patient, form), status=400)
+
+
+MEASUREMENT_TEMPLATE = "patients/measurement_form.html"
+
+
+def _measurement_context(patient: Patient, form: MeasurementForm) -> dict[str, object]:
+    return {
+        "patient": patient,
+        "form": form,
+        "max_age_days": settings.DOSING_WEIGHT_MAX_AGE_DAYS,
+    }
+
+
+def _measurement_words(measurement: BodyMeasurement) -> str:
+    values = [
+        f"{label} {value} {unit}"
+        for label, value, unit in (
+            ("weight", measurement.weight_kg, "kg"),
+            ("height", measurement.height_cm, "cm"),
+        )
+        if value is not None
+    ]
+    return f"{' and '.join(values)} on {measurement.measured_on.isoformat()}"
+
+
+def _warn_if_the_dose_needs_review(
+    request: HttpRequest, patient: Patient, weight_kg: Decimal | None
+) -> None:
+    # Clinical rule: a weight change of 10 % or more (settings) from the weight the last dose
+    # was computed from means the dose is recalculated, not carried on.
+    if weight_kg is None:
+        return
+    change = weight_change_since_last_dose(patient=patient, weight_kg=weight_kg)
+    if change is not None and change.needs_dose_review:
+        messages.warning(
+            request,
+            f"Weight {change.percent:+}% against the {change.dosed_weight_kg} kg the last dose "
+            f"was computed from ({change.dosed_on.isoformat()}): review the dose before the "
+            "next cycle.",
+        )
 
 
 @login_required

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from patients.models import BodyMeasurement, Patient
@@ -128,6 +129,56 @@ def _latest(patient: Patient, on_date: dt.date, column: str) -> BodyMeasurement 
     )
 
 
+def weight_age_check(*, measured_on: dt.date, on_date: dt.date) -> None:
+    """ValidationError (weight_kg) when the weight is too old to dose from on `on_date`."""
+    max_age = settings.DOSING_WEIGHT_MAX_AGE_DAYS
+    age = (on_date - measured_on).days
+    if age > max_age:
+        raise ValidationError(
+            {
+                "weight_kg": (
+                    f"The latest weight is from {measured_on.isoformat()}, {age} days before "
+                    f"{on_date.isoformat()}; a dose needs a weight from the last {max_age} days. "
+                    "Weigh the patient and record it on the chart."
+                )
+            }
+        )
+
+
+@dataclass(frozen=True)
+class WeightChange:
+    """A new weight against the weight the patient's last dose was computed from."""
+
+    percent: Decimal  # signed: negative is weight lost
+    dosed_weight_kg: Decimal
+    dosed_on: dt.date
+
+    @property
+    def needs_dose_review(self) -> bool:
+        return abs(self.percent) >= settings.DOSING_WEIGHT_CHANGE_REVIEW_PERCENT
+
+
+def weight_change_since_last_dose(*, patient: Patient, weight_kg: Number) -> WeightChange | None:
+    """How far `weight_kg` is from the weight behind the patient's latest weight-based dose;
+    None when no dose was computed from a weight yet."""
+    last = (
+        Administration.objects.filter(cycle__course__patient=patient, inputs__has_key="weight_kg")
+        .order_by("-given_at", "-pk")
+        .values_list("inputs", "given_at")
+        .first()
+    )
+    if last is None:
+        return None
+    inputs, given_at = last
+    dosed = Decimal(inputs["weight_kg"])
+    change = (to_decimal(weight_kg, "weight_kg") - dosed) / dosed * 100
+    return WeightChange(
+        percent=change.quantize(ONE_DP, rounding=ROUND_HALF_UP),
+        dosed_weight_kg=dosed,
+        dosed_on=dt.date.fromisoformat(inputs.get("on_date") or given_at.date().isoformat()),
+    )
+
+
 def dose_compute(
     *,
     regimen_drug: RegimenDrug,
@@ -138,9 +189,9 @@ def dose_compute(
 ) -> DoseCalculation:
     """Compute the dose of `regimen_drug` for `patient` on `on_date` at `percent` of standard.
 
-    Reads the patient's latest height and weight on or before `on_date`. A missing input is a
-    ValidationError naming it (height_cm, weight_kg, creatinine_mg_dl, sex): a dose is never
-    computed from a guess. RegimenDrug.max_dose_mg caps the final dose (e.g. vincristine 2 mg),
+    Reads the patient's latest height and weight on or before `on_date`. A missing input, or a
+    weight older than settings.DOSING_WEIGHT_MAX_AGE_DAYS, is a ValidationError naming it
+    (height_cm, weight_kg, creatinine_mg_dl, sex): a dose is never computed from a guess. RegimenDrug.max_dose_mg caps the final dose (e.g. vincristine 2 mg),
     and the result says so. Writes nothing.
     """
     try:
@@ -163,6 +214,7 @@ def dose_compute(
             raise ValidationError(
                 {"weight_kg": f"No weight recorded on or before {on_date.isoformat()}."}
             )
+        weight_age_check(measured_on=row.measured_on, on_date=on_date)
         inputs["weight_kg"] = str(row.weight_kg)
         inputs["weight_measured_on"] = row.measured_on.isoformat()
         return Decimal(row.weight_kg)

@@ -355,6 +355,13 @@ class DemoClinic:
                         0.0,
                         chemistry=True,
                     )
+                    measurement_record(
+                        patient=patient,
+                        measured_on=self.today - dt.timedelta(days=1),
+                        height_cm=None,
+                        weight_kg=weight,
+                        recorded_by=nurse,
+                    )
                 break
             self._labs(
                 patient,
@@ -374,6 +381,15 @@ class DemoClinic:
                 )
                 if cycle.planned_start >= self.today:
                     break
+            # Weighed on the day of every cycle: each dose is computed from a current weight.
+            weight -= Decimal(rng.choice([0, 0, 1]))
+            measurement_record(
+                patient=patient,
+                measured_on=cycle.planned_start,
+                height_cm=None,
+                weight_kg=weight,
+                recorded_by=nurse,
+            )
             cycle_give(cycle=cycle, actual_start=cycle.planned_start, given_by=nurse)
             self._administer(cycle, nurse, pharmacist)
             depth = plan.nadir_depth * (0.8 if reduced else 1.0)
@@ -560,14 +576,21 @@ class DemoClinic:
                     assign_perm(perm, Group.objects.get(pk=team.group_id), team_patients)
             measurements, courses, results = [], [], []
             for (_index, rng, plan, _), patient in zip(rows, patients, strict=True):
-                measurements.append(
+                weight = Decimal(rng.randint(52, 104))
+                measurements += [
                     BodyMeasurement(
                         patient=patient,
                         measured_on=self.today - dt.timedelta(days=history_days),
                         height_cm=Decimal(rng.randint(152, 190)),
-                        weight_kg=Decimal(rng.randint(52, 104)),
-                    )
-                )
+                        weight_kg=weight + 2,
+                    ),
+                    # Weighed at the last visit, so the next cycle's dose has a current weight.
+                    BodyMeasurement(
+                        patient=patient,
+                        measured_on=self.today - dt.timedelta(days=rng.randint(0, 6)),
+                        weight_kg=weight,
+                    ),
+                ]
                 regimen = self.regimens[plan.regimen]
                 phases = list(regimen.phases.all())
                 phase = phases[0]

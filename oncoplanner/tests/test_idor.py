@@ -88,6 +88,7 @@ APP_DOORS = [
         ("patients:invitation_create", "POST", {"email": "probe@example.org"}),
         ("treatments:course_create", "GET", None),
         ("treatments:side_effect_create", "POST", {"grade": "2", "onset": "2026-03-05"}),
+        ("patients:measurement_create", "POST", {"measured_on": "2026-03-05", "weight_kg": "60"}),
         ("labs:lab_trends", "GET", None),
         ("labs:lab_result_create", "POST", {"value": "1.5"}),
         ("labs:lab_import", "GET", None),

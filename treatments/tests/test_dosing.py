@@ -146,6 +146,36 @@ def test_dose_compute_takes_height_and_weight_from_their_own_latest_rows():
 
 
 @needs_db
+@pytest.mark.parametrize("basis", [DoseBasis.MG_M2, DoseBasis.MG_KG])
+def test_dose_compute_refuses_a_weight_older_than_the_clinic_limit(basis, settings):
+    settings.DOSING_WEIGHT_MAX_AGE_DAYS = 14
+    patient = _patient()
+    BodyMeasurementFactory.create(
+        patient=patient, measured_on=dt.date(2025, 12, 22), height_cm=170, weight_kg=70
+    )
+    drug = RegimenDrugFactory.create(dose=D("85"), dose_basis=basis)
+    on_the_limit = dose_compute(
+        regimen_drug=drug, patient=patient, on_date=dt.date(2026, 1, 5), percent=100
+    )
+    assert on_the_limit.inputs["weight_measured_on"] == "2025-12-22"  # 14 days: still current
+    with pytest.raises(ValidationError) as excinfo:
+        dose_compute(regimen_drug=drug, patient=patient, on_date=dt.date(2026, 1, 6), percent=100)
+    message = excinfo.value.message_dict["weight_kg"][0]
+    assert "from 2025-12-22, 15 days before 2026-01-06" in message
+    assert "from the last 14 days" in message
+
+
+@needs_db
+def test_dose_compute_flat_dose_needs_no_current_weight(settings):
+    settings.DOSING_WEIGHT_MAX_AGE_DAYS = 14
+    patient = _patient()
+    BodyMeasurementFactory.create(patient=patient, measured_on=dt.date(2024, 1, 1), weight_kg=70)
+    drug = RegimenDrugFactory.create(dose=D("2"), dose_basis=DoseBasis.FLAT)
+    calc = dose_compute(regimen_drug=drug, patient=patient, on_date=dt.date(2026, 1, 6))
+    assert calc.dose_mg == D("2.0")
+
+
+@needs_db
 def test_dose_compute_without_height_names_height():
     patient = _patient()
     BodyMeasurementFactory.create(patient=patient, height_cm=None, weight_kg=70)
