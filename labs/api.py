@@ -22,10 +22,10 @@ from pydantic import Field
 from labs import services
 from labs.models import Flag, LabResult, LabTest
 from oncoplanner.api import (
-    DEFAULT_PAGE,
     ERRORS,
-    MAX_PAGE,
     InputSchema,
+    Limit,
+    Offset,
     Page,
     StrictQuery,
     clinical_user,
@@ -120,8 +120,6 @@ class NoteIn(InputSchema):
     note: str = Field(min_length=1, max_length=2000)
 
 
-Limit = StrictQuery(DEFAULT_PAGE, ge=1, le=MAX_PAGE)
-Offset = StrictQuery(0, ge=0, le=1_000_000)
 # The declared filters and sort keys of the result list; nothing else is accepted.
 TestFilter = StrictQuery(None, description="Lab test id.")
 LoincFilter = StrictQuery(None, max_length=10, pattern=r"^\d{1,7}-\d$", description="LOINC code.")

@@ -238,6 +238,11 @@ class StrictQuery(Query):  # type: ignore[misc]
         return "query"
 
 
+# Every paged list's query parameters: one page of at most MAX_PAGE rows.
+Limit = StrictQuery(DEFAULT_PAGE, ge=1, le=MAX_PAGE)
+Offset = StrictQuery(0, ge=0, le=1_000_000)
+
+
 def no_query(request: HttpRequest) -> None:
     """For routes without query parameters: any query parameter is undeclared."""
     if request.GET:

@@ -554,6 +554,14 @@ RESOURCES.update(
             {"from_cycle_number": 1, "percent": "80", "reason": _REASON},
         ),
         # Side effects
+        "api:measurement_list GET": _api("measurement_list", ("P",)),
+        "api:measurement_create POST": _api(
+            "measurement_create",
+            ("P",),
+            _API_WRITE,
+            "POST",
+            {"measured_on": "2026-03-05", "weight_kg": "64.5"},
+        ),
         "api:side_effect_list GET": _api("side_effect_list", ("P",)),
         "api:side_effect_create POST": _api(
             "side_effect_create",
@@ -791,6 +799,8 @@ PHI_URL_NAMES = frozenset(
         "api:administration_create",
         "api:dose_modification_list",
         "api:dose_modification_create",
+        "api:measurement_list",
+        "api:measurement_create",
         "api:side_effect_list",
         "api:side_effect_create",
         "api:side_effect_detail",

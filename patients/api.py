@@ -7,21 +7,21 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from decimal import Decimal
 from typing import Any
 
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils import timezone
-from ninja import Router, Schema
+from ninja import Router, Schema, Status
 from pydantic import Field
 
 from labs.services import precycle_evaluate
 from oncoplanner.api import (
-    DEFAULT_PAGE,
     ERRORS,
-    MAX_PAGE,
     InputSchema,
+    Limit,
+    Offset,
     Page,
-    StrictQuery,
     clinical_user,
     log_list,
     no_query,
@@ -29,7 +29,7 @@ from oncoplanner.api import (
     user_of,
 )
 from patients.fhir import patient_fhir_bundle
-from patients.models import Patient
+from patients.models import BodyMeasurement, Patient
 from patients.selectors import (
     CHANGE,
     children_for,
@@ -37,9 +37,30 @@ from patients.selectors import (
     patient_list_visible_to,
     portal_patient_for,
 )
-from patients.services import patient_update
+from patients.services import measurement_record, patient_update
 
 router = Router(tags=["patients"])
+
+
+class MeasurementOut(Schema):
+    id: int
+    patient_id: int
+    measured_on: dt.date
+    height_cm: Decimal | None
+    weight_kg: Decimal | None
+    recorded_by_id: int | None
+
+
+class MeasurementIn(InputSchema):
+    """A weight, a height or both (doses are computed from the latest of each)."""
+
+    measured_on: dt.date
+    height_cm: Decimal | None = Field(
+        None, ge=30, le=260, max_digits=5, decimal_places=1, allow_inf_nan=False
+    )
+    weight_kg: Decimal | None = Field(
+        None, ge=1, le=400, max_digits=5, decimal_places=1, allow_inf_nan=False
+    )
 
 
 class MeOut(Schema):
@@ -138,8 +159,8 @@ def me(request: HttpRequest) -> MeOut:
 @router.get("/patients", response={200: Page[PatientOut], **ERRORS})
 def patient_list(
     request: HttpRequest,
-    limit: int = StrictQuery(DEFAULT_PAGE, ge=1, le=MAX_PAGE),
-    offset: int = StrictQuery(0, ge=0, le=1_000_000),
+    limit: int = Limit,
+    offset: int = Offset,
 ) -> dict[str, object]:
     """Patients of the caller's care teams (and open break-glass grants), by family name.
 
@@ -185,6 +206,35 @@ def patient_fhir_export(request: HttpRequest, patient_id: int) -> HttpResponse:
     no_query(request)
     bundle = patient_fhir_bundle(user=clinical_user(request), patient_id=patient_id)
     return HttpResponse(json.dumps(bundle), content_type="application/fhir+json")
+
+
+@router.get("/patients/{patient_id}/measurements", response={200: Page[MeasurementOut], **ERRORS})
+def measurement_list(
+    request: HttpRequest, patient_id: int, limit: int = Limit, offset: int = Offset
+) -> dict[str, Any]:
+    """Weights and heights, newest first."""
+    _, rows = children_for(BodyMeasurement, user=clinical_user(request), patient_id=patient_id)
+    count, items = page_of(rows.order_by("-measured_on", "-pk"), limit=limit, offset=offset)
+    return {"count": count, "limit": limit, "offset": offset, "items": items}
+
+
+@router.post("/patients/{patient_id}/measurements", response={201: MeasurementOut, **ERRORS})
+def measurement_create(
+    request: HttpRequest, patient_id: int, payload: MeasurementIn
+) -> Status[BodyMeasurement]:
+    """Record a weight and/or a height. A weight-based dose needs a weight from the last
+    DOSING_WEIGHT_MAX_AGE_DAYS days (400 naming weight_kg otherwise)."""
+    no_query(request)
+    user = clinical_user(request)
+    patient = patient_get_for_user(user=user, patient_id=patient_id, perm=CHANGE)
+    measurement = measurement_record(
+        patient=patient,
+        measured_on=payload.measured_on,
+        height_cm=payload.height_cm,
+        weight_kg=payload.weight_kg,
+        recorded_by=user,
+    )
+    return Status(201, measurement)
 
 
 @router.get("/patients/{patient_id}/readiness", response={200: PatientReadinessOut, **ERRORS})

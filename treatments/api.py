@@ -21,12 +21,11 @@ from pydantic import Field
 from labs.models import PreCycleRule
 from oncoplanner.accounts.models import User
 from oncoplanner.api import (
-    DEFAULT_PAGE,
     ERRORS,
-    MAX_PAGE,
     InputSchema,
+    Limit,
+    Offset,
     Page,
-    StrictQuery,
     clinical_user,
     log_list,
     no_query,
@@ -278,10 +277,6 @@ def _field_lookup(field: str, fetch: Any) -> Any:
     if obj is None:
         raise ValidationError({field: "No such record for this patient."})
     return obj
-
-
-Limit = StrictQuery(DEFAULT_PAGE, ge=1, le=MAX_PAGE)
-Offset = StrictQuery(0, ge=0, le=1_000_000)
 
 
 # --- Regimens (reference data, not PHI) -------------------------------------------------------

@@ -155,6 +155,49 @@ def test_patient_patch_service_error_names_field(clinician: Client, patient: Pat
     assert response.json()["detail"][0]["loc"] == ["body", "date_of_birth"]
 
 
+def test_measurement_create_and_list(clinician: Client, patient: Patient) -> None:
+    today = timezone.localdate().isoformat()
+    url = f"{API}/patients/{patient.pk}/measurements"
+    created = post(clinician, url, {"measured_on": today, "weight_kg": "64.5"})
+    assert created.status_code == 201
+    body = created.json()
+    assert (body["weight_kg"], body["height_cm"], body["measured_on"]) == ("64.5", None, today)
+    listed = clinician.get(url).json()
+    assert listed["count"] == 1
+    assert listed["items"][0] == body
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "weight_kg"),  # neither value: the service names the weight
+        ({"weight_kg": "0.5"}, "weight_kg"),
+        ({"weight_kg": "64.55"}, "weight_kg"),  # 0.1 kg is the scale's precision
+        ({"height_cm": "300"}, "height_cm"),
+        ({"weight_kg": "60", "measured_on": "2999-01-01"}, "measured_on"),
+        ({"weight_kg": "60", "bmi": "22"}, "bmi"),
+    ],
+)
+def test_measurement_create_bad_input_is_400_naming_the_field(
+    clinician: Client, patient: Patient, body: dict[str, str], field: str
+) -> None:
+    payload = {"measured_on": timezone.localdate().isoformat(), **body}
+    response = post(clinician, f"{API}/patients/{patient.pk}/measurements", payload)
+    assert response.status_code == 400
+    assert field in [loc for error in response.json()["detail"] for loc in error["loc"]]
+    assert not patient.measurements.exists()
+
+
+def test_measurement_routes_are_404_outside_the_care_team(
+    outsider: Client, patient: Patient
+) -> None:
+    url = f"{API}/patients/{patient.pk}/measurements"
+    assert outsider.get(url).status_code == 404
+    today = timezone.localdate().isoformat()
+    assert post(outsider, url, {"measured_on": today, "weight_kg": "60"}).status_code == 404
+    assert not patient.measurements.exists()
+
+
 @pytest.mark.parametrize("field", ["given_name", "family_name", "date_of_birth", "sex"])
 def test_patient_patch_null_for_a_required_field_is_refused(
     clinician: Client, patient: Patient, field: str
