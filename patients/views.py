@@ -25,7 +25,7 @@ from patients.forms import (
     PatientListForm,
 )
 from patients.models import BodyMeasurement, Patient
-from treatments.dosing import weight_change_since_last_dose
+from treatments.dosing import latest_measurement, weight_change_since_last_dose
 
 
 @login_required
@@ -111,6 +111,8 @@ def _measurement_context(patient: Patient, form: MeasurementForm) -> dict[str, o
     return {
         "patient": patient,
         "form": form,
+        "last_weight": latest_measurement(patient, "weight_kg"),
+        "last_height": latest_measurement(patient, "height_cm"),
         "max_age_days": settings.DOSING_WEIGHT_MAX_AGE_DAYS,
     }
 

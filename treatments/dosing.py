@@ -114,19 +114,19 @@ class DoseCalculation:
     inputs: dict[str, Any] = field(default_factory=dict)
 
 
-def _latest(patient: Patient, on_date: dt.date, column: str) -> BodyMeasurement | None:
-    """The newest measurement with `column` filled in, taken on or before `on_date`.
+def latest_measurement(
+    patient: Patient, column: str, on_date: dt.date | None = None
+) -> BodyMeasurement | None:
+    """The newest measurement with `column` filled in, taken on or before `on_date` (any date
+    when None).
 
     Height and weight are looked up separately: a clinic weighs at every visit but measures
     height rarely, so the two often come from different rows (and both dates are recorded).
     """
-    return (
-        BodyMeasurement.objects.filter(
-            patient=patient, measured_on__lte=on_date, **{f"{column}__isnull": False}
-        )
-        .order_by("-measured_on", "-pk")
-        .first()
-    )
+    rows = BodyMeasurement.objects.filter(patient=patient, **{f"{column}__isnull": False})
+    if on_date is not None:
+        rows = rows.filter(measured_on__lte=on_date)
+    return rows.order_by("-measured_on", "-pk").first()
 
 
 def weight_age_check(*, measured_on: dt.date, on_date: dt.date) -> None:
@@ -209,7 +209,7 @@ def dose_compute(
     }
 
     def need_weight() -> Decimal:
-        row = _latest(patient, on_date, "weight_kg")
+        row = latest_measurement(patient, "weight_kg", on_date)
         if row is None or row.weight_kg is None:
             raise ValidationError(
                 {"weight_kg": f"No weight recorded on or before {on_date.isoformat()}."}
@@ -221,7 +221,7 @@ def dose_compute(
 
     if basis == DoseBasis.MG_M2:
         weight = need_weight()
-        height_row = _latest(patient, on_date, "height_cm")
+        height_row = latest_measurement(patient, "height_cm", on_date)
         if height_row is None or height_row.height_cm is None:
             raise ValidationError(
                 {"height_cm": f"No height recorded on or before {on_date.isoformat()}."}

@@ -74,6 +74,8 @@ def test_cycle_page_shows_the_same_readiness_evidence_as_the_dashboard(
         assert "1.2 10*3/uL" in html
         assert "ANC ≥ 1 10*3/uL" in html  # as the lab writes it, not "ANC >= 1.0000 -> Delay"
         assert "needs ≤ 3 d" in html
+        assert "{#" not in html  # no template comment or tag leaks onto the page
+        assert "{%" not in html
 
 
 def test_dashboard_missing_labs_are_not_evaluable(client, login, patient, treating_clinician):

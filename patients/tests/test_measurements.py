@@ -50,6 +50,8 @@ def test_nurse_records_a_weight_and_the_dashboard_shows_it(
     dashboard = client.get(response["Location"]).content.decode()
     assert f"Recorded weight 64.5 kg on {_today().isoformat()}." in dashboard
     assert "64.5 kg" in dashboard
+    again = client.get(_url(patient)).content.decode()
+    assert f"Last on record: weight 64.5 kg ({_today().isoformat()}); no height." in again
 
 
 @pytest.mark.parametrize(
