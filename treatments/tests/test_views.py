@@ -326,6 +326,15 @@ def test_cycle_detail_shows_readiness_and_computed_doses(as_clinician, course):
     assert _log_exists(action="read", object_type="ChemoCycle", object_id=str(cycle.pk))
 
 
+def test_cycle_detail_names_an_old_weight_and_links_to_recording_one(as_clinician, course):
+    # Cycle 3 is planned 28 days after the only weight (2026-02-27): too old to dose from.
+    content = as_clinician.get(_course_url("cycle_detail", course, 3)).content.decode()
+    assert "The latest weight is from 2026-02-27" in content
+    assert "156.4 mg" not in content  # no dose is shown from the old weight
+    measurement_url = reverse("patients:measurement_create", args=[course.patient_id])
+    assert f'href="{measurement_url}">Record weight / height</a>' in content
+
+
 def test_cycle_detail_missing_number_and_foreign_patient_get_404(as_clinician, course, care_team):
     other_patient = _team_patient(care_team)
     assert as_clinician.get(_course_url("cycle_detail", course, 13)).status_code == 404
