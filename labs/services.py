@@ -470,7 +470,45 @@ def lab_results_release(*, results: Sequence[LabResult], by: User) -> int:
     return released
 
 
-# --- Readiness evidence as pages show it -------------------------------------------------------
+# --- Readiness as pages show it: the badge and the evidence ------------------------------------
+
+
+@dataclass(frozen=True)
+class ReadinessBadge:
+    label: str
+    css: str  # ok / warn / bad / info
+    words: str  # the outcome in a sentence
+
+
+def readiness_badge(assessment: PreCycleAssessment | None) -> ReadinessBadge | None:
+    """The short badge for a pre-cycle assessment; missing or stale labs are 'Not evaluable',
+    never a silent 'Treat'."""
+    if assessment is None:
+        return None
+    outcome = assessment.outcome
+    if outcome == PreCycleOutcome.TREAT:
+        return ReadinessBadge("Treat", "ok", "OK to treat at the planned dose.")
+    if outcome == PreCycleOutcome.TREAT_REDUCED:
+        percent = assessment.dose_percent
+        return ReadinessBadge(
+            f"Treat {percent}%", "ok", f"OK to treat at a reduced dose ({percent}% of standard)."
+        )
+    if outcome == PreCycleOutcome.DELAY:
+        days = assessment.delay_days
+        return ReadinessBadge(
+            f"Delay {days} days", "warn", f"Delay the cycle by {days} days and repeat the labs."
+        )
+    if outcome == PreCycleOutcome.HOLD:
+        return ReadinessBadge("Hold", "bad", "Hold the cycle.")
+    if outcome == PreCycleOutcome.CONTACT:
+        return ReadinessBadge(
+            "Contact physician", "warn", "Contact the treating physician before treating."
+        )
+    return ReadinessBadge(
+        "Not evaluable",
+        "bad",
+        "Not evaluable: a required result is missing or too old. Do not treat until it is repeated.",
+    )
 
 
 @dataclass(frozen=True)

@@ -25,12 +25,13 @@ from django.utils import timezone
 
 from audit.selectors import access_log_for_patient
 from labs.models import CRITICAL_FLAGS, LabResult
-from labs.rules import PreCycleOutcome
 from labs.services import (
     EvidenceLine,
     PreCycleAssessment,
+    ReadinessBadge,
     evidence_lines,
     precycle_evaluate_pairs,
+    readiness_badge,
 )
 from oncoplanner.signals import record_read
 from patients import selectors
@@ -66,47 +67,6 @@ SEVERE_SIDE_EFFECT_GRADE = 3  # CTCAE grade >= 3 needs an acknowledgement (DOMAI
 
 class UnknownFilter(ValueError):
     """A filter value the list does not offer (the view answers 400)."""
-
-
-# --- Readiness ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ReadinessBadge:
-    label: str
-    css: str  # ok / warn / bad / info
-    words: str  # the outcome in a sentence
-
-
-def readiness_badge(assessment: PreCycleAssessment | None) -> ReadinessBadge | None:
-    """The short badge for a pre-cycle assessment; missing or stale labs are 'Not evaluable',
-    never a silent 'Treat'."""
-    if assessment is None:
-        return None
-    outcome = assessment.outcome
-    if outcome == PreCycleOutcome.TREAT:
-        return ReadinessBadge("Treat", "ok", "OK to treat at the planned dose.")
-    if outcome == PreCycleOutcome.TREAT_REDUCED:
-        percent = assessment.dose_percent
-        return ReadinessBadge(
-            f"Treat {percent}%", "ok", f"OK to treat at a reduced dose ({percent}% of standard)."
-        )
-    if outcome == PreCycleOutcome.DELAY:
-        days = assessment.delay_days
-        return ReadinessBadge(
-            f"Delay {days} days", "warn", f"Delay the cycle by {days} days and repeat the labs."
-        )
-    if outcome == PreCycleOutcome.HOLD:
-        return ReadinessBadge("Hold", "bad", "Hold the cycle.")
-    if outcome == PreCycleOutcome.CONTACT:
-        return ReadinessBadge(
-            "Contact physician", "warn", "Contact the treating physician before treating."
-        )
-    return ReadinessBadge(
-        "Not evaluable",
-        "bad",
-        "Not evaluable: a required result is missing or too old. Do not treat until it is repeated.",
-    )
 
 
 # --- Patient list ------------------------------------------------------------------------------

@@ -105,6 +105,14 @@ def folfox_course_ready_for_cycle_2(*, mrn: str = "MRN-W-0001") -> CourseWorld:
         weight_kg=Decimal("68.0"),
         recorded_by=doctor,
     )
+    # Weighed again at today's visit: cycle 2's doses need a current weight.
+    measurement_record(
+        patient=patient,
+        measured_on=today,
+        height_cm=None,
+        weight_kg=Decimal("67.5"),
+        recorded_by=doctor,
+    )
     regimen = Regimen.objects.get(name="mFOLFOX6", is_active=True)
     start = today - dt.timedelta(days=14)
     course = course_start(

@@ -13,7 +13,12 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from labs.services import ctcae_grade_suggest_for_patient, evidence_lines, precycle_evaluate
+from labs.services import (
+    ctcae_grade_suggest_for_patient,
+    evidence_lines,
+    precycle_evaluate,
+    readiness_badge,
+)
 from oncoplanner.forms import add_service_errors
 from oncoplanner.http import AuthedHtmxRequest
 from patients import selectors as gate
@@ -400,6 +405,7 @@ def _cycle_context(request: AuthedHtmxRequest, cycle: ChemoCycle, **forms: Any) 
         "cycle": cycle,
         "is_open": is_open,
         "readiness": readiness,
+        "badge": readiness_badge(readiness),
         "evidence": evidence_lines(readiness),
         "plan": plan,
         "can_record": can_record,
