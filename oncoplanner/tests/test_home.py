@@ -56,3 +56,17 @@ def test_favicon_is_served_without_login(client):
     assert response.status_code == 200
     assert response.redirect_chain[-1][0].endswith("favicon.svg")
     assert b"<svg" in b"".join(response.streaming_content)
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_pages_load_htmx_without_the_debug_script_that_replaces_the_page_on_a_400(
+    client, treating_clinician, settings, debug
+):
+    # Forms answer invalid input with a 400 fragment for htmx to swap in; django-htmx's DEBUG
+    # script would instead replace the whole page (patient name and all) with it.
+    settings.DEBUG = debug
+    client.force_login(treating_clinician)
+    html = client.get(reverse("home")).content.decode()
+    assert "htmx-2.min.js" in html
+    assert "hx-sse-2.min.js" in html
+    assert "django-htmx.js" not in html
