@@ -95,6 +95,7 @@ class ReadinessType:
     outcome: str
     outcome_label: str
     ok_to_treat: bool
+    labs_due: bool  # a cycle still to come whose pre-cycle labs are not drawn yet
     dose_percent: int | None
     delay_days: int | None
     analytes: list[AnalyteEvidenceType]
@@ -108,6 +109,7 @@ class ReadinessType:
             outcome=assessment.outcome,
             outcome_label=assessment.outcome_label,
             ok_to_treat=assessment.ok_to_treat,
+            labs_due=assessment.labs_due,
             dose_percent=assessment.dose_percent,
             delay_days=assessment.delay_days,
             analytes=[AnalyteEvidenceType.from_evidence(a) for a in assessment.analytes],

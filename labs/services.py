@@ -7,9 +7,9 @@ perm=view for the read-only evaluations). These functions do not check permissio
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -244,6 +244,7 @@ class PreCycleAssessment:
     analytes: list[AnalyteEvidence] = field(default_factory=list)
     dose_percent: int | None = None  # the lowest percent when the outcome is treat_reduced
     delay_days: int | None = None  # the longest delay when the outcome is delay
+    ahead: bool = False  # judged for a cycle day still to come (`at` is that day)
 
     @property
     def outcome_label(self) -> str:
@@ -252,6 +253,29 @@ class PreCycleAssessment:
     @property
     def ok_to_treat(self) -> bool:
         return self.outcome in {PreCycleOutcome.TREAT, PreCycleOutcome.TREAT_REDUCED}
+
+    @property
+    def labs_due(self) -> bool:
+        """A cycle still to come whose results are missing or will be too old on its day: the
+        pre-cycle bloods are simply not drawn yet, which is not a reason to look at the chart."""
+        return self.ahead and self.outcome == PreCycleOutcome.NOT_EVALUABLE
+
+    @property
+    def needs_attention(self) -> bool:
+        return not self.ok_to_treat and not self.labs_due
+
+
+NOT_JUDGED = frozenset({PreCycleOutcome.MISSING, PreCycleOutcome.STALE})
+
+
+def readiness_moment(cycle_day: date | None, *, now: datetime) -> datetime:
+    """When a cycle's readiness is judged: at the start of its planned day, so a result must
+    still be fresh on the day the drugs are given (DOMAIN.md 4: "before a cycle is given");
+    now for a cycle due today or overdue, or when there is no cycle day."""
+    if cycle_day is None:
+        return now
+    day_start = timezone.make_aware(datetime.combine(cycle_day, time.min))
+    return max(now, day_start)
 
 
 def _latest_results(
@@ -351,6 +375,7 @@ def _assess(
     patient_id: int,
     regimen: Regimen,
     at: datetime,
+    ahead: bool,
     rules_by_test: dict[int, list[PreCycleRule]],
     latest: dict[tuple[int, int], LabResult],
 ) -> PreCycleAssessment:
@@ -379,10 +404,13 @@ def _assess(
         analytes=analytes,
         dose_percent=min(percents) if outcome == PreCycleOutcome.TREAT_REDUCED else None,
         delay_days=max(delays) if outcome == PreCycleOutcome.DELAY else None,
+        ahead=ahead,
     )
 
 
-def precycle_evaluate(*, patient: Patient, regimen: Regimen, at: datetime) -> PreCycleAssessment:
+def precycle_evaluate(
+    *, patient: Patient, regimen: Regimen, at: datetime, cycle_day: date | None = None
+) -> PreCycleAssessment:
     """Evaluate `regimen`'s pre-cycle rules against `patient`'s latest results up to `at`.
 
     Per analyte: no result -> missing; older than the strictest max_age_days of its rules ->
@@ -390,8 +418,13 @@ def precycle_evaluate(*, patient: Patient, regimen: Regimen, at: datetime) -> Pr
     matches decides; none matching -> contact physician. Overall: not evaluable if any analyte
     is missing or stale, else the most restrictive action (treat < treat at N% < delay <
     contact < hold). Two queries whatever the number of analytes or results. No writes.
+
+    With `cycle_day`, the ages are taken on that day (readiness_moment): the assessment is
+    `ahead` when the day is still to come.
     """
-    return precycle_evaluate_many(patients=[patient], regimen=regimen, at=at)[patient.pk]
+    return precycle_evaluate_pairs(
+        pairs=[(patient.pk, regimen)], at=at, cycle_days={patient.pk: cycle_day}
+    )[patient.pk]
 
 
 def precycle_evaluate_many(
@@ -405,11 +438,15 @@ def precycle_evaluate_many(
 
 
 def precycle_evaluate_pairs(
-    *, pairs: Sequence[tuple[int, Regimen]], at: datetime
+    *,
+    pairs: Sequence[tuple[int, Regimen]],
+    at: datetime,
+    cycle_days: Mapping[int, date | None] | None = None,
 ) -> dict[int, PreCycleAssessment]:
     """`precycle_evaluate` for (patient id, regimen) pairs, regimens mixed: two queries in
     total (every rule of every regimen, then every latest result), whatever the page holds.
 
+    `cycle_days` gives each patient's next cycle day (readiness_moment); `at` is now.
     Returns {patient id: assessment}. The caller passes only patients it may view.
     """
     if not pairs:
@@ -421,12 +458,14 @@ def precycle_evaluate_pairs(
     for rule in rules.order_by("test__name", "priority", "pk"):
         rules_by_regimen[rule.regimen_id].setdefault(rule.test_id, []).append(rule)
         test_ids.add(rule.test_id)
-    latest = _latest_results(patient_ids=[pid for pid, _ in pairs], test_ids=test_ids, at=at)
+    moments = {pid: readiness_moment((cycle_days or {}).get(pid), now=at) for pid, _ in pairs}
+    latest = _latest_results(patient_ids=list(moments), test_ids=test_ids, at=max(moments.values()))
     return {
         pid: _assess(
             patient_id=pid,
             regimen=regimen,
-            at=at,
+            at=moments[pid],
+            ahead=moments[pid] > at,
             rules_by_test=rules_by_regimen[regimen.pk],
             latest=latest,
         )
@@ -485,6 +524,16 @@ def readiness_badge(assessment: PreCycleAssessment | None) -> ReadinessBadge | N
     never a silent 'Treat'."""
     if assessment is None:
         return None
+    if assessment.labs_due:
+        missing = ", ".join(
+            a.test.short_name for a in assessment.analytes if a.outcome in NOT_JUDGED
+        )
+        return ReadinessBadge(
+            "Labs due",
+            "info",
+            f"Draw pre-cycle labs before the cycle day ({assessment.at:%a %-d %b}): "
+            f"{missing} will be missing or too old by then.",
+        )
     outcome = assessment.outcome
     if outcome == PreCycleOutcome.TREAT:
         return ReadinessBadge("Treat", "ok", "OK to treat at the planned dose.")
@@ -507,7 +556,7 @@ def readiness_badge(assessment: PreCycleAssessment | None) -> ReadinessBadge | N
     return ReadinessBadge(
         "Not evaluable",
         "bad",
-        "Not evaluable: a required result is missing or too old. Do not treat until it is repeated.",
+        "Not evaluable: a required result is missing or too old. Do not treat without a current one.",
     )
 
 

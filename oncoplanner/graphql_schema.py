@@ -56,6 +56,7 @@ from patients.models import Patient
 from treatments import services as treatment_services
 from treatments.graphql import ChemoCycleType, RegimenType, SideEffectType
 from treatments.models import Course, CtcaeTerm, Regimen
+from treatments.selectors import next_cycle_day
 
 MAX_DEPTH = 8
 MAX_ALIASES = 20
@@ -214,7 +215,10 @@ class Query:
         if course is None:
             return None
         assessment = lab_services.precycle_evaluate(
-            patient=patient, regimen=course.regimen, at=timezone.now()
+            patient=patient,
+            regimen=course.regimen,
+            at=timezone.now(),
+            cycle_day=next_cycle_day(course=course),
         )
         return ReadinessType.from_assessment(assessment)
 

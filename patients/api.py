@@ -125,9 +125,12 @@ class AnalyteOut(Schema):
 class ReadinessOut(Schema):
     course_id: int
     regimen: str
+    cycle_day: dt.date | None  # the next cycle's planned day: results are judged for it
+    judged_at: dt.datetime
     outcome: str
     outcome_label: str
     ok_to_treat: bool
+    labs_due: bool  # a cycle still to come whose pre-cycle labs are not drawn yet
     dose_percent: int | None
     delay_days: int | None
     analytes: list[AnalyteOut]
@@ -240,23 +243,31 @@ def measurement_create(
 @router.get("/patients/{patient_id}/readiness", response={200: PatientReadinessOut, **ERRORS})
 def patient_readiness(request: HttpRequest, patient_id: int) -> dict[str, object]:
     """Is the patient ready for the next cycle? The pre-cycle rules of each open course's
-    regimen against the latest results (labs.services.precycle_evaluate)."""
+    regimen against the latest results (labs.services.precycle_evaluate), judged for the
+    next cycle's planned day: a result must still be fresh on the day of the cycle."""
     no_query(request)
     from treatments.models import Course
+    from treatments.selectors import next_cycle_day
 
     user = clinical_user(request)
     patient, courses = children_for(Course, user=user, patient_id=patient_id)
     now = timezone.now()
     out = []
     for course in courses.filter(status__in=["planned", "active"]).select_related("regimen"):
-        assessment = precycle_evaluate(patient=patient, regimen=course.regimen, at=now)
+        cycle_day = next_cycle_day(course=course)
+        assessment = precycle_evaluate(
+            patient=patient, regimen=course.regimen, at=now, cycle_day=cycle_day
+        )
         out.append(
             {
                 "course_id": course.pk,
                 "regimen": str(course.regimen),
+                "cycle_day": cycle_day,
+                "judged_at": assessment.at,
                 "outcome": assessment.outcome,
                 "outcome_label": assessment.outcome_label,
                 "ok_to_treat": assessment.ok_to_treat,
+                "labs_due": assessment.labs_due,
                 "dose_percent": assessment.dose_percent,
                 "delay_days": assessment.delay_days,
                 "analytes": [

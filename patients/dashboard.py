@@ -179,10 +179,18 @@ def _readiness_pairs(courses: dict[int, Course]) -> list[tuple[int, Any]]:
     ]
 
 
+def _readiness(courses: dict[int, Course], at: dt.datetime) -> dict[int, PreCycleAssessment]:
+    """Each patient's readiness for the next cycle of the open course, judged for its day."""
+    return precycle_evaluate_pairs(
+        pairs=_readiness_pairs(courses),
+        at=at,
+        cycle_days={pid: course.next_start for pid, course in courses.items()},  # type: ignore[attr-defined]
+    )
+
+
 def _not_ready_ids(queryset: QuerySet[Patient], at: dt.datetime) -> set[int]:
     courses = _active_courses(queryset.values("pk"))  # a subquery: no extra round trip
-    assessments = precycle_evaluate_pairs(pairs=_readiness_pairs(courses), at=at)
-    return {pid for pid, a in assessments.items() if not a.ok_to_treat}
+    return {pid for pid, a in _readiness(courses, at).items() if a.needs_attention}
 
 
 def patient_list_page(
@@ -218,7 +226,7 @@ def patient_list_page(
     page_obj = paginator.get_page(page)
     patients: list[Patient] = list(page_obj.object_list)
     courses = _active_courses(p.pk for p in patients)
-    assessments = precycle_evaluate_pairs(pairs=_readiness_pairs(courses), at=now)
+    assessments = _readiness(courses, now)
     rows = []
     for patient in patients:
         assessment = assessments.get(patient.pk)
@@ -423,9 +431,11 @@ def dashboard_for(*, user: User, patient_id: Any) -> Dashboard:
             for c in cycle_rows
         ]
         if next_cycle is not None:
-            readiness = precycle_evaluate_pairs(pairs=[(patient.pk, course.regimen)], at=now)[
-                patient.pk
-            ]
+            readiness = precycle_evaluate_pairs(
+                pairs=[(patient.pk, course.regimen)],
+                at=now,
+                cycle_days={patient.pk: next_cycle.planned_start},
+            )[patient.pk]
 
     side_effects = list(
         SideEffect.objects.filter(patient=patient)

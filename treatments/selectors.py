@@ -27,6 +27,7 @@ from treatments.models import (
     RegimenPhase,
     SideEffect,
 )
+from treatments.services import OPEN_CYCLE_STATUSES
 
 if TYPE_CHECKING:
     from oncoplanner.accounts.models import User
@@ -83,6 +84,16 @@ def cycle_get(
 def course_cycles(*, course: Course) -> QuerySet[ChemoCycle]:
     """Cycles of an authorised course, with the phase and who changed the status."""
     return course.cycles.select_related("phase", "status_changed_by").order_by("number")
+
+
+def next_cycle_day(*, course: Course) -> dt.date | None:
+    """The planned day of the course's next cycle still to give (readiness is judged for it)."""
+    return (
+        course.cycles.filter(status__in=OPEN_CYCLE_STATUSES)
+        .order_by("number")
+        .values_list("planned_start", flat=True)
+        .first()
+    )
 
 
 def course_dose_modifications(*, course: Course) -> QuerySet[DoseModification]:

@@ -389,7 +389,12 @@ def _cycle_context(request: AuthedHtmxRequest, cycle: ChemoCycle, **forms: Any) 
         and course.status in services.OPEN_COURSE_STATUSES
     )
     readiness = (
-        precycle_evaluate(patient=patient, regimen=course.regimen, at=timezone.now())
+        precycle_evaluate(
+            patient=patient,
+            regimen=course.regimen,
+            at=timezone.now(),
+            cycle_day=cycle.planned_start,
+        )
         if is_open
         else None
     )

@@ -19,6 +19,7 @@ from labs.services import (
     lab_result_record,
     precycle_evaluate,
     precycle_evaluate_many,
+    readiness_badge,
 )
 from labs.tasks import notify_care_team_of_critical_result
 from labs.tests.factories import (
@@ -493,6 +494,51 @@ def test_precycle_evaluate_result_one_minute_past_max_age_is_stale(female):
     assert analyte.outcome == PreCycleOutcome.STALE
     assert analyte.age == dt.timedelta(days=3, minutes=1)
     assert analyte.rule is None
+
+
+def _day_start(day: dt.date) -> dt.datetime:
+    return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+
+
+def test_precycle_evaluate_judges_a_cycle_to_come_on_its_day(female):
+    # ANC 2.0 drawn 25 h before AT: fresh now, but 3 days old at most on the cycle day.
+    regimen = _single_rule_setup(female, age=dt.timedelta(hours=25))
+    on_day_two = precycle_evaluate(
+        patient=female, regimen=regimen, at=AT, cycle_day=dt.date(2026, 3, 4)
+    )
+    assert on_day_two.outcome == PreCycleOutcome.TREAT
+    assert (on_day_two.ahead, on_day_two.at) == (True, _day_start(dt.date(2026, 3, 4)))
+
+    in_ten_days = precycle_evaluate(
+        patient=female, regimen=regimen, at=AT, cycle_day=dt.date(2026, 3, 13)
+    )
+    assert in_ten_days.outcome == PreCycleOutcome.NOT_EVALUABLE
+    assert (in_ten_days.analytes[0].outcome, in_ten_days.labs_due) == (PreCycleOutcome.STALE, True)
+    assert not in_ten_days.needs_attention  # the bloods are simply not drawn yet
+    badge = readiness_badge(in_ten_days)
+    assert badge is not None
+    assert (badge.label, badge.css) == ("Labs due", "info")
+    assert "before the cycle day (Fri 13 Mar)" in badge.words
+
+
+def test_precycle_evaluate_judges_an_overdue_cycle_now(female):
+    regimen = _single_rule_setup(female, age=dt.timedelta(days=4))
+    overdue = precycle_evaluate(
+        patient=female, regimen=regimen, at=AT, cycle_day=dt.date(2026, 3, 1)
+    )
+    assert (overdue.at, overdue.ahead, overdue.labs_due) == (AT, False, False)
+    assert overdue.outcome == PreCycleOutcome.NOT_EVALUABLE
+    assert overdue.needs_attention
+    badge = readiness_badge(overdue)
+    assert badge is not None
+    assert badge.label == "Not evaluable"
+
+
+def test_precycle_evaluate_a_low_count_for_a_cycle_to_come_still_needs_attention(female):
+    regimen = _single_rule_setup(female, age=dt.timedelta(hours=2), value="1.2")  # only >= 1.5
+    soon = precycle_evaluate(patient=female, regimen=regimen, at=AT, cycle_day=dt.date(2026, 3, 4))
+    assert soon.outcome == PreCycleOutcome.CONTACT
+    assert (soon.labs_due, soon.needs_attention) == (False, True)
 
 
 def test_precycle_evaluate_no_matching_rule_is_contact(female):

@@ -235,6 +235,24 @@ def test_readiness_outsider_404(
     assert outsider.get(f"{API}/patients/{patient.pk}/readiness").status_code == 404
 
 
+def test_readiness_is_judged_for_the_next_cycle_day(
+    clinician: Client, patient: Patient, treating_clinician: User
+) -> None:
+    regimen = Regimen.objects.filter(is_active=True, phases__isnull=False).first()
+    start = timezone.localdate() + dt.timedelta(days=5)
+    course_start(
+        patient=patient,
+        regimen=regimen,
+        start_date=start,
+        intent=regimen.intent,
+        created_by=treating_clinician,
+    )
+    (course,) = clinician.get(f"{API}/patients/{patient.pk}/readiness").json()["courses"]
+    assert course["cycle_day"] == start.isoformat()
+    assert course["judged_at"].startswith(start.isoformat())
+    assert (course["outcome"], course["labs_due"]) == ("not_evaluable", True)
+
+
 # --- Courses, cycles, actions -----------------------------------------------------------------
 
 

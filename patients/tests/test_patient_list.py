@@ -185,6 +185,25 @@ def test_patient_list_attention_filter(client, login, care_team, treating_clinic
     assert by_mrn["SEV-1"] == ["Grade ≥3 side effect"]
 
 
+def test_patient_list_a_cycle_ten_days_away_without_labs_is_labs_due_not_attention(
+    client, login, care_team, treating_clinician
+):
+    anc = anc_test()
+    regimen = regimen_with_anc_rules(anc=anc)
+    later = _patient(care_team, family_name="Later", mrn="LATER-1")
+    # Cycle 2 in ten days; the ANC drawn today will be too old (3 days) by then.
+    course_with_cycles(
+        later, regimen=regimen, given=1, total=4, start=timezone.localdate() - dt.timedelta(days=4)
+    )
+    lab_history(later, test=anc, count=1, latest_value="0.9")  # at the nadir: expected
+    login(client, treating_clinician)
+
+    mine = client.get(URL).context["listing"].rows
+    assert [(row.patient.mrn, row.badge.label) for row in mine] == [("LATER-1", "Labs due")]
+    attention = client.get(URL, {"filter": "attention"}).context["listing"].rows
+    assert attention == []
+
+
 def test_patient_list_due_this_week(client, login, care_team, treating_clinician):
     regimen = regimen_with_anc_rules()
     today = timezone.localdate()

@@ -318,7 +318,7 @@ def test_cycle_detail_shows_readiness_and_computed_doses(as_clinician, course):
     response = as_clinician.get(_course_url("cycle_detail", course, 1))
     assert response.status_code == 200
     content = response.content.decode()
-    assert "Readiness now" in content
+    assert "Readiness for this cycle" in content
     assert "No result" in content  # no labs: a missing result is its own outcome
     assert "156.4 mg" in content
     assert "calculated, to be verified" in content
