@@ -291,6 +291,7 @@ class Dashboard:
     side_effects: list[SideEffect]
     cumulative: list[CumulativeDose]
     critical_results: list[LabResult]
+    severe_side_effects: list[SideEffect]
     severe_symptoms: list[SymptomReport]
     access_log: list[Any]
     emergency_accesses: list[Any]
@@ -375,6 +376,21 @@ def _header(patient: Patient) -> tuple[Measurement | None, Measurement | None, s
     return height, weight, row["_care_team_name"] or ""
 
 
+RECENT_SIDE_EFFECTS = 10
+
+
+def _recent_and_severe_side_effects(patient: Patient) -> tuple[list[SideEffect], list[SideEffect]]:
+    """The latest side effects, and every unacknowledged grade >= 3 one however old: one query
+    (the severe ones need a clinician's eyes even when ten newer ones push them off the list)."""
+    ordered = SideEffect.objects.filter(patient=patient).order_by("-onset", "-pk")
+    severe_open = Q(grade__gte=SEVERE_SIDE_EFFECT_GRADE, acknowledged_at__isnull=True)
+    recent_ids = ordered.values("pk")[:RECENT_SIDE_EFFECTS]
+    rows = list(ordered.filter(Q(pk__in=recent_ids) | severe_open).select_related("term", "cycle"))
+    # A severe one outside the latest ten ranks below all ten: the first ten rows are the ten.
+    severe = [r for r in rows if r.grade >= SEVERE_SIDE_EFFECT_GRADE and r.acknowledged_at is None]
+    return rows[:RECENT_SIDE_EFFECTS], severe
+
+
 def dashboard_for(*, user: User, patient_id: Any) -> Dashboard:
     """Everything the patient dashboard shows, read through the access gate.
 
@@ -437,11 +453,7 @@ def dashboard_for(*, user: User, patient_id: Any) -> Dashboard:
                 cycle_days={patient.pk: next_cycle.planned_start},
             )[patient.pk]
 
-    side_effects = list(
-        SideEffect.objects.filter(patient=patient)
-        .select_related("term", "cycle")
-        .order_by("-onset", "-pk")[:10]
-    )
+    side_effects, severe_side_effects = _recent_and_severe_side_effects(patient)
     critical = list(
         LabResult.objects.filter(
             patient=patient, flag__in=CRITICAL_FLAGS, acknowledged_at__isnull=True
@@ -471,6 +483,7 @@ def dashboard_for(*, user: User, patient_id: Any) -> Dashboard:
         side_effects=side_effects,
         cumulative=cumulative_dose_per_drug(patient=patient),
         critical_results=critical,
+        severe_side_effects=severe_side_effects,
         severe_symptoms=severe_symptoms,
         # The log names colleagues: the care team sees it, a break-glass visitor does not.
         access_log=access_log_for_patient(patient=patient, limit=20) if on_team else [],

@@ -280,6 +280,29 @@ def test_dashboard_critical_result_links_to_its_item_in_the_inbox(
     assert f'id="inbox-lab-{result.pk}"' in inbox  # the anchor lands on the item to acknowledge
 
 
+def test_dashboard_alerts_an_unacknowledged_grade_3_side_effect_however_old(
+    client, login, patient, treating_clinician
+):
+    today = timezone.localdate()
+    old = SideEffectFactory.create(patient=patient, grade=3, onset=today - dt.timedelta(days=60))
+    for day in range(12):  # twelve newer, milder ones push it off the recent list
+        SideEffectFactory.create(patient=patient, grade=1, onset=today - dt.timedelta(days=day))
+    login(client, treating_clinician)
+
+    response = client.get(_url(patient))
+
+    board = response.context["board"]
+    assert old not in board.side_effects
+    assert len(board.side_effects) == 10
+    assert board.severe_side_effects == [old]
+    html = response.content.decode()
+    alerts = html[
+        html.index('id="open-alerts"') : html.index("</section>", html.index('id="open-alerts"'))
+    ]
+    assert f"{old.term.term}" in alerts
+    assert f"{reverse('labs:inbox')}#inbox-side_effect-{old.pk}" in alerts
+
+
 def test_dashboard_links_lab_trends(client, login, patient, treating_clinician):
     login(client, treating_clinician)
     html = client.get(_url(patient)).content.decode()
