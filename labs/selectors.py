@@ -331,7 +331,7 @@ def inbox_for(*, user: User) -> Inbox:
     """What needs a clinician's eyes across the user's patients, oldest waiting first.
 
     Unacknowledged critical (LL/HH) results, unacknowledged grade >= 3 side effects and
-    unreviewed severe symptom reports; plus what was acknowledged in the last RECENT_DAYS.
+    unreviewed urgent symptom reports (severe, or a red flag such as a fever); plus what was acknowledged in the last RECENT_DAYS.
     Gate: `scoped` (view permission through a care team or break-glass). A fixed number of
     queries whatever the number of items; one record_read (list) for the patients shown.
     """
@@ -343,7 +343,7 @@ def inbox_for(*, user: User) -> Inbox:
     symptoms = scoped(SymptomReport, user=user).select_related("patient", "reviewed_by")
     critical = Q(flag__in=list(CRITICAL_FLAGS))
     severe_se = Q(grade__gte=3)
-    severe_sr = Q(severity__gte=SymptomReport.SEVERE_FROM)
+    severe_sr = Q(urgent=True)
 
     open_items = (
         [_lab_item(r) for r in labs.filter(critical, acknowledged_at__isnull=True)]
@@ -389,9 +389,7 @@ def inbox_open_count(*, user: User) -> int:
         .filter(flag__in=list(CRITICAL_FLAGS), acknowledged_at__isnull=True)
         .count()
         + scoped(SideEffect, user=user).filter(grade__gte=3, acknowledged_at__isnull=True).count()
-        + scoped(SymptomReport, user=user)
-        .filter(severity__gte=SymptomReport.SEVERE_FROM, reviewed_at__isnull=True)
-        .count()
+        + scoped(SymptomReport, user=user).filter(urgent=True, reviewed_at__isnull=True).count()
     )
 
 

@@ -124,7 +124,7 @@ def _annotated(queryset: QuerySet[Patient]) -> QuerySet[Patient]:
         severe_symptom_open=Exists(
             SymptomReport.objects.filter(
                 patient=OuterRef("pk"),
-                severity__gte=SymptomReport.SEVERE_FROM,
+                urgent=True,
                 reviewed_at__isnull=True,
             )
         ),
@@ -236,7 +236,7 @@ def patient_list_page(
         if patient.severe_side_effect_open:  # type: ignore[attr-defined]
             attention.append("Grade ≥3 side effect")
         if patient.severe_symptom_open:  # type: ignore[attr-defined]
-            attention.append("Severe symptom report")
+            attention.append("Urgent symptom report")
         rows.append(
             PatientRow(
                 patient=patient,
@@ -463,7 +463,7 @@ def dashboard_for(*, user: User, patient_id: Any) -> Dashboard:
     )
     severe_symptoms = list(
         SymptomReport.objects.filter(
-            patient=patient, severity__gte=SymptomReport.SEVERE_FROM, reviewed_at__isnull=True
+            patient=patient, urgent=True, reviewed_at__isnull=True
         ).order_by("-reported_at")
     )
     return Dashboard(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import Group
@@ -326,6 +327,12 @@ class SymptomReport(models.Model):
         VERY_SEVERE = 4, "Very severe"
 
     SEVERE_FROM = 3
+    # Red flags during chemotherapy: urgent at any severity. A fever may be neutropenic sepsis,
+    # which needs assessment within the hour (NICE NG151, ESMO); breathlessness and bleeding may
+    # be a pulmonary embolism or thrombocytopenia. Matched on the portal's own wording.
+    RED_FLAG_SYMPTOMS = frozenset(
+        {"Fever or chills", "Shortness of breath", "Bleeding or bruising"}
+    )
 
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="symptom_reports")
     symptom = models.CharField(
@@ -333,6 +340,12 @@ class SymptomReport(models.Model):
     )
     severity = models.PositiveSmallIntegerField(choices=Severity.choices)
     description = models.TextField(blank=True, max_length=4000)
+    urgent = models.BooleanField(
+        default=False,
+        editable=False,
+        help_text="Severe or very severe, or a red-flag symptom at any severity: alerts the "
+        "care team and waits in their inbox until reviewed. Set when the report is made.",
+    )
     recall_period = models.CharField(max_length=40, default="the past 7 days", editable=False)
     reported_at = models.DateTimeField(auto_now_add=True)
     reported_by = models.ForeignKey(
@@ -355,11 +368,11 @@ class SymptomReport(models.Model):
     class Meta:
         ordering = ["-reported_at", "-pk"]
         indexes = [
-            # Unreviewed severe reports: the patient list's attention flag.
+            # Unreviewed urgent reports: the patient list's attention flag.
             models.Index(
                 fields=["patient"],
-                name="symptom_open_severe",
-                condition=Q(severity__gte=3, reviewed_at__isnull=True),
+                name="symptom_open_urgent",
+                condition=Q(urgent=True, reviewed_at__isnull=True),
             ),
         ]
         constraints = [
@@ -376,6 +389,22 @@ class SymptomReport(models.Model):
     @property
     def is_severe(self) -> bool:
         return self.severity >= self.SEVERE_FROM
+
+    @property
+    def is_red_flag(self) -> bool:
+        return self.symptom in self.RED_FLAG_SYMPTOMS and self.severity > self.Severity.NONE
+
+    @classmethod
+    def is_urgent_report(cls, *, symptom: str, severity: int) -> bool:
+        return severity >= cls.SEVERE_FROM or (
+            symptom in cls.RED_FLAG_SYMPTOMS and severity > cls.Severity.NONE
+        )
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # Derived, never typed: whichever door made the report, urgency follows its content.
+        if isinstance(self.severity, int):
+            self.urgent = self.is_urgent_report(symptom=self.symptom, severity=self.severity)
+        super().save(*args, **kwargs)
 
     def __str__(self) -> str:
         return f"{self.symptom} ({self.get_severity_display()})"

@@ -369,24 +369,26 @@ def symptom_report_create(
     """A patient's symptom report from the portal.
 
     Precondition: `reported_by` is the patient's own portal user (portal_patient_for) or a
-    clinician on the care team entering it for them. Severe or very severe reports alert the
-    care team once the transaction commits.
+    clinician on the care team entering it for them. Urgent reports (severe or very severe, or
+    a red-flag symptom such as a fever at any severity) alert the care team once the
+    transaction commits and wait in their inbox.
     """
     for name, text in (("symptom", symptom), ("description", description)):
         if "\x00" in (text or ""):
             raise ValidationError({name: "The text contains a NUL character."})
     if len(description or "") > 4000:  # TextField max_length is not enforced by full_clean
         raise ValidationError({"description": "Keep the description under 4,000 characters."})
+    symptom = (symptom or "").strip()
     report = SymptomReport(
         patient=patient,
         reported_by=reported_by,
-        symptom=(symptom or "").strip(),
+        symptom=symptom,
         severity=severity,
         description=(description or "").strip(),
     )
     report.full_clean()
     report.save()
-    if report.is_severe:
+    if report.urgent:
         transaction.on_commit(
             partial(notify_care_team_of_severe_symptom_report.enqueue, symptom_report_id=report.pk)
         )

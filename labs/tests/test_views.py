@@ -304,9 +304,9 @@ def _side_effect(patient, user, grade=3) -> SideEffect:
     )
 
 
-def _symptom(patient, user, severity=4) -> SymptomReport:
+def _symptom(patient, user, severity=4, symptom="Diarrhoea") -> SymptomReport:
     return SymptomReport.objects.create(
-        patient=patient, symptom="Diarrhoea", severity=severity, reported_by=user
+        patient=patient, symptom=symptom, severity=severity, reported_by=user
     )
 
 
@@ -317,6 +317,7 @@ def test_inbox_lists_open_items_of_my_patients_only(client, treating_clinician, 
     _side_effect(patient, treating_clinician, grade=2)
     report = _symptom(patient, treating_clinician, severity=4)
     _symptom(patient, treating_clinician, severity=1)
+    fever = _symptom(patient, treating_clinician, severity=1, symptom="Fever or chills")
     stranger = PatientFactory.create(family_name="Stranger")
     _result(stranger, value="0.1", flag="LL")
     _login(client, treating_clinician)
@@ -329,7 +330,8 @@ def test_inbox_lists_open_items_of_my_patients_only(client, treating_clinician, 
     assert f'id="inbox-lab-{critical.pk}"' in content
     assert f'id="inbox-side_effect-{se.pk}"' in content
     assert f'id="inbox-symptom-{report.pk}"' in content
-    assert content.count('class="card inbox-item') == 3
+    assert f'id="inbox-symptom-{fever.pk}"' in content  # a mild fever is a red flag
+    assert content.count('class="card inbox-item') == 4
     assert "Stranger" not in content
     assert 'hx-trigger="sse:change, every 60s"' in content  # live, with a poll as fallback
     assert 'sse-connect="/stream/changes/"' in content

@@ -45,7 +45,7 @@ def _on_symptom_report(sender: Any, instance: SymptomReport, **kwargs: Any) -> N
         patient_id=instance.patient_id,
         kind=ChangeEvent.Kind.SYMPTOM_REPORT,
         object_id=instance.pk,
-        attention=instance.is_severe and instance.reviewed_at is None,
+        attention=instance.urgent and instance.reviewed_at is None,
     )
 
 

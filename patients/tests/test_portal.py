@@ -306,6 +306,31 @@ def test_portal_symptom_report_severe_alerts_after_commit_and_tells_what_to_do(
     assert "has been alerted" not in again
 
 
+@pytest.mark.parametrize("symptom", sorted(SymptomReport.RED_FLAG_SYMPTOMS))
+def test_portal_a_mild_red_flag_symptom_is_urgent_and_says_call_now(
+    portal_client, patient, symptom, django_capture_on_commit_callbacks
+):
+    # A mild fever during chemotherapy may be neutropenic sepsis: not a routine report.
+    with django_capture_on_commit_callbacks(execute=True):
+        response = portal_client.post(
+            reverse("portal:symptoms"), {"symptom": symptom, "severity": "1"}
+        )
+    report = SymptomReport.objects.get()
+    assert (report.severity, report.urgent) == (1, True)
+    (queued,) = default_task_backend.results
+    assert queued.kwargs == {"symptom_report_id": report.pk}
+    page = portal_client.get(response["Location"]).content.decode()
+    assert "Your care team has been alerted" in page
+    assert "Call your clinic's 24-hour number now" in page
+    assert ("38 °C" in page) is (symptom == "Fever or chills")
+
+
+def test_portal_a_red_flag_reported_as_absent_is_not_urgent(portal_client):
+    portal_client.post(reverse("portal:symptoms"), {"symptom": "Fever or chills", "severity": "0"})
+    assert SymptomReport.objects.get().urgent is False
+    assert default_task_backend.results == []
+
+
 @pytest.mark.parametrize(
     ("data", "field"),
     [
