@@ -221,7 +221,11 @@ def patient_list_page(
             | Q(severe_symptom_open=True)
             | Q(pk__in=not_ready)
         )
-    queryset = queryset.select_related("care_team").order_by("family_name", "given_name", "pk")
+    # "Due this week" is a worklist: the soonest (and any overdue) cycle first.
+    order = ("next_cycle_start",) if filter == "due" else ()
+    queryset = queryset.select_related("care_team").order_by(
+        *order, "family_name", "given_name", "pk"
+    )
     paginator = Paginator(queryset, PAGE_SIZE)
     page_obj = paginator.get_page(page)
     patients: list[Patient] = list(page_obj.object_list)

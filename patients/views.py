@@ -52,7 +52,12 @@ def patient_list(request: HttpRequest) -> HttpResponse:
         filter=data.get("filter") or dashboard.DEFAULT_FILTER,
         page=request.GET.get("page", 1),
     )
-    context = {"form": form, "listing": listing, "filters": dashboard.FILTERS}
+    context = {
+        "form": form,
+        "listing": listing,
+        "filters": dashboard.FILTERS,
+        "today": timezone.localdate(),
+    }
     return render(request, template, context)
 
 

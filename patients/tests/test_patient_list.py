@@ -216,6 +216,24 @@ def test_patient_list_due_this_week(client, login, care_team, treating_clinician
     assert [row.patient.mrn for row in rows] == ["DUE-1"]
 
 
+def test_patient_list_due_this_week_is_soonest_first_and_marks_an_overdue_cycle(
+    client, login, care_team, treating_clinician
+):
+    regimen = regimen_with_anc_rules()
+    today = timezone.localdate()
+    for name, mrn, days in (("Aalto", "SOON-2", 2), ("Berg", "LATE-1", -3), ("Cole", "SOON-1", 0)):
+        patient = _patient(care_team, family_name=name, mrn=mrn)
+        course_with_cycles(
+            patient, regimen=regimen, given=0, total=4, start=today + dt.timedelta(days=days)
+        )
+    login(client, treating_clinician)
+    response = client.get(URL, {"filter": "due"})
+    rows = response.context["listing"].rows
+    assert [row.patient.mrn for row in rows] == ["LATE-1", "SOON-1", "SOON-2"]
+    html = response.content.decode()
+    assert html.count('<span class="badge warn">overdue</span>') == 1
+
+
 def test_patient_list_logs_one_list_row_for_the_patients_shown(
     client, login, patient, treating_clinician
 ):
