@@ -292,6 +292,10 @@ DOSING_WEIGHT_CHANGE_REVIEW_PERCENT = env_int(
     "DOSING_WEIGHT_CHANGE_REVIEW_PERCENT", default=10, minimum=1
 )
 
+# A cycle may be given this many days before the previous cycle has run its length (a holiday,
+# a clinic closure), never earlier. A clinic default, to set to its own policy.
+CYCLE_EARLY_TOLERANCE_DAYS = env_int("CYCLE_EARLY_TOLERANCE_DAYS", default=2, minimum=0)
+
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
 # Django 6.1 mailers (EMAIL_BACKEND is deprecated). Console in development, SMTP in production.

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from functools import partial
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
@@ -178,11 +179,31 @@ def course_stop(
 
 
 @transaction.atomic
+def _require_previous_cycle_run(previous: ChemoCycle, number: int, actual_start: dt.date) -> None:
+    # Clinical rule: the marrow and gut recover over the cycle's length; a cycle may be brought
+    # forward a few days (a holiday), never given half-way through the one before.
+    tolerance = settings.CYCLE_EARLY_TOLERANCE_DAYS
+    earliest = previous.actual_start + dt.timedelta(
+        days=previous.phase.cycle_length_days - tolerance
+    )
+    if actual_start < earliest:
+        raise ValidationError(
+            {
+                "actual_start": (
+                    f"Cycle {previous.number} started on {previous.actual_start.isoformat()} and "
+                    f"runs {previous.phase.cycle_length_days} days: cycle {number} can start "
+                    f"from {earliest.isoformat()} ({tolerance} days early at most)."
+                )
+            }
+        )
+
+
 def cycle_give(*, cycle: ChemoCycle, actual_start: dt.date, given_by: User) -> ChemoCycle:
     """Mark `cycle` as given from `actual_start`; it ends a cycle length later, minus one day.
 
     Cycles are given in order: an earlier cycle still planned, ready, delayed or held must be
-    given or cancelled first. Later planned dates follow the actual start (a cycle given two
+    given or cancelled first, and a cycle starts at most CYCLE_EARLY_TOLERANCE_DAYS before the
+    one before it has run its length. Later planned dates follow the actual start (a cycle given two
     days late moves the rest by two days), as the schedule runs from each actual day 1. The
     first given cycle makes a planned course active.
     """
@@ -211,13 +232,12 @@ def cycle_give(*, cycle: ChemoCycle, actual_start: dt.date, given_by: User) -> C
         raise ValidationError({"actual_start": "A cycle cannot start before its course."})
     previous = (
         course.cycles.filter(number__lt=cycle.number, status=ChemoCycle.Status.GIVEN)
+        .select_related("phase")
         .order_by("-number")
         .first()
     )
-    if previous is not None and previous.actual_start and actual_start <= previous.actual_start:
-        raise ValidationError(
-            {"actual_start": f"Cycle {previous.number} started on {previous.actual_start}."}
-        )
+    if previous is not None and previous.actual_start:
+        _require_previous_cycle_run(previous, cycle.number, actual_start)
     delta = actual_start - cycle.planned_start
     cycle.actual_start = actual_start
     cycle.end_date = actual_start + dt.timedelta(days=cycle.phase.cycle_length_days - 1)

@@ -217,6 +217,24 @@ def test_cycle_give_in_the_future_is_refused(mfolfox6, clinician):
     assert _cycle(course, 1).status == ChemoCycle.Status.PLANNED
 
 
+def test_cycle_give_more_than_two_days_early_is_refused(mfolfox6, clinician, settings):
+    settings.CYCLE_EARLY_TOLERANCE_DAYS = 2
+    course = _course(PatientFactory.create(), mfolfox6, clinician)
+    cycle_give(cycle=_cycle(course, 1), actual_start=START, given_by=clinician)  # 14-day cycles
+    with pytest.raises(ValidationError) as excinfo:
+        cycle_give(
+            cycle=_cycle(course, 2), actual_start=START + dt.timedelta(days=11), given_by=clinician
+        )
+    message = excinfo.value.message_dict["actual_start"][0]
+    assert f"cycle 2 can start from {(START + dt.timedelta(days=12)).isoformat()}" in message
+    assert _cycle(course, 2).status == ChemoCycle.Status.PLANNED
+
+    given = cycle_give(
+        cycle=_cycle(course, 2), actual_start=START + dt.timedelta(days=12), given_by=clinician
+    )
+    assert given.status == ChemoCycle.Status.GIVEN  # two days early: a holiday, allowed
+
+
 def test_cycle_give_two_days_late_moves_later_cycles(mfolfox6, clinician):
     course = _course(PatientFactory.create(), mfolfox6, clinician)
     cycle_give(cycle=_cycle(course, 1), actual_start=dt.date(2026, 1, 7), given_by=clinician)
