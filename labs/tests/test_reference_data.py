@@ -218,3 +218,16 @@ def test_reference_data_load_is_idempotent_and_reversible():
     assert set(_counts().values()) == {0}
     reference_migration.load_reference_data(apps, None)
     assert _counts() == SHIPPED
+
+
+@pytest.mark.django_db
+def test_sources_shown_to_clinicians_do_not_point_at_the_projects_notes():
+    texts = [
+        *PreCycleRule.objects.values_list("source", flat=True),
+        *ReferenceRange.objects.values_list("source", flat=True),
+        *LabTest.objects.values_list("range_source", flat=True),
+        *Regimen.objects.values_list("source", flat=True),
+    ]
+    assert texts
+    assert not [text for text in texts if "DOMAIN.md" in text]
+    assert "OncoPlanner illustrative default; check against your local protocol" in texts
