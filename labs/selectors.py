@@ -148,9 +148,16 @@ def _cycle_markers(patient: Patient) -> list[CycleMarker]:
     ]
 
 
+# Nadir is a blood-count idea: chemotherapy suppresses the marrow and counts bottom out mid
+# cycle (WBC, ANC, platelets, haemoglobin). For creatinine or a liver enzyme the lowest value
+# means nothing clinically, so no point of theirs is called a nadir.
+NADIR_LOINCS = frozenset({"6690-2", "751-8", "777-3", "718-7"})
+
+
 def _mark_nadirs(trend: AnalyteTrend, cycles: list[CycleMarker]) -> None:
-    """The lowest value in each cycle window (one cycle start to the next) is that cycle's nadir."""
-    if not trend.points:
+    """The lowest count in each cycle window (one cycle start to the next) is that cycle's
+    nadir; a window still open with a single value (usually day 1's bloods) has no nadir yet."""
+    if not trend.points or trend.test.loinc not in NADIR_LOINCS:
         return
     starts = sorted({c.start for c in cycles})
     windows: dict[int, list[TrendPoint]] = {}
@@ -158,9 +165,12 @@ def _mark_nadirs(trend: AnalyteTrend, cycles: list[CycleMarker]) -> None:
         day = timezone.localdate(point.result.collected_at)
         index = sum(1 for start in starts if start <= day)  # 0: before the first cycle
         windows.setdefault(index, []).append(point)
+    last = len(starts)
     for index, points in windows.items():
         if index == 0:
             continue  # values before treatment are a baseline, not a nadir
+        if index == last and len(points) < 2:
+            continue  # the current cycle's only value so far: not its lowest yet
         min(points, key=lambda p: (p.result.value, p.result.collected_at)).is_nadir = True
 
 

@@ -78,6 +78,25 @@ def test_lab_trends_for_marks_the_lowest_value_per_cycle_window_as_nadir(
 
 
 @time_machine.travel(NOW, tick=False)
+def test_lab_trends_for_marks_no_nadir_for_the_open_cycles_first_value_or_for_creatinine(
+    patient, treating_clinician, admin_user
+):
+    _cycles(patient, admin_user, [dt.date(2026, 3, 2), dt.date(2026, 3, 16)])
+    _result(patient, ANC, "1.20", dt.date(2026, 3, 10))  # cycle 1 nadir
+    _result(patient, ANC, "3.00", dt.date(2026, 3, 16))  # cycle 2's day 1: not a nadir yet
+    _result(patient, "2160-0", "0.70", dt.date(2026, 3, 10))
+    _result(patient, "2160-0", "0.90", dt.date(2026, 3, 12))
+    tests = list(LabTest.objects.filter(loinc__in=[ANC, "2160-0"]).order_by("loinc"))
+
+    trends = lab_trends_for(
+        user=treating_clinician, patient_id=patient.pk, tests=tests, period="90"
+    )
+
+    nadirs = {a.test.loinc: [p.is_nadir for p in a.points] for a in trends.analytes}
+    assert nadirs == {ANC: [True, False], "2160-0": [False, False]}
+
+
+@time_machine.travel(NOW, tick=False)
 def test_lab_trends_for_tumour_marker_percent_change_from_baseline_and_nadir(
     patient, treating_clinician
 ):
