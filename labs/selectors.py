@@ -341,7 +341,8 @@ def inbox_for(*, user: User) -> Inbox:
     """What needs a clinician's eyes across the user's patients, oldest waiting first.
 
     Unacknowledged critical (LL/HH) results, unacknowledged grade >= 3 side effects and
-    unreviewed urgent symptom reports (severe, or a red flag such as a fever); plus what was acknowledged in the last RECENT_DAYS.
+    unreviewed urgent symptom reports (severe, or a red flag such as a fever); plus what was
+    acknowledged in the last RECENT_DAYS.
     Gate: `scoped` (view permission through a care team or break-glass). A fixed number of
     queries whatever the number of items; one record_read (list) for the patients shown.
     """
@@ -393,7 +394,7 @@ def inbox_for(*, user: User) -> Inbox:
 
 
 def inbox_open_count(*, user: User) -> int:
-    """How many items wait in the user's inbox (for the nav badge). Not logged: no PHI shown."""
+    """How many items wait in the user's inbox (the home page). Not logged: no PHI shown."""
     return (
         scoped(LabResult, user=user)
         .filter(flag__in=list(CRITICAL_FLAGS), acknowledged_at__isnull=True)

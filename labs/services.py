@@ -313,7 +313,12 @@ def _latest_results(
 
 
 def _evaluate_analyte(
-    *, test: LabTest, rules: list[PreCycleRule], result: LabResult | None, at: datetime
+    *,
+    test: LabTest,
+    rules: list[PreCycleRule],
+    result: LabResult | None,
+    at: datetime,
+    ahead: bool = False,
 ) -> AnalyteEvidence:
     # The strictest freshness requirement among the analyte's rules applies to the analyte.
     max_age_days = min(r.max_age_days for r in rules)
@@ -337,7 +342,8 @@ def _evaluate_analyte(
             age=age,
             max_age_days=max_age_days,
             explanation=(
-                f"Latest {test.short_name} is {age.days} d {age.seconds // 3600} h old; "
+                f"Latest {test.short_name} {'will be' if ahead else 'is'} "
+                f"{age.days} d {age.seconds // 3600} h old{' on the cycle day' if ahead else ''}; "
                 f"the rules need one from the last {max_age_days} days."
             ),
         )
@@ -381,7 +387,11 @@ def _assess(
 ) -> PreCycleAssessment:
     analytes = [
         _evaluate_analyte(
-            test=rules[0].test, rules=rules, result=latest.get((patient_id, test_id)), at=at
+            test=rules[0].test,
+            rules=rules,
+            result=latest.get((patient_id, test_id)),
+            at=at,
+            ahead=ahead,
         )
         for test_id, rules in rules_by_test.items()
     ]
@@ -567,6 +577,7 @@ class EvidenceLine:
     item: AnalyteEvidence
     value_text: str
     rule_text: str
+    ahead: bool = False  # judged for a cycle day still to come
 
     @property
     def css(self) -> str:
@@ -575,7 +586,15 @@ class EvidenceLine:
             return "ok"
         if outcome in {PreCycleOutcome.DELAY, PreCycleOutcome.CONTACT}:
             return "warn"
+        if self.ahead and outcome in NOT_JUDGED:
+            return "info"  # not drawn yet for a cycle to come: to do, not a danger
         return "bad"
+
+    @property
+    def outcome_text(self) -> str:
+        if self.ahead and self.item.outcome == PreCycleOutcome.STALE:
+            return "Too old by the cycle day"
+        return self.item.outcome_label
 
 
 def evidence_lines(assessment: PreCycleAssessment | None) -> list[EvidenceLine]:
@@ -590,5 +609,7 @@ def evidence_lines(assessment: PreCycleAssessment | None) -> list[EvidenceLine]:
             if item.rule
             else ""
         )
-        lines.append(EvidenceLine(item=item, value_text=value, rule_text=rule))
+        lines.append(
+            EvidenceLine(item=item, value_text=value, rule_text=rule, ahead=assessment.ahead)
+        )
     return lines

@@ -4,10 +4,12 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.templatetags.static import static
+from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from labs.selectors import inbox_open_count
 from patients import portal_views
-from patients.selectors import patient_rows_for
+from patients.dashboard import patient_list_page
 
 
 @login_required
@@ -21,8 +23,12 @@ def home(request: HttpRequest) -> HttpResponse:
         except Http404:
             pass
     if request.user.is_clinician:  # type: ignore[union-attr]
-        # Through the access gate: only care-team patients, and the list read is logged.
-        context["rows"] = patient_rows_for(user=request.user)  # type: ignore[arg-type]
+        # A worklist, not the whole clinic: what waits in the inbox and whose cycle is due this
+        # week (through the access gate; the rows shown are logged as one list read).
+        user = request.user
+        context["inbox_waiting"] = inbox_open_count(user=user)  # type: ignore[arg-type]
+        context["due"] = patient_list_page(user=user, filter="due")  # type: ignore[arg-type]
+        context["today"] = timezone.localdate()
     return render(request, "home.html", context)
 
 

@@ -38,7 +38,6 @@ from django.db import models
 from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
 from django.utils import timezone
-from guardian.core import ObjectPermissionChecker
 
 from oncoplanner import access_context
 from oncoplanner.signals import record_read
@@ -255,25 +254,6 @@ def patient_chart_for_user(
         else EmergencyAccess.objects.none()
     )
     return patient, on_team, emergency
-
-
-def patient_rows_for(*, user: User) -> list[tuple[Patient, bool]]:
-    """The patient list with a can-edit flag per row, in a fixed number of queries.
-
-    Sends record_read (action "list") for the patients shown.
-    """
-    patients = list(patient_list_visible_to(user=user).select_related("care_team"))
-    checker = ObjectPermissionChecker(user)
-    checker.prefetch_perms(patients)  # one query for all rows instead of one per row
-    emergency = (
-        set(_break_glass_patient_ids(user, CHANGE).values_list("patient_id", flat=True))
-        if patients and user.is_clinician
-        else set()
-    )
-    rows = [(p, checker.has_perm("change_patient", p) or p.pk in emergency) for p in patients]
-    if patients:
-        record_read.send(sender=Patient, patients=patients, target=None, action="list")
-    return rows
 
 
 def scoped[M: models.Model](model: type[M], *, user: User, perm: str = VIEW) -> QuerySet[M]:

@@ -33,10 +33,12 @@ def test_clinician_signs_in_with_totp_and_opens_a_care_team_chart(
     clinician = clinician_with_patient
     log_in(page, live_server, clinician, on_code_page=lambda p: screenshot(p, "mfa-code"))
     assert page.url.rstrip("/") == live_server.url
+    screenshot(page, "home-clinician")
+    page.get_by_role("link", name="All my patients").click()
+    page.wait_for_load_state("networkidle")
     body = page.inner_text("body")
     assert "MRN-B-0001" in body
     assert "Hiddenmarker".upper() not in body.upper()
-    screenshot(page, "home-clinician")
 
     page.get_by_role("link", name="VISIBLE, Ana").click()
     page.wait_for_load_state("networkidle")

@@ -133,12 +133,14 @@ def test_clinician_gives_a_cycle_logs_nausea_and_sees_the_nadir_anc_delay_the_ne
     screenshot(page, "workflow-06-lab-trends-after")
     _no_csp_violations(page, "lab trends")
 
-    # Back on the dashboard: readiness for cycle 3 now says delay, because of the ANC.
+    # Back on the dashboard: cycle 3 is two weeks away, so readiness is judged for its day:
+    # today's nadir ANC will be too old by then, and the pre-cycle bloods are due.
     page.goto(f"{base}/patients/{patient.pk}/")
     readiness = page.locator("#readiness")
-    expect(readiness).to_contain_text("Delay 7 days")
+    expect(readiness).to_contain_text("Labs due")
     expect(readiness).to_contain_text("Cycle 3")
-    screenshot(page, "workflow-07-dashboard-delay")
+    expect(readiness.locator("tr", has_text="ANC")).to_contain_text("1.2 10*3/uL")
+    expect(readiness.locator("tr", has_text="ANC")).to_contain_text("Too old by the cycle day")
     expect(readiness).not_to_contain_text("OK to treat at the planned dose")
-    screenshot(page, "workflow-07-dashboard-delay")
+    screenshot(page, "workflow-07-dashboard-labs-due")
     _no_csp_violations(page, "dashboard after")

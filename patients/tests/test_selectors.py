@@ -3,9 +3,7 @@ from __future__ import annotations
 import pytest
 from django.apps import apps
 from django.contrib.auth.models import Permission
-from django.db import connection
 from django.http import Http404
-from django.test.utils import CaptureQueriesContext
 
 from oncoplanner import access_context
 from oncoplanner.accounts.tests.factories import AdministratorFactory, UserFactory
@@ -20,7 +18,6 @@ from patients.selectors import (
     lab_results_for,
     patient_get_for_user,
     patient_list_visible_to,
-    patient_rows_for,
     portal_lab_results_for,
     portal_patient_for,
     scoped,
@@ -135,23 +132,6 @@ def test_patient_get_for_user_inactive_patient_is_404(patient, treating_clinicia
     patient.save()
     with pytest.raises(Http404):
         patient_get_for_user(user=treating_clinician, patient_id=patient.pk)
-
-
-def test_patient_rows_for_query_count_is_flat(care_team, treating_clinician):
-    def count() -> int:
-        with CaptureQueriesContext(connection) as ctx:
-            patient_rows_for(user=treating_clinician)
-        return len(ctx.captured_queries)
-
-    _patient_in(care_team, "MRN-ROWS-1")
-    count()  # warm the ContentType cache
-    before = count()
-    for n in range(5):
-        _patient_in(care_team, f"MRN-ROWS-{n + 2}")
-    assert count() == before
-    rows = patient_rows_for(user=treating_clinician)
-    assert len(rows) == 6
-    assert all(can_edit for _, can_edit in rows)
 
 
 def test_scoped_filters_children_to_visible_patients(
