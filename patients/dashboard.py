@@ -23,7 +23,7 @@ from django.core.paginator import Page, Paginator
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from audit.selectors import access_log_for_patient
+from audit.selectors import access_visits_for_patient
 from labs.models import CRITICAL_FLAGS, LabResult
 from labs.services import (
     EvidenceLine,
@@ -490,7 +490,7 @@ def dashboard_for(*, user: User, patient_id: Any) -> Dashboard:
         severe_side_effects=severe_side_effects,
         severe_symptoms=severe_symptoms,
         # The log names colleagues: the care team sees it, a break-glass visitor does not.
-        access_log=access_log_for_patient(patient=patient, limit=20) if on_team else [],
+        access_log=access_visits_for_patient(patient=patient, limit=20) if on_team else [],
         emergency_accesses=emergency,
         on_care_team=on_team,
         dosing_weight_max_age_days=settings.DOSING_WEIGHT_MAX_AGE_DAYS,

@@ -21,7 +21,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
-from audit.selectors import access_log_for_patient
+from audit.selectors import access_visits_for_patient
 from patients.portal_forms import SymptomReportForm
 from patients.selectors import (
     care_team_members,
@@ -252,11 +252,12 @@ def care_team(request: HttpRequest) -> HttpResponse:
 @require_GET
 def access_history(request: HttpRequest) -> HttpResponse:
     patient = portal_patient_for(user=request.user)  # type: ignore[arg-type]
-    log_rows = access_log_for_patient(patient=patient, limit=ACCESS_LOG_LIMIT)
-    user_ids = {row.user_id for row in log_rows if row.user_id is not None}
+    visits = access_visits_for_patient(patient=patient, limit=ACCESS_LOG_LIMIT)
+    user_ids = {visit.row.user_id for visit in visits if visit.row.user_id is not None}
     users = {u.pk: u for u in get_user_model().objects.filter(pk__in=user_ids)}  # one query
     rows = []
-    for row in log_rows:
+    for visit in visits:
+        row = visit.row
         person = users.get(row.user_id)
         if row.user_id == request.user.pk:
             name, role = "You", ""
@@ -269,6 +270,8 @@ def access_history(request: HttpRequest) -> HttpResponse:
         rows.append(
             {
                 "at": timezone.localtime(row.at),
+                "count": visit.count,
+                "since": timezone.localtime(visit.since),
                 "name": name,
                 "role": role,
                 "what": ACTION_WORDS.get(row.action, row.get_action_display()),

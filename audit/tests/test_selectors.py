@@ -3,7 +3,12 @@ from __future__ import annotations
 import pytest
 
 from audit.models import AccessLog
-from audit.selectors import SORTS, access_log_for_patient, access_log_search
+from audit.selectors import (
+    SORTS,
+    access_log_for_patient,
+    access_log_search,
+    access_visits_for_patient,
+)
 from audit.services import access_log_record
 from patients.tests.factories import PatientFactory
 
@@ -41,3 +46,31 @@ def test_access_log_search_accepts_only_declared_sorts():
     }
     with pytest.raises(KeyError):
         access_log_search(sort="detail")
+
+
+def test_access_visits_collapse_back_to_back_rows_of_one_kind(patient):
+    other = PatientFactory.create()
+    first = _read(patient)
+    for _ in range(3):
+        _read(other, patient, action=Action.LIST)  # three list views in a row: one visit
+    last = _read(patient)
+
+    visits = access_visits_for_patient(patient=patient, limit=10)
+
+    assert [(v.row.action, v.count) for v in visits[:3]] == [
+        (Action.READ, 1),
+        (Action.LIST, 3),
+        (Action.READ, 1),
+    ]
+    assert visits[0].row == last
+    assert visits[2].row == first
+    assert visits[1].since <= visits[1].row.at
+
+
+def test_access_visits_limit_counts_visits_not_rows(patient):
+    for _ in range(4):
+        _read(patient)
+    _read(patient, action=Action.LIST)
+    _read(patient)
+    visits = access_visits_for_patient(patient=patient, limit=2)
+    assert [(v.row.action, v.count) for v in visits] == [(Action.READ, 1), (Action.LIST, 1)]
