@@ -8,7 +8,24 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from audit.models import AccessLog
-from audit.selectors import DEFAULT_SORT, SORTS
+from audit.selectors import DEFAULT_SORT
+
+# Newest first is the default and comes first: an unchanged form must not flip the order.
+SORT_LABELS = {
+    "-at": "Newest first",
+    "at": "Oldest first",
+    "user": "User A-Z",
+    "-user": "User Z-A",
+    "patient": "Patient id, low to high",
+    "-patient": "Patient id, high to low",
+    "action": "Action A-Z",
+    "-action": "Action Z-A",
+    "surface": "Surface A-Z",
+    "-surface": "Surface Z-A",
+    "outcome": "Outcome A-Z",
+    "-outcome": "Outcome Z-A",
+}
+SORT_ORDER = [DEFAULT_SORT, *(key for key in SORT_LABELS if key != DEFAULT_SORT)]
 
 
 def _choices(choices: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -24,7 +41,9 @@ class AccessLogFilterForm(forms.Form):
     surface = forms.ChoiceField(required=False, choices=_choices(AccessLog.Surface.choices))
     outcome = forms.ChoiceField(required=False, choices=_choices(AccessLog.Outcome.choices))
     sort = forms.ChoiceField(
-        required=False, choices=[(key, key) for key in SORTS], initial=DEFAULT_SORT
+        required=False,
+        choices=[(key, SORT_LABELS[key]) for key in SORT_ORDER],
+        initial=DEFAULT_SORT,
     )
 
     def clean(self) -> dict[str, Any]:

@@ -211,3 +211,13 @@ def test_report_query_count_is_flat_over_a_10k_row_window(
         f"\nFIGURE 14 (report): 10,001-row window, {many} queries per page, "
         f"{elapsed:.3f} s (patient filter {patient_elapsed:.3f} s) on {connection.vendor}"
     )
+
+
+def test_report_form_lists_newest_first_first_so_an_unchanged_filter_keeps_the_order():
+    from audit.forms import AccessLogFilterForm
+    from audit.selectors import SORTS
+
+    choices = AccessLogFilterForm().fields["sort"].choices
+    assert choices[0] == ("-at", "Newest first")
+    assert ("at", "Oldest first") in choices
+    assert {key for key, _ in choices} == set(SORTS)
