@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from axes.models import AccessLog as AxesLoginLog
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 
@@ -94,3 +95,10 @@ class AccessLogAdmin(admin.ModelAdmin[AccessLog]):
                 detail={"admin": "detail"},
             )
         return response
+
+
+# Axes' own "Access logs" (every successful login) sat beside this access log under the same
+# name. Logins and logouts are already rows of the access log above, and AXES_DISABLE_ACCESS_LOG
+# stops axes writing them; its attempts and failures (the lockout records) stay in admin.
+if admin.site.is_registered(AxesLoginLog):
+    admin.site.unregister(AxesLoginLog)

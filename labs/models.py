@@ -281,6 +281,7 @@ class PreCycleRule(models.Model):
     source = models.CharField(max_length=200, blank=True, help_text="Protocol the rule comes from.")
 
     class Meta:
+        verbose_name = "pre-cycle rule"
         ordering = ["regimen", "test", "priority", "pk"]
         constraints = [
             models.CheckConstraint(
@@ -343,6 +344,8 @@ class CtcaeGradeCriterion(models.Model):
     )
 
     class Meta:
+        verbose_name = "CTCAE grade criterion"
+        verbose_name_plural = "CTCAE grade criteria"
         ordering = ["term", "grade"]
         constraints = [
             models.UniqueConstraint(

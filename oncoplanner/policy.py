@@ -634,7 +634,6 @@ ADMIN_CONFIG_MODELS: dict[str, str | None] = {
     "account.EmailAddress": None,
     "mfa.Authenticator": None,
     "axes.AccessAttempt": None,
-    "axes.AccessLog": None,
     "axes.AccessFailureLog": None,
     "django_tasks_database.DBTaskResult": None,
     "patients.CareTeam": "T",

@@ -205,6 +205,8 @@ AXES_LOCKOUT_CALLABLE = "oncoplanner.accounts.throttling.lockout_response"
 # Attempts during a lock do not restart it, so the lock always clears within 15 minutes.
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_ENABLED = env_bool("AXES_ENABLED", default=True)
+# Successful logins are rows of the access log (audit); axes keeps only what the lock needs.
+AXES_DISABLE_ACCESS_LOG = True
 # We lock per account on purpose: an IP lock would shut a whole clinic behind one NAT address
 # out, and a per-username lock cannot be dodged by rotating user agents or cookies.
 SILENCED_SYSTEM_CHECKS = ["axes.W006"]

@@ -10,6 +10,10 @@ from oncoplanner.accounts import views as account_views
 from oncoplanner.api import api
 from oncoplanner.graphql_schema import graphql_view
 
+admin.site.site_header = "OncoPlanner administration"
+admin.site.site_title = "OncoPlanner admin"
+admin.site.index_title = "Users, care teams, regimens, lab catalogue and the access log"
+
 urlpatterns = [
     path("", views.home, name="home"),
     path("favicon.ico", views.favicon, name="favicon"),

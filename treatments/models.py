@@ -482,6 +482,7 @@ class CtcaeTerm(models.Model):
     )
 
     class Meta:
+        verbose_name = "CTCAE term"
         ordering = ["-is_common", "term"]
         constraints = [
             models.UniqueConstraint(fields=["term", "version"], name="ctcae_term_version_unique"),
