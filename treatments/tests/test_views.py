@@ -592,6 +592,13 @@ def test_side_effect_create_outsider_404(as_outsider, patient):
 # --- Summary --------------------------------------------------------------------------------
 
 
+def test_course_summary_says_when_a_given_cycle_has_no_administration_recorded(
+    as_clinician, course, given_cycle
+):
+    content = as_clinician.get(_course_url("course_summary", course)).content.decode()
+    assert content.count("No drug administration recorded for this given cycle") == 1
+
+
 def test_course_summary_lists_administrations_mods_side_effects_and_nadirs(
     as_clinician, course, given_cycle, colleague, treating_clinician
 ):
