@@ -74,4 +74,11 @@ class SymptomReportForm(forms.Form):
                 cleaned["symptom_text"] = other
         elif cleaned.get("symptom"):
             cleaned["symptom_text"] = cleaned["symptom"]
+            if (cleaned.get("symptom_other") or "").strip():
+                # Never drop what the patient typed: one report per symptom.
+                self.add_error(
+                    "symptom_other",
+                    "You chose a symptom from the list and also typed one. Choose “Something "
+                    "else” to send what you typed, or clear this box.",
+                )
         return cleaned

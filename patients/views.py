@@ -69,6 +69,7 @@ def patient_detail(request: HttpRequest, patient_id: int) -> HttpResponse:
     context = {
         "patient": patient,
         "board": board,
+        "today": timezone.localdate(),
         "break_glass": access_context.current().break_glass and not on_team,
         "emergency_accesses": board.emergency_accesses,
         "invitation_form": InvitationForm() if on_team and not patient.portal_user_id else None,

@@ -340,6 +340,7 @@ def test_portal_a_red_flag_reported_as_absent_is_not_urgent(portal_client):
         ({**VALID, "symptom": ""}, "symptom"),
         ({**VALID, "symptom": "Not on the list"}, "symptom"),
         ({**VALID, "symptom": "other", "symptom_other": "   "}, "symptom_other"),
+        ({**VALID, "symptom_other": "Headache"}, "symptom_other"),  # typed text never dropped
         ({**VALID, "symptom": "other", "symptom_other": "Cough\x00"}, "symptom_other"),
         ({**VALID, "description": "Bad\x00night"}, "description"),
         ({**VALID, "description": "x" * 4001}, "description"),
