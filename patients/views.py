@@ -64,20 +64,32 @@ def patient_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET"])
 def patient_detail(request: HttpRequest, patient_id: int) -> HttpResponse:
+    return _dashboard_page(request, patient_id)
+
+
+def _dashboard_page(
+    request: HttpRequest,
+    patient_id: int,
+    *,
+    invitation_form: InvitationForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
     board = dashboard.dashboard_for(user=request.user, patient_id=patient_id)  # type: ignore[arg-type]
     patient, on_team = board.patient, board.on_care_team
+    if invitation_form is None and on_team and not patient.portal_user_id:
+        invitation_form = InvitationForm()
     context = {
         "patient": patient,
         "board": board,
         "today": timezone.localdate(),
         "break_glass": access_context.current().break_glass and not on_team,
         "emergency_accesses": board.emergency_accesses,
-        "invitation_form": InvitationForm() if on_team and not patient.portal_user_id else None,
+        "invitation_form": invitation_form,
     }
     template = "patients/patient_detail.html"
     if request.htmx and request.htmx.target == "dashboard-live":  # type: ignore[attr-defined]
         template += "#live-body"  # a live refresh: the body only
-    return render(request, template, context)
+    return render(request, template, context, status=status)
 
 
 @login_required
@@ -237,12 +249,12 @@ def invitation_create(request: HttpRequest, patient_id: int) -> HttpResponse:
         except PermissionDenied:
             raise Http404("No Patient matches the given query.") from None
         except ValidationError as error:
-            messages.error(request, " ".join(error.messages))
+            add_service_errors(form, error)
         else:
             messages.success(request, "Invitation sent.")
-    else:
-        messages.error(request, "Enter a valid email address.")
-    return redirect("patients:patient_detail", patient_id=patient.pk)
+            return redirect("patients:patient_detail", patient_id=patient.pk)
+    # The chart again, with the form's errors beside the email field (400: nothing was sent).
+    return _dashboard_page(request, patient.pk, invitation_form=form, status=400)
 
 
 @require_http_methods(["GET", "POST"])

@@ -197,3 +197,25 @@ def test_invitation_create_view_outsider_is_404(client, login, patient, other_cl
     )
     assert response.status_code == 404
     assert not PatientInvitation.objects.exists()
+
+
+def test_invitation_create_from_the_chart_sends_and_returns_to_it(
+    client, login, patient, treating_clinician
+):
+    login(client, treating_clinician)
+    url = reverse("patients:invitation_create", args=[patient.pk])
+    response = client.post(url, {"email": "ana@example.org"})
+    assert response.status_code == 302
+    assert PatientInvitation.objects.filter(patient=patient, email="ana@example.org").exists()
+
+
+def test_invitation_create_bad_email_is_400_naming_the_field_and_sends_nothing(
+    client, login, patient, treating_clinician
+):
+    login(client, treating_clinician)
+    url = reverse("patients:invitation_create", args=[patient.pk])
+    response = client.post(url, {"email": "not-an-address"})
+    assert response.status_code == 400
+    assert "email" in response.context["invitation_form"].errors
+    assert 'id="portal-invitation"' in response.content.decode()  # the chart, form and error
+    assert not PatientInvitation.objects.filter(patient=patient).exists()
