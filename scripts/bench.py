@@ -111,8 +111,8 @@ class Bench:
         self.env = {
             **os.environ,
             "DATABASE_URL": url,
-            # Production settings; see scripts/bench_settings.py for the one difference.
-            "DJANGO_SETTINGS_MODULE": "bench_settings",
+            # Production settings, exactly (collectstatic with the manifest storage included).
+            "DJANGO_SETTINGS_MODULE": "oncoplanner.settings",
             "PYTHONPATH": str(ROOT / "scripts"),
             "DJANGO_DEBUG": "false",
             "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),

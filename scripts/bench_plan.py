@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench_settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "oncoplanner.settings")
 
 import django  # noqa: E402
 
