@@ -107,6 +107,7 @@ def lab_result_create(request: AuthedHtmxRequest, patient_id: int) -> HttpRespon
         return render(request, TRENDS_TEMPLATE + "#lab-entry", context)
     form = LabResultForm(request.POST)
     status = 200
+    recorded = ""
     if form.is_valid():
         data = form.cleaned_data
         try:
@@ -126,11 +127,13 @@ def lab_result_create(request: AuthedHtmxRequest, patient_id: int) -> HttpRespon
                 messages.success(request, text)
                 return redirect(reverse("labs:lab_trends", args=[patient.pk]) + f"?days={period}")
             form = LabResultForm()
+            recorded = text  # the swapped-in form says what it saved
     if form.errors:
         status = 400
     context = _trends_context(
         request, patient_id=patient.pk, period=period, tests=tests, entry_form=form
     )
+    context["recorded"] = recorded
     template = TRENDS_TEMPLATE + ("#lab-workspace" if request.htmx else "")
     return render(request, template, context, status=status)
 

@@ -206,6 +206,8 @@ def test_lab_result_create_htmx_returns_updated_chart(client, treating_clinician
     assert b"<html" not in response.content
     anc = next(a for a in _chart_data(response)["analytes"] if a["loinc"] == ANC)
     assert anc["y"] == [1.9]
+    # The form comes back empty for the next result, and says what it saved.
+    assert b'role="status" id="lab-recorded">Recorded ANC 1.9 10*3/uL.</p>' in response.content
 
 
 @time_machine.travel(NOW, tick=False)
