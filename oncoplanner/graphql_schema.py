@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from typing import Annotated, Any
 
 import strawberry
@@ -51,7 +52,8 @@ from oncoplanner.graphql_gate import (
 )
 from oncoplanner.signals import record_read
 from patients import selectors
-from patients.graphql import PatientType, UserType, page_bounds
+from patients import services as patient_services
+from patients.graphql import BodyMeasurementType, PatientType, UserType, page_bounds
 from patients.models import Patient
 from treatments import services as treatment_services
 from treatments.graphql import ChemoCycleType, RegimenType, SideEffectType
@@ -304,6 +306,32 @@ class Mutation:
                 recorded_by=user,
                 cycle=cycle,
                 description=description,
+            )
+        )  # type: ignore[return-value]
+
+    @strawberry.mutation
+    def record_measurement(
+        self,
+        info: Info,
+        patient_id: strawberry.ID,
+        measured_on: dt.date,
+        weight_kg: Decimal | None = None,
+        height_cm: Decimal | None = None,
+    ) -> BodyMeasurementType:
+        """A weight (and a height when measured): the same service and rules as the chart."""
+        user = user_of(info)
+        patient = _Services.call(
+            lambda: selectors.patient_get_for_user(
+                user=user, patient_id=patient_id, perm=selectors.CHANGE
+            )
+        )
+        return _Services.call(
+            lambda: patient_services.measurement_record(
+                patient=patient,
+                measured_on=measured_on,
+                height_cm=height_cm,
+                weight_kg=weight_kg,
+                recorded_by=user,
             )
         )  # type: ignore[return-value]
 

@@ -17,7 +17,7 @@ from strawberry.types import Info
 
 from oncoplanner.accounts.models import User
 from oncoplanner.graphql_gate import gate_queryset
-from patients.models import Patient
+from patients.models import BodyMeasurement, Patient
 
 if TYPE_CHECKING:
     from labs.graphql import LabResultType
@@ -66,6 +66,16 @@ class UserType:
     last_name: auto
     role: auto
     discipline: auto
+
+
+@strawberry_django.type(BodyMeasurement, name="BodyMeasurement")
+class BodyMeasurementType:
+    """A weight and/or height taken on a day (weight-based doses are computed from them)."""
+
+    id: auto
+    measured_on: auto
+    weight_kg: auto
+    height_cm: auto
 
 
 @strawberry_django.type(Patient, name="Patient")

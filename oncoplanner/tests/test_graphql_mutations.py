@@ -7,6 +7,7 @@ errors in extensions, nothing written on a refusal, and the access log (surface 
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import pytest
 
@@ -39,6 +40,9 @@ ACK_LAB = """mutation($p: ID!, $r: ID!, $note: String!) {
 SIDE_EFFECT = """mutation($p: ID!, $t: ID!, $g: Int!, $onset: Date!, $c: ID) {
   recordSideEffect(patientId: $p, termId: $t, grade: $g, onset: $onset, cycleId: $c) {
     id grade cycle { id } } }"""
+MEASURE = """mutation($p: ID!, $on: Date!, $w: Decimal, $h: Decimal) {
+  recordMeasurement(patientId: $p, measuredOn: $on, weightKg: $w, heightCm: $h) {
+    id measuredOn weightKg heightCm } }"""
 ACK_SIDE_EFFECT = """mutation($p: ID!, $s: ID!, $note: String!) {
   acknowledgeSideEffect(patientId: $p, sideEffectId: $s, note: $note) { id acknowledgedAt } }"""
 
@@ -232,3 +236,34 @@ def test_graphql_mutations_acknowledge_side_effect_of_other_team(world, as_user)
     assert _error(body)["message"] == "not found"
     world.side_effect_q.refresh_from_db()
     assert world.side_effect_q.acknowledged_at is None
+
+
+def test_graphql_mutations_record_measurement(world, as_user):
+    vars_ = {"p": world.p.pk, "on": TODAY.isoformat(), "w": "64.5"}
+    _, body = gql(as_user(world.clinician), MEASURE, vars_)
+    assert "errors" not in body, body
+    assert body["data"]["recordMeasurement"]["weightKg"] == "64.5"
+    assert world.p.measurements.get().weight_kg == Decimal("64.5")
+    assert AccessLog.objects.filter(
+        action="create", object_type="BodyMeasurement", surface="graphql"
+    ).exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [({}, "weight_kg"), ({"w": "0.4"}, "weight_kg"), ({"h": "900"}, "height_cm")],
+)
+def test_graphql_mutations_record_measurement_bad_input_names_the_field(
+    world, as_user, extra, field
+):
+    vars_ = {"p": world.p.pk, "on": TODAY.isoformat(), **extra}
+    _, body = gql(as_user(world.clinician), MEASURE, vars_)
+    assert field in _error(body)["extensions"]["fields"]
+    assert not world.p.measurements.exists()
+
+
+def test_graphql_mutations_record_measurement_for_another_team_is_not_found(world, as_user):
+    vars_ = {"p": world.q.pk, "on": TODAY.isoformat(), "w": "60"}
+    _, body = gql(as_user(world.clinician), MEASURE, vars_)
+    assert _error(body)["message"] == "not found"
+    assert not world.q.measurements.exists()
