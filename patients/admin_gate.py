@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest
 
@@ -55,6 +55,15 @@ class GatedPhiAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             patients = list(Patient.objects.filter(pk__in=ids))
             record_read.send(sender=self.model, patients=patients, target=None, action="list")
         return changelist
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        # An empty list must not read as "the clinic has no patients": say why it is empty.
+        messages.info(
+            request,
+            "Only patients of care teams you belong to are listed here: an administrator role "
+            "alone shows no patient data. Manage care teams and their members under Care teams.",
+        )
+        return super().changelist_view(request, extra_context)
 
     def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
         return not self.phi_read_only and super().has_add_permission(request, *args)

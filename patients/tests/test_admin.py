@@ -70,6 +70,8 @@ def test_admin_patient_changelist_superuser_without_team_shows_no_rows(
     assert response.status_code == 200
     assert response.context["cl"].result_count == 0
     assert patient.mrn.encode() not in response.content
+    # The empty list says why, so it does not read as "the clinic has no patients".
+    assert b"an administrator role alone shows no patient data" in response.content
 
 
 def test_admin_patient_changelist_with_team_shows_rows_and_logs_read(
