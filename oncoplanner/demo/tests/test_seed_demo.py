@@ -74,3 +74,24 @@ def clinic_teams():
     from patients.models import CareTeam
 
     return CareTeam.objects.all()
+
+
+@pytest.mark.django_db
+def test_seed_demo_if_empty_says_when_the_demo_labs_have_gone_old(settings):
+    import datetime as dt
+    from io import StringIO
+
+    from labs.tests.factories import LabResultFactory
+
+    settings.DEBUG = True
+    old = LabResultFactory.create(collected_at=timezone.now() - dt.timedelta(days=5))
+    out = StringIO()
+    call_command("seed_demo", "--if-empty", stdout=out)
+    assert "demo data left as it is" in out.getvalue()
+    assert "For a fresh demo, delete db.sqlite3" in out.getvalue()
+
+    old.collected_at = timezone.now() - dt.timedelta(hours=3)
+    old.save()
+    out = StringIO()
+    call_command("seed_demo", "--if-empty", stdout=out)
+    assert "For a fresh demo" not in out.getvalue()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 import sys
 import time
 from typing import Any
@@ -11,6 +12,8 @@ from django.utils import timezone
 from oncoplanner.access_context import acting_as
 from oncoplanner.demo.builder import REALISTIC_PATIENTS, DemoClinic
 from patients.models import Patient
+
+STALE_DEMO_AFTER = dt.timedelta(days=2)
 
 
 class Command(BaseCommand):
@@ -45,6 +48,7 @@ class Command(BaseCommand):
             )
         if if_empty and Patient.objects.exists():
             self.stdout.write("Patients exist already: demo data left as it is.")
+            self._warn_if_stale()
             return
         started = time.monotonic()
         clinic = DemoClinic(today=timezone.localdate(), progress=self._progress)
@@ -80,3 +84,17 @@ class Command(BaseCommand):
         filled = int(width * done / max(total, 1))
         sys.stdout.write(f"\r  [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
         sys.stdout.flush()
+
+    def _warn_if_stale(self) -> None:
+        # Readiness is judged against how old the pre-cycle bloods are: a demo seeded days ago
+        # shows every cycle as "Labs due" or "Not evaluable", which is right but no demo.
+        from labs.models import LabResult
+
+        newest = LabResult.objects.order_by("-collected_at").values_list("collected_at", flat=True)
+        latest = newest.first()
+        if latest is not None and timezone.now() - latest > STALE_DEMO_AFTER:
+            self.stdout.write(
+                f"The demo's newest lab result is from {timezone.localdate(latest):%Y-%m-%d}: "
+                "readiness now shows its labs as too old. For a fresh demo, delete db.sqlite3 "
+                "and run make run again."
+            )
