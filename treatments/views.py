@@ -23,7 +23,7 @@ from oncoplanner.forms import add_service_errors
 from oncoplanner.http import AuthedHtmxRequest
 from patients import selectors as gate
 from treatments import selectors, services
-from treatments.dosing import dose_compute
+from treatments.dosing import WeightChange, dose_compute, weight_change_since_last_dose
 from treatments.forms import (
     AdministrationForm,
     CourseStartForm,
@@ -381,6 +381,23 @@ def _administration_plan(cycle: ChemoCycle) -> list[dict[str, Any]]:
     return rows
 
 
+def _dose_weight_change(patient: Any, plan: list[dict[str, Any]]) -> WeightChange | None:
+    """The weight this cycle's doses would use against the last dose's, when the change is
+    large enough that the doses must be reviewed before they are given (settings)."""
+    weight = next(
+        (
+            row["calc"].inputs["weight_kg"]
+            for row in plan
+            if "weight_kg" in getattr(row.get("calc"), "inputs", {})
+        ),
+        None,
+    )
+    if weight is None:
+        return None
+    change = weight_change_since_last_dose(patient=patient, weight_kg=weight)
+    return change if change is not None and change.needs_dose_review else None
+
+
 def _cycle_context(request: AuthedHtmxRequest, cycle: ChemoCycle, **forms: Any) -> dict[str, Any]:
     course = cycle.course
     patient = course.patient
@@ -414,6 +431,7 @@ def _cycle_context(request: AuthedHtmxRequest, cycle: ChemoCycle, **forms: Any) 
         "evidence": evidence_lines(readiness),
         "plan": plan,
         "can_record": can_record,
+        "weight_change": _dose_weight_change(patient, plan),
         "give_form": forms.get("give_form")
         or CycleGiveForm(
             initial={"actual_start": min(max(cycle.planned_start, course.start_date), today)},

@@ -335,6 +335,23 @@ def test_cycle_detail_names_an_old_weight_and_links_to_recording_one(as_clinicia
     assert f'href="{measurement_url}">Record weight / height</a>' in content
 
 
+@pytest.mark.parametrize(("dosed_kg", "warned"), [("80.0", True), ("73.0", False)])
+def test_cycle_detail_asks_to_review_doses_after_a_ten_percent_weight_change(
+    as_clinician, course, dosed_kg, warned
+):
+    from treatments.tests.factories import AdministrationFactory
+
+    # An earlier dose computed from `dosed_kg`; this cycle's doses use the 72 kg on record.
+    AdministrationFactory.create(
+        cycle=course.cycles.get(number=1),
+        inputs={"weight_kg": dosed_kg, "on_date": "2026-02-28", "bsa_m2": "1.9"},
+    )
+    content = as_clinician.get(_course_url("cycle_detail", course, 1)).content.decode()
+    assert ('id="weight-change"' in content) is warned
+    if warned:
+        assert f"-10.0% against the {dosed_kg} kg the last dose was computed from" in content
+
+
 def test_cycle_detail_missing_number_and_foreign_patient_get_404(as_clinician, course, care_team):
     other_patient = _team_patient(care_team)
     assert as_clinician.get(_course_url("cycle_detail", course, 13)).status_code == 404
