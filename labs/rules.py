@@ -191,6 +191,7 @@ class PreCycleOutcome:
     }
 
     BLOCKING = frozenset({DELAY, CONTACT, HOLD, MISSING, STALE, NOT_EVALUABLE})
+    NOT_READY = frozenset({DELAY, CONTACT, HOLD})  # a result in hand says: not as planned
 
 
 # Least to most restrictive: the overall outcome is the maximum over analytes.

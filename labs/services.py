@@ -257,8 +257,14 @@ class PreCycleAssessment:
     @property
     def labs_due(self) -> bool:
         """A cycle still to come whose results are missing or will be too old on its day: the
-        pre-cycle bloods are simply not drawn yet, which is not a reason to look at the chart."""
-        return self.ahead and self.outcome == PreCycleOutcome.NOT_EVALUABLE
+        pre-cycle bloods are simply not drawn yet, which is not a reason to look at the chart.
+        Not when a result in hand already says delay, contact or hold: that one needs eyes
+        now, whatever else is still to be drawn."""
+        return (
+            self.ahead
+            and self.outcome == PreCycleOutcome.NOT_EVALUABLE
+            and not any(a.outcome in PreCycleOutcome.NOT_READY for a in self.analytes)
+        )
 
     @property
     def needs_attention(self) -> bool:

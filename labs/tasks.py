@@ -65,8 +65,7 @@ def notify_if_next_cycle_not_ready(*, patient_id: int) -> bool:
     assessment = precycle_evaluate(patient=patient, regimen=cycle.course.regimen, at=timezone.now())
     # Any analyte that already says delay, contact or hold makes the cycle not ready, even
     # while other results are still missing.
-    not_ready = {PreCycleOutcome.DELAY, PreCycleOutcome.CONTACT, PreCycleOutcome.HOLD}
-    blocking = sorted({a.outcome for a in assessment.analytes} & not_ready)
+    blocking = sorted({a.outcome for a in assessment.analytes} & PreCycleOutcome.NOT_READY)
     if not blocking or not cache.add(f"not-ready:{cycle.pk}:{','.join(blocking)}", True, 8 * 86400):
         return False
     email_care_team(

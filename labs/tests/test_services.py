@@ -521,6 +521,26 @@ def test_precycle_evaluate_judges_a_cycle_to_come_on_its_day(female):
     assert "before the cycle day (Fri 13 Mar)" in badge.words
 
 
+def test_precycle_evaluate_a_low_count_in_hand_is_not_hidden_behind_labs_due(female):
+    # Platelets 60 drawn this morning (hold) while creatinine is not drawn yet, for a cycle
+    # in two days: the hold needs eyes now, it is not "labs due".
+    _record(female, PLT, Decimal("60"), collected_at=AT - dt.timedelta(hours=2))
+    _record(female, ANC, Decimal("2.1"), collected_at=AT - dt.timedelta(hours=2))
+    _record(female, BILI, Decimal("0.8"), collected_at=AT - dt.timedelta(hours=2))
+    assessment = precycle_evaluate(
+        patient=female, regimen=_mfolfox6(), at=AT, cycle_day=dt.date(2026, 3, 5)
+    )
+    assert assessment.outcome == PreCycleOutcome.NOT_EVALUABLE  # creatinine missing
+    assert (assessment.ahead, assessment.labs_due, assessment.needs_attention) == (
+        True,
+        False,
+        True,
+    )
+    badge = readiness_badge(assessment)
+    assert badge is not None
+    assert (badge.label, badge.css) == ("Not evaluable", "bad")
+
+
 def test_precycle_evaluate_judges_an_overdue_cycle_now(female):
     regimen = _single_rule_setup(female, age=dt.timedelta(days=4))
     overdue = precycle_evaluate(
