@@ -8,6 +8,7 @@ the patient's own record). The report views log their own reads; so does the adm
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -120,26 +121,23 @@ class AccessVisit:
     since: datetime  # when the oldest of the run happened
 
 
+# What makes two back-to-back rows one visit; the list also shows when and in which role.
+VISIT_KEY = ("user_id", "username", "action", "object_type", "surface", "outcome", "break_glass")
+VISIT_FIELDS = ("at", "user_role", *VISIT_KEY)
+RUN_READ_FACTOR = 5
+
+
 def _visit_key(row: AccessLog) -> tuple[Any, ...]:
-    return (
-        row.user_id,
-        row.username,
-        row.action,
-        row.object_type,
-        row.surface,
-        row.outcome,
-        row.break_glass,
-    )
+    return tuple(getattr(row, name) for name in VISIT_KEY)
 
 
 def access_visits_for_patient(*, patient: Any, limit: int = 20) -> list[AccessVisit]:
     """The newest `limit` visits to this patient's record (access_log_for_patient, runs of one
     kind collapsed). Reads at most RUN_READ_FACTOR times `limit` rows. Same precondition."""
     visits: list[AccessVisit] = []
-    rows = (
-        AccessLog.objects.filter(PatientIdsInclude(patient.pk))
-        .only(*VISIT_FIELDS)  # not the patient-id lists, detail or hashes: a chart reads this
-        .order_by("-at", "-pk")[: max(int(limit), 0) * RUN_READ_FACTOR]
+    # Only the columns shown, not the patient-id lists, detail or hashes: a chart reads this.
+    rows = access_log_for_patient(
+        patient=patient, limit=limit * RUN_READ_FACTOR, fields=VISIT_FIELDS
     )
     for row in rows:
         last = visits[-1] if visits else None
@@ -152,26 +150,17 @@ def access_visits_for_patient(*, patient: Any, limit: int = 20) -> list[AccessVi
     return visits
 
 
-RUN_READ_FACTOR = 5
-VISIT_FIELDS = (
-    "at",
-    "user_id",
-    "username",
-    "user_role",
-    "action",
-    "object_type",
-    "surface",
-    "outcome",
-    "break_glass",
-)
-
-
-def access_log_for_patient(*, patient: Any, limit: int = 100) -> list[AccessLog]:
+def access_log_for_patient(
+    *, patient: Any, limit: int = 100, fields: Sequence[str] = ()
+) -> list[AccessLog]:
     """Who accessed this patient's record, newest first: for the chart and the portal.
 
     Precondition: the caller has passed the access gate for `patient` (a clinician on the
     care team, an administrator, or the patient's own portal account), and logs that read as
-    usual. Includes list views that showed the patient among others.
+    usual. Includes list views that showed the patient among others. `fields`: load only these
+    columns (the others are deferred).
     """
     rows = AccessLog.objects.filter(PatientIdsInclude(patient.pk)).order_by("-at", "-pk")
+    if fields:
+        rows = rows.only(*fields)
     return list(rows[: max(int(limit), 0)])

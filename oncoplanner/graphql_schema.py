@@ -228,6 +228,15 @@ class Query:
 # --- Mutations ----------------------------------------------------------------------------
 
 
+def _patient_to_change(info: Info, patient_id: Any) -> Patient:
+    """The patient a mutation writes to, through the gate with change permission."""
+    return _Services.call(
+        lambda: selectors.patient_get_for_user(
+            user=user_of(info), patient_id=patient_id, perm=selectors.CHANGE
+        )
+    )
+
+
 def _cycle(info: Info, patient_id: Any, cycle_id: Any) -> Any:
     return _Services.call(
         lambda: selectors.cycle_get_for_user(
@@ -287,11 +296,7 @@ class Mutation:
         description: str = "",
     ) -> SideEffectType:
         user = user_of(info)
-        patient = _Services.call(
-            lambda: selectors.patient_get_for_user(
-                user=user, patient_id=patient_id, perm=selectors.CHANGE
-            )
-        )
+        patient = _patient_to_change(info, patient_id)
         # A cycle of another patient is the gate's "not found", never a cross-patient link.
         cycle = _cycle(info, patient.pk, cycle_id) if cycle_id is not None else None
         term = CtcaeTerm.objects.filter(pk=int(term_id) if str(term_id).isdigit() else 0).first()
@@ -320,11 +325,7 @@ class Mutation:
     ) -> BodyMeasurementType:
         """A weight (and a height when measured): the same service and rules as the chart."""
         user = user_of(info)
-        patient = _Services.call(
-            lambda: selectors.patient_get_for_user(
-                user=user, patient_id=patient_id, perm=selectors.CHANGE
-            )
-        )
+        patient = _patient_to_change(info, patient_id)
         return _Services.call(
             lambda: patient_services.measurement_record(
                 patient=patient,
@@ -347,11 +348,7 @@ class Mutation:
         note: str = "",
     ) -> LabResultType:
         user = user_of(info)
-        patient = _Services.call(
-            lambda: selectors.patient_get_for_user(
-                user=user, patient_id=patient_id, perm=selectors.CHANGE
-            )
-        )
+        patient = _patient_to_change(info, patient_id)
         test = LabTest.objects.filter(loinc=loinc).first()
         if test is None:
             raise InputError({"test": ["Unknown LOINC code."]})

@@ -36,7 +36,7 @@ from labs.services import (
 from oncoplanner.signals import record_read
 from patients import selectors
 from patients.models import BodyMeasurement, Patient, SymptomReport
-from treatments.dosing import bsa_mosteller
+from treatments.dosing import bsa_mosteller, weight_too_old
 from treatments.models import (
     ChemoCycle,
     Course,
@@ -310,8 +310,7 @@ class Dashboard:
             return False
         if self.weight is None:
             return True
-        age = (timezone.localdate() - self.weight.measured_on).days
-        return age > self.dosing_weight_max_age_days
+        return weight_too_old(measured_on=self.weight.measured_on, on_date=timezone.localdate())
 
 
 def dose_levels_by_cycle(

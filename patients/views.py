@@ -25,7 +25,7 @@ from patients.forms import (
     PatientListForm,
 )
 from patients.models import BodyMeasurement, Patient
-from treatments.dosing import latest_measurement, weight_change_since_last_dose
+from treatments.dosing import latest_measurement, weight_change_needing_review
 
 
 @login_required
@@ -92,6 +92,9 @@ def _dashboard_page(
     return render(request, template, context, status=status)
 
 
+MEASUREMENT_TEMPLATE = "patients/measurement_form.html"
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def measurement_create(request: HttpRequest, patient_id: int) -> HttpResponse:
@@ -122,9 +125,6 @@ def measurement_create(request: HttpRequest, patient_id: int) -> HttpResponse:
     return render(request, MEASUREMENT_TEMPLATE, _measurement_context(patient, form), status=400)
 
 
-MEASUREMENT_TEMPLATE = "patients/measurement_form.html"
-
-
 def _measurement_context(patient: Patient, form: MeasurementForm) -> dict[str, object]:
     return {
         "patient": patient,
@@ -152,10 +152,12 @@ def _warn_if_the_dose_needs_review(
 ) -> None:
     # Clinical rule: a weight change of 10 % or more (settings) from the weight the last dose
     # was computed from means the dose is recalculated, not carried on.
-    if weight_kg is None:
-        return
-    change = weight_change_since_last_dose(patient=patient, weight_kg=weight_kg)
-    if change is not None and change.needs_dose_review:
+    change = (
+        weight_change_needing_review(patient=patient, weight_kg=weight_kg)
+        if weight_kg is not None
+        else None
+    )
+    if change is not None:
         messages.warning(
             request,
             f"Weight {change.percent:+}% against the {change.dosed_weight_kg} kg the last dose "

@@ -129,20 +129,26 @@ def latest_measurement(
     return rows.order_by("-measured_on", "-pk").first()
 
 
+def weight_too_old(*, measured_on: dt.date, on_date: dt.date) -> bool:
+    """Whether a weight taken on `measured_on` is too old to dose from on `on_date`."""
+    return (on_date - measured_on).days > settings.DOSING_WEIGHT_MAX_AGE_DAYS
+
+
 def weight_age_check(*, measured_on: dt.date, on_date: dt.date) -> None:
     """ValidationError (weight_kg) when the weight is too old to dose from on `on_date`."""
+    if not weight_too_old(measured_on=measured_on, on_date=on_date):
+        return
     max_age = settings.DOSING_WEIGHT_MAX_AGE_DAYS
     age = (on_date - measured_on).days
-    if age > max_age:
-        raise ValidationError(
-            {
-                "weight_kg": (
-                    f"The latest weight is from {measured_on.isoformat()}, {age} days before "
-                    f"{on_date.isoformat()}; a dose needs a weight from the last {max_age} days. "
-                    "Weigh the patient and record it on the chart."
-                )
-            }
-        )
+    raise ValidationError(
+        {
+            "weight_kg": (
+                f"The latest weight is from {measured_on.isoformat()}, {age} days before "
+                f"{on_date.isoformat()}; a dose needs a weight from the last {max_age} days. "
+                "Weigh the patient and record it on the chart."
+            )
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -177,6 +183,13 @@ def weight_change_since_last_dose(*, patient: Patient, weight_kg: Number) -> Wei
         dosed_weight_kg=dosed,
         dosed_on=dt.date.fromisoformat(inputs.get("on_date") or given_at.date().isoformat()),
     )
+
+
+def weight_change_needing_review(*, patient: Patient, weight_kg: Number) -> WeightChange | None:
+    """The change against the last dose's weight when it is large enough that the dose must be
+    reviewed (settings.DOSING_WEIGHT_CHANGE_REVIEW_PERCENT); None otherwise."""
+    change = weight_change_since_last_dose(patient=patient, weight_kg=weight_kg)
+    return change if change is not None and change.needs_dose_review else None
 
 
 def dose_compute(

@@ -23,7 +23,7 @@ from oncoplanner.forms import add_service_errors
 from oncoplanner.http import AuthedHtmxRequest
 from patients import selectors as gate
 from treatments import selectors, services
-from treatments.dosing import WeightChange, dose_compute, weight_change_since_last_dose
+from treatments.dosing import WeightChange, dose_compute, weight_change_needing_review
 from treatments.forms import (
     AdministrationForm,
     CourseStartForm,
@@ -383,19 +383,12 @@ def _administration_plan(cycle: ChemoCycle) -> list[dict[str, Any]]:
 
 def _dose_weight_change(patient: Any, plan: list[dict[str, Any]]) -> WeightChange | None:
     """The weight this cycle's doses would use against the last dose's, when the change is
-    large enough that the doses must be reviewed before they are given (settings)."""
-    weight = next(
-        (
-            row["calc"].inputs["weight_kg"]
-            for row in plan
-            if "weight_kg" in getattr(row.get("calc"), "inputs", {})
-        ),
-        None,
-    )
+    large enough that the doses must be reviewed before they are given."""
+    weights = (row["calc"].inputs.get("weight_kg") for row in plan if "calc" in row)
+    weight = next((w for w in weights if w is not None), None)
     if weight is None:
         return None
-    change = weight_change_since_last_dose(patient=patient, weight_kg=weight)
-    return change if change is not None and change.needs_dose_review else None
+    return weight_change_needing_review(patient=patient, weight_kg=weight)
 
 
 def _cycle_context(request: AuthedHtmxRequest, cycle: ChemoCycle, **forms: Any) -> dict[str, Any]:
