@@ -8,8 +8,8 @@ from django.db import connection
 from oncoplanner.accounts.models import User
 from oncoplanner.accounts.tests.factories import AdministratorFactory, ClinicianFactory
 from patients.models import CareTeam, Patient
-from patients.services import care_team_add_member, care_team_create, patient_create
-from patients.tests.factories import PatientFactory
+from patients.services import care_team_add_member, care_team_create
+from patients.tests.factories import patient_through_service
 
 
 @pytest.fixture(autouse=True)
@@ -31,16 +31,7 @@ def care_team(db: None) -> CareTeam:
 
 @pytest.fixture
 def patient(care_team: CareTeam) -> Patient:
-    fields = PatientFactory.build()
-    return patient_create(
-        created_by=None,
-        care_team=care_team,
-        **{
-            f.name: getattr(fields, f.name)
-            for f in Patient._meta.concrete_fields
-            if f.name not in {"id", "care_team", "portal_user", "created_at", "updated_at"}
-        },
-    )
+    return patient_through_service(care_team)
 
 
 @pytest.fixture

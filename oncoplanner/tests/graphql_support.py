@@ -23,8 +23,8 @@ from oncoplanner.access_context import acting_as
 from oncoplanner.accounts.models import User
 from oncoplanner.accounts.tests.factories import ClinicianFactory, UserFactory
 from patients.models import CareTeam, Patient
-from patients.services import care_team_add_member, care_team_create, patient_create
-from patients.tests.factories import PatientFactory
+from patients.services import care_team_add_member, care_team_create
+from patients.tests.factories import patient_through_service
 from treatments.models import ChemoCycle, Course, CtcaeTerm, SideEffect
 from treatments.services import course_start
 from treatments.tests.factories import regimen_create
@@ -67,16 +67,7 @@ def gql(
 
 
 def _patient(team: CareTeam, **fields: Any) -> Patient:
-    built = PatientFactory.build(**fields)
-    return patient_create(
-        created_by=None,
-        care_team=team,
-        **{
-            f.name: getattr(built, f.name)
-            for f in Patient._meta.concrete_fields
-            if f.name not in {"id", "care_team", "portal_user", "created_at", "updated_at"}
-        },
-    )
+    return patient_through_service(team, **fields)
 
 
 def anc_test() -> LabTest:

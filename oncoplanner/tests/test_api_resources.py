@@ -22,8 +22,7 @@ from oncoplanner.accounts.api_tokens import api_token_create
 from oncoplanner.accounts.models import User
 from oncoplanner.accounts.tests.factories import UserFactory
 from patients.models import Patient
-from patients.services import patient_create
-from patients.tests.factories import PatientFactory
+from patients.tests.factories import patient_through_service
 from treatments.models import ChemoCycle, Course, CtcaeTerm, Regimen, SideEffect
 from treatments.services import course_start
 
@@ -70,16 +69,7 @@ def outsider(other_clinician: User) -> Client:
 
 @pytest.fixture
 def other_patient(care_team: Any) -> Patient:
-    fields = PatientFactory.build()
-    return patient_create(
-        created_by=None,
-        care_team=None,
-        **{
-            f.name: getattr(fields, f.name)
-            for f in Patient._meta.concrete_fields
-            if f.name not in {"id", "care_team", "portal_user", "created_at", "updated_at"}
-        },
-    )
+    return patient_through_service(None)
 
 
 @pytest.fixture

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import Any
 
 import factory
 from factory.django import DjangoModelFactory
 
-from patients.models import BodyMeasurement, Patient
+from patients.models import BodyMeasurement, CareTeam, Patient
 
 
 class PatientFactory(DjangoModelFactory[Patient]):
@@ -32,3 +33,20 @@ class BodyMeasurementFactory(DjangoModelFactory[BodyMeasurement]):
     measured_on = dt.date(2026, 1, 5)
     height_cm = Decimal("170.0")
     weight_kg = Decimal("70.0")
+
+
+def patient_through_service(care_team: CareTeam | None, **fields: Any) -> Patient:
+    """A factory-built patient created the way the app creates one (patients.services), so the
+    care team's permissions are granted and the creation is logged."""
+    from patients.services import patient_create
+
+    built = PatientFactory.build(**fields)
+    return patient_create(
+        created_by=None,
+        care_team=care_team,
+        **{
+            f.name: getattr(built, f.name)
+            for f in Patient._meta.concrete_fields
+            if f.name not in {"id", "care_team", "portal_user", "created_at", "updated_at"}
+        },
+    )

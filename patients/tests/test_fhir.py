@@ -23,6 +23,7 @@ from patients.tests.dashboard_world import (
     lab_history,
     regimen_with_anc_rules,
 )
+from patients.tests.factories import patient_through_service
 from treatments.models import CtcaeTerm
 from treatments.tests.factories import AdministrationFactory, SideEffectFactory
 
@@ -182,23 +183,6 @@ def test_fhir_rest_route_returns_the_same_bundle(client, login, treating_clinici
     assert [e["fullUrl"] for e in body["entry"]] == [e["fullUrl"] for e in page["entry"]]
 
 
-def _another_patient(care_team):
-    from patients.models import Patient
-    from patients.services import patient_create
-    from patients.tests.factories import PatientFactory
-
-    fields = PatientFactory.build()
-    return patient_create(
-        created_by=None,
-        care_team=care_team,
-        **{
-            f.name: getattr(fields, f.name)
-            for f in Patient._meta.concrete_fields
-            if f.name not in {"id", "care_team", "portal_user", "created_at", "updated_at"}
-        },
-    )
-
-
 def _queries(client, patient) -> int:
     with CaptureQueriesContext(connection) as ctx:
         assert client.get(_url(patient)).status_code == 200
@@ -208,7 +192,7 @@ def _queries(client, patient) -> int:
 def test_fhir_export_query_count_does_not_grow_with_history(
     client, login, treating_clinician, patient, care_team
 ):
-    long = _another_patient(care_team)
+    long = patient_through_service(care_team)
     _chart(patient, labs=2, given=1)
     _chart(long, labs=40, given=3)
     login(client, treating_clinician)
