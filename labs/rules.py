@@ -192,6 +192,7 @@ class PreCycleOutcome:
 
     BLOCKING = frozenset({DELAY, CONTACT, HOLD, MISSING, STALE, NOT_EVALUABLE})
     NOT_READY = frozenset({DELAY, CONTACT, HOLD})  # a result in hand says: not as planned
+    NOT_JUDGED = frozenset({MISSING, STALE})  # no result recent enough to judge
 
 
 # Least to most restrictive: the overall outcome is the maximum over analytes.
@@ -230,7 +231,7 @@ def rule_matches(rule: RuleLike, *, value: Decimal, unit: str) -> bool:
 def most_restrictive(outcomes: Sequence[str]) -> str:
     """The overall outcome: NOT_EVALUABLE if any analyte is missing/stale, else the most
     restrictive action. No analytes at all means nobody wrote criteria: contact physician."""
-    if any(o in {PreCycleOutcome.MISSING, PreCycleOutcome.STALE} for o in outcomes):
+    if any(o in PreCycleOutcome.NOT_JUDGED for o in outcomes):
         return PreCycleOutcome.NOT_EVALUABLE
     if not outcomes:
         return PreCycleOutcome.CONTACT

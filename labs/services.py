@@ -271,9 +271,6 @@ class PreCycleAssessment:
         return not self.ok_to_treat and not self.labs_due
 
 
-NOT_JUDGED = frozenset({PreCycleOutcome.MISSING, PreCycleOutcome.STALE})
-
-
 def readiness_moment(cycle_day: date | None, *, now: datetime) -> datetime:
     """When a cycle's readiness is judged: at the start of its planned day, so a result must
     still be fresh on the day the drugs are given (DOMAIN.md 4: "before a cycle is given");
@@ -542,7 +539,9 @@ def readiness_badge(assessment: PreCycleAssessment | None) -> ReadinessBadge | N
         return None
     if assessment.labs_due:
         missing = ", ".join(
-            a.test.short_name for a in assessment.analytes if a.outcome in NOT_JUDGED
+            a.test.short_name
+            for a in assessment.analytes
+            if a.outcome in PreCycleOutcome.NOT_JUDGED
         )
         return ReadinessBadge(
             "Labs due",
@@ -592,7 +591,7 @@ class EvidenceLine:
             return "ok"
         if outcome in {PreCycleOutcome.DELAY, PreCycleOutcome.CONTACT}:
             return "warn"
-        if self.ahead and outcome in NOT_JUDGED:
+        if self.ahead and outcome in PreCycleOutcome.NOT_JUDGED:
             return "info"  # not drawn yet for a cycle to come: to do, not a danger
         return "bad"
 
