@@ -66,8 +66,12 @@ class LabResultOut(Schema):
     patient_id: int
     test_id: int
     loinc: str
-    value: Decimal
+    value: Decimal = Field(description="In the test's unit (`unit`), whatever the lab sent.")
     unit: str
+    reported_value: Decimal | None = Field(
+        description="As the lab reported it, when that was another unit of the same quantity."
+    )
+    reported_unit: str = Field(description="The unit the lab reported in; empty if `unit`.")
     collected_at: dt.datetime
     ref_low: Decimal | None
     ref_high: Decimal | None
@@ -111,7 +115,11 @@ class LabResultIn(InputSchema):
 
     test_id: int
     value: Decimal = Field(ge=0, max_digits=12, decimal_places=4, allow_inf_nan=False)
-    unit: str = Field(min_length=1, max_length=30)
+    unit: str = Field(
+        min_length=1,
+        max_length=30,
+        description="UCUM: the test's unit or an exact equivalent (g/L for g/dL), converted.",
+    )
     collected_at: dt.datetime
     note: str = Field("", max_length=2000)
 

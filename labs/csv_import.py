@@ -24,6 +24,7 @@ from django.utils import timezone
 from labs.models import LabResult, LabTest
 from labs.rules import fmt_decimal, to_decimal
 from labs.services import lab_result_record
+from labs.units import in_test_unit, refused_unit_message
 
 if TYPE_CHECKING:
     from django.contrib.sessions.backends.base import SessionBase
@@ -49,7 +50,8 @@ class CsvRow:
     line: int
     raw: dict[str, str]
     test: LabTest | None = None
-    value: Decimal | None = None
+    value: Decimal | None = None  # as reported, in raw["unit"]
+    stored_value: Decimal | None = None  # in the test's unit: what will be recorded
     collected_at: dt.datetime | None = None
     errors: dict[str, str] = field(default_factory=dict)
 
@@ -104,20 +106,23 @@ def _parse_time(raw: str) -> dt.datetime | None:
     return parsed
 
 
-def _check_value(raw: str, test: LabTest | None) -> tuple[Decimal | None, str | None]:
+def _check_value(raw: str, stored: Decimal | None, test: LabTest | None) -> str | None:
+    """The problem with a row's value, or None. `stored` is the value in the test's unit."""
     number = to_decimal(raw)
     if number is None:
-        return None, f"“{raw[:20]}” is not a finite number."
+        return f"“{raw[:20]}” is not a finite number."
     if number < 0:
-        return None, "A lab value cannot be negative."
-    sign, digits, exponent = number.as_tuple()
+        return "A lab value cannot be negative."
+    if stored is None:
+        return None  # the unit is refused; its own message says why
+    sign, digits, exponent = stored.as_tuple()
     if isinstance(exponent, int) and exponent < -MAX_DECIMALS:
-        return None, f"At most {MAX_DECIMALS} decimal places."
-    if number >= Decimal(10) ** MAX_INTEGER_DIGITS:
-        return None, "The value is too large."
-    if test is not None and test.max_plausible is not None and number > test.max_plausible:
-        return None, f"{fmt_decimal(number)} {test.unit} is not a possible {test.name} value."
-    return number, None
+        return f"At most {MAX_DECIMALS} decimal places in {test.unit if test else 'the unit'}."
+    if stored >= Decimal(10) ** MAX_INTEGER_DIGITS:
+        return "The value is too large."
+    if test is not None and test.max_plausible is not None and stored > test.max_plausible:
+        return f"{fmt_decimal(stored)} {test.unit} is not a possible {test.name} value."
+    return None
 
 
 def parse(*, data: bytes, patient: Patient) -> CsvPreview:
@@ -159,13 +164,16 @@ def parse(*, data: bytes, patient: Patient) -> CsvPreview:
         if row.errors:
             continue
         row.test = tests.get(row.raw["loinc"])
+        row.value = to_decimal(row.raw["value"])
         if row.test is None:
             row.errors["loinc"] = f"Unknown LOINC code “{row.raw['loinc'][:20]}”."
-        elif row.raw["unit"] != row.test.unit:
-            row.errors["unit"] = (
-                f"{row.test.name} is reported in {row.test.unit}, not “{row.raw['unit'][:20]}”."
-            )
-        row.value, message = _check_value(row.raw["value"], row.test)
+        elif row.value is not None:
+            row.stored_value = in_test_unit(row.value, row.raw["unit"], row.test.unit)
+            if row.stored_value is None:
+                row.errors["unit"] = refused_unit_message(
+                    row.test.name, row.test.unit, row.raw["unit"]
+                )
+        message = _check_value(row.raw["value"], row.stored_value, row.test)
         if message:
             row.errors["value"] = message
         row.collected_at = _parse_time(row.raw["collected_at"])

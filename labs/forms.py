@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from labs.models import LabTest
+from labs.units import accepted_units, unit_display
 
 MAX_CSV_BYTES = 1024 * 1024  # 1 MB: a lab export for one patient is a few kB
 
@@ -20,17 +21,30 @@ class LabResultForm(forms.Form):
         empty_label="Choose a test",
     )
     value = forms.DecimalField(max_digits=12, decimal_places=4, min_value=0)
-    unit = forms.CharField(
-        max_length=30,
-        required=False,
-        help_text="UCUM unit; left blank, the test's own unit is used.",
-    )
+    # Any text is accepted here and judged by the service (one rule for the page, the API and
+    # the import); the select offers the test's unit and its exact equivalents (labs.units).
+    unit = forms.CharField(max_length=30, required=False, widget=forms.Select)
     collected_on = forms.DateField(
         label="Collected on", widget=forms.DateInput(attrs={"type": "date"})
     )
     collected_time = forms.TimeField(
         label="at (clinic time)", widget=forms.TimeInput(attrs={"type": "time"})
     )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        test = self._chosen_test()
+        self.fields["unit"].widget.choices = (
+            [(unit, unit_display(unit)) for unit in accepted_units(test.unit)]
+            if test is not None
+            else [("", "the test's unit")]
+        )
+
+    def _chosen_test(self) -> LabTest | None:
+        chosen = self.data.get("test") if self.is_bound else self.initial.get("test")
+        if isinstance(chosen, LabTest) or chosen is None:
+            return chosen
+        return LabTest.objects.filter(pk=chosen).first() if str(chosen).isdigit() else None
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()

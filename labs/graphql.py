@@ -42,6 +42,8 @@ class LabResultType:
     test: LabTestType
     value: Decimal
     unit: auto
+    reported_value: Decimal | None
+    reported_unit: auto
     collected_at: dt.datetime
     ref_low: Decimal | None
     ref_high: Decimal | None

@@ -16,6 +16,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
+from labs.units import unit_display
 from patients.models import Patient
 from treatments.models import CtcaeTerm, Regimen
 
@@ -154,6 +155,10 @@ class LabResult(models.Model):
         max_digits=12, decimal_places=4, validators=[MinValueValidator(Decimal("0"))]
     )
     unit = models.CharField(max_length=30)
+    # As the lab reported it, when that was another unit of the same quantity (g/L for a
+    # g/dL test): `value` and `unit` are the converted figures every rule reads.
+    reported_value = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
+    reported_unit = models.CharField(max_length=30, blank=True)
     collected_at = models.DateTimeField()
     ref_low = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
     ref_high = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
@@ -224,6 +229,15 @@ class LabResult(models.Model):
     @property
     def is_critical(self) -> bool:
         return self.flag in CRITICAL_FLAGS
+
+    @property
+    def value_text(self) -> str:
+        """ "10.5 g/dL", and how the lab wrote it when that differs: "(reported 105 g/L)"."""
+        text = f"{format(self.value.normalize(), 'f')} {unit_display(self.unit)}"
+        if self.reported_unit and self.reported_value is not None:
+            reported = format(self.reported_value.normalize(), "f")
+            text += f" (reported {reported} {unit_display(self.reported_unit)})"
+        return text
 
     def __str__(self) -> str:
         return f"{self.test.short_name} {self.value} {self.unit} ({self.flag})"

@@ -14,6 +14,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Protocol
 
 from labs.models import Comparator, CtcaeGradeCriterion, Flag, PreCycleAction
+from labs.units import unit_display
 
 # --- Values -----------------------------------------------------------------------------------
 
@@ -149,7 +150,7 @@ def ctcae_grade(
             CtcaeGradeCriterion.Basis.LLN: " (LLN)",
             CtcaeGradeCriterion.Basis.ULN: " (ULN)",
         }.get(criterion.basis, "")
-    unit_text = f" {unit}" if unit else ""
+    unit_text = f" {unit_display(unit)}" if unit else ""
     return GradeSuggestion(
         grade=criterion.grade,
         criterion=criterion,

@@ -290,7 +290,7 @@ def _lab_item(r: LabResult) -> InboxItem:
         kind="lab",
         obj=r,
         patient=r.patient,
-        what=f"{r.test.short_name} {r.value.normalize():f} {r.unit} ({r.get_flag_display()})",
+        what=f"{r.test.short_name} {r.value_text} ({r.get_flag_display()})",
         when=r.collected_at,
         since=r.created_at,
         done_at=r.acknowledged_at,

@@ -39,6 +39,7 @@ from labs.rules import (
     to_decimal,
 )
 from labs.tasks import notify_care_team_of_critical_result, notify_if_next_cycle_not_ready
+from labs.units import in_test_unit, refused_unit_message, unit_display
 from oncoplanner.accounts.models import User
 from oncoplanner.acknowledgement import acknowledge
 from patients.models import Patient
@@ -121,10 +122,12 @@ def lab_result_record(
 ) -> LabResult:
     """Record one lab result with the range that applied to it and its FHIR flag.
 
+    A value in another unit of the same quantity (labs.units: g/L for a g/dL test) is stored
+    converted to the test's unit, with the value as reported beside it.
     Refuses (ValidationError naming the field, nothing written): NaN, Infinity, negative or
-    non-numeric values and values above the test's `max_plausible` ("value"); a unit other
-    than the test's UCUM unit ("unit"); a collection time in the future beyond 5 minutes of
-    clock skew ("collected_at").
+    non-numeric values and values above the test's `max_plausible` ("value"); a unit that is
+    not the test's UCUM unit or an exact equivalent ("unit"); a collection time in the future
+    beyond 5 minutes of clock skew ("collected_at").
     Side effects: post_save (audit logs the write in this transaction); a critical result
     (LL/HH) enqueues `notify_care_team_of_critical_result` once the transaction commits.
     """
@@ -137,13 +140,19 @@ def lab_result_record(
         raise ValidationError({"collected_at": "Give the collection time with a time zone."})
     _check_text(note, field_name="note")
     _check_text(unit, field_name="unit")
+    converted = in_test_unit(number, unit, test.unit)
+    if converted is None:
+        raise ValidationError({"unit": refused_unit_message(test.name, test.unit, unit)})
+    reported = unit != test.unit
 
     limits = applied_range_for(test=test, patient=patient, collected_at=collected_at)
     result = LabResult(
         patient=patient,
         test=test,
-        value=number,
-        unit=unit,
+        value=converted,
+        unit=test.unit,
+        reported_value=number if reported else None,
+        reported_unit=unit if reported else "",
         collected_at=collected_at,
         ref_low=limits.ref_low,
         ref_high=limits.ref_high,
@@ -151,7 +160,7 @@ def lab_result_record(
         critical_high=limits.critical_high,
         critical_low_inclusive=limits.critical_low_inclusive,
         critical_high_inclusive=limits.critical_high_inclusive,
-        flag=interpretation_flag(number, limits),
+        flag=interpretation_flag(converted, limits),
         source=source,
         note=note,
         recorded_by=recorded_by,
@@ -361,7 +370,7 @@ def _evaluate_analyte(
                 age=age,
                 max_age_days=max_age_days,
                 explanation=(
-                    f"{test.short_name} {fmt_decimal(result.value)} {result.unit} "
+                    f"{test.short_name} {fmt_decimal(result.value)} {unit_display(result.unit)} "
                     f"{rule.comparator} {fmt_decimal(rule.value)}: {rule.get_action_display()}."
                 ),
             )
@@ -374,7 +383,7 @@ def _evaluate_analyte(
         age=age,
         max_age_days=max_age_days,
         explanation=(
-            f"{test.short_name} {fmt_decimal(result.value)} {result.unit} matches no rule: contact physician."
+            f"{test.short_name} {fmt_decimal(result.value)} {unit_display(result.unit)} matches no rule: contact physician."
         ),
     )
 
@@ -607,10 +616,14 @@ def evidence_lines(assessment: PreCycleAssessment | None) -> list[EvidenceLine]:
         return []
     lines = []
     for item in assessment.analytes:
-        value = f"{fmt_decimal(item.result.value)} {item.result.unit}" if item.result else ""
+        value = (
+            f"{fmt_decimal(item.result.value)} {unit_display(item.result.unit)}"
+            if item.result
+            else ""
+        )
         rule = (
             f"{item.test.short_name} {item.rule.get_comparator_display()} "
-            f"{fmt_decimal(item.rule.value)} {item.rule.unit}"
+            f"{fmt_decimal(item.rule.value)} {unit_display(item.rule.unit)}"
             if item.rule
             else ""
         )

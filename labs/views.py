@@ -122,7 +122,7 @@ def lab_result_create(request: AuthedHtmxRequest, patient_id: int) -> HttpRespon
         except ValidationError as error:
             add_service_errors(form, error, aliases=FIELD_ALIASES)
         else:
-            text = f"Recorded {result.test.short_name} {result.value.normalize():f} {result.unit}."
+            text = f"Recorded {result.test.short_name} {result.value_text}."
             if not request.htmx:
                 messages.success(request, text)
                 return redirect(reverse("labs:lab_trends", args=[patient.pk]) + f"?days={period}")

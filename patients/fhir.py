@@ -27,6 +27,7 @@ from typing import Any
 from django.utils import timezone
 
 from labs.models import LabResult
+from labs.units import unit_display
 from patients import selectors
 from patients.models import BodyMeasurement, Patient
 from treatments.models import Administration, ChemoCycle, Course, SideEffect
@@ -103,7 +104,8 @@ def _observation(
 
 
 def _ucum(unit: str) -> dict[str, str]:
-    return {"system": UCUM, "code": unit, "unit": unit}
+    # FHIR Quantity.unit is the human-readable form; code is the UCUM code.
+    return {"system": UCUM, "code": unit, "unit": unit_display(unit)}
 
 
 def _lab_observation(result: LabResult, subject: dict[str, str]) -> dict[str, Any]:

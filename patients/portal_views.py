@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from audit.selectors import access_visits_for_patient
+from labs.units import unit_display
 from patients.portal_forms import SymptomReportForm
 from patients.selectors import (
     care_team_members,
@@ -126,13 +127,6 @@ def _range_words(value: Decimal, low: Decimal | None, high: Decimal | None) -> t
     return "Within the usual range", "ok"
 
 
-def _unit_words(unit: str) -> str:
-    """UCUM as a person reads it: 10*3/uL -> ×10³/µL."""
-    for code, shown in (("10*3", "×10³"), ("10*6", "×10⁶"), ("10*9", "×10⁹"), ("10*12", "×10¹²")):
-        unit = unit.replace(code, shown)
-    return unit.replace("uL", "µL").replace("umol", "µmol")
-
-
 def _number(value: Decimal | None, places: int) -> str:
     if value is None:
         return ""
@@ -157,11 +151,11 @@ def lab_results(request: HttpRequest) -> HttpResponse:
                 "name": test.short_name or test.name,
                 "long_name": test.name,
                 "unit": result.unit,
-                "unit_words": _unit_words(result.unit),
+                "unit_words": unit_display(result.unit),
                 "rows": [],
                 "chart": {
                     "name": test.short_name or test.name,
-                    "unit": _unit_words(result.unit),
+                    "unit": unit_display(result.unit),
                     "points": [],
                 },
             },
@@ -171,7 +165,7 @@ def lab_results(request: HttpRequest) -> HttpResponse:
             {
                 "collected": timezone.localtime(result.collected_at),
                 "value": _number(result.value, places),
-                "unit": _unit_words(result.unit),
+                "unit": unit_display(result.unit),
                 "low": _number(result.ref_low, places),
                 "high": _number(result.ref_high, places),
                 "words": words,

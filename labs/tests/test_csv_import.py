@@ -65,7 +65,9 @@ def test_parse_accepts_valid_rows_in_clinic_time(patient):
     ("line", "field", "message"),
     [
         ("9999-9,1.2,10*3/uL,2026-04-14T08:30+00:00", "loinc", "Unknown LOINC"),
-        ("751-8,1.2,/uL,2026-04-14T08:30+00:00", "unit", "is reported in 10*3/uL"),
+        ("751-8,1.2,g/dL,2026-04-14T08:30+00:00", "unit", "is reported in 10*3/uL (also"),
+        ("2160-0,80,umol/L,2026-04-14T08:30+00:00", "unit", "is reported in mg/dL"),
+        ("751-8,900,10*9/L,2026-04-14T08:30+00:00", "value", "900 10*3/uL is not a possible"),
         ("751-8,1.2,10*3/uL,2026-02-30T08:30+00:00", "collected_at", "not a valid date"),
         ("751-8,1.2,10*3/uL,yesterday", "collected_at", "not a valid date"),
         ("751-8,1.2,10*3/uL,2026-05-01T08:30+00:00", "collected_at", "in the future"),
@@ -147,6 +149,34 @@ def test_lab_import_preview_then_confirm_records_every_row(client, treating_clin
     again = client.post(_url(patient), {"confirm": _token(preview)})
     assert again.status_code == 400
     assert LabResult.objects.count() == 3
+
+
+@time_machine.travel(NOW, tick=False)
+def test_lab_import_converts_a_european_lab_file_and_shows_the_conversion_first(
+    client, treating_clinician, patient
+):
+    text = (
+        HEADER
+        + "718-7,105,g/L,2026-04-14T08:30+00:00\n"
+        + "777-3,95,10*9/L,2026-04-14T08:30+00:00\n"
+    )
+    _login(client, treating_clinician)
+    preview = _upload(client, patient, text)
+    assert preview.status_code == 200
+    html = preview.content.decode()
+    assert "recorded as 10.5" in html  # the clinician sees the conversion before confirming
+    assert "g/L" in html
+    assert "×10⁹/L" in html
+
+    client.post(_url(patient), {"confirm": _token(preview)})
+
+    results = LabResult.objects.filter(patient=patient).order_by("test__short_name")
+    assert [
+        (r.test.short_name, r.value, r.unit, r.reported_value, r.reported_unit) for r in results
+    ] == [
+        ("Hb", Decimal("10.5"), "g/dL", Decimal("105"), "g/L"),
+        ("PLT", Decimal("95"), "10*3/uL", Decimal("95"), "10*9/L"),
+    ]
 
 
 @time_machine.travel(NOW, tick=False)

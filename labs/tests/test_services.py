@@ -123,6 +123,54 @@ def test_lab_result_record_stores_the_range_that_applied(female):
     assert result.unit == "10*3/uL"
 
 
+@pytest.mark.parametrize(
+    ("loinc", "reported", "unit", "stored", "flag"),
+    [
+        (HB, "68", "g/L", "6.8", "LL"),  # European haemoglobin: critical (<= 7 g/dL) either way
+        (HB, "125", "g/L", "12.5", "N"),
+        (PLT, "18", "10*9/L", "18", "LL"),  # the SI count is the same number
+        (PLT, "152000", "/uL", "152", "N"),
+        (CREAT, "9", "mg/L", "0.9", "N"),
+    ],
+)
+def test_lab_result_record_converts_an_equivalent_unit_and_keeps_what_the_lab_sent(
+    female, loinc, reported, unit, stored, flag
+):
+    result = _record(female, loinc, Decimal(reported), unit=unit)
+    result.refresh_from_db()
+    assert (result.value, result.unit) == (Decimal(stored), _test(loinc).unit)
+    assert result.flag == flag  # judged on the converted value against the test's range
+    assert (result.reported_value, result.reported_unit) == (Decimal(reported), unit)
+
+
+def test_lab_result_record_in_the_tests_own_unit_has_no_reported_copy(female):
+    result = _record(female, HB, Decimal("12.5"))
+    result.refresh_from_db()
+    assert (result.reported_value, result.reported_unit) == (None, "")
+    assert result.value_text == "12.5 g/dL"
+
+
+def test_lab_result_value_text_says_how_the_lab_reported_it(female):
+    result = _record(female, HB, Decimal("105"), unit="g/L")
+    assert result.value_text == "10.5 g/dL (reported 105 g/L)"
+
+
+def test_lab_result_record_checks_plausibility_after_converting(female):
+    # 600 x10^9/L is 600 x10^3/uL: above ANC's max_plausible (500), whatever the unit.
+    with pytest.raises(ValidationError) as excinfo:
+        _record(female, ANC, Decimal("600"), unit="10*9/L")
+    assert "value" in excinfo.value.message_dict
+    assert not LabResult.objects.exists()
+
+
+def test_lab_result_record_refuses_a_molar_unit_and_names_what_it_takes(female):
+    with pytest.raises(ValidationError) as excinfo:
+        _record(female, CREAT, Decimal("80"), unit="umol/L")
+    (message,) = excinfo.value.message_dict["unit"]
+    assert message == "Creatinine is reported in mg/dL (also accepted: mg/L), not “umol/L”."
+    assert not LabResult.objects.exists()
+
+
 def test_lab_result_record_later_range_change_does_not_alter_stored_result(female):
     result = _record(female, ANC, Decimal("1.7"))
     LabTest.objects.filter(loinc=ANC).update(ref_low=Decimal("1.5"))
@@ -194,7 +242,7 @@ def test_lab_result_record_accepts_float_and_text_values(female):
         ({"value": Decimal("-0.1")}, "value"),
         ({"value": "1,5"}, "value"),
         ({"value": Decimal("500.01")}, "value"),  # above ANC max_plausible 500
-        ({"unit": "10*9/L"}, "unit"),
+        ({"unit": "10*6/uL"}, "unit"),  # another quantity, not a form of 10*3/uL
         ({"unit": "g/dL"}, "unit"),
         ({"collected_at": "future"}, "collected_at"),
         ({"collected_at": dt.datetime(2026, 3, 2, 8, 0)}, "collected_at"),  # naive
@@ -372,7 +420,7 @@ def test_ctcae_grade_suggest_explains_criterion(female):
     assert suggestion.grade == 3
     assert suggestion.criterion.basis == CtcaeGradeCriterion.Basis.ABSOLUTE
     assert suggestion.criterion.threshold == Decimal("1.0")
-    assert suggestion.explanation == "0.8 10*3/uL < 1 10*3/uL: CTCAE grade 3."
+    assert suggestion.explanation == "0.8 ×10³/µL < 1 ×10³/µL: CTCAE grade 3."
     assert suggestion.result == result
 
 

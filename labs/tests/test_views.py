@@ -207,7 +207,8 @@ def test_lab_result_create_htmx_returns_updated_chart(client, treating_clinician
     anc = next(a for a in _chart_data(response)["analytes"] if a["loinc"] == ANC)
     assert anc["y"] == [1.9]
     # The form comes back empty for the next result, and says what it saved.
-    assert b'role="status" id="lab-recorded">Recorded ANC 1.9 10*3/uL.</p>' in response.content
+    recorded = 'role="status" id="lab-recorded">Recorded ANC 1.9 ×10³/µL.</p>'
+    assert recorded in response.content.decode()
 
 
 @time_machine.travel(NOW, tick=False)
@@ -248,6 +249,52 @@ def test_lab_result_create_get_prefills_unit_of_chosen_test(client, treating_cli
     assert response.status_code == 200
     assert b'value="g/dL"' in response.content
     assert b"<html" not in response.content
+
+
+def test_lab_result_form_offers_the_tests_unit_and_its_exact_equivalents(
+    client, treating_clinician, patient
+):
+    _login(client, treating_clinician)
+    hb = LabTest.objects.get(loinc=HB)
+    html = client.get(_create_url(patient) + f"?test={hb.pk}", headers=HX).content.decode()
+    options = re.findall(r'<option value="([^"]*)"[^>]*>([^<]*)</option>', html)
+    assert ("g/dL", "g/dL") in options
+    assert ("g/L", "g/L") in options
+    anc = LabTest.objects.get(loinc=ANC)
+    html = client.get(_create_url(patient) + f"?test={anc.pk}", headers=HX).content.decode()
+    options = re.findall(r'<option value="([^"]*)"[^>]*>([^<]*)</option>', html)
+    assert ("10*3/uL", "×10³/µL") in options
+    assert ("10*9/L", "×10⁹/L") in options
+
+
+@time_machine.travel(NOW, tick=False)
+def test_lab_result_in_g_per_litre_is_recorded_in_g_per_decilitre_and_shown_both_ways(
+    client, treating_clinician, patient
+):
+    _login(client, treating_clinician)
+    hb = LabTest.objects.get(loinc=HB)
+    response = client.post(
+        _create_url(patient) + "?days=30",
+        _entry(test=str(hb.pk), value="105", unit="g/L"),
+        headers=HX,
+    )
+    assert response.status_code == 200
+    assert "Recorded Hb 10.5 g/dL (reported 105 g/L)." in response.content.decode()
+    result = LabResult.objects.get(patient=patient)
+    assert (result.value, result.unit, result.reported_unit) == (Decimal("10.5"), "g/dL", "g/L")
+    page = client.get(reverse("labs:lab_trends", args=[patient.pk]) + "?days=30").content.decode()
+    assert "(reported 105 g/L)" in page
+
+
+@time_machine.travel(NOW, tick=False)
+def test_lab_trends_table_writes_round_values_without_an_exponent(
+    client, treating_clinician, patient
+):
+    _result(patient, loinc="777-3", value="150", flag="N")  # str(Decimal) of it is 1.5E+2
+    _login(client, treating_clinician)
+    page = client.get(reverse("labs:lab_trends", args=[patient.pk]) + "?days=30").content.decode()
+    assert '<td class="num">150' in page
+    assert "E+" not in page
 
 
 # --- Release ---------------------------------------------------------------------------------

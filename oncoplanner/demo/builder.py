@@ -690,6 +690,7 @@ class DemoClinic:
                     None,
                     now,
                     "",
+                    "",
                 )
             day += dt.timedelta(days=7)
 
@@ -713,6 +714,7 @@ LAB_COLUMNS = (
     "recorded_by_id",
     "created_at",
     "acknowledgement_note",
+    "reported_unit",
 )
 
 
@@ -740,7 +742,7 @@ def insert_lab_rows(rows: list[tuple[object, ...]]) -> None:
                 adapt_time(row[4]),
                 *(str(v) if isinstance(v, Decimal) else v for v in row[5:16]),
                 adapt_time(row[16]),
-                row[17],
+                *row[17:],
             )
             for row in rows
         ]

@@ -53,8 +53,8 @@ def test_dashboard_shows_delay_with_the_anc_evidence(client, login, patient, tre
     assert board.readiness.delay_days == 7
     html = response.content.decode()
     assert "Delay 7 days" in html
-    assert "1.2 10*3/uL" in html  # the value that decided, with its unit
-    assert "ANC ≥ 1 10*3/uL" in html  # the rule that matched
+    assert "1.2 ×10³/µL" in html  # the value that decided, with its unit
+    assert "ANC ≥ 1 ×10³/µL" in html  # the rule that matched
     assert "needs ≤ 3 d" in html
 
 
@@ -71,8 +71,8 @@ def test_cycle_page_shows_the_same_readiness_evidence_as_the_dashboard(
     cycle_html = client.get(cycle_url).content.decode()
 
     for html in (dashboard_html, cycle_html):
-        assert "1.2 10*3/uL" in html
-        assert "ANC ≥ 1 10*3/uL" in html  # as the lab writes it, not "ANC >= 1.0000 -> Delay"
+        assert "1.2 ×10³/µL" in html
+        assert "ANC ≥ 1 ×10³/µL" in html  # as the lab writes it, not "ANC >= 1.0000 -> Delay"
         assert "needs ≤ 3 d" in html
         assert "{#" not in html  # no template comment or tag leaks onto the page
         assert "{%" not in html

@@ -111,8 +111,8 @@ def test_fhir_lab_observation_carries_loinc_ucum_range_and_flag(
     assert lab["valueQuantity"] == {
         "value": 0.4,
         "system": "http://unitsofmeasure.org",
-        "code": latest.unit,
-        "unit": latest.unit,
+        "code": "10*3/uL",
+        "unit": "×10³/µL",  # Quantity.unit is for people; the code is UCUM
     }
     assert lab["interpretation"][0]["coding"][0]["code"] == "LL"
     assert lab["note"] == [{"text": "Haemolysed? repeat"}]
