@@ -665,7 +665,7 @@ def test_course_summary_lists_administrations_mods_side_effects_and_nadirs(
     assert "BSA 1.84" in content
     assert "Grade 3 neutropenia" in content
     assert "Nausea" in content
-    assert "0.9 10*3/uL" in content  # the ANC nadir of cycle 1
+    assert "0.9 ×10³/µL" in content  # the ANC nadir of cycle 1
     assert "summary_print.css" in content
     assert _log_exists(
         action="read", object_type="Course", object_id=str(course.pk), surface="page"
