@@ -37,7 +37,7 @@ class LabResultForm(forms.Form):
         self.fields["unit"].widget.choices = (
             [(unit, unit_display(unit)) for unit in accepted_units(test.unit)]
             if test is not None
-            else [("", "the test's unit")]
+            else [("", "—")]
         )
 
     def _chosen_test(self) -> LabTest | None:

@@ -98,7 +98,7 @@ class LabTest(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.unit})"
+        return f"{self.name} ({unit_display(self.unit)})"
 
 
 class ReferenceRange(models.Model):

@@ -15,6 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from labs.models import CRITICAL_FLAGS, LabResult, LabTest
+from labs.units import unit_display
 from oncoplanner.signals import record_read
 from patients.models import Patient, SymptomReport
 from patients.selectors import CHANGE, _deny, children_for, scoped
@@ -89,7 +90,7 @@ class AnalyteTrend:
             "loinc": self.test.loinc,
             "name": self.test.name,
             "short_name": self.test.short_name,
-            "unit": self.test.unit,
+            "unit": unit_display(self.test.unit),  # the chart's axis title and hover text
             "decimals": self.test.decimal_places,
             "tumour_marker": self.test.is_tumour_marker,
             "x": [r.collected_at.isoformat() for r in rows],

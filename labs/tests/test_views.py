@@ -206,6 +206,7 @@ def test_lab_result_create_htmx_returns_updated_chart(client, treating_clinician
     assert b"<html" not in response.content
     anc = next(a for a in _chart_data(response)["analytes"] if a["loinc"] == ANC)
     assert anc["y"] == [1.9]
+    assert anc["unit"] == "×10³/µL"  # the axis title, as clinicians write it
     # The form comes back empty for the next result, and says what it saved.
     recorded = 'role="status" id="lab-recorded">Recorded ANC 1.9 ×10³/µL.</p>'
     assert recorded in response.content.decode()
