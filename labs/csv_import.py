@@ -1,9 +1,14 @@
 """CSV import of lab results: parse and validate every row (preview), then commit all or nothing.
 
+Two scopes share every rule: one patient's file (columns loinc,value,unit,collected_at) and a
+clinic file from the lab (an mrn column first), whose MRNs resolve only to patients on the
+importer's care teams: any other MRN is "not on your care teams", whether it exists or not.
+
 The preview writes nothing. The commit records every row through labs.services.lab_result_record
 in one transaction: if any row fails there (a rule the preview missed, a race), nothing is
 written. Validated rows travel between preview and confirm in the server-side session, keyed by
-a random token and bound to the patient and the file's SHA-256, never in a form field.
+a random token and bound to the scope (the patient, or the clinic) and the file's SHA-256, never
+in a form field.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import datetime as dt
 import hashlib
 import io
 import secrets
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -33,6 +39,7 @@ if TYPE_CHECKING:
     from patients.models import Patient
 
 COLUMNS = ["loinc", "value", "unit", "collected_at"]
+CLINIC_COLUMNS = ["mrn", *COLUMNS]
 MAX_ROWS = 2000
 SESSION_KEY = "labs_csv_import"
 # LabResult.value is max_digits=12, decimal_places=4.
@@ -49,6 +56,7 @@ class CsvFileError(Exception):
 class CsvRow:
     line: int
     raw: dict[str, str]
+    patient: Patient | None = None
     test: LabTest | None = None
     value: Decimal | None = None  # as reported, in raw["unit"]
     stored_value: Decimal | None = None  # in the test's unit: what will be recorded
@@ -60,9 +68,15 @@ class CsvRow:
         return not self.errors
 
     def as_session(self) -> dict[str, str]:
-        if self.test is None or self.value is None or self.collected_at is None:
+        if (
+            self.patient is None
+            or self.test is None
+            or self.value is None
+            or self.collected_at is None
+        ):
             raise ValueError("Only a valid row is kept for the commit.")
         return {
+            "patient_id": str(self.patient.pk),
             "loinc": self.test.loinc,
             "value": fmt_decimal(self.value),
             "unit": self.raw["unit"],
@@ -126,22 +140,44 @@ def _check_value(raw: str, stored: Decimal | None, test: LabTest | None) -> str 
 
 
 def parse(*, data: bytes, patient: Patient) -> CsvPreview:
-    """Validate every row; raises CsvFileError when the file itself is unusable. No writes.
+    """Validate every row of one patient's file; raises CsvFileError when the file itself is
+    unusable. No writes. Two queries whatever the number of rows: the lab catalogue, and the
+    patient's existing results at the same times (duplicates)."""
+    rows = _read_rows(data, COLUMNS)
+    for row in rows:
+        row.patient = patient
+    return _checked(rows, data)
 
-    Reads the lab catalogue and the patient's existing results at the same times (duplicates):
-    two queries whatever the number of rows.
-    """
+
+def parse_clinic(
+    *, data: bytes, patients_by_mrn: Callable[[set[str]], Mapping[str, Patient]]
+) -> CsvPreview:
+    """Validate every row of a clinic file (an mrn column first). `patients_by_mrn` is the
+    caller's gate: it answers only the MRNs the importer may record results for; every other
+    MRN is one error, whether the patient exists or not. No writes."""
+    rows = _read_rows(data, CLINIC_COLUMNS)
+    patients = patients_by_mrn({r.raw["mrn"] for r in rows if not r.errors})
+    for row in rows:
+        if row.errors:
+            continue
+        row.patient = patients.get(row.raw["mrn"])
+        if row.patient is None:
+            row.errors["mrn"] = f"No patient with MRN “{row.raw['mrn'][:20]}” on your care teams."
+    return _checked(rows, data)
+
+
+def _read_rows(data: bytes, columns: list[str]) -> list[CsvRow]:
     text = _decode(data)
     reader = csv.DictReader(io.StringIO(text, newline=""))
     try:
         header = [h.strip().lower() for h in (reader.fieldnames or [])]
     except csv.Error as error:
         raise CsvFileError(f"The file is not valid CSV: {error}.") from None
-    if header != COLUMNS:
+    if header != columns:
         raise CsvFileError(
-            f"Expected the columns {','.join(COLUMNS)}; found {','.join(header) or 'none'}."
+            f"Expected the columns {','.join(columns)}; found {','.join(header) or 'none'}."
         )
-    reader.fieldnames = COLUMNS
+    reader.fieldnames = columns
     rows: list[CsvRow] = []
     try:
         for record in reader:
@@ -151,17 +187,21 @@ def parse(*, data: bytes, patient: Patient) -> CsvPreview:
             raw = {k: (v or "").strip() for k, v in record.items()}
             row = CsvRow(line=reader.line_num, raw=raw)
             if extra or any(v is None for v in record.values()):
-                row.errors["row"] = f"Expected {len(COLUMNS)} columns."
+                row.errors["row"] = f"Expected {len(columns)} columns."
             rows.append(row)
     except csv.Error as error:
         raise CsvFileError(f"The file is not valid CSV: {error}.") from None
     if not rows:
         raise CsvFileError("The file has a header but no rows.")
+    return rows
 
+
+def _checked(rows: list[CsvRow], data: bytes) -> CsvPreview:
+    """The test, unit, value and time rules on every row, then duplicates."""
     tests = {t.loinc: t for t in LabTest.objects.filter(loinc__in={r.raw["loinc"] for r in rows})}
     now = timezone.now()
     for row in rows:
-        if row.errors:
+        if "row" in row.errors:
             continue
         row.test = tests.get(row.raw["loinc"])
         row.value = to_decimal(row.raw["value"])
@@ -185,31 +225,30 @@ def parse(*, data: bytes, patient: Patient) -> CsvPreview:
         elif row.collected_at > now + FUTURE_SKEW:
             row.errors["collected_at"] = "Collection time cannot be in the future."
 
-    _mark_duplicates(rows, patient=patient)
+    _mark_duplicates(rows)
     return CsvPreview(rows=rows, sha256=hashlib.sha256(data).hexdigest())
 
 
-def _mark_duplicates(rows: list[CsvRow], *, patient: Patient) -> None:
-    """The same test at the same collection time twice (in the file or already recorded)."""
-    valid = [r for r in rows if r.ok]
+def _mark_duplicates(rows: list[CsvRow]) -> None:
+    """The same test for the same patient at the same collection time twice (in the file or
+    already recorded)."""
+    valid = [r for r in rows if r.ok and r.patient and r.test and r.collected_at]
     if not valid:
         return
     existing = set(
         LabResult.objects.filter(
-            patient=patient,
+            patient__in={r.patient for r in valid},
             test__in={r.test for r in valid},
             collected_at__in={r.collected_at for r in valid},
-        ).values_list("test_id", "collected_at")
+        ).values_list("patient_id", "test_id", "collected_at")
     )
-    seen: dict[tuple[int, dt.datetime], int] = {}
+    seen: dict[tuple[int, int, dt.datetime], int] = {}
     for row in valid:
-        if row.test is None or row.collected_at is None:
-            continue
-        key = (row.test.pk, row.collected_at)
+        key = (row.patient.pk, row.test.pk, row.collected_at)  # type: ignore[union-attr]
         if key in seen:
             row.errors["row"] = f"Duplicate of line {seen[key]}."
         elif key in existing:
-            row.errors["row"] = f"{row.test.short_name} at this time is already recorded."
+            row.errors["row"] = f"{row.test.short_name} at this time is already recorded."  # type: ignore[union-attr]
         else:
             seen[key] = row.line
 
@@ -217,26 +256,29 @@ def _mark_duplicates(rows: list[CsvRow], *, patient: Patient) -> None:
 # --- Keeping the validated rows between preview and confirm ---------------------------------
 
 
-def stash(*, session: SessionBase, patient: Patient, preview: CsvPreview) -> str:
-    """Keep a valid preview's rows in the server-side session; returns the confirm token."""
+def stash(*, session: SessionBase, patient: Patient | None, preview: CsvPreview) -> str:
+    """Keep a valid preview's rows in the server-side session; returns the confirm token.
+    `patient` is the scope: one patient's import, or None for a clinic file."""
     token = secrets.token_urlsafe(16)
     session[SESSION_KEY] = {
         "token": token,
-        "patient_id": patient.pk,
+        "patient_id": patient.pk if patient else None,
         "sha256": preview.sha256,
         "rows": [r.as_session() for r in preview.rows],
     }
     return token
 
 
-def unstash(*, session: SessionBase, patient: Patient, token: str) -> list[dict[str, str]] | None:
-    """The stashed rows for this patient and token (then forgotten), or None."""
+def unstash(
+    *, session: SessionBase, patient: Patient | None, token: str
+) -> list[dict[str, str]] | None:
+    """The stashed rows for this scope and token (then forgotten), or None."""
     stored: dict[str, Any] | None = session.get(SESSION_KEY)
     if (
         not stored
         or not token
         or not secrets.compare_digest(str(stored.get("token")), token)
-        or stored.get("patient_id") != patient.pk
+        or stored.get("patient_id") != (patient.pk if patient else None)
     ):
         return None
     del session[SESSION_KEY]
@@ -244,18 +286,27 @@ def unstash(*, session: SessionBase, patient: Patient, token: str) -> list[dict[
 
 
 @transaction.atomic
-def commit(*, patient: Patient, rows: list[dict[str, str]], by: User) -> list[LabResult]:
+def commit(
+    *, rows: list[dict[str, str]], patients: Mapping[int, Patient], by: User
+) -> list[LabResult]:
     """Record every row through lab_result_record in one transaction: all or nothing.
 
-    Precondition: `by` holds change permission on `patient` (the caller used the gate).
-    A failing row raises ValidationError({"row": "Line N: ..."}) and rolls everything back.
+    `patients` are the ones `by` may record results for now, read through the gate by the
+    caller at confirm time (access may have changed since the preview): a row for any other
+    patient fails the whole commit. A failing row raises ValidationError({"row": "Line N: ..."})
+    and rolls everything back.
     """
     tests = {t.loinc: t for t in LabTest.objects.filter(loinc__in={r["loinc"] for r in rows})}
     recorded = []
     for row in rows:
         test = tests.get(row["loinc"])
+        patient = patients.get(int(row.get("patient_id") or 0))
         if test is None:
             raise ValidationError({"row": f"Line {row['line']}: unknown LOINC {row['loinc']}."})
+        if patient is None:
+            raise ValidationError(
+                {"row": f"Line {row['line']}: the patient is no longer on your care teams."}
+            )
         try:
             recorded.append(
                 lab_result_record(

@@ -76,8 +76,7 @@ class TrendFilterForm(forms.Form):
 class CsvUploadForm(forms.Form):
     file = forms.FileField(
         label="CSV file",
-        help_text="Columns: loinc,value,unit,collected_at (ISO 8601; without an offset the "
-        "clinic's time zone is assumed). At most 1 MB.",
+        help_text="CSV UTF-8, at most 1 MB.",
     )
 
     def clean_file(self) -> Any:

@@ -15,6 +15,7 @@ urlpatterns = [
         name="lab_results_release",
     ),
     path("patients/<int:patient_id>/labs/import/", views.lab_import, name="lab_import"),
+    path("labs/import/", views.clinic_lab_import, name="clinic_lab_import"),
     path("inbox/", views.inbox, name="inbox"),
     path(
         "inbox/patients/<int:patient_id>/lab-results/<int:item_id>/acknowledge/",

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.contrib import messages
@@ -17,10 +18,11 @@ from oncoplanner.forms import add_service_errors
 from oncoplanner.http import AuthedHtmxRequest
 from patients import selectors as gate
 from patients import services as patient_services
-from patients.models import SymptomReport
+from patients.models import Patient, SymptomReport
 from treatments import services as treatment_services
 
 TRENDS_TEMPLATE = "labs/lab_trends.html"
+IMPORT_TEMPLATE = "labs/lab_import.html"
 TREND_QUERY_KEYS = {"days", "analytes"}
 # A service field shown under a differently named form field (date and time are two inputs).
 FIELD_ALIASES = {"collected_at": "collected_on"}
@@ -160,9 +162,52 @@ def lab_results_release(request: AuthedHtmxRequest, patient_id: int) -> HttpResp
 @require_http_methods(["GET", "POST"])
 def lab_import(request: AuthedHtmxRequest, patient_id: int) -> HttpResponse:
     patient = gate.patient_get_for_user(user=request.user, patient_id=patient_id, perm=gate.CHANGE)
-    context: dict[str, Any] = {"patient": patient, "form": CsvUploadForm()}
+    return _import_page(
+        request,
+        patient=patient,
+        parse=lambda data: csv_import.parse(data=data, patient=patient),
+        patients_now=lambda ids: {patient.pk: patient} if ids <= {patient.pk} else {},
+        done=reverse("labs:lab_trends", args=[patient.pk]),
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def clinic_lab_import(request: AuthedHtmxRequest) -> HttpResponse:
+    """The lab's file for many patients (an mrn column): the clinicians' door, like the inbox."""
+    if not request.user.is_clinician:
+        raise Http404("No such page.")
+    user = request.user
+    return _import_page(
+        request,
+        patient=None,
+        parse=lambda data: csv_import.parse_clinic(
+            data=data,
+            patients_by_mrn=lambda mrns: gate.patients_by_mrn_for_import(user=user, mrns=mrns),
+        ),
+        patients_now=lambda ids: gate.patients_by_id_for_import(user=user, patient_ids=ids),
+        done=reverse("home"),
+    )
+
+
+def _import_page(
+    request: AuthedHtmxRequest,
+    *,
+    patient: Patient | None,
+    parse: Callable[[bytes], csv_import.CsvPreview],
+    patients_now: Callable[[set[int]], Mapping[int, Patient]],
+    done: str,
+) -> HttpResponse:
+    """Upload -> preview (nothing written) -> confirm (all rows or none), for either scope."""
+    columns = csv_import.COLUMNS if patient else csv_import.CLINIC_COLUMNS
+    context: dict[str, Any] = {
+        "patient": patient,
+        "form": CsvUploadForm(),
+        "import_url": request.path,
+        "columns": ",".join(columns),
+    }
     if request.method == "GET":
-        return render(request, "labs/lab_import.html", context)
+        return render(request, IMPORT_TEMPLATE, context)
 
     if "confirm" in request.POST:
         rows = csv_import.unstash(
@@ -172,30 +217,32 @@ def lab_import(request: AuthedHtmxRequest, patient_id: int) -> HttpResponse:
             context["confirm_error"] = (
                 "This preview has expired or was already imported; upload the file again."
             )
-            return render(request, "labs/lab_import.html", context, status=400)
+            return render(request, IMPORT_TEMPLATE, context, status=400)
+        patients = patients_now({int(r.get("patient_id") or 0) for r in rows})
         try:
-            recorded = csv_import.commit(patient=patient, rows=rows, by=request.user)
+            recorded = csv_import.commit(rows=rows, patients=patients, by=request.user)
         except ValidationError as error:
             context["confirm_error"] = " ".join(error.messages) + " Nothing was imported."
-            return render(request, "labs/lab_import.html", context, status=400)
-        messages.success(request, f"Imported {len(recorded)} lab result(s).")
-        return redirect("labs:lab_trends", patient_id=patient.pk)
+            return render(request, IMPORT_TEMPLATE, context, status=400)
+        count = len({r.patient_id for r in recorded})
+        who = "" if patient else f" for {count} patient{'s' if count != 1 else ''}"
+        messages.success(request, f"Imported {len(recorded)} lab result(s){who}.")
+        return redirect(done)
 
     form = CsvUploadForm(request.POST, request.FILES)
     context["form"] = form
     if not form.is_valid():
-        return render(request, "labs/lab_import.html", context, status=400)
-    upload = form.cleaned_data["file"]
+        return render(request, IMPORT_TEMPLATE, context, status=400)
     try:
-        preview = csv_import.parse(data=upload.read(), patient=patient)
+        preview = parse(form.cleaned_data["file"].read())
     except csv_import.CsvFileError as error:
         form.add_error("file", str(error))
-        return render(request, "labs/lab_import.html", context, status=400)
+        return render(request, IMPORT_TEMPLATE, context, status=400)
     context["preview"] = preview
     if not preview.ok:
-        return render(request, "labs/lab_import.html", context, status=400)
+        return render(request, IMPORT_TEMPLATE, context, status=400)
     context["token"] = csv_import.stash(session=request.session, patient=patient, preview=preview)
-    return render(request, "labs/lab_import.html", context)
+    return render(request, IMPORT_TEMPLATE, context)
 
 
 # --- Critical-result inbox -------------------------------------------------------------------

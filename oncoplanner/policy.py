@@ -415,6 +415,19 @@ RESOURCES.update(
             "data": {},
             "expect": _only(_CARE, BAD_REQUEST),
         },
+        # The lab's file for many patients: a clinicians' door; which MRNs it may write to is
+        # the gate's answer per row (labs/tests/test_csv_import.py), not the page's.
+        "labs:clinic_lab_import GET": {
+            "url": "labs:clinic_lab_import",
+            "method": "GET",
+            "expect": _only(_CLINICIANS),
+        },
+        "labs:clinic_lab_import POST without a file": {
+            "url": "labs:clinic_lab_import",
+            "method": "POST",
+            "data": {},
+            "expect": _only(_CLINICIANS, BAD_REQUEST),
+        },
         # The clinicians' worklist across their patients (empty for the outsider here).
         "labs:inbox GET": {
             "url": "labs:inbox",
@@ -775,6 +788,7 @@ PHI_URL_NAMES = frozenset(
         "labs:lab_result_create",
         "labs:lab_results_release",
         "labs:lab_import",
+        "labs:clinic_lab_import",
         "labs:inbox",
         "labs:lab_result_acknowledge",
         "labs:side_effect_acknowledge",

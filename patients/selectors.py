@@ -505,3 +505,22 @@ def patient_list_on_care_teams_of(*, user: User, perm: str = VIEW) -> QuerySet[P
     if not _may_use_clinician_gate(user):
         return Patient.objects.none()
     return _care_team_patients(user, perm)
+
+
+def patients_by_mrn_for_import(*, user: User, mrns: set[str]) -> dict[str, Patient]:
+    """The patients among `mrns` on whom `user` may record results through a care team (a
+    clinic lab file is for the clinician's own patients; break-glass is for one chart, opened
+    on purpose). Any other MRN is simply absent, existing or not. Sends record_read for the
+    patients found: the import preview shows their names."""
+    if not mrns:
+        return {}
+    found = list(patient_list_on_care_teams_of(user=user, perm=CHANGE).filter(mrn__in=mrns))
+    if found:
+        record_read.send(sender=Patient, patients=found, target=None, action="list")
+    return {p.mrn: p for p in found}
+
+
+def patients_by_id_for_import(*, user: User, patient_ids: set[int]) -> dict[int, Patient]:
+    """The same rule at confirm time, by id: access may have changed since the preview."""
+    queryset = patient_list_on_care_teams_of(user=user, perm=CHANGE)
+    return {p.pk: p for p in queryset.filter(pk__in=patient_ids)}

@@ -10,9 +10,12 @@ import time_machine
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from audit.models import AccessLog
 from labs import csv_import
 from labs.models import LabResult, LabTest
 from labs.tests.factories import LabResultFactory
+from patients.services import care_team_create, care_team_remove_member, emergency_access_open
+from patients.tests.factories import patient_through_service
 
 pytestmark = pytest.mark.django_db
 
@@ -264,3 +267,165 @@ def test_lab_import_get_shows_the_form(client, treating_clinician, patient):
     response = client.get(_url(patient))
     assert response.status_code == 200
     assert b'enctype="multipart/form-data"' in response.content
+
+
+# --- Clinic file: many patients, matched by MRN through the gate -----------------------------
+
+CLINIC_HEADER = "mrn,loinc,value,unit,collected_at\n"
+
+
+def _clinic_url():
+    return reverse("labs:clinic_lab_import")
+
+
+def _clinic_upload(client, text: str):
+    data = SimpleUploadedFile("lab-feed.csv", text.encode(), "text/csv")
+    return client.post(_clinic_url(), {"file": data})
+
+
+@pytest.fixture
+def second_patient(care_team):
+    return patient_through_service(care_team)
+
+
+@pytest.fixture
+def outside_patient(db):
+    return patient_through_service(care_team_create(name="Breast"))
+
+
+@time_machine.travel(NOW, tick=False)
+def test_clinic_import_records_each_row_on_its_patient_after_a_named_preview(
+    client, treating_clinician, patient, second_patient
+):
+    text = (
+        CLINIC_HEADER
+        + f"{patient.mrn},751-8,1.20,10*3/uL,2026-04-14T08:30+00:00\n"
+        + f"{second_patient.mrn},751-8,0.40,10*3/uL,2026-04-14T08:30+00:00\n"
+        + f"{second_patient.mrn},718-7,98,g/L,2026-04-14T08:30+00:00\n"
+    )
+    _login(client, treating_clinician)
+    preview = _clinic_upload(client, text)
+    assert preview.status_code == 200
+    html = preview.content.decode()
+    # The clinician checks each row's patient by name before confirming.
+    assert patient.family_name.upper() in html
+    assert second_patient.family_name.upper() in html
+    assert not LabResult.objects.exists()
+    previewed = AccessLog.objects.filter(action="list", user=treating_clinician)
+    assert {p for entry in previewed for p in entry.patient_ids} >= {patient.pk, second_patient.pk}
+
+    response = client.post(_clinic_url(), {"confirm": _token(preview)})
+
+    assert response.status_code == 302
+    by_patient = {
+        (r.patient_id, r.test.short_name, r.value) for r in LabResult.objects.select_related("test")
+    }
+    assert by_patient == {
+        (patient.pk, "ANC", Decimal("1.2")),
+        (second_patient.pk, "ANC", Decimal("0.4")),
+        (second_patient.pk, "Hb", Decimal("9.8")),
+    }
+    assert AccessLog.objects.filter(action="create", object_type="LabResult").count() == 3
+    followed = client.get(response["Location"]).content.decode()
+    assert "Imported 3 lab result(s) for 2 patients." in followed
+
+
+@time_machine.travel(NOW, tick=False)
+def test_clinic_import_says_the_same_of_an_outside_and_a_missing_mrn_and_writes_nothing(
+    client, treating_clinician, patient, outside_patient
+):
+    text = (
+        CLINIC_HEADER
+        + f"{patient.mrn},751-8,1.20,10*3/uL,2026-04-14T08:30+00:00\n"
+        + f"{outside_patient.mrn},751-8,1.20,10*3/uL,2026-04-14T08:30+00:00\n"
+        + "NO-SUCH-MRN,751-8,1.20,10*3/uL,2026-04-14T08:30+00:00\n"
+    )
+    _login(client, treating_clinician)
+    response = _clinic_upload(client, text)
+
+    assert response.status_code == 400
+    rows = response.context["preview"].rows
+    assert rows[0].ok
+    outside, missing = rows[1].errors["mrn"], rows[2].errors["mrn"]
+    assert outside.replace(outside_patient.mrn, "X") == missing.replace("NO-SUCH-MRN", "X")
+    assert outside_patient.family_name.upper() not in response.content.decode()
+    assert not LabResult.objects.exists()
+    logged = {p for entry in AccessLog.objects.filter(action="list") for p in entry.patient_ids}
+    assert outside_patient.pk not in logged  # nothing of it was read
+
+
+@time_machine.travel(NOW, tick=False)
+def test_clinic_import_leaves_break_glass_charts_to_their_own_lab_page(
+    client, other_clinician, patient
+):
+    emergency_access_open(
+        user=other_clinician,
+        patient_id=patient.pk,
+        reason="Seen in A&E overnight with febrile neutropenia",
+    )
+    _login(client, other_clinician)
+    text = CLINIC_HEADER + f"{patient.mrn},751-8,1.20,10*3/uL,2026-04-14T08:30+00:00\n"
+    response = _clinic_upload(client, text)
+    assert response.status_code == 400
+    assert "on your care teams" in response.context["preview"].rows[0].errors["mrn"]
+
+
+@time_machine.travel(NOW, tick=False)
+def test_clinic_import_confirm_after_leaving_the_team_writes_nothing(
+    client, treating_clinician, patient, care_team, admin_user
+):
+    text = CLINIC_HEADER + f"{patient.mrn},751-8,1.20,10*3/uL,2026-04-14T08:30+00:00\n"
+    _login(client, treating_clinician)
+    preview = _clinic_upload(client, text)
+    assert preview.status_code == 200
+    care_team_remove_member(team=care_team, clinician=treating_clinician, revoked_by=admin_user)
+
+    response = client.post(_clinic_url(), {"confirm": _token(preview)})
+
+    assert response.status_code == 400
+    assert "no longer on your care teams" in response.content.decode()
+    assert not LabResult.objects.exists()
+
+
+@time_machine.travel(NOW, tick=False)
+def test_clinic_import_duplicates_are_per_patient(
+    client, treating_clinician, patient, second_patient
+):
+    same_time = "751-8,1.20,10*3/uL,2026-04-14T08:30+00:00\n"
+    text = (
+        CLINIC_HEADER
+        + f"{patient.mrn},{same_time}"
+        + f"{second_patient.mrn},{same_time}"  # another patient at the same time: fine
+        + f"{patient.mrn},{same_time}"
+    )
+    _login(client, treating_clinician)
+    rows = _clinic_upload(client, text).context["preview"].rows
+    assert rows[0].ok
+    assert rows[1].ok
+    assert rows[2].errors["row"] == "Duplicate of line 2."
+
+
+def test_clinic_import_token_is_not_a_single_patient_token(client, treating_clinician, patient):
+    # A per-patient preview cannot be confirmed on the clinic door, nor the other way round.
+    _login(client, treating_clinician)
+    with time_machine.travel(NOW, tick=False):
+        preview = _upload(client, patient, GOOD)
+        response = client.post(_clinic_url(), {"confirm": _token(preview)})
+    assert response.status_code == 400
+    assert not LabResult.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (HEADER + "751-8,1.2,10*3/uL,2026-04-14T08:30+00:00\n", "Expected the columns mrn,loinc"),
+        (CLINIC_HEADER + "DEMO-1,751-8,1.2\n", "Expected 5 columns"),
+    ],
+)
+def test_clinic_import_bad_file_is_400_naming_the_problem(
+    client, treating_clinician, patient, text, message
+):
+    _login(client, treating_clinician)
+    response = _clinic_upload(client, text)
+    assert response.status_code == 400
+    assert message in response.content.decode()
