@@ -38,8 +38,15 @@ def current() -> AccessContext:
 
 
 def update(**changes: Any) -> None:
-    """Change fields of the current context (e.g. surface="api" once a route knows it)."""
-    _current.set(replace(current(), **changes))
+    """Change fields of the current context (e.g. surface="api" once a route knows it).
+
+    Only inside a context that a request, a command (`acting_as`) or a task opened: outside
+    one there is no end at which the change would be undone, and it would stick to the thread,
+    flagging or naming a user on every later log row the thread writes (a task worker's next
+    tasks, a test run's next tests)."""
+    active = _current.get()
+    if active is not None:
+        _current.set(replace(active, **changes))
 
 
 @contextmanager

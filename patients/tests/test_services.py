@@ -83,9 +83,12 @@ REASON = "Patient admitted to ED with febrile neutropenia, team unreachable"
 
 def test_emergency_access_open_grants_sixty_minutes_and_flags_context(patient, other_clinician):
     with time_machine.travel(dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.UTC), tick=False):
-        grant = emergency_access_open(user=other_clinician, patient_id=patient.pk, reason=REASON)
+        with access_context.acting_as(other_clinician, surface="page"):  # as in a request
+            grant = emergency_access_open(
+                user=other_clinician, patient_id=patient.pk, reason=REASON
+            )
+            assert access_context.current().break_glass
         assert grant.expires_at - grant.granted_at == dt.timedelta(minutes=60)
-        assert access_context.current().break_glass
         assert patient_get_for_user(user=other_clinician, patient_id=patient.pk) == patient
 
 
