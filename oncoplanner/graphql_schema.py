@@ -322,8 +322,10 @@ class Mutation:
         measured_on: dt.date,
         weight_kg: Decimal | None = None,
         height_cm: Decimal | None = None,
+        confirm_change: bool = False,
     ) -> BodyMeasurementType:
-        """A weight (and a height when measured): the same service and rules as the chart."""
+        """A weight (and a height when measured): the same service and rules as the chart,
+        including the confirmation of a value far from the last one (confirmChange)."""
         user = user_of(info)
         patient = _patient_to_change(info, patient_id)
         return _Services.call(
@@ -333,6 +335,7 @@ class Mutation:
                 height_cm=height_cm,
                 weight_kg=weight_kg,
                 recorded_by=user,
+                confirm_change=confirm_change,
             )
         )  # type: ignore[return-value]
 

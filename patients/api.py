@@ -61,6 +61,11 @@ class MeasurementIn(InputSchema):
     weight_kg: Decimal | None = Field(
         None, ge=1, le=400, max_digits=5, decimal_places=1, allow_inf_nan=False
     )
+    confirm_change: bool = Field(
+        False,
+        description="A value far from the last one on record is refused (400 naming it) "
+        "until it is sent again with confirm_change true: most such changes are typos.",
+    )
 
 
 class MeOut(Schema):
@@ -236,6 +241,7 @@ def measurement_create(
         height_cm=payload.height_cm,
         weight_kg=payload.weight_kg,
         recorded_by=user,
+        confirm_change=payload.confirm_change,
     )
     return Status(201, measurement)
 

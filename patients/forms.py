@@ -60,6 +60,10 @@ class MeasurementForm(forms.Form):
         widget=forms.NumberInput(attrs={"step": "0.1", "inputmode": "decimal"}),
         help_text="Only when measured: doses use the latest height on record.",
     )
+    # Shown only after the service asked (a value far from the last one on record).
+    confirm_change = forms.BooleanField(
+        required=False, label="I have checked it: the change is real"
+    )
 
 
 class InvitationForm(forms.Form):

@@ -128,6 +128,17 @@ class Patient(models.Model):
         if self.date_of_birth and self.date_of_birth.year < 1900:
             raise ValidationError({"date_of_birth": "Date of birth must be after 1900."})
 
+    def require_in_lifetime(self, day: date, *, field: str, what: str) -> None:
+        """A clinical event dated before the patient was born is a typo (1900 for 2026): refuse
+        it by name rather than chart it."""
+        if day < self.date_of_birth:
+            raise ValidationError(
+                {
+                    field: f"{what} ({day.isoformat()}) is before the patient's date of birth "
+                    f"({self.date_of_birth.isoformat()})."
+                }
+            )
+
     def age_on(self, day: date) -> int:
         dob = self.date_of_birth
         return day.year - dob.year - ((day.month, day.day) < (dob.month, dob.day))
@@ -408,3 +419,18 @@ class SymptomReport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.symptom} ({self.get_severity_display()})"
+
+
+def latest_measurement(
+    patient: Patient, column: str, on_date: date | None = None
+) -> BodyMeasurement | None:
+    """The newest measurement with `column` filled in, taken on or before `on_date` (any date
+    when None).
+
+    Height and weight are looked up separately: a clinic weighs at every visit but measures
+    height rarely, so the two often come from different rows (and both dates are recorded).
+    """
+    rows = BodyMeasurement.objects.filter(patient=patient, **{f"{column}__isnull": False})
+    if on_date is not None:
+        rows = rows.filter(measured_on__lte=on_date)
+    return rows.order_by("-measured_on", "-pk").first()

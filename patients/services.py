@@ -36,6 +36,7 @@ from patients.models import (
     Patient,
     PatientInvitation,
     SymptomReport,
+    latest_measurement,
 )
 from patients.tasks import notify_care_team_of_severe_symptom_report
 
@@ -140,6 +141,11 @@ def patient_update(*, patient: Patient, updated_by: User | None, **fields: Any) 
     return patient
 
 
+class MeasurementChangeToConfirm(ValidationError):
+    """A weight or height far from the last one on record: most often a typo (5.5 for 55 kg),
+    and every weight-based dose would follow it. Recorded only once the change is confirmed."""
+
+
 @transaction.atomic
 def measurement_record(
     *,
@@ -148,16 +154,29 @@ def measurement_record(
     height_cm: Decimal | None,
     weight_kg: Decimal | None,
     recorded_by: User | None,
+    confirm_change: bool = False,
 ) -> BodyMeasurement:
     """Record a height and/or a weight taken on `measured_on` (doses are computed from them).
 
-    ValidationError naming the field: neither value, a date in the future, a value outside
-    the model's plausible range. Logged as a write through the model's save signal.
+    ValidationError naming the field: neither value, a date in the future or before the
+    patient's birth, a value outside the model's plausible range. MeasurementChangeToConfirm
+    (a ValidationError on the field) when a value differs from the last one on record by
+    settings.DOSING_WEIGHT_CHANGE_REVIEW_PERCENT or more and `confirm_change` is false.
+    Logged as a write through the model's save signal.
     """
     if height_cm is None and weight_kg is None:
         raise ValidationError({"weight_kg": "Enter a weight, a height or both."})
     if measured_on > timezone.localdate():
         raise ValidationError({"measured_on": "A measurement cannot be dated in the future."})
+    patient.require_in_lifetime(measured_on, field="measured_on", what="The measurement date")
+    if not confirm_change:
+        changes = {
+            column: message
+            for column, value in (("weight_kg", weight_kg), ("height_cm", height_cm))
+            if (message := _change_to_confirm(patient, column, value, measured_on))
+        }
+        if changes:
+            raise MeasurementChangeToConfirm(changes)
     measurement = BodyMeasurement(
         patient=patient,
         measured_on=measured_on,
@@ -168,6 +187,25 @@ def measurement_record(
     measurement.full_clean()
     measurement.save()
     return measurement
+
+
+def _change_to_confirm(
+    patient: Patient, column: str, value: Decimal | None, measured_on: date
+) -> str | None:
+    previous = latest_measurement(patient, column, measured_on)
+    last = getattr(previous, column, None) if previous is not None else None
+    if value is None or not last:
+        return None
+    change = (Decimal(value) - last) / last * 100
+    if abs(change) < settings.DOSING_WEIGHT_CHANGE_REVIEW_PERCENT:
+        return None
+    what, unit = ("Weight", "kg") if column == "weight_kg" else ("Height", "cm")
+    direction = "more" if change > 0 else "less"
+    return (
+        f"{what} {value} {unit} is {abs(change):.0f}% {direction} than the last one on record "
+        f"({last} {unit} on {previous.measured_on.isoformat()}). Check it; if it is right, "  # type: ignore[union-attr]
+        "confirm the change and record it again."
+    )
 
 
 @transaction.atomic

@@ -24,8 +24,8 @@ from patients.forms import (
     MeasurementForm,
     PatientListForm,
 )
-from patients.models import BodyMeasurement, Patient
-from treatments.dosing import latest_measurement, weight_change_needing_review
+from patients.models import BodyMeasurement, Patient, latest_measurement
+from treatments.dosing import weight_change_needing_review
 
 
 @login_required
@@ -106,6 +106,7 @@ def measurement_create(request: HttpRequest, patient_id: int) -> HttpResponse:
         form = MeasurementForm(initial={"measured_on": timezone.localdate()})
         return render(request, MEASUREMENT_TEMPLATE, _measurement_context(patient, form))
     form = MeasurementForm(request.POST)
+    ask_confirm = False
     if form.is_valid():
         data = form.cleaned_data
         try:
@@ -115,14 +116,18 @@ def measurement_create(request: HttpRequest, patient_id: int) -> HttpResponse:
                 height_cm=data["height_cm"],
                 weight_kg=data["weight_kg"],
                 recorded_by=request.user,  # type: ignore[arg-type]
+                confirm_change=data["confirm_change"],
             )
         except ValidationError as error:
+            ask_confirm = isinstance(error, services.MeasurementChangeToConfirm)
             add_service_errors(form, error)
         else:
             messages.success(request, f"Recorded {_measurement_words(measurement)}.")
             _warn_if_the_dose_needs_review(request, patient, measurement.weight_kg)
             return redirect("patients:patient_detail", patient_id=patient.pk)
-    return render(request, MEASUREMENT_TEMPLATE, _measurement_context(patient, form), status=400)
+    context = _measurement_context(patient, form)
+    context["ask_confirm"] = ask_confirm
+    return render(request, MEASUREMENT_TEMPLATE, context, status=400)
 
 
 def _measurement_context(patient: Patient, form: MeasurementForm) -> dict[str, object]:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from patients.models import BodyMeasurement, Patient
+from patients.models import Patient, latest_measurement
 from treatments.models import Administration, DoseBasis
 
 if TYPE_CHECKING:
@@ -112,21 +112,6 @@ class DoseCalculation:
     formula: str  # an Administration.Formula value
     capped: bool = False
     inputs: dict[str, Any] = field(default_factory=dict)
-
-
-def latest_measurement(
-    patient: Patient, column: str, on_date: dt.date | None = None
-) -> BodyMeasurement | None:
-    """The newest measurement with `column` filled in, taken on or before `on_date` (any date
-    when None).
-
-    Height and weight are looked up separately: a clinic weighs at every visit but measures
-    height rarely, so the two often come from different rows (and both dates are recorded).
-    """
-    rows = BodyMeasurement.objects.filter(patient=patient, **{f"{column}__isnull": False})
-    if on_date is not None:
-        rows = rows.filter(measured_on__lte=on_date)
-    return rows.order_by("-measured_on", "-pk").first()
 
 
 def weight_too_old(*, measured_on: dt.date, on_date: dt.date) -> bool:

@@ -178,6 +178,26 @@ def test_measurement_create_bad_input_is_400_naming_the_field(
     assert not patient.measurements.exists()
 
 
+def test_measurement_far_from_the_last_needs_confirm_change(
+    clinician: Client, patient: Patient
+) -> None:
+    today = timezone.localdate().isoformat()
+    url = f"{API}/patients/{patient.pk}/measurements"
+    assert post(clinician, url, {"measured_on": today, "weight_kg": "55"}).status_code == 201
+
+    typo = post(clinician, url, {"measured_on": today, "weight_kg": "5.5"})
+
+    assert typo.status_code == 400
+    (error,) = typo.json()["detail"]
+    assert "weight_kg" in error["loc"]
+    assert "90% less than the last one on record" in error["msg"]
+    assert patient.measurements.count() == 1
+    confirmed = post(
+        clinician, url, {"measured_on": today, "weight_kg": "5.5", "confirm_change": True}
+    )
+    assert confirmed.status_code == 201
+
+
 def test_measurement_routes_are_404_outside_the_care_team(
     outsider: Client, patient: Patient
 ) -> None:

@@ -89,6 +89,53 @@ def test_outsider_gets_404_and_writes_nothing(client, login, patient, other_clin
     assert not BodyMeasurement.objects.filter(patient=patient).exists()
 
 
+def test_a_weight_far_from_the_last_is_refused_until_confirmed(
+    client, login, patient, treating_clinician
+):
+    # 5.5 for 55 kg: every weight-based dose would drop to a tenth.
+    BodyMeasurement.objects.create(
+        patient=patient, measured_on=_today() - dt.timedelta(days=20), weight_kg=Decimal("55")
+    )
+    login(client, treating_clinician)
+    body = {"measured_on": _today().isoformat(), "weight_kg": "5.5"}
+
+    refused = client.post(_url(patient), body)
+
+    assert refused.status_code == 400
+    (message,) = refused.context["form"].errors["weight_kg"]
+    assert message.startswith("Weight 5.5 kg is 90% less than the last one on record (55")
+    assert 'name="confirm_change"' in refused.content.decode()  # offered only now
+    assert BodyMeasurement.objects.filter(patient=patient).count() == 1
+
+    confirmed = client.post(_url(patient), {**body, "confirm_change": "on"})
+
+    assert confirmed.status_code == 302
+    assert BodyMeasurement.objects.filter(patient=patient, weight_kg=Decimal("5.5")).exists()
+
+
+def test_the_confirmation_box_is_not_on_the_blank_form(client, login, patient, treating_clinician):
+    login(client, treating_clinician)
+    assert 'name="confirm_change"' not in client.get(_url(patient)).content.decode()
+
+
+def test_a_height_far_from_the_last_is_refused_too(client, login, patient, treating_clinician):
+    BodyMeasurement.objects.create(
+        patient=patient, measured_on=_today() - dt.timedelta(days=90), height_cm=Decimal("165")
+    )
+    login(client, treating_clinician)
+    response = client.post(_url(patient), {"measured_on": _today(), "height_cm": "61.5"})
+    assert response.status_code == 400
+    assert "Height 61.5 cm is 63% less" in response.context["form"].errors["height_cm"][0]
+
+
+def test_a_measurement_dated_before_birth_is_refused(client, login, patient, treating_clinician):
+    login(client, treating_clinician)
+    response = client.post(_url(patient), {"measured_on": "1900-01-01", "weight_kg": "60"})
+    assert response.status_code == 400
+    assert "before the patient's date of birth" in response.context["form"].errors["measured_on"][0]
+    assert not BodyMeasurement.objects.filter(patient=patient).exists()
+
+
 def _dosed_at(patient, weight: str) -> None:
     course = course_with_cycles(patient, regimen=regimen_with_anc_rules(), given=1, total=6)
     AdministrationFactory.create(
