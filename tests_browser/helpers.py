@@ -121,6 +121,7 @@ def folfox_course_ready_for_cycle_2(*, mrn: str = "MRN-W-0001") -> CourseWorld:
         start_date=start,
         intent=Intent.ADJUVANT,
         created_by=doctor,
+        confirm_past_start=True,
     )
     cycle_give(cycle=course.cycles.get(number=1), actual_start=start, given_by=doctor)
     yesterday = timezone.now() - dt.timedelta(days=1)
@@ -152,7 +153,7 @@ def enter_lab_result(page: Page, *, test: LabTest, value: str, minutes_ago: int 
     entry = page.locator("#lab-entry")
     entry.locator("select[name=test]").select_option(value=str(test.pk))
     # Choosing the test re-renders the form (its unit follows the test): wait for that.
-    expect(entry.locator("input[name=unit]")).to_have_value(test.unit)
+    expect(entry.locator("select[name=unit]")).to_have_value(test.unit)
     entry.locator("input[name=value]").fill(value)
     entry.locator("input[name=collected_on]").fill(when.strftime("%Y-%m-%d"))
     entry.locator("input[name=collected_time]").fill(when.strftime("%H:%M"))

@@ -139,7 +139,7 @@ def test_clinician_gives_a_cycle_logs_nausea_and_sees_the_nadir_anc_delay_the_ne
     readiness = page.locator("#readiness")
     expect(readiness).to_contain_text("Labs due")
     expect(readiness).to_contain_text("Cycle 3")
-    expect(readiness.locator("tr", has_text="ANC")).to_contain_text("1.2 10*3/uL")
+    expect(readiness.locator("tr", has_text="ANC")).to_contain_text("1.2 ×10³/µL")
     expect(readiness.locator("tr", has_text="ANC")).to_contain_text("Too old by the cycle day")
     expect(readiness).not_to_contain_text("OK to treat at the planned dose")
     screenshot(page, "workflow-07-dashboard-labs-due")
