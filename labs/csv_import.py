@@ -224,6 +224,15 @@ def _checked(rows: list[CsvRow], data: bytes) -> CsvPreview:
             )
         elif row.collected_at > now + FUTURE_SKEW:
             row.errors["collected_at"] = "Collection time cannot be in the future."
+        elif row.patient is not None:
+            try:
+                row.patient.require_in_lifetime(
+                    timezone.localdate(row.collected_at),
+                    field="collected_at",
+                    what="The collection date",
+                )
+            except ValidationError as error:
+                row.errors["collected_at"] = " ".join(error.message_dict["collected_at"])
 
     _mark_duplicates(rows)
     return CsvPreview(rows=rows, sha256=hashlib.sha256(data).hexdigest())

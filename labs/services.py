@@ -138,6 +138,9 @@ def lab_result_record(
         raise ValidationError({"value": "A lab value cannot be negative."})
     if timezone.is_naive(collected_at):
         raise ValidationError({"collected_at": "Give the collection time with a time zone."})
+    patient.require_in_lifetime(
+        timezone.localdate(collected_at), field="collected_at", what="The collection date"
+    )
     _check_text(note, field_name="note")
     _check_text(unit, field_name="unit")
     converted = in_test_unit(number, unit, test.unit)

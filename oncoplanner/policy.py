@@ -260,6 +260,7 @@ RESOURCES.update(
                 "regimen": "{regimen_second.pk}",
                 "start_date": "2026-06-01",
                 "intent": "adjuvant",
+                "confirm_past_start": "on",  # a fixed date, in the past as the calendar moves
             },
             "expect": _only(_CARE, DONE),
         },
@@ -532,7 +533,12 @@ RESOURCES.update(
             ("P",),
             _API_WRITE,
             "POST",
-            {"regimen_id": "{regimen_second.pk}", "start_date": "2026-06-01", "intent": "adjuvant"},
+            {
+                "regimen_id": "{regimen_second.pk}",
+                "start_date": "2026-06-01",
+                "intent": "adjuvant",
+                "confirm_past_start": True,
+            },
         ),
         "api:course_detail GET": _api("course_detail", _P_COURSE),
         "api:cycle_list GET": _api("cycle_list", _P_COURSE),

@@ -297,6 +297,9 @@ DOSING_WEIGHT_CHANGE_REVIEW_PERCENT = env_int(
 # A cycle may be given this many days before the previous cycle has run its length (a holiday,
 # a clinic closure), never earlier. A clinic default, to set to its own policy.
 CYCLE_EARLY_TOLERANCE_DAYS = env_int("CYCLE_EARLY_TOLERANCE_DAYS", default=2, minimum=0)
+# A course is planned from today or a little before (a first cycle entered after the fact);
+# a start further back is almost always a mistyped year, which would put every cycle in it.
+COURSE_START_MAX_DAYS_AGO = env_int("COURSE_START_MAX_DAYS_AGO", default=28, minimum=0)
 
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 

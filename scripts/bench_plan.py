@@ -50,9 +50,15 @@ def choose_records(user: User) -> dict[str, Any]:
 
     visible = patient_list_visible_to(user=user)
     patient = visible.annotate(n=Count("lab_results")).order_by("-n").first()
-    cycled = visible.filter(courses__cycles__isnull=False).first()
+    # A side effect is linked to a cycle already given (treatments.services).
+    given = ChemoCycle.Status.GIVEN
+    cycled = visible.filter(courses__cycles__status=given).first()
     cycle_patient = cycled or patient
-    cycle = ChemoCycle.objects.filter(course__patient=cycle_patient).order_by("-pk").first()
+    cycle = (
+        ChemoCycle.objects.filter(course__patient=cycle_patient, status=given)
+        .order_by("-pk")
+        .first()
+    )
     term = CtcaeTerm.objects.order_by("pk").first()
     search = patient.family_name[:4]
     return {

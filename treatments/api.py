@@ -135,6 +135,11 @@ class CourseIn(InputSchema):
     regimen_id: int
     start_date: dt.date
     intent: Intent
+    confirm_past_start: bool = Field(
+        False,
+        description="A start more than COURSE_START_MAX_DAYS_AGO days ago is refused (400 "
+        "naming start_date) until sent again with this true: most are mistyped years.",
+    )
 
 
 class CycleOut(Schema):
@@ -334,6 +339,7 @@ def course_create(request: HttpRequest, patient_id: int, payload: CourseIn) -> S
         start_date=payload.start_date,
         intent=payload.intent.value,
         created_by=user,
+        confirm_past_start=payload.confirm_past_start,
     )
     return Status(201, course)
 

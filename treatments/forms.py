@@ -45,6 +45,10 @@ class CourseStartForm(forms.Form):
     )
     start_date = forms.DateField(widget=DATE_WIDGET)
     intent = forms.ChoiceField(choices=Intent.choices)
+    # Shown only after the service asked (a start more than COURSE_START_MAX_DAYS_AGO back).
+    confirm_past_start = forms.BooleanField(
+        required=False, label="The course really began on this date"
+    )
     creatinine_mg_dl = forms.DecimalField(
         label="Serum creatinine (mg/dL), for carboplatin (Calvert) only",
         required=False,

@@ -21,7 +21,7 @@ from functools import partial
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from oncoplanner.accounts.models import User
@@ -102,7 +102,13 @@ def _complete_course_if_done(course: Course) -> None:
 
 @transaction.atomic
 def course_start(
-    *, patient: Patient, regimen: Regimen, start_date: dt.date, intent: str, created_by: User
+    *,
+    patient: Patient,
+    regimen: Regimen,
+    start_date: dt.date,
+    intent: str,
+    created_by: User,
+    confirm_past_start: bool = False,
 ) -> Course:
     """Start `patient` on `regimen` (this exact version) and schedule every cycle.
 
@@ -110,12 +116,17 @@ def course_start(
     and each next one a cycle length (of the phase it follows) later. The course is active, or
     planned when `start_date` is in the future.
 
-    Refused: an inactive regimen, a regimen without phases, and a second open (planned or
+    Refused: an inactive regimen, a regimen without phases, a second open (planned or
     active) course of the same regimen name, any version, for the patient (a double entry would
-    double every dose; stop or complete the first course before starting again).
+    double every dose; stop or complete the first course before starting again), a start
+    before the patient's birth or more than a year ahead. A start more than
+    settings.COURSE_START_MAX_DAYS_AGO days ago raises PastStartToConfirm until
+    `confirm_past_start` (a mistyped year would schedule every cycle in it; a course begun
+    before it was entered here is the rare real case).
     """
     if not regimen.is_active:
         raise ValidationError({"regimen": f"{regimen} is retired; choose an active version."})
+    _require_plausible_start(patient, start_date, confirmed=confirm_past_start)
     phases = list(regimen.phases.order_by("order"))
     if not phases:
         raise ValidationError({"regimen": f"{regimen} has no phases to schedule."})
@@ -143,6 +154,26 @@ def course_start(
             number += 1
             planned += dt.timedelta(days=phase.cycle_length_days)
     return course
+
+
+class PastStartToConfirm(ValidationError):
+    """A course start far in the past: most often a mistyped year. Started once confirmed."""
+
+
+def _require_plausible_start(patient: Patient, start_date: dt.date, *, confirmed: bool) -> None:
+    patient.require_in_lifetime(start_date, field="start_date", what="The start date")
+    today = timezone.localdate()
+    days_ago = (today - start_date).days
+    if days_ago > settings.COURSE_START_MAX_DAYS_AGO and not confirmed:
+        raise PastStartToConfirm(
+            {
+                "start_date": f"{start_date.isoformat()} is {days_ago} days ago: every cycle "
+                "until today would be planned in the past. Check the year; if the course "
+                "really began then, confirm the past start and start it again."
+            }
+        )
+    if start_date > today + dt.timedelta(days=365):
+        raise ValidationError({"start_date": "A course cannot start more than a year ahead."})
 
 
 @transaction.atomic
@@ -350,6 +381,18 @@ def dose_modification_record(
     total = course.cycles.count()
     if not isinstance(from_cycle_number, int) or not 1 <= from_cycle_number <= total:
         raise ValidationError({"from_cycle_number": f"Choose a cycle from 1 to {total}."})
+    dosed = Administration.objects.filter(cycle__course=course).aggregate(
+        last=Max("cycle__number")
+    )["last"]
+    if dosed is not None and from_cycle_number <= dosed:
+        # A new level cannot reach back into cycles whose drugs are recorded: those doses are
+        # history, given at the level in force then (the course table would contradict them).
+        raise ValidationError(
+            {
+                "from_cycle_number": f"Cycle {dosed} already has drugs recorded; a new dose "
+                f"level can start at cycle {dosed + 1} at the earliest."
+            }
+        )
     if (
         drug is not None
         and not RegimenDrug.objects.filter(phase__regimen=course.regimen_id, drug=drug).exists()
@@ -509,6 +552,9 @@ def side_effect_record(
         raise ValidationError(
             {"grade": f"{term.term} has no grade {grade} in CTCAE v{term.version}."}
         )
+    patient.require_in_lifetime(onset, field="onset", what="The onset")
+    if cycle is not None:
+        _require_cycle_started_by(cycle, onset)
     side_effect = SideEffect(
         patient=patient,
         cycle=cycle,
@@ -526,6 +572,25 @@ def side_effect_record(
             partial(notify_care_team_of_severe_side_effect.enqueue, side_effect_id=side_effect.pk)
         )
     return side_effect
+
+
+def _require_cycle_started_by(cycle: ChemoCycle, onset: dt.date) -> None:
+    """A side effect is linked to a cycle that was given, and began on or after its start."""
+    cycle.refresh_from_db(fields=["status", "actual_start"])  # as stored, not as the caller saw it
+    if cycle.status != ChemoCycle.Status.GIVEN or cycle.actual_start is None:
+        raise ValidationError(
+            {
+                "cycle": f"Cycle {cycle.number} has not been given ({cycle.get_status_display()}); "
+                "link the side effect to a given cycle, or to none."
+            }
+        )
+    if onset < cycle.actual_start:
+        raise ValidationError(
+            {
+                "onset": f"The onset is before cycle {cycle.number} started "
+                f"({cycle.actual_start.isoformat()}); link it to an earlier cycle."
+            }
+        )
 
 
 # --- Cumulative dose ------------------------------------------------------------------------

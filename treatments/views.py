@@ -181,16 +181,13 @@ def course_create(request: AuthedHtmxRequest, patient_id: int) -> HttpResponse:
             start_date=form.cleaned_data["start_date"],
             intent=form.cleaned_data["intent"],
             created_by=request.user,
+            confirm_past_start=form.cleaned_data["confirm_past_start"],
         )
     except ValidationError as error:
         add_service_errors(form, error)
-        return _render(
-            request,
-            template,
-            _course_create_context(patient, form),
-            partial="form",
-            status=BAD_REQUEST,
-        )
+        context = _course_create_context(patient, form)
+        context["ask_confirm"] = isinstance(error, services.PastStartToConfirm)
+        return _render(request, template, context, partial="form", status=BAD_REQUEST)
     messages.success(
         request, f"Course of {course.regimen} started; {course.cycles.count()} cycles planned."
     )

@@ -111,6 +111,7 @@ def _course_due_in_two_days(patient, admin_user):
         start_date=dt.date(2026, 3, 4),
         intent="adjuvant",
         created_by=admin_user,
+        confirm_past_start=True,
     )
 
 

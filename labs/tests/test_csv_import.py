@@ -74,6 +74,7 @@ def test_parse_accepts_valid_rows_in_clinic_time(patient):
         ("751-8,1.2,10*3/uL,2026-02-30T08:30+00:00", "collected_at", "not a valid date"),
         ("751-8,1.2,10*3/uL,yesterday", "collected_at", "not a valid date"),
         ("751-8,1.2,10*3/uL,2026-05-01T08:30+00:00", "collected_at", "in the future"),
+        ("751-8,1.2,10*3/uL,1900-01-01T08:30+00:00", "collected_at", "before the patient's"),
         ("751-8,NaN,10*3/uL,2026-04-14T08:30+00:00", "value", "not a finite number"),
         ("751-8,Infinity,10*3/uL,2026-04-14T08:30+00:00", "value", "not a finite number"),
         ("751-8,-0.5,10*3/uL,2026-04-14T08:30+00:00", "value", "cannot be negative"),

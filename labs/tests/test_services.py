@@ -246,6 +246,7 @@ def test_lab_result_record_accepts_float_and_text_values(female):
         ({"unit": "g/dL"}, "unit"),
         ({"collected_at": "future"}, "collected_at"),
         ({"collected_at": dt.datetime(2026, 3, 2, 8, 0)}, "collected_at"),  # naive
+        ({"collected_at": dt.datetime(1900, 1, 1, 8, 0, tzinfo=dt.UTC)}, "collected_at"),
         ({"note": "bad\x00byte"}, "note"),
     ],
 )

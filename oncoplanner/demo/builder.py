@@ -337,6 +337,7 @@ class DemoClinic:
             start_date=start,
             intent=regimen.intent,
             created_by=oncologist,
+            confirm_past_start=True,  # the demo's history: courses that began months ago
         )
         baselines = {loinc: value * rng.uniform(0.85, 1.15) for loinc, value in BASELINES.items()}
         reduced = False
@@ -390,7 +391,7 @@ class DemoClinic:
                 weight_kg=weight,
                 recorded_by=nurse,
             )
-            cycle_give(cycle=cycle, actual_start=cycle.planned_start, given_by=nurse)
+            cycle = cycle_give(cycle=cycle, actual_start=cycle.planned_start, given_by=nurse)
             self._administer(cycle, nurse, pharmacist)
             depth = plan.nadir_depth * (0.8 if reduced else 1.0)
             nadir_day = cycle.planned_start + dt.timedelta(days=10)

@@ -131,12 +131,9 @@ def world(db: None, admin_user: User) -> World:
     p.portal_user = portal_p
     p.save(update_fields=["portal_user"])
     regimen = regimen_create(phases=((14, 3, (("Oxaliplatin", "85", "mg/m2"),)),))
-    course_p = course_start(
-        patient=p, regimen=regimen, start_date=TODAY, intent="curative", created_by=clinician
-    )
-    course_q = course_start(
-        patient=q, regimen=regimen, start_date=TODAY, intent="curative", created_by=q_clinician
-    )
+    started = {"start_date": TODAY, "intent": "curative", "confirm_past_start": True}
+    course_p = course_start(patient=p, regimen=regimen, created_by=clinician, **started)
+    course_q = course_start(patient=q, regimen=regimen, created_by=q_clinician, **started)
     term = CtcaeTerm.objects.create(term="Nausea (test)", version="5.0", max_grade=3)
     side_effect_q = SideEffect.objects.create(
         patient=q,

@@ -26,6 +26,7 @@ from treatments.models import (
     SideEffect,
 )
 from treatments.services import (
+    PastStartToConfirm,
     administration_record,
     course_start,
     course_stop,
@@ -104,7 +105,12 @@ def ac_t(db: None) -> Regimen:
 
 def _course(patient: Patient, regimen: Regimen, by: User, start: dt.date = START) -> Course:
     return course_start(
-        patient=patient, regimen=regimen, start_date=start, intent="curative", created_by=by
+        patient=patient,
+        regimen=regimen,
+        start_date=start,
+        intent="curative",
+        created_by=by,
+        confirm_past_start=True,
     )
 
 
@@ -855,3 +861,136 @@ def test_administration_record_after_the_last_cycle_completes_the_course(clinici
         verified_by=clinician,
     )
     assert administration.dose_mg == D("154.7")
+
+
+# --- Dates and links that would rewrite or misplace the record (tester's findings) ----------
+
+
+def test_course_start_years_back_asks_for_confirmation_and_writes_nothing(mfolfox6, clinician):
+    patient = PatientFactory.create()
+    with pytest.raises(PastStartToConfirm) as excinfo:
+        course_start(
+            patient=patient,
+            regimen=mfolfox6,
+            start_date=dt.date(2020, 1, 1),
+            intent="curative",
+            created_by=clinician,
+        )
+    assert "2020-01-01 is 2357 days ago" in excinfo.value.message_dict["start_date"][0]
+    assert not Course.objects.exists()
+
+
+def test_course_start_a_week_back_needs_no_confirmation(mfolfox6, clinician):
+    patient = PatientFactory.create()
+    course = course_start(
+        patient=patient,
+        regimen=mfolfox6,
+        start_date=dt.date(2026, 6, 8),  # today is 2026-06-15 in these tests
+        intent="curative",
+        created_by=clinician,
+    )
+    assert course.cycles.count() == 12
+
+
+@pytest.mark.parametrize(
+    ("start", "message"),
+    [
+        (dt.date(1950, 1, 1), "before the patient's date of birth"),
+        (dt.date(2027, 7, 1), "more than a year ahead"),
+    ],
+)
+def test_course_start_before_birth_or_far_ahead_is_refused_even_confirmed(
+    mfolfox6, clinician, start, message
+):
+    patient = PatientFactory.create(date_of_birth=dt.date(1960, 5, 17))
+    with pytest.raises(ValidationError) as excinfo:
+        course_start(
+            patient=patient,
+            regimen=mfolfox6,
+            start_date=start,
+            intent="curative",
+            created_by=clinician,
+            confirm_past_start=True,
+        )
+    assert message in excinfo.value.message_dict["start_date"][0]
+    assert not Course.objects.exists()
+
+
+def test_dose_modification_cannot_reach_back_into_cycles_with_drugs_recorded(
+    folfox_course, mfolfox6, clinician, nurse
+):
+    administration_record(
+        cycle=_cycle(folfox_course, 1),
+        regimen_drug=_drug(mfolfox6, "Oxaliplatin"),
+        day_of_cycle=1,
+        given_at=_at(START),
+        administered_by=nurse,
+    )
+    with pytest.raises(ValidationError) as excinfo:
+        dose_modification_record(
+            course=folfox_course,
+            from_cycle_number=1,
+            percent=80,
+            reason="Grade 3 neutropenia",
+            created_by=clinician,
+        )
+    assert excinfo.value.message_dict["from_cycle_number"] == [
+        "Cycle 1 already has drugs recorded; a new dose level can start at cycle 2 at the earliest."
+    ]
+    assert not DoseModification.objects.exists()
+    later = dose_modification_record(
+        course=folfox_course,
+        from_cycle_number=2,
+        percent=80,
+        reason="Grade 3 neutropenia",
+        created_by=clinician,
+    )
+    assert later.from_cycle_number == 2
+
+
+def test_side_effect_on_a_cycle_not_given_is_refused(folfox_course, clinician):
+    term = CtcaeTermFactory.create(term="Nausea", max_grade=3)
+    with pytest.raises(ValidationError) as excinfo:
+        side_effect_record(
+            patient=folfox_course.patient,
+            term=term,
+            grade=1,
+            onset=dt.date(2026, 6, 10),
+            recorded_by=clinician,
+            cycle=_cycle(folfox_course, 2),  # planned, not given
+        )
+    assert "Cycle 2 has not been given" in excinfo.value.message_dict["cycle"][0]
+    assert not SideEffect.objects.exists()
+
+
+def test_side_effect_before_its_cycle_started_is_refused(folfox_course, clinician):
+    term = CtcaeTermFactory.create(term="Nausea", max_grade=3)
+    with pytest.raises(ValidationError) as excinfo:
+        side_effect_record(
+            patient=folfox_course.patient,
+            term=term,
+            grade=1,
+            onset=START - dt.timedelta(days=3),
+            recorded_by=clinician,
+            cycle=_cycle(folfox_course, 1),
+        )
+    assert "before cycle 1 started (2026-01-05)" in excinfo.value.message_dict["onset"][0]
+    side_effect_record(
+        patient=folfox_course.patient,
+        term=term,
+        grade=1,
+        onset=START + dt.timedelta(days=2),
+        recorded_by=clinician,
+        cycle=_cycle(folfox_course, 1),
+    )
+    assert SideEffect.objects.count() == 1
+
+
+def test_side_effect_onset_before_birth_is_refused(clinician):
+    patient = PatientFactory.create(date_of_birth=dt.date(1960, 5, 17))
+    term = CtcaeTermFactory.create(term="Fatigue")
+    with pytest.raises(ValidationError) as excinfo:
+        side_effect_record(
+            patient=patient, term=term, grade=1, onset=dt.date(1900, 1, 1), recorded_by=clinician
+        )
+    assert "before the patient's date of birth" in excinfo.value.message_dict["onset"][0]

@@ -70,6 +70,7 @@ def course(measured, mfolfox6, treating_clinician) -> Course:
         start_date=START,
         intent="adjuvant",
         created_by=treating_clinician,
+        confirm_past_start=True,
     )
 
 
@@ -178,6 +179,22 @@ def test_course_create_post_starts_course_through_service(as_clinician, measured
     assert response["Location"] == _course_url("course_detail", course)
     assert course.cycles.count() == 12
     assert _log_exists(action="create", object_type="Course", object_id=str(course.pk))
+
+
+def test_course_create_years_back_asks_to_confirm_then_starts(as_clinician, measured, mfolfox6):
+    data = {"regimen": mfolfox6.pk, "start_date": "2020-03-02", "intent": "adjuvant"}
+    refused = as_clinician.post(_url("course_create", measured.pk), data)
+    assert refused.status_code == 400
+    html = refused.content.decode()
+    assert "Check the year" in html
+    assert 'name="confirm_past_start"' in html  # offered only now
+    assert not Course.objects.exists()
+
+    started = as_clinician.post(
+        _url("course_create", measured.pk), {**data, "confirm_past_start": "on"}
+    )
+    assert started.status_code == 302
+    assert Course.objects.get(patient=measured).start_date == dt.date(2020, 3, 2)
 
 
 def test_course_create_no_js_preview_writes_nothing(as_clinician, measured, mfolfox6):
@@ -551,8 +568,12 @@ def test_side_effect_create_suggests_grade_from_latest_anc(as_clinician, patient
     assert b"Suggested grade 3" in response.content
 
 
-def test_side_effect_create_records_through_service(as_clinician, course, patient):
-    cycle = course.cycles.get(number=1)
+def test_side_effect_create_records_through_service(
+    as_clinician, course, patient, treating_clinician
+):
+    cycle = cycle_give(
+        cycle=course.cycles.get(number=1), actual_start=START, given_by=treating_clinician
+    )
     data = {
         "term": _term("Nausea").pk,
         "grade": "2",
