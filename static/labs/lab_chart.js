@@ -13,7 +13,28 @@
     return v === null || v === undefined ? "" : Number(v).toFixed(decimals);
   }
 
-  function traces(a) {
+  // Plotly reads a date string's wall-clock part and drops any UTC offset; the axis range is
+  // computed the same way, so that it lines up with the points whatever the offset.
+  function wallMs(s) {
+    var m = /^(\d{4})-(\d\d)-(\d\d)(?:[T ](\d\d):(\d\d)(?::(\d\d)(?:\.(\d+))?)?)?/.exec(s);
+    if (!m) { return new Date(s).getTime(); }
+    return Date.UTC(+m[1], +m[2] - 1, +m[3], +(m[4] || 0), +(m[5] || 0), +(m[6] || 0),
+      m[7] ? Math.round(Number("0." + m[7]) * 1000) : 0);
+  }
+
+  function wallString(ms) {
+    return new Date(ms).toISOString().slice(0, 23).replace("T", " ");
+  }
+
+  // A limit series as a step line across the whole visible x range: the first stored value
+  // from the left edge, the last one to the right edge. With a single result a one-point
+  // line would draw nothing at all.
+  function acrossRange(x, y, range) {
+    if (!range) { return { x: x, y: y }; }
+    return { x: [range[0]].concat(x, [range[1]]), y: [y[0]].concat(y, [y[y.length - 1]]) };
+  }
+
+  function traces(a, range) {
     var out = [];
     var hasBand = a.ref_low.some(function (v) { return v !== null; }) ||
       a.ref_high.some(function (v) { return v !== null; });
@@ -22,13 +43,15 @@
       var low = a.ref_low.map(function (v) { return v === null ? 0 : v; });
       var yMax = Math.max.apply(null, a.y.concat(a.ref_high.filter(function (v) { return v !== null; })));
       var high = a.ref_high.map(function (v) { return v === null ? yMax * 1.1 : v; });
-      out.push({ x: a.x, y: low, mode: "lines", line: { width: 0, shape: "hv" }, hoverinfo: "skip", showlegend: false });
-      out.push({ x: a.x, y: high, mode: "lines", line: { width: 0, shape: "hv" }, fill: "tonexty",
+      var lowLine = acrossRange(a.x, low, range), highLine = acrossRange(a.x, high, range);
+      out.push({ x: lowLine.x, y: lowLine.y, mode: "lines", line: { width: 0, shape: "hv" }, hoverinfo: "skip", showlegend: false });
+      out.push({ x: highLine.x, y: highLine.y, mode: "lines", line: { width: 0, shape: "hv" }, fill: "tonexty",
         fillcolor: BAND, name: "Reference range", hoverinfo: "skip" });
     }
     ["critical_low", "critical_high"].forEach(function (key) {
       if (a[key].some(function (v) { return v !== null; })) {
-        out.push({ x: a.x, y: a[key], mode: "lines", name: key === "critical_low" ? "Critical low" : "Critical high",
+        var line = acrossRange(a.x, a[key], range);
+        out.push({ x: line.x, y: line.y, mode: "lines", name: key === "critical_low" ? "Critical low" : "Critical high",
           line: { color: CRIT, dash: "dash", width: 1.5, shape: "hv" }, hoverinfo: "skip" });
       }
     });
@@ -53,7 +76,21 @@
     return out;
   }
 
-  function layout(a, cycles) {
+  var DAY = 86400000;
+  var MIN_SPAN = 6 * DAY;  // a single result, or a few close together: about 3 days either side
+
+  // The x range: the results' span padded by 4 % (at least a day) on each side, and never
+  // narrower than MIN_SPAN, centred on the results. Cycle markers outside it would stretch
+  // the axis: keep to the data.
+  function xRange(a) {
+    if (!a.x.length) { return undefined; }
+    var first = wallMs(a.x[0]), last = wallMs(a.x[a.x.length - 1]);
+    var pad = Math.max((last - first) * 0.04, DAY);
+    pad = Math.max(pad, (MIN_SPAN - (last - first)) / 2);
+    return [wallString(first - pad), wallString(last + pad)];
+  }
+
+  function layout(a, cycles, range, width) {
     var shapes = [], annotations = [];
     cycles.forEach(function (c) {
       shapes.push({ type: "line", xref: "x", yref: "paper", x0: c.date, x1: c.date, y0: 0, y1: 1,
@@ -61,17 +98,21 @@
       annotations.push({ x: c.date, y: 1, xref: "x", yref: "paper", yanchor: "bottom", showarrow: false,
         text: "C" + c.number, font: { size: 10, color: "#5b6776" } });
     });
-    var range;
-    if (a.x.length) {
-      // Cycle markers outside the results' span would stretch the axis: keep to the data.
-      var first = new Date(a.x[0]).getTime(), last = new Date(a.x[a.x.length - 1]).getTime();
-      var pad = Math.max((last - first) * 0.04, 86400000);
-      range = [new Date(first - pad).toISOString(), new Date(last + pad).toISOString()];
+    var xaxis = { type: "date", range: range, fixedrange: true, tickformat: "%d %b" };
+    if (range) {
+      // On a short range Plotly's own ticks fall every 12 or 6 hours, each labelled with the
+      // same day: tick whole days instead (every day, or every 2nd or 3rd on a narrow chart).
+      var days = (wallMs(range[1]) - wallMs(range[0])) / DAY;
+      if (days <= 10) {
+        var step = Math.max(1, Math.ceil(days * 56 / Math.max(width || 0, 200)));
+        xaxis.tick0 = "2000-01-01";
+        xaxis.dtick = step * DAY;
+      }
     }
     return {
       margin: { l: 48, r: 12, t: 22, b: 36 }, height: 280, autosize: true,
       showlegend: false, hovermode: "closest", dragmode: false,
-      xaxis: { type: "date", range: range, fixedrange: true, tickformat: "%d %b" },
+      xaxis: xaxis,
       yaxis: { title: { text: a.unit, font: { size: 11 } }, fixedrange: true, rangemode: "tozero" },
       shapes: shapes, annotations: annotations,
       paper_bgcolor: "#fff", plot_bgcolor: "#fff", font: { family: "system-ui, sans-serif", size: 12 }
@@ -88,7 +129,8 @@
       var el = document.getElementById(a.id);
       if (!el) { return; }
       if (!a.x.length) { el.classList.add("empty"); el.hidden = true; return; }
-      Plotly.react(el, traces(a), layout(a, data.cycles),
+      var range = xRange(a);
+      Plotly.react(el, traces(a, range), layout(a, data.cycles, range, el.clientWidth - 60),
         { responsive: true, displaylogo: false, displayModeBar: false, staticPlot: false });
     });
   }
