@@ -3,10 +3,14 @@ read-only, gated view of lab results (PHI)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
 
 from labs.models import CtcaeGradeCriterion, LabResult, LabTest, PreCycleRule, ReferenceRange
 from patients.admin_gate import GatedPhiAdmin
+from treatments.admin import FrozenRegimenRowsAdmin
+from treatments.models import Regimen
 
 
 class ReferenceRangeInline(admin.TabularInline):  # type: ignore[type-arg]
@@ -51,12 +55,18 @@ class LabResultAdmin(GatedPhiAdmin):
 
 
 @admin.register(PreCycleRule)
-class PreCycleRuleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class PreCycleRuleAdmin(FrozenRegimenRowsAdmin):
+    """A regimen version's rules are frozen with it once a course uses it (DOMAIN.md 2)."""
+
     list_display = ("regimen", "test", "comparator", "value", "unit", "max_age_days", "action")
     list_filter = ("action", "regimen")
     search_fields = ("regimen__name", "test__short_name", "test__loinc", "source")
     list_select_related = ("regimen", "test")
     autocomplete_fields = ("test",)
+
+    @staticmethod
+    def regimen_of(obj: Any) -> Regimen:
+        return obj.regimen  # type: ignore[no-any-return]
 
 
 @admin.register(CtcaeGradeCriterion)

@@ -1,10 +1,17 @@
-"""Admin for the regimen library (editable by administrators) and, behind the access gate,
-read-only views of courses, cycles, dose changes, administrations and side effects (PHI:
-clinicians record those in the app, through the services that enforce the clinical rules)."""
+"""Admin for the regimen library (editable by administrators until a course uses a version)
+and, behind the access gate, read-only views of courses, cycles, dose changes, administrations
+and side effects (PHI: clinicians record those in the app, through the services that enforce
+the clinical rules)."""
 
 from __future__ import annotations
 
-from django.contrib import admin
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db.models import Count, ForeignKey, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 
 from labs.models import PreCycleRule
 from patients.admin_gate import GatedPhiAdmin, ReadOnlyInline
@@ -20,6 +27,13 @@ from treatments.models import (
     RegimenPhase,
     SideEffect,
 )
+from treatments.regimen_versions import (
+    regimen_course_count,
+    regimen_frozen_note,
+    regimen_new_version,
+)
+
+FROZEN_CHANGE_FORM = "admin/treatments/regimen_frozen_change_form.html"
 
 
 @admin.register(Drug)
@@ -29,14 +43,79 @@ class DrugAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     search_fields = ("name", "drug_class")
 
 
-class RegimenPhaseInline(admin.TabularInline):  # type: ignore[type-arg]
+# --- Regimen versions: frozen once a course uses them (DOMAIN.md 2) ---------------------------
+# A course keeps the version it started on, and its cycles read their doses from these rows:
+# once a course uses a version, its phases, drugs and pre-cycle rules are read-only here for
+# every administrator, superusers included. The models refuse the same change on every other
+# door (treatments.models.regimen_refuse_if_frozen); a change is made on a new version.
+
+
+class FrozenWhenInUse:
+    """Permissions of an admin or inline of a regimen's rows: no add, change or delete once a
+    course uses the regimen. `regimen_of` maps the object (for an inline, its parent) to it."""
+
+    @staticmethod
+    def regimen_of(obj: Any) -> Regimen:
+        raise NotImplementedError
+
+    def is_frozen(self, obj: Any) -> bool:
+        return obj is not None and regimen_course_count(regimen=self.regimen_of(obj)) > 0
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        # ModelAdmin passes no object; an inline passes its parent.
+        frozen = bool(args) and self.is_frozen(args[0])
+        return not frozen and super().has_add_permission(request, *args)  # type: ignore[misc]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return not self.is_frozen(obj) and super().has_change_permission(request, obj)  # type: ignore[misc]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return not self.is_frozen(obj) and super().has_delete_permission(request, obj)  # type: ignore[misc]
+
+
+class FrozenRegimenRowsAdmin(FrozenWhenInUse, admin.ModelAdmin):  # type: ignore[type-arg]
+    """Admin of phases, drugs or pre-cycle rules: read-only with a note once frozen; new or
+    moved rows can only go to a regimen no course uses. ("Delete selected" asks each row's
+    has_delete_permission, so it refuses frozen rows too.)"""
+
+    change_form_template = FROZEN_CHANGE_FORM
+
+    def formfield_for_foreignkey(
+        self, db_field: ForeignKey[Any, Any], request: HttpRequest, **kwargs: Any
+    ) -> Any:
+        if db_field.related_model is Regimen:
+            kwargs["queryset"] = Regimen.objects.filter(courses__isnull=True)
+        elif db_field.related_model is RegimenPhase:
+            kwargs["queryset"] = RegimenPhase.objects.filter(
+                regimen__courses__isnull=True
+            ).select_related("regimen")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        *args: Any,
+        obj: Any = None,
+        **kwargs: Any,
+    ) -> HttpResponse:
+        if obj is not None:
+            context["frozen_note"] = regimen_frozen_note(regimen=self.regimen_of(obj))
+        return super().render_change_form(request, context, *args, obj=obj, **kwargs)
+
+
+class RegimenPhaseInline(FrozenWhenInUse, admin.TabularInline):  # type: ignore[type-arg]
     model = RegimenPhase
     extra = 0
     show_change_link = True  # drugs of a phase are edited on the phase's page
     fields = ("order", "name", "cycle_length_days", "planned_cycles")
 
+    @staticmethod
+    def regimen_of(obj: Any) -> Regimen:
+        return obj  # type: ignore[no-any-return]
 
-class PreCycleRuleInline(admin.TabularInline):  # type: ignore[type-arg]
+
+class PreCycleRuleInline(FrozenWhenInUse, admin.TabularInline):  # type: ignore[type-arg]
     model = PreCycleRule
     extra = 0
     autocomplete_fields = ("test",)
@@ -53,38 +132,126 @@ class PreCycleRuleInline(admin.TabularInline):  # type: ignore[type-arg]
         "source",
     )
 
+    @staticmethod
+    def regimen_of(obj: Any) -> Regimen:
+        return obj  # type: ignore[no-any-return]
+
 
 @admin.register(Regimen)
 class RegimenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = ("name", "version", "intent", "indication", "is_active", "created_at")
+    list_display = (
+        "name",
+        "version",
+        "intent",
+        "indication",
+        "is_active",
+        "course_count",
+        "created_at",
+    )
     list_filter = ("intent", "is_active")
     search_fields = ("name", "indication", "source")
     inlines = (RegimenPhaseInline, PreCycleRuleInline)
+    actions = ("create_new_version",)
+    change_form_template = FROZEN_CHANGE_FORM
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Regimen]:
+        return super().get_queryset(request).annotate(course_count=Count("courses"))
+
+    @admin.display(description="courses", ordering="course_count")
+    def course_count(self, obj: Regimen) -> int:
+        return obj.course_count  # type: ignore[attr-defined,no-any-return]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        readonly = tuple(super().get_readonly_fields(request, obj))
+        if obj is None or not regimen_course_count(regimen=obj):
+            return readonly
+        # Frozen: only whether the version is offered for new courses may change (it changes
+        # no course), so that an old version can be retired once its successor is ready.
+        frozen = tuple(
+            f.name
+            for f in Regimen._meta.fields
+            if f.editable and f.name not in Regimen.FROZEN_IGNORES and f.name not in readonly
+        )
+        return readonly + frozen
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        frozen = obj is not None and regimen_course_count(regimen=obj) > 0
+        return not frozen and super().has_delete_permission(request, obj)
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        *args: Any,
+        obj: Any = None,
+        **kwargs: Any,
+    ) -> HttpResponse:
+        if obj is not None:
+            context["frozen_note"] = regimen_frozen_note(regimen=obj)
+        return super().render_change_form(request, context, *args, obj=obj, **kwargs)
+
+    @admin.action(description="Create a new version", permissions=["add"])
+    def create_new_version(
+        self, request: HttpRequest, queryset: QuerySet[Regimen]
+    ) -> HttpResponse | None:
+        regimens = list(queryset[:2])
+        if len(regimens) != 1:
+            self.message_user(
+                request, "Select one regimen to make a new version of.", messages.WARNING
+            )
+            return None
+        old = regimens[0]
+        try:
+            new = regimen_new_version(regimen=old, by=request.user)  # type: ignore[arg-type]
+        except ValidationError as exc:
+            self.message_user(request, " ".join(exc.messages), messages.ERROR)
+            return None
+        self.message_user(
+            request,
+            f"Created {new} as a copy of {old} with its phases, drugs and pre-cycle rules. No "
+            f"course uses it yet, so it can be edited. It is not offered for new courses until "
+            f"you tick \u201cOffered for new courses\u201d; then untick it on {old} to retire "
+            f"that version (its courses keep it).",
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(reverse("admin:treatments_regimen_change", args=[new.pk]))
 
 
-class RegimenDrugInline(admin.TabularInline):  # type: ignore[type-arg]
+class RegimenDrugInline(FrozenWhenInUse, admin.TabularInline):  # type: ignore[type-arg]
     model = RegimenDrug
     extra = 0
     autocomplete_fields = ("drug",)
     fields = ("order", "drug", "dose", "dose_basis", "route", "days", "duration", "max_dose_mg")
 
+    @staticmethod
+    def regimen_of(obj: Any) -> Regimen:
+        return obj.regimen  # type: ignore[no-any-return]
+
 
 @admin.register(RegimenPhase)
-class RegimenPhaseAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class RegimenPhaseAdmin(FrozenRegimenRowsAdmin):
     list_display = ("regimen", "order", "name", "cycle_length_days", "planned_cycles")
     list_filter = ("regimen__intent",)
     search_fields = ("name", "regimen__name")
     list_select_related = ("regimen",)
     inlines = (RegimenDrugInline,)
 
+    @staticmethod
+    def regimen_of(obj: Any) -> Regimen:
+        return obj.regimen  # type: ignore[no-any-return]
+
 
 @admin.register(RegimenDrug)
-class RegimenDrugAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class RegimenDrugAdmin(FrozenRegimenRowsAdmin):
     list_display = ("phase", "drug", "dose", "dose_basis", "route", "days", "max_dose_mg")
     list_filter = ("dose_basis", "route")
     search_fields = ("drug__name", "phase__name", "phase__regimen__name")
     list_select_related = ("phase__regimen", "drug")
     autocomplete_fields = ("drug",)
+
+    @staticmethod
+    def regimen_of(obj: Any) -> Regimen:
+        return obj.phase.regimen  # type: ignore[no-any-return]
 
 
 class ChemoCycleInline(ReadOnlyInline):

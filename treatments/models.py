@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -32,6 +33,60 @@ def parse_days(days: str) -> list[int]:
             raise ValueError(days)
         result.extend(range(start, end + 1))
     return sorted(set(result))
+
+
+# --- A regimen version that a course uses is frozen (DOMAIN.md 2) ---------------------------
+# "A course keeps the version it started on": its cycles read their drugs and doses from the
+# regimen rows, so changing those rows in place would silently change every course on them.
+# The guard sits in save()/delete() (and clean(), for a form error) so that every door (admin,
+# shell, API, a future service) is refused alike; QuerySet.update()/delete() skip it, like
+# every model method, and are not used on these tables.
+
+
+def regimen_frozen_message(regimen: Regimen, course_count: int) -> str:
+    courses = f"{course_count} course{'s' if course_count != 1 else ''}"
+    return (
+        f"{regimen} is used by {courses}, and a course keeps the regimen version it started "
+        "on, so this version can no longer be changed. Create a new version (admin: Regimens, "
+        "action 'Create a new version') and change that one instead."
+    )
+
+
+def regimen_refuse_if_frozen(regimens: models.QuerySet[Regimen]) -> None:
+    """Raise ValidationError if any of `regimens` is used by a course."""
+    used = (
+        regimens.annotate(course_count=models.Count("courses", distinct=True))
+        .filter(course_count__gt=0)
+        .first()
+    )
+    if used is not None:
+        raise ValidationError(regimen_frozen_message(used, used.course_count))
+
+
+def stored_if_changed(
+    instance: models.Model, *, ignore: tuple[str, ...] = ()
+) -> dict[str, Any] | None:
+    """The stored row of `instance` if a concrete field (except `ignore`) differs from it;
+    {} for an instance not stored yet; None when nothing changed (a no-op save is allowed)."""
+    fields = [f for f in instance._meta.concrete_fields if f.attname not in ignore]
+    stored = None
+    if instance.pk is not None:
+        stored = (
+            type(instance)
+            ._base_manager.filter(pk=instance.pk)
+            .values(*(f.attname for f in fields))
+            .first()
+        )
+    if stored is None:
+        return {}
+    for field in fields:
+        try:
+            value = field.to_python(getattr(instance, field.attname))
+        except ValidationError:
+            return stored  # an invalid value is a change; clean() reports the value itself
+        if value != stored[field.attname]:
+            return stored
+    return None
 
 
 class Drug(models.Model):
@@ -110,6 +165,23 @@ class Regimen(models.Model):
     def __str__(self) -> str:
         return f"{self.name} v{self.version}"
 
+    # Whether a version is offered for new courses changes no course: it stays editable, so
+    # an old version can be retired once its successor is ready.
+    FROZEN_IGNORES = ("is_active",)
+
+    def refuse_change_if_in_use(self) -> None:
+        stored = stored_if_changed(self, ignore=self.FROZEN_IGNORES)
+        if stored:  # a new regimen has no course yet
+            regimen_refuse_if_frozen(Regimen.objects.filter(pk=self.pk))
+
+    def clean(self) -> None:
+        super().clean()
+        self.refuse_change_if_in_use()
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.refuse_change_if_in_use()
+        super().save(*args, **kwargs)
+
 
 class RegimenPhase(models.Model):
     """One phase of a regimen (AC->T has two), run in `order`."""
@@ -138,6 +210,25 @@ class RegimenPhase(models.Model):
 
     def __str__(self) -> str:
         return f"{self.regimen}: {self.name} (q{self.cycle_length_days}d x {self.planned_cycles})"
+
+    def refuse_change_if_in_use(self, *, deleting: bool = False) -> None:
+        stored = stored_if_changed(self)
+        if stored is None and not deleting:
+            return
+        ids = {self.regimen_id, (stored or {}).get("regimen_id")}
+        regimen_refuse_if_frozen(Regimen.objects.filter(pk__in=ids - {None}))
+
+    def clean(self) -> None:
+        super().clean()
+        self.refuse_change_if_in_use()
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.refuse_change_if_in_use()
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        self.refuse_change_if_in_use(deleting=True)
+        return super().delete(*args, **kwargs)
 
 
 class DoseBasis(models.TextChoices):
@@ -197,6 +288,22 @@ class RegimenDrug(models.Model):
             raise ValidationError({"days": "Days look like 1, 1-5 or 1,8."}) from None
         if self.phase_id and days[-1] > self.phase.cycle_length_days:
             raise ValidationError({"days": "A day is beyond the cycle length."})
+        self.refuse_change_if_in_use()
+
+    def refuse_change_if_in_use(self, *, deleting: bool = False) -> None:
+        stored = stored_if_changed(self)
+        if stored is None and not deleting:
+            return
+        ids = {self.phase_id, (stored or {}).get("phase_id")}
+        regimen_refuse_if_frozen(Regimen.objects.filter(phases__in=ids - {None}))
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.refuse_change_if_in_use()
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        self.refuse_change_if_in_use(deleting=True)
+        return super().delete(*args, **kwargs)
 
     def __str__(self) -> str:
         return f"{self.drug} {self.dose} {self.dose_basis} {self.route} d{self.days}"
