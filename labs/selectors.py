@@ -93,7 +93,8 @@ class AnalyteTrend:
             "unit": unit_display(self.test.unit),  # the chart's axis title and hover text
             "decimals": self.test.decimal_places,
             "tumour_marker": self.test.is_tumour_marker,
-            "x": [r.collected_at.isoformat() for r in rows],
+            # Clinic time: Plotly plots a date string's wall clock and ignores its offset.
+            "x": [timezone.localtime(r.collected_at).isoformat() for r in rows],
             "y": [_num(r.value) for r in rows],
             "flag": [r.flag for r in rows],
             # The band and limits as stored on each result: the range that applied then.

@@ -96,6 +96,10 @@ def lab_result_create(request: AuthedHtmxRequest, patient_id: int) -> HttpRespon
         return params
     period, tests = params
     patient = gate.patient_get_for_user(user=request.user, patient_id=patient_id, perm=gate.CHANGE)
+    if request.method == "GET" and not request.htmx:
+        # Opened as a page (a bookmark, a shared link): the form lives on the patient's lab
+        # page, under the patient's name, not as a bare fragment.
+        return redirect(reverse("labs:lab_trends", args=[patient.pk]) + f"?days={period}#lab-entry")
     if request.method == "GET":
         # The test select asks for the form again so the unit follows the chosen test.
         test_id = request.GET.get("test", "")

@@ -377,11 +377,12 @@ RESOURCES.update(
             "method": "GET",
             "expect": _only(_CARE),
         },
+        # Opened as a page (no HX-Request) it sends the care team on to the lab page's form.
         "labs:lab_result_create GET": {
             "url": "labs:lab_result_create",
             "args": ("P",),
             "method": "GET",
-            "expect": _only(_CARE),
+            "expect": _only(_CARE, DONE),
         },
         "labs:lab_result_create POST": {
             "url": "labs:lab_result_create",

@@ -252,6 +252,17 @@ def test_lab_result_create_get_prefills_unit_of_chosen_test(client, treating_cli
     assert b"<html" not in response.content
 
 
+def test_lab_result_create_opened_as_a_page_goes_to_the_lab_page_form(
+    client, treating_clinician, patient
+):
+    _login(client, treating_clinician)
+    response = client.get(_create_url(patient) + "?days=90")
+    assert response.status_code == 302
+    assert response["Location"] == (
+        reverse("labs:lab_trends", args=[patient.pk]) + "?days=90#lab-entry"
+    )
+
+
 def test_lab_result_form_offers_the_tests_unit_and_its_exact_equivalents(
     client, treating_clinician, patient
 ):

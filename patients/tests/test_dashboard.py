@@ -387,3 +387,10 @@ def test_dashboard_listens_for_live_changes_and_refreshes_only_its_body(
     assert "<html" not in body
     assert body.lstrip().startswith('<div id="dashboard-live"')
     assert patient.mrn in body
+
+
+def test_dashboard_links_to_planning_a_course(client, login, patient, treating_clinician):
+    login(client, treating_clinician)
+    html = client.get(_url(patient)).content.decode()
+    plan = reverse("treatments:course_create", args=[patient.pk])
+    assert f'href="{plan}" id="plan-course">Plan a course from the regimen library' in html
