@@ -74,6 +74,7 @@ class AnalyteEvidenceType:
     result_collected_at: dt.datetime | None
     max_age_days: int
     explanation: str
+    in_hand: str | None  # too old by the cycle day, but what its rules say of it now
 
     @classmethod
     def from_evidence(cls, evidence: AnalyteEvidence) -> AnalyteEvidenceType:
@@ -86,6 +87,7 @@ class AnalyteEvidenceType:
             result_collected_at=evidence.result.collected_at if evidence.result else None,
             max_age_days=evidence.max_age_days,
             explanation=evidence.explanation,
+            in_hand=evidence.in_hand,
         )
 
 

@@ -239,10 +239,28 @@ class AnalyteEvidence:
     age: timedelta | None
     max_age_days: int
     explanation: str
+    # For a result recent enough today but too old by a cycle day still to come: what its
+    # rules say of it now. A low count mid-cycle is expected (the nadir) and the cycle is
+    # judged on fresh bloods; a critical one is not hidden behind "labs due".
+    in_hand: str | None = None
+    in_hand_rule: PreCycleRule | None = None
 
     @property
     def outcome_label(self) -> str:
         return PreCycleOutcome.LABELS[self.outcome]
+
+    @property
+    def in_hand_label(self) -> str:
+        return PreCycleOutcome.LABELS[self.in_hand] if self.in_hand else ""
+
+    @property
+    def critical_in_hand(self) -> bool:
+        """A critical result, recent enough today, that its rules say not to treat on."""
+        return (
+            self.in_hand in PreCycleOutcome.NOT_READY
+            and self.result is not None
+            and self.result.is_critical
+        )
 
 
 @dataclass(frozen=True)
@@ -270,12 +288,15 @@ class PreCycleAssessment:
     def labs_due(self) -> bool:
         """A cycle still to come whose results are missing or will be too old on its day: the
         pre-cycle bloods are simply not drawn yet, which is not a reason to look at the chart.
-        Not when a result in hand already says delay, contact or hold: that one needs eyes
-        now, whatever else is still to be drawn."""
+        Not when a result in hand already says delay, contact or hold, nor when a critical
+        result drawn in the last days says so (too old by the cycle day or not): those need
+        eyes now, whatever else is still to be drawn."""
         return (
             self.ahead
             and self.outcome == PreCycleOutcome.NOT_EVALUABLE
-            and not any(a.outcome in PreCycleOutcome.NOT_READY for a in self.analytes)
+            and not any(
+                a.outcome in PreCycleOutcome.NOT_READY or a.critical_in_hand for a in self.analytes
+            )
         )
 
     @property
@@ -334,6 +355,7 @@ def _evaluate_analyte(
     result: LabResult | None,
     at: datetime,
     ahead: bool = False,
+    now: datetime | None = None,
 ) -> AnalyteEvidence:
     # The strictest freshness requirement among the analyte's rules applies to the analyte.
     max_age_days = min(r.max_age_days for r in rules)
@@ -349,6 +371,15 @@ def _evaluate_analyte(
         )
     age = at - result.collected_at
     if age > timedelta(days=max_age_days):
+        explanation = (
+            f"Latest {test.short_name} {'will be' if ahead else 'is'} "
+            f"{age.days} d {age.seconds // 3600} h old{' on the cycle day' if ahead else ''}; "
+            f"the rules need one from the last {max_age_days} days."
+        )
+        in_hand, in_hand_rule = None, None
+        if ahead and now is not None and now - result.collected_at <= timedelta(days=max_age_days):
+            in_hand, in_hand_rule, said = _rule_outcome(test, rules, result)
+            explanation += f" As it stands: {said}"
         return AnalyteEvidence(
             test=test,
             outcome=PreCycleOutcome.STALE,
@@ -356,39 +387,36 @@ def _evaluate_analyte(
             rule=None,
             age=age,
             max_age_days=max_age_days,
-            explanation=(
-                f"Latest {test.short_name} {'will be' if ahead else 'is'} "
-                f"{age.days} d {age.seconds // 3600} h old{' on the cycle day' if ahead else ''}; "
-                f"the rules need one from the last {max_age_days} days."
-            ),
+            explanation=explanation,
+            in_hand=in_hand,
+            in_hand_rule=in_hand_rule,
         )
-    value = to_decimal(result.value)
-    for rule in rules:
-        if value is not None and rule_matches(rule, value=value, unit=result.unit):
-            return AnalyteEvidence(
-                test=test,
-                outcome=rule.action,
-                result=result,
-                rule=rule,
-                age=age,
-                max_age_days=max_age_days,
-                explanation=(
-                    f"{test.short_name} {fmt_decimal(result.value)} {unit_display(result.unit)} "
-                    f"{rule.comparator} {fmt_decimal(rule.value)}: {rule.get_action_display()}."
-                ),
-            )
-    # A gap in the rules must never pass silently: a physician decides.
+    outcome, rule, explanation = _rule_outcome(test, rules, result)
     return AnalyteEvidence(
         test=test,
-        outcome=PreCycleOutcome.CONTACT,
+        outcome=outcome,
         result=result,
-        rule=None,
+        rule=rule,
         age=age,
         max_age_days=max_age_days,
-        explanation=(
-            f"{test.short_name} {fmt_decimal(result.value)} {unit_display(result.unit)} matches no rule: contact physician."
-        ),
+        explanation=explanation,
     )
+
+
+def _rule_outcome(
+    test: LabTest, rules: list[PreCycleRule], result: LabResult
+) -> tuple[str, PreCycleRule | None, str]:
+    """The first rule in priority order that `result` matches: (action, rule, explanation)."""
+    value = to_decimal(result.value)
+    shown = f"{test.short_name} {fmt_decimal(result.value)} {unit_display(result.unit)}"
+    for rule in rules:
+        if value is not None and rule_matches(rule, value=value, unit=result.unit):
+            said = (
+                f"{shown} {rule.comparator} {fmt_decimal(rule.value)}: {rule.get_action_display()}."
+            )
+            return rule.action, rule, said
+    # A gap in the rules must never pass silently: a physician decides.
+    return PreCycleOutcome.CONTACT, None, f"{shown} matches no rule: contact physician."
 
 
 def _assess(
@@ -397,6 +425,7 @@ def _assess(
     regimen: Regimen,
     at: datetime,
     ahead: bool,
+    now: datetime,
     rules_by_test: dict[int, list[PreCycleRule]],
     latest: dict[tuple[int, int], LabResult],
 ) -> PreCycleAssessment:
@@ -407,6 +436,7 @@ def _assess(
             result=latest.get((patient_id, test_id)),
             at=at,
             ahead=ahead,
+            now=now,
         )
         for test_id, rules in rules_by_test.items()
     ]
@@ -491,6 +521,7 @@ def precycle_evaluate_pairs(
             regimen=regimen,
             at=moments[pid],
             ahead=moments[pid] > at,
+            now=at,
             rules_by_test=rules_by_regimen[regimen.pk],
             latest=latest,
         )
@@ -604,12 +635,16 @@ class EvidenceLine:
         if outcome in {PreCycleOutcome.DELAY, PreCycleOutcome.CONTACT}:
             return "warn"
         if self.ahead and outcome in PreCycleOutcome.NOT_JUDGED:
+            if self.item.critical_in_hand:
+                return "bad"  # a critical value in hand: eyes now, not "labs due"
             return "info"  # not drawn yet for a cycle to come: to do, not a danger
         return "bad"
 
     @property
     def outcome_text(self) -> str:
         if self.ahead and self.item.outcome == PreCycleOutcome.STALE:
+            if self.item.in_hand in PreCycleOutcome.NOT_READY:
+                return f"Too old by the cycle day (now: {self.item.in_hand_label})"
             return "Too old by the cycle day"
         return self.item.outcome_label
 
@@ -624,10 +659,11 @@ def evidence_lines(assessment: PreCycleAssessment | None) -> list[EvidenceLine]:
             if item.result
             else ""
         )
+        shown_rule = item.rule or item.in_hand_rule
         rule = (
-            f"{item.test.short_name} {item.rule.get_comparator_display()} "
-            f"{fmt_decimal(item.rule.value)} {unit_display(item.rule.unit)}"
-            if item.rule
+            f"{item.test.short_name} {shown_rule.get_comparator_display()} "
+            f"{fmt_decimal(shown_rule.value)} {unit_display(shown_rule.unit)}"
+            if shown_rule
             else ""
         )
         lines.append(

@@ -125,6 +125,11 @@ class AnalyteOut(Schema):
     outcome_label: str
     result_id: int | None
     explanation: str
+    in_hand: str | None = Field(
+        None,
+        description="For a result recent enough today but too old by the cycle day: what "
+        "its rules say of it now (e.g. delay). Not null only then.",
+    )
 
 
 class ReadinessOut(Schema):
@@ -285,6 +290,7 @@ def patient_readiness(request: HttpRequest, patient_id: int) -> dict[str, object
                         "outcome_label": a.outcome_label,
                         "result_id": a.result.pk if a.result else None,
                         "explanation": a.explanation,
+                        "in_hand": a.in_hand,
                     }
                     for a in assessment.analytes
                 ],

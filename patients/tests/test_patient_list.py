@@ -204,6 +204,33 @@ def test_patient_list_a_cycle_ten_days_away_without_labs_is_labs_due_not_attenti
     assert attention == []
 
 
+def test_patient_list_a_critical_count_this_week_is_attention_even_before_the_cycle_day(
+    client, login, care_team, treating_clinician
+):
+    # A tester's case: ANC 0.3 (critical) drawn today, cycle 2 in ten days. "Labs due" hid it.
+    anc = anc_test()
+    regimen = regimen_with_anc_rules(anc=anc)
+    later = _patient(care_team, family_name="Later", mrn="LATER-1")
+    course_with_cycles(
+        later, regimen=regimen, given=1, total=4, start=timezone.localdate() - dt.timedelta(days=4)
+    )
+    LabResultFactory.create(
+        patient=later,
+        test=anc,
+        value=Decimal("0.3"),
+        flag=Flag.CRITICAL_LOW,
+        collected_at=timezone.now() - dt.timedelta(hours=2),
+    )
+    login(client, treating_clinician)
+
+    attention = client.get(URL, {"filter": "attention"}).context["listing"].rows
+    assert [row.patient.mrn for row in attention] == ["LATER-1"]
+    assert attention[0].badge.label != "Labs due"
+    dashboard = client.get(reverse("patients:patient_detail", args=[later.pk])).content.decode()
+    assert "Too old by the cycle day (now: Hold)" in dashboard
+    assert "As it stands: ANC 0.3 ×10³/µL" in dashboard
+
+
 def test_patient_list_due_this_week(client, login, care_team, treating_clinician):
     regimen = regimen_with_anc_rules()
     today = timezone.localdate()
