@@ -249,12 +249,21 @@ def _cycle(info: Info, patient_id: Any, cycle_id: Any) -> Any:
 class Mutation:
     @strawberry.mutation
     def give_cycle(
-        self, info: Info, patient_id: strawberry.ID, cycle_id: strawberry.ID, actual_start: dt.date
+        self,
+        info: Info,
+        patient_id: strawberry.ID,
+        cycle_id: strawberry.ID,
+        actual_start: dt.date,
+        override_reason: str = "",
     ) -> ChemoCycleType:
+        """Give a cycle; overrideReason is required when the pre-cycle check says otherwise."""
         cycle = _cycle(info, patient_id, cycle_id)
         return _Services.call(
             lambda: treatment_services.cycle_give(
-                cycle=cycle, actual_start=actual_start, given_by=user_of(info)
+                cycle=cycle,
+                actual_start=actual_start,
+                given_by=user_of(info),
+                override_reason=override_reason,
             )
         )  # type: ignore[return-value]
 

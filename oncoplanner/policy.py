@@ -300,7 +300,8 @@ RESOURCES.update(
             "url": "treatments:cycle_give",
             "args": _CYCLE,
             "method": "POST",
-            "data": {"actual_start": "2026-03-02"},
+            # The world's patient has no pre-cycle bloods: giving needs the reason why.
+            "data": {"actual_start": "2026-03-02", "override_reason": _REASON},
             "expect": _only(_CARE, DONE),
         },
         "treatments:cycle_delay POST": {
@@ -545,7 +546,10 @@ RESOURCES.update(
         "api:cycle_list GET": _api("cycle_list", _P_COURSE),
         "api:cycle_detail GET": _api("cycle_detail", _P_CYCLE),
         "api:cycle_give POST": _api(
-            "cycle_give", _P_CYCLE, method="POST", body={"actual_start": "2026-03-02"}
+            "cycle_give",
+            _P_CYCLE,
+            method="POST",
+            body={"actual_start": "2026-03-02", "override_reason": _REASON},
         ),
         "api:cycle_delay POST": _api(
             "cycle_delay", _P_CYCLE, method="POST", body={"reason": _REASON, "days": 7}

@@ -123,7 +123,12 @@ def folfox_course_ready_for_cycle_2(*, mrn: str = "MRN-W-0001") -> CourseWorld:
         created_by=doctor,
         confirm_past_start=True,
     )
-    cycle_give(cycle=course.cycles.get(number=1), actual_start=start, given_by=doctor)
+    cycle_give(
+        cycle=course.cycles.get(number=1),
+        actual_start=start,
+        given_by=doctor,
+        override_reason="Cycle 1 bloods were drawn at the referring hospital",
+    )
     yesterday = timezone.now() - dt.timedelta(days=1)
     tests = {t.loinc: t for t in LabTest.objects.filter(loinc__in=[ANC, PLT, BILI, CREAT])}
     # ANC before cycle 1 too, so the chart starts with two points.

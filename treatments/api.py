@@ -153,10 +153,18 @@ class CycleOut(Schema):
     status: str
     reason: str
     status_changed_at: dt.datetime | None
+    given_despite: str = Field(description="What the pre-cycle check said when given anyway.")
+    override_reason: str
 
 
 class GiveIn(InputSchema):
     actual_start: dt.date
+    override_reason: str = Field(
+        "",
+        max_length=2000,
+        description="Required (at least 10 characters) when the pre-cycle check does not say "
+        "treat: why the cycle is given anyway. Kept on the cycle.",
+    )
 
 
 class DelayIn(InputSchema):
@@ -380,7 +388,10 @@ def cycle_give(request: HttpRequest, patient_id: int, cycle_id: int, payload: Gi
     no_query(request)
     cycle = _cycle(request, patient_id, cycle_id)
     return services.cycle_give(
-        cycle=cycle, actual_start=payload.actual_start, given_by=user_of(request)
+        cycle=cycle,
+        actual_start=payload.actual_start,
+        given_by=user_of(request),
+        override_reason=payload.override_reason,
     )
 
 

@@ -103,6 +103,11 @@ class CourseStopForm(forms.Form):
 
 class CycleGiveForm(forms.Form):
     actual_start = forms.DateField(label="Given on (day 1)", widget=DATE_WIDGET)
+    override_reason = forms.CharField(
+        label="Why give it although readiness says otherwise",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
 
 
 class CycleDelayForm(forms.Form):

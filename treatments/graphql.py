@@ -138,6 +138,8 @@ class ChemoCycleType(Gated):
     end_date: dt.date | None
     status: auto
     reason: auto
+    given_despite: auto
+    override_reason: auto
     administrations: list[AdministrationType]
 
 

@@ -399,6 +399,10 @@ class ChemoCycle(models.Model):
         help_text="Who last gave, delayed, held or cancelled the cycle.",
     )
     status_changed_at = models.DateTimeField(null=True, blank=True)
+    # Given although the pre-cycle check said otherwise: what it said then, and why it was
+    # given anyway (a physician's decision, kept with the cycle).
+    given_despite = models.CharField(max_length=20, blank=True)
+    override_reason = models.TextField(blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -420,6 +424,12 @@ class ChemoCycle(models.Model):
                 violation_error_message="A delay, hold or cancellation needs a reason.",
             ),
         ]
+
+    @property
+    def given_despite_label(self) -> str:
+        from labs.rules import PreCycleOutcome  # labs depends on treatments, not the reverse
+
+        return PreCycleOutcome.LABELS.get(self.given_despite, self.given_despite)
 
     def __str__(self) -> str:
         return f"Cycle {self.number} ({self.get_status_display()})"

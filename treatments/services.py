@@ -229,8 +229,15 @@ def _require_previous_cycle_run(previous: ChemoCycle, number: int, actual_start:
         )
 
 
-def cycle_give(*, cycle: ChemoCycle, actual_start: dt.date, given_by: User) -> ChemoCycle:
+def cycle_give(
+    *, cycle: ChemoCycle, actual_start: dt.date, given_by: User, override_reason: str = ""
+) -> ChemoCycle:
     """Mark `cycle` as given from `actual_start`; it ends a cycle length later, minus one day.
+
+    When the regimen's pre-cycle check (labs.services.precycle_evaluate, with the results
+    available by the end of `actual_start`) does not say treat, the cycle is given only with
+    an `override_reason` (ValidationError on it otherwise), kept on the cycle with what the
+    check said: a delay, hold, missing or stale result is never passed over in one click.
 
     Cycles are given in order: an earlier cycle still planned, ready, delayed or held must be
     given or cancelled first, and a cycle starts at most CYCLE_EARLY_TOLERANCE_DAYS before the
@@ -269,6 +276,9 @@ def cycle_give(*, cycle: ChemoCycle, actual_start: dt.date, given_by: User) -> C
     )
     if previous is not None and previous.actual_start:
         _require_previous_cycle_run(previous, cycle.number, actual_start)
+    cycle.given_despite, cycle.override_reason = _readiness_override(
+        course, actual_start, override_reason
+    )
     delta = actual_start - cycle.planned_start
     cycle.actual_start = actual_start
     cycle.end_date = actual_start + dt.timedelta(days=cycle.phase.cycle_length_days - 1)
@@ -282,6 +292,28 @@ def cycle_give(*, cycle: ChemoCycle, actual_start: dt.date, given_by: User) -> C
         _save(course)
     _complete_course_if_done(course)
     return cycle
+
+
+def _readiness_override(course: Course, day: dt.date, reason: str) -> tuple[str, str]:
+    """("", "") when the pre-cycle check says treat (or the regimen has no rules: a physician
+    decides, as the cycle page says); else (what it said, the reason), refused without one."""
+    from labs.services import precycle_evaluate
+
+    end_of_day = timezone.make_aware(dt.datetime.combine(day, dt.time.max))
+    assessment = precycle_evaluate(
+        patient=course.patient, regimen=course.regimen, at=min(timezone.now(), end_of_day)
+    )
+    if not assessment.analytes or assessment.ok_to_treat:
+        return "", ""
+    if len(reason.strip()) < 10:
+        raise ValidationError(
+            {
+                "override_reason": f"The pre-cycle check says “{assessment.outcome_label}”: "
+                "write why the cycle is given anyway (at least 10 characters), or delay or "
+                "hold it."
+            }
+        )
+    return assessment.outcome, reason.strip()
 
 
 def _require_open_cycle(cycle: ChemoCycle, action: str) -> None:

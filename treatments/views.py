@@ -468,7 +468,10 @@ def _cycle_action(
         try:
             if action == "give":
                 services.cycle_give(
-                    cycle=cycle, actual_start=data["actual_start"], given_by=request.user
+                    cycle=cycle,
+                    actual_start=data["actual_start"],
+                    given_by=request.user,
+                    override_reason=data["override_reason"],
                 )
                 done = f"Cycle {cycle.number} given from {data['actual_start']:%d %b %Y}."
             elif action == "delay":

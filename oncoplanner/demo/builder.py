@@ -391,7 +391,13 @@ class DemoClinic:
                 weight_kg=weight,
                 recorded_by=nurse,
             )
-            cycle = cycle_give(cycle=cycle, actual_start=cycle.planned_start, given_by=nurse)
+            cycle = cycle_give(
+                cycle=cycle,
+                actual_start=cycle.planned_start,
+                given_by=nurse,
+                # Kept only when the pre-cycle check did not say treat (a borderline count).
+                override_reason="Counts reviewed with the oncologist: proceed at full dose.",
+            )
             self._administer(cycle, nurse, pharmacist)
             depth = plan.nadir_depth * (0.8 if reduced else 1.0)
             nadir_day = cycle.planned_start + dt.timedelta(days=10)

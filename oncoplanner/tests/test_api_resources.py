@@ -278,18 +278,19 @@ def test_course_create_and_cycle_give(
     course_id = created.json()["id"]
     cycles = clinician.get(f"{API}/patients/{patient.pk}/courses/{course_id}/cycles").json()
     first = cycles["items"][0]
-    given = post(
-        clinician,
-        f"{API}/patients/{patient.pk}/cycles/{first['id']}/give",
-        {"actual_start": start},
-    )
+    give_url = f"{API}/patients/{patient.pk}/cycles/{first['id']}/give"
+    unreviewed = post(clinician, give_url, {"actual_start": start})
+    assert unreviewed.status_code == 400  # no pre-cycle bloods: the check says not evaluable
+    assert unreviewed.json()["detail"][0]["loc"] == ["body", "override_reason"]
+    reason = "Bloods drawn at the referring hospital, reviewed by phone"
+    given = post(clinician, give_url, {"actual_start": start, "override_reason": reason})
     assert given.status_code == 200
     assert given.json()["status"] == "given"
-    again = post(
-        clinician,
-        f"{API}/patients/{patient.pk}/cycles/{first['id']}/give",
-        {"actual_start": start},
+    assert (given.json()["given_despite"], given.json()["override_reason"]) == (
+        "not_evaluable",
+        reason,
     )
+    again = post(clinician, give_url, {"actual_start": start, "override_reason": reason})
     assert again.status_code == 400
     assert again.json()["detail"][0]["loc"] == ["body", "cycle"]
 

@@ -30,6 +30,8 @@ pytestmark = pytest.mark.django_db
 
 TODAY = dt.date(2026, 3, 20)
 START = dt.date(2026, 3, 2)  # a Monday, cycle 1 of mFOLFOX6 (reference data, 12 x 14 days)
+# These patients have no pre-cycle bloods: giving a cycle needs the reason (cycle_give).
+REVIEWED = "Counts reviewed at the referring hospital"
 HX = {"HX-Request": "true"}
 
 
@@ -380,14 +382,25 @@ def test_cycle_detail_outsider_gets_404(as_outsider, course):
     assert as_outsider.get(_course_url("cycle_detail", course, 1)).status_code == 404
 
 
-def test_cycle_give_through_service_htmx(as_clinician, course):
+def test_cycle_give_against_readiness_needs_a_reason_and_keeps_it(as_clinician, course):
+    # No pre-cycle bloods: readiness is "not evaluable", which one click used to pass over.
+    url = _course_url("cycle_give", course, 1)
+    refused = as_clinician.post(url, {"actual_start": "2026-03-02"}, headers=HX)
+    assert refused.status_code == 400
+    assert "write why the cycle is given anyway" in refused.content.decode()
+    assert course.cycles.get(number=1).status == ChemoCycle.Status.PLANNED
+
+    reason = "Counts from the referring hospital reviewed by phone"
     response = as_clinician.post(
-        _course_url("cycle_give", course, 1), {"actual_start": "2026-03-02"}, headers=HX
+        url, {"actual_start": "2026-03-02", "override_reason": reason}, headers=HX
     )
     assert response.status_code == 204
     cycle = course.cycles.get(number=1)
     assert cycle.status == ChemoCycle.Status.GIVEN
+    assert (cycle.given_despite, cycle.override_reason) == ("not_evaluable", reason)
     assert _log_exists(action="update", object_type="ChemoCycle", object_id=str(cycle.pk))
+    page = as_clinician.get(_course_url("cycle_detail", course, 1)).content.decode()
+    assert "given despite “Not evaluable: a result is missing or too old”" in page
 
 
 def test_cycle_give_future_date_is_400_partial(as_clinician, course):
@@ -449,7 +462,10 @@ def test_cycle_actions_outsider_and_missing_cycle_404_write_nothing(
 @pytest.fixture
 def given_cycle(course, treating_clinician) -> ChemoCycle:
     return cycle_give(
-        cycle=course.cycles.get(number=1), actual_start=START, given_by=treating_clinician
+        cycle=course.cycles.get(number=1),
+        actual_start=START,
+        given_by=treating_clinician,
+        override_reason=REVIEWED,
     )
 
 
@@ -572,7 +588,10 @@ def test_side_effect_create_records_through_service(
     as_clinician, course, patient, treating_clinician
 ):
     cycle = cycle_give(
-        cycle=course.cycles.get(number=1), actual_start=START, given_by=treating_clinician
+        cycle=course.cycles.get(number=1),
+        actual_start=START,
+        given_by=treating_clinician,
+        override_reason=REVIEWED,
     )
     data = {
         "term": _term("Nausea").pk,
