@@ -14,6 +14,7 @@ that administration_record applies) and `cumulative_dose_per_drug`.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from functools import partial
@@ -33,6 +34,7 @@ from treatments.models import (
     ChemoCycle,
     Course,
     CtcaeTerm,
+    DoseBasis,
     DoseModification,
     Drug,
     Regimen,
@@ -694,6 +696,73 @@ def cumulative_dose_per_drug(*, patient: Patient) -> list[CumulativeDose]:
             )
         )
     return result
+
+
+@dataclass(frozen=True)
+class LifetimeProjection:
+    """A drug with a lifetime limit: what the patient has had, what a plan adds (mg/m²)."""
+
+    drug: Drug
+    received_mg_m2: Decimal
+    planned_mg_m2: Decimal
+    limit_mg_m2: Decimal
+
+    @property
+    def total_mg_m2(self) -> Decimal:
+        return self.received_mg_m2 + self.planned_mg_m2
+
+    @property
+    def over(self) -> bool:
+        return self.total_mg_m2 > self.limit_mg_m2
+
+    @property
+    def message(self) -> str:
+        verdict = "above" if self.over else "near"
+        return (
+            f"{self.drug.name}: {fmt_mg(self.received_mg_m2)} mg/m² received + "
+            f"{fmt_mg(self.planned_mg_m2)} planned = {fmt_mg(self.total_mg_m2)} mg/m², {verdict} "
+            f"the lifetime limit of {fmt_mg(self.limit_mg_m2)} mg/m²."
+        )
+
+
+def lifetime_projection(
+    *, patient: Patient, planned: Iterable[tuple[RegimenDrug, int]]
+) -> list[LifetimeProjection]:
+    """For each drug with a lifetime limit (anthracyclines), what the patient has received
+    plus what `planned` (regimen drug, number of administrations, at 100%) would add, when the
+    sum reaches the drug's warning fraction of the limit. Reads only."""
+    adding: dict[int, Decimal] = {}
+    drugs: dict[int, Drug] = {}
+    for regimen_drug, count in planned:
+        drug = regimen_drug.drug
+        if drug.lifetime_limit_mg_m2 and regimen_drug.dose_basis == DoseBasis.MG_M2 and count:
+            drugs[drug.pk] = drug
+            adding[drug.pk] = adding.get(drug.pk, Decimal(0)) + Decimal(regimen_drug.dose) * count
+    if not adding:
+        return []
+    received = {
+        c.drug.pk: c.total_mg_m2 or Decimal(0)
+        for c in cumulative_dose_per_drug(patient=patient)
+        if c.drug.pk in adding
+    }
+    projections = [
+        LifetimeProjection(
+            drug=drugs[pk],
+            received_mg_m2=received.get(pk, Decimal(0)),
+            planned_mg_m2=planned_mg_m2,
+            limit_mg_m2=Decimal(drugs[pk].lifetime_limit_mg_m2),
+        )
+        for pk, planned_mg_m2 in adding.items()
+    ]
+    return [
+        p
+        for p in projections
+        if p.total_mg_m2 >= p.limit_mg_m2 * Decimal(p.drug.limit_warning_fraction)
+    ]
+
+
+def fmt_mg(value: Decimal) -> str:
+    return format(value.quantize(Decimal("0.1")).normalize(), "f")
 
 
 @transaction.atomic

@@ -43,6 +43,7 @@ from treatments.models import (
     DoseModification,
     Regimen,
     RegimenDrug,
+    parse_days,
 )
 
 BAD_REQUEST = 400
@@ -151,6 +152,11 @@ def _course_create_context(patient: Any, form: CourseStartForm, data: Any = None
         "schedule": _schedule_preview(regimen, start),
         "doses": doses,
         "missing": _missing_inputs(doses, patient=patient, on_date=on_date),
+        # The whole plan at 100%, against each drug's lifetime limit (anthracyclines).
+        "lifetime": services.lifetime_projection(
+            patient=patient,
+            planned=[(rd, len(parse_days(rd.days)) * rd.phase.planned_cycles) for rd in drugs],
+        ),
     }
     return context
 
@@ -422,6 +428,11 @@ def _cycle_context(request: AuthedHtmxRequest, cycle: ChemoCycle, **forms: Any) 
         "plan": plan,
         "can_record": can_record,
         "weight_change": _dose_weight_change(patient, plan),
+        # The doses still to give in this cycle, against each drug's lifetime limit.
+        "lifetime": services.lifetime_projection(
+            patient=patient,
+            planned=[(row["regimen_drug"], 1) for row in plan if row["administration"] is None],
+        ),
         "give_form": forms.get("give_form")
         or CycleGiveForm(
             initial={"actual_start": min(max(cycle.planned_start, course.start_date), today)},

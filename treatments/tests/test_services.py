@@ -37,6 +37,7 @@ from treatments.services import (
     cycle_hold,
     dose_modification_record,
     dose_percent_for,
+    lifetime_projection,
     side_effect_record,
 )
 from treatments.tasks import notify_care_team_of_severe_side_effect
@@ -821,6 +822,28 @@ def test_cumulative_dose_per_drug_warns_at_80_percent_of_lifetime_limit():
     assert row.total_mg_m2 == D("360.0")  # 360 / 450 = 0.80: at the warning fraction
     assert row.fraction_used == D("0.80")
     assert row.warning is True
+
+
+def test_lifetime_projection_warns_when_a_new_plan_crosses_the_limit():
+    # A tester's case: 240 mg/m2 of doxorubicin received, 4 more AC cycles planned (+240).
+    patient = _doxorubicin_given(4)
+    ac = regimen_create(name="AC again", phases=[(14, 4, [("Doxorubicin", "60", MG_M2)])])
+    doxorubicin = RegimenDrug.objects.get(phase__regimen=ac)
+
+    (projection,) = lifetime_projection(patient=patient, planned=[(doxorubicin, 4)])
+
+    assert projection.over is True
+    assert projection.message == (
+        "Doxorubicin: 240 mg/m² received + 240 planned = 480 mg/m², above the lifetime "
+        "limit of 450 mg/m²."
+    )
+
+
+def test_lifetime_projection_is_silent_far_below_the_warning_fraction():
+    patient = _doxorubicin_given(1)  # 60 mg/m2
+    ac = regimen_create(name="AC again", phases=[(14, 2, [("Doxorubicin", "60", MG_M2)])])
+    doxorubicin = RegimenDrug.objects.get(phase__regimen=ac)
+    assert lifetime_projection(patient=patient, planned=[(doxorubicin, 2)]) == []  # 180 of 450
 
 
 def test_cumulative_dose_per_drug_counts_administrations_without_bsa():

@@ -25,6 +25,7 @@ from treatments.models import (
     SideEffect,
 )
 from treatments.services import course_start, cycle_give
+from treatments.tests.factories import AdministrationFactory, ChemoCycleFactory, CourseFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -143,6 +144,32 @@ def test_course_create_page_lists_active_regimens_with_phases(as_clinician, meas
     assert response.status_code == 200
     assert b"mFOLFOX6 v1: mFOLFOX6 q14d x 12" in response.content
     assert _log_exists(action="read", surface="page", patient_id=measured.pk, object_type="Patient")
+
+
+def test_course_create_preview_warns_when_the_plan_crosses_a_lifetime_limit(as_clinician, measured):
+    # 240 mg/m2 of doxorubicin already given; dose-dense AC-T adds 4 x 60 = 240 (limit 450).
+    ac_t = Regimen.objects.get(name="Dose-dense AC-T", version=1)
+    doxorubicin = RegimenDrug.objects.get(phase__regimen=ac_t, drug__name__iexact="doxorubicin")
+    earlier = CourseFactory.create(patient=measured, regimen=ac_t, status=Course.Status.COMPLETED)
+    for number in range(1, 5):
+        AdministrationFactory.create(
+            cycle=ChemoCycleFactory.create(
+                course=earlier, number=number, status=ChemoCycle.Status.GIVEN
+            ),
+            drug=doxorubicin.drug,
+            regimen_drug=doxorubicin,
+            dose_mg=Decimal("110.4"),
+            inputs={"bsa_m2": "1.84"},
+        )
+    response = as_clinician.get(
+        _url("course_create", measured.pk),
+        {"regimen": ac_t.pk, "start_date": "2026-03-02", "intent": "adjuvant"},
+        headers=HX,
+    )
+    assert (
+        "240 mg/m² received + 240 planned = 480 mg/m², above the lifetime limit of 450 mg/m²."
+        in response.content.decode()
+    )
 
 
 def test_course_create_preview_fragment_shows_doses_and_inputs(as_clinician, measured, mfolfox6):
