@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -19,12 +18,7 @@ from django.utils import timezone
 
 from labs.units import unit_display
 from patients.models import Patient
-from treatments.models import (
-    CtcaeTerm,
-    Regimen,
-    regimen_refuse_if_frozen,
-    stored_if_changed,
-)
+from treatments.models import CtcaeTerm, PartOfRegimenVersion, Regimen
 
 loinc_validator = RegexValidator(r"^\d{1,7}-\d$", "A LOINC code looks like 751-8.")
 
@@ -266,7 +260,7 @@ class PreCycleAction(models.TextChoices):
     HOLD = "hold", "Hold"
 
 
-class PreCycleRule(models.Model):
+class PreCycleRule(PartOfRegimenVersion):  # part of the version a course keeps
     """`(analyte comparator value, result no older than max_age_days) -> action` for a regimen.
 
     Rules for one analyte are tried in `priority` order; the first that matches decides.
@@ -324,23 +318,6 @@ class PreCycleRule(models.Model):
             raise ValidationError({"action_percent": "Give the reduced dose level in percent."})
         if self.action == PreCycleAction.DELAY and not self.action_delay_days:
             raise ValidationError({"action_delay_days": "Give the delay in days."})
-        self.refuse_change_if_in_use()
-
-    def refuse_change_if_in_use(self, *, deleting: bool = False) -> None:
-        # The rules are part of the regimen version: a course keeps them (DOMAIN.md 2).
-        stored = stored_if_changed(self)
-        if stored is None and not deleting:
-            return
-        ids = {self.regimen_id, (stored or {}).get("regimen_id")}
-        regimen_refuse_if_frozen(Regimen.objects.filter(pk__in=ids - {None}))
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        self.refuse_change_if_in_use()
-        super().save(*args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
-        self.refuse_change_if_in_use(deleting=True)
-        return super().delete(*args, **kwargs)
 
     def __str__(self) -> str:
         return (

@@ -73,23 +73,14 @@ class FrozenWhenInUse:
         return not self.is_frozen(obj) and super().has_delete_permission(request, obj)  # type: ignore[misc]
 
 
-class FrozenRegimenRowsAdmin(FrozenWhenInUse, admin.ModelAdmin):  # type: ignore[type-arg]
-    """Admin of phases, drugs or pre-cycle rules: read-only with a note once frozen; new or
-    moved rows can only go to a regimen no course uses. ("Delete selected" asks each row's
-    has_delete_permission, so it refuses frozen rows too.)"""
+class FrozenNote:
+    """A change page that says why a frozen regimen's rows are read-only (FROZEN_CHANGE_FORM)."""
 
     change_form_template = FROZEN_CHANGE_FORM
 
-    def formfield_for_foreignkey(
-        self, db_field: ForeignKey[Any, Any], request: HttpRequest, **kwargs: Any
-    ) -> Any:
-        if db_field.related_model is Regimen:
-            kwargs["queryset"] = Regimen.objects.filter(courses__isnull=True)
-        elif db_field.related_model is RegimenPhase:
-            kwargs["queryset"] = RegimenPhase.objects.filter(
-                regimen__courses__isnull=True
-            ).select_related("regimen")
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+    @staticmethod
+    def regimen_of(obj: Any) -> Regimen:
+        raise NotImplementedError
 
     def render_change_form(
         self,
@@ -101,7 +92,24 @@ class FrozenRegimenRowsAdmin(FrozenWhenInUse, admin.ModelAdmin):  # type: ignore
     ) -> HttpResponse:
         if obj is not None:
             context["frozen_note"] = regimen_frozen_note(regimen=self.regimen_of(obj))
-        return super().render_change_form(request, context, *args, obj=obj, **kwargs)
+        return super().render_change_form(request, context, *args, obj=obj, **kwargs)  # type: ignore[misc]
+
+
+class FrozenRegimenRowsAdmin(FrozenNote, FrozenWhenInUse, admin.ModelAdmin):  # type: ignore[type-arg]
+    """Admin of phases, drugs or pre-cycle rules: read-only with a note once frozen; new or
+    moved rows can only go to a regimen no course uses. ("Delete selected" asks each row's
+    has_delete_permission, so it refuses frozen rows too.)"""
+
+    def formfield_for_foreignkey(
+        self, db_field: ForeignKey[Any, Any], request: HttpRequest, **kwargs: Any
+    ) -> Any:
+        if db_field.related_model is Regimen:
+            kwargs["queryset"] = Regimen.objects.filter(courses__isnull=True)
+        elif db_field.related_model is RegimenPhase:
+            kwargs["queryset"] = RegimenPhase.objects.filter(
+                regimen__courses__isnull=True
+            ).select_related("regimen")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
 class RegimenPhaseInline(FrozenWhenInUse, admin.TabularInline):  # type: ignore[type-arg]
@@ -138,7 +146,7 @@ class PreCycleRuleInline(FrozenWhenInUse, admin.TabularInline):  # type: ignore[
 
 
 @admin.register(Regimen)
-class RegimenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class RegimenAdmin(FrozenNote, admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = (
         "name",
         "version",
@@ -152,7 +160,6 @@ class RegimenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     search_fields = ("name", "indication", "source")
     inlines = (RegimenPhaseInline, PreCycleRuleInline)
     actions = ("create_new_version",)
-    change_form_template = FROZEN_CHANGE_FORM
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Regimen]:
         return super().get_queryset(request).annotate(course_count=Count("courses"))
@@ -178,17 +185,9 @@ class RegimenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         frozen = obj is not None and regimen_course_count(regimen=obj) > 0
         return not frozen and super().has_delete_permission(request, obj)
 
-    def render_change_form(
-        self,
-        request: HttpRequest,
-        context: dict[str, Any],
-        *args: Any,
-        obj: Any = None,
-        **kwargs: Any,
-    ) -> HttpResponse:
-        if obj is not None:
-            context["frozen_note"] = regimen_frozen_note(regimen=obj)
-        return super().render_change_form(request, context, *args, obj=obj, **kwargs)
+    @staticmethod
+    def regimen_of(obj: Any) -> Regimen:
+        return obj  # type: ignore[no-any-return]
 
     @admin.action(description="Create a new version", permissions=["add"])
     def create_new_version(

@@ -89,6 +89,49 @@ def stored_if_changed(
     return None
 
 
+class RefusesChangeWhenInUse(models.Model):
+    """clean() and save() ask refuse_change_if_in_use() first (a regimen version and its rows)."""
+
+    class Meta:
+        abstract = True
+
+    def refuse_change_if_in_use(self) -> None:
+        raise NotImplementedError
+
+    def clean(self) -> None:
+        super().clean()
+        self.refuse_change_if_in_use()
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.refuse_change_if_in_use()
+        super().save(*args, **kwargs)
+
+
+class PartOfRegimenVersion(RefusesChangeWhenInUse):
+    """A row of a regimen version (a phase, a drug, a pre-cycle rule): frozen once a course uses
+    its regimen. `regimen_link` names the column that places the row in a regimen: a change,
+    a move (old and new regimen both) or a deletion is refused when either is in use."""
+
+    regimen_link = "regimen_id"  # or "phase_id" (a drug sits in a phase)
+
+    class Meta:
+        abstract = True
+
+    def refuse_change_if_in_use(self, *, deleting: bool = False) -> None:
+        stored = stored_if_changed(self)
+        if stored is None and not deleting:
+            return
+        ids = {getattr(self, self.regimen_link), (stored or {}).get(self.regimen_link)} - {None}
+        if self.regimen_link == "phase_id":
+            regimen_refuse_if_frozen(Regimen.objects.filter(phases__in=ids))
+        else:
+            regimen_refuse_if_frozen(Regimen.objects.filter(pk__in=ids))
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        self.refuse_change_if_in_use(deleting=True)
+        return super().delete(*args, **kwargs)
+
+
 class Drug(models.Model):
     """A drug in the formulary, with an optional lifetime cumulative limit (anthracyclines)."""
 
@@ -142,7 +185,7 @@ INTENT_SNOMED = {
 }
 
 
-class Regimen(models.Model):
+class Regimen(RefusesChangeWhenInUse):
     """A reusable, versioned treatment template. A course keeps the version it started on."""
 
     name = models.CharField(max_length=100, help_text="E.g. mFOLFOX6.")
@@ -174,16 +217,8 @@ class Regimen(models.Model):
         if stored:  # a new regimen has no course yet
             regimen_refuse_if_frozen(Regimen.objects.filter(pk=self.pk))
 
-    def clean(self) -> None:
-        super().clean()
-        self.refuse_change_if_in_use()
 
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        self.refuse_change_if_in_use()
-        super().save(*args, **kwargs)
-
-
-class RegimenPhase(models.Model):
+class RegimenPhase(PartOfRegimenVersion):
     """One phase of a regimen (AC->T has two), run in `order`."""
 
     regimen = models.ForeignKey(Regimen, on_delete=models.CASCADE, related_name="phases")
@@ -211,25 +246,6 @@ class RegimenPhase(models.Model):
     def __str__(self) -> str:
         return f"{self.regimen}: {self.name} (q{self.cycle_length_days}d x {self.planned_cycles})"
 
-    def refuse_change_if_in_use(self, *, deleting: bool = False) -> None:
-        stored = stored_if_changed(self)
-        if stored is None and not deleting:
-            return
-        ids = {self.regimen_id, (stored or {}).get("regimen_id")}
-        regimen_refuse_if_frozen(Regimen.objects.filter(pk__in=ids - {None}))
-
-    def clean(self) -> None:
-        super().clean()
-        self.refuse_change_if_in_use()
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        self.refuse_change_if_in_use()
-        super().save(*args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
-        self.refuse_change_if_in_use(deleting=True)
-        return super().delete(*args, **kwargs)
-
 
 class DoseBasis(models.TextChoices):
     MG_M2 = "mg/m2", "mg/m² (BSA)"
@@ -248,8 +264,10 @@ class Route(models.TextChoices):
     IT = "IT", "Intrathecal"
 
 
-class RegimenDrug(models.Model):
+class RegimenDrug(PartOfRegimenVersion):
     """A drug within a phase: the standard dose, its basis, route and days of the cycle."""
+
+    regimen_link = "phase_id"
 
     phase = models.ForeignKey(RegimenPhase, on_delete=models.CASCADE, related_name="drugs")
     drug = models.ForeignKey(Drug, on_delete=models.PROTECT, related_name="regimen_uses")
@@ -288,22 +306,6 @@ class RegimenDrug(models.Model):
             raise ValidationError({"days": "Days look like 1, 1-5 or 1,8."}) from None
         if self.phase_id and days[-1] > self.phase.cycle_length_days:
             raise ValidationError({"days": "A day is beyond the cycle length."})
-        self.refuse_change_if_in_use()
-
-    def refuse_change_if_in_use(self, *, deleting: bool = False) -> None:
-        stored = stored_if_changed(self)
-        if stored is None and not deleting:
-            return
-        ids = {self.phase_id, (stored or {}).get("phase_id")}
-        regimen_refuse_if_frozen(Regimen.objects.filter(phases__in=ids - {None}))
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        self.refuse_change_if_in_use()
-        super().save(*args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
-        self.refuse_change_if_in_use(deleting=True)
-        return super().delete(*args, **kwargs)
 
     def __str__(self) -> str:
         return f"{self.drug} {self.dose} {self.dose_basis} {self.route} d{self.days}"
