@@ -274,6 +274,10 @@ def dose_compute(
         capped = True
     if regimen_drug.max_dose_mg is not None:
         inputs["max_dose_mg"] = str(regimen_drug.max_dose_mg)
+        # A reduced level is a percent of the calculated dose, taken before the cap: at 72.5%,
+        # 2.5 mg calculated gives 1.8 mg, against the 2 mg cap given at full level. Said so on
+        # every page that shows the inputs, because protocols differ on it.
+        inputs["level_before_cap"] = pct != 100
     inputs["capped"] = capped
     inputs["standard_dose_mg"] = str(standard_mg)
     inputs["dose_mg"] = str(dose_mg)

@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.template.loader import render_to_string
 
 from patients.models import Patient
 from patients.tests.factories import BodyMeasurementFactory, PatientFactory
@@ -237,6 +238,27 @@ def test_dose_compute_respects_max_dose_cap_and_records_it():
     assert calc.capped is True
     assert calc.inputs["capped"] is True
     assert calc.inputs["uncapped_dose_mg"] == "2.5"
+
+
+@needs_db
+def test_dose_compute_reduced_level_applies_before_the_cap_and_says_so():
+    # A tester's case: 72.5% of vincristine gives 1.8 mg, against the 2 mg cap given at 100%.
+    patient = _patient()
+    BodyMeasurementFactory.create(patient=patient, height_cm=170, weight_kg=70)
+    vincristine = RegimenDrugFactory.create(
+        drug=DrugFactory.create(name="Vincristine"),
+        dose=D("1.4"),
+        dose_basis=DoseBasis.MG_M2,
+        max_dose_mg=D("2"),
+    )
+    calc = dose_compute(
+        regimen_drug=vincristine, patient=patient, on_date=dt.date(2026, 1, 6), percent="72.5"
+    )
+    assert calc.dose_mg == D("1.8")  # 72.5% of the calculated 2.5 mg
+    assert calc.capped is False
+    assert calc.inputs["level_before_cap"] is True
+    html = render_to_string("treatments/_dose_inputs.html", {"inputs": calc.inputs})
+    assert "the 72.5% level applies to the calculated 2.5 mg, before the cap" in html
 
 
 @needs_db
