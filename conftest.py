@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from django.db import connection
+from django.test import Client
 
 from oncoplanner.accounts.models import User
 from oncoplanner.accounts.tests.factories import AdministratorFactory, ClinicianFactory
@@ -44,3 +47,18 @@ def treating_clinician(care_team: CareTeam, admin_user: User) -> User:
 @pytest.fixture
 def other_clinician(db: None) -> User:
     return ClinicianFactory.create()
+
+
+@pytest.fixture
+def login() -> Callable[[Client, User], Client]:
+    """Sign a user in on a test client, past the MFA enrolment step (tested in
+    oncoplanner.accounts), as after a TOTP login."""
+
+    def _login(client: Client, user: User) -> Client:
+        client.force_login(user)
+        session = client.session
+        session["_op_mfa_enrolled"] = True
+        session.save()
+        return client
+
+    return _login

@@ -28,7 +28,7 @@ from functools import cache
 from typing import Annotated, Any
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError
@@ -410,6 +410,12 @@ def _service_error(request: HttpRequest, exc: DjangoValidationError) -> HttpResp
     else:
         detail = [_error(["body"], message) for message in exc.messages]
     return _respond(request, {"detail": detail}, 400)
+
+
+@api.exception_handler(PermissionDenied)
+def _forbidden(request: HttpRequest, exc: PermissionDenied) -> HttpResponse:
+    # A record the user may see, an act their discipline may not do (prescribing).
+    return _respond(request, {"detail": str(exc) or "Not allowed."}, 403)
 
 
 @api.exception_handler(IntegrityError)

@@ -29,6 +29,13 @@ class NotFoundError(GraphQLError):
         super().__init__(NOT_FOUND, extensions={"code": "NOT_FOUND"})
 
 
+class ForbiddenError(GraphQLError):
+    """A record the user may see, an act their discipline may not do (prescribing)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, extensions={"code": "FORBIDDEN"})
+
+
 class InputError(GraphQLError):
     """A service's ValidationError: the message names the field(s) in ``extensions.fields``."""
 

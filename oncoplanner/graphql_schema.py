@@ -24,7 +24,7 @@ import strawberry
 import strawberry_django
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q, Subquery
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -45,6 +45,7 @@ from labs import services as lab_services
 from labs.graphql import LabResultType, LabTestType, ReadinessType
 from labs.models import LabResult, LabTest
 from oncoplanner.graphql_gate import (
+    ForbiddenError,
     InputError,
     NotFoundError,
     is_portal_user,
@@ -96,6 +97,8 @@ class _Services:
             return fn()
         except Http404:
             raise NotFoundError() from None
+        except PermissionDenied as error:
+            raise ForbiddenError(str(error)) from None
         except ValidationError as error:
             if hasattr(error, "error_dict"):
                 raise InputError(error.message_dict) from None
@@ -435,7 +438,9 @@ def _should_mask(error: GraphQLError) -> bool:
     # Errors we raise on purpose (not found, field errors) and validation errors (no original
     # error) are shown; anything else is an unexpected failure and is masked.
     original = error.original_error
-    return original is not None and not isinstance(original, (NotFoundError, InputError))
+    return original is not None and not isinstance(
+        original, (NotFoundError, InputError, ForbiddenError)
+    )
 
 
 schema = strawberry.Schema(

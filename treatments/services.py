@@ -20,7 +20,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from functools import partial
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Max, Q
 from django.utils import timezone
@@ -58,6 +58,19 @@ def _require_reason(reason: str) -> str:
     if not reason:
         raise ValidationError({"reason": "Give a reason."})
     return reason
+
+
+PRESCRIBER_ONLY = (
+    "Only an oncologist prescribes chemotherapy: planning a course, changing a dose level "
+    "and stopping a course."
+)
+
+
+def _require_prescriber(user: User) -> None:
+    # Prescribing is an oncologist's act (nurses give, pharmacists verify): refused, not
+    # hidden, so every door (page, REST, GraphQL) answers 403 alike.
+    if not user.is_prescriber:
+        raise PermissionDenied(PRESCRIBER_ONLY)
 
 
 def _require_open_course(course: Course, field: str = "course") -> None:
@@ -126,6 +139,7 @@ def course_start(
     `confirm_past_start` (a mistyped year would schedule every cycle in it; a course begun
     before it was entered here is the rare real case).
     """
+    _require_prescriber(created_by)
     if not regimen.is_active:
         raise ValidationError({"regimen": f"{regimen} is retired; choose an active version."})
     _require_plausible_start(patient, start_date, confirmed=confirm_past_start)
@@ -187,6 +201,7 @@ def course_stop(
     Every cycle not yet given is cancelled with the stop as its reason, so no stale cycle stays
     on a worklist.
     """
+    _require_prescriber(by)
     course = Course.objects.select_for_update().get(pk=course.pk)
     _require_open_course(course)
     if reason not in Course.StopReason.values:
@@ -410,6 +425,7 @@ def dose_modification_record(
     It carries forward until a later modification changes it (dose_percent_for). A level above
     100% of the standard dose needs `override_reason` (DOMAIN.md section 2).
     """
+    _require_prescriber(created_by)
     _require_open_course(course)
     reason = _require_reason(reason)
     total = course.cycles.count()

@@ -92,7 +92,7 @@ def test_critical_result_email_names_no_patient(patient, treating_clinician):
         assert secret not in message.subject
 
 
-def _course_due_in_two_days(patient, admin_user):
+def _course_due_in_two_days(patient, prescriber):
     from patients.services import measurement_record
     from treatments.models import Regimen
     from treatments.services import course_start
@@ -110,7 +110,7 @@ def _course_due_in_two_days(patient, admin_user):
         regimen=regimen,
         start_date=dt.date(2026, 3, 4),
         intent="adjuvant",
-        created_by=admin_user,
+        created_by=prescriber,
         confirm_past_start=True,
     )
 
@@ -121,7 +121,7 @@ def test_low_anc_before_a_planned_cycle_tells_the_care_team_once(
 ):
     from labs.tasks import notify_if_next_cycle_not_ready
 
-    _course_due_in_two_days(patient, admin_user)
+    _course_due_in_two_days(patient, treating_clinician)
     _anc(patient, "1.2")  # ANC >= 1.0 but < 1.5: delay by the mFOLFOX6 rules
     assert notify_if_next_cycle_not_ready.call(patient_id=patient.pk) is True
     assert notify_if_next_cycle_not_ready.call(patient_id=patient.pk) is False  # once per cycle
@@ -134,7 +134,7 @@ def test_low_anc_before_a_planned_cycle_tells_the_care_team_once(
 def test_good_counts_before_a_planned_cycle_tell_nobody(patient, treating_clinician, admin_user):
     from labs.tasks import notify_if_next_cycle_not_ready
 
-    _course_due_in_two_days(patient, admin_user)
+    _course_due_in_two_days(patient, treating_clinician)
     _anc(patient, "3.0")
     assert notify_if_next_cycle_not_ready.call(patient_id=patient.pk) is False
     assert mail.outbox == []

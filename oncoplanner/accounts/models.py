@@ -54,6 +54,12 @@ class User(AbstractUser):
         return self.role == self.Role.CLINICIAN
 
     @property
+    def is_prescriber(self) -> bool:
+        """Prescribes chemotherapy: plans a course, sets a dose level, stops a course. Nurses
+        give and record, pharmacists verify; neither prescribes here."""
+        return self.is_clinician and self.discipline == self.Discipline.ONCOLOGIST
+
+    @property
     def is_administrator(self) -> bool:
         return self.role == self.Role.ADMINISTRATOR
 

@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator
 from decimal import Decimal
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 
 from oncoplanner.access_context import acting_as
@@ -22,19 +21,6 @@ def _access_context() -> Iterator[None]:
     # The gate flags the current context under break-glass; keep it from leaking across tests.
     with acting_as(None, surface="system"):
         yield
-
-
-@pytest.fixture
-def login() -> Callable[[Client, User], Client]:
-    def _login(client: Client, user: User) -> Client:
-        client.force_login(user)
-        session = client.session
-        # Past the MFA enrolment step (tested in oncoplanner.accounts), as after a TOTP login.
-        session["_op_mfa_enrolled"] = True
-        session.save()
-        return client
-
-    return _login
 
 
 @pytest.fixture

@@ -78,19 +78,6 @@ def course(measured, mfolfox6, treating_clinician) -> Course:
 
 
 @pytest.fixture
-def login():
-    def _login(client, user):
-        client.force_login(user)
-        session = client.session
-        # Past the MFA enrolment step (tested in oncoplanner.accounts), as after a TOTP login.
-        session["_op_mfa_enrolled"] = True
-        session.save()
-        return client
-
-    return _login
-
-
-@pytest.fixture
 def as_clinician(client, login, treating_clinician):
     return login(client, treating_clinician)
 
