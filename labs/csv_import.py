@@ -120,9 +120,11 @@ def _parse_time(raw: str) -> dt.datetime | None:
     return parsed
 
 
-def _check_value(raw: str, stored: Decimal | None, test: LabTest | None) -> str | None:
-    """The problem with a row's value, or None. `stored` is the value in the test's unit."""
-    number = to_decimal(raw)
+def _check_value(
+    raw: str, number: Decimal | None, stored: Decimal | None, test: LabTest | None
+) -> str | None:
+    """The problem with a row's value, or None. `number` is `raw` read as a finite decimal
+    (None if it is not one), `stored` the value in the test's unit."""
     if number is None:
         return f"“{raw[:20]}” is not a finite number."
     if number < 0:
@@ -213,7 +215,7 @@ def _checked(rows: list[CsvRow], data: bytes) -> CsvPreview:
                 row.errors["unit"] = refused_unit_message(
                     row.test.name, row.test.unit, row.raw["unit"]
                 )
-        message = _check_value(row.raw["value"], row.stored_value, row.test)
+        message = _check_value(row.raw["value"], row.value, row.stored_value, row.test)
         if message:
             row.errors["value"] = message
         row.collected_at = _parse_time(row.raw["collected_at"])

@@ -233,9 +233,11 @@ class LabResult(models.Model):
     @property
     def value_text(self) -> str:
         """ "10.5 g/dL", and how the lab wrote it when that differs: "(reported 105 g/L)"."""
-        text = f"{format(self.value.normalize(), 'f')} {unit_display(self.unit)}"
+        from labs.rules import fmt_decimal  # labs.rules reads these models
+
+        text = f"{fmt_decimal(self.value)} {unit_display(self.unit)}"
         if self.reported_unit and self.reported_value is not None:
-            reported = format(self.reported_value.normalize(), "f")
+            reported = fmt_decimal(self.reported_value)
             text += f" (reported {reported} {unit_display(self.reported_unit)})"
         return text
 

@@ -25,6 +25,7 @@ from django.db import transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
+from labs.rules import fmt_decimal
 from oncoplanner.accounts.models import User
 from oncoplanner.acknowledgement import acknowledge
 from patients.models import Patient
@@ -714,6 +715,10 @@ def cumulative_dose_per_drug(*, patient: Patient) -> list[CumulativeDose]:
     return result
 
 
+def _mg(value: Decimal) -> str:
+    return fmt_decimal(value.quantize(Decimal("0.1")))  # 240.0 -> "240", 237.46 -> "237.5"
+
+
 @dataclass(frozen=True)
 class LifetimeProjection:
     """A drug with a lifetime limit: what the patient has had, what a plan adds (mg/m²)."""
@@ -735,9 +740,9 @@ class LifetimeProjection:
     def message(self) -> str:
         verdict = "above" if self.over else "near"
         return (
-            f"{self.drug.name}: {fmt_mg(self.received_mg_m2)} mg/m² received + "
-            f"{fmt_mg(self.planned_mg_m2)} planned = {fmt_mg(self.total_mg_m2)} mg/m², {verdict} "
-            f"the lifetime limit of {fmt_mg(self.limit_mg_m2)} mg/m²."
+            f"{self.drug.name}: {_mg(self.received_mg_m2)} mg/m² received + "
+            f"{_mg(self.planned_mg_m2)} planned = {_mg(self.total_mg_m2)} mg/m², {verdict} "
+            f"the lifetime limit of {_mg(self.limit_mg_m2)} mg/m²."
         )
 
 
@@ -775,10 +780,6 @@ def lifetime_projection(
         for p in projections
         if p.total_mg_m2 >= p.limit_mg_m2 * Decimal(p.drug.limit_warning_fraction)
     ]
-
-
-def fmt_mg(value: Decimal) -> str:
-    return format(value.quantize(Decimal("0.1")).normalize(), "f")
 
 
 @transaction.atomic
