@@ -553,3 +553,50 @@ def test_symptom_report_review_and_outsider(client, treating_clinician, other_cl
     report.refresh_from_db()
     assert report.reviewed_by == treating_clinician
     assert report.review_note == "Phoned; clinic visit today"
+
+
+def _table_rows(page: str, dom_id: str) -> list[str]:
+    """The values table of one analyte's card, one whitespace-collapsed string per row."""
+    section = page.split(f'aria-labelledby="{dom_id}-title"', 1)[1].split("</section>", 1)[0]
+    body = section.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    rows = re.findall(r"<tr.*?</tr>", body, re.S)
+    return [re.sub(r"\s+", " ", re.sub(r">\s+<", "><", row)).strip() for row in rows]
+
+
+@time_machine.travel(NOW, tick=False)
+def test_lab_trends_values_table_shows_each_result_newest_first(
+    client, treating_clinician, patient
+):
+    """What a clinician reads in the table: time (clinic time), value with the unit it was
+    reported in, the flag, the reference range that applied, and whether the portal has it."""
+    old = _result(patient, value="1.8", flag="N", hours_ago=24 * 9, is_released=True)
+    low = _result(patient, value="0.3", flag="LL", hours_ago=24 * 3)
+    LabResult.objects.filter(pk=low.pk).update(reported_value=Decimal("300"), reported_unit="/uL")
+    new = _result(patient, value="1.2", flag="L", hours_ago=2)
+    _result(patient, loinc=CEA, value="10", flag="H", hours_ago=24 * 8)
+    _result(patient, loinc=CEA, value="5", flag="N", hours_ago=24 * 4)
+    _result(patient, loinc=CEA, value="6", flag="H", hours_ago=24)
+    _login(client, treating_clinician)
+    page = client.get(_trends(patient, f"?days=30&analytes={ANC},{CEA}")).content.decode()
+    assert _table_rows(page, "trend-751_8") == [
+        '<tr><td>20 Apr 2026 11:00</td><td class="num">1.2</td>'
+        '<td><span class="badge warn">L</span></td><td class="muted">1.8–7.8</td>'
+        f'<td><label class="inline"><input type="checkbox" name="result" value="{new.pk}">'
+        " release</label></td></tr>",
+        '<tr class="critical"><td>17 Apr 2026 13:00</td><td class="num">0.3 '
+        '<span class="muted small">(reported 300 /µL)</span></td>'
+        '<td><span class="badge bad">LL</span></td><td class="muted">1.8–7.8</td>'
+        f'<td><label class="inline"><input type="checkbox" name="result" value="{low.pk}">'
+        " release</label></td></tr>",
+        '<tr><td>11 Apr 2026 13:00</td><td class="num">1.8</td>'
+        '<td><span class="muted">N</span></td><td class="muted">1.8–7.8</td>'
+        '<td><span class="muted">released</span></td></tr>',
+    ]
+    assert old.is_released
+    cea = _table_rows(page, "trend-2039_6")
+    # A tumour marker adds its change from the first value and from the lowest so far.
+    assert [re.findall(r'<td class="num">([^<]*)</td>', row) for row in cea] == [
+        ["6", "-40.0 %", "20.0 %"],
+        ["5", "-50.0 %", "0.0 %"],
+        ["10", "0.0 %", "0.0 %"],
+    ]
