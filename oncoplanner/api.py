@@ -34,7 +34,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
-from ninja import NinjaAPI, Schema
+from ninja import Field, NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.openapi.docs import Swagger
@@ -45,6 +45,7 @@ from pydantic import BaseModel, ConfigDict, PlainSerializer, create_model
 from oncoplanner import access_context
 from oncoplanner.accounts.api_tokens import INVALID_TOKEN_MESSAGE, api_token_authenticate
 from oncoplanner.accounts.models import User
+from oncoplanner.confirmation import ConfirmationRequired
 from oncoplanner.signals import record_read
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -73,6 +74,11 @@ class ErrorItem(Schema):
     loc: list[str | int]
     msg: str
     type: str
+    confirm_with: str | None = Field(
+        default=None,
+        description='With type "confirmation_required": the value is allowed but looks like a '
+        "typo; send the request again with this flag true to record it as it is.",
+    )
 
 
 class ErrorOut(Schema):
@@ -409,6 +415,9 @@ def _service_error(request: HttpRequest, exc: DjangoValidationError) -> HttpResp
             detail += [_error(loc, message) for message in messages]
     else:
         detail = [_error(["body"], message) for message in exc.messages]
+    if isinstance(exc, ConfirmationRequired):
+        for item in detail:
+            item.update(type="confirmation_required", confirm_with=exc.confirm_with)
     return _respond(request, {"detail": detail}, 400)
 
 

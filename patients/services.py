@@ -26,6 +26,7 @@ from guardian.shortcuts import assign_perm, remove_perm
 
 from oncoplanner import access_context
 from oncoplanner.accounts.models import User
+from oncoplanner.confirmation import ConfirmationRequired
 from oncoplanner.signals import access_changed
 from patients.models import (
     EMERGENCY_ACCESS_DURATION,
@@ -141,9 +142,11 @@ def patient_update(*, patient: Patient, updated_by: User | None, **fields: Any) 
     return patient
 
 
-class MeasurementChangeToConfirm(ValidationError):
+class MeasurementChangeToConfirm(ConfirmationRequired):
     """A weight or height far from the last one on record: most often a typo (5.5 for 55 kg),
     and every weight-based dose would follow it. Recorded only once the change is confirmed."""
+
+    confirm_with = "confirm_change"
 
 
 @transaction.atomic

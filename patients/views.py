@@ -14,6 +14,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from oncoplanner import access_context
+from oncoplanner.confirmation import ConfirmationRequired
 from oncoplanner.forms import add_service_errors
 from patients import dashboard, fhir, selectors, services
 from patients.forms import (
@@ -119,7 +120,7 @@ def measurement_create(request: HttpRequest, patient_id: int) -> HttpResponse:
                 confirm_change=data["confirm_change"],
             )
         except ValidationError as error:
-            ask_confirm = isinstance(error, services.MeasurementChangeToConfirm)
+            ask_confirm = isinstance(error, ConfirmationRequired)
             add_service_errors(form, error)
         else:
             messages.success(request, f"Recorded {_measurement_words(measurement)}.")

@@ -28,6 +28,7 @@ from django.utils import timezone
 from labs.rules import fmt_decimal
 from oncoplanner.accounts.models import User
 from oncoplanner.acknowledgement import acknowledge
+from oncoplanner.confirmation import ConfirmationRequired
 from patients.models import Patient
 from treatments.dosing import Number, dose_compute, to_decimal
 from treatments.models import (
@@ -173,8 +174,10 @@ def course_start(
     return course
 
 
-class PastStartToConfirm(ValidationError):
+class PastStartToConfirm(ConfirmationRequired):
     """A course start far in the past: most often a mistyped year. Started once confirmed."""
+
+    confirm_with = "confirm_past_start"
 
 
 def _require_plausible_start(patient: Patient, start_date: dt.date, *, confirmed: bool) -> None:

@@ -19,6 +19,7 @@ from labs.services import (
     precycle_evaluate,
     readiness_badge,
 )
+from oncoplanner.confirmation import ConfirmationRequired
 from oncoplanner.forms import add_service_errors
 from oncoplanner.http import AuthedHtmxRequest
 from patients import selectors as gate
@@ -192,7 +193,7 @@ def course_create(request: AuthedHtmxRequest, patient_id: int) -> HttpResponse:
     except ValidationError as error:
         add_service_errors(form, error)
         context = _course_create_context(patient, form)
-        context["ask_confirm"] = isinstance(error, services.PastStartToConfirm)
+        context["ask_confirm"] = isinstance(error, ConfirmationRequired)
         return _render(request, template, context, partial="form", status=BAD_REQUEST)
     messages.success(
         request, f"Course of {course.regimen} started; {course.cycles.count()} cycles planned."

@@ -191,6 +191,8 @@ def test_measurement_far_from_the_last_needs_confirm_change(
     (error,) = typo.json()["detail"]
     assert "weight_kg" in error["loc"]
     assert "90% less than the last one on record" in error["msg"]
+    # A client can tell this refusal from a plain error and knows which flag overrules it.
+    assert (error["type"], error["confirm_with"]) == ("confirmation_required", "confirm_change")
     assert patient.measurements.count() == 1
     confirmed = post(
         clinician, url, {"measured_on": today, "weight_kg": "5.5", "confirm_change": True}
@@ -293,6 +295,22 @@ def test_course_create_and_cycle_give(
     again = post(clinician, give_url, {"actual_start": start, "override_reason": reason})
     assert again.status_code == 400
     assert again.json()["detail"][0]["loc"] == ["body", "cycle"]
+
+
+def test_course_start_long_ago_needs_confirm_past_start(
+    clinician: Client, patient: Patient
+) -> None:
+    regimen = Regimen.objects.filter(is_active=True, phases__isnull=False).first()
+    start = (timezone.localdate() - dt.timedelta(days=400)).isoformat()
+    body = {"regimen_id": regimen.pk, "start_date": start, "intent": regimen.intent}
+    url = f"{API}/patients/{patient.pk}/courses"
+    refused = post(clinician, url, body)
+    assert refused.status_code == 400
+    (error,) = refused.json()["detail"]
+    assert (error["loc"], error["type"]) == (["body", "start_date"], "confirmation_required")
+    assert error["confirm_with"] == "confirm_past_start"
+    assert not Course.objects.exists()
+    assert post(clinician, url, {**body, "confirm_past_start": True}).status_code == 201
 
 
 def test_course_create_bad_input_writes_nothing(clinician: Client, patient: Patient) -> None:
