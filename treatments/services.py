@@ -230,7 +230,6 @@ def course_stop(
     return course
 
 
-@transaction.atomic
 def _require_previous_cycle_run(previous: ChemoCycle, number: int, actual_start: dt.date) -> None:
     # Clinical rule: the marrow and gut recover over the cycle's length; a cycle may be brought
     # forward a few days (a holiday), never given half-way through the one before.
@@ -250,6 +249,7 @@ def _require_previous_cycle_run(previous: ChemoCycle, number: int, actual_start:
         )
 
 
+@transaction.atomic
 def cycle_give(
     *, cycle: ChemoCycle, actual_start: dt.date, given_by: User, override_reason: str = ""
 ) -> ChemoCycle:
