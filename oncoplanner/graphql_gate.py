@@ -72,13 +72,14 @@ def gate_queryset[Q: QuerySet[Any]](queryset: Q, info: Info, *, perm: str = VIEW
         return queryset.none()
     path = patient_path(queryset.model)
     lookup = f"{path}__in" if path else "pk__in"
-    return queryset.filter(**{lookup: _visible_patients(info, user, perm).values("pk")})
+    return queryset.filter(**{lookup: visible_patients(info, perm=perm).values("pk")})
 
 
-def _visible_patients(info: Info, user: Any, perm: str) -> QuerySet[Any]:
-    # The same lazy queryset scope_queryset builds, made once per request: building it checks
-    # for break-glass grants (a query), and every nested list of a query needs it.
+def visible_patients(info: Info, *, perm: str = VIEW) -> QuerySet[Any]:
+    """patients.selectors.patient_list_visible_to for the requesting user, made once per
+    request: building it checks for break-glass grants (a query), and the root list and every
+    nested list of a query need it."""
     cache = info.context.request.__dict__.setdefault("_graphql_visible_patients", {})
     if perm not in cache:
-        cache[perm] = patient_list_visible_to(user=user, perm=perm)
+        cache[perm] = patient_list_visible_to(user=user_of(info), perm=perm)
     return cache[perm]

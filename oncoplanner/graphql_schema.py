@@ -33,10 +33,13 @@ from graphql import GraphQLError
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.django.views import GraphQLView
 from strawberry.extensions import (
+    AddValidationRules,
     MaskErrors,
     MaxAliasesLimiter,
+    ParserCache,
     QueryDepthLimiter,
     SchemaExtension,
+    ValidationCache,
 )
 from strawberry.types import Info
 from strawberry_django.optimizer import DjangoOptimizerExtension
@@ -50,6 +53,7 @@ from oncoplanner.graphql_gate import (
     NotFoundError,
     is_portal_user,
     user_of,
+    visible_patients,
 )
 from oncoplanner.signals import record_read
 from patients import selectors
@@ -124,14 +128,13 @@ class Query:
             patient = selectors.portal_patient_for(user=user)  # logs the read
         except Http404:
             raise NotFoundError() from None
-        return Patient.objects.filter(pk=patient.pk)  # type: ignore[return-value]
+        return patient  # type: ignore[return-value]  # read through the gate: see `patient`
 
     @strawberry_django.field(description="Patients visible to you, by family name.")
     def patients(
         self, info: Info, search: str | None = None, first: int = 50, offset: int = 0
     ) -> list[PatientType]:
-        user = user_of(info)
-        queryset = selectors.patient_list_visible_to(user=user)  # none for portal users
+        queryset = visible_patients(info)  # none for portal users
         if search:
             term = search.strip()[:100]
             queryset = queryset.filter(
@@ -154,7 +157,10 @@ class Query:
             patient = _Services.call(
                 lambda: selectors.patient_get_for_user(user=user, patient_id=id)
             )
-        return Patient.objects.filter(pk=patient.pk)  # type: ignore[return-value]
+        # The selector has just read this row through the gate: fetching it again through the
+        # type's get_queryset would re-run the gate's permission subquery for nothing. Its
+        # nested lists still pass the gate, each in its own get_queryset.
+        return patient  # type: ignore[return-value]
 
     @strawberry_django.field(description="A patient's lab results, latest first.")
     def lab_results(
@@ -443,13 +449,24 @@ def _should_mask(error: GraphQLError) -> bool:
     )
 
 
+# The limiters' rule classes are built once: each limiter instance makes new classes, and the
+# validation cache is keyed by the rules, so per-request classes would never hit it.
+_LIMIT_RULES = [
+    *QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
+    *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
+]
+
 schema = strawberry.Schema(
     query=Query,
     mutation=Mutation,
     extensions=[
-        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
-        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        lambda: AddValidationRules(_LIMIT_RULES),
         ProductionGuards,
+        # Clients send the same few documents again and again, and parsing and validating one
+        # took several ms of each request. Both caches are bounded LRUs (128 documents), keyed
+        # by the text, resp. the document and the rules in force (DEBUG's rules differ).
+        ParserCache,
+        ValidationCache,
         lambda: MaskErrors(should_mask_error=_should_mask),
         DjangoOptimizerExtension,
     ],

@@ -14,6 +14,7 @@ import strawberry_django
 from django.db.models import Prefetch, QuerySet, Subquery
 from strawberry import auto
 from strawberry.types import Info
+from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField, Selection
 
 from oncoplanner.accounts.models import User
 from oncoplanner.graphql_gate import gate_queryset
@@ -37,25 +38,57 @@ def _lab_page_attr(response_key: str) -> str:
     return f"_lab_results_{response_key}"
 
 
-def _lab_page_prefetch(info: Info) -> Prefetch[Any]:
-    """The requested page of lab results of every patient of a list, in one query.
+def _included(selection: SelectedField | FragmentSpread | InlineFragment) -> bool:
+    directives = selection.directives
+    if "skip" in directives and directives["skip"].get("if"):
+        return False
+    return not ("include" in directives and not directives["include"].get("if"))
 
-    Without it a list of N patients that asks for their labResults costs N queries. Django
-    slices a prefetch per patient (a window over each patient's results), so each patient
-    still gets their own latest page. The page is kept under the selection's response key.
-    (The optimizer gives no hints for aliases of one field with different arguments; those
-    fall back to the resolver's own query per patient.)
+
+def _lab_selections(info: Info) -> dict[str, SelectedField]:
+    """The labResults selections under the Patient field being resolved, by response key.
+
+    Walks fragments too; a key asked twice is one field (GraphQL merges it, and validation
+    makes sure both ask for the same arguments).
+    """
+    found: dict[str, SelectedField] = {}
+
+    def walk(selections: list[Selection]) -> None:
+        for selection in selections:
+            if not _included(selection):
+                continue
+            if isinstance(selection, SelectedField):
+                if selection.name == "labResults":
+                    found.setdefault(selection.alias or selection.name, selection)
+            else:
+                walk(selection.selections)
+
+    for field in info.selected_fields:
+        walk(field.selections)
+    return found
+
+
+def with_lab_pages[Q: QuerySet[Patient]](queryset: Q, info: Info) -> Q:
+    """`queryset` with the requested page(s) of lab results of all its patients prefetched.
+
+    One query per labResults selection, whatever the number of patients: Django slices a
+    prefetch per patient (a window over each patient's results), so each patient still gets
+    their own latest page, kept under the selection's response key. Done here rather than as
+    an optimizer hint on the field: the optimizer drops aliases of one field that differ in
+    their arguments (``a: labResults(first: 5) b: labResults(first: 10)``), which left each
+    alias to its resolver's own query per patient.
     """
     from labs.models import LabResult
 
-    selection = info.selected_fields[0]
-    arguments = selection.arguments
-    start, stop = page_bounds(int(arguments.get("first", 50)), int(arguments.get("offset", 0)))
-    # Through the gate like every list of the type (portal users: released results only).
-    gated = gate_queryset(LabResult.objects.select_related("test"), info)
-    page = gated.order_by("-collected_at", "-pk")[start:stop]
-    key = _lab_page_attr(selection.alias or selection.name)
-    return Prefetch("lab_results", queryset=page, to_attr=key)
+    lookups = []
+    for key, selection in _lab_selections(info).items():
+        arguments = selection.arguments
+        start, stop = page_bounds(int(arguments.get("first", 50)), int(arguments.get("offset", 0)))
+        # Through the gate like every list of the type (portal users: released results only).
+        gated = gate_queryset(LabResult.objects.select_related("test"), info)
+        page = gated.order_by("-collected_at", "-pk")[start:stop]
+        lookups.append(Prefetch("lab_results", queryset=page, to_attr=_lab_page_attr(key)))
+    return queryset.prefetch_related(*lookups) if lookups else queryset
 
 
 @strawberry_django.type(User, name="User")
@@ -98,11 +131,15 @@ class PatientType:
 
     @classmethod
     def get_queryset(cls, queryset: QuerySet[Patient], info: Info, **kwargs: Any) -> Any:
-        return gate_queryset(queryset, info)
+        # Every Patient queryset (root lists, nested prefetches) is built here, with the info
+        # of the field that returns it: the place to see all of its labResults aliases.
+        return with_lab_pages(gate_queryset(queryset, info), info)
 
     @strawberry_django.field(
         description="Latest results first; at most 200 per page.",
-        prefetch_related=[lambda info: _lab_page_prefetch(info)],
+        # with_lab_pages prefetches the pages; left to the optimizer, the reverse relation
+        # would be prefetched whole (every result of every patient).
+        disable_optimization=True,
     )
     def lab_results(
         self, info: Info, first: int = 50, offset: int = 0

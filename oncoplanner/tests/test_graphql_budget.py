@@ -30,12 +30,13 @@ DASHBOARD = """query($id: ID!, $first: Int!) {
     labResults(first: $first) { id value flag collectedAt test { loinc shortName } }
   }
 }"""
-# Session and user (2); the gate for the root field (patient, the log row, the break-glass
-# check: 3); the patient; one query per nested list (courses with regimen, cycles,
-# administrations with drug, dose modifications, side effects with term, lab results with
-# test: 6), each with the gate as a subquery. The permission is a subquery of the gate query,
-# and a second click within 30 s does not rewrite the session.
-DASHBOARD_QUERIES = 12
+# Session and user (2); the gate for the root field (the patient, the log row, the
+# break-glass check: 3), whose row the field returns without reading it again; one query per
+# nested list (courses with regimen, cycles, administrations with drug, dose modifications,
+# side effects with term, lab results with test: 6), each with the gate as a subquery. The
+# permission is a subquery of the gate query, and a second click within 30 s does not
+# rewrite the session.
+DASHBOARD_QUERIES = 11
 
 
 def _count(client, world, first: int) -> tuple[int, dict]:
@@ -110,3 +111,48 @@ def test_graphql_lab_results_aliases_with_different_pages_each_get_theirs(world,
     row = next(r for r in body["data"]["patients"] if r["id"] == str(other.pk))
     assert [r["id"] for r in row["latest"]] == newest_first[:2]
     assert [r["id"] for r in row["older"]] == newest_first[2:3]
+
+
+# Session and user (2); the visible patients' ids (1), the list's log row (1), the
+# break-glass check (1); the patients (1); one prefetch per labResults alias (2).
+ALIASED_LIST_QUERIES = 8
+
+
+def test_graphql_budget_lab_results_aliases_cost_one_query_each_for_a_list(world, as_user):
+    """Two aliases with different pages on a list of four patients: one query per alias for
+    the whole list (the optimizer drops such aliases; they used to cost one query per
+    patient per alias), and each patient still gets their own pages."""
+    from oncoplanner.tests.graphql_support import _patient
+
+    newest_first = {str(world.p.pk): [str(r.pk) for r in reversed(add_results(world.p, 3))]}
+    for name in ("Adams", "Baker", "Clark"):
+        other = _patient(world.p.care_team, family_name=name)
+        newest_first[str(other.pk)] = [str(r.pk) for r in reversed(add_results(other, 4))]
+    query = """query($a: Int!) { patients { id
+      latest: labResults(first: $a) { id }
+      ...Older } }
+    fragment Older on Patient { older: labResults(first: 2, offset: 1) { id test { loinc } } }"""
+    client = as_user(world.clinician)
+    gql(client, "{ me { id } }")  # warm the session, as a second request would be
+    with CaptureQueriesContext(connection) as ctx:
+        _, body = gql(client, query, {"a": 1})
+    assert "errors" not in body, body
+    rows = {row["id"]: row for row in body["data"]["patients"]}
+    assert set(rows) == set(newest_first)
+    for patient_id, ids in newest_first.items():
+        assert [r["id"] for r in rows[patient_id]["latest"]] == ids[:1]
+        assert [r["id"] for r in rows[patient_id]["older"]] == ids[1:3]
+    assert len(ctx.captured_queries) == ALIASED_LIST_QUERIES, [
+        q["sql"][:60] + " ... " + q["sql"][-40:] for q in ctx.captured_queries
+    ]
+
+
+def test_graphql_lab_results_aliases_of_a_nested_patient_each_get_theirs(world, as_user):
+    newest_first = [str(r.pk) for r in reversed(add_results(world.p, 3))]
+    query = """query($id: ID!) { patient(id: $id) { courses { patient {
+      latest: labResults(first: 1) { id } older: labResults(first: 1, offset: 1) { id } } } } }"""
+    _, body = gql(as_user(world.clinician), query, {"id": world.p.pk})
+    assert "errors" not in body, body
+    nested = body["data"]["patient"]["courses"][0]["patient"]
+    assert [r["id"] for r in nested["latest"]] == newest_first[:1]
+    assert [r["id"] for r in nested["older"]] == newest_first[1:2]

@@ -184,7 +184,8 @@ def test_graphql_gate_patient_type_filters_through_the_gate(world, rf):
 
     request = rf.get("/graphql/")
     request.user = world.clinician
-    info = type("Info", (), {"context": type("Ctx", (), {"request": request})()})()
+    context = type("Ctx", (), {"request": request})()
+    info = type("Info", (), {"context": context, "selected_fields": []})()
     rows = PatientType.get_queryset(Patient.objects.all(), info)
     assert list(rows) == [world.p]
 
