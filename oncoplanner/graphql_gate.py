@@ -39,12 +39,14 @@ class ForbiddenError(GraphQLError):
 class InputError(GraphQLError):
     """A service's ValidationError: the message names the field(s) in ``extensions.fields``."""
 
-    def __init__(self, message_dict: dict[str, list[str]]) -> None:
+    def __init__(self, message_dict: dict[str, list[str]], *, confirm_with: str = "") -> None:
         text = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in message_dict.items())
-        super().__init__(
-            text or "Invalid input.",
-            extensions={"code": "BAD_USER_INPUT", "fields": message_dict},
-        )
+        extensions: dict[str, object] = {"code": "BAD_USER_INPUT", "fields": message_dict}
+        if confirm_with:
+            # A value that looks like a typo (oncoplanner.confirmation): send it again with
+            # this argument true to record it as it is.
+            extensions.update(code="CONFIRMATION_REQUIRED", confirmWith=confirm_with)
+        super().__init__(text or "Invalid input.", extensions=extensions)
 
 
 def user_of(info: Info) -> Any:

@@ -42,11 +42,13 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.types import Info
+from strawberry.utils.str_converters import to_camel_case
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
 from labs import services as lab_services
 from labs.graphql import LabResultType, LabTestType, ReadinessType
 from labs.models import LabResult, LabTest
+from oncoplanner.confirmation import ConfirmationRequired
 from oncoplanner.graphql_gate import (
     ForbiddenError,
     InputError,
@@ -103,6 +105,10 @@ class _Services:
             raise NotFoundError() from None
         except PermissionDenied as error:
             raise ForbiddenError(str(error)) from None
+        except ConfirmationRequired as error:
+            # The argument as GraphQL clients write it (confirm_change -> confirmChange).
+            confirm_with = to_camel_case(error.confirm_with)
+            raise InputError(error.message_dict, confirm_with=confirm_with) from None
         except ValidationError as error:
             if hasattr(error, "error_dict"):
                 raise InputError(error.message_dict) from None

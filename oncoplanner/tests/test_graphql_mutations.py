@@ -249,6 +249,20 @@ def test_graphql_mutations_record_measurement(world, as_user):
     ).exists()
 
 
+def test_graphql_mutations_a_weight_far_from_the_last_asks_for_confirm_change(world, as_user):
+    client = as_user(world.clinician)
+    gql(client, MEASURE, {"p": world.p.pk, "on": TODAY.isoformat(), "w": "64.5"})
+    _, body = gql(client, MEASURE, {"p": world.p.pk, "on": TODAY.isoformat(), "w": "6.45"})
+    extensions = _error(body)["extensions"]
+    # A client can tell it from a plain error, and knows which argument accepts the value.
+    assert (extensions["code"], extensions["confirmWith"]) == (
+        "CONFIRMATION_REQUIRED",
+        "confirmChange",
+    )
+    assert "weight_kg" in extensions["fields"]
+    assert world.p.measurements.count() == 1
+
+
 @pytest.mark.parametrize(
     ("extra", "field"),
     [({}, "weight_kg"), ({"w": "0.4"}, "weight_kg"), ({"h": "900"}, "height_cm")],
