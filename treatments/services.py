@@ -63,8 +63,8 @@ def _require_reason(reason: str) -> str:
 
 
 PRESCRIBER_ONLY = (
-    "Only an oncologist prescribes chemotherapy: planning a course, changing a dose level "
-    "and stopping a course."
+    "Only an oncologist prescribes chemotherapy: planning a course, changing a dose level, "
+    "cancelling a cycle and stopping a course."
 )
 
 
@@ -298,7 +298,7 @@ def cycle_give(
     if previous is not None and previous.actual_start:
         _require_previous_cycle_run(previous, cycle.number, actual_start)
     cycle.given_despite, cycle.override_reason = _readiness_override(
-        course, actual_start, override_reason
+        course, actual_start, override_reason, by=given_by
     )
     delta = actual_start - cycle.planned_start
     cycle.actual_start = actual_start
@@ -315,9 +315,11 @@ def cycle_give(
     return cycle
 
 
-def _readiness_override(course: Course, day: dt.date, reason: str) -> tuple[str, str]:
+def _readiness_override(course: Course, day: dt.date, reason: str, *, by: User) -> tuple[str, str]:
     """("", "") when the pre-cycle check says treat (or the regimen has no rules: a physician
-    decides, as the cycle page says); else (what it said, the reason), refused without one."""
+    decides, as the cycle page says); else (what it said, the reason), refused without one,
+    and refused to anyone but an oncologist: treating through a delay or a hold is a
+    prescribing decision (a nurse had given a cycle against ANC 0.3 "as the patient felt well")."""
     from labs.services import precycle_evaluate
 
     end_of_day = timezone.make_aware(dt.datetime.combine(day, dt.time.max))
@@ -326,6 +328,11 @@ def _readiness_override(course: Course, day: dt.date, reason: str) -> tuple[str,
     )
     if not assessment.analytes or assessment.ok_to_treat:
         return "", ""
+    if not by.is_prescriber:
+        raise PermissionDenied(
+            f"The pre-cycle check says “{assessment.outcome_label}”: giving the cycle against "
+            "it is an oncologist's decision. Delay or hold the cycle, or ask an oncologist."
+        )
     if len(reason.strip()) < 10:
         raise ValidationError(
             {
@@ -398,15 +405,27 @@ def cycle_hold(*, cycle: ChemoCycle, reason: str, by: User) -> ChemoCycle:
 
 @transaction.atomic
 def cycle_cancel(*, cycle: ChemoCycle, reason: str, by: User) -> ChemoCycle:
-    """Cancel a cycle that will not be given; the course completes when none is left to give."""
+    """Cancel a cycle that will not be given (an oncologist's decision: it omits treatment).
+
+    The course's last cycle left to give is not cancelled: ending the course early is
+    stopping it, with a stop reason (course_stop). Cancelling the remaining cycles one by one
+    had shown a course stopped half-way as "Completed", with no reason.
+    """
+    _require_prescriber(by)
     cycle = _lock_cycle(cycle)
     _require_open_cycle(cycle, "cancelled")
+    if not cycle.course.cycles.filter(status__in=OPEN_CYCLE_STATUSES).exclude(pk=cycle.pk).exists():
+        raise ValidationError(
+            {
+                "cycle": f"Cycle {cycle.number} is the last cycle left to give: to end the "
+                "course here, stop the course with its reason."
+            }
+        )
     cycle.reason = _require_reason(reason)
     cycle.status = ChemoCycle.Status.CANCELLED
     cycle.status_changed_by = by
     cycle.status_changed_at = timezone.now()
     _save(cycle)
-    _complete_course_if_done(cycle.course)
     return cycle
 
 

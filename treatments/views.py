@@ -6,7 +6,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -475,6 +475,7 @@ def _cycle_action(
     )
     form_class: Any = {"give": CycleGiveForm, "delay": CycleDelayForm}.get(action, CycleReasonForm)
     form = form_class(request.POST, auto_id=f"{action}_%s")
+    status = BAD_REQUEST
     if form.is_valid():
         data = form.cleaned_data
         try:
@@ -503,6 +504,11 @@ def _cycle_action(
                 done = f"Cycle {cycle.number} cancelled."
         except ValidationError as error:
             add_service_errors(form, error)
+        except PermissionDenied as error:
+            # An oncologist's decision (cancelling, giving against the check): said on the
+            # form the user filled in, with the 403 every other door answers.
+            form.add_error(None, str(error))
+            status = 403
         else:
             messages.success(request, done)
             url = reverse("treatments:cycle_detail", args=[patient_id, course_id, cycle.number])
@@ -514,7 +520,7 @@ def _cycle_action(
         "treatments/cycle_detail.html",
         _cycle_context(request, cycle, **{f"{action}_form": form}),
         partial="cycle-actions",
-        status=BAD_REQUEST,
+        status=status,
     )
 
 

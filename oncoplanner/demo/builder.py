@@ -18,6 +18,7 @@ from decimal import Decimal
 
 from allauth.mfa.totp.internal.auth import TOTP
 from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
@@ -391,13 +392,17 @@ class DemoClinic:
                 weight_kg=weight,
                 recorded_by=nurse,
             )
-            cycle = cycle_give(
-                cycle=cycle,
-                actual_start=cycle.planned_start,
-                given_by=nurse,
-                # Kept only when the pre-cycle check did not say treat (a borderline count).
-                override_reason="Counts reviewed with the oncologist: proceed at full dose.",
-            )
+            try:
+                cycle = cycle_give(cycle=cycle, actual_start=cycle.planned_start, given_by=nurse)
+            except PermissionDenied:
+                # The pre-cycle check did not clear it (a borderline count): giving it anyway
+                # is the oncologist's decision, with the reason kept on the cycle.
+                cycle = cycle_give(
+                    cycle=cycle,
+                    actual_start=cycle.planned_start,
+                    given_by=oncologist,
+                    override_reason="Counts reviewed: proceed at full dose.",
+                )
             self._administer(cycle, nurse, pharmacist)
             depth = plan.nadir_depth * (0.8 if reduced else 1.0)
             nadir_day = cycle.planned_start + dt.timedelta(days=10)

@@ -1,5 +1,6 @@
-"""Prescribing is an oncologist's act: planning a course, changing a dose level, stopping a
-course. Nurses give and record, pharmacists verify; on every door they get 403 and nothing is
+"""Prescribing is an oncologist's act: planning a course, changing a dose level, cancelling a
+cycle, giving one against the pre-cycle check, stopping a course. Nurses give and record,
+pharmacists verify; on every door they get 403 and nothing is
 written (a tester's nurse had set '50% from cycle 2')."""
 
 from __future__ import annotations
@@ -13,12 +14,23 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from labs.models import PreCycleRule
 from oncoplanner.accounts.models import User
 from oncoplanner.accounts.tests.factories import ClinicianFactory
 from patients.services import care_team_add_member
-from patients.tests.dashboard_world import course_with_cycles, regimen_with_anc_rules
-from treatments.models import Course, DoseModification, Regimen
-from treatments.services import course_start, course_stop, dose_modification_record
+from patients.tests.dashboard_world import (
+    course_with_cycles,
+    lab_history,
+    regimen_with_anc_rules,
+)
+from treatments.models import ChemoCycle, Course, DoseModification, Regimen
+from treatments.services import (
+    course_start,
+    course_stop,
+    cycle_cancel,
+    cycle_give,
+    dose_modification_record,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -93,3 +105,48 @@ def test_rest_is_403_with_the_reason(course, colleague):
     assert response.status_code == 403
     assert "Only an oncologist prescribes" in response.json()["detail"]
     assert not DoseModification.objects.exists()
+
+
+def _cycle_url(name: str, course: Course, number: int = 2) -> str:
+    return reverse(f"treatments:{name}", args=[course.patient_id, course.pk, number])
+
+
+def test_giving_against_the_check_is_an_oncologists_decision(client, login, course, colleague):
+    # No ANC on record: the check cannot clear cycle 2. A nurse had given a cycle against a
+    # hold with "patient feels well".
+    reason = "Patient feels well, wants to proceed"
+    with pytest.raises(PermissionDenied):
+        cycle_give(
+            cycle=course.cycles.get(number=2),
+            actual_start=timezone.localdate(),
+            given_by=colleague,
+            override_reason=reason,
+        )
+    login(client, colleague)
+    page = client.get(_cycle_url("cycle_detail", course)).content.decode()
+    assert "giving the cycle against it is an oncologist's decision" in page
+    assert 'name="override_reason"' not in page
+    body = {"actual_start": timezone.localdate().isoformat(), "override_reason": reason}
+    refused = client.post(_cycle_url("cycle_give", course), body)
+    assert refused.status_code == 403
+    assert "an oncologist&#x27;s decision" in refused.content.decode()
+    assert course.cycles.get(number=2).status == ChemoCycle.Status.PLANNED
+
+
+def test_a_nurse_gives_a_cycle_the_check_clears(course, colleague):
+    anc = PreCycleRule.objects.filter(regimen=course.regimen).first().test
+    lab_history(course.patient, test=anc, count=1, latest_value="2.1")
+    cycle = cycle_give(
+        cycle=course.cycles.get(number=2), actual_start=timezone.localdate(), given_by=colleague
+    )
+    assert (cycle.status, cycle.given_despite) == (ChemoCycle.Status.GIVEN, "")
+
+
+def test_cancelling_a_cycle_is_an_oncologists_decision(client, login, course, colleague):
+    with pytest.raises(PermissionDenied):
+        cycle_cancel(cycle=course.cycles.get(number=2), reason="Patient moving", by=colleague)
+    login(client, colleague)
+    page = client.get(_cycle_url("cycle_detail", course)).content.decode()
+    assert "A cycle is cancelled by an oncologist" in page
+    assert client.post(_cycle_url("cycle_cancel", course), {"reason": "Moving"}).status_code == 403
+    assert course.cycles.get(number=2).status == ChemoCycle.Status.PLANNED

@@ -319,8 +319,8 @@ def test_cycle_hold_keeps_later_cycles_waiting(mfolfox6, clinician):
     )
 
 
-def test_cycle_cancel_needs_reason_and_last_cancel_completes_course(clinician):
-    regimen = regimen_create(name="Short", phases=[(21, 2, [("Drug A", "50", MG_M2)])])
+def test_cycle_cancel_needs_a_reason_and_leaves_the_course_running(clinician):
+    regimen = regimen_create(name="Short", phases=[(21, 3, [("Drug A", "50", MG_M2)])])
     course = _course(PatientFactory.create(), regimen, clinician)
     cycle_give(cycle=_cycle(course, 1), actual_start=START, given_by=clinician)
     with pytest.raises(ValidationError) as excinfo:
@@ -329,7 +329,23 @@ def test_cycle_cancel_needs_reason_and_last_cancel_completes_course(clinician):
     assert _cycle(course, 2).status == ChemoCycle.Status.PLANNED
     cycle_cancel(cycle=_cycle(course, 2), reason="Grade 3 neuropathy", by=clinician)
     course.refresh_from_db()
-    assert course.status == Course.Status.COMPLETED
+    assert (_cycle(course, 2).status, course.status) == (ChemoCycle.Status.CANCELLED, "active")
+
+
+def test_the_last_cycle_left_is_not_cancelled_but_the_course_stopped(clinician):
+    # Cancelling the remaining cycles one by one showed a course stopped half-way as
+    # "Completed", with no reason; ending it early is a stop, with its reason.
+    regimen = regimen_create(name="Short", phases=[(21, 2, [("Drug A", "50", MG_M2)])])
+    course = _course(PatientFactory.create(), regimen, clinician)
+    cycle_give(cycle=_cycle(course, 1), actual_start=START, given_by=clinician)
+    with pytest.raises(ValidationError) as excinfo:
+        cycle_cancel(cycle=_cycle(course, 2), reason="Patient moving abroad", by=clinician)
+    assert "stop the course" in excinfo.value.message_dict["cycle"][0]
+    course.refresh_from_db()
+    assert (_cycle(course, 2).status, course.status) == (ChemoCycle.Status.PLANNED, "active")
+    course_stop(course=course, reason="other", stopped_on=START, by=clinician)
+    course.refresh_from_db()
+    assert (_cycle(course, 2).status, course.status) == (ChemoCycle.Status.CANCELLED, "stopped")
 
 
 def test_cycle_cancel_of_given_cycle_is_refused(mfolfox6, clinician):
