@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -340,9 +341,19 @@ class SymptomReport(models.Model):
     SEVERE_FROM = 3
     # Red flags during chemotherapy: urgent at any severity. A fever may be neutropenic sepsis,
     # which needs assessment within the hour (NICE NG151, ESMO); breathlessness and bleeding may
-    # be a pulmonary embolism or thrombocytopenia. Matched on the portal's own wording.
-    RED_FLAG_SYMPTOMS = frozenset(
-        {"Fever or chills", "Shortness of breath", "Bleeding or bruising"}
+    # be a pulmonary embolism or thrombocytopenia. The portal's own wording, by kind:
+    RED_FLAG_SYMPTOMS = {
+        "Fever or chills": "fever",
+        "Shortness of breath": "breath",
+        "Bleeding or bruising": "bleeding",
+    }
+    # The same red flags in the patient's own words ("Something else", or the note): a tester's
+    # "High temperature 38.6 and shivering" waited for the next review. Matching on words errs
+    # toward alerting (a "temperature was normal" alerts too), the safe side for a fever.
+    RED_FLAG_WORDS = (
+        ("fever", re.compile(r"\b(fever\w*|temperature|temp|shiver\w*|chills?|rigou?rs?)\b", re.I)),
+        ("breath", re.compile(r"\b(breath\w*|breathe|breathing|chest pain)\b", re.I)),
+        ("bleeding", re.compile(r"(bleed|\bbled\b|blood(?!\s+tests?\b)|bruis)", re.I)),
     )
 
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="symptom_reports")
@@ -402,19 +413,36 @@ class SymptomReport(models.Model):
         return self.severity >= self.SEVERE_FROM
 
     @property
+    def red_flag(self) -> str:
+        """The red flag this report raises ("fever", "breath", "bleeding"), or ""."""
+        if self.severity == self.Severity.NONE:
+            return ""  # "I did not have it"
+        return self.red_flag_in(symptom=self.symptom, description=self.description)
+
+    @property
     def is_red_flag(self) -> bool:
-        return self.symptom in self.RED_FLAG_SYMPTOMS and self.severity > self.Severity.NONE
+        return bool(self.red_flag)
 
     @classmethod
-    def is_urgent_report(cls, *, symptom: str, severity: int) -> bool:
+    def red_flag_in(cls, *, symptom: str, description: str = "") -> str:
+        if symptom in cls.RED_FLAG_SYMPTOMS:
+            return cls.RED_FLAG_SYMPTOMS[symptom]
+        words = f"{symptom}\n{description}"
+        return next((kind for kind, pattern in cls.RED_FLAG_WORDS if pattern.search(words)), "")
+
+    @classmethod
+    def is_urgent_report(cls, *, symptom: str, severity: int, description: str = "") -> bool:
         return severity >= cls.SEVERE_FROM or (
-            symptom in cls.RED_FLAG_SYMPTOMS and severity > cls.Severity.NONE
+            severity > cls.Severity.NONE
+            and bool(cls.red_flag_in(symptom=symptom, description=description))
         )
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         # Derived, never typed: whichever door made the report, urgency follows its content.
         if isinstance(self.severity, int):
-            self.urgent = self.is_urgent_report(symptom=self.symptom, severity=self.severity)
+            self.urgent = self.is_urgent_report(
+                symptom=self.symptom, severity=self.severity, description=self.description
+            )
         super().save(*args, **kwargs)
 
     def __str__(self) -> str:

@@ -325,6 +325,39 @@ def test_portal_a_mild_red_flag_symptom_is_urgent_and_says_call_now(
     assert ("38 °C" in page) is (symptom == "Fever or chills")
 
 
+@pytest.mark.parametrize(
+    ("typed", "note", "kind"),
+    [
+        ("High temperature 38.6 and shivering", "", "fever"),
+        ("Headache", "I had a fever last night", "fever"),
+        ("Can't catch my breath on the stairs", "", "breath"),
+        ("Nosebleed", "", "bleeding"),
+    ],
+)
+def test_portal_a_red_flag_in_the_patients_own_words_is_urgent_and_says_call_now(
+    portal_client, typed, note, kind, django_capture_on_commit_callbacks
+):
+    # A tester's "High temperature 38.6 and shivering" (Something else, mild) was told "your
+    # care team will see it at your next review".
+    body = {"symptom": "other", "symptom_other": typed, "severity": "1", "description": note}
+    with django_capture_on_commit_callbacks(execute=True):
+        response = portal_client.post(reverse("portal:symptoms"), body)
+    report = SymptomReport.objects.get()
+    assert (report.urgent, report.red_flag) == (True, kind)
+    assert len(default_task_backend.results) == 1
+    page = portal_client.get(response["Location"]).content.decode()
+    assert "Call your clinic's 24-hour number now" in page
+    assert ("38 °C" in page) is (kind == "fever")
+
+
+@pytest.mark.parametrize("typed", ["Dry skin on my hands", "Waiting for my blood test results"])
+def test_portal_words_that_are_no_red_flag_stay_routine(portal_client, typed):
+    portal_client.post(
+        reverse("portal:symptoms"), {"symptom": "other", "symptom_other": typed, "severity": "1"}
+    )
+    assert SymptomReport.objects.get().urgent is False
+
+
 def test_portal_a_red_flag_reported_as_absent_is_not_urgent(portal_client):
     portal_client.post(reverse("portal:symptoms"), {"symptom": "Fever or chills", "severity": "0"})
     assert SymptomReport.objects.get().urgent is False
