@@ -127,9 +127,10 @@ def course_side_effects(*, course: Course) -> QuerySet[SideEffect]:
 
 
 def patient_cycles(*, patient: Patient) -> QuerySet[ChemoCycle]:
-    """Cycles of an authorised patient, for the side effect's related-cycle select."""
+    """Given cycles of an authorised patient, for the side effect's related-cycle select: a
+    side effect is linked only to a cycle that was given (treatments.services)."""
     return (
-        ChemoCycle.objects.filter(course__patient=patient)
+        ChemoCycle.objects.filter(course__patient=patient, status=ChemoCycle.Status.GIVEN)
         .select_related("course__regimen")
         .order_by("-course__start_date", "-number")
     )

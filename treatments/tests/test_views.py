@@ -732,12 +732,16 @@ def test_side_effect_form_preselects_only_this_patients_cycle(client, treating_c
 
     from treatments.tests.factories import ChemoCycleFactory
 
-    mine = ChemoCycleFactory.create(course__patient=patient, number=1)
-    theirs = ChemoCycleFactory.create(number=1)
+    given = ChemoCycle.Status.GIVEN
+    mine = ChemoCycleFactory.create(course__patient=patient, number=1, status=given)
+    planned = ChemoCycleFactory.create(course=mine.course, number=2)
+    theirs = ChemoCycleFactory.create(number=1, status=given)
     client.force_login(treating_clinician)
     url = reverse("treatments:side_effect_create", args=[patient.pk])
     page = client.get(url, {"cycle": mine.pk}).content.decode()
     assert f'<option value="{mine.pk}" selected>' in page
+    # A side effect belongs to a cycle that was given: a planned one is not offered.
+    assert f'<option value="{planned.pk}"' not in page
     page = client.get(url, {"cycle": theirs.pk}).content.decode()
     assert f'<option value="{theirs.pk}"' not in page
     assert f'<option value="{mine.pk}" selected>' not in page
