@@ -38,6 +38,27 @@ def _chromium_path() -> str:
 
 
 @pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):  # noqa: ANN001, ANN201
+    """On PostgreSQL, lift the access log's append-only triggers in the throwaway test
+    database only: these tests commit (the live server reads from another thread), and
+    between tests the database is emptied with TRUNCATE, which the triggers refuse. The
+    triggers themselves are tested in audit/tests/test_postgres.py; here the browser runs
+    the app on the database production uses (a lock outside a transaction had passed every
+    SQLite run and answered 500 on PostgreSQL)."""
+    from django.db import connection
+
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # The log is partitioned by month and every partition carries the triggers too.
+            cursor.execute(
+                "SELECT DISTINCT tgrelid::regclass::text FROM pg_trigger "
+                "WHERE NOT tgisinternal AND tgrelid::regclass::text LIKE 'audit_accesslog%%'"
+            )
+            for (table,) in cursor.fetchall():
+                cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")  # noqa: S608
+
+
+@pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
