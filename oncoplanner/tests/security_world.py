@@ -96,6 +96,11 @@ def _children(
     cycle = ChemoCycle.objects.create(
         course=course, phase=phase, number=1, planned_start=dt.date(2026, 3, 2)
     )
+    # Cycle 1 is not the course's last: cancelling the last cycle left is refused (stop the
+    # course instead), and the doors are probed with a cycle any oncologist may cancel.
+    ChemoCycle.objects.create(
+        course=course, phase=phase, number=2, planned_start=dt.date(2026, 3, 16)
+    )
     test, _ = LabTest.objects.get_or_create(
         loinc="751-8",
         defaults={
