@@ -6,9 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from labs.models import CtcaeGradeCriterion, LabResult, LabTest, PreCycleRule, ReferenceRange
+from oncoplanner.signals import record_read
 from patients.admin_gate import GatedPhiAdmin
+from patients.selectors import scope_queryset
 from treatments.admin import FrozenRegimenRowsAdmin
 from treatments.models import Regimen
 
@@ -47,11 +51,46 @@ class ReferenceRangeAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 @admin.register(LabResult)
 class LabResultAdmin(GatedPhiAdmin):
-    list_display = ("patient", "test", "value", "unit", "flag", "collected_at", "is_released")
-    list_filter = ("flag", "is_released", "source")
+    """Every result, those entered in error included (the record and its correction), read-only
+    and scoped to the user's care teams like every PHI admin."""
+
+    list_display = (
+        "patient",
+        "test",
+        "value",
+        "unit",
+        "flag",
+        "collected_at",
+        "is_released",
+        "entered_in_error_at",
+    )
+    list_filter = (
+        "flag",
+        "is_released",
+        "source",
+        ("entered_in_error_at", admin.EmptyFieldListFilter),
+    )
     search_fields = ("patient__mrn", "patient__family_name", "test__short_name", "test__loinc")
     date_hierarchy = "collected_at"
     list_select_related = ("patient", "test")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        # LabResult.objects leaves results entered in error out; admin shows the whole record.
+        queryset = LabResult.all_objects.all()
+        ordering = self.get_ordering(request)
+        if ordering:
+            queryset = queryset.order_by(*ordering)
+        return scope_queryset(queryset, user=request.user)  # type: ignore[arg-type]
+
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        # GatedPhiAdmin finds the listed rows' patients through the default manager, which
+        # would miss a patient whose listed rows are all entered in error: the rows are read
+        # here with their patients (list_select_related), one record_read for the list.
+        changelist = admin.ModelAdmin.get_changelist_instance(self, request)
+        patients = list({r.patient.pk: r.patient for r in changelist.result_list}.values())
+        if patients:
+            record_read.send(sender=LabResult, patients=patients, target=None, action="list")
+        return changelist
 
 
 @admin.register(PreCycleRule)

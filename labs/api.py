@@ -83,6 +83,11 @@ class LabResultOut(Schema):
     acknowledgement_note: str
     source: str
     note: str
+    entered_in_error_at: dt.datetime | None = Field(
+        description="Set when the result was marked entered in error: it then no longer "
+        "appears in lists nor counts anywhere (only the marking's own answer shows it)."
+    )
+    entered_in_error_reason: str
 
     @staticmethod
     def resolve_loinc(obj: LabResult) -> str:
@@ -122,10 +127,21 @@ class LabResultIn(InputSchema):
     )
     collected_at: dt.datetime
     note: str = Field("", max_length=2000)
+    confirm_change: bool = Field(
+        False,
+        description="Record a value far from the previous result of the test within 7 days "
+        "(asked with a 400 of type confirmation_required on `value`).",
+    )
 
 
 class NoteIn(InputSchema):
     note: str = Field(min_length=1, max_length=2000)
+
+
+class EnteredInErrorIn(InputSchema):
+    reason: str = Field(
+        min_length=1, max_length=2000, description="What was wrong, in a few words."
+    )
 
 
 # The declared filters and sort keys of the result list; nothing else is accepted.
@@ -215,6 +231,7 @@ def lab_result_create(
         recorded_by=user,
         source=LabResult.Source.API,
         note=payload.note,
+        confirm_change=payload.confirm_change,
     )
     return Status(201, result)
 
@@ -243,6 +260,22 @@ def lab_result_acknowledge(
         user=user, patient_id=patient_id, lab_result_id=lab_result_id, perm=CHANGE
     )
     return services.lab_result_acknowledge(result=result, by=user, note=payload.note)
+
+
+@router.post(
+    "/patients/{patient_id}/lab-results/{lab_result_id}/entered-in-error",
+    response={200: LabResultOut, **ERRORS},
+)
+def lab_result_entered_in_error(
+    request: HttpRequest, patient_id: int, lab_result_id: int, payload: EnteredInErrorIn
+) -> LabResult:
+    """Mark a result entered in error, with a reason: kept on record, counted nowhere after."""
+    no_query(request)
+    user = clinical_user(request)
+    result = lab_result_get_for_user(
+        user=user, patient_id=patient_id, lab_result_id=lab_result_id, perm=CHANGE
+    )
+    return services.lab_result_mark_entered_in_error(result=result, by=user, reason=payload.reason)
 
 
 # --- Portal -----------------------------------------------------------------------------------

@@ -4,6 +4,12 @@ Two scopes share every rule: one patient's file (columns loinc,value,unit,collec
 clinic file from the lab (an mrn column first), whose MRNs resolve only to patients on the
 importer's care teams: any other MRN is "not on your care teams", whether it exists or not.
 
+The delta check (labs.services: a value at least N-fold away from the patient's previous result
+of the test within 7 days, most often a typo) runs in the preview against the results on record
+and the file's earlier rows, as the commit will meet them. Such a row is not an error: the
+preview flags it with the question, and the import needs an explicit "these values are right"
+tick to record it; without the tick the commit refuses the row and so imports nothing.
+
 The preview writes nothing. The commit records every row through labs.services.lab_result_record
 in one transaction: if any row fails there (a rule the preview missed, a race), nothing is
 written. Validated rows travel between preview and confirm in the server-side session, keyed by
@@ -29,8 +35,8 @@ from django.utils import timezone
 
 from labs.models import LabResult, LabTest
 from labs.rules import fmt_decimal, to_decimal
-from labs.services import lab_result_record
-from labs.units import in_test_unit, refused_unit_message
+from labs.services import DELTA_CHECK_WINDOW, delta_check_message, lab_result_record
+from labs.units import in_test_unit, refused_unit_message, unit_display
 
 if TYPE_CHECKING:
     from django.contrib.sessions.backends.base import SessionBase
@@ -62,6 +68,7 @@ class CsvRow:
     stored_value: Decimal | None = None  # in the test's unit: what will be recorded
     collected_at: dt.datetime | None = None
     errors: dict[str, str] = field(default_factory=dict)
+    confirm: str = ""  # the delta check's question: recorded only if the importer confirms
 
     @property
     def ok(self) -> bool:
@@ -82,6 +89,7 @@ class CsvRow:
             "unit": self.raw["unit"],
             "collected_at": self.collected_at.isoformat(),
             "line": str(self.line),
+            "confirm": "1" if self.confirm else "",
         }
 
 
@@ -97,6 +105,10 @@ class CsvPreview:
     @property
     def error_count(self) -> int:
         return sum(1 for r in self.rows if not r.ok)
+
+    @property
+    def confirm_count(self) -> int:
+        return sum(1 for r in self.rows if r.ok and r.confirm)
 
 
 def _decode(data: bytes) -> str:
@@ -143,8 +155,9 @@ def _check_value(
 
 def parse(*, data: bytes, patient: Patient) -> CsvPreview:
     """Validate every row of one patient's file; raises CsvFileError when the file itself is
-    unusable. No writes. Two queries whatever the number of rows: the lab catalogue, and the
-    patient's existing results at the same times (duplicates)."""
+    unusable. No writes. Three queries whatever the number of rows: the lab catalogue, the
+    patient's existing results at the same times (duplicates), and those of the week before
+    each row (the delta check)."""
     rows = _read_rows(data, COLUMNS)
     for row in rows:
         row.patient = patient
@@ -237,7 +250,65 @@ def _checked(rows: list[CsvRow], data: bytes) -> CsvPreview:
                 row.errors["collected_at"] = " ".join(error.message_dict["collected_at"])
 
     _mark_duplicates(rows)
+    _mark_changes_to_confirm(rows)
     return CsvPreview(rows=rows, sha256=hashlib.sha256(data).hexdigest())
+
+
+def _mark_changes_to_confirm(rows: list[CsvRow]) -> None:
+    """The delta check of lab_result_record, on each valid row as the commit will meet it: the
+    latest result of the same patient and test collected in the week up to the row's time,
+    among the results on record and the rows recorded before it (file order, as the commit
+    goes). One query."""
+    valid = [
+        r
+        for r in rows
+        if r.ok and r.patient and r.test and r.collected_at and r.stored_value is not None
+    ]
+    if not valid:
+        return
+    times = [r.collected_at for r in valid if r.collected_at]
+    history: dict[tuple[int, int], list[tuple[dt.datetime, Decimal]]] = {}
+    on_record = LabResult.objects.filter(
+        patient__in={r.patient for r in valid},
+        test__in={r.test for r in valid},
+        collected_at__gte=min(times) - DELTA_CHECK_WINDOW,
+        collected_at__lte=max(times),
+    ).order_by("pk")
+    for patient_id, test_id, collected_at, value in on_record.values_list(
+        "patient_id", "test_id", "collected_at", "value"
+    ):
+        history.setdefault((patient_id, test_id), []).append((collected_at, value))
+    for row in valid:
+        if (
+            row.patient is None
+            or row.test is None
+            or row.collected_at is None
+            or row.stored_value is None
+        ):
+            continue  # not a valid row (already left out above): narrows the types
+        seen = history.setdefault((row.patient.pk, row.test.pk), [])
+        start = row.collected_at - DELTA_CHECK_WINDOW
+        # The latest in the window; among equal times the one recorded last (the service's
+        # "-collected_at, -pk").
+        previous = None
+        for at, value in seen:
+            if start <= at <= row.collected_at and (previous is None or at >= previous[0]):
+                previous = (at, value)
+        if previous is not None:
+            shown = f"{fmt_decimal(row.stored_value)} {unit_display(row.test.unit)}"
+            if row.raw["unit"] != row.test.unit and row.value is not None:
+                shown += f" (reported {fmt_decimal(row.value)} {unit_display(row.raw['unit'])})"
+            row.confirm = (
+                delta_check_message(
+                    test=row.test,
+                    value=row.stored_value,
+                    shown=shown,
+                    previous_value=previous[1],
+                    previous_at=previous[0],
+                )
+                or ""
+            )
+        seen.append((row.collected_at, row.stored_value))
 
 
 def _mark_duplicates(rows: list[CsvRow]) -> None:
@@ -298,9 +369,17 @@ def unstash(
 
 @transaction.atomic
 def commit(
-    *, rows: list[dict[str, str]], patients: Mapping[int, Patient], by: User
+    *,
+    rows: list[dict[str, str]],
+    patients: Mapping[int, Patient],
+    by: User,
+    confirmed: bool = False,
 ) -> list[LabResult]:
     """Record every row through lab_result_record in one transaction: all or nothing.
+
+    `confirmed`: the importer ticked "the flagged values are right": the rows the preview
+    flagged (delta check) are recorded with confirm_change. A row that trips the check and was
+    not flagged (a result recorded since the preview) fails the commit like any other error.
 
     `patients` are the ones `by` may record results for now, read through the gate by the
     caller at confirm time (access may have changed since the preview): a row for any other
@@ -328,6 +407,7 @@ def commit(
                     collected_at=dt.datetime.fromisoformat(row["collected_at"]),
                     recorded_by=by,
                     source=LabResult.Source.IMPORT,
+                    confirm_change=confirmed and row.get("confirm") == "1",
                 )
             )
         except ValidationError as error:

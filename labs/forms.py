@@ -30,6 +30,10 @@ class LabResultForm(forms.Form):
     collected_time = forms.TimeField(
         label="at (clinic time)", widget=forms.TimeInput(attrs={"type": "time"})
     )
+    # Shown only after the service asked (labs.services.LabValueChangeToConfirm).
+    confirm_change = forms.BooleanField(
+        required=False, label="The value is right: record it although it is far from the last one"
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -90,4 +94,14 @@ class AcknowledgeForm(forms.Form):
     note = forms.CharField(
         max_length=2000,
         widget=forms.TextInput(attrs={"placeholder": "What was done, e.g. patient called"}),
+    )
+
+
+class EnteredInErrorForm(forms.Form):
+    reason = forms.CharField(
+        max_length=2000,
+        label="Why is it entered in error?",
+        widget=forms.TextInput(
+            attrs={"placeholder": "e.g. typo: platelets 50 entered as 5000", "autocomplete": "off"}
+        ),
     )

@@ -143,6 +143,20 @@ class Flag(models.TextChoices):
 CRITICAL_FLAGS = frozenset({Flag.CRITICAL_LOW, Flag.CRITICAL_HIGH})
 
 
+class CurrentLabResultManager(models.Manager["LabResult"]):
+    """Results that count: every result except those marked entered in error.
+
+    The default manager, so every door that reads results through it (the access gate's
+    `_default_manager`, related managers such as `patient.lab_results`, subqueries written
+    as `LabResult.objects...`) leaves a result entered in error out without remembering to.
+    A join through the relation (`Patient.objects.filter(lab_results__...)`) does not go
+    through a manager: filter `lab_results__entered_in_error_at__isnull=True` there.
+    """
+
+    def get_queryset(self) -> models.QuerySet[LabResult]:
+        return super().get_queryset().filter(entered_in_error_at__isnull=True)
+
+
 class LabResult(models.Model):
     class Source(models.TextChoices):
         MANUAL = "manual", "Entered by hand"
@@ -190,9 +204,23 @@ class LabResult(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # A result entered in error (wrong patient, typo, wrong unit) stays as a record: who marked
+    # it, when and why. It no longer counts anywhere a current result counts (the default
+    # manager leaves it out); `all_objects` still reads it (admin, the lab page's correction).
+    entered_in_error_at = models.DateTimeField(null=True, blank=True)
+    entered_in_error_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # db_default as well: the demo builder inserts synthetic rows without the ORM.
+    entered_in_error_reason = models.TextField(blank=True, default="", db_default="")
+
+    objects = CurrentLabResultManager()
+    all_objects = models.Manager()
 
     class Meta:
         ordering = ["-collected_at", "-pk"]
+        default_manager_name = "objects"
+        base_manager_name = "all_objects"
         indexes = [
             models.Index(
                 fields=["patient", "test", "-collected_at"], name="labresult_patient_test_time"
@@ -203,7 +231,11 @@ class LabResult(models.Model):
             models.Index(
                 fields=["patient"],
                 name="labresult_open_critical",
-                condition=Q(flag__in=sorted(CRITICAL_FLAGS), acknowledged_at__isnull=True),
+                condition=Q(
+                    flag__in=sorted(CRITICAL_FLAGS),
+                    acknowledged_at__isnull=True,
+                    entered_in_error_at__isnull=True,
+                ),
             ),
         ]
         constraints = [
@@ -229,6 +261,10 @@ class LabResult(models.Model):
     @property
     def is_critical(self) -> bool:
         return self.flag in CRITICAL_FLAGS
+
+    @property
+    def is_entered_in_error(self) -> bool:
+        return self.entered_in_error_at is not None
 
     @property
     def value_text(self) -> str:

@@ -50,6 +50,17 @@ def fmt_decimal(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
+def fold_change(value: Decimal, previous: Decimal) -> Decimal | None:
+    """How many times `previous` `value` is, as a factor >= 1 either way (62 -> 5000: 80.6;
+    2.1 -> 0.4: 5.25), or None when there is no ratio (a previous 0).  A new 0 after a
+    positive value is an infinite change: returned as Decimal("Infinity")."""
+    if previous <= 0:
+        return None
+    if value <= 0:
+        return Decimal("Infinity")
+    return max(value / previous, previous / value)
+
+
 # --- Interpretation flag (FHIR v3 ObservationInterpretation) ---------------------------------
 
 

@@ -66,6 +66,9 @@ class AnalyteTrend:
     test: LabTest
     points: list[TrendPoint] = field(default_factory=list)  # oldest first, the test's own unit
     other_unit: list[LabResult] = field(default_factory=list)  # listed, never plotted
+    # Marked entered in error: shown apart, struck through, so the correction is visible;
+    # never plotted nor counted. Newest first.
+    entered_in_error: list[LabResult] = field(default_factory=list)
 
     @property
     def baseline(self) -> TrendPoint | None:
@@ -195,7 +198,8 @@ def lab_trends_for(
     """The patient's results of `tests` over `period`, shaped for charts and tables.
 
     Gate: view permission on the patient (Http404 otherwise). Sends one record_read (list of
-    lab results). Four queries after the gate whatever the number of results or cycles.
+    lab results). Five queries after the gate whatever the number of results or cycles.
+    Results entered in error are not points: they come apart in `entered_in_error`.
     """
     patient, results = children_for(LabResult, user=user, patient_id=patient_id)
     days = PERIODS[period]
@@ -211,6 +215,17 @@ def lab_trends_for(
             trend.points.append(TrendPoint(result=result))
         else:
             trend.other_unit.append(result)
+    # The patient was authorised by the gate above; its corrected results are read under it
+    # (LabResult.objects, which the gate uses, leaves them out).
+    corrected = LabResult.all_objects.filter(
+        patient=patient, test__in=tests, entered_in_error_at__isnull=False
+    ).select_related("entered_in_error_by")
+    if since is not None:
+        corrected = corrected.filter(collected_at__gte=since)
+    for result in corrected.order_by("-collected_at", "-pk"):
+        trend = by_test[result.test_id]
+        result.test = trend.test
+        trend.entered_in_error.append(result)
     cycles = _cycle_markers(patient)
     for trend in by_test.values():
         _mark_nadirs(trend, cycles)

@@ -33,6 +33,7 @@ from labs.rules import (
     PreCycleOutcome,
     ctcae_grade,
     fmt_decimal,
+    fold_change,
     interpretation_flag,
     most_restrictive,
     rule_matches,
@@ -42,6 +43,7 @@ from labs.tasks import notify_care_team_of_critical_result, notify_if_next_cycle
 from labs.units import in_test_unit, refused_unit_message, unit_display
 from oncoplanner.accounts.models import User
 from oncoplanner.acknowledgement import acknowledge
+from oncoplanner.confirmation import ConfirmationRequired
 from patients.models import Patient
 from treatments.models import CtcaeTerm, Regimen
 
@@ -54,6 +56,8 @@ __all__ = [
     "applied_range_for",
     "ctcae_grade_suggest",
     "ctcae_grade_suggest_for_patient",
+    "LabValueChangeToConfirm",
+    "lab_result_mark_entered_in_error",
     "lab_result_record",
     "precycle_evaluate",
     "precycle_evaluate_many",
@@ -108,6 +112,92 @@ def _check_text(value: str, *, field_name: str) -> None:
         raise ValidationError({field_name: "Text contains invalid characters."}) from None
 
 
+# --- Delta check: a value far from the previous one is most often a typo ---------------------
+#
+# Clinical rule (README, "Clinical rules"): a new result at least N times, or at most 1/N of,
+# the patient's previous result of the same test collected in the 7 days before it is refused
+# until the clinician confirms it. The typos that flip a decision are a slipped decimal point
+# (x10), g/L typed as g/dL (x10) and /uL typed for x10^3/uL (x1000): all at least tenfold.
+# N = 10 for the counts that chemotherapy, G-CSF and transfusions move fastest within a week
+# (WBC, ANC, platelets: a nadir drop such as ANC 2.1 -> 0.4 is 5x, a recovery on G-CSF can be
+# more), so that their day-to-day course is not questioned while every pure slip still is
+# (PLT 62 -> 5000 is 80x). N = 5 for everything else (haemoglobin, chemistry, tumour markers),
+# which does not move fivefold in a week outside acute events worth a second look anyway; the
+# lower factor also catches a slip that comes with a real change in the other direction.
+# A previous value of 0 gives no ratio and no check. Confirming is one checkbox (one flag on
+# the API): the value may be right.
+DELTA_CHECK_WINDOW = timedelta(days=7)
+DELTA_CHECK_FOLD = Decimal(5)
+DELTA_CHECK_FOLD_BY_LOINC: dict[str, Decimal] = {
+    "6690-2": Decimal(10),  # WBC
+    "751-8": Decimal(10),  # ANC
+    "777-3": Decimal(10),  # platelets
+}
+
+
+class LabValueChangeToConfirm(ConfirmationRequired):
+    """A result far from the patient's previous one of the same test within a week: most often
+    a typo or a wrong unit, and readiness would follow it. Recorded only once confirmed."""
+
+    confirm_with = "confirm_change"
+
+
+def delta_check_fold_for(test: LabTest) -> Decimal:
+    return DELTA_CHECK_FOLD_BY_LOINC.get(test.loinc, DELTA_CHECK_FOLD)
+
+
+def _factor_text(factor: Decimal) -> str:
+    return f"{factor:.0f}" if factor >= 10 else f"{factor:.1f}"
+
+
+def delta_check_message(
+    *,
+    test: LabTest,
+    value: Decimal,
+    shown: str,
+    previous_value: Decimal,
+    previous_at: datetime,
+) -> str | None:
+    """The confirmation question for `value` (in the test's unit) after `previous_value`, or
+    None when the change is within the test's factor. `shown` is the value as entered (with
+    its unit, and the conversion when there was one). Pure: no queries."""
+    factor = fold_change(value, previous_value)
+    fold = delta_check_fold_for(test)
+    if factor is None or factor < fold:
+        return None
+    if value > previous_value:
+        how = f"{_factor_text(factor)} times"
+    elif value > 0:
+        how = f"1/{_factor_text(factor)} of"
+    else:
+        how = "0, against"
+    previous = f"{fmt_decimal(previous_value)} {unit_display(test.unit)}"
+    when = timezone.localtime(previous_at)
+    return (
+        f"{test.short_name} {shown} is {how} the previous {test.short_name} ({previous}, "
+        f"collected {when:%-d %b %Y %H:%M}). Check the value and its unit; if it is right, "
+        "confirm it."
+    )
+
+
+def _previous_for_delta(
+    *, patient: Patient, test: LabTest, collected_at: datetime
+) -> LabResult | None:
+    """The patient's latest current result of `test` collected in DELTA_CHECK_WINDOW up to
+    `collected_at` (one index probe on labresult_patient_test_time)."""
+    return (
+        LabResult.objects.filter(
+            patient=patient,
+            test=test,
+            collected_at__lte=collected_at,
+            collected_at__gte=collected_at - DELTA_CHECK_WINDOW,
+        )
+        .order_by("-collected_at", "-pk")
+        .only("value", "collected_at")
+        .first()
+    )
+
+
 @transaction.atomic
 def lab_result_record(
     *,
@@ -119,6 +209,7 @@ def lab_result_record(
     recorded_by: User | None,
     source: str = LabResult.Source.MANUAL,
     note: str = "",
+    confirm_change: bool = False,
 ) -> LabResult:
     """Record one lab result with the range that applied to it and its FHIR flag.
 
@@ -128,6 +219,9 @@ def lab_result_record(
     non-numeric values and values above the test's `max_plausible` ("value"); a unit that is
     not the test's UCUM unit or an exact equivalent ("unit"); a collection time in the future
     beyond 5 minutes of clock skew ("collected_at").
+    LabValueChangeToConfirm (a ValidationError on "value") when the value is at least N-fold
+    away from the previous result of the test within DELTA_CHECK_WINDOW (the delta check
+    above) and `confirm_change` is false.
     Side effects: post_save (audit logs the write in this transaction); a critical result
     (LL/HH) enqueues `notify_care_team_of_critical_result` once the transaction commits.
     """
@@ -169,6 +263,18 @@ def lab_result_record(
         recorded_by=recorded_by,
     )
     result.full_clean()
+    if not confirm_change:
+        previous = _previous_for_delta(patient=patient, test=test, collected_at=collected_at)
+        if previous is not None:
+            message = delta_check_message(
+                test=test,
+                value=converted,
+                shown=result.value_text,
+                previous_value=previous.value,
+                previous_at=previous.collected_at,
+            )
+            if message:
+                raise LabValueChangeToConfirm({"value": message})
     result.save()
     if result.is_critical:
         # A rolled-back write must never page anyone: enqueue only after commit.
@@ -178,6 +284,59 @@ def lab_result_record(
     if PreCycleRule.objects.filter(test_id=test.pk).exists():
         transaction.on_commit(
             partial(notify_if_next_cycle_not_ready.enqueue, patient_id=patient.pk)
+        )
+    return result
+
+
+# --- Entered in error ------------------------------------------------------------------------
+
+# A reason that says something: "typo", "wrong" alone do not tell the next reader what happened.
+ENTERED_IN_ERROR_MIN_WORDS = 3
+ENTERED_IN_ERROR_REASON_MAX = 2000
+
+
+@transaction.atomic
+def lab_result_mark_entered_in_error(*, result: LabResult, by: User, reason: str) -> LabResult:
+    """Mark `result` entered in error (wrong patient, typo, wrong unit): who, when, why.
+
+    Precondition: `by` holds change permission on the result's patient (the caller fetched
+    `result` through the access gate with perm=change). The row is kept as a record, never
+    deleted; from now on it counts nowhere a current result counts (LabResult.objects leaves
+    it out: readiness, trends, inbox, patient list, portal, REST, GraphQL, FHIR).
+    ValidationError naming the field, nothing written: a reason of fewer than
+    ENTERED_IN_ERROR_MIN_WORDS words, too long or with NUL/invalid characters ("reason"); a
+    result already marked ("result").
+    Side effects: post_save (audit logs the write in this transaction); when the test has
+    pre-cycle rules, the readiness re-check is enqueued after commit, as for a new result.
+    """
+    reason = (reason or "").strip()
+    _check_text(reason, field_name="reason")
+    if result.entered_in_error_at is not None:
+        raise ValidationError({"result": "This result is already marked entered in error."})
+    if len(reason.split()) < ENTERED_IN_ERROR_MIN_WORDS:
+        raise ValidationError(
+            {
+                "reason": "Say in a few words what was wrong "
+                "(e.g. “typo: platelets 50 entered as 5000”)."
+            }
+        )
+    if len(reason) > ENTERED_IN_ERROR_REASON_MAX:
+        raise ValidationError(
+            {"reason": f"At most {ENTERED_IN_ERROR_REASON_MAX} characters, please."}
+        )
+    result.entered_in_error_at = timezone.now()
+    result.entered_in_error_by = by
+    result.entered_in_error_reason = reason
+    # Only the new fields are validated: the result's own checks (its unit, max_plausible)
+    # judged it when it was recorded, and a result that would fail them today (a catalogue
+    # change, the very typo being corrected) must still be correctable.
+    fields = ["entered_in_error_at", "entered_in_error_by", "entered_in_error_reason"]
+    others = [f.name for f in result._meta.fields if f.name not in fields]
+    result.clean_fields(exclude=others)
+    result.save(update_fields=fields)
+    if PreCycleRule.objects.filter(test_id=result.test_id).exists():
+        transaction.on_commit(
+            partial(notify_if_next_cycle_not_ready.enqueue, patient_id=result.patient_id)
         )
     return result
 

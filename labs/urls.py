@@ -14,6 +14,11 @@ urlpatterns = [
         views.lab_results_release,
         name="lab_results_release",
     ),
+    path(
+        "patients/<int:patient_id>/labs/<int:result_id>/entered-in-error/",
+        views.lab_result_entered_in_error,
+        name="lab_result_entered_in_error",
+    ),
     path("patients/<int:patient_id>/labs/import/", views.lab_import, name="lab_import"),
     path("labs/import/", views.clinic_lab_import, name="clinic_lab_import"),
     path("inbox/", views.inbox, name="inbox"),

@@ -9,11 +9,20 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import reswap, retarget
 
 from labs import csv_import, selectors, services
-from labs.forms import AcknowledgeForm, CsvUploadForm, LabResultForm, TrendFilterForm
+from labs.forms import (
+    AcknowledgeForm,
+    CsvUploadForm,
+    EnteredInErrorForm,
+    LabResultForm,
+    TrendFilterForm,
+)
 from labs.models import LabResult, LabTest
+from oncoplanner.confirmation import ConfirmationRequired
 from oncoplanner.forms import add_service_errors
 from oncoplanner.http import AuthedHtmxRequest
 from patients import selectors as gate
@@ -23,6 +32,7 @@ from treatments import services as treatment_services
 
 TRENDS_TEMPLATE = "labs/lab_trends.html"
 IMPORT_TEMPLATE = "labs/lab_import.html"
+ENTERED_IN_ERROR_TEMPLATE = "labs/entered_in_error.html"
 TREND_QUERY_KEYS = {"days", "analytes"}
 # A service field shown under a differently named form field (date and time are two inputs).
 FIELD_ALIASES = {"collected_at": "collected_on"}
@@ -62,7 +72,7 @@ def _trends_context(
         user=request.user, patient_id=patient_id, tests=tests, period=period
     )
     chosen = {t.loinc for t in tests}
-    query = f"days={period}&analytes={','.join(t.loinc for t in tests)}"
+    query = _query(period, tests)
     return {
         "patient": trends.patient,
         "trends": trends,
@@ -73,7 +83,14 @@ def _trends_context(
         "all_tests": [(t, t.loinc in chosen) for t in LabTest.objects.order_by("name")],
         "query": query,
         "entry_form": entry_form or LabResultForm(),
+        "correct_url": reverse(
+            "labs:lab_result_entered_in_error", args=[trends.patient.pk, 0]
+        ),  # the values table puts each row's id in place of the 0
     }
+
+
+def _query(period: str, tests: list[LabTest]) -> str:
+    return f"days={period}&analytes={','.join(t.loinc for t in tests)}"
 
 
 @login_required
@@ -108,12 +125,13 @@ def lab_result_create(request: AuthedHtmxRequest, patient_id: int) -> HttpRespon
         context = {
             "patient": patient,
             "entry_form": form,
-            "query": f"days={period}&analytes={','.join(t.loinc for t in tests)}",
+            "query": _query(period, tests),
         }
         return render(request, TRENDS_TEMPLATE + "#lab-entry", context)
     form = LabResultForm(request.POST)
     status = 200
     recorded = ""
+    ask_confirm = False
     if form.is_valid():
         data = form.cleaned_data
         try:
@@ -124,8 +142,11 @@ def lab_result_create(request: AuthedHtmxRequest, patient_id: int) -> HttpRespon
                 unit=data["unit"],
                 collected_at=data["collected_at"],
                 recorded_by=request.user,
+                confirm_change=data["confirm_change"],
             )
         except ValidationError as error:
+            # The checkbox is offered only once the service asked for it.
+            ask_confirm = isinstance(error, ConfirmationRequired)
             add_service_errors(form, error, aliases=FIELD_ALIASES)
         else:
             text = f"Recorded {result.test.short_name} {result.value_text}."
@@ -140,8 +161,65 @@ def lab_result_create(request: AuthedHtmxRequest, patient_id: int) -> HttpRespon
         request, patient_id=patient.pk, period=period, tests=tests, entry_form=form
     )
     context["recorded"] = recorded
+    context["ask_confirm"] = ask_confirm
     template = TRENDS_TEMPLATE + ("#lab-workspace" if request.htmx else "")
     return render(request, template, context, status=status)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def lab_result_entered_in_error(
+    request: AuthedHtmxRequest, patient_id: int, result_id: int
+) -> HttpResponse:
+    """Mark one result entered in error, with a reason. GET: the form (a row under the result
+    in the values table with htmx, a page without). POST: the lab page again (the workspace
+    with htmx), the result struck through under "Entered in error"."""
+    result = gate.child_get_for_user(
+        LabResult, user=request.user, patient_id=patient_id, pk=result_id, perm=gate.CHANGE
+    )
+    params = _trend_params(request)
+    if isinstance(params, HttpResponse):
+        return params
+    period, tests = params
+    query = _query(period, tests)
+    form = EnteredInErrorForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.lab_result_mark_entered_in_error(
+                result=result, by=request.user, reason=form.cleaned_data["reason"]
+            )
+        except ValidationError as error:
+            add_service_errors(form, error)
+        else:
+            text = (
+                f"Marked {result.test.short_name} {result.value_text} of "
+                f"{timezone.localtime(result.collected_at):%-d %b %Y %H:%M} entered in error; "
+                "it no longer counts."
+            )
+            if not request.htmx:
+                messages.success(request, text)
+                return redirect(reverse("labs:lab_trends", args=[result.patient_id]) + f"?{query}")
+            context = _trends_context(
+                request, patient_id=result.patient_id, period=period, tests=tests
+            )
+            context["corrected"] = text
+            return render(request, TRENDS_TEMPLATE + "#lab-workspace", context)
+    context = {
+        "patient": result.patient,
+        "result": result,
+        "form": form,
+        "query": query,
+        "colspan": 8 if result.test.is_tumour_marker else 6,
+        "in_row": bool(request.htmx),  # the page (no JavaScript) posts the plain form
+    }
+    status = 400 if form.errors else 200
+    if not request.htmx:
+        return render(request, ENTERED_IN_ERROR_TEMPLATE, context, status=status)
+    response = render(request, ENTERED_IN_ERROR_TEMPLATE + "#correct-row", context, status=status)
+    if request.method == "POST":
+        # The form's target is the workspace (for the success); an error replaces the form row.
+        response = reswap(retarget(response, f"#correct-row-{result.pk}"), "outerHTML")
+    return response
 
 
 @login_required
@@ -224,7 +302,12 @@ def _import_page(
             return render(request, IMPORT_TEMPLATE, context, status=400)
         patients = patients_now({int(r.get("patient_id") or 0) for r in rows})
         try:
-            recorded = csv_import.commit(rows=rows, patients=patients, by=request.user)
+            recorded = csv_import.commit(
+                rows=rows,
+                patients=patients,
+                by=request.user,
+                confirmed=request.POST.get("confirm_change") == "on",
+            )
         except ValidationError as error:
             context["confirm_error"] = " ".join(error.messages) + " Nothing was imported."
             return render(request, IMPORT_TEMPLATE, context, status=400)

@@ -405,6 +405,19 @@ RESOURCES.update(
             "data": {"result": "{P_unreleased_lab_result.pk}"},
             "expect": _only(_CARE, DONE),
         },
+        "labs:lab_result_entered_in_error GET": {
+            "url": "labs:lab_result_entered_in_error",
+            "args": ("P", "P_lab_result"),
+            "method": "GET",
+            "expect": _only(_CARE),
+        },
+        "labs:lab_result_entered_in_error POST": {
+            "url": "labs:lab_result_entered_in_error",
+            "args": ("P", "P_lab_result"),
+            "method": "POST",
+            "data": {"reason": "Typo: 50 entered as 500"},
+            "expect": _only(_CARE, DONE),
+        },
         "labs:lab_import GET": {
             "url": "labs:lab_import",
             "args": ("P",),
@@ -622,6 +635,12 @@ RESOURCES.update(
             method="POST",
             body={"note": "Called the patient; G-CSF started"},
         ),
+        "api:lab_result_entered_in_error POST": _api(
+            "lab_result_entered_in_error",
+            ("P", "P_lab_result"),
+            method="POST",
+            body={"reason": "Typo: 50 entered as 500"},
+        ),
         # The portal's own data: each patient user gets their own (never P's for patient_other).
         "api:my_cycles GET": _api("my_cycles", expect=_api_only(_PATIENTS)),
         "api:my_lab_results GET": _api("my_lab_results", expect=_api_only(_PATIENTS)),
@@ -798,6 +817,7 @@ PHI_URL_NAMES = frozenset(
         "labs:lab_trends",
         "labs:lab_result_create",
         "labs:lab_results_release",
+        "labs:lab_result_entered_in_error",
         "labs:lab_import",
         "labs:clinic_lab_import",
         "labs:inbox",
@@ -834,6 +854,7 @@ PHI_URL_NAMES = frozenset(
         "api:lab_result_create",
         "api:lab_result_detail",
         "api:lab_result_acknowledge",
+        "api:lab_result_entered_in_error",
         "api:my_lab_results",
     }
 )

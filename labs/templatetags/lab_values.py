@@ -32,8 +32,11 @@ def unit_display(unit: str | None) -> str:
 
 
 @register.simple_tag
-def trend_table_rows(analyte: AnalyteTrend) -> SafeString:
+def trend_table_rows(analyte: AnalyteTrend, correct_url: str = "", query: str = "") -> SafeString:
     """The rows of an analyte's values table on the lab page, newest first.
+
+    `correct_url` is the entered-in-error URL of result 0 (each row puts its own id there),
+    `query` the page's period and analytes, kept by the correction; without a URL, no link.
 
     Built here with plain string formatting, not in the template or with format_html: a year
     of daily counts is hundreds of rows, and the template engine (then format_html's lazy
@@ -43,11 +46,24 @@ def trend_table_rows(analyte: AnalyteTrend) -> SafeString:
     # The template's "j M Y" month: the active language's abbreviation, once per table.
     months = [""] + [str(MONTHS_3[month]).title() for month in range(1, 13)]
     marker = analyte.test.is_tumour_marker
-    rows = [_trend_row(p, months=months, tumour_marker=marker) for p in reversed(analyte.points)]
+    head, _, tail = correct_url.rpartition("/0/")
+    correct = (head + "/", "/" + tail + "?" + query) if head else None
+    short_name = analyte.test.short_name
+    rows = [
+        _trend_row(p, months=months, tumour_marker=marker, correct=correct, short_name=short_name)
+        for p in reversed(analyte.points)
+    ]
     return mark_safe("".join(rows))  # noqa: S308 (every data text is escaped in _trend_row)
 
 
-def _trend_row(point: TrendPoint, *, months: list[str], tumour_marker: bool) -> str:
+def _trend_row(
+    point: TrendPoint,
+    *,
+    months: list[str],
+    tumour_marker: bool,
+    correct: tuple[str, str] | None = None,
+    short_name: str = "",
+) -> str:
     r = point.result
     at = timezone.localtime(r.collected_at)
     value = escape(lab_value(r.value))
@@ -62,8 +78,9 @@ def _trend_row(point: TrendPoint, *, months: list[str], tumour_marker: bool) -> 
     else:
         flag = '<span class="muted">N</span>'
     reference = escape(f"{lab_value(r.ref_low)}–{lab_value(r.ref_high)}")
+    when = f"{at.day} {escape(months[at.month])} {at.year} {at:%H:%M}"
     cells = [
-        f"<td>{at.day} {escape(months[at.month])} {at.year} {at:%H:%M}</td>",
+        f"<td>{when}</td>",
         f'<td class="num">{value}</td>',
         f"<td>{flag}</td>",
         f'<td class="muted">{reference}</td>',
@@ -74,9 +91,17 @@ def _trend_row(point: TrendPoint, *, months: list[str], tumour_marker: bool) -> 
     if r.is_released:
         cells.append('<td><span class="muted">released</span></td>')
     else:
+        # The release form is outside the tables (a correction form opens inside them).
         cells.append(
-            f'<td><label class="inline"><input type="checkbox" name="result" value="{int(r.pk)}">'
-            " release</label></td>"
+            '<td><label class="inline"><input type="checkbox" name="result" form="release-form"'
+            f' value="{int(r.pk)}"> release</label></td>'
+        )
+    if correct is not None:
+        url = escape(f"{correct[0]}{int(r.pk)}{correct[1]}")
+        label = escape(f"Mark {short_name} {lab_value(r.value)} of {when} entered in error")
+        cells.append(
+            f'<td><a class="correct" href="{url}" hx-get="{url}" hx-target="closest tr"'
+            f' hx-swap="afterend" aria-label="{label}">entered in error…</a></td>'
         )
     row_class = ' class="critical"' if r.is_critical else ""
     return f"<tr{row_class}>{''.join(cells)}</tr>"

@@ -393,6 +393,11 @@ def test_inbox_lists_open_items_of_my_patients_only(client, treating_clinician, 
     assert f'id="inbox-symptom-{report.pk}"' in content
     assert f'id="inbox-symptom-{fever.pk}"' in content  # a mild fever is a red flag
     assert content.count('class="card inbox-item') == 4
+    # The wait counts from when the result reached OncoPlanner, which the item says; the
+    # collection time is shown beside it (a late entry makes the two differ).
+    lab_item = content.split(f'id="inbox-lab-{critical.pk}"', 1)[1].split("</li>", 1)[0]
+    assert "Collected 20 Apr 2026 11:00 · recorded" in re.sub(r"\s+", " ", lab_item)
+    assert "since it reached OncoPlanner" in lab_item
     assert "Stranger" not in content
     assert 'hx-trigger="sse:change, every 60s"' in content  # live, with a poll as fallback
     assert 'sse-connect="/stream/changes/"' in content
@@ -578,19 +583,31 @@ def test_lab_trends_values_table_shows_each_result_newest_first(
     _result(patient, loinc=CEA, value="6", flag="H", hours_ago=24)
     _login(client, treating_clinician)
     page = client.get(_trends(patient, f"?days=30&analytes={ANC},{CEA}")).content.decode()
+
+    def correct(result: LabResult, when: str) -> str:
+        url = (
+            reverse("labs:lab_result_entered_in_error", args=[patient.pk, result.pk])
+            + f"?days=30&amp;analytes={ANC},{CEA}"
+        )
+        return (
+            f'<td><a class="correct" href="{url}" hx-get="{url}" hx-target="closest tr"'
+            f' hx-swap="afterend" aria-label="Mark ANC {result.value.normalize()} of {when}'
+            ' entered in error">entered in error…</a></td>'
+        )
+
     assert _table_rows(page, "trend-751_8") == [
         '<tr><td>20 Apr 2026 11:00</td><td class="num">1.2</td>'
         '<td><span class="badge warn">L</span></td><td class="muted">1.8–7.8</td>'
-        f'<td><label class="inline"><input type="checkbox" name="result" value="{new.pk}">'
-        " release</label></td></tr>",
+        '<td><label class="inline"><input type="checkbox" name="result" form="release-form"'
+        f' value="{new.pk}"> release</label></td>{correct(new, "20 Apr 2026 11:00")}</tr>',
         '<tr class="critical"><td>17 Apr 2026 13:00</td><td class="num">0.3 '
         '<span class="muted small">(reported 300 /µL)</span></td>'
         '<td><span class="badge bad">LL</span></td><td class="muted">1.8–7.8</td>'
-        f'<td><label class="inline"><input type="checkbox" name="result" value="{low.pk}">'
-        " release</label></td></tr>",
+        '<td><label class="inline"><input type="checkbox" name="result" form="release-form"'
+        f' value="{low.pk}"> release</label></td>{correct(low, "17 Apr 2026 13:00")}</tr>',
         '<tr><td>11 Apr 2026 13:00</td><td class="num">1.8</td>'
         '<td><span class="muted">N</span></td><td class="muted">1.8–7.8</td>'
-        '<td><span class="muted">released</span></td></tr>',
+        f'<td><span class="muted">released</span></td>{correct(old, "11 Apr 2026 13:00")}</tr>',
     ]
     assert old.is_released
     cea = _table_rows(page, "trend-2039_6")
