@@ -10,7 +10,6 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from labs.models import CtcaeGradeCriterion, LabResult, LabTest, PreCycleRule, ReferenceRange
-from oncoplanner.signals import record_read
 from patients.admin_gate import GatedPhiAdmin
 from patients.selectors import scope_queryset
 from treatments.admin import FrozenRegimenRowsAdmin
@@ -81,16 +80,6 @@ class LabResultAdmin(GatedPhiAdmin):
         if ordering:
             queryset = queryset.order_by(*ordering)
         return scope_queryset(queryset, user=request.user)  # type: ignore[arg-type]
-
-    def get_changelist_instance(self, request: HttpRequest) -> Any:
-        # GatedPhiAdmin finds the listed rows' patients through the default manager, which
-        # would miss a patient whose listed rows are all entered in error: the rows are read
-        # here with their patients (list_select_related), one record_read for the list.
-        changelist = admin.ModelAdmin.get_changelist_instance(self, request)
-        patients = list({r.patient.pk: r.patient for r in changelist.result_list}.values())
-        if patients:
-            record_read.send(sender=LabResult, patients=patients, target=None, action="list")
-        return changelist
 
 
 @admin.register(PreCycleRule)

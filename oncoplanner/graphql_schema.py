@@ -373,7 +373,10 @@ class Mutation:
         unit: str,
         collected_at: dt.datetime,
         note: str = "",
+        confirm_change: bool = False,
     ) -> LabResultType:
+        """Record a result; a value far from the previous one (the delta check) is recorded
+        only with confirmChange."""
         user = user_of(info)
         patient = _patient_to_change(info, patient_id)
         test = LabTest.objects.filter(loinc=loinc).first()
@@ -388,6 +391,7 @@ class Mutation:
                 collected_at=collected_at,
                 recorded_by=user,
                 note=note,
+                confirm_change=confirm_change,
             )
         )  # type: ignore[return-value]
 

@@ -51,7 +51,9 @@ class GatedPhiAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         changelist = super().get_changelist_instance(request)
         rows = list(changelist.result_list)
         if rows:
-            ids = patient_ids_of(self.model._default_manager.filter(pk__in=[r.pk for r in rows]))
+            # The base manager: every listed row, including any the default manager leaves
+            # out (a lab result entered in error is still listed in admin, and still logged).
+            ids = patient_ids_of(self.model._base_manager.filter(pk__in=[r.pk for r in rows]))
             patients = list(Patient.objects.filter(pk__in=ids))
             record_read.send(sender=self.model, patients=patients, target=None, action="list")
         return changelist

@@ -32,8 +32,10 @@ DELAY = """mutation($p: ID!, $c: ID!, $reason: String!, $days: Int) {
   delayCycle(patientId: $p, cycleId: $c, reason: $reason, days: $days) { id status plannedStart } }"""
 HOLD = """mutation($p: ID!, $c: ID!, $reason: String!) {
   holdCycle(patientId: $p, cycleId: $c, reason: $reason) { id status reason } }"""
-RECORD_LAB = """mutation($p: ID!, $loinc: String!, $value: String!, $unit: String!, $at: DateTime!) {
-  recordLabResult(patientId: $p, loinc: $loinc, value: $value, unit: $unit, collectedAt: $at) {
+RECORD_LAB = """mutation($p: ID!, $loinc: String!, $value: String!, $unit: String!, $at: DateTime!,
+    $confirm: Boolean! = false) {
+  recordLabResult(patientId: $p, loinc: $loinc, value: $value, unit: $unit, collectedAt: $at,
+    confirmChange: $confirm) {
     id value flag } }"""
 ACK_LAB = """mutation($p: ID!, $r: ID!, $note: String!) {
   acknowledgeLabResult(patientId: $p, labResultId: $r, note: $note) { id acknowledgedAt } }"""
@@ -154,6 +156,21 @@ def test_graphql_mutations_record_lab_result(world, as_user):
         world.clinician,
     )
     assert str(created.value).startswith("1.4")
+
+
+def test_graphql_mutations_a_lab_value_far_from_the_last_needs_confirm_change(world, as_user):
+    client = as_user(world.clinician)
+    gql(client, RECORD_LAB, _lab_vars(world, "1.4"))
+    later = {**_lab_vars(world, "140"), "at": "2026-03-02T08:00:00+00:00"}  # 100x: a slip
+    _, body = gql(client, RECORD_LAB, later)
+    extensions = _error(body)["extensions"]
+    assert (extensions["code"], extensions["confirmWith"]) == (
+        "CONFIRMATION_REQUIRED",
+        "confirmChange",
+    )
+    assert LabResult.objects.filter(patient=world.p, value=140).count() == 0
+    _, body = gql(client, RECORD_LAB, {**later, "confirm": True})
+    assert "errors" not in body, body
 
 
 @pytest.mark.parametrize(
