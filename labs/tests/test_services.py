@@ -686,3 +686,31 @@ def test_precycle_evaluate_many_is_two_queries_for_a_clinic_list():
         assessments = precycle_evaluate_many(patients=patients, regimen=regimen, at=AT)
     assert len(ctx.captured_queries) == 2
     assert [assessments[p.pk].outcome for p in patients] == ["treat"] * 5 + ["not_evaluable"]
+
+
+@pytest.mark.parametrize("patients_count", [1, 2, 7])
+def test_latest_results_are_the_latest_whichever_side_the_query_runs_over(patients_count):
+    """_latest_results unions over the smaller side (patients or tests): the same answer."""
+    from labs.services import _latest_results
+
+    tests = [_test(loinc) for loinc in (ANC, PLT, HB)]
+    patients = [PatientFactory.create() for _ in range(patients_count)]
+    expected = {}
+    for n, patient in enumerate(patients):
+        for m, test in enumerate(tests[: 1 + (n % 3)]):  # some pairs have no result at all
+            for day in (3, 1, 2):  # the latest is not the last inserted
+                result = LabResultFactory.create(
+                    patient=patient,
+                    test=test,
+                    value=Decimal(10 + n + m + day),
+                    collected_at=AT - dt.timedelta(days=day),
+                )
+                if day == 1:
+                    expected[(patient.pk, test.pk)] = result.pk
+            LabResultFactory.create(  # after `at`: not yet in hand
+                patient=patient, test=test, collected_at=AT + dt.timedelta(hours=1)
+            )
+    latest = _latest_results(
+        patient_ids=[p.pk for p in patients], test_ids=[t.pk for t in tests], at=AT
+    )
+    assert {pair: result.pk for pair, result in latest.items()} == expected
