@@ -26,9 +26,10 @@ from patients.selectors import care_team_members
 
 
 def _team_candidates() -> QuerySet[User]:
-    return User.objects.filter(
-        role__in=[User.Role.CLINICIAN, User.Role.ADMINISTRATOR], is_active=True
-    ).order_by("last_name", "first_name", "username")
+    # Clinicians only (patients.services.care_team_add_member): administrators manage teams.
+    return User.objects.filter(role=User.Role.CLINICIAN, is_active=True).order_by(
+        "last_name", "first_name", "username"
+    )
 
 
 class CareTeamForm(forms.ModelForm):  # type: ignore[type-arg]

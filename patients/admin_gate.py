@@ -1,8 +1,9 @@
 """The access gate for Django admin, the second PHI pathway (SECURITY.md pitfalls).
 
 Every admin of a PHI model uses `GatedPhiAdmin`:
-- `get_queryset` goes through `patients.selectors.scope_queryset`: a superuser or an
-  administrator sees only the patients of care teams they belong to (none by role alone);
+- `get_queryset` goes through `patients.selectors.scope_queryset`: a clinician with admin
+  access sees only the patients of their care teams; an administrator or a superuser by role
+  sees none (administrators cannot join a care team, and the gate lets clinicians only);
 - a record outside that set is a 404 (not Django's "does not exist" redirect, which would
   tell a probe apart from a missing id);
 - the changelist and the change view send `record_read`, so admin reads are logged like
@@ -62,8 +63,9 @@ class GatedPhiAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         # An empty list must not read as "the clinic has no patients": say why it is empty.
         messages.info(
             request,
-            "Only patients of care teams you belong to are listed here: an administrator role "
-            "alone shows no patient data. Manage care teams and their members under Care teams.",
+            "Only patients of your own care teams are listed here, and administrators are on "
+            "none: administrators see no patient data. Manage care teams and their members "
+            "under Care teams.",
         )
         return super().changelist_view(request, extra_context)
 

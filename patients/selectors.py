@@ -88,12 +88,14 @@ def patient_path(model: type[models.Model]) -> str:
 
 
 def _may_use_clinician_gate(user: User | Any) -> bool:
-    # Patient users never pass, even if someone mistakenly added them to a care-team group.
+    # Clinicians only. Patient users never pass, even if someone added them to a care-team
+    # group; nor do administrators and superusers: they manage teams and may not join one
+    # (an administrator had added herself to a team and opened charts with no reason given).
     return bool(
         user is not None
         and getattr(user, "is_authenticated", False)
         and user.is_active
-        and not user.is_patient_user
+        and user.is_clinician
     )
 
 

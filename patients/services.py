@@ -63,9 +63,13 @@ def care_team_add_member(*, team: CareTeam, clinician: User, granted_by: User | 
     Precondition: `granted_by` may manage the team (checked by the caller). Sends
     access_changed so that the access log records the grant in this transaction.
     """
-    # Administrators may join too (that is how they see a chart); patient users never.
-    if not (clinician.is_clinician or clinician.is_administrator):
-        raise ValueError("Only clinicians and administrators can join a care team.")
+    # Clinicians only: an administrator who could join a team could open any chart by adding
+    # herself, with no reason and no second person (separation of duties); the access gate
+    # ignores administrators' memberships too.
+    if not clinician.is_clinician:
+        raise ValidationError(
+            {"members": f"{clinician} is not a clinician: only clinicians join a care team."}
+        )
     clinician.groups.add(team.group)
     access_changed.send(
         sender=CareTeam,

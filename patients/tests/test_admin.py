@@ -36,6 +36,16 @@ def reads():
     record_read.disconnect(receiver)
 
 
+@pytest.fixture
+def staff_clinician(care_team, admin_user):
+    """A clinician with admin access (a superuser here, for the model permissions): the only
+    admin user the access gate lets see patient rows, and only their team's. Administrators
+    never do, not even on a team (they cannot join one)."""
+    user = ClinicianFactory.create(is_staff=True, is_superuser=True)
+    care_team_add_member(team=care_team, clinician=user, granted_by=admin_user)
+    return user
+
+
 def _changelist(model) -> str:
     return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
 
@@ -71,14 +81,13 @@ def test_admin_patient_changelist_superuser_without_team_shows_no_rows(
     assert response.context["cl"].result_count == 0
     assert patient.mrn.encode() not in response.content
     # The empty list says why, so it does not read as "the clinic has no patients".
-    assert b"an administrator role alone shows no patient data" in response.content
+    assert b"administrators see no patient data" in response.content
 
 
 def test_admin_patient_changelist_with_team_shows_rows_and_logs_read(
-    client, login, admin_user, patient, care_team, reads
+    client, login, staff_clinician, patient, reads
 ):
-    care_team_add_member(team=care_team, clinician=admin_user, granted_by=admin_user)
-    response = login(client, admin_user).get(_changelist(Patient))
+    response = login(client, staff_clinician).get(_changelist(Patient))
     assert response.context["cl"].result_count == 1
     assert patient.mrn.encode() in response.content
     assert any(r["action"] == "list" and r["patients"] == [patient] for r in reads)
@@ -91,22 +100,21 @@ def test_admin_patient_change_view_foreign_patient_is_404(client, login, admin_u
     assert client.get(missing).status_code == 404
 
 
-def test_admin_patient_change_view_logs_read(client, login, admin_user, patient, care_team, reads):
-    care_team_add_member(team=care_team, clinician=admin_user, granted_by=admin_user)
-    response = login(client, admin_user).get(_change(patient))
+def test_admin_patient_change_view_logs_read(client, login, staff_clinician, patient, reads):
+    response = login(client, staff_clinician).get(_change(patient))
     assert response.status_code == 200
     assert any(r["target"] == patient for r in reads)
 
 
 def test_admin_course_is_scoped_and_read_only(
-    client, login, admin_user, patient, care_team, make_course
+    client, login, admin_user, staff_clinician, patient, make_course
 ):
     from treatments.models import Course
 
     course = make_course(patient)
     login(client, admin_user)
     assert client.get(_change(course)).status_code == 404
-    care_team_add_member(team=care_team, clinician=admin_user, granted_by=admin_user)
+    login(client, staff_clinician)
     response = client.get(_change(course))
     assert response.status_code == 200
     assert not response.context["has_change_permission"]

@@ -22,7 +22,7 @@ from patients.selectors import (
     portal_patient_for,
     scoped,
 )
-from patients.services import care_team_add_member, care_team_remove_member, patient_create
+from patients.services import care_team_remove_member, patient_create
 from patients.tests.factories import PatientFactory
 
 pytestmark = pytest.mark.django_db
@@ -92,9 +92,13 @@ def test_patient_list_visible_to_inactive_user_sees_nothing(patient, treating_cl
     assert not patient_list_visible_to(user=treating_clinician).exists()
 
 
-def test_patient_list_visible_to_administrator_on_team_sees_team(patient, care_team, admin_user):
-    care_team_add_member(team=care_team, clinician=admin_user, granted_by=admin_user)
-    assert list(patient_list_visible_to(user=admin_user)) == [patient]
+def test_an_administrator_in_a_team_group_still_sees_no_chart(patient, care_team, admin_user):
+    # Administrators cannot join a team; a membership made around the service (a group added
+    # in the database) still opens nothing: the gate lets clinicians only.
+    admin_user.groups.add(care_team.group)
+    assert not patient_list_visible_to(user=admin_user).exists()
+    with pytest.raises(Http404):
+        patient_get_for_user(user=admin_user, patient_id=patient.pk)
 
 
 def test_patient_get_for_user_returns_patient_and_sends_read(patient, treating_clinician, reads):

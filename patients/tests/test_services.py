@@ -250,9 +250,13 @@ def test_invitation_accept_weak_password_names_field_and_writes_nothing(patient,
 # --- care teams ------------------------------------------------------------------------------
 
 
-def test_care_team_add_member_refuses_patient_users(care_team, admin_user):
-    with pytest.raises(ValueError, match="clinicians and administrators"):
-        care_team_add_member(team=care_team, clinician=UserFactory.create(), granted_by=admin_user)
+@pytest.mark.parametrize("who", ["patient user", "administrator"])
+def test_care_team_add_member_refuses_anyone_but_a_clinician(care_team, admin_user, who):
+    # An administrator on a team could open any chart by adding herself (separation of duties).
+    user = UserFactory.create() if who == "patient user" else admin_user
+    with pytest.raises(ValidationError, match="only clinicians join a care team"):
+        care_team_add_member(team=care_team, clinician=user, granted_by=admin_user)
+    assert not user.groups.filter(pk=care_team.group_id).exists()
 
 
 def test_care_team_lead_set_grants_manage_and_removal_revokes_it(
