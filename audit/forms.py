@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 
 from audit.models import AccessLog
 from audit.selectors import DEFAULT_SORT
+from patients.models import Patient
 
 # Newest first is the default and comes first: an unchanged form must not flip the order.
 SORT_LABELS = {
@@ -36,7 +37,12 @@ class AccessLogFilterForm(forms.Form):
     date_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     date_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     user = forms.CharField(required=False, max_length=150, label="Username")
-    patient = forms.IntegerField(required=False, min_value=1, label="Patient id")
+    patient = forms.CharField(
+        required=False,
+        max_length=64,
+        label="Patient (MRN or id)",
+        help_text="The MRN the complaint names, or the id shown in the log.",
+    )
     action = forms.ChoiceField(required=False, choices=_choices(AccessLog.Action.choices))
     surface = forms.ChoiceField(required=False, choices=_choices(AccessLog.Surface.choices))
     outcome = forms.ChoiceField(required=False, choices=_choices(AccessLog.Outcome.choices))
@@ -45,6 +51,21 @@ class AccessLogFilterForm(forms.Form):
         choices=[(key, SORT_LABELS[key]) for key in SORT_ORDER],
         initial=DEFAULT_SORT,
     )
+
+    def clean_patient(self) -> int | None:
+        """An id, or an MRN resolved to its id. Only the id is looked up (no chart is read),
+        and the report's own log row keeps the filter as typed: who asked about whom."""
+        raw = (self.cleaned_data.get("patient") or "").strip()
+        if not raw:
+            return None
+        if raw.isdigit():
+            if int(raw) < 1:
+                raise ValidationError("Enter an MRN or a patient id of 1 or more.")
+            return int(raw)
+        pk = Patient.objects.filter(mrn__iexact=raw).values_list("pk", flat=True).first()
+        if pk is None:
+            raise ValidationError(f"No patient has the MRN “{raw}”.")
+        return pk
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()

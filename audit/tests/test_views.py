@@ -91,6 +91,11 @@ def test_report_filters_by_user_patient_surface_and_outcome(
 
     reads = {r for r in rows(patient=patient.pk) if r.action in {Action.READ, Action.LIST}}
     assert reads == {mine, listing}  # list views that showed the patient count too
+    # A complaint names the MRN, not our id: the MRN finds the same rows, in any case.
+    by_mrn = {
+        r for r in rows(patient=patient.mrn.lower()) if r.action in {Action.READ, Action.LIST}
+    }
+    assert by_mrn == reads
     assert rows(surface="api") == [mine]
     assert rows(outcome="denied") == [denied]
     assert rows(user=other_clinician.username, action="read") == [denied]
@@ -131,7 +136,8 @@ def test_report_sorts_by_declared_keys(
         ({"sort": "detail"}, "Unknown sort key: 'detail'"),
         ({"sort": "user__password"}, "Unknown sort key: 'user__password'"),
         ({"action": "truncate"}, "Invalid filter: action:"),
-        ({"patient": "1 OR 1=1"}, "Invalid filter: patient:"),
+        ({"patient": "1 OR 1=1"}, "Invalid filter: patient: No patient has the MRN"),
+        ({"patient": "0"}, "Invalid filter: patient:"),
         ({"date_from": "2026-03-05", "date_to": "2026-03-01"}, "Invalid filter: date_to:"),
     ],
 )
