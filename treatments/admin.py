@@ -31,6 +31,7 @@ from treatments.regimen_versions import (
     regimen_course_count,
     regimen_frozen_note,
     regimen_new_version,
+    regimen_retire_other_versions,
 )
 
 FROZEN_CHANGE_FORM = "admin/treatments/regimen_frozen_change_form.html"
@@ -190,6 +191,18 @@ class RegimenAdmin(FrozenNote, admin.ModelAdmin):  # type: ignore[type-arg]
         return obj  # type: ignore[no-any-return]
 
     @admin.action(description="Create a new version", permissions=["add"])
+    def save_model(self, request: HttpRequest, obj: Regimen, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        retired = regimen_retire_other_versions(regimen=obj, by=request.user)  # type: ignore[arg-type]
+        if retired:
+            names = ", ".join(str(r) for r in retired)
+            self.message_user(
+                request,
+                f"{names} no longer offered for new courses: {obj} replaces it. Courses on it "
+                "keep their version.",
+                messages.INFO,
+            )
+
     def create_new_version(
         self, request: HttpRequest, queryset: QuerySet[Regimen]
     ) -> HttpResponse | None:
@@ -209,8 +222,8 @@ class RegimenAdmin(FrozenNote, admin.ModelAdmin):  # type: ignore[type-arg]
             request,
             f"Created {new} as a copy of {old} with its phases, drugs and pre-cycle rules. No "
             f"course uses it yet, so it can be edited. It is not offered for new courses until "
-            f"you tick \u201cOffered for new courses\u201d; then untick it on {old} to retire "
-            f"that version (its courses keep it).",
+            f"you tick \u201cOffered for new courses\u201d; {old} is then retired (its courses "
+            f"keep it).",
             messages.SUCCESS,
         )
         return HttpResponseRedirect(reverse("admin:treatments_regimen_change", args=[new.pk]))

@@ -7,7 +7,7 @@ module reads whether a version is frozen and makes the next version to edit inst
 
 from __future__ import annotations
 
-from django.contrib.admin.models import ADDITION, LogEntry
+from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.db import models, transaction
 
 from labs.models import PreCycleRule
@@ -76,3 +76,33 @@ def regimen_new_version(*, regimen: Regimen, by: User) -> Regimen:
         single_object=True,
     )
     return copy
+
+
+@transaction.atomic
+def regimen_retire_other_versions(*, regimen: Regimen, by: User) -> list[Regimen]:
+    """When `regimen` is offered for new courses, stop offering the other versions of its name
+    and return them: one version per regimen is offered, so that planning a course never
+    shows "mFOLFOX6 v1" and "mFOLFOX6 v2" side by side with nothing to choose between them.
+
+    Courses on a retired version keep it (retiring changes no course). Side effect: an admin
+    history entry (LogEntry) by `by` for each version retired.
+    """
+    if not regimen.is_active:
+        return []
+    others = list(
+        Regimen.objects.select_for_update()
+        .filter(name=regimen.name, is_active=True)
+        .exclude(pk=regimen.pk)
+        .order_by("version")
+    )
+    for other in others:
+        other.is_active = False
+        other.save(update_fields=["is_active"])
+    if others:
+        LogEntry.objects.log_actions(
+            user_id=by.pk,
+            queryset=others,
+            action_flag=CHANGE,
+            change_message=f"No longer offered for new courses: {regimen} replaces it.",
+        )
+    return others

@@ -445,3 +445,28 @@ def test_frozen_regimen_change_page_saves_only_offered_for_new_courses(as_admin,
     chop.refresh_from_db()
     assert (chop.name, chop.version, chop.intent, chop.is_active) == ("CHOP", 1, "curative", False)
     assert (chop.phases.count(), chop.precycle_rules.count()) == (phases, rules)
+
+
+def test_offering_a_new_version_in_admin_retires_the_old_one(admin_user, chop, course):
+    # A reviewer offered CHOP v2 and the planning form showed v1 and v2 side by side with
+    # nothing to choose between them.
+    from django.contrib.messages.storage.fallback import FallbackStorage
+
+    from treatments.forms import CourseStartForm
+
+    new = regimen_new_version(regimen=chop, by=admin_user)
+    new.is_active = True
+    request = RequestFactory().post("/")
+    request.user = admin_user
+    request.session = {}
+    request._messages = FallbackStorage(request)  # type: ignore[attr-defined]
+    admin.site._registry[Regimen].save_model(request, new, form=None, change=True)
+
+    chop.refresh_from_db()
+    assert (chop.is_active, new.is_active) == (False, True)
+    offered = CourseStartForm().fields["regimen"].queryset
+    assert list(offered.filter(name="CHOP")) == [new]
+    assert any("CHOP v1 no longer offered" in str(m) for m in request._messages)
+    assert LogEntry.objects.filter(object_id=str(chop.pk), user=admin_user).exists()
+    course.refresh_from_db()
+    assert course.regimen_id == chop.pk  # its course keeps the version it started on
