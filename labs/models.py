@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -99,6 +100,39 @@ class LabTest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({unit_display(self.unit)})"
+
+    # Every stored result, range and pre-cycle rule of a test is a number in its unit, and its
+    # LOINC says what was measured (nadirs, CTCAE grading, delta checks key on it): changing
+    # either once results exist would misread all of them (g/dL read as g/L is a tenth).
+    IDENTITY_FIELDS = ("loinc", "unit")
+
+    def clean(self) -> None:
+        super().clean()
+        self.refuse_identity_change()
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.refuse_identity_change()  # every door, not only forms that call clean()
+        super().save(*args, **kwargs)
+
+    def refuse_identity_change(self) -> None:
+        if self.pk is None:
+            return
+        stored = LabTest.objects.filter(pk=self.pk).values(*self.IDENTITY_FIELDS).first()
+        changed = [f for f in self.IDENTITY_FIELDS if stored and stored[f] != getattr(self, f)]
+        if not changed:
+            return
+        results = LabResult.all_objects.filter(test_id=self.pk).count()
+        rules = PreCycleRule.objects.filter(test_id=self.pk).count()
+        if not (results or rules):
+            return
+        raise ValidationError(
+            {
+                field: f"{results} results and {rules} pre-cycle rules use this test as "
+                f"{stored[field]}: changing it would misread every one of them. Add a new "
+                "test (its own LOINC code and unit) instead."
+                for field in changed
+            }
+        )
 
 
 class ReferenceRange(models.Model):

@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 from django.apps import apps
+from django.core.exceptions import ValidationError
 
 from labs.models import CtcaeGradeCriterion, LabTest, PreCycleRule, ReferenceRange
 from treatments.models import CtcaeTerm, Drug, Regimen, RegimenDrug
@@ -231,3 +232,31 @@ def test_sources_shown_to_clinicians_do_not_point_at_the_projects_notes():
     assert texts
     assert not [text for text in texts if "DOMAIN.md" in text]
     assert "OncoPlanner illustrative default; check against your local protocol" in texts
+
+
+@pytest.mark.parametrize(("field", "value"), [("unit", "g/L"), ("loinc", "59260-0")])
+def test_a_tests_unit_and_loinc_are_fixed_once_results_use_it(field, value, patient):
+    # Stored haemoglobins are numbers in g/dL: relabelled g/L, 10.5 would read as a tenth.
+    from labs.tests.factories import LabResultFactory
+
+    hb = LabTest.objects.get(loinc="718-7")
+    hb.ref_low = Decimal("12.5")
+    hb.save()  # anything else may change
+    LabResultFactory.create(patient=patient, test=hb, value=Decimal("10.5"))
+    setattr(hb, field, value)
+    with pytest.raises(ValidationError) as refused:
+        hb.save()
+    assert "misread every one of them" in refused.value.message_dict[field][0]
+    with pytest.raises(ValidationError):
+        hb.full_clean()
+    assert (LabTest.objects.get(pk=hb.pk).unit, LabTest.objects.get(pk=hb.pk).loinc) == (
+        "g/dL",
+        "718-7",
+    )
+
+
+def test_an_unused_tests_unit_can_still_be_corrected():
+    test = LabTest.objects.create(loinc="2951-2", name="Sodium", short_name="Na", unit="mmol/l")
+    test.unit = "mmol/L"
+    test.save()
+    assert LabTest.objects.get(pk=test.pk).unit == "mmol/L"
