@@ -25,7 +25,7 @@ import json
 import math
 from collections.abc import Iterator
 from functools import cache
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
@@ -40,7 +40,15 @@ from ninja.errors import ValidationError as NinjaValidationError
 from ninja.openapi.docs import Swagger
 from ninja.params.models import Query, QueryModel
 from ninja.security import APIKeyCookie, HttpBearer
-from pydantic import BaseModel, ConfigDict, PlainSerializer, create_model
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    PlainSerializer,
+    ValidationInfo,
+    create_model,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from oncoplanner import access_context
 from oncoplanner.accounts.api_tokens import INVALID_TOKEN_MESSAGE, api_token_authenticate
@@ -264,6 +272,67 @@ class InputSchema(Schema):
     """Base of every request body: unknown fields are refused (no mass assignment)."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+def patch_field(**constraints: Any) -> Any:
+    """A PATCH body field: left out, the stored value is kept (dropped by exclude_unset;
+    pydantic does not validate the default). Never null unless the annotation says so: see
+    PatchSchema. Typed Any so that `phone: str = patch_field(...)` needs no cast."""
+    return Field(None, **constraints)
+
+
+def _admits_null(annotation: Any) -> bool:
+    return annotation is None or type(None) in get_args(annotation)
+
+
+def _clearable(field: Any) -> bool:
+    """A text field without a minimum length: "" is its empty value."""
+    return field.annotation is str and not any(
+        getattr(item, "min_length", None) for item in field.metadata
+    )
+
+
+class PatchSchema(InputSchema):
+    """Base of every partial-update (PATCH) body.
+
+    Many JSON encoders (mobile ones above all) write null for every field the app did not
+    set, so a null read as "clear it" would erase a record on an ordinary save. A field left
+    out keeps its value; a null is a 400 naming the field and saying how to clear it on
+    purpose ("" for text that may be empty), and nothing is written. Only a field whose
+    annotation admits None (a number whose empty value is null, such as ECOG) takes null.
+    The OpenAPI schema follows: no null type and no null default for the other fields.
+    """
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _refuse_null(cls, value: Any, info: ValidationInfo) -> Any:
+        name = info.field_name or ""
+        field = cls.model_fields.get(name)
+        if value is None and field is not None and not _admits_null(field.annotation):
+            how = (
+                'send "" to clear it' if _clearable(field) else "it cannot be cleared, only changed"
+            )
+            raise PydanticCustomError(
+                "null_not_allowed",
+                f"{name} cannot be null: leave it out to keep the stored value ({how}).",
+            )
+        return value
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict[str, Any]:
+        schema: dict[str, Any] = handler(core_schema)
+        properties = handler.resolve_ref_schema(schema).get("properties", {})
+        for name, field in cls.model_fields.items():
+            prop = properties.get(name)
+            if prop is None or _admits_null(field.annotation):
+                continue
+            if prop.get("default", ...) is None:
+                del prop["default"]  # left out means unchanged, not null
+            hint = 'Send "" to clear it.' if _clearable(field) else "Cannot be cleared."
+            prop["description"] = " ".join(
+                filter(None, [prop.get("description"), "Leave out to keep it.", hint])
+            )
+        return schema
 
 
 class Page[T](Schema):

@@ -63,9 +63,9 @@ from patients import services as patient_services
 from patients.graphql import BodyMeasurementType, PatientType, UserType, page_bounds
 from patients.models import Patient
 from treatments import services as treatment_services
-from treatments.graphql import ChemoCycleType, RegimenType, SideEffectType
+from treatments.graphql import ChemoCycleType, CtcaeTermType, RegimenType, SideEffectType
 from treatments.models import Course, CtcaeTerm, Regimen
-from treatments.selectors import next_cycle_day
+from treatments.selectors import ctcae_terms_matching, next_cycle_day
 
 MAX_DEPTH = 8
 MAX_ALIASES = 20
@@ -212,6 +212,22 @@ class Query:
         if is_portal_user(user):
             return LabTest.objects.none()  # type: ignore[return-value]
         return LabTest.objects.order_by("name")  # type: ignore[return-value]
+
+    @strawberry_django.field(
+        description="CTCAE terms, common ones first; search: part of a term or category "
+        "(reference data; staff only). A side effect is recorded with a term's id."
+    )
+    def ctcae_terms(
+        self, info: Info, search: str | None = None, first: int = 50, offset: int = 0
+    ) -> list[CtcaeTermType]:
+        user = user_of(info)
+        if is_portal_user(user):
+            return CtcaeTerm.objects.none()  # type: ignore[return-value]
+        start, stop = page_bounds(first, offset)
+        terms = ctcae_terms_matching(q=search)
+        window = terms.values("pk")[start:stop]
+        order = terms.query.order_by
+        return CtcaeTerm.objects.filter(pk__in=Subquery(window)).order_by(*order)  # type: ignore[return-value]
 
     @strawberry.field(description="Pre-cycle readiness for the patient's open course.")
     def readiness(self, info: Info, patient_id: strawberry.ID) -> ReadinessType | None:

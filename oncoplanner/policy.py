@@ -541,6 +541,7 @@ RESOURCES.update(
         "api:regimen_detail GET": _api("regimen_detail", ("regimen",), _api_only(_STAFF)),
         "api:lab_test_list GET": _api("lab_test_list", expect=_api_only(_STAFF)),
         "api:lab_test_detail GET": _api("lab_test_detail", ("lab_test",), _api_only(_STAFF)),
+        "api:ctcae_term_list GET": _api("ctcae_term_list", expect=_api_only(_STAFF)),
         # Courses and cycles
         "api:course_list GET": _api("course_list", ("P",)),
         "api:course_create POST": _api(
@@ -781,6 +782,7 @@ AUTHENTICATED_URL_NAMES = frozenset(
         "api:regimen_detail",
         "api:lab_test_list",
         "api:lab_test_detail",
+        "api:ctcae_term_list",
     }
 )
 # Pages that show or change patient data or the access log: each must be in the matrix.

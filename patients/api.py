@@ -22,10 +22,12 @@ from oncoplanner.api import (
     Limit,
     Offset,
     Page,
+    PatchSchema,
     clinical_user,
     log_list,
     no_query,
     page_of,
+    patch_field,
     user_of,
 )
 from patients.fhir import patient_fhir_bundle
@@ -97,24 +99,27 @@ class PatientOut(Schema):
     updated_at: dt.datetime
 
 
-class PatientUpdateIn(InputSchema):
-    """Fields a clinician may change; identity (MRN), care team and portal link are not here."""
+class PatientUpdateIn(PatchSchema):
+    """Fields a clinician may change; identity (MRN), care team and portal link are not here.
 
-    # Required on the record: may be left out of a PATCH, but an explicit null is refused
-    # (400 naming the field) rather than silently ignored. Omitted keys keep the default and
-    # are dropped by exclude_unset; pydantic does not validate defaults.
-    given_name: str = Field(None, min_length=1, max_length=100)  # type: ignore[assignment]
-    family_name: str = Field(None, min_length=1, max_length=100)  # type: ignore[assignment]
-    date_of_birth: dt.date = None  # type: ignore[assignment]
-    sex: Patient.Sex = None  # type: ignore[assignment]
-    phone: str | None = Field(None, max_length=30)
-    email: str | None = Field(None, max_length=254)
-    address: str | None = Field(None, max_length=2000)
-    medical_history: str | None = Field(None, max_length=20000)
-    primary_diagnosis: str | None = Field(None, max_length=200)
-    icd10_code: str | None = Field(None, max_length=10)
-    stage: str | None = Field(None, max_length=40)
-    ecog: int | None = Field(None, ge=0, le=4)
+    A field left out is kept. null is refused (400 naming the field): text that may be
+    empty is cleared with "", names, date of birth and sex cannot be cleared. ECOG, a number
+    whose empty value is null, is the one field cleared with null."""
+
+    given_name: str = patch_field(min_length=1, max_length=100)
+    family_name: str = patch_field(min_length=1, max_length=100)
+    date_of_birth: dt.date = patch_field()
+    sex: Patient.Sex = patch_field()
+    phone: str = patch_field(max_length=30)
+    email: str = patch_field(max_length=254)
+    address: str = patch_field(max_length=2000)
+    medical_history: str = patch_field(max_length=20000)
+    primary_diagnosis: str = patch_field(max_length=200)
+    icd10_code: str = patch_field(max_length=10)
+    stage: str = patch_field(max_length=40)
+    ecog: int | None = Field(
+        None, ge=0, le=4, description="Leave out to keep it; null clears it (not assessed)."
+    )
 
 
 class AnalyteOut(Schema):
@@ -196,14 +201,12 @@ def patient_detail(request: HttpRequest, patient_id: int) -> Patient:
 
 @router.patch("/patients/{patient_id}", response={200: PatientOut, **ERRORS})
 def patient_patch(request: HttpRequest, patient_id: int, payload: PatientUpdateIn) -> Patient:
-    """Change demographic and clinical fields (only those sent)."""
+    """Change demographic and clinical fields: only those sent. null is refused for every
+    field but ecog (400 naming it, nothing written); send "" to clear a text field."""
     no_query(request)
     user = clinical_user(request)
     patient = patient_get_for_user(user=user, patient_id=patient_id, perm=CHANGE)
     fields = payload.model_dump(exclude_unset=True)
-    for name, value in list(fields.items()):
-        if value is None:
-            fields[name] = None if name == "ecog" else ""
     return patient_update(patient=patient, updated_by=user, **fields)
 
 

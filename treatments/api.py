@@ -26,6 +26,7 @@ from oncoplanner.api import (
     Limit,
     Offset,
     Page,
+    StrictQuery,
     clinical_user,
     log_list,
     no_query,
@@ -54,10 +55,14 @@ from treatments.models import (
     RegimenDrug,
     SideEffect,
 )
+from treatments.selectors import ctcae_term_grades, ctcae_terms_matching
 
 router = Router(tags=["treatments"])
 
 Text = Field(min_length=1, max_length=2000)
+TermSearch = StrictQuery(
+    "", max_length=100, description="Part of a term or category (case-insensitive)."
+)
 
 
 # --- Schemas ----------------------------------------------------------------------------------
@@ -222,6 +227,30 @@ class DoseModificationIn(InputSchema):
     override_reason: str = Field("", max_length=2000)
 
 
+class CtcaeGradeOut(Schema):
+    grade: int
+    description: str
+
+
+class CtcaeTermOut(Schema):
+    id: int
+    term: str
+    version: str
+    category: str = Field(description="System organ class.")
+    max_grade: int
+    is_common: bool = Field(description="Offered first (the list's order).")
+    grades: list[CtcaeGradeOut] = Field(
+        description="What each grade means, by grade. When listed, only these grades can be "
+        "recorded for the term (another is a 400 naming grade); never above max_grade."
+    )
+
+    @staticmethod
+    def resolve_grades(obj: CtcaeTerm) -> list[dict[str, Any]]:
+        return [
+            {"grade": grade, "description": text} for grade, text in ctcae_term_grades(term=obj)
+        ]
+
+
 class SideEffectOut(Schema):
     id: int
     patient_id: int
@@ -317,6 +346,23 @@ def regimen_detail(request: HttpRequest, regimen_id: int) -> dict[str, Any]:
         "phases": phases,
         "rules": rules,
     }
+
+
+# --- CTCAE terms (reference data, not PHI) ---------------------------------------------------
+
+
+@router.get("/ctcae-terms", response={200: Page[CtcaeTermOut], **ERRORS}, tags=["ctcae-terms"])
+def ctcae_term_list(
+    request: HttpRequest,
+    q: str = TermSearch,
+    limit: int = Limit,
+    offset: int = Offset,
+) -> dict[str, Any]:
+    """The CTCAE terms a side effect is recorded with (term_id), common terms first, as the
+    side-effect form's picker offers them; `q` keeps the terms whose term or category
+    contains it. Staff only, like the regimen and lab-test catalogues."""
+    clinical_user(request)
+    return _page(ctcae_terms_matching(q=q), limit, offset)
 
 
 # --- Courses ----------------------------------------------------------------------------------
@@ -558,7 +604,9 @@ def side_effect_create(
 
     user = clinical_user(request)
     patient = patient_get_for_user(user=user, patient_id=patient_id, perm=CHANGE)
-    term = _field_lookup("term_id", lambda: CtcaeTerm.objects.filter(pk=payload.term_id).first())
+    term = CtcaeTerm.objects.filter(pk=payload.term_id).first()
+    if term is None:  # reference data: unknown everywhere, not "not this patient's"
+        raise ValidationError({"term_id": "Unknown CTCAE term."})
     cycle = None
     if payload.cycle_id is not None:
         cycle = _field_lookup(

@@ -30,6 +30,7 @@ from treatments.models import (
     RegimenPhase,
     SideEffect,
 )
+from treatments.selectors import ctcae_term_grades
 
 if TYPE_CHECKING:
     from labs.graphql import LabTestType
@@ -104,6 +105,12 @@ class RegimenType:
     precycle_rules: list[PreCycleRuleType]
 
 
+@strawberry.type(name="CtcaeGrade")
+class CtcaeGradeType:
+    grade: int
+    description: str
+
+
 @strawberry_django.type(CtcaeTerm, name="CtcaeTerm")
 class CtcaeTermType:
     id: auto
@@ -111,6 +118,16 @@ class CtcaeTermType:
     version: auto
     category: auto
     max_grade: auto
+    is_common: auto
+
+    @strawberry_django.field(
+        only=["grade_descriptions"], description="What each grade means for this term."
+    )
+    def grades(self, root: CtcaeTerm) -> list[CtcaeGradeType]:
+        return [
+            CtcaeGradeType(grade=grade, description=text)
+            for grade, text in ctcae_term_grades(term=root)
+        ]
 
 
 @strawberry_django.type(Course, name="Course")

@@ -147,11 +147,28 @@ def care_team_checkers(*, patient: Patient, exclude: User) -> QuerySet[Any]:
 
 def ctcae_terms_search(*, q: str, limit: int = 30) -> QuerySet[CtcaeTerm]:
     """CTCAE terms matching `q` (reference data, not PHI): common terms first."""
+    return ctcae_terms_matching(q=q)[:limit]
+
+
+def ctcae_terms_matching(*, q: str | None) -> QuerySet[CtcaeTerm]:
+    """Every CTCAE term whose term or category contains `q` (all of them without one), common
+    terms first, in a total order (term, version, pk) so that pages neither skip nor repeat.
+    Reference data, not PHI: no gate, no read logged."""
     terms = CtcaeTerm.objects.all()
     q = (q or "").strip()[:100]
     if q:
         terms = terms.filter(Q(term__icontains=q) | Q(category__icontains=q))
-    return terms.order_by("-is_common", "term")[:limit]
+    return terms.order_by("-is_common", "term", "version", "pk")
+
+
+def ctcae_term_grades(*, term: CtcaeTerm) -> list[tuple[int, str]]:
+    """(grade, meaning) of `term`, by grade (the model keeps them as {"1": ...})."""
+    rows = [
+        (int(grade), str(text))
+        for grade, text in (term.grade_descriptions or {}).items()
+        if str(grade).isdigit()
+    ]
+    return sorted(rows)
 
 
 @dataclass(frozen=True)

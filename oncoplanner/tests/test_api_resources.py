@@ -210,32 +210,112 @@ def test_measurement_routes_are_404_outside_the_care_team(
     assert not patient.measurements.exists()
 
 
+PATIENT_TEXT_FIELDS = (
+    "phone",
+    "email",
+    "address",
+    "medical_history",
+    "primary_diagnosis",
+    "icd10_code",
+    "stage",
+)
+
+
+def patch(client: Client, url: str, body: Any) -> Any:
+    return client.patch(url, data=json.dumps(body), content_type="application/json")
+
+
+def _filled(patient: Patient) -> Patient:
+    patient.phone, patient.email = "+44 20 7946 0000", "pat@example.org"
+    patient.address, patient.medical_history = "1 High Street", "Type 2 diabetes since 2015"
+    patient.primary_diagnosis, patient.icd10_code = "Adenocarcinoma of colon", "C18.7"
+    patient.stage, patient.ecog = "IIIB", 1
+    patient.save()
+    return patient
+
+
 @pytest.mark.parametrize("field", ["given_name", "family_name", "date_of_birth", "sex"])
 def test_patient_patch_null_for_a_required_field_is_refused(
     clinician: Client, patient: Patient, field: str
 ) -> None:
     before = Patient.objects.values().get(pk=patient.pk)
-    response = clinician.patch(
-        f"{API}/patients/{patient.pk}",
-        data=json.dumps({field: None, "ecog": 3}),
-        content_type="application/json",
-    )
+    response = patch(clinician, f"{API}/patients/{patient.pk}", {field: None, "ecog": 3})
     assert response.status_code == 400
-    assert [item["loc"] for item in response.json()["detail"]] == [["body", field]]
+    (error,) = response.json()["detail"]
+    assert (error["loc"], error["type"]) == (["body", field], "null_not_allowed")
+    assert "cannot be cleared" in error["msg"]
     assert Patient.objects.values().get(pk=patient.pk) == before  # ecog not written either
 
 
-def test_patient_patch_null_clears_an_optional_field(clinician: Client, patient: Patient) -> None:
-    patient.ecog, patient.phone = 1, "+44 20 7946 0000"
-    patient.save()
-    response = clinician.patch(
-        f"{API}/patients/{patient.pk}",
-        data=json.dumps({"ecog": None, "phone": None}),
-        content_type="application/json",
+@pytest.mark.parametrize("field", PATIENT_TEXT_FIELDS)
+def test_patient_patch_null_for_a_text_field_is_refused_and_says_how_to_clear(
+    clinician: Client, patient: Patient, field: str
+) -> None:
+    """A mobile encoder's null for a field the app did not set must not erase it."""
+    before = Patient.objects.values().get(pk=_filled(patient).pk)
+    response = patch(clinician, f"{API}/patients/{patient.pk}", {field: None, "ecog": 3})
+    assert response.status_code == 400
+    (error,) = response.json()["detail"]
+    assert (error["loc"], error["type"]) == (["body", field], "null_not_allowed")
+    assert field in error["msg"]
+    assert 'send "" to clear it' in error["msg"]
+    assert Patient.objects.values().get(pk=patient.pk) == before  # nothing written
+
+
+def test_patient_patch_empty_string_clears_text_fields(clinician: Client, patient: Patient) -> None:
+    _filled(patient)
+    response = patch(
+        clinician, f"{API}/patients/{patient.pk}", dict.fromkeys(PATIENT_TEXT_FIELDS, "")
     )
+    assert response.status_code == 200, response.content
+    patient.refresh_from_db()
+    assert [getattr(patient, name) for name in PATIENT_TEXT_FIELDS] == [""] * 7
+    assert patient.ecog == 1  # left out: kept
+
+
+@pytest.mark.parametrize("field", ["given_name", "family_name"])
+def test_patient_patch_empty_name_is_refused(
+    clinician: Client, patient: Patient, field: str
+) -> None:
+    before = getattr(patient, field)
+    response = patch(clinician, f"{API}/patients/{patient.pk}", {field: ""})
+    assert response.status_code == 400
+    assert response.json()["detail"][0]["loc"] == ["body", field]
+    patient.refresh_from_db()
+    assert getattr(patient, field) == before
+
+
+def test_patient_patch_leaves_omitted_fields_untouched(clinician: Client, patient: Patient) -> None:
+    before = Patient.objects.values().get(pk=_filled(patient).pk)
+    response = patch(clinician, f"{API}/patients/{patient.pk}", {"stage": "IVA"})
+    assert response.status_code == 200
+    after = Patient.objects.values().get(pk=patient.pk)
+    changed = {name for name, value in after.items() if before[name] != value}
+    assert changed == {"stage", "updated_at"}
+    assert after["stage"] == "IVA"
+
+
+def test_patient_patch_null_clears_ecog(clinician: Client, patient: Patient) -> None:
+    """ECOG's empty value is null (not assessed): the one field that takes null."""
+    _filled(patient)
+    response = patch(clinician, f"{API}/patients/{patient.pk}", {"ecog": None})
     assert response.status_code == 200
     patient.refresh_from_db()
-    assert (patient.ecog, patient.phone) == (None, "")
+    assert (patient.ecog, patient.phone) == (None, "+44 20 7946 0000")
+
+
+def test_patient_patch_schema_advertises_null_for_ecog_only(clinician: Client) -> None:
+    schema = clinician.get(f"{API}/openapi.json").json()
+    properties = schema["components"]["schemas"]["PatientUpdateIn"]["properties"]
+    nullable = {
+        name
+        for name, prop in properties.items()
+        if "null" in json.dumps(prop.get("anyOf", [])) or prop.get("type") == "null"
+    }
+    assert nullable == {"ecog"}
+    assert {name for name, prop in properties.items() if "default" in prop} <= {"ecog"}
+    assert 'Send "" to clear it.' in properties["phone"]["description"]
+    assert "Cannot be cleared." in properties["given_name"]["description"]
 
 
 def test_readiness_outsider_404(
@@ -389,6 +469,62 @@ def test_regimens_and_lab_tests_catalogue(clinician: Client) -> None:
     tests = clinician.get(f"{API}/lab-tests").json()
     assert any(row["loinc"] == "751-8" for row in tests["items"])
     assert clinician.get(f"{API}/lab-tests/{anc().pk}").json()["short_name"] == anc().short_name
+
+
+def test_ctcae_terms_common_first_with_grades_and_paged(clinician: Client) -> None:
+    everything = clinician.get(f"{API}/ctcae-terms", {"limit": 200}).json()
+    assert everything["count"] == CtcaeTerm.objects.count() > 2
+    rows = everything["items"]
+    common = [row["is_common"] for row in rows]
+    assert common == sorted(common, reverse=True)  # every common term before the others
+    nausea = CtcaeTerm.objects.get(term="Nausea", version="5.0")
+    (row,) = [row for row in rows if row["id"] == nausea.pk]
+    assert {k: row[k] for k in ("term", "version", "category", "max_grade")} == {
+        "term": "Nausea",
+        "version": "5.0",
+        "category": nausea.category,
+        "max_grade": nausea.max_grade,
+    }
+    assert [g["grade"] for g in row["grades"]] == sorted(int(k) for k in nausea.grade_descriptions)
+    assert row["grades"][0]["description"] == nausea.grade_descriptions["1"]
+    # Pages neither skip nor repeat a term.
+    first = clinician.get(f"{API}/ctcae-terms", {"limit": 2}).json()["items"]
+    second = clinician.get(f"{API}/ctcae-terms", {"limit": 2, "offset": 2}).json()["items"]
+    assert [r["id"] for r in first + second] == [r["id"] for r in rows[:4]]
+
+
+def test_ctcae_terms_search(clinician: Client) -> None:
+    found = clinician.get(f"{API}/ctcae-terms", {"q": "nause"}).json()
+    assert "Nausea" in [row["term"] for row in found["items"]]
+    assert all("nause" in (row["term"] + row["category"]).lower() for row in found["items"]), found
+    assert clinician.get(f"{API}/ctcae-terms", {"q": "zzzz-no-such"}).json()["count"] == 0
+    for bad in ({"q": "x" * 101}, {"term": "Nausea"}, {"limit": "0"}):
+        response = clinician.get(f"{API}/ctcae-terms", bad)
+        assert response.status_code == 400, bad
+        assert response.json()["detail"][0]["loc"] == ["query", next(iter(bad))]
+
+
+def test_side_effect_recorded_with_a_listed_term(clinician: Client, patient: Patient) -> None:
+    """What a mobile app does: look the term up, then record with its id."""
+    (term,) = clinician.get(f"{API}/ctcae-terms", {"q": "Nausea", "limit": 1}).json()["items"]
+    body = {"term_id": term["id"], "grade": 2, "onset": timezone.localdate().isoformat()}
+    created = post(clinician, f"{API}/patients/{patient.pk}/side-effects", body)
+    assert created.status_code == 201
+    assert (created.json()["term_id"], created.json()["term"]) == (term["id"], term["term"])
+
+
+def test_side_effect_with_unknown_term_is_400_on_term_id(
+    clinician: Client, outsider: Client, patient: Patient
+) -> None:
+    body = {"term_id": 999999, "grade": 2, "onset": timezone.localdate().isoformat()}
+    url = f"{API}/patients/{patient.pk}/side-effects"
+    response = post(clinician, url, body)
+    assert response.status_code == 400
+    assert response.json()["detail"] == [
+        {"loc": ["body", "term_id"], "msg": "Unknown CTCAE term.", "type": "value_error"}
+    ]
+    assert post(outsider, url, body).status_code == 404  # the gate answers first
+    assert not SideEffect.objects.exists()
 
 
 # --- Lab results ------------------------------------------------------------------------------
@@ -552,6 +688,7 @@ def test_patient_user_sees_only_own_released_data(
         "/patients",
         "/regimens",
         "/lab-tests",
+        "/ctcae-terms",
     ):
         assert client.get(f"{API}{url}").status_code == 404, url
 

@@ -156,3 +156,16 @@ def test_graphql_lab_results_aliases_of_a_nested_patient_each_get_theirs(world, 
     nested = body["data"]["patient"]["courses"][0]["patient"]
     assert [r["id"] for r in nested["latest"]] == newest_first[:1]
     assert [r["id"] for r in nested["older"]] == newest_first[1:2]
+
+
+def test_graphql_budget_ctcae_terms_with_grades_cost_one_query(world, as_user):
+    client = as_user(world.clinician)
+    query = "query($first: Int!) { ctcaeTerms(first: $first) { id term grades { grade } } }"
+    gql(client, "{ me { id } }")  # warm the session, as a second request would be
+    counts = []
+    for first in (2, 20):
+        with CaptureQueriesContext(connection) as ctx:
+            _, body = gql(client, query, {"first": first})
+        assert len(body["data"]["ctcaeTerms"]) == first, body
+        counts.append(len(ctx.captured_queries))
+    assert counts[0] == counts[1]

@@ -17,7 +17,7 @@ from oncoplanner.tests.graphql_support import (  # noqa: F401 - fixtures
 )
 from patients import selectors
 from patients.models import Patient
-from treatments.models import SideEffect
+from treatments.models import CtcaeTerm, SideEffect
 
 pytestmark = pytest.mark.django_db
 
@@ -242,6 +242,7 @@ def test_graphql_gate_portal_user_lab_results_released_only(world, as_user):
         "{ patients { id } }",
         "{ regimens { id } }",
         "{ labTests { id } }",
+        "{ ctcaeTerms { id } }",
     ],
 )
 def test_graphql_gate_portal_user_gets_empty_lists(world, as_user, query):
@@ -269,6 +270,29 @@ def test_graphql_gate_reference_data_for_staff(world, as_user):
     _, body = gql(as_user(world.clinician), query)
     names = {r["name"] for r in body["data"]["regimens"]}
     assert world.course_p.regimen.name in names
+
+
+def test_graphql_gate_ctcae_terms_for_staff_common_first_searched_and_paged(world, as_user):
+    query = """query($search: String, $first: Int!, $offset: Int!) {
+      ctcaeTerms(search: $search, first: $first, offset: $offset) {
+        id term version category maxGrade isCommon grades { grade description }
+      }
+    }"""
+    client = as_user(world.clinician)
+    _, body = gql(client, query, {"first": 200, "offset": 0})
+    assert "errors" not in body, body
+    terms = body["data"]["ctcaeTerms"]
+    assert len(terms) == CtcaeTerm.objects.count()
+    common = [t["isCommon"] for t in terms]
+    assert common == sorted(common, reverse=True)
+    nausea = CtcaeTerm.objects.get(term="Nausea", version="5.0")
+    (row,) = [t for t in terms if t["id"] == str(nausea.pk)]
+    assert row["grades"][0] == {"grade": 1, "description": nausea.grade_descriptions["1"]}
+    _, page = gql(client, query, {"first": 2, "offset": 2})
+    assert [t["id"] for t in page["data"]["ctcaeTerms"]] == [t["id"] for t in terms[2:4]]
+    _, found = gql(client, query, {"search": "nause", "first": 50, "offset": 0})
+    assert "Nausea" in [t["term"] for t in found["data"]["ctcaeTerms"]]
+    assert not AccessLog.objects.filter(surface="graphql").exists()  # reference data
 
 
 def test_graphql_gate_readiness_for_my_patient(world, as_user):
