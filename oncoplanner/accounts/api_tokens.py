@@ -24,6 +24,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -98,6 +99,43 @@ def api_token_revoke(*, token: ApiToken, by: User) -> ApiToken:
     return token
 
 
+@transaction.atomic
+def api_tokens_revoke_all(*, user: User, by: User | None) -> int:
+    """Revoke every live token of `user` (on deactivation); returns how many.
+
+    Precondition: the caller is retiring `user` (an administrator in admin, or a command, where
+    `by` may be None). An inactive user's tokens are refused anyway, but only a revoked token
+    stays dead when the account is made active again.
+    """
+    now = timezone.now()
+    live = ApiToken.objects.select_for_update().filter(
+        user=user, revoked_at__isnull=True, expires_at__gt=now
+    )
+    revoked = 0
+    for token in live:
+        token.revoked_at = now
+        token.revoked_by = by
+        token.save(update_fields=["revoked_at", "revoked_by"])
+        revoked += 1
+    return revoked
+
+
+def _live_tokens(raw: str) -> QuerySet[ApiToken]:
+    # Live: not revoked, not expired, and its user still active.
+    return ApiToken.objects.filter(
+        token_hash=token_hash(raw),
+        revoked_at__isnull=True,
+        expires_at__gt=timezone.now(),
+        user__is_active=True,
+    )
+
+
+def api_token_is_live(raw: str, *, user_id: int) -> bool:
+    """Whether `raw` still opens requests for `user_id`: what a long-lived stream checks
+    before each delivery, without marking the token used again."""
+    return _live_tokens(raw).filter(user_id=user_id).exists()
+
+
 def api_token_authenticate(raw: str) -> User | None:
     """The active user behind a live token, or None (unknown, expired, revoked, inactive user).
 
@@ -107,12 +145,8 @@ def api_token_authenticate(raw: str) -> User | None:
     if not raw or len(raw) > 200 or not raw.startswith(TOKEN_PREFIX):
         return None
     now = timezone.now()
-    token = (
-        ApiToken.objects.select_related("user")
-        .filter(token_hash=token_hash(raw), revoked_at__isnull=True, expires_at__gt=now)
-        .first()
-    )
-    if token is None or not token.user.is_active:
+    token = _live_tokens(raw).select_related("user").first()
+    if token is None:
         return None
     # Not on every call: one write per minute of use is enough to tell when it was last used.
     if token.last_used_at is None or now - token.last_used_at > dt.timedelta(minutes=1):

@@ -11,6 +11,8 @@ from django.db.models.signals import post_save
 from django.dispatch import receiver
 from django.http import HttpRequest
 
+from oncoplanner import access_context
+from oncoplanner.accounts.api_tokens import api_tokens_revoke_all
 from oncoplanner.accounts.middleware import MFA_ENROLLED_KEY, stamp_login
 from oncoplanner.accounts.models import User
 from oncoplanner.accounts.services import user_sessions_end
@@ -25,9 +27,13 @@ def _stamp_login(sender: Any, request: HttpRequest | None, user: User, **kwargs:
 @receiver(post_save, sender=User, dispatch_uid="accounts_end_sessions_on_deactivate")
 def _end_sessions_of_inactive_user(sender: Any, instance: User, **kwargs: Any) -> None:
     # Security: a deactivated account (leaver, compromised) is logged out everywhere at once,
-    # and stays out even if it is reactivated later: its old cookies are gone.
+    # and stays out even if it is reactivated later: its old cookies and its API tokens are
+    # gone, not just refused while inactive. Runs in the saver's transaction (admin's change
+    # view is atomic), so a failed revocation rolls the deactivation back too.
     if not instance.is_active:
         user_sessions_end(user_id=instance.pk)
+        actor = access_context.current().user  # the administrator, when a request set it
+        api_tokens_revoke_all(user=instance, by=actor)
 
 
 @receiver(password_changed, dispatch_uid="accounts_end_sessions_on_password_changed")
