@@ -6,13 +6,16 @@ once. Deliveries are logged as reads (surface "stream"). An open stream never ex
 session (/stream/ is a background path) and ends when the session expires, the user is
 deactivated, or after LIVE_STREAM_MAX_SECONDS; the browser then reconnects with Last-Event-ID
 and misses nothing, because events are rows, not messages.
+
+Mobile apps open it with a personal API token (Authorization: Bearer), as for REST and GraphQL;
+such a stream ends when the token is revoked or expires, or its user is deactivated.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib import import_module
 from typing import Any
 
@@ -21,6 +24,11 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.views.decorators.http import require_GET
 
 from oncoplanner.access_context import acting_as
+from oncoplanner.accounts.api_tokens import (
+    INVALID_TOKEN_MESSAGE,
+    api_token_authenticate,
+    api_token_is_live,
+)
 from oncoplanner.accounts.middleware import session_expired
 from oncoplanner.accounts.models import User
 from oncoplanner.live.bus import listening
@@ -44,6 +52,7 @@ def _start_id(request: HttpRequest) -> int:
 
 
 def _still_signed_in(session_key: str | None, user_id: int) -> bool:
+    """Whether a session-opened stream may go on (checked before every delivery)."""
     if not session_key:
         return False
     store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
@@ -61,7 +70,7 @@ def _format(event: ChangeEvent) -> str:
 def _deliveries(
     *,
     user: User,
-    session_key: str | None,
+    still_allowed: Callable[[], bool],
     last_id: int,
     patient_id: int | None,
     source_address: str | None,
@@ -71,7 +80,7 @@ def _deliveries(
     yield "retry: 3000\n\n"
     with acting_as(user, surface="stream", source_address=source_address), listening() as listener:
         while time.monotonic() < deadline:
-            if not _still_signed_in(session_key, user.pk):
+            if not still_allowed():
                 yield "event: signed-out\ndata: {}\n\n"
                 return
             visible: Any = patient_list_visible_to(user=user)
@@ -93,20 +102,44 @@ def _deliveries(
             yield ": keep-alive\n\n"
 
 
+def _text(message: str, status: int) -> HttpResponse:
+    return HttpResponse(message, status=status, content_type="text/plain")
+
+
 @require_GET
 def changes(request: HttpRequest) -> HttpResponse:
-    if not request.user.is_authenticated:
+    user: Any = request.user
+    header = request.headers.get("Authorization", "")
+    if header:
+        if settings.SESSION_COOKIE_NAME in request.COOKIES:
+            return _text("Send either a session or an API token, not both.", 400)
+        scheme, _, raw = header.partition(" ")
+        raw = raw.strip()
+        user = api_token_authenticate(raw) if scheme.lower() == "bearer" else None
+        if user is None:
+            return _text(INVALID_TOKEN_MESSAGE, 401)
+        token_user_id = user.pk
+
+        def still_allowed() -> bool:
+            return api_token_is_live(raw, user_id=token_user_id)
+    elif not user.is_authenticated:
         # An EventSource cannot follow a redirect to a login page: say so plainly.
-        return HttpResponse("Sign in first.", status=401, content_type="text/plain")
+        return _text("Sign in first.", 401)
+    else:
+        session_key, user_id = request.session.session_key, user.pk
+
+        def still_allowed() -> bool:
+            return _still_signed_in(session_key, user_id)
+
     patient_id = request.GET.get("patient")
     scope: int | None = None
     if patient_id is not None:
         # The same gate as the page: a patient you may not see is a 404 here too.
-        scope = patient_get_for_user(user=request.user, patient_id=patient_id).pk  # type: ignore[arg-type]
+        scope = patient_get_for_user(user=user, patient_id=patient_id).pk
     response = StreamingHttpResponse(
         _deliveries(
-            user=request.user,  # type: ignore[arg-type]
-            session_key=request.session.session_key,
+            user=user,
+            still_allowed=still_allowed,
             last_id=_start_id(request),
             patient_id=scope,
             source_address=request.META.get("REMOTE_ADDR"),

@@ -130,3 +130,50 @@ def test_open_stream_does_not_extend_the_idle_session(client, treating_clinician
     before = session["_op_last_activity"]
     b"".join(client.get(reverse("live:changes")).streaming_content)
     assert client.session["_op_last_activity"] == before
+
+
+def _token_for(user):
+    from oncoplanner.accounts.api_tokens import api_token_create
+
+    token, raw = api_token_create(
+        user=user, name="phone", expires_at=timezone.now() + dt.timedelta(days=7), created_by=user
+    )
+    return token, {"Authorization": f"Bearer {raw}"}
+
+
+@FAST
+def test_a_mobile_app_streams_with_its_api_token(client, treating_clinician, patient):
+    # A reviewer's mobile client got "Sign in first." and had to poll.
+    _, bearer = _token_for(treating_clinician)
+    result = _critical_anc(patient)
+    event = ChangeEvent.objects.get(kind="lab_result", object_id=result.pk)
+    body = _read_stream(client, **bearer, **{"Last-Event-ID": str(event.pk - 1)})
+    assert f"id: {event.pk}\nevent: change\n" in body
+    row = AccessLog.objects.filter(surface="stream", user=treating_clinician).get()
+    assert row.patient_ids == [patient.pk]
+
+
+def test_a_token_stream_passes_the_same_gate(client, treating_clinician):
+    _, bearer = _token_for(treating_clinician)
+    stranger = PatientFactory.create()
+    outside = client.get(reverse("live:changes"), {"patient": stranger.pk}, headers=bearer)
+    assert outside.status_code == 404
+    wrong = client.get(reverse("live:changes"), headers={"Authorization": "Bearer op_nonsense"})
+    assert wrong.status_code == 401
+
+
+@FAST
+def test_a_token_stream_ends_when_the_token_is_revoked(client, treating_clinician, patient):
+    from oncoplanner.accounts.api_tokens import api_token_revoke
+
+    token, bearer = _token_for(treating_clinician)
+    response = client.get(reverse("live:changes"), headers=bearer)
+    api_token_revoke(token=token, by=treating_clinician)
+    body = b"".join(response.streaming_content).decode()
+    assert "event: signed-out" in body
+
+
+def test_a_stream_with_both_a_session_and_a_token_is_refused(client, treating_clinician):
+    _, bearer = _token_for(treating_clinician)
+    client.force_login(treating_clinician)
+    assert client.get(reverse("live:changes"), headers=bearer).status_code == 400
