@@ -126,6 +126,7 @@ def test_giving_against_the_check_is_an_oncologists_decision(client, login, cour
     page = client.get(_cycle_url("cycle_detail", course)).content.decode()
     assert "giving the cycle against it is an oncologist's decision" in page
     assert 'name="override_reason"' not in page
+    assert 'name="actual_start"' not in page  # no half a form: nothing to fill in
     body = {"actual_start": timezone.localdate().isoformat(), "override_reason": reason}
     refused = client.post(_cycle_url("cycle_give", course), body)
     assert refused.status_code == 403
