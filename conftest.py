@@ -9,7 +9,7 @@ from django.db import connection
 from django.test import Client
 
 from oncoplanner.accounts.models import User
-from oncoplanner.accounts.tests.factories import AdministratorFactory, ClinicianFactory
+from oncoplanner.accounts.tests.factories import AdministratorFactory, ClinicianFactory, sign_in
 from patients.models import CareTeam, Patient
 from patients.services import care_team_add_member, care_team_create
 from patients.tests.factories import patient_through_service
@@ -54,11 +54,4 @@ def login() -> Callable[[Client, User], Client]:
     """Sign a user in on a test client, past the MFA enrolment step (tested in
     oncoplanner.accounts), as after a TOTP login."""
 
-    def _login(client: Client, user: User) -> Client:
-        client.force_login(user)
-        session = client.session
-        session["_op_mfa_enrolled"] = True
-        session.save()
-        return client
-
-    return _login
+    return sign_in

@@ -14,6 +14,7 @@ from audit.models import AccessLog
 from labs import csv_import
 from labs.models import LabResult, LabTest
 from labs.tests.factories import LabResultFactory
+from oncoplanner.accounts.tests.factories import sign_in as _login
 from patients.services import care_team_create, care_team_remove_member, emergency_access_open
 from patients.tests.factories import patient_through_service
 
@@ -27,14 +28,6 @@ GOOD = (
     + "718-7,10.4,g/dL,2026-04-14T08:30+00:00\n"
     + "777-3,95,10*3/uL,2026-04-14 08:30\n"  # no offset: clinic time
 )
-
-
-def _login(client, user):
-    client.force_login(user)
-    session = client.session
-    session["_op_mfa_enrolled"] = True
-    session.save()
-    return client
 
 
 def _url(patient):

@@ -17,6 +17,7 @@ from labs.models import LabResult, LabTest
 from labs.services import LabValueChangeToConfirm, lab_result_record
 from labs.tests.factories import LabResultFactory
 from oncoplanner.accounts.api_tokens import api_token_create
+from oncoplanner.accounts.tests.factories import sign_in as _login
 
 pytestmark = pytest.mark.django_db
 
@@ -132,14 +133,6 @@ def test_the_previous_is_the_latest_before_the_new_collection_time(patient):
 
 
 # --- Page ------------------------------------------------------------------------------------
-
-
-def _login(client, user):
-    client.force_login(user)
-    session = client.session
-    session["_op_mfa_enrolled"] = True
-    session.save()
-    return client
 
 
 def _form(value, **extra):

@@ -21,6 +21,7 @@ from labs.models import LabResult, LabTest, PreCycleAction
 from labs.tests.factories import LabResultFactory, PreCycleRuleFactory, RegimenFactory
 from oncoplanner.accounts.api_tokens import api_token_create
 from oncoplanner.accounts.tests.factories import UserFactory
+from oncoplanner.accounts.tests.factories import sign_in as _login
 from oncoplanner.tests.graphql_support import (  # noqa: F401 - fixtures
     _access_context,
     as_user,
@@ -37,14 +38,6 @@ NOW = dt.datetime(2026, 4, 20, 12, 0, tzinfo=dt.UTC)
 PLT, ANC = "777-3", "751-8"
 HX = {"HX-Request": "true"}
 REASON = "Typo: platelets 50 entered as 5000"
-
-
-def _login(client, user):
-    client.force_login(user)
-    session = client.session
-    session["_op_mfa_enrolled"] = True
-    session.save()
-    return client
 
 
 def _result(patient, loinc=PLT, value="62", flag="L", hours_ago=2, **kwargs) -> LabResult:

@@ -16,6 +16,7 @@ from django.urls import reverse
 from audit.models import AccessLog
 from labs.models import LabResult, LabTest
 from labs.tests.factories import LabResultFactory
+from oncoplanner.accounts.tests.factories import sign_in as _login
 from patients.models import SymptomReport
 from patients.tests.factories import PatientFactory
 from treatments.models import CtcaeTerm, SideEffect
@@ -25,14 +26,6 @@ pytestmark = pytest.mark.django_db
 NOW = dt.datetime(2026, 4, 20, 12, 0, tzinfo=dt.UTC)
 ANC, HB, CEA = "751-8", "718-7", "2039-6"
 HX = {"HX-Request": "true"}
-
-
-def _login(client, user):
-    client.force_login(user)
-    session = client.session
-    session["_op_mfa_enrolled"] = True  # past MFA enrolment, as after a TOTP login
-    session.save()
-    return client
 
 
 def _result(patient, loinc=ANC, value="0.3", flag="LL", hours_ago=2, **kwargs) -> LabResult:

@@ -22,6 +22,7 @@ from labs.tests.factories import LabResultFactory
 from oncoplanner.access_context import acting_as
 from oncoplanner.accounts.models import User
 from oncoplanner.accounts.tests.factories import ClinicianFactory, UserFactory
+from oncoplanner.accounts.tests.factories import sign_in as login
 from patients.models import CareTeam, Patient
 from patients.services import care_team_add_member, care_team_create
 from patients.tests.factories import patient_through_service
@@ -39,15 +40,6 @@ def _access_context() -> Iterator[None]:
     # The gate flags the current context under break-glass; keep it from leaking across tests.
     with acting_as(None, surface="system"):
         yield
-
-
-def login(client: Client, user: User) -> Client:
-    client.force_login(user)
-    session = client.session
-    # Past the MFA enrolment step (tested in oncoplanner.accounts), as after a TOTP login.
-    session["_op_mfa_enrolled"] = True
-    session.save()
-    return client
 
 
 def gql(

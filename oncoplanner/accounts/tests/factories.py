@@ -4,6 +4,7 @@ from typing import Any
 
 import factory
 from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+from django.test import Client
 from factory.django import DjangoModelFactory
 
 from oncoplanner.accounts.mfa import mfa_required_for
@@ -42,3 +43,13 @@ class ClinicianFactory(UserFactory):
 class AdministratorFactory(UserFactory):
     role = User.Role.ADMINISTRATOR
     is_staff = True
+
+
+def sign_in(client: Client, user: User) -> Client:
+    """Sign `user` in on a test client past the MFA enrolment step (tested in
+    oncoplanner.accounts), as after a TOTP login."""
+    client.force_login(user)
+    session = client.session
+    session["_op_mfa_enrolled"] = True
+    session.save()
+    return client
