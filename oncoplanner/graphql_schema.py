@@ -341,7 +341,7 @@ class Mutation:
         cycle = _cycle(info, patient.pk, cycle_id) if cycle_id is not None else None
         term = CtcaeTerm.objects.filter(pk=int(term_id) if str(term_id).isdigit() else 0).first()
         if term is None:
-            raise InputError({"term": ["Choose a CTCAE term."]})
+            raise InputError({"term": ["Unknown CTCAE term: look it up with ctcaeTerms."]})
         return _Services.call(
             lambda: treatment_services.side_effect_record(
                 patient=patient,

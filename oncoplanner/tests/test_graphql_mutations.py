@@ -234,6 +234,13 @@ def test_graphql_mutations_side_effect_on_other_patients_cycle_is_not_found(worl
     assert not SideEffect.objects.filter(patient=world.p).exists()
 
 
+def test_graphql_mutations_side_effect_with_an_unknown_term_names_it(world, as_user):
+    vars_ = {"p": world.p.pk, "t": "999999", "g": 1, "onset": TODAY.isoformat()}
+    _, body = gql(as_user(world.clinician), SIDE_EFFECT, vars_)
+    assert _error(body)["extensions"]["fields"]["term"][0].startswith("Unknown CTCAE term")
+    assert not SideEffect.objects.filter(patient=world.p).exists()
+
+
 def test_graphql_mutations_side_effect_grade_above_term_maximum(world, as_user):
     vars_ = {"p": world.p.pk, "t": world.term.pk, "g": 5, "onset": TODAY.isoformat()}
     _, body = gql(as_user(world.clinician), SIDE_EFFECT, vars_)
