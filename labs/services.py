@@ -739,6 +739,9 @@ class ReadinessBadge:
     label: str
     css: str  # ok / warn / bad / info
     words: str  # the outcome in a sentence
+    # "Labs due" for a cycle to come, but a result in hand says otherwise today (a nadir
+    # count): shown beside the badge so a list scan does not read "Labs due" as "all well".
+    now: str = ""
 
 
 def readiness_badge(assessment: PreCycleAssessment | None) -> ReadinessBadge | None:
@@ -752,11 +755,18 @@ def readiness_badge(assessment: PreCycleAssessment | None) -> ReadinessBadge | N
             for a in assessment.analytes
             if a.outcome in PreCycleOutcome.NOT_JUDGED
         )
+        now = "; ".join(
+            f"{a.test.short_name}: {a.in_hand_label}"
+            for a in assessment.analytes
+            if a.in_hand in PreCycleOutcome.NOT_READY
+        )
         return ReadinessBadge(
             "Labs due",
             "info",
             f"Draw pre-cycle labs before the cycle day ({assessment.at:%a %-d %b}): "
-            f"{missing} will be missing or too old by then.",
+            f"{missing} will be missing or too old by then."
+            + (f" As the results stand today: {now}." if now else ""),
+            now=f"now {now}" if now else "",
         )
     outcome = assessment.outcome
     if outcome == PreCycleOutcome.TREAT:

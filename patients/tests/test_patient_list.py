@@ -198,8 +198,13 @@ def test_patient_list_a_cycle_ten_days_away_without_labs_is_labs_due_not_attenti
     lab_history(later, test=anc, count=1, latest_value="0.9")  # at the nadir: expected
     login(client, treating_clinician)
 
-    mine = client.get(URL).context["listing"].rows
+    page = client.get(URL)
+    mine = page.context["listing"].rows
     assert [(row.patient.mrn, row.badge.label) for row in mine] == [("LATER-1", "Labs due")]
+    # ... and the list says what the count in hand says today, so "Labs due" never reads as
+    # "all well" (a reviewer scanned past a Delay).
+    assert mine[0].badge.now == "now ANC: Hold"
+    assert "now ANC: Hold" in page.content.decode()
     attention = client.get(URL, {"filter": "attention"}).context["listing"].rows
     assert attention == []
 
