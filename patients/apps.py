@@ -6,3 +6,6 @@ from django.apps import AppConfig
 class PatientsConfig(AppConfig):
     name = "patients"
     verbose_name = "Patients"
+
+    def ready(self) -> None:
+        from patients import receivers  # noqa: F401  (connects the signal receivers)

@@ -9,6 +9,7 @@ import time_machine
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 
+from audit.models import AccessLog
 from oncoplanner import access_context
 from oncoplanner.accounts.models import User
 from oncoplanner.accounts.tests.factories import UserFactory
@@ -276,3 +277,21 @@ def test_care_team_lead_set_only_by_administrators(care_team, treating_clinician
         care_team_lead_set(
             team=care_team, clinician=treating_clinician, lead=True, granted_by=treating_clinician
         )
+
+
+def test_a_deactivated_clinician_leaves_their_care_teams_for_good(
+    care_team, treating_clinician, patient
+):
+    from patients.selectors import patient_list_visible_to
+
+    assert patient_list_visible_to(user=treating_clinician).exists()
+    treating_clinician.is_active = False
+    treating_clinician.save()
+    assert not treating_clinician.groups.filter(pk=care_team.group_id).exists()
+    assert AccessLog.objects.filter(
+        action=AccessLog.Action.ACCESS_CHANGE, detail__clinician_id=treating_clinician.pk
+    ).exists()
+    # Re-activating the account (a returning locum) reopens no chart until a team adds them.
+    treating_clinician.is_active = True
+    treating_clinician.save()
+    assert not patient_list_visible_to(user=treating_clinician).exists()
