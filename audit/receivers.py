@@ -130,7 +130,9 @@ def access_changed_received(
         object_type, object_id = "Patient", patient.pk
     else:
         object_type = _type_name(sender)
-        object_id = details.get("care_team_id", "")
+        # The changed object's own id: a team, an API token, a second factor.
+        ids = (details.get(key) for key in ("care_team_id", "api_token_id", "authenticator_id"))
+        object_id = next((i for i in ids if i is not None), "")
     access_log_record(
         action=Action.ACCESS_CHANGE,
         patient_ids=[patient.pk] if patient is not None else [],

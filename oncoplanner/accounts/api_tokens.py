@@ -35,6 +35,7 @@ from oncoplanner import access_context
 from oncoplanner.accounts.mfa import mfa_required_for
 from oncoplanner.accounts.middleware import MFA_ENROLLED_KEY
 from oncoplanner.accounts.models import ApiToken, User
+from oncoplanner.signals import access_changed
 
 TOKEN_PREFIX = "op_"  # noqa: S105 - a public marker, not a secret
 MAX_LIFETIME = dt.timedelta(days=90)
@@ -84,7 +85,20 @@ def api_token_create(
     )
     token.full_clean()
     token.save()
+    _log_token_change(token, actor=created_by, granted=True)
     return token, raw
+
+
+def _log_token_change(token: ApiToken, *, actor: User | None, granted: bool) -> None:
+    # A token is a credential that opens every door its user may open: its making and its
+    # end go in the access log, with who did it, like a care-team change.
+    access_changed.send(
+        sender=ApiToken,
+        patient=None,
+        actor=actor,
+        granted=granted,
+        detail={"api_token_id": token.pk, "user_id": token.user_id, "prefix": token.prefix},
+    )
 
 
 @transaction.atomic
@@ -96,6 +110,7 @@ def api_token_revoke(*, token: ApiToken, by: User) -> ApiToken:
         token.revoked_at = timezone.now()
         token.revoked_by = by
         token.save(update_fields=["revoked_at", "revoked_by"])
+        _log_token_change(token, actor=by, granted=False)
     return token
 
 
@@ -116,6 +131,7 @@ def api_tokens_revoke_all(*, user: User, by: User | None) -> int:
         token.revoked_at = now
         token.revoked_by = by
         token.save(update_fields=["revoked_at", "revoked_by"])
+        _log_token_change(token, actor=by, granted=False)
         revoked += 1
     return revoked
 

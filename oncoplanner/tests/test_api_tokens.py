@@ -20,19 +20,14 @@ from oncoplanner.accounts.api_tokens import (
     api_token_revoke,
 )
 from oncoplanner.accounts.models import ApiToken, User
-from oncoplanner.accounts.tests.factories import ClinicianFactory
+from oncoplanner.accounts.tests.factories import ClinicianFactory, sign_in
 from patients.models import Patient
 
 pytestmark = pytest.mark.django_db
 
 
 def _login(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    session = client.session
-    session["_op_mfa_enrolled"] = True
-    session.save()
-    return client
+    return sign_in(Client(), user)
 
 
 def _bearer(raw: str) -> Client:
@@ -163,3 +158,15 @@ def test_api_token_admin_creates_shown_once_and_revokes(
     token.refresh_from_db()
     assert token.revoked_at is not None
     assert token.revoked_by == admin_user
+
+
+def test_api_token_making_and_revoking_are_in_the_access_log(treating_clinician: User) -> None:
+    token, _ = _create(treating_clinician)
+    api_token_revoke(token=token, by=treating_clinician)
+    rows = AccessLog.objects.filter(
+        action=AccessLog.Action.ACCESS_CHANGE, object_type="ApiToken", object_id=str(token.pk)
+    ).order_by("pk")
+    assert [(r.user_id, r.detail["granted"], r.detail["prefix"]) for r in rows] == [
+        (treating_clinician.pk, True, token.prefix),
+        (treating_clinician.pk, False, token.prefix),
+    ]
