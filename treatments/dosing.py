@@ -265,24 +265,27 @@ def dose_compute(
     else:
         standard_mg = standard
 
-    standard_mg = round_mg(standard_mg)
-    dose_mg = round_mg(standard_mg * pct / Decimal(100))
+    calculated_mg = round_mg(standard_mg)
+    # The full (100%) dose is the calculated one, capped (vincristine 2 mg); a reduced level
+    # is a share of that full dose. Taken before the cap, 80% of a 3.1 mg calculation was
+    # 2.5 mg, capped back to 2 mg: the full dose, recorded as a reduction (a pharmacist's
+    # find), and every patient above 1.79 m² got no reduction at all.
+    full_mg = calculated_mg
     capped = False
-    if regimen_drug.max_dose_mg is not None and dose_mg > regimen_drug.max_dose_mg:
-        inputs["uncapped_dose_mg"] = str(dose_mg)
-        dose_mg = round_mg(Decimal(regimen_drug.max_dose_mg))
-        capped = True
     if regimen_drug.max_dose_mg is not None:
         inputs["max_dose_mg"] = str(regimen_drug.max_dose_mg)
-        # A reduced level is a percent of the calculated dose, taken before the cap: at 72.5%,
-        # 2.5 mg calculated gives 1.8 mg, against the 2 mg cap given at full level. Said so on
-        # every page that shows the inputs, because protocols differ on it.
-        inputs["level_before_cap"] = pct != 100
+        if calculated_mg > regimen_drug.max_dose_mg:
+            inputs["uncapped_dose_mg"] = str(calculated_mg)
+            full_mg = round_mg(Decimal(regimen_drug.max_dose_mg))
+            capped = True
+        inputs["level_after_cap"] = pct != 100
+    dose_mg = round_mg(full_mg * pct / Decimal(100))
     inputs["capped"] = capped
-    inputs["standard_dose_mg"] = str(standard_mg)
+    inputs["calculated_dose_mg"] = str(calculated_mg)
+    inputs["standard_dose_mg"] = str(full_mg)
     inputs["dose_mg"] = str(dose_mg)
     return DoseCalculation(
-        standard_dose_mg=standard_mg,
+        standard_dose_mg=full_mg,
         dose_mg=dose_mg,
         percent=pct.quantize(ONE_DP, rounding=ROUND_HALF_UP),
         formula=BASIS_FORMULA[DoseBasis(basis)],

@@ -233,32 +233,45 @@ def test_dose_compute_respects_max_dose_cap_and_records_it():
     calc = dose_compute(
         regimen_drug=vincristine, patient=patient, on_date=dt.date(2026, 1, 6), percent=100
     )
-    assert calc.standard_dose_mg == D("2.5")
+    assert calc.standard_dose_mg == D("2.0")  # the full dose is the capped one
     assert calc.dose_mg == D("2.0")
     assert calc.capped is True
     assert calc.inputs["capped"] is True
     assert calc.inputs["uncapped_dose_mg"] == "2.5"
+    assert calc.inputs["calculated_dose_mg"] == "2.5"
 
 
 @needs_db
-def test_dose_compute_reduced_level_applies_before_the_cap_and_says_so():
-    # A tester's case: 72.5% of vincristine gives 1.8 mg, against the 2 mg cap given at 100%.
+@pytest.mark.parametrize(
+    ("height", "weight", "percent", "dose"),
+    [
+        (170, 70, "72.5", D("1.5")),  # BSA 1.82: 2.5 mg capped to 2; 72.5% of 2 = 1.45
+        (190, 92, "80", D("1.6")),  # BSA 2.20: 3.1 mg capped to 2; 80% of 2
+        (150, 45, "80", D("1.5")),  # BSA 1.37: 1.9 mg, under the cap; 80% of 1.9 = 1.52
+    ],
+)
+def test_dose_compute_reduced_level_is_a_share_of_the_capped_full_dose(
+    height, weight, percent, dose
+):
+    # A pharmacist's find: taken before the cap, 80% of a 3.1 mg calculation was 2.5 mg,
+    # capped back to 2 mg, the full dose, recorded as a reduction.
     patient = _patient()
-    BodyMeasurementFactory.create(patient=patient, height_cm=170, weight_kg=70)
+    BodyMeasurementFactory.create(patient=patient, height_cm=height, weight_kg=weight)
     vincristine = RegimenDrugFactory.create(
         drug=DrugFactory.create(name="Vincristine"),
         dose=D("1.4"),
         dose_basis=DoseBasis.MG_M2,
         max_dose_mg=D("2"),
     )
-    calc = dose_compute(
-        regimen_drug=vincristine, patient=patient, on_date=dt.date(2026, 1, 6), percent="72.5"
-    )
-    assert calc.dose_mg == D("1.8")  # 72.5% of the calculated 2.5 mg
-    assert calc.capped is False
-    assert calc.inputs["level_before_cap"] is True
+    on = dt.date(2026, 1, 6)
+    full = dose_compute(regimen_drug=vincristine, patient=patient, on_date=on)
+    calc = dose_compute(regimen_drug=vincristine, patient=patient, on_date=on, percent=percent)
+    assert calc.dose_mg == dose
+    assert calc.dose_mg < full.dose_mg  # a reduction is always a reduction
+    assert calc.standard_dose_mg == full.dose_mg
     html = render_to_string("treatments/_dose_inputs.html", {"inputs": calc.inputs})
-    assert "the 72.5% level applies to the calculated 2.5 mg, before the cap" in html
+    if calc.capped:
+        assert f"the {percent}% level applies to the capped 2.0 mg" in html
 
 
 @needs_db
