@@ -514,6 +514,14 @@ def _latest_results(
     return {(r.patient_id, r.test_id): r for r in rows}
 
 
+def days_old(collected_at: datetime, at: datetime) -> int:
+    """A result's age in calendar days of clinic time: drawn on Monday, it is 1 day old all
+    Tuesday. Measured in hours, the answer changed with the clock on the cycle day itself
+    (bloods that passed at 08:00 were "too old" at 11:00), a pharmacist's find; a rule's
+    "from the last 3 days" is read as the 3 calendar days before the day it is judged on."""
+    return (timezone.localdate(at) - timezone.localdate(collected_at)).days
+
+
 def _evaluate_analyte(
     *,
     test: LabTest,
@@ -536,14 +544,14 @@ def _evaluate_analyte(
             explanation=f"No {test.short_name} result on or before {at:%Y-%m-%d %H:%M}.",
         )
     age = at - result.collected_at
-    if age > timedelta(days=max_age_days):
+    if days_old(result.collected_at, at) > max_age_days:
         explanation = (
             f"Latest {test.short_name} {'will be' if ahead else 'is'} "
-            f"{age.days} d {age.seconds // 3600} h old{' on the cycle day' if ahead else ''}; "
+            f"{days_old(result.collected_at, at)} days old{' on the cycle day' if ahead else ''}; "
             f"the rules need one from the last {max_age_days} days."
         )
         in_hand, in_hand_rule = None, None
-        if ahead and now is not None and now - result.collected_at <= timedelta(days=max_age_days):
+        if ahead and now is not None and days_old(result.collected_at, now) <= max_age_days:
             in_hand, in_hand_rule, said = _rule_outcome(test, rules, result)
             explanation += f" As it stands: {said}"
         return AnalyteEvidence(

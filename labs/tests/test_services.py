@@ -535,14 +535,30 @@ def test_precycle_evaluate_result_exactly_max_age_old_counts(female):
     assert assessment.outcome == PreCycleOutcome.TREAT
 
 
-def test_precycle_evaluate_result_one_minute_past_max_age_is_stale(female):
-    regimen = _single_rule_setup(female, age=dt.timedelta(days=3, minutes=1))
+def test_precycle_evaluate_a_result_four_calendar_days_old_is_stale(female):
+    # AT is 3 March; a 3-day rule takes results from 28 Feb on, whatever the hour.
+    regimen = _single_rule_setup(female, age=AT - dt.datetime(2026, 2, 27, 23, 0, tzinfo=dt.UTC))
     assessment = precycle_evaluate(patient=female, regimen=regimen, at=AT)
     assert assessment.outcome == PreCycleOutcome.NOT_EVALUABLE
     (analyte,) = assessment.analytes
     assert analyte.outcome == PreCycleOutcome.STALE
-    assert analyte.age == dt.timedelta(days=3, minutes=1)
+    assert "is 4 days old; the rules need one from the last 3 days" in analyte.explanation
     assert analyte.rule is None
+
+
+def test_precycle_evaluate_gives_the_same_answer_all_day_on_the_cycle_day(female):
+    # A pharmacist's find: bloods drawn three days before the cycle day passed at 08:00 and
+    # were "too old" at 11:00, the age being counted in hours up to the minute of asking.
+    regimen = _single_rule_setup(female, age=dt.timedelta(days=3, hours=-1))  # 28 Feb 10:00
+    answers = {
+        hour: precycle_evaluate(
+            patient=female,
+            regimen=regimen,
+            at=dt.datetime(2026, 3, 3, hour, 0, tzinfo=dt.UTC),
+        ).outcome
+        for hour in (8, 11, 17)
+    }
+    assert answers == {8: "treat", 11: "treat", 17: "treat"}
 
 
 def _day_start(day: dt.date) -> dt.datetime:
