@@ -302,7 +302,8 @@ def lab_result_mark_entered_in_error(*, result: LabResult, by: User, reason: str
     Precondition: `by` holds change permission on the result's patient (the caller fetched
     `result` through the access gate with perm=change). The row is kept as a record, never
     deleted; from now on it counts nowhere a current result counts (LabResult.objects leaves
-    it out: readiness, trends, inbox, patient list, portal, REST, GraphQL, FHIR).
+    it out: readiness, trends, inbox, patient list, portal, REST, GraphQL); the FHIR export
+    sends it with status entered-in-error, so a system that imported it withdraws it.
     ValidationError naming the field, nothing written: a reason of fewer than
     ENTERED_IN_ERROR_MIN_WORDS words, too long or with NUL/invalid characters ("reason"); a
     result already marked ("result").

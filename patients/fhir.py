@@ -130,6 +130,10 @@ def _lab_observation(result: LabResult, subject: dict[str, str]) -> dict[str, An
         resource["referenceRange"] = [reference]
     if result.note:
         resource["note"] = [{"text": result.note}]
+    if result.is_entered_in_error:
+        # Exported, not left out: a system that imported an earlier bundle holds this id as
+        # final, and only this status tells it to withdraw the value.
+        resource["status"] = "entered-in-error"
     return _entry("Observation", result.pk, resource)
 
 
@@ -235,7 +239,7 @@ def patient_fhir_bundle(*, user: Any, patient_id: Any) -> dict[str, Any]:
     entries = [_patient(patient)]
     for measurement in BodyMeasurement.objects.filter(patient=patient).order_by("measured_on"):
         entries += _vital_signs(measurement, subject)
-    results = LabResult.objects.filter(patient=patient).select_related("test")
+    results = LabResult.all_objects.filter(patient=patient).select_related("test")
     entries += [_lab_observation(r, subject) for r in results.order_by("collected_at", "pk")]
     cycles_by_course: dict[int, list[ChemoCycle]] = {}
     for cycle in ChemoCycle.objects.filter(course__patient=patient).order_by("number"):
