@@ -34,9 +34,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from labs.models import LabResult, LabTest
-from labs.rules import fmt_decimal, to_decimal
+from labs.rules import fmt_decimal, to_decimal, value_text
 from labs.services import DELTA_CHECK_WINDOW, delta_check_message, lab_result_record
-from labs.units import in_test_unit, refused_unit_message, unit_display
+from labs.units import in_test_unit, refused_unit_message
 
 if TYPE_CHECKING:
     from django.contrib.sessions.backends.base import SessionBase
@@ -295,9 +295,15 @@ def _mark_changes_to_confirm(rows: list[CsvRow]) -> None:
             if start <= at <= row.collected_at and (previous is None or at >= previous[0]):
                 previous = (at, value)
         if previous is not None:
-            shown = f"{fmt_decimal(row.stored_value)} {unit_display(row.test.unit)}"
-            if row.raw["unit"] != row.test.unit and row.value is not None:
-                shown += f" (reported {fmt_decimal(row.value)} {unit_display(row.raw['unit'])})"
+            # As the recorded result will read (LabResult.value_text): converted rows keep the
+            # value as reported.
+            converted = row.raw["unit"] != row.test.unit
+            shown = value_text(
+                row.stored_value,
+                row.test.unit,
+                reported_value=row.value if converted else None,
+                reported_unit=row.raw["unit"] if converted else "",
+            )
             row.confirm = (
                 delta_check_message(
                     test=row.test,

@@ -303,13 +303,14 @@ class LabResult(models.Model):
     @property
     def value_text(self) -> str:
         """ "10.5 g/dL", and how the lab wrote it when that differs: "(reported 105 g/L)"."""
-        from labs.rules import fmt_decimal  # labs.rules reads these models
+        from labs.rules import value_text  # labs.rules reads these models
 
-        text = f"{fmt_decimal(self.value)} {unit_display(self.unit)}"
-        if self.reported_unit and self.reported_value is not None:
-            reported = fmt_decimal(self.reported_value)
-            text += f" (reported {reported} {unit_display(self.reported_unit)})"
-        return text
+        return value_text(
+            self.value,
+            self.unit,
+            reported_value=self.reported_value,
+            reported_unit=self.reported_unit,
+        )
 
     def __str__(self) -> str:
         return f"{self.test.short_name} {self.value} {self.unit} ({self.flag})"

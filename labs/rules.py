@@ -50,6 +50,16 @@ def fmt_decimal(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
+def value_text(
+    value: Decimal, unit: str, *, reported_value: Decimal | None = None, reported_unit: str = ""
+) -> str:
+    """ "10.5 g/dL", and how the lab wrote it when that differs: "(reported 105 g/L)"."""
+    text = f"{fmt_decimal(value)} {unit_display(unit)}"
+    if reported_unit and reported_value is not None:
+        text += f" (reported {fmt_decimal(reported_value)} {unit_display(reported_unit)})"
+    return text
+
+
 def fold_change(value: Decimal, previous: Decimal) -> Decimal | None:
     """How many times `previous` `value` is, as a factor >= 1 either way (62 -> 5000: 80.6;
     2.1 -> 0.4: 5.25), or None when there is no ratio (a previous 0).  A new 0 after a

@@ -281,11 +281,17 @@ def lab_result_record(
         transaction.on_commit(
             partial(notify_care_team_of_critical_result.enqueue, lab_result_id=result.pk)
         )
-    if PreCycleRule.objects.filter(test_id=test.pk).exists():
-        transaction.on_commit(
-            partial(notify_if_next_cycle_not_ready.enqueue, patient_id=patient.pk)
-        )
+    _recheck_readiness_after_commit(patient_id=patient.pk, test_id=test.pk)
     return result
+
+
+def _recheck_readiness_after_commit(*, patient_id: int, test_id: int) -> None:
+    """A result of a test that pre-cycle rules read has come or gone: re-check the patient's
+    next cycle once the transaction commits (a rolled-back write must page nobody)."""
+    if PreCycleRule.objects.filter(test_id=test_id).exists():
+        transaction.on_commit(
+            partial(notify_if_next_cycle_not_ready.enqueue, patient_id=patient_id)
+        )
 
 
 # --- Entered in error ------------------------------------------------------------------------
@@ -335,10 +341,7 @@ def lab_result_mark_entered_in_error(*, result: LabResult, by: User, reason: str
     others = [f.name for f in result._meta.fields if f.name not in fields]
     result.clean_fields(exclude=others)
     result.save(update_fields=fields)
-    if PreCycleRule.objects.filter(test_id=result.test_id).exists():
-        transaction.on_commit(
-            partial(notify_if_next_cycle_not_ready.enqueue, patient_id=result.patient_id)
-        )
+    _recheck_readiness_after_commit(patient_id=result.patient_id, test_id=result.test_id)
     return result
 
 
