@@ -238,6 +238,33 @@ def api_token_revoke_view(request: HttpRequest, token_id: int) -> HttpResponse:
     return redirect("api_tokens")
 
 
+BOTH_CREDENTIALS_MESSAGE = "Send either a session or an API token, not both."
+
+
+class BearerRefused(Exception):
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.message, self.status = message, status
+
+
+def bearer_token_user(request: HttpRequest) -> tuple[User, str] | None:
+    """The user and raw token of a request's `Authorization: Bearer` header, or None when it
+    has no such header. BearerRefused (message, status) for a request that also carries a
+    session cookie (400: one credential per request) or whose token does not open (401).
+    The doors that take tokens outside django-ninja (GraphQL, the live stream) share it."""
+    header = request.headers.get("Authorization", "")
+    if not header:
+        return None
+    if settings.SESSION_COOKIE_NAME in request.COOKIES:
+        raise BearerRefused(BOTH_CREDENTIALS_MESSAGE, 400)
+    scheme, _, raw = header.partition(" ")
+    raw = raw.strip()
+    user = api_token_authenticate(raw) if scheme.lower() == "bearer" else None
+    if user is None:
+        raise BearerRefused(INVALID_TOKEN_MESSAGE, 401)
+    return user, raw
+
+
 def graphql_token_middleware(
     get_response: Callable[[HttpRequest], HttpResponse],
 ) -> Callable[[HttpRequest], HttpResponse]:
@@ -251,20 +278,16 @@ def graphql_token_middleware(
     """
 
     def middleware(request: HttpRequest) -> HttpResponse:
-        header = request.headers.get("Authorization", "")
-        if not request.path.startswith("/graphql/") or not header:
+        if not request.path.startswith("/graphql/"):
             return get_response(request)
-        scheme, _, raw = header.partition(" ")
-        if settings.SESSION_COOKIE_NAME in request.COOKIES:
-            return JsonResponse(
-                {"errors": [{"message": "Send either a session or an API token, not both."}]},
-                status=400,
-            )
-        user = api_token_authenticate(raw.strip()) if scheme.lower() == "bearer" else None
-        if user is None:
-            return JsonResponse({"errors": [{"message": INVALID_TOKEN_MESSAGE}]}, status=401)
+        try:
+            bearer = bearer_token_user(request)
+        except BearerRefused as refused:
+            return JsonResponse({"errors": [{"message": refused.message}]}, status=refused.status)
+        if bearer is None:
+            return get_response(request)
         access_context.update(surface="graphql")
-        request.user = user
+        request.user = bearer[0]
         request._dont_enforce_csrf_checks = True  # type: ignore[attr-defined]  # see docstring
         return get_response(request)
 

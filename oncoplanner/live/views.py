@@ -24,11 +24,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.views.decorators.http import require_GET
 
 from oncoplanner.access_context import acting_as
-from oncoplanner.accounts.api_tokens import (
-    INVALID_TOKEN_MESSAGE,
-    api_token_authenticate,
-    api_token_is_live,
-)
+from oncoplanner.accounts.api_tokens import BearerRefused, api_token_is_live, bearer_token_user
 from oncoplanner.accounts.middleware import session_expired
 from oncoplanner.accounts.models import User
 from oncoplanner.live.bus import listening
@@ -109,15 +105,12 @@ def _text(message: str, status: int) -> HttpResponse:
 @require_GET
 def changes(request: HttpRequest) -> HttpResponse:
     user: Any = request.user
-    header = request.headers.get("Authorization", "")
-    if header:
-        if settings.SESSION_COOKIE_NAME in request.COOKIES:
-            return _text("Send either a session or an API token, not both.", 400)
-        scheme, _, raw = header.partition(" ")
-        raw = raw.strip()
-        user = api_token_authenticate(raw) if scheme.lower() == "bearer" else None
-        if user is None:
-            return _text(INVALID_TOKEN_MESSAGE, 401)
+    try:
+        bearer = bearer_token_user(request)
+    except BearerRefused as refused:
+        return _text(refused.message, refused.status)
+    if bearer is not None:
+        user, raw = bearer
         token_user_id = user.pk
 
         def still_allowed() -> bool:
