@@ -20,6 +20,7 @@ from treatments.models import (
     Regimen,
     RegimenDrug,
 )
+from treatments.selectors import ctcae_term_grades
 
 DATE_WIDGET = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
@@ -236,6 +237,5 @@ class SideEffectForm(forms.Form):
 
 def grade_choices(term: CtcaeTerm) -> list[tuple[int, str]]:
     """Only the grades the term has, each with its meaning (CTCAE defines them per term)."""
-    descriptions = term.grade_descriptions or {}
-    grades = sorted(int(g) for g in descriptions) or list(range(1, term.max_grade + 1))
-    return [(g, descriptions.get(str(g), "")) for g in grades if g <= term.max_grade]
+    described = ctcae_term_grades(term=term) or [(g, "") for g in range(1, term.max_grade + 1)]
+    return [(grade, text) for grade, text in described if grade <= term.max_grade]
