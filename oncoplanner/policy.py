@@ -581,7 +581,13 @@ RESOURCES.update(
             # The gate runs first: the care team gets the 400 naming regimen_drug_id.
             _api_only(_CARE, BAD_REQUEST),
             "POST",
-            {"regimen_drug_id": 999999, "day_of_cycle": 1, "given_at": "2026-03-02T09:00:00Z"},
+            {
+                "regimen_drug_id": 999999,
+                "day_of_cycle": 1,
+                "given_at": "2026-03-02T09:00:00Z",
+                "verified_by_id": 999999,
+                "verifier_password": "not-checked-before-the-drug",
+            },
         ),
         "api:dose_modification_list GET": _api("dose_modification_list", _P_COURSE),
         "api:dose_modification_create POST": _api(

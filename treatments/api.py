@@ -16,9 +16,10 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest
 from ninja import Router, Schema, Status
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from labs.models import PreCycleRule
+from oncoplanner.accounts.cosign import colleague_cosign
 from oncoplanner.accounts.models import User
 from oncoplanner.api import (
     ERRORS,
@@ -203,7 +204,16 @@ class AdministrationIn(InputSchema):
     regimen_drug_id: int
     day_of_cycle: int = Field(ge=1, le=365)
     given_at: dt.datetime
-    verified_by_id: int | None = None
+    verified_by_id: int = Field(
+        description="The second checker of the independent double check: a clinician on the "
+        "patient's care team, not the person recording."
+    )
+    verifier_password: SecretStr = Field(
+        min_length=1,
+        max_length=4096,
+        description="The second checker's own password, typed by them: it confirms the check "
+        "was done. A wrong one counts as a failed login of their account.",
+    )
     notes: str = Field("", max_length=2000)
     creatinine_mg_dl: Decimal | None = Field(None, ge=0, le=50, allow_inf_nan=False)
 
@@ -510,22 +520,26 @@ def administration_create(
             .first()
         ),
     )
-    verified_by = None
-    if payload.verified_by_id is not None:
-        # The second checker must be an active clinician who can see this chart.
-        verified_by = _field_lookup(
-            "verified_by_id",
-            lambda: next(
-                (
-                    u
-                    for u in User.objects.filter(
-                        pk=payload.verified_by_id, is_active=True, role=User.Role.CLINICIAN
-                    )
-                    if patient_on_care_team_of(user=u, patient_id=patient_id)
-                ),
-                None,
+    # The second checker must be an active clinician who can see this chart.
+    verified_by = _field_lookup(
+        "verified_by_id",
+        lambda: next(
+            (
+                u
+                for u in User.objects.filter(
+                    pk=payload.verified_by_id, is_active=True, role=User.Role.CLINICIAN
+                )
+                if patient_on_care_team_of(user=u, patient_id=patient_id)
             ),
-        )
+            None,
+        ),
+    )
+    colleague_cosign(
+        request=request,
+        checker=verified_by,
+        password=payload.verifier_password.get_secret_value(),
+        field="verifier_password",
+    )
     administration = services.administration_record(
         cycle=cycle,
         regimen_drug=regimen_drug,

@@ -139,6 +139,14 @@ class AdministrationForm(forms.Form):
     verified_by = forms.ModelChoiceField(
         label="Second checker", queryset=None, empty_label="Choose a colleague"
     )
+    # Typed by the checker themselves (oncoplanner.accounts.cosign): naming a colleague alone
+    # would let a check nobody did be recorded.
+    checker_password = forms.CharField(
+        label="Second checker's password (typed by them)",
+        strip=False,
+        max_length=4096,
+        widget=forms.PasswordInput(attrs={"autocomplete": "off"}),
+    )
     creatinine_mg_dl = forms.DecimalField(
         label="Serum creatinine (mg/dL), carboplatin only",
         required=False,

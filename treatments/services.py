@@ -518,7 +518,7 @@ def administration_record(
     day_of_cycle: int,
     given_at: dt.datetime,
     administered_by: User,
-    verified_by: User | None = None,
+    verified_by: User,
     verified_at: dt.datetime | None = None,
     notes: str = "",
     creatinine_mg_dl: Number | None = None,
@@ -528,8 +528,9 @@ def administration_record(
     The dose is computed here (never typed in): the standard dose from dose_compute, at the
     level dose_percent_for sets for this cycle. `given_at` must fall on that day of the cycle
     (ASCO/ONS 2024: the check covers cycle number and day). `verified_by`, the independent
-    second checker, must be someone other than `administered_by`; `verified_at` defaults to
-    `given_at`.
+    second checker, is required and must be an active clinician other than `administered_by`
+    (the doors also make them confirm with their password: oncoplanner.accounts.cosign);
+    `verified_at` defaults to `given_at`.
     """
     cycle = _lock_cycle(cycle)
     course = cycle.course
@@ -558,10 +559,12 @@ def administration_record(
         raise ValidationError(
             {"given_at": f"Day {day_of_cycle} of cycle {cycle.number} is {day_date.isoformat()}."}
         )
-    if verified_by is not None and verified_by.pk == administered_by.pk:
+    if verified_by.pk == administered_by.pk:
         raise ValidationError(
             {"verified_by": "The second check must be done by someone other than the giver."}
         )
+    if not verified_by.is_active or verified_by.role != User.Role.CLINICIAN:
+        raise ValidationError({"verified_by": "The second checker must be an active clinician."})
     percent, modification = dose_percent_for(
         course=course, cycle_number=cycle.number, drug=regimen_drug.drug
     )
@@ -591,7 +594,7 @@ def administration_record(
         notes=notes,
         administered_by=administered_by,
         verified_by=verified_by,
-        verified_at=(verified_at or given_at) if verified_by is not None else None,
+        verified_at=verified_at or given_at,
     )
     _save(administration)
     return administration

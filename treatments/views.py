@@ -19,6 +19,7 @@ from labs.services import (
     precycle_evaluate,
     readiness_badge,
 )
+from oncoplanner.accounts.cosign import colleague_cosign
 from oncoplanner.confirmation import ConfirmationRequired
 from oncoplanner.forms import add_service_errors
 from oncoplanner.http import AuthedHtmxRequest
@@ -573,6 +574,12 @@ def administration_create(
     if form.is_valid():
         regimen_drug, day = form.cleaned_data["regimen_drug"]
         try:
+            colleague_cosign(
+                request=request,
+                checker=form.cleaned_data["verified_by"],
+                password=form.cleaned_data["checker_password"],
+                field="checker_password",
+            )
             administration = services.administration_record(
                 cycle=cycle,
                 regimen_drug=regimen_drug,

@@ -20,11 +20,12 @@ from labs.models import LabResult, LabTest
 from labs.services import lab_result_record, lab_results_release
 from oncoplanner.accounts.api_tokens import api_token_create
 from oncoplanner.accounts.models import User
-from oncoplanner.accounts.tests.factories import UserFactory
+from oncoplanner.accounts.tests.factories import ClinicianFactory, UserFactory
 from patients.models import Patient
-from patients.tests.factories import patient_through_service
-from treatments.models import ChemoCycle, Course, CtcaeTerm, Regimen, SideEffect
-from treatments.services import course_start
+from patients.services import care_team_add_member
+from patients.tests.factories import BodyMeasurementFactory, patient_through_service
+from treatments.models import Administration, ChemoCycle, Course, CtcaeTerm, Regimen, SideEffect
+from treatments.services import course_start, cycle_give
 
 pytestmark = pytest.mark.django_db
 
@@ -375,6 +376,59 @@ def test_course_create_and_cycle_give(
     again = post(clinician, give_url, {"actual_start": start, "override_reason": reason})
     assert again.status_code == 400
     assert again.json()["detail"][0]["loc"] == ["body", "cycle"]
+
+
+def _administration_body(cycle: ChemoCycle, checker: User, password: str) -> dict[str, Any]:
+    regimen_drug = cycle.phase.drugs.order_by("order", "pk").first()
+    given_at = timezone.make_aware(dt.datetime.combine(cycle.start, dt.time(10, 30)))
+    return {
+        "regimen_drug_id": regimen_drug.pk,
+        "day_of_cycle": 1,
+        "given_at": given_at.isoformat(),
+        "verified_by_id": checker.pk,
+        "verifier_password": password,
+    }
+
+
+def test_administration_needs_the_second_checkers_own_password(
+    clinician: Client,
+    patient: Patient,
+    course: Course,
+    care_team: Any,
+    admin_user: User,
+    treating_clinician: User,
+) -> None:
+    checker = ClinicianFactory.create()
+    care_team_add_member(team=care_team, clinician=checker, granted_by=admin_user)
+    BodyMeasurementFactory.create(
+        patient=patient,
+        measured_on=course.start_date,
+        height_cm=Decimal("170"),
+        weight_kg=Decimal("72"),
+    )
+    cycle = cycle_give(
+        cycle=course.cycles.get(number=1),
+        actual_start=course.cycles.get(number=1).planned_start,
+        given_by=treating_clinician,
+        override_reason="Counts reviewed at the referring hospital",
+    )
+    url = f"{API}/patients/{patient.pk}/cycles/{cycle.pk}/administrations"
+    body = _administration_body(cycle, checker, "correct-horse-battery-staple")
+    for missing in ("verified_by_id", "verifier_password"):
+        refused = post(clinician, url, {k: v for k, v in body.items() if k != missing})
+        assert refused.status_code == 400
+        assert ["body", missing] in [item["loc"] for item in refused.json()["detail"]]
+    wrong = post(clinician, url, {**body, "verifier_password": "not-theirs"})
+    assert wrong.status_code == 400
+    assert wrong.json()["detail"][0]["loc"] == ["body", "verifier_password"]
+    myself = post(clinician, url, {**body, "verified_by_id": treating_clinician.pk})
+    assert myself.status_code == 400
+    assert not Administration.objects.exists()
+    recorded = post(clinician, url, body)
+    assert recorded.status_code == 201, recorded.json()
+    assert recorded.json()["verified_by_id"] == checker.pk
+    assert "verifier_password" not in recorded.json()
+    assert Administration.objects.get().verified_by == checker
 
 
 def test_course_start_long_ago_needs_confirm_past_start(

@@ -537,6 +537,7 @@ def test_administration_record_applies_the_carried_forward_reduction(
         day_of_cycle=1,
         given_at=_at(START),
         administered_by=nurse,
+        verified_by=clinician,
     )
     assert administration.dose_mg == D("123.8")  # 154.7 x 80% = 123.76
     assert administration.dose_percent == D("80.0")
@@ -557,7 +558,9 @@ def test_administration_record_self_verification_is_refused(folfox_course, mfolf
     assert not Administration.objects.exists()
 
 
-def test_administration_record_day_not_in_drug_days_is_refused(folfox_course, mfolfox6, nurse):
+def test_administration_record_day_not_in_drug_days_is_refused(
+    folfox_course, mfolfox6, nurse, clinician
+):
     with pytest.raises(ValidationError) as excinfo:
         administration_record(
             cycle=_cycle(folfox_course, 1),
@@ -565,12 +568,15 @@ def test_administration_record_day_not_in_drug_days_is_refused(folfox_course, mf
             day_of_cycle=8,
             given_at=_at(dt.date(2026, 1, 12)),
             administered_by=nurse,
+            verified_by=clinician,
         )
     assert "day_of_cycle" in excinfo.value.message_dict
     assert not Administration.objects.exists()
 
 
-def test_administration_record_given_at_on_another_day_is_refused(folfox_course, mfolfox6, nurse):
+def test_administration_record_given_at_on_another_day_is_refused(
+    folfox_course, mfolfox6, nurse, clinician
+):
     with pytest.raises(ValidationError) as excinfo:
         administration_record(
             cycle=_cycle(folfox_course, 1),
@@ -578,12 +584,15 @@ def test_administration_record_given_at_on_another_day_is_refused(folfox_course,
             day_of_cycle=1,
             given_at=_at(dt.date(2026, 1, 6)),
             administered_by=nurse,
+            verified_by=clinician,
         )
     assert "given_at" in excinfo.value.message_dict
     assert not Administration.objects.exists()
 
 
-def test_administration_record_drug_from_another_regimen_is_refused(folfox_course, ac_t, nurse):
+def test_administration_record_drug_from_another_regimen_is_refused(
+    folfox_course, ac_t, nurse, clinician
+):
     with pytest.raises(ValidationError) as excinfo:
         administration_record(
             cycle=_cycle(folfox_course, 1),
@@ -591,12 +600,15 @@ def test_administration_record_drug_from_another_regimen_is_refused(folfox_cours
             day_of_cycle=1,
             given_at=_at(START),
             administered_by=nurse,
+            verified_by=clinician,
         )
     assert "regimen_drug" in excinfo.value.message_dict
     assert not Administration.objects.exists()
 
 
-def test_administration_record_on_a_planned_cycle_is_refused(folfox_course, mfolfox6, nurse):
+def test_administration_record_on_a_planned_cycle_is_refused(
+    folfox_course, mfolfox6, nurse, clinician
+):
     with pytest.raises(ValidationError) as excinfo:
         administration_record(
             cycle=_cycle(folfox_course, 2),
@@ -604,17 +616,21 @@ def test_administration_record_on_a_planned_cycle_is_refused(folfox_course, mfol
             day_of_cycle=1,
             given_at=_at(dt.date(2026, 1, 19)),
             administered_by=nurse,
+            verified_by=clinician,
         )
     assert "cycle" in excinfo.value.message_dict
     assert not Administration.objects.exists()
 
 
-def test_administration_record_twice_on_same_day_is_refused(folfox_course, mfolfox6, nurse):
+def test_administration_record_twice_on_same_day_is_refused(
+    folfox_course, mfolfox6, nurse, clinician
+):
     kwargs = {
         "regimen_drug": _drug(mfolfox6, "Oxaliplatin"),
         "day_of_cycle": 1,
         "given_at": _at(START),
         "administered_by": nurse,
+        "verified_by": clinician,
     }
     administration_record(cycle=_cycle(folfox_course, 1), **kwargs)
     with pytest.raises(ValidationError):
@@ -964,6 +980,7 @@ def test_dose_modification_cannot_reach_back_into_cycles_with_drugs_recorded(
         day_of_cycle=1,
         given_at=_at(START),
         administered_by=nurse,
+        verified_by=clinician,
     )
     with pytest.raises(ValidationError) as excinfo:
         dose_modification_record(

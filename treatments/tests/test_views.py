@@ -34,6 +34,7 @@ START = dt.date(2026, 3, 2)  # a Monday, cycle 1 of mFOLFOX6 (reference data, 12
 # These patients have no pre-cycle bloods: giving a cycle needs the reason (cycle_give).
 REVIEWED = "Counts reviewed at the referring hospital"
 HX = {"HX-Request": "true"}
+PASSWORD = "correct-horse-battery-staple"  # every factory user's (UserFactory)
 
 
 @pytest.fixture(autouse=True)
@@ -492,6 +493,7 @@ def test_administration_create_records_verified_dose(as_clinician, course, given
         "regimen_drug": f"{_oxaliplatin(course).pk}:1",
         "given_at": "2026-03-02T10:30",
         "verified_by": colleague.pk,
+        "checker_password": PASSWORD,
         "checklist": "on",
     }
     response = as_clinician.post(_course_url("administration_create", course, 1), data)
@@ -509,12 +511,57 @@ def test_administration_verified_by_self_is_400(
         "regimen_drug": f"{_oxaliplatin(course).pk}:1",
         "given_at": "2026-03-02T10:30",
         "verified_by": treating_clinician.pk,
+        "checker_password": PASSWORD,
         "checklist": "on",
     }
     response = as_clinician.post(_course_url("administration_create", course, 1), data, headers=HX)
     assert response.status_code == 400
     assert b"<html" not in response.content
     assert b"someone other than" in response.content
+    assert not Administration.objects.exists()
+
+
+def _administration_data(course: Course, checker, password: str) -> dict[str, object]:
+    return {
+        "regimen_drug": f"{_oxaliplatin(course).pk}:1",
+        "given_at": "2026-03-02T10:30",
+        "verified_by": checker.pk,
+        "checker_password": password,
+        "checklist": "on",
+    }
+
+
+@pytest.mark.parametrize("password", ["", "not-their-password"])
+def test_administration_needs_the_checkers_own_password(
+    as_clinician, course, given_cycle, colleague, password
+):
+    # Naming a colleague is not a check: they confirm with their password, or nothing is written.
+    response = as_clinician.post(
+        _course_url("administration_create", course, 1),
+        _administration_data(course, colleague, password),
+        headers=HX,
+    )
+    assert response.status_code == 400
+    form = response.context["administration_form"]
+    assert "checker_password" in form.errors
+    assert not Administration.objects.exists()
+
+
+def test_administration_wrong_checker_password_counts_as_their_failed_login(
+    as_clinician, course, given_cycle, colleague
+):
+    url = _course_url("administration_create", course, 1)
+    for _ in range(5):
+        as_clinician.post(url, _administration_data(course, colleague, "guess"), headers=HX)
+    failures = AccessLog.objects.filter(
+        username=colleague.username,
+        action__in=[AccessLog.Action.LOGIN_FAILED, AccessLog.Action.LOCKOUT],
+    )
+    assert failures.count() == 5
+    # Locked like a login after five failures: the right password no longer passes either,
+    # so the form cannot be used to guess a colleague's password.
+    response = as_clinician.post(url, _administration_data(course, colleague, PASSWORD))
+    assert response.status_code == 400
     assert not Administration.objects.exists()
 
 
@@ -533,6 +580,7 @@ def test_administration_create_outsider_404(as_outsider, course, given_cycle, co
         "regimen_drug": f"{_oxaliplatin(course).pk}:1",
         "given_at": "2026-03-02T10:30",
         "verified_by": colleague.pk,
+        "checker_password": PASSWORD,
         "checklist": "on",
     }
     assert (
