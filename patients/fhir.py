@@ -3,19 +3,30 @@
 Read through the access gate (``selectors.patient_export_for_user``: a missing or forbidden
 patient is a 404, and the export is one access-log row with action "export"). What goes in:
 
-- Patient: MRN identifier, name, sex, birth date;
+- Patient: MRN identifier (typed MR), name, sex, birth date;
+- Practitioner: everyone the other resources name (who prescribed, gave, checked, recorded);
 - Observation (laboratory): every lab result, LOINC-coded, UCUM quantity, the reference range
   that applied when it was flagged, and the flag as HL7 v3 interpretation (N, L, H, LL, HH);
 - Observation (vital signs): body height and weight (LOINC 8302-2, 29463-7);
-- CarePlan: one per chemotherapy course (regimen, intent, status, period), with a planned
-  activity per cycle (its status and dates);
-- MedicationAdministration: every dose given (drug, dose in mg, route, time);
-- AdverseEvent: every graded side effect, its CTCAE term (NCI Thesaurus code) and grade.
+- CarePlan: one per chemotherapy course, an order (regimen, mCODE treatment intent, status,
+  a stopped course's termination reason, period, prescriber), with an activity per cycle (its
+  status, the reason for a delay, hold or cancellation, and its dates);
+- MedicationAdministration: every dose given (drug as text, dose in mg, SNOMED route, time,
+  who gave it and who did the independent check);
+- AdverseEvent: every graded side effect: its CTCAE term (NCI Thesaurus code where the term
+  has one), the CTCAE grade (NCIt grade code) and R4 severity, outcome, who recorded it, and the
+  doses of the cycle it is linked to as suspect entities.
 
 Resources reference each other by ``urn:uuid`` full URLs, stable for a given record (uuid5 of
-the resource type and database id), so two exports of the same chart use the same ids.
-The shape is checked against the FHIR models of fhir.resources in the tests (R4B, which for
-these resources is R4's).
+the resource type and database id), so two exports of the same chart use the same ids, and every
+reference resolves inside the Bundle. The shape is checked against the FHIR models of
+fhir.resources in the tests (R4B, which for these resources is R4's).
+
+Not in R4, so not coded: a link from a dose or side effect to its course or cycle other than
+MedicationAdministration.supportingInformation (R4's `context` takes only an Encounter or
+EpisodeOfCare, `reasonReference` a Condition, Observation or DiagnosticReport), a side effect's
+free-text description and resolution date (R4 AdverseEvent has no note), and an RxNorm code for
+the drug (the formulary has none; a code is never invented).
 """
 
 from __future__ import annotations
@@ -30,22 +41,55 @@ from labs.models import LabResult
 from labs.units import unit_display
 from patients import selectors
 from patients.models import BodyMeasurement, Patient
-from treatments.models import Administration, ChemoCycle, Course, SideEffect
+from treatments.models import INTENT_SNOMED, Administration, ChemoCycle, Course, SideEffect
 
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
+SNOMED = "http://snomed.info/sct"
 NCIT = "http://ncicb.nci.nih.gov/xml/owl/EVS/Thesaurus.owl"
 INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
 OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+IDENTIFIER_TYPE = "http://terminology.hl7.org/CodeSystem/v2-0203"
+PERFORM_FUNCTION = "http://terminology.hl7.org/CodeSystem/med-admin-perform-function"
+AE_SEVERITY = "http://terminology.hl7.org/CodeSystem/adverse-event-severity"
+AE_OUTCOME = "http://terminology.hl7.org/CodeSystem/adverse-event-outcome"
 MRN_SYSTEM = "urn:oncoplanner:mrn"
-CTCAE_GRADE_EXTENSION = "urn:oncoplanner:fhir:ctcae-grade"
+# HL7 Adverse Event Clinical Research R4 Backport IG (STU1): the AE grade, coded from THO's
+# adverse-event-clinical-research-grades value set (NCIt codes). The draft CTCAE IG's
+# http://hl7.org/fhir/us/ctcae/... extension is unpublished, so it is not used.
+AE_GRADE_EXTENSION = "http://hl7.org/fhir/uv/ae-research-backport-ig/StructureDefinition/ae-grade"
+# mCODE: treatment intent on a CarePlan or MedicationAdministration; the termination reason
+# of a stopped course (R4 CarePlan has no statusReason, which later mCODE versions use).
+MCODE_INTENT_EXTENSION = "http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-procedure-intent"
+MCODE_TERMINATION_EXTENSION = (
+    "http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-treatment-termination-reason"
+)
 _NAMESPACE = uuid.UUID("0c6f2f8e-2d35-4c8a-9a43-6f0a4c9d1e57")
 
 BODY_HEIGHT = ("8302-2", "Body height", "cm")
 BODY_WEIGHT = ("29463-7", "Body weight", "kg")
-# CTCAE grade -> FHIR R4 AdverseEvent.severity (mild | moderate | severe).
+CTCAE_GRADE_NCIT = {
+    1: ("C41338", "Grade 1 Mild Adverse Event"),
+    2: ("C41339", "Grade 2 Moderate Adverse Event"),
+    3: ("C41340", "Grade 3 Severe Adverse Event"),
+    4: ("C41337", "Grade 4 Life Threatening or Disabling Adverse Event"),
+    5: ("C48275", "Grade 5 Death Related to Adverse Event"),
+}
+# CTCAE grade -> R4 AdverseEvent.severity (mild | moderate | severe); the exact grade is kept
+# in the grade extension. Seriousness is left out: it is a regulatory judgement (death,
+# hospitalisation, disability...) that a grade does not make, and grade 5 says "fatal" below.
 SEVERITY = {1: "mild", 2: "moderate"}
-COURSE_STATUS = {"planned": "draft", "active": "active", "completed": "completed"}
+INTENT_DISPLAY = {
+    "373808002": "Curative - procedure intent",
+    "363676003": "Palliative - procedure intent",
+    "399707004": "Supportive - procedure intent",
+}
+# Every Course.StopReason whose value is a SNOMED CT code (the mCODE termination reasons).
+STOP_REASON_SNOMED = frozenset({"407563006", "266721009", "105480006"})
+# A planned course has been prescribed (only a prescriber starts one) and waits for its start
+# date: an order in force, so "active", not "draft" (created, not yet ready). Stopped early:
+# "revoked".
+COURSE_STATUS = {"planned": "active", "active": "active", "completed": "completed"}
 CYCLE_STATUS = {
     "planned": "scheduled",
     "ready": "scheduled",
@@ -53,6 +97,17 @@ CYCLE_STATUS = {
     "held": "on-hold",
     "given": "completed",
     "cancelled": "cancelled",
+}
+_IV = ("47625008", "Intravenous route")
+# Bolus and infusion are methods, not routes: SNOMED's route is intravenous; the text keeps them.
+ROUTE_SNOMED = {
+    "IV": _IV,
+    "IV bolus": _IV,
+    "IV infusion": _IV,
+    "PO": ("26643006", "Oral route"),
+    "SC": ("34206005", "Subcutaneous route"),
+    "IM": ("78421000", "Intramuscular route"),
+    "IT": ("72607000", "Intrathecal route"),
 }
 
 
@@ -71,12 +126,61 @@ def _entry(kind: str, pk: int, resource: dict[str, Any], *, key: str = "") -> di
     return {"fullUrl": _urn(key or kind, pk), "resource": {"resourceType": kind, **resource}}
 
 
+def _coded(system: str, code: str, display: str, *, text: str = "") -> dict[str, Any]:
+    concept: dict[str, Any] = {"coding": [{"system": system, "code": code, "display": display}]}
+    if text:
+        concept["text"] = text
+    return concept
+
+
+class _People:
+    """The users the resources name, each once as a Practitioner; the patient's own portal
+    account is the Patient. Filled while the other resources are built (their rows come with
+    the users joined in), so naming someone costs no query."""
+
+    def __init__(self, patient: Patient, subject: dict[str, str]) -> None:
+        self.patient = patient
+        self.subject = subject
+        self.users: dict[int, Any] = {}
+
+    def ref(self, user: Any) -> dict[str, str]:
+        if user.pk == self.patient.portal_user_id:
+            return self.subject
+        self.users.setdefault(user.pk, user)
+        return {"reference": _urn("Practitioner", user.pk)}
+
+    def entries(self) -> list[dict[str, Any]]:
+        return [_practitioner(user) for _, user in sorted(self.users.items())]
+
+
+def _practitioner(user: Any) -> dict[str, Any]:
+    # The name only: a login name is a credential's half, and the clinic keeps no licence
+    # number; the stable fullUrl is what matches the same person across exports.
+    resource: dict[str, Any] = {"active": user.is_active}
+    name = {
+        key: value
+        for key, value in (("family", user.last_name), ("given", [user.first_name]))
+        if value and value != [""]
+    }
+    if name:
+        resource["name"] = [{**name, "text": user.get_full_name()}]
+    return _entry("Practitioner", user.pk, resource)
+
+
 def _patient(patient: Patient) -> dict[str, Any]:
     return _entry(
         "Patient",
         patient.pk,
         {
-            "identifier": [{"system": MRN_SYSTEM, "value": patient.mrn}],
+            "identifier": [
+                {
+                    # The system is local, so the type is what tells a receiver this is an MRN.
+                    "type": _coded(IDENTIFIER_TYPE, "MR", "Medical record number"),
+                    "system": MRN_SYSTEM,
+                    "value": patient.mrn,
+                }
+            ],
+            "active": patient.is_active,
             "name": [{"family": patient.family_name, "given": [patient.given_name]}],
             "gender": patient.sex,
             "birthDate": patient.date_of_birth.isoformat(),
@@ -161,71 +265,144 @@ def _vital_signs(measurement: BodyMeasurement, subject: dict[str, str]) -> list[
     ]
 
 
-def _care_plan(course: Course, cycles: list[ChemoCycle], subject: dict[str, str]) -> dict[str, Any]:
+def _intent_extension(intent: str) -> dict[str, Any]:
+    code = INTENT_SNOMED[intent]
+    return {
+        "url": MCODE_INTENT_EXTENSION,
+        "valueCodeableConcept": _coded(SNOMED, code, INTENT_DISPLAY[code]),
+    }
+
+
+def _cycle_activity(cycle: ChemoCycle) -> dict[str, Any]:
+    period = {"start": (cycle.actual_start or cycle.planned_start).isoformat()}
+    if cycle.end_date:
+        period["end"] = cycle.end_date.isoformat()
+    detail: dict[str, Any] = {
+        "status": CYCLE_STATUS.get(cycle.status, "unknown"),
+        "description": f"Cycle {cycle.number}: {cycle.get_status_display()}",
+        "scheduledPeriod": period,
+    }
+    if cycle.reason:
+        # Free text: a delay or hold is decided for reasons (counts, a holiday) no code names.
+        detail["statusReason"] = {"text": cycle.reason}
+    return {"detail": detail}
+
+
+def _care_plan(
+    course: Course, cycles: list[ChemoCycle], subject: dict[str, str], people: _People
+) -> dict[str, Any]:
+    # A cycle is an activity of its course's plan, not a CarePlan of its own: R4 gives an
+    # activity its status, the reason for it and its scheduled period, and a CarePlan has no
+    # status reason; nothing else in R4 can reference a cycle's plan anyway.
     period = {"start": course.start_date.isoformat()}
     if course.stopped_on:
         period["end"] = course.stopped_on.isoformat()
-    activities = []
-    for cycle in cycles:
-        start = cycle.actual_start or cycle.planned_start
-        detail: dict[str, Any] = {
-            "status": CYCLE_STATUS.get(cycle.status, "unknown"),
-            "description": f"Cycle {cycle.number}: {cycle.get_status_display()}",
-            "scheduledPeriod": {"start": start.isoformat()},
-        }
-        if cycle.reason:
-            detail["statusReason"] = {"text": cycle.reason}
-        activities.append({"detail": detail})
     resource: dict[str, Any] = {
-        "status": COURSE_STATUS.get(course.status, "revoked"),  # stopped early: revoked
-        "intent": "plan",
+        "extension": [_intent_extension(course.intent)],
+        "status": COURSE_STATUS.get(course.status, "revoked"),
+        "intent": "order",  # prescribed by an oncologist: an order, not a proposal or plan
         "title": f"{course.regimen} chemotherapy",
         "description": f"Intent: {course.get_intent_display()}",
         "subject": subject,
         "period": period,
+        "created": course.created_at.isoformat(),
+        "author": people.ref(course.created_by),
     }
-    if activities:
-        resource["activity"] = activities
+    if course.stop_reason:
+        label = course.get_stop_reason_display()
+        reason = (
+            _coded(SNOMED, course.stop_reason, label, text=label)
+            if course.stop_reason in STOP_REASON_SNOMED
+            else {"text": label}  # progression, death, other: no mCODE code to give them
+        )
+        resource["extension"].append(
+            {"url": MCODE_TERMINATION_EXTENSION, "valueCodeableConcept": reason}
+        )
+    if course.stop_note:
+        resource["note"] = [{"text": course.stop_note}]
+    if cycles:
+        resource["activity"] = [_cycle_activity(cycle) for cycle in cycles]
     return _entry("CarePlan", course.pk, resource)
 
 
-def _administration(adm: Administration, subject: dict[str, str]) -> dict[str, Any]:
-    return _entry(
-        "MedicationAdministration",
-        adm.pk,
-        {
-            "status": "completed",
-            "medicationCodeableConcept": {"text": adm.drug.name},
-            "subject": subject,
-            "effectiveDateTime": adm.given_at.isoformat(),
-            "supportingInformation": [{"reference": _urn("CarePlan", adm.cycle.course_id)}],
-            "dosage": {
-                "text": f"Cycle {adm.cycle.number}, day {adm.day_of_cycle}: "
-                f"{_number(adm.dose_mg)} mg ({_number(adm.dose_percent)}% of standard)",
-                "route": {"text": adm.get_route_display()},
-                "dose": {"value": _number(adm.dose_mg), **_ucum("mg")},
-            },
+def _performer(function: str, user: Any, people: _People) -> dict[str, Any]:
+    return {
+        "function": _coded(PERFORM_FUNCTION, function, function.capitalize()),
+        "actor": people.ref(user),
+    }
+
+
+def _administration(
+    adm: Administration, subject: dict[str, str], people: _People
+) -> dict[str, Any]:
+    route: dict[str, Any] = {"text": adm.get_route_display()}
+    if adm.route in ROUTE_SNOMED:
+        code, display = ROUTE_SNOMED[adm.route]
+        route = _coded(SNOMED, code, display, text=route["text"])
+    performers = [_performer("performer", adm.administered_by, people)]
+    if adm.verified_by is not None:
+        # The independent second check (ASCO/ONS): a verifier, not a second performer.
+        performers.append(_performer("verifier", adm.verified_by, people))
+    resource: dict[str, Any] = {
+        "extension": [_intent_extension(adm.cycle.course.intent)],
+        "status": "completed",
+        # Text only: the formulary holds no RxNorm (or other) code, and none is invented.
+        "medicationCodeableConcept": {"text": adm.drug.name},
+        "subject": subject,
+        "supportingInformation": [{"reference": _urn("CarePlan", adm.cycle.course_id)}],
+        "effectiveDateTime": adm.given_at.isoformat(),
+        "performer": performers,
+        "dosage": {
+            "text": f"Cycle {adm.cycle.number}, day {adm.day_of_cycle}: "
+            f"{_number(adm.dose_mg)} mg ({_number(adm.dose_percent)}% of standard)",
+            "route": route,
+            "dose": {"value": _number(adm.dose_mg), **_ucum("mg")},
         },
-    )
+    }
+    if adm.notes:
+        resource["note"] = [{"text": adm.notes}]
+    return _entry("MedicationAdministration", adm.pk, resource)
 
 
-def _adverse_event(effect: SideEffect, subject: dict[str, str]) -> dict[str, Any]:
+def _adverse_event(
+    effect: SideEffect, doses: list[Administration], subject: dict[str, str], people: _People
+) -> dict[str, Any]:
     term = effect.term
-    coding = (
-        [{"system": NCIT, "code": term.ncit_code, "display": term.term}] if term.ncit_code else []
-    )
-    return _entry(
-        "AdverseEvent",
-        effect.pk,
-        {
-            "actuality": "actual",
-            "subject": subject,
-            "event": {"coding": coding, "text": f"{term.term} (CTCAE v{effect.ctcae_version})"},
-            "date": effect.onset.isoformat(),
-            "severity": {"text": SEVERITY.get(effect.grade, "severe")},
-            "extension": [{"url": CTCAE_GRADE_EXTENSION, "valueInteger": effect.grade}],
-        },
-    )
+    event: dict[str, Any] = {"text": f"{term.term} (CTCAE v{effect.ctcae_version})"}
+    if term.ncit_code:  # the reference terms ship without codes until each is checked
+        event["coding"] = [{"system": NCIT, "code": term.ncit_code, "display": term.term}]
+    grade_code, grade_display = CTCAE_GRADE_NCIT[effect.grade]
+    severity = SEVERITY.get(effect.grade, "severe")
+    outcome = "resolved" if effect.resolved_on else "ongoing"
+    if effect.grade == 5:  # death related to the adverse event
+        outcome = "fatal"
+    resource: dict[str, Any] = {
+        "extension": [
+            {
+                "url": AE_GRADE_EXTENSION,
+                "valueCodeableConcept": _coded(
+                    NCIT,
+                    grade_code,
+                    grade_display,
+                    text=f"CTCAE v{effect.ctcae_version} grade {effect.grade}",
+                ),
+            }
+        ],
+        "actuality": "actual",
+        "event": event,
+        "subject": subject,
+        "date": effect.onset.isoformat(),
+        "recordedDate": effect.created_at.isoformat(),
+        "severity": _coded(AE_SEVERITY, severity, severity.capitalize()),
+        "outcome": _coded(AE_OUTCOME, outcome, outcome.capitalize()),
+        "recorder": people.ref(effect.reported_by),
+    }
+    if doses:
+        # Linked to a cycle: that cycle's doses are what the clinician related it to.
+        resource["suspectEntity"] = [
+            {"instance": {"reference": _urn("MedicationAdministration", adm.pk)}} for adm in doses
+        ]
+    return _entry("AdverseEvent", effect.pk, resource)
 
 
 def patient_fhir_bundle(*, user: Any, patient_id: Any) -> dict[str, Any]:
@@ -236,7 +413,8 @@ def patient_fhir_bundle(*, user: Any, patient_id: Any) -> dict[str, Any]:
     """
     patient = selectors.patient_export_for_user(user=user, patient_id=patient_id, fmt="fhir-r4")
     subject = {"reference": _urn("Patient", patient.pk)}
-    entries = [_patient(patient)]
+    people = _People(patient, subject)
+    entries = []
     for measurement in BodyMeasurement.objects.filter(patient=patient).order_by("measured_on"):
         entries += _vital_signs(measurement, subject)
     results = LabResult.all_objects.filter(patient=patient).select_related("test")
@@ -244,21 +422,28 @@ def patient_fhir_bundle(*, user: Any, patient_id: Any) -> dict[str, Any]:
     cycles_by_course: dict[int, list[ChemoCycle]] = {}
     for cycle in ChemoCycle.objects.filter(course__patient=patient).order_by("number"):
         cycles_by_course.setdefault(cycle.course_id, []).append(cycle)
-    courses = Course.objects.filter(patient=patient).select_related("regimen")
+    courses = Course.objects.filter(patient=patient).select_related("regimen", "created_by")
     entries += [
-        _care_plan(c, cycles_by_course.get(c.pk, []), subject)
+        _care_plan(c, cycles_by_course.get(c.pk, []), subject, people)
         for c in courses.order_by("start_date", "pk")
     ]
-    administrations = Administration.objects.filter(cycle__course__patient=patient)
+    administrations = list(
+        Administration.objects.filter(cycle__course__patient=patient)
+        .select_related("drug", "cycle__course", "administered_by", "verified_by")
+        .order_by("given_at", "pk")
+    )
+    doses_by_cycle: dict[int, list[Administration]] = {}
+    for adm in administrations:
+        doses_by_cycle.setdefault(adm.cycle_id, []).append(adm)
+        entries.append(_administration(adm, subject, people))
+    effects = SideEffect.objects.filter(patient=patient).select_related("term", "reported_by")
     entries += [
-        _administration(a, subject)
-        for a in administrations.select_related("drug", "cycle").order_by("given_at", "pk")
+        _adverse_event(e, doses_by_cycle.get(e.cycle_id or 0, []), subject, people)
+        for e in effects.order_by("onset", "pk")
     ]
-    effects = SideEffect.objects.filter(patient=patient).select_related("term")
-    entries += [_adverse_event(e, subject) for e in effects.order_by("onset", "pk")]
     return {
         "resourceType": "Bundle",
         "type": "collection",
         "timestamp": timezone.now().isoformat(),
-        "entry": entries,
+        "entry": [_patient(patient), *people.entries(), *entries],
     }

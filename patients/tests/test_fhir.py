@@ -16,6 +16,7 @@ from fhir.resources.R4B.bundle import Bundle
 from audit.models import AccessLog
 from labs.models import LabTest
 from labs.services import lab_result_record
+from oncoplanner.accounts.tests.factories import ClinicianFactory, UserFactory
 from patients.models import BodyMeasurement
 from patients.tests.dashboard_world import (
     anc_test,
@@ -24,8 +25,14 @@ from patients.tests.dashboard_world import (
     regimen_with_anc_rules,
 )
 from patients.tests.factories import patient_through_service
-from treatments.models import CtcaeTerm
-from treatments.tests.factories import AdministrationFactory, SideEffectFactory
+from treatments import services as treatment_services
+from treatments.models import Course, CtcaeTerm, Route
+from treatments.tests.factories import (
+    AdministrationFactory,
+    CourseFactory,
+    CtcaeTermFactory,
+    SideEffectFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -34,7 +41,9 @@ def _url(patient) -> str:
     return reverse("patients:patient_fhir_export", args=[patient.pk])
 
 
-def _chart(patient, *, labs: int = 3, given: int = 2):
+def _chart(patient, *, labs: int = 3, given: int = 2, effects: int = 1):
+    """A course of 4 cycles (`given` of them given, a dose each, the first also checked by a
+    pharmacist), ANC results, a height and weight, and `effects` grade 3 nausea on cycle 1."""
     anc = anc_test()
     course = course_with_cycles(
         patient, regimen=regimen_with_anc_rules(anc=anc, cycles=4), given=given, total=4
@@ -46,14 +55,42 @@ def _chart(patient, *, labs: int = 3, given: int = 2):
         height_cm=Decimal("165.0"),
         weight_kg=Decimal("60.5"),
     )
-    for cycle in course.cycles.filter(status="given"):
-        AdministrationFactory.create(cycle=cycle)
+    given_cycles = list(course.cycles.filter(status="given").order_by("number"))
+    for cycle in given_cycles:
+        AdministrationFactory.create(
+            cycle=cycle,
+            verified_by=ClinicianFactory.create(discipline="pharmacist")
+            if cycle.number == 1
+            else None,
+        )
     nausea = CtcaeTerm.objects.filter(term="Nausea").first()
-    SideEffectFactory.create(patient=patient, grade=3, **({"term": nausea} if nausea else {}))
+    for _ in range(effects):
+        SideEffectFactory.create(
+            patient=patient,
+            grade=3,
+            cycle=given_cycles[0] if given_cycles else None,
+            **({"term": nausea} if nausea else {}),
+        )
     return course
 
 
+def _references(node) -> list[str]:
+    """Every Reference.reference anywhere in `node`."""
+    if isinstance(node, list):
+        return [ref for item in node for ref in _references(item)]
+    if not isinstance(node, dict):
+        return []
+    found = [node["reference"]] if isinstance(node.get("reference"), str) else []
+    return found + [ref for value in node.values() for ref in _references(value)]
+
+
+def _resolve(bundle: dict, reference: dict) -> dict:
+    (resource,) = [e["resource"] for e in bundle["entry"] if e["fullUrl"] == reference["reference"]]
+    return resource
+
+
 def _by_type(bundle: dict) -> dict[str, list[dict]]:
+    Bundle.model_validate(bundle)  # every bundle a test reads is valid FHIR first
     out: dict[str, list[dict]] = {}
     for entry in bundle["entry"]:
         out.setdefault(entry["resource"]["resourceType"], []).append(entry["resource"])
@@ -74,16 +111,37 @@ def test_fhir_export_is_a_valid_r4_bundle_of_the_whole_chart(
     kinds = _by_type(bundle)
     assert {k: len(v) for k, v in kinds.items()} == {
         "Patient": 1,
+        # the prescriber, the two clinicians who gave a dose, the pharmacist who checked one and
+        # the clinician who recorded the side effect
+        "Practitioner": 5,
         "Observation": 3 + 2,  # three ANC results, height and weight
         "CarePlan": 1,
         "MedicationAdministration": 2,
         "AdverseEvent": 1,
     }
     (record,) = kinds["Patient"]
-    assert record["identifier"] == [{"system": "urn:oncoplanner:mrn", "value": patient.mrn}]
+    assert record["identifier"] == [
+        {
+            "type": {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/v2-0203",
+                        "code": "MR",
+                        "display": "Medical record number",
+                    }
+                ]
+            },
+            "system": "urn:oncoplanner:mrn",
+            "value": patient.mrn,
+        }
+    ]
     patient_url = bundle["entry"][0]["fullUrl"]
     for entry in bundle["entry"][1:]:
-        assert entry["resource"]["subject"] == {"reference": patient_url}
+        if entry["resource"]["resourceType"] != "Practitioner":
+            assert entry["resource"]["subject"] == {"reference": patient_url}
+    full_urls = [entry["fullUrl"] for entry in bundle["entry"]]
+    assert len(set(full_urls)) == len(full_urls)
+    assert set(_references(bundle)) <= set(full_urls)  # every reference resolves in the Bundle
 
 
 def test_fhir_lab_observation_carries_loinc_ucum_range_and_flag(
@@ -125,28 +183,259 @@ def test_fhir_lab_observation_carries_loinc_ucum_range_and_flag(
     assert vitals == {"8302-2": 165, "29463-7": 60.5}
 
 
-def test_fhir_care_plan_administrations_and_adverse_event(
+def test_fhir_care_plan_is_an_order_with_coded_intent_and_a_cycle_per_activity(
     client, login, treating_clinician, patient
 ):
     course = _chart(patient)
+    cycle_2 = course.cycles.get(number=2)
+    cycle_2.end_date = cycle_2.actual_start + dt.timedelta(days=13)
+    cycle_2.save()
+    later = CourseFactory.create(  # prescribed, starting next month
+        patient=patient,
+        status=Course.Status.PLANNED,
+        start_date=timezone.localdate() + dt.timedelta(days=30),
+        created_by=treating_clinician,
+    )
     login(client, treating_clinician)
-    kinds = _by_type(json.loads(client.get(_url(patient)).content))
-    (plan,) = kinds["CarePlan"]
+    bundle = json.loads(client.get(_url(patient)).content)
+    plan, planned = _by_type(bundle)["CarePlan"]
     assert plan["title"] == f"{course.regimen} chemotherapy"
+    assert (plan["intent"], plan["status"]) == ("order", "active")
+    assert plan["extension"] == [
+        {
+            "url": "http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-procedure-intent",
+            "valueCodeableConcept": {
+                "coding": [
+                    {
+                        "system": "http://snomed.info/sct",
+                        "code": "373808002",
+                        "display": "Curative - procedure intent",
+                    }
+                ]
+            },
+        }
+    ]
+    assert _resolve(bundle, plan["author"])["name"][0]["family"] == course.created_by.last_name
     assert [a["detail"]["status"] for a in plan["activity"]] == [
         "completed",
         "completed",
         "scheduled",
         "scheduled",
     ]
-    doses = [m["dosage"]["dose"] for m in kinds["MedicationAdministration"]]
-    assert (
-        doses
-        == [{"value": 154.7, "unit": "mg", "system": "http://unitsofmeasure.org", "code": "mg"}] * 2
+    assert plan["activity"][1]["detail"]["scheduledPeriod"] == {
+        "start": cycle_2.actual_start.isoformat(),
+        "end": cycle_2.end_date.isoformat(),
+    }
+    # A planned course is an order in force that starts later: active, not a draft.
+    assert (planned["intent"], planned["status"]) == ("order", "active")
+    assert planned["period"] == {"start": later.start_date.isoformat()}
+    assert _resolve(bundle, planned["author"])["name"][0]["family"] == treating_clinician.last_name
+
+
+def test_fhir_stopped_course_is_revoked_with_its_mcode_termination_reason(
+    client, login, treating_clinician, patient
+):
+    course = _chart(patient)
+    treatment_services.course_stop(
+        course=course,
+        reason=Course.StopReason.NOT_TOLERATED,
+        note="Grade 3 neuropathy after cycle 2.",
+        stopped_on=timezone.localdate(),
+        by=treating_clinician,
     )
-    (event,) = kinds["AdverseEvent"]
-    assert event["severity"]["text"] == "severe"
-    assert event["extension"] == [{"url": "urn:oncoplanner:fhir:ctcae-grade", "valueInteger": 3}]
+    login(client, treating_clinician)
+    (plan,) = _by_type(json.loads(client.get(_url(patient)).content))["CarePlan"]
+    assert plan["status"] == "revoked"
+    assert plan["period"]["end"] == timezone.localdate().isoformat()
+    assert plan["extension"][1] == {
+        "url": "http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-treatment-termination-reason",
+        "valueCodeableConcept": {
+            "coding": [
+                {
+                    "system": "http://snomed.info/sct",
+                    "code": "407563006",
+                    "display": "Treatment not tolerated",
+                }
+            ],
+            "text": "Treatment not tolerated",
+        },
+    }
+    assert plan["note"] == [{"text": "Grade 3 neuropathy after cycle 2."}]
+    cancelled = plan["activity"][2]["detail"]
+    assert cancelled["status"] == "cancelled"
+    assert cancelled["statusReason"] == {"text": "Course stopped: Treatment not tolerated"}
+
+
+def test_fhir_stop_reason_without_a_snomed_code_is_sent_as_text(
+    client, login, treating_clinician, patient
+):
+    course = _chart(patient)
+    treatment_services.course_stop(
+        course=course,
+        reason=Course.StopReason.PROGRESSION,
+        stopped_on=timezone.localdate(),
+        by=treating_clinician,
+    )
+    login(client, treating_clinician)
+    (plan,) = _by_type(json.loads(client.get(_url(patient)).content))["CarePlan"]
+    assert plan["extension"][1]["valueCodeableConcept"] == {"text": "Disease progression"}
+    assert "note" not in plan
+
+
+def test_fhir_administration_names_drug_route_performer_and_verifier(
+    client, login, treating_clinician, patient
+):
+    course = _chart(patient, given=1)
+    (adm,) = course.cycles.get(number=1).administrations.select_related(
+        "drug", "administered_by", "verified_by"
+    )
+    adm.notes = "Slowed the infusion for arm pain."
+    adm.save()
+    login(client, treating_clinician)
+    bundle = json.loads(client.get(_url(patient)).content)
+    (given,) = _by_type(bundle)["MedicationAdministration"]
+    assert given["status"] == "completed"
+    assert given["medicationCodeableConcept"] == {"text": adm.drug.name}  # no code invented
+    assert given["effectiveDateTime"] == adm.given_at.isoformat()
+    assert given["dosage"]["dose"] == {
+        "value": 154.7,
+        "unit": "mg",
+        "system": "http://unitsofmeasure.org",
+        "code": "mg",
+    }
+    assert given["dosage"]["route"] == {
+        "coding": [
+            {"system": "http://snomed.info/sct", "code": "47625008", "display": "Intravenous route"}
+        ],
+        "text": "Intravenous",
+    }
+    functions = {
+        p["function"]["coding"][0]["code"]: _resolve(bundle, p["actor"])["name"][0]["family"]
+        for p in given["performer"]
+    }
+    assert functions == {
+        "performer": adm.administered_by.last_name,
+        "verifier": adm.verified_by.last_name,
+    }
+    assert {p["function"]["coding"][0]["system"] for p in given["performer"]} == {
+        "http://terminology.hl7.org/CodeSystem/med-admin-perform-function"
+    }
+    assert _resolve(bundle, given["supportingInformation"][0])["title"].endswith("chemotherapy")
+    assert given["note"] == [{"text": "Slowed the infusion for arm pain."}]
+
+
+@pytest.mark.parametrize(
+    ("route", "code"),
+    [(Route.PO, "26643006"), (Route.SC, "34206005"), (Route.IV_INFUSION, "47625008")],
+)
+def test_fhir_administration_route_is_snomed_coded(
+    client, login, treating_clinician, patient, route, code
+):
+    course = _chart(patient, given=1)
+    course.cycles.get(number=1).administrations.update(route=route)
+    login(client, treating_clinician)
+    (given,) = _by_type(json.loads(client.get(_url(patient)).content))["MedicationAdministration"]
+    assert given["dosage"]["route"]["coding"][0]["code"] == code
+    assert given["dosage"]["route"]["text"] == Route(route).label
+
+
+def test_fhir_adverse_event_codes_term_grade_severity_and_suspect_doses(
+    client, login, treating_clinician, patient
+):
+    course = _chart(patient, effects=0)
+    cycle_1 = course.cycles.get(number=1)
+    term = CtcaeTermFactory.create(term="Test neuropathy", ncit_code="C99999")  # test data
+    effect = SideEffectFactory.create(patient=patient, term=term, grade=3, cycle=cycle_1)
+    login(client, treating_clinician)
+    bundle = json.loads(client.get(_url(patient)).content)
+    (event,) = _by_type(bundle)["AdverseEvent"]
+    assert event["event"] == {
+        "coding": [
+            {
+                "system": "http://ncicb.nci.nih.gov/xml/owl/EVS/Thesaurus.owl",
+                "code": "C99999",
+                "display": "Test neuropathy",
+            }
+        ],
+        "text": "Test neuropathy (CTCAE v5.0)",
+    }
+    assert event["extension"] == [
+        {
+            "url": "http://hl7.org/fhir/uv/ae-research-backport-ig/StructureDefinition/ae-grade",
+            "valueCodeableConcept": {
+                "coding": [
+                    {
+                        "system": "http://ncicb.nci.nih.gov/xml/owl/EVS/Thesaurus.owl",
+                        "code": "C41340",
+                        "display": "Grade 3 Severe Adverse Event",
+                    }
+                ],
+                "text": "CTCAE v5.0 grade 3",
+            },
+        }
+    ]
+    assert event["severity"] == {
+        "coding": [
+            {
+                "system": "http://terminology.hl7.org/CodeSystem/adverse-event-severity",
+                "code": "severe",
+                "display": "Severe",
+            }
+        ]
+    }
+    assert event["outcome"]["coding"][0]["code"] == "ongoing"
+    assert "seriousness" not in event  # a grade is not a regulatory seriousness judgement
+    assert event["date"] == effect.onset.isoformat()
+    assert _resolve(bundle, event["recorder"])["name"][0]["family"] == effect.reported_by.last_name
+    suspects = [_resolve(bundle, s["instance"]) for s in event["suspectEntity"]]
+    assert [s["effectiveDateTime"] for s in suspects] == [
+        a.given_at.isoformat() for a in cycle_1.administrations.all()
+    ]
+
+
+@pytest.mark.parametrize(
+    ("grade", "resolved", "severity", "grade_code", "outcome"),
+    [
+        (1, True, "mild", "C41338", "resolved"),
+        (2, False, "moderate", "C41339", "ongoing"),
+        (4, False, "severe", "C41337", "ongoing"),
+        (5, False, "severe", "C48275", "fatal"),
+    ],
+)
+def test_fhir_adverse_event_grade_maps_to_severity_and_outcome(
+    client, login, treating_clinician, patient, grade, resolved, severity, grade_code, outcome
+):
+    _chart(patient, effects=0)
+    onset = dt.date(2026, 1, 12)
+    SideEffectFactory.create(
+        patient=patient,
+        grade=grade,
+        onset=onset,
+        resolved_on=onset + dt.timedelta(days=5) if resolved else None,
+    )
+    login(client, treating_clinician)
+    (event,) = _by_type(json.loads(client.get(_url(patient)).content))["AdverseEvent"]
+    assert event["severity"]["coding"][0]["code"] == severity
+    assert event["extension"][0]["valueCodeableConcept"]["coding"][0]["code"] == grade_code
+    assert event["outcome"]["coding"][0]["code"] == outcome
+    assert "coding" not in event["event"]  # an uncoded term is text, not an empty coding
+    assert "suspectEntity" not in event  # not linked to a cycle
+
+
+def test_fhir_side_effect_recorded_by_the_patient_names_the_patient(
+    client, login, treating_clinician, patient
+):
+    _chart(patient, effects=0)
+    patient.portal_user = UserFactory.create()
+    patient.save()
+    SideEffectFactory.create(patient=patient, reported_by=patient.portal_user)
+    login(client, treating_clinician)
+    bundle = json.loads(client.get(_url(patient)).content)
+    (event,) = _by_type(bundle)["AdverseEvent"]
+    assert event["recorder"] == {"reference": bundle["entry"][0]["fullUrl"]}
+    assert patient.portal_user.last_name not in [
+        p.get("name", [{}])[0].get("family") for p in _by_type(bundle)["Practitioner"]
+    ]
 
 
 def test_fhir_export_is_one_export_row_in_the_access_log(
@@ -194,7 +483,7 @@ def test_fhir_export_query_count_does_not_grow_with_history(
 ):
     long = patient_through_service(care_team)
     _chart(patient, labs=2, given=1)
-    _chart(long, labs=40, given=3)
+    _chart(long, labs=40, given=3, effects=6)  # more doses, checks and side effects, by more people
     login(client, treating_clinician)
     _queries(client, patient)  # warm caches
     assert _queries(client, patient) == _queries(client, long)
