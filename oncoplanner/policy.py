@@ -280,7 +280,7 @@ RESOURCES.update(
             "url": "treatments:dose_modification_create",
             "args": _COURSE,
             "method": "POST",
-            "data": {"from_cycle_number": "1", "percent": "80", "reason": _REASON},
+            "data": {"from_cycle_number": "2", "percent": "80", "reason": _REASON},
             "expect": _only(_CARE, DONE),
         },
         "treatments:course_stop POST": {
@@ -332,6 +332,13 @@ RESOURCES.update(
             "data": {},
             # The gate runs first: the care team gets the form's 400, everyone else the 404.
             "expect": _only(_CARE, BAD_REQUEST),
+        },
+        "treatments:administration_stop POST": {
+            "url": "treatments:administration_stop",
+            "args": (*_CYCLE, "P_administration"),
+            "method": "POST",
+            "data": {"amount_given_mg": "10", "reason": _REASON},
+            "expect": _only(_CARE, DONE),
         },
         "patients:measurement_create GET": {
             "url": "patients:measurement_create",
@@ -589,13 +596,19 @@ RESOURCES.update(
                 "verifier_password": "not-checked-before-the-drug",
             },
         ),
+        "api:administration_stop POST": _api(
+            "administration_stop",
+            (*_P_CYCLE, "P_administration"),
+            method="POST",
+            body={"amount_given_mg": "10", "reason": _REASON},
+        ),
         "api:dose_modification_list GET": _api("dose_modification_list", _P_COURSE),
         "api:dose_modification_create POST": _api(
             "dose_modification_create",
             _P_COURSE,
             _API_WRITE,
             "POST",
-            {"from_cycle_number": 1, "percent": "80", "reason": _REASON},
+            {"from_cycle_number": 2, "percent": "80", "reason": _REASON},
         ),
         # Side effects
         "api:measurement_list GET": _api("measurement_list", ("P",)),
@@ -666,7 +679,7 @@ ADMIN_PHI_MODELS: dict[str, str | None] = {
     "treatments.Course": "P_course",
     "treatments.ChemoCycle": "P_cycle",
     "treatments.DoseModification": None,
-    "treatments.Administration": None,
+    "treatments.Administration": "P_administration",
     "treatments.SideEffect": "P_side_effect",
     "labs.LabResult": "P_lab_result",
 }
@@ -820,6 +833,7 @@ PHI_URL_NAMES = frozenset(
         "treatments:cycle_hold",
         "treatments:cycle_cancel",
         "treatments:administration_create",
+        "treatments:administration_stop",
         "treatments:side_effect_create",
         "patients:measurement_create",
         "labs:lab_trends",
@@ -849,6 +863,7 @@ PHI_URL_NAMES = frozenset(
         "api:cycle_cancel",
         "api:administration_list",
         "api:administration_create",
+        "api:administration_stop",
         "api:dose_modification_list",
         "api:dose_modification_create",
         "api:measurement_list",

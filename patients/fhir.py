@@ -343,9 +343,13 @@ def _administration(
     if adm.verified_by is not None:
         # The independent second check (ASCO/ONS): a verifier, not a second performer.
         performers.append(_performer("verifier", adm.verified_by, people))
+    # An infusion stopped part-way is R4's "stopped", and its dose is what went in.
+    given = f"{_number(adm.dose_mg)} mg ({_number(adm.dose_percent)}% of standard)"
+    if not adm.given_in_full:
+        given = f"{_number(adm.dose_given_mg)} mg given of {given}, stopped early"
     resource: dict[str, Any] = {
         "extension": [_intent_extension(adm.cycle.course.intent)],
-        "status": "completed",
+        "status": "completed" if adm.given_in_full else "stopped",
         # Text only: the formulary holds no RxNorm (or other) code, and none is invented.
         "medicationCodeableConcept": {"text": adm.drug.name},
         "subject": subject,
@@ -353,12 +357,13 @@ def _administration(
         "effectiveDateTime": adm.given_at.isoformat(),
         "performer": performers,
         "dosage": {
-            "text": f"Cycle {adm.cycle.number}, day {adm.day_of_cycle}: "
-            f"{_number(adm.dose_mg)} mg ({_number(adm.dose_percent)}% of standard)",
+            "text": f"Cycle {adm.cycle.number}, day {adm.day_of_cycle}: {given}",
             "route": route,
-            "dose": {"value": _number(adm.dose_mg), **_ucum("mg")},
+            "dose": {"value": _number(adm.dose_given_mg), **_ucum("mg")},
         },
     }
+    if not adm.given_in_full:
+        resource["statusReason"] = [{"text": adm.stopped_reason}]
     if adm.notes:
         resource["note"] = [{"text": adm.notes}]
     return _entry("MedicationAdministration", adm.pk, resource)

@@ -198,6 +198,11 @@ class AdministrationOut(Schema):
     notes: str
     administered_by_id: int
     verified_by_id: int | None
+    amount_given_mg: Decimal | None = Field(
+        description="Set when an infusion was stopped part-way: the mg that went in "
+        "(null: the whole dose_mg was given)."
+    )
+    stopped_reason: str
 
 
 class AdministrationIn(InputSchema):
@@ -216,6 +221,11 @@ class AdministrationIn(InputSchema):
     )
     notes: str = Field("", max_length=2000)
     creatinine_mg_dl: Decimal | None = Field(None, ge=0, le=50, allow_inf_nan=False)
+
+
+class AdministrationStopIn(InputSchema):
+    amount_given_mg: Decimal = Field(ge=0, max_digits=10, decimal_places=2, allow_inf_nan=False)
+    reason: str = Field(min_length=1, max_length=2000)
 
 
 class DoseModificationOut(Schema):
@@ -551,6 +561,31 @@ def administration_create(
         creatinine_mg_dl=payload.creatinine_mg_dl,
     )
     return Status(201, administration)
+
+
+@router.post(
+    "/patients/{patient_id}/cycles/{cycle_id}/administrations/{administration_id}/stop",
+    response={200: AdministrationOut, **ERRORS},
+)
+def administration_stop(
+    request: HttpRequest,
+    patient_id: int,
+    cycle_id: int,
+    administration_id: int,
+    payload: AdministrationStopIn,
+) -> Administration:
+    """Record that an infusion was stopped part-way: the mg given and why (once)."""
+    no_query(request)
+    cycle = _cycle(request, patient_id, cycle_id)
+    administration = cycle.administrations.filter(pk=administration_id).first()
+    if administration is None:
+        raise Http404
+    return services.administration_stop(
+        administration=administration,
+        amount_given_mg=payload.amount_given_mg,
+        reason=payload.reason,
+        by=user_of(request),
+    )
 
 
 # --- Dose modifications -----------------------------------------------------------------------

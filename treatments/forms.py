@@ -192,6 +192,19 @@ class AdministrationForm(forms.Form):
         return value
 
 
+class AdministrationStopForm(forms.Form):
+    """An infusion stopped part-way: what went in and why (administration_stop)."""
+
+    amount_given_mg = forms.DecimalField(
+        label="Amount given (mg)", min_value=Decimal("0"), max_digits=10, decimal_places=2
+    )
+    reason = forms.CharField(
+        label="Why it was stopped",
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+
 def cycle_drug_days(*, cycle: ChemoCycle) -> list[tuple[RegimenDrug, int]]:
     """Every (drug, day) the cycle's phase plans, in drug order then day."""
     from treatments.models import parse_days

@@ -171,6 +171,10 @@ class AdministrationType(Gated):
     standard_dose_mg: Decimal
     dose_percent: Decimal
     dose_mg: Decimal
+    amount_given_mg: Decimal | None = strawberry_django.field(
+        description="Set when the infusion was stopped part-way: the mg that went in."
+    )
+    stopped_reason: auto
     formula: auto
     notes: auto
 

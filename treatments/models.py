@@ -558,6 +558,23 @@ class Administration(models.Model):
         related_name="+",
     )
     verified_at = models.DateTimeField(null=True, blank=True)
+    # An infusion stopped part-way (a reaction, extravasation, a line failure) gives less than
+    # the prepared dose. The lifetime totals (anthracycline cardiotoxicity) count what went in.
+    amount_given_mg = models.DecimalField(
+        max_digits=10,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="Only when less than the dose went in: the mg actually given.",
+    )
+    stopped_reason = models.TextField(blank=True, help_text="Why the full dose was not given.")
+    stopped_recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
 
     class Meta:
         ordering = ["given_at", "pk"]
@@ -574,10 +591,36 @@ class Administration(models.Model):
                 condition=Q(verified_by__isnull=True) | ~Q(verified_by=F("administered_by")),
                 violation_error_message="The second check must be done by another person.",
             ),
+            models.CheckConstraint(
+                name="administration_partial_dose_has_reason",
+                condition=Q(
+                    amount_given_mg__isnull=True,
+                    stopped_reason="",
+                    stopped_recorded_by__isnull=True,
+                )
+                | (
+                    Q(amount_given_mg__gte=0, amount_given_mg__lt=F("dose_mg"))
+                    & ~Q(stopped_reason="")
+                    & Q(stopped_recorded_by__isnull=False)
+                ),
+                violation_error_message=(
+                    "A dose not given in full needs the amount given (less than the dose) "
+                    "and the reason."
+                ),
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.drug} {self.dose_mg} mg on {self.given_at:%Y-%m-%d}"
+        return f"{self.drug} {self.dose_given_mg} mg on {self.given_at:%Y-%m-%d}"
+
+    @property
+    def given_in_full(self) -> bool:
+        return self.amount_given_mg is None
+
+    @property
+    def dose_given_mg(self) -> Decimal:
+        """What went into the patient: the dose, or the amount recorded when stopped early."""
+        return self.dose_mg if self.amount_given_mg is None else self.amount_given_mg
 
 
 class CtcaeTerm(models.Model):

@@ -109,7 +109,9 @@ def course_administrations(*, course: Course) -> QuerySet[Administration]:
 
 
 def cycle_administrations(*, cycle: ChemoCycle) -> QuerySet[Administration]:
-    return cycle.administrations.select_related("drug", "administered_by", "verified_by")
+    return cycle.administrations.select_related(
+        "drug", "administered_by", "verified_by", "stopped_recorded_by"
+    )
 
 
 def course_side_effects(*, course: Course) -> QuerySet[SideEffect]:

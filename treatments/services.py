@@ -600,6 +600,47 @@ def administration_record(
     return administration
 
 
+@transaction.atomic
+def administration_stop(
+    *, administration: Administration, amount_given_mg: Number, reason: str, by: User
+) -> Administration:
+    """Record that an infusion was stopped part-way: the mg that went in, and why.
+
+    Once per administration: a second, different amount would rewrite what was charted. The
+    lifetime totals count the amount given from then on (cumulative_dose_per_drug).
+    """
+    administration = Administration.objects.select_for_update().get(pk=administration.pk)
+    if administration.amount_given_mg is not None:
+        raise ValidationError(
+            {
+                "amount_given_mg": (
+                    f"Already recorded as stopped at {administration.amount_given_mg} mg "
+                    f"({administration.stopped_reason})."
+                )
+            }
+        )
+    try:
+        amount = Decimal(str(amount_given_mg))
+    except ArithmeticError:
+        amount = Decimal("NaN")
+    if not amount.is_finite() or not Decimal(0) <= amount < administration.dose_mg:
+        raise ValidationError(
+            {
+                "amount_given_mg": (
+                    f"Give the mg that went in: from 0 to less than the dose of "
+                    f"{administration.dose_mg} mg (a full dose needs no entry)."
+                )
+            }
+        )
+    if not reason.strip():
+        raise ValidationError({"reason": "Say why the infusion was stopped."})
+    administration.amount_given_mg = amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    administration.stopped_reason = reason.strip()
+    administration.stopped_recorded_by = by
+    _save(administration)
+    return administration
+
+
 # --- Side effects ---------------------------------------------------------------------------
 
 
@@ -703,11 +744,11 @@ def cumulative_dose_per_drug(*, patient: Patient) -> list[CumulativeDose]:
         row = totals.setdefault(
             adm.drug_id, {"mg": Decimal(0), "mg_m2": Decimal(0), "n": 0, "no_bsa": 0}
         )
-        row["mg"] = Decimal(row["mg"]) + adm.dose_mg
+        row["mg"] = Decimal(row["mg"]) + adm.dose_given_mg
         row["n"] = int(row["n"]) + 1
         bsa = (adm.inputs or {}).get("bsa_m2")
         if bsa:
-            row["mg_m2"] = Decimal(row["mg_m2"]) + Decimal(adm.dose_mg) / Decimal(bsa)
+            row["mg_m2"] = Decimal(row["mg_m2"]) + adm.dose_given_mg / Decimal(bsa)
         else:
             row["no_bsa"] = int(row["no_bsa"]) + 1
     result: list[CumulativeDose] = []

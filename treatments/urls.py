@@ -26,6 +26,11 @@ urlpatterns = [
     path(CYCLE + "cancel/", views.cycle_cancel, name="cycle_cancel"),
     path(CYCLE + "administrations/", views.administration_create, name="administration_create"),
     path(
+        CYCLE + "administrations/<int:administration_id>/stop/",
+        views.administration_stop,
+        name="administration_stop",
+    ),
+    path(
         "patients/<int:patient_id>/side-effects/new/",
         views.side_effect_create,
         name="side_effect_create",

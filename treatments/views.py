@@ -8,7 +8,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -28,6 +28,7 @@ from treatments import selectors, services
 from treatments.dosing import WeightChange, dose_compute, weight_change_needing_review
 from treatments.forms import (
     AdministrationForm,
+    AdministrationStopForm,
     CourseStartForm,
     CourseStopForm,
     CycleDelayForm,
@@ -414,6 +415,12 @@ def _cycle_context(request: AuthedHtmxRequest, cycle: ChemoCycle, **forms: Any) 
         else None
     )
     plan = _administration_plan(cycle)
+    for row in plan:
+        adm = row["administration"]
+        if adm is not None and adm.given_in_full:
+            refused = forms.get("stop_form") if forms.get("stop_form_for") == adm.pk else None
+            row["stop_form"] = refused or AdministrationStopForm(auto_id=f"stop{adm.pk}_%s")
+            row["stop_open"] = refused is not None
     can_record = cycle.status in {ChemoCycle.Status.GIVEN, ChemoCycle.Status.READY} and any(
         row["administration"] is None for row in plan
     )
@@ -611,6 +618,50 @@ def administration_create(
         request,
         "treatments/cycle_detail.html",
         _cycle_context(request, cycle, administration_form=form),
+        partial="administrations",
+        status=BAD_REQUEST,
+    )
+
+
+@login_required
+@require_POST
+def administration_stop(
+    request: AuthedHtmxRequest, patient_id: int, course_id: int, number: int, administration_id: int
+) -> HttpResponse:
+    cycle = selectors.cycle_get(
+        user=request.user,
+        patient_id=patient_id,
+        course_id=course_id,
+        number=number,
+        perm=gate.CHANGE,
+    )
+    administration = get_object_or_404(cycle.administrations, pk=administration_id)
+    form = AdministrationStopForm(request.POST, auto_id=f"stop{administration.pk}_%s")
+    if form.is_valid():
+        try:
+            administration = services.administration_stop(
+                administration=administration,
+                amount_given_mg=form.cleaned_data["amount_given_mg"],
+                reason=form.cleaned_data["reason"],
+                by=request.user,
+            )
+        except ValidationError as error:
+            add_service_errors(form, error)
+        else:
+            messages.success(
+                request,
+                f"{administration.drug} recorded as stopped after "
+                f"{administration.amount_given_mg} of {administration.dose_mg} mg.",
+            )
+            url = reverse("treatments:cycle_detail", args=[patient_id, course_id, cycle.number])
+            if request.htmx:
+                return HttpResponse(status=204, headers={"HX-Redirect": url})
+            return redirect(url)
+    return _render(
+        request,
+        "treatments/cycle_detail.html",
+        # The stop form of the row the refused POST came from keeps its errors.
+        _cycle_context(request, cycle, stop_form=form, stop_form_for=administration.pk),
         partial="administrations",
         status=BAD_REQUEST,
     )

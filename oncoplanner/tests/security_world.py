@@ -77,6 +77,7 @@ def _children(
         RegimenPhase,
         SideEffect,
     )
+    from treatments.tests.factories import AdministrationFactory, RegimenDrugFactory
 
     regimen, _ = Regimen.objects.get_or_create(
         name="mFOLFOX6", version=1, defaults={"intent": Intent.CURATIVE}
@@ -124,6 +125,12 @@ def _children(
     world.update(regimen=regimen, regimen_second=capox, lab_test=test, term=term)
     world[f"{prefix}_course"] = course
     world[f"{prefix}_cycle"] = cycle
+    # Cycle 1 has a drug recorded, so dose modifications are probed from cycle 2 (a level cannot
+    # reach back into a cycle with drugs given).
+    regimen_drug = phase.drugs.first() or RegimenDrugFactory.create(phase=phase, days="1")
+    world[f"{prefix}_administration"] = AdministrationFactory.create(
+        cycle=cycle, regimen_drug=regimen_drug, administered_by=actor
+    )
     world[f"{prefix}_lab_result"] = LabResult.objects.create(
         patient=patient,
         test=test,

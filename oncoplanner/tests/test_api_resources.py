@@ -26,6 +26,7 @@ from patients.services import care_team_add_member
 from patients.tests.factories import BodyMeasurementFactory, patient_through_service
 from treatments.models import Administration, ChemoCycle, Course, CtcaeTerm, Regimen, SideEffect
 from treatments.services import course_start, cycle_give
+from treatments.tests.factories import AdministrationFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -429,6 +430,36 @@ def test_administration_needs_the_second_checkers_own_password(
     assert recorded.json()["verified_by_id"] == checker.pk
     assert "verifier_password" not in recorded.json()
     assert Administration.objects.get().verified_by == checker
+
+
+def test_administration_stopped_early_through_the_api(
+    clinician: Client,
+    outsider: Client,
+    patient: Patient,
+    course: Course,
+    treating_clinician: User,
+    other_clinician: User,
+) -> None:
+    cycle = course.cycles.get(number=1)
+    cycle.status = ChemoCycle.Status.GIVEN
+    cycle.save(update_fields=["status"])
+    administration = AdministrationFactory.create(cycle=cycle, administered_by=treating_clinician)
+    url = f"{API}/patients/{patient.pk}/cycles/{cycle.pk}/administrations/{administration.pk}/stop"
+    body = {"amount_given_mg": "50.25", "reason": "Extravasation at the cannula site"}
+    assert post(outsider, url, body).status_code == 404
+    for bad, field in (({"amount_given_mg": "-1"}, "amount_given_mg"), ({"reason": ""}, "reason")):
+        refused = post(clinician, url, {**body, **bad})
+        assert refused.status_code == 400
+        assert refused.json()["detail"][0]["loc"] == ["body", field]
+    too_much = post(clinician, url, {**body, "amount_given_mg": "154.7"})
+    assert too_much.status_code == 400
+    assert too_much.json()["detail"][0]["loc"] == ["body", "amount_given_mg"]
+    stopped = post(clinician, url, body)
+    assert stopped.status_code == 200
+    assert (stopped.json()["amount_given_mg"], stopped.json()["dose_mg"]) == ("50.25", "154.70")
+    listed = clinician.get(f"{API}/patients/{patient.pk}/cycles/{cycle.pk}/administrations")
+    assert listed.json()["items"][0]["stopped_reason"] == body["reason"]
+    assert post(clinician, url, body).status_code == 400  # once only
 
 
 def test_course_start_long_ago_needs_confirm_past_start(

@@ -324,6 +324,25 @@ def test_fhir_administration_names_drug_route_performer_and_verifier(
     assert given["note"] == [{"text": "Slowed the infusion for arm pain."}]
 
 
+def test_fhir_administration_stopped_early_sends_the_amount_given(
+    client, login, treating_clinician, patient
+):
+    course = _chart(patient, given=1)
+    (adm,) = course.cycles.get(number=1).administrations.all()
+    treatment_services.administration_stop(
+        administration=adm,
+        amount_given_mg="40",
+        reason="Infusion reaction at 20 minutes",
+        by=treating_clinician,
+    )
+    login(client, treating_clinician)
+    (given,) = _by_type(json.loads(client.get(_url(patient)).content))["MedicationAdministration"]
+    assert given["status"] == "stopped"
+    assert given["statusReason"] == [{"text": "Infusion reaction at 20 minutes"}]
+    assert given["dosage"]["dose"]["value"] == 40  # what went in, not the 154.7 mg prepared
+    assert "40 mg given of 154.7 mg" in given["dosage"]["text"]
+
+
 @pytest.mark.parametrize(
     ("route", "code"),
     [(Route.PO, "26643006"), (Route.SC, "34206005"), (Route.IV_INFUSION, "47625008")],

@@ -28,6 +28,7 @@ from treatments.models import (
 from treatments.services import (
     PastStartToConfirm,
     administration_record,
+    administration_stop,
     course_start,
     course_stop,
     cumulative_dose_per_drug,
@@ -519,6 +520,73 @@ def test_administration_record_mfolfox6_oxaliplatin_at_bsa_1_82(
     assert administration.inputs["weight_measured_on"] == "2026-01-02"
     assert administration.inputs["cycle_number"] == 1
     assert administration.verified_at == _at(START)
+
+
+def _oxaliplatin_given(course: Course, regimen: Regimen, nurse: User, checker: User):
+    return administration_record(
+        cycle=_cycle(course, 1),
+        regimen_drug=_drug(regimen, "Oxaliplatin"),
+        day_of_cycle=1,
+        given_at=_at(START),
+        administered_by=nurse,
+        verified_by=checker,
+    )
+
+
+def test_administration_stop_records_what_went_in_and_the_lifetime_total_counts_it(
+    folfox_course, mfolfox6, clinician, nurse
+):
+    administration = _oxaliplatin_given(folfox_course, mfolfox6, nurse, clinician)
+    stopped = administration_stop(
+        administration=administration,
+        amount_given_mg="40.5",
+        reason="Grade 3 infusion reaction at 25 minutes",
+        by=nurse,
+    )
+    stopped.refresh_from_db()
+    assert (stopped.dose_mg, stopped.amount_given_mg) == (D("154.7"), D("40.50"))
+    assert stopped.dose_given_mg == D("40.50")
+    assert stopped.stopped_recorded_by == nurse
+    (row,) = cumulative_dose_per_drug(patient=folfox_course.patient)
+    assert row.total_mg == D("40.5")  # not the 154.7 mg prepared
+    assert row.total_mg_m2 == D("22.3")  # 40.5 / 1.82
+
+
+@pytest.mark.parametrize(
+    ("amount", "reason", "field"),
+    [
+        ("154.7", "Reaction", "amount_given_mg"),  # the whole dose needs no entry
+        ("200", "Reaction", "amount_given_mg"),
+        ("-1", "Reaction", "amount_given_mg"),
+        ("abc", "Reaction", "amount_given_mg"),
+        ("40", "   ", "reason"),
+    ],
+)
+def test_administration_stop_bad_input_names_the_field_and_changes_nothing(
+    folfox_course, mfolfox6, clinician, nurse, amount, reason, field
+):
+    administration = _oxaliplatin_given(folfox_course, mfolfox6, nurse, clinician)
+    with pytest.raises(ValidationError) as excinfo:
+        administration_stop(
+            administration=administration, amount_given_mg=amount, reason=reason, by=nurse
+        )
+    assert field in excinfo.value.message_dict
+    administration.refresh_from_db()
+    assert administration.given_in_full
+
+
+def test_administration_stop_is_recorded_once(folfox_course, mfolfox6, clinician, nurse):
+    administration = _oxaliplatin_given(folfox_course, mfolfox6, nurse, clinician)
+    administration_stop(
+        administration=administration, amount_given_mg=0, reason="Refused", by=nurse
+    )
+    with pytest.raises(ValidationError) as excinfo:
+        administration_stop(
+            administration=administration, amount_given_mg=20, reason="Typo", by=clinician
+        )
+    assert "Already recorded as stopped at 0.00 mg" in str(excinfo.value)
+    administration.refresh_from_db()
+    assert (administration.amount_given_mg, administration.stopped_reason) == (D("0"), "Refused")
 
 
 def test_administration_record_applies_the_carried_forward_reduction(

@@ -565,6 +565,72 @@ def test_administration_wrong_checker_password_counts_as_their_failed_login(
     assert not Administration.objects.exists()
 
 
+@pytest.fixture
+def oxaliplatin_given(course, given_cycle, treating_clinician, colleague) -> Administration:
+    from treatments.services import administration_record
+
+    return administration_record(
+        cycle=given_cycle,
+        regimen_drug=_oxaliplatin(course),
+        day_of_cycle=1,
+        given_at=timezone.make_aware(dt.datetime(2026, 3, 2, 10, 0)),
+        administered_by=treating_clinician,
+        verified_by=colleague,
+    )
+
+
+def _stop_url(course: Course, administration: Administration) -> str:
+    return _course_url("administration_stop", course, 1, administration.pk)
+
+
+def test_administration_stopped_early_shows_what_went_in(as_clinician, course, oxaliplatin_given):
+    page = as_clinician.get(_course_url("cycle_detail", course, 1)).content.decode()
+    assert "Stopped early?" in page
+    response = as_clinician.post(
+        _stop_url(course, oxaliplatin_given),
+        {"amount_given_mg": "60", "reason": "Hypersensitivity reaction"},
+    )
+    assert response.status_code == 302
+    page = as_clinician.get(_course_url("cycle_detail", course, 1)).content.decode()
+    assert "60 mg given" in page
+    assert "of 156.4 mg prepared" in page
+    assert "Stopped: Hypersensitivity reaction" in page
+    assert "Stopped early?" not in page  # once only
+    summary = as_clinician.get(_course_url("course_summary", course)).content.decode()
+    assert "60 mg given of 156.4 mg (stopped early: Hypersensitivity reaction)" in summary
+
+
+def test_administration_stop_bad_amount_is_400_naming_the_field(
+    as_clinician, course, oxaliplatin_given
+):
+    response = as_clinician.post(
+        _stop_url(course, oxaliplatin_given),
+        {"amount_given_mg": "500", "reason": "Reaction"},
+        headers=HX,
+    )
+    assert response.status_code == 400
+    assert b"<html" not in response.content
+    assert b"less than the dose of 156.40 mg" in response.content
+    assert b'<details class="stop-early" open>' in response.content
+    oxaliplatin_given.refresh_from_db()
+    assert oxaliplatin_given.given_in_full
+
+
+def test_administration_stop_outsider_404(as_outsider, course, oxaliplatin_given):
+    data = {"amount_given_mg": "60", "reason": "Reaction"}
+    assert as_outsider.post(_stop_url(course, oxaliplatin_given), data).status_code == 404
+    oxaliplatin_given.refresh_from_db()
+    assert oxaliplatin_given.given_in_full
+
+
+def test_administration_stop_through_another_cycle_404(as_clinician, course, oxaliplatin_given):
+    data = {"amount_given_mg": "60", "reason": "Reaction"}
+    wrong_cycle = _course_url("administration_stop", course, 2, oxaliplatin_given.pk)
+    assert as_clinician.post(wrong_cycle, data).status_code == 404
+    oxaliplatin_given.refresh_from_db()
+    assert oxaliplatin_given.given_in_full
+
+
 def test_administration_form_offers_only_other_team_clinicians(
     as_clinician, treating_clinician, course, given_cycle, colleague
 ):
