@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = {"true", "1", "yes", "on"}
@@ -48,3 +49,28 @@ def env_list(name: str, *, default: list[str]) -> list[str]:
     if raw is None or raw.strip() == "":
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_fernet_keys(name: str, *, default: list[str] | None) -> list[str]:
+    """Comma-separated Fernet keys: the first encrypts, every one decrypts (key rotation).
+
+    `default=None` makes the variable required. Each key is checked here, so a truncated or
+    mistyped key stops start-up instead of failing at the first login.
+    """
+    keys = env_list(name, default=[])
+    if not keys:
+        if default is None:
+            raise ImproperlyConfigured(
+                f"{name} must be set when DJANGO_DEBUG is not true (a development key is only "
+                "used in debug mode); generate one with: python -c 'from cryptography.fernet "
+                "import Fernet; print(Fernet.generate_key().decode())'"
+            )
+        return default
+    for number, key in enumerate(keys, start=1):
+        try:
+            Fernet(key)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name}: key {number} is not a Fernet key (32 url-safe base64-encoded bytes)"
+            ) from None
+    return keys

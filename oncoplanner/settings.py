@@ -1,8 +1,8 @@
 """OncoPlanner settings: one file, every value from the environment, secure by default.
 
 Development (`make run`) sets DJANGO_DEBUG=true and gets SQLite and a development secret key.
-Production sets DATABASE_URL (PostgreSQL), DJANGO_SECRET_KEY and DJANGO_ALLOWED_HOSTS; a bad or
-missing value stops start-up with a message naming the variable.
+Production sets DATABASE_URL (PostgreSQL), DJANGO_SECRET_KEY, DJANGO_MFA_ENCRYPTION_KEY and
+DJANGO_ALLOWED_HOSTS; a bad or missing value stops start-up with a message naming the variable.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import plotly
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
-from oncoplanner.env import env_bool, env_int, env_list, env_str
+from oncoplanner.env import env_bool, env_fernet_keys, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -189,6 +189,15 @@ MFA_FORMS = {
     "reauthenticate": "oncoplanner.accounts.forms.ThrottledReauthenticateForm",
 }
 MFA_TOTP_ISSUER = "OncoPlanner"
+# Keys that encrypt the TOTP secrets and recovery-code seeds in the database (the adapter's
+# encrypt/decrypt, oncoplanner.accounts.secret_box), kept apart from SECRET_KEY so rotating one
+# does not touch the other. Required in production; the first key encrypts, all decrypt.
+# Debug mode uses a fixed, public development key: fine for the demo database, never for PHI.
+MFA_ENCRYPTION_KEYS = env_fernet_keys(
+    "DJANGO_MFA_ENCRYPTION_KEY",
+    # base64 of b"dev-only-mfa-key-not-production!"
+    default=["ZGV2LW9ubHktbWZhLWtleS1ub3QtcHJvZHVjdGlvbiE="] if DEBUG else None,
+)
 
 # axes: at most 5 failures, then a lock that clears itself (SECURITY.md #9).
 AXES_FAILURE_LIMIT = 5

@@ -6,6 +6,8 @@ import os
 
 os.environ.setdefault("DJANGO_DEBUG", "false")
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-" + "t" * 40)
+# base64 of b"test-only-mfa-key-for-the-suite!"
+os.environ.setdefault("DJANGO_MFA_ENCRYPTION_KEY", "dGVzdC1vbmx5LW1mYS1rZXktZm9yLXRoZS1zdWl0ZSE=")
 os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "false")
 

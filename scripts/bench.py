@@ -16,6 +16,7 @@ this checkout are skipped and listed.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import re
@@ -116,6 +117,8 @@ class Bench:
             "PYTHONPATH": str(ROOT / "scripts"),
             "DJANGO_DEBUG": "false",
             "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+            # Production requires it: a fresh Fernet key (32 random bytes, url-safe base64).
+            "DJANGO_MFA_ENCRYPTION_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
             "DJANGO_SECURE_SSL_REDIRECT": "false",
             "BENCHMARK_BASELINE": "true",

@@ -29,6 +29,8 @@ def _env() -> dict[str, str]:
         DJANGO_SETTINGS_MODULE="oncoplanner.settings",
         DJANGO_DEBUG="false",
         DJANGO_SECRET_KEY="live-two-workers-" + "k" * 40,
+        # base64 of b"live-two-workers-mfa-key-32bytes" (production settings require one)
+        DJANGO_MFA_ENCRYPTION_KEY="bGl2ZS10d28td29ya2Vycy1tZmEta2V5LTMyYnl0ZXM=",
         DJANGO_ALLOWED_HOSTS="127.0.0.1",
         DJANGO_SECURE_SSL_REDIRECT="false",
         LIVE_STREAM_MAX_SECONDS="30",

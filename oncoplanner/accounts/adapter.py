@@ -9,8 +9,10 @@ from allauth.account.internal.flows.login import get_authentication_records
 from allauth.core import context
 from allauth.mfa.adapter import DefaultMFAAdapter
 from allauth.mfa.models import Authenticator
+from django.conf import settings
 from django.http import HttpRequest
 
+from oncoplanner.accounts import secret_box
 from oncoplanner.accounts.mfa import mfa_required_for
 
 
@@ -44,3 +46,13 @@ class MFAAdapter(DefaultMFAAdapter):
         if authenticator.type == Authenticator.Type.TOTP and mfa_required_for(authenticator.user):
             return False
         return super().can_delete_authenticator(authenticator)
+
+    # Security: allauth stores the TOTP secret and the recovery-code seed through these two
+    # hooks; encrypted, a database dump or backup no longer holds anyone's second factor
+    # (oncoplanner.accounts.secret_box says how and why). decrypt raises SecretBoxError for a
+    # plain, altered or foreign value; the code forms turn that into a refused code.
+    def encrypt(self, text: str) -> str:
+        return secret_box.encrypt(text, keys=settings.MFA_ENCRYPTION_KEYS)
+
+    def decrypt(self, encrypted_text: str) -> str:
+        return secret_box.decrypt(encrypted_text, keys=settings.MFA_ENCRYPTION_KEYS)

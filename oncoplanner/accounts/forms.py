@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 from allauth.core import context
 from allauth.mfa.adapter import get_adapter
 from allauth.mfa.base.forms import AuthenticateForm, ReauthenticateForm
 from django import forms
 
+from oncoplanner.accounts.secret_box import SecretBoxError
 from oncoplanner.accounts.throttling import account_is_locked, record_failed_code
+
+logger = logging.getLogger(__name__)
 
 
 class _ThrottledCodeMixin:
@@ -31,6 +36,13 @@ class _ThrottledCodeMixin:
         except forms.ValidationError:
             record_failed_code(request, self.user)
             raise
+        except SecretBoxError:
+            # A stored secret that does not decrypt (altered in the database, or the wrong
+            # DJANGO_MFA_ENCRYPTION_KEY) must refuse the code like a wrong one, not answer 500;
+            # operators learn of it from the log (the user id only, never the value).
+            logger.error("MFA secret of user %s does not decrypt", getattr(self.user, "pk", None))
+            record_failed_code(request, self.user)
+            raise get_adapter().validation_error("incorrect_code") from None
 
 
 class ThrottledAuthenticateForm(_ThrottledCodeMixin, AuthenticateForm):

@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 GOOD = {
     "DJANGO_DEBUG": "false",
     "DJANGO_SECRET_KEY": "s" * 50,
+    "DJANGO_MFA_ENCRYPTION_KEY": "bWZhLWtleS1mb3ItdGhlLXNldHRpbmdzLXRlc3RzISE=",
     "DJANGO_ALLOWED_HOSTS": "oncology.example.org",
 }
 
@@ -44,6 +45,8 @@ def test_good_production_configuration_loads():
     [
         ({"DJANGO_DEBUG": "maybe"}, "DJANGO_DEBUG"),
         ({"DJANGO_SECRET_KEY": ""}, "DJANGO_SECRET_KEY"),
+        ({"DJANGO_MFA_ENCRYPTION_KEY": ""}, "DJANGO_MFA_ENCRYPTION_KEY"),
+        ({"DJANGO_MFA_ENCRYPTION_KEY": "not-a-fernet-key"}, "DJANGO_MFA_ENCRYPTION_KEY"),
         ({"DJANGO_ALLOWED_HOSTS": ""}, "DJANGO_ALLOWED_HOSTS"),
         ({"DATABASE_URL": "nosuchdb://x"}, "DATABASE_URL"),
         ({"SESSION_IDLE_TIMEOUT_SECONDS": "soon"}, "SESSION_IDLE_TIMEOUT_SECONDS"),
@@ -58,5 +61,35 @@ def test_bad_configuration_stops_start_up_naming_the_variable(env, named):
 
 
 def test_development_key_only_in_debug_mode():
-    result = _load(DJANGO_DEBUG="true", DJANGO_SECRET_KEY="")
+    result = _load(DJANGO_DEBUG="true", DJANGO_SECRET_KEY="", DJANGO_MFA_ENCRYPTION_KEY="")
     assert result.returncode == 0, result.stderr
+
+
+# --- the MFA encryption keys (oncoplanner.env.env_fernet_keys), called directly --------------
+
+KEY_A = "bWZhLWtleS1mb3ItdGhlLXNldHRpbmdzLXRlc3RzISE="
+KEY_B = "c2Vjb25kLW1mYS1rZXktZm9yLXJvdGF0aW9uLXRlc3Q="
+
+
+def test_mfa_keys_are_required_in_production(monkeypatch):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from oncoplanner.env import env_fernet_keys
+
+    monkeypatch.delenv("DJANGO_MFA_ENCRYPTION_KEY", raising=False)
+    with pytest.raises(ImproperlyConfigured, match="DJANGO_MFA_ENCRYPTION_KEY must be set"):
+        env_fernet_keys("DJANGO_MFA_ENCRYPTION_KEY", default=None)
+    # Debug mode passes the development key as the default.
+    assert env_fernet_keys("DJANGO_MFA_ENCRYPTION_KEY", default=[KEY_A]) == [KEY_A]
+
+
+def test_mfa_keys_list_for_rotation_and_each_is_checked(monkeypatch):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from oncoplanner.env import env_fernet_keys
+
+    monkeypatch.setenv("DJANGO_MFA_ENCRYPTION_KEY", f"{KEY_B}, {KEY_A}")
+    assert env_fernet_keys("DJANGO_MFA_ENCRYPTION_KEY", default=None) == [KEY_B, KEY_A]
+    monkeypatch.setenv("DJANGO_MFA_ENCRYPTION_KEY", f"{KEY_B},{KEY_A[:-4]}")
+    with pytest.raises(ImproperlyConfigured, match="key 2 is not a Fernet key"):
+        env_fernet_keys("DJANGO_MFA_ENCRYPTION_KEY", default=None)
