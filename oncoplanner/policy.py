@@ -594,6 +594,7 @@ RESOURCES.update(
                 "given_at": "2026-03-02T09:00:00Z",
                 "verified_by_id": 999999,
                 "verifier_password": "not-checked-before-the-drug",
+                "label_dose_mg": "1",
             },
         ),
         "api:administration_stop POST": _api(

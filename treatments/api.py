@@ -219,6 +219,14 @@ class AdministrationIn(InputSchema):
         description="The second checker's own password, typed by them: it confirms the check "
         "was done. A wrong one counts as a failed login of their account.",
     )
+    label_dose_mg: Decimal = Field(
+        gt=0,
+        max_digits=10,
+        decimal_places=2,
+        allow_inf_nan=False,
+        description="The dose printed on the prepared bag or syringe. It must equal the dose "
+        "computed now (400 naming this field otherwise: do not give).",
+    )
     notes: str = Field("", max_length=2000)
     creatinine_mg_dl: Decimal | None = Field(None, ge=0, le=50, allow_inf_nan=False)
 
@@ -559,6 +567,7 @@ def administration_create(
         verified_by=verified_by,
         notes=payload.notes,
         creatinine_mg_dl=payload.creatinine_mg_dl,
+        label_dose_mg=payload.label_dose_mg,
     )
     return Status(201, administration)
 

@@ -147,6 +147,13 @@ class AdministrationForm(forms.Form):
         max_length=4096,
         widget=forms.PasswordInput(attrs={"autocomplete": "off"}),
     )
+    label_dose_mg = forms.DecimalField(
+        label="Dose on the label (mg)",
+        help_text="As printed on the bag or syringe; it must match the dose above.",
+        min_value=Decimal("0.01"),
+        max_digits=10,
+        decimal_places=2,
+    )
     creatinine_mg_dl = forms.DecimalField(
         label="Serum creatinine (mg/dL), carboplatin only",
         required=False,

@@ -30,7 +30,7 @@ from oncoplanner.accounts.models import User
 from oncoplanner.acknowledgement import acknowledge
 from oncoplanner.confirmation import ConfirmationRequired
 from patients.models import Patient
-from treatments.dosing import Number, dose_compute, to_decimal
+from treatments.dosing import Number, dose_compute, round_mg, to_decimal
 from treatments.models import (
     Administration,
     ChemoCycle,
@@ -510,6 +510,27 @@ def dose_percent_for(
     return Decimal(latest.percent), latest
 
 
+def _check_label_dose(label: Number, dose_mg: Decimal, inputs: dict[str, object]) -> None:
+    try:
+        on_label = Decimal(str(label))
+    except ArithmeticError:
+        on_label = Decimal("NaN")
+    if on_label.is_finite() and round_mg(on_label) == dose_mg:
+        return
+    basis = ""
+    if inputs.get("weight_kg"):
+        basis = f" (from {inputs['weight_kg']} kg measured {inputs.get('weight_measured_on')})"
+    raise ValidationError(
+        {
+            "label_dose_mg": (
+                f"The label says {label} mg but the dose now is {fmt_decimal(dose_mg)} mg"
+                f"{basis}. Do not give it: ask the pharmacist to check the dose against the "
+                "current weight, height and dose level."
+            )
+        }
+    )
+
+
 @transaction.atomic
 def administration_record(
     *,
@@ -522,8 +543,15 @@ def administration_record(
     verified_at: dt.datetime | None = None,
     notes: str = "",
     creatinine_mg_dl: Number | None = None,
+    label_dose_mg: Number | None = None,
 ) -> Administration:
     """Record a drug given on a day of a cycle, with the computed dose and all its inputs.
+
+    `label_dose_mg` is the dose printed on the prepared bag or syringe, typed at the bedside
+    (every door asks for it). It must equal the dose computed now: a weight, height or dose
+    level recorded after the drug was prepared changes the dose, and the bag in hand no longer
+    matches it (a reviewer's find: 5-FU recomputed from a later weight, 800 -> 772 mg, with no
+    warning).
 
     The dose is computed here (never typed in): the standard dose from dose_compute, at the
     level dose_percent_for sets for this cycle. `given_at` must fall on that day of the cycle
@@ -575,6 +603,8 @@ def administration_record(
         percent=percent,
         creatinine_mg_dl=creatinine_mg_dl,
     )
+    if label_dose_mg is not None:
+        _check_label_dose(label_dose_mg, calculation.dose_mg, calculation.inputs)
     inputs = dict(calculation.inputs)
     inputs["cycle_number"] = cycle.number
     inputs["day_of_cycle"] = day_of_cycle

@@ -596,6 +596,7 @@ def administration_create(
                 verified_by=form.cleaned_data["verified_by"],
                 notes=form.cleaned_data["notes"],
                 creatinine_mg_dl=form.cleaned_data["creatinine_mg_dl"],
+                label_dose_mg=form.cleaned_data["label_dose_mg"],
             )
         except ValidationError as error:
             add_service_errors(form, error)

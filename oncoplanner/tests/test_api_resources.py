@@ -24,6 +24,7 @@ from oncoplanner.accounts.tests.factories import ClinicianFactory, UserFactory
 from patients.models import Patient
 from patients.services import care_team_add_member
 from patients.tests.factories import BodyMeasurementFactory, patient_through_service
+from treatments.dosing import dose_compute
 from treatments.models import Administration, ChemoCycle, Course, CtcaeTerm, Regimen, SideEffect
 from treatments.services import course_start, cycle_give
 from treatments.tests.factories import AdministrationFactory
@@ -388,6 +389,14 @@ def _administration_body(cycle: ChemoCycle, checker: User, password: str) -> dic
         "given_at": given_at.isoformat(),
         "verified_by_id": checker.pk,
         "verifier_password": password,
+        "label_dose_mg": str(
+            dose_compute(
+                regimen_drug=regimen_drug,
+                patient=cycle.course.patient,
+                on_date=cycle.start,
+                percent=Decimal(100),
+            ).dose_mg
+        ),
     }
 
 
@@ -422,6 +431,10 @@ def test_administration_needs_the_second_checkers_own_password(
     wrong = post(clinician, url, {**body, "verifier_password": "not-theirs"})
     assert wrong.status_code == 400
     assert wrong.json()["detail"][0]["loc"] == ["body", "verifier_password"]
+    mismatch = post(clinician, url, {**body, "label_dose_mg": "1"})
+    assert mismatch.status_code == 400
+    assert mismatch.json()["detail"][0]["loc"] == ["body", "label_dose_mg"]
+    assert "Do not give it" in mismatch.json()["detail"][0]["msg"]
     myself = post(clinician, url, {**body, "verified_by_id": treating_clinician.pk})
     assert myself.status_code == 400
     assert not Administration.objects.exists()

@@ -494,6 +494,7 @@ def test_administration_create_records_verified_dose(as_clinician, course, given
         "given_at": "2026-03-02T10:30",
         "verified_by": colleague.pk,
         "checker_password": PASSWORD,
+        "label_dose_mg": "156.4",
         "checklist": "on",
     }
     response = as_clinician.post(_course_url("administration_create", course, 1), data)
@@ -512,6 +513,7 @@ def test_administration_verified_by_self_is_400(
         "given_at": "2026-03-02T10:30",
         "verified_by": treating_clinician.pk,
         "checker_password": PASSWORD,
+        "label_dose_mg": "156.4",
         "checklist": "on",
     }
     response = as_clinician.post(_course_url("administration_create", course, 1), data, headers=HX)
@@ -527,6 +529,7 @@ def _administration_data(course: Course, checker, password: str) -> dict[str, ob
         "given_at": "2026-03-02T10:30",
         "verified_by": checker.pk,
         "checker_password": password,
+        "label_dose_mg": "156.4",
         "checklist": "on",
     }
 
@@ -544,6 +547,24 @@ def test_administration_needs_the_checkers_own_password(
     assert response.status_code == 400
     form = response.context["administration_form"]
     assert "checker_password" in form.errors
+    assert not Administration.objects.exists()
+
+
+def test_administration_refused_when_the_label_no_longer_matches_the_dose(
+    as_clinician, course, given_cycle, colleague
+):
+    # Prepared at 72 kg (156.4 mg); a weight recorded afterwards changes the dose.
+    BodyMeasurementFactory.create(
+        patient=course.patient, measured_on=dt.date(2026, 3, 2), weight_kg=Decimal("64")
+    )
+    response = as_clinician.post(
+        _course_url("administration_create", course, 1),
+        _administration_data(course, colleague, PASSWORD),
+        headers=HX,
+    )
+    assert response.status_code == 400
+    errors = response.context["administration_form"].errors["label_dose_mg"]
+    assert "The label says 156.4 mg but the dose now is 147.9 mg (from 64.0 kg" in errors[0]
     assert not Administration.objects.exists()
 
 
@@ -584,8 +605,11 @@ def _stop_url(course: Course, administration: Administration) -> str:
 
 
 def test_administration_stopped_early_shows_what_went_in(as_clinician, course, oxaliplatin_given):
+    oxaliplatin_given.notes = "Flushed the line first"
+    oxaliplatin_given.save(update_fields=["notes"])
     page = as_clinician.get(_course_url("cycle_detail", course, 1)).content.decode()
     assert "Stopped early?" in page
+    assert "Note: Flushed the line first" in page
     response = as_clinician.post(
         _stop_url(course, oxaliplatin_given),
         {"amount_given_mg": "60", "reason": "Hypersensitivity reaction"},
@@ -647,6 +671,7 @@ def test_administration_create_outsider_404(as_outsider, course, given_cycle, co
         "given_at": "2026-03-02T10:30",
         "verified_by": colleague.pk,
         "checker_password": PASSWORD,
+        "label_dose_mg": "156.4",
         "checklist": "on",
     }
     assert (
