@@ -273,6 +273,13 @@ def cycle_give(
         raise ValidationError({"cycle": f"Cycle {cycle.number} has already been given."})
     if cycle.status == ChemoCycle.Status.CANCELLED:
         raise ValidationError({"cycle": f"Cycle {cycle.number} was cancelled."})
+    if cycle.status == ChemoCycle.Status.HELD and not given_by.is_prescriber:
+        # A hold is often for something the labs do not show (an echo, a scan, consent): a
+        # nurse had been able to give a held cycle because its bloods passed.
+        raise PermissionDenied(
+            f"Cycle {cycle.number} is on hold (“{cycle.reason}”): releasing a held cycle is an "
+            "oncologist's decision."
+        )
     earlier_open = (
         course.cycles.filter(number__lt=cycle.number, status__in=OPEN_CYCLE_STATUSES)
         .order_by("number")

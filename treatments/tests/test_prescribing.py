@@ -29,6 +29,7 @@ from treatments.services import (
     course_stop,
     cycle_cancel,
     cycle_give,
+    cycle_hold,
     dose_modification_record,
 )
 
@@ -141,6 +142,31 @@ def test_a_nurse_gives_a_cycle_the_check_clears(course, colleague):
         cycle=course.cycles.get(number=2), actual_start=timezone.localdate(), given_by=colleague
     )
     assert (cycle.status, cycle.given_despite) == (ChemoCycle.Status.GIVEN, "")
+
+
+def test_releasing_a_held_cycle_is_an_oncologists_decision_even_when_labs_pass(
+    client, login, course, colleague, treating_clinician
+):
+    oncologist = treating_clinician
+    anc = PreCycleRule.objects.filter(regimen=course.regimen).first().test
+    lab_history(course.patient, test=anc, count=1, latest_value="2.1")
+    cycle_hold(cycle=course.cycles.get(number=2), reason="Await echo: LVEF", by=oncologist)
+    with pytest.raises(PermissionDenied):
+        cycle_give(
+            cycle=course.cycles.get(number=2), actual_start=timezone.localdate(), given_by=colleague
+        )
+    login(client, colleague)
+    page = client.get(_cycle_url("cycle_detail", course)).content.decode()
+    assert "On hold: “Await echo: LVEF”" in page
+    assert "Releasing a held cycle is an oncologist's decision" in page
+    assert 'name="actual_start"' not in page
+    body = {"actual_start": timezone.localdate().isoformat()}
+    assert client.post(_cycle_url("cycle_give", course), body).status_code == 403
+    assert course.cycles.get(number=2).status == ChemoCycle.Status.HELD
+    released = cycle_give(
+        cycle=course.cycles.get(number=2), actual_start=timezone.localdate(), given_by=oncologist
+    )
+    assert released.status == ChemoCycle.Status.GIVEN
 
 
 def test_cancelling_a_cycle_is_an_oncologists_decision(client, login, course, colleague):
