@@ -253,6 +253,11 @@ class DoseModificationIn(InputSchema):
     reason: str = Text
     drug_id: int | None = None
     override_reason: str = Field("", max_length=2000)
+    confirm_level: bool = Field(
+        False,
+        description="Record a level below 50% or one that raises a reduced drug; without it "
+        "such a level is a 400 of type confirmation_required naming percent.",
+    )
 
 
 class CtcaeGradeOut(Schema):
@@ -638,6 +643,7 @@ def dose_modification_create(
         created_by=user,
         drug=drug,
         override_reason=payload.override_reason,
+        confirm_level=payload.confirm_level,
     )
     return Status(201, modification)
 

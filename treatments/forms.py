@@ -76,6 +76,8 @@ class DoseModificationForm(forms.Form):
         required=False,
         widget=forms.Textarea(attrs={"rows": 2}),
     )
+    # Shown only after the service asked (DoseLevelToConfirm).
+    confirm_level = forms.BooleanField(required=False, label="I have checked: record this level")
 
     def __init__(self, *args: Any, course: Course, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -449,11 +449,14 @@ def dose_modification_record(
     created_by: User,
     drug: Drug | None = None,
     override_reason: str = "",
+    confirm_level: bool = False,
 ) -> DoseModification:
     """Set the dose level of `drug` (or of every drug) from `from_cycle_number` onwards.
 
     It carries forward until a later modification changes it (dose_percent_for). A level above
-    100% of the standard dose needs `override_reason` (DOMAIN.md section 2).
+    100% of the standard dose needs `override_reason` (DOMAIN.md section 2). DoseLevelToConfirm
+    is raised until `confirm_level` for a level below LOW_DOSE_LEVEL (8 typed for 80) and for
+    one that raises a drug already reduced (an "all drugs 90%" had lifted a drug at 80%).
     """
     _require_prescriber(created_by)
     _require_open_course(course)
@@ -482,6 +485,8 @@ def dose_modification_record(
         level = to_decimal(percent, "percent")
     except ValueError:
         raise ValidationError({"percent": "Enter the dose level as a percent, e.g. 80."}) from None
+    if not confirm_level:
+        _require_confirmed_level(course, from_cycle_number, drug, level)
     modification = DoseModification(
         course=course,
         drug=drug,
@@ -493,6 +498,47 @@ def dose_modification_record(
     )
     _save(modification)
     return modification
+
+
+LOW_DOSE_LEVEL = Decimal(50)
+
+
+class DoseLevelToConfirm(ConfirmationRequired):
+    """A dose level that is most often a slip: below half, or raising a reduced drug."""
+
+    confirm_with = "confirm_level"
+
+
+def _require_confirmed_level(
+    course: Course, from_cycle_number: int, drug: Drug | None, level: Decimal
+) -> None:
+    concerns: list[str] = []
+    if level < LOW_DOSE_LEVEL:
+        concerns.append(
+            f"{fmt_decimal(level)}% is less than half the standard dose (was {fmt_decimal(level)} "
+            f"typed for {fmt_decimal(level * 10)}?)."
+            if level * 10 <= 100
+            else f"{fmt_decimal(level)}% is less than half the standard dose."
+        )
+    drugs = (
+        [drug]
+        if drug is not None
+        else Drug.objects.filter(regimen_uses__phase__regimen=course.regimen_id)
+        .distinct()
+        .order_by("name")
+    )
+    # Above 100% needs its own written override reason (DoseModification.clean).
+    for each in drugs if level <= 100 else []:
+        current, _ = dose_percent_for(course=course, cycle_number=from_cycle_number, drug=each)
+        if current < level:
+            concerns.append(
+                f"{each} goes up from {fmt_decimal(current)}% to {fmt_decimal(level)}% "
+                f"from cycle {from_cycle_number}."
+            )
+    if concerns:
+        raise DoseLevelToConfirm(
+            {"percent": " ".join(concerns) + " Check it, then confirm the level to record it."}
+        )
 
 
 def dose_percent_for(

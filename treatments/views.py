@@ -296,10 +296,12 @@ def dose_modification_create(
                 drug=form.cleaned_data["drug"],
                 reason=form.cleaned_data["reason"],
                 override_reason=form.cleaned_data["override_reason"],
+                confirm_level=form.cleaned_data["confirm_level"],
                 created_by=request.user,
             )
         except ValidationError as error:
             add_service_errors(form, error)
+            form.ask_confirm = isinstance(error, ConfirmationRequired)
             status = BAD_REQUEST
         else:
             messages.success(request, "Dose modification recorded.")

@@ -475,6 +475,17 @@ def test_administration_stopped_early_through_the_api(
     assert post(clinician, url, body).status_code == 400  # once only
 
 
+def test_dose_level_below_half_needs_confirm_level(clinician: Client, course: Course) -> None:
+    url = f"{API}/patients/{course.patient_id}/courses/{course.pk}/dose-modifications"
+    body = {"from_cycle_number": 2, "percent": "8", "reason": "Grade 3 neutropenia"}
+    refused = post(clinician, url, body)
+    assert refused.status_code == 400
+    (error,) = refused.json()["detail"]
+    assert (error["loc"], error["type"]) == (["body", "percent"], "confirmation_required")
+    assert error["confirm_with"] == "confirm_level"
+    assert post(clinician, url, {**body, "confirm_level": True}).status_code == 201
+
+
 def test_course_start_long_ago_needs_confirm_past_start(
     clinician: Client, patient: Patient
 ) -> None:

@@ -21,11 +21,13 @@ from treatments.models import (
     Course,
     DoseBasis,
     DoseModification,
+    Drug,
     Regimen,
     RegimenDrug,
     SideEffect,
 )
 from treatments.services import (
+    DoseLevelToConfirm,
     PastStartToConfirm,
     administration_record,
     administration_stop,
@@ -418,17 +420,66 @@ def test_dose_modification_carries_forward_until_changed(mfolfox6, clinician):
     assert levels == [D("100")] * 2 + [D("80")] * 10
     assert dose_percent_for(course=course, cycle_number=12, drug=oxaliplatin)[1] == reduced
 
+    with pytest.raises(DoseLevelToConfirm) as excinfo:  # a re-escalation is asked first
+        dose_modification_record(
+            course=course,
+            from_cycle_number=6,
+            percent=100,
+            reason="Counts recovered",
+            created_by=clinician,
+        )
+    assert "Oxaliplatin goes up from 80% to 100% from cycle 6" in str(excinfo.value)
     dose_modification_record(
         course=course,
         from_cycle_number=6,
         percent=100,
         reason="Counts recovered",
         created_by=clinician,
+        confirm_level=True,
     )
     levels = [
         dose_percent_for(course=course, cycle_number=n, drug=oxaliplatin)[0] for n in range(1, 13)
     ]
     assert levels == [D("100")] * 2 + [D("80")] * 3 + [D("100")] * 7
+
+
+def test_dose_level_below_half_is_asked_before_it_is_recorded(mfolfox6, clinician):
+    course = _course(PatientFactory.create(), mfolfox6, clinician)
+    kwargs = {"course": course, "from_cycle_number": 3, "reason": "Typo test"}
+    dose_modification_record(
+        percent=50, created_by=clinician, **{**kwargs, "from_cycle_number": 2}
+    )  # half is a usual step: not asked
+    with pytest.raises(DoseLevelToConfirm) as excinfo:
+        dose_modification_record(percent=8, created_by=clinician, **kwargs)
+    assert excinfo.value.message_dict["percent"][0].startswith(
+        "8% is less than half the standard dose (was 8 typed for 80?)."
+    )
+    assert DoseModification.objects.count() == 1
+    dose_modification_record(percent=8, created_by=clinician, confirm_level=True, **kwargs)
+    assert DoseModification.objects.latest("pk").percent == D("8")
+
+
+def test_all_drugs_level_that_lifts_a_reduced_drug_is_asked(mfolfox6, clinician):
+    course = _course(PatientFactory.create(), mfolfox6, clinician)
+    oxaliplatin = Drug.objects.get(name__iexact="oxaliplatin")
+    dose_modification_record(
+        course=course,
+        from_cycle_number=2,
+        percent=80,
+        drug=oxaliplatin,
+        reason="Neuropathy grade 2",
+        created_by=clinician,
+    )
+    with pytest.raises(DoseLevelToConfirm) as excinfo:
+        dose_modification_record(
+            course=course,
+            from_cycle_number=4,
+            percent=90,
+            reason="Grade 3 neutropenia",
+            created_by=clinician,
+        )
+    assert "oxaliplatin goes up from 80% to 90% from cycle 4" in str(excinfo.value)
+    assert DoseModification.objects.count() == 1
 
 
 def test_dose_modification_for_one_drug_leaves_others(mfolfox6, clinician):

@@ -286,6 +286,21 @@ def test_dose_modification_create_through_service(as_clinician, course):
     assert b"80%" in page.content
 
 
+def test_dose_level_below_half_asks_for_a_tick_then_records(as_clinician, course):
+    data = {"from_cycle_number": 3, "percent": "8", "drug": "", "reason": "Grade 3 neutropenia"}
+    url = _course_url("dose_modification_create", course)
+    asked = as_clinician.post(url, data, headers=HX)
+    assert asked.status_code == 400
+    content = asked.content.decode()
+    assert "was 8 typed for 80?" in content
+    assert 'name="confirm_level"' in content
+    assert not DoseModification.objects.exists()
+    page = as_clinician.get(_course_url("course_detail", course)).content.decode()
+    assert 'name="confirm_level"' not in page
+    assert as_clinician.post(url, {**data, "confirm_level": "on"}).status_code == 302
+    assert DoseModification.objects.get().percent == Decimal("8")
+
+
 def test_dose_modification_over_100_without_override_is_400(as_clinician, course):
     data = {"from_cycle_number": 2, "percent": "110", "reason": "Underdosed before"}
     response = as_clinician.post(_course_url("dose_modification_create", course), data, headers=HX)
