@@ -146,6 +146,11 @@ class CourseIn(InputSchema):
         description="A start more than COURSE_START_MAX_DAYS_AGO days ago is refused (400 "
         "naming start_date) until sent again with this true: most are mistyped years.",
     )
+    confirm_lifetime_limit: bool = Field(
+        False,
+        description="Start a plan that takes a drug past its lifetime limit; without it such a "
+        "plan is a 400 of type confirmation_required naming regimen_id.",
+    )
 
 
 class CycleOut(Schema):
@@ -427,6 +432,7 @@ def course_create(request: HttpRequest, patient_id: int, payload: CourseIn) -> S
         intent=payload.intent.value,
         created_by=user,
         confirm_past_start=payload.confirm_past_start,
+        confirm_lifetime_limit=payload.confirm_lifetime_limit,
     )
     return Status(201, course)
 

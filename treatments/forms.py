@@ -50,6 +50,9 @@ class CourseStartForm(forms.Form):
     confirm_past_start = forms.BooleanField(
         required=False, label="The course really began on this date"
     )
+    confirm_lifetime_limit = forms.BooleanField(
+        required=False, label="Plan it past the lifetime limit: this is the intended plan"
+    )
     creatinine_mg_dl = forms.DecimalField(
         label="Serum creatinine (mg/dL), for carboplatin (Calvert) only",
         required=False,

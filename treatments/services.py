@@ -126,8 +126,13 @@ def course_start(
     intent: str,
     created_by: User,
     confirm_past_start: bool = False,
+    confirm_lifetime_limit: bool = False,
 ) -> Course:
     """Start `patient` on `regimen` (this exact version) and schedule every cycle.
+
+    A plan that takes a drug above its lifetime limit (what the patient has had plus the whole
+    plan at 100%: anthracycline cardiotoxicity) raises LifetimeLimitToConfirm until
+    `confirm_lifetime_limit`: the preview's warning had been one click from a course past it.
 
     Cycles of all phases are numbered 1..N in phase order; cycle 1 is planned on `start_date`
     and each next one a cycle length (of the phase it follows) later. The course is active, or
@@ -148,6 +153,19 @@ def course_start(
     phases = list(regimen.phases.order_by("order"))
     if not phases:
         raise ValidationError({"regimen": f"{regimen} has no phases to schedule."})
+    if not confirm_lifetime_limit:
+        over = [
+            p
+            for p in lifetime_projection(patient=patient, planned=regimen_planned_doses(regimen))
+            if p.over
+        ]
+        if over:
+            raise LifetimeLimitToConfirm(
+                {
+                    "regimen": " ".join(p.message for p in over)
+                    + " Plan fewer cycles of it, or confirm that this is the intended plan."
+                }
+            )
     if Course.objects.filter(
         patient=patient, regimen__name=regimen.name, status__in=OPEN_COURSE_STATUSES
     ).exists():
@@ -172,6 +190,32 @@ def course_start(
             number += 1
             planned += dt.timedelta(days=phase.cycle_length_days)
     return course
+
+
+class LifetimeLimitToConfirm(ConfirmationRequired):
+    """A plan past a drug's lifetime limit: started only once the oncologist confirms it."""
+
+    confirm_with = "confirm_lifetime_limit"
+
+
+def regimen_planned_doses(regimen: Regimen) -> list[tuple[RegimenDrug, int]]:
+    """Each drug of the regimen with how many times the whole plan gives it."""
+    return [
+        (rd, len(parse_days(rd.days)) * phase.planned_cycles)
+        for phase in regimen.phases.all()
+        for rd in phase.drugs.select_related("drug")
+    ]
+
+
+def course_remaining_doses(course: Course) -> list[tuple[RegimenDrug, int]]:
+    """Each drug with how many times the course's cycles not yet given would give it."""
+    counts: dict[int, int] = {}
+    for cycle in course.cycles.filter(status__in=OPEN_CYCLE_STATUSES):
+        counts[cycle.phase_id] = counts.get(cycle.phase_id, 0) + 1
+    return [
+        (rd, len(parse_days(rd.days)) * counts[rd.phase_id])
+        for rd in RegimenDrug.objects.filter(phase_id__in=counts).select_related("drug")
+    ]
 
 
 class PastStartToConfirm(ConfirmationRequired):

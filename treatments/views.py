@@ -46,7 +46,6 @@ from treatments.models import (
     DoseModification,
     Regimen,
     RegimenDrug,
-    parse_days,
 )
 
 BAD_REQUEST = 400
@@ -157,8 +156,7 @@ def _course_create_context(patient: Any, form: CourseStartForm, data: Any = None
         "missing": _missing_inputs(doses, patient=patient, on_date=on_date),
         # The whole plan at 100%, against each drug's lifetime limit (anthracyclines).
         "lifetime": services.lifetime_projection(
-            patient=patient,
-            planned=[(rd, len(parse_days(rd.days)) * rd.phase.planned_cycles) for rd in drugs],
+            patient=patient, planned=services.regimen_planned_doses(regimen)
         ),
     }
     return context
@@ -191,11 +189,17 @@ def course_create(request: AuthedHtmxRequest, patient_id: int) -> HttpResponse:
             intent=form.cleaned_data["intent"],
             created_by=request.user,
             confirm_past_start=form.cleaned_data["confirm_past_start"],
+            confirm_lifetime_limit=form.cleaned_data["confirm_lifetime_limit"],
         )
     except ValidationError as error:
         add_service_errors(form, error)
-        context = _course_create_context(patient, form)
-        context["ask_confirm"] = isinstance(error, ConfirmationRequired)
+        context = _course_create_context(patient, form, request.POST)
+        # Which tick to show: the one the service asked for (and any already given stays).
+        context["ask_confirm"] = {
+            name
+            for name in ("confirm_past_start", "confirm_lifetime_limit")
+            if form.cleaned_data.get(name)
+        } | ({error.confirm_with} if isinstance(error, ConfirmationRequired) else set())
         return _render(request, template, context, partial="form", status=BAD_REQUEST)
     messages.success(
         request, f"Course of {course.regimen} started; {course.cycles.count()} cycles planned."
@@ -257,6 +261,12 @@ def _course_context(
     return {
         "patient": course.patient,
         "course": course,
+        # What the cycles still to give would add, against each drug's lifetime limit.
+        "lifetime": services.lifetime_projection(
+            patient=course.patient, planned=services.course_remaining_doses(course)
+        )
+        if is_open
+        else [],
         "cycles": [(c, levels.get(c.number, "")) for c in cycles],
         "next_cycle": next_cycle,
         "modifications": modifications,

@@ -27,7 +27,7 @@ from patients.tests.factories import BodyMeasurementFactory, patient_through_ser
 from treatments.dosing import dose_compute
 from treatments.models import Administration, ChemoCycle, Course, CtcaeTerm, Regimen, SideEffect
 from treatments.services import course_start, cycle_give
-from treatments.tests.factories import AdministrationFactory
+from treatments.tests.factories import AdministrationFactory, ChemoCycleFactory, CourseFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -484,6 +484,32 @@ def test_dose_level_below_half_needs_confirm_level(clinician: Client, course: Co
     assert (error["loc"], error["type"]) == (["body", "percent"], "confirmation_required")
     assert error["confirm_with"] == "confirm_level"
     assert post(clinician, url, {**body, "confirm_level": True}).status_code == 201
+
+
+def test_course_past_a_lifetime_limit_needs_confirm_lifetime_limit(
+    clinician: Client, patient: Patient, treating_clinician: User
+) -> None:
+    ac_t = Regimen.objects.get(name="Dose-dense AC-T", version=1)
+    doxorubicin = ac_t.phases.get(order=1).drugs.get(drug__name__iexact="doxorubicin")
+    earlier = CourseFactory.create(patient=patient, regimen=ac_t, status=Course.Status.COMPLETED)
+    AdministrationFactory.create(  # 400 mg/m2 already: the plan's 240 would make 640
+        cycle=ChemoCycleFactory.create(course=earlier, status=ChemoCycle.Status.GIVEN),
+        regimen_drug=doxorubicin,
+        drug=doxorubicin.drug,
+        dose_mg=Decimal("736"),
+        inputs={"bsa_m2": "1.84"},
+    )
+    start = (timezone.localdate() - dt.timedelta(days=1)).isoformat()
+    body = {"regimen_id": ac_t.pk, "start_date": start, "intent": "adjuvant"}
+    url = f"{API}/patients/{patient.pk}/courses"
+    refused = post(clinician, url, body)
+    assert refused.status_code == 400
+    (error,) = refused.json()["detail"]
+    assert error["type"] == "confirmation_required"
+    assert error["confirm_with"] == "confirm_lifetime_limit"
+    assert "above the lifetime limit of 450 mg/m²" in error["msg"]
+    assert not Course.objects.filter(status=Course.Status.ACTIVE).exists()
+    assert post(clinician, url, {**body, "confirm_lifetime_limit": True}).status_code == 201
 
 
 def test_course_start_long_ago_needs_confirm_past_start(

@@ -21,7 +21,6 @@ from treatments.models import (
     Course,
     DoseBasis,
     DoseModification,
-    Drug,
     Regimen,
     RegimenDrug,
     SideEffect,
@@ -461,7 +460,7 @@ def test_dose_level_below_half_is_asked_before_it_is_recorded(mfolfox6, clinicia
 
 def test_all_drugs_level_that_lifts_a_reduced_drug_is_asked(mfolfox6, clinician):
     course = _course(PatientFactory.create(), mfolfox6, clinician)
-    oxaliplatin = Drug.objects.get(name__iexact="oxaliplatin")
+    oxaliplatin = _drug(mfolfox6, "Oxaliplatin").drug
     dose_modification_record(
         course=course,
         from_cycle_number=2,
@@ -478,7 +477,11 @@ def test_all_drugs_level_that_lifts_a_reduced_drug_is_asked(mfolfox6, clinician)
             reason="Grade 3 neutropenia",
             created_by=clinician,
         )
-    assert "oxaliplatin goes up from 80% to 90% from cycle 4" in str(excinfo.value)
+    # Only the reduced drug goes up; the others come down from 100% as intended.
+    assert excinfo.value.message_dict["percent"] == [
+        "Oxaliplatin goes up from 80% to 90% from cycle 4. Check it, then confirm the level "
+        "to record it."
+    ]
     assert DoseModification.objects.count() == 1
 
 

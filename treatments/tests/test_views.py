@@ -134,11 +134,11 @@ def test_course_create_page_lists_active_regimens_with_phases(as_clinician, meas
     assert _log_exists(action="read", surface="page", patient_id=measured.pk, object_type="Patient")
 
 
-def test_course_create_preview_warns_when_the_plan_crosses_a_lifetime_limit(as_clinician, measured):
-    # 240 mg/m2 of doxorubicin already given; dose-dense AC-T adds 4 x 60 = 240 (limit 450).
+def _doxorubicin_240_mg_m2_given(patient) -> Regimen:
+    """240 mg/m2 of doxorubicin already given; dose-dense AC-T adds 4 x 60 = 240 (limit 450)."""
     ac_t = Regimen.objects.get(name="Dose-dense AC-T", version=1)
     doxorubicin = RegimenDrug.objects.get(phase__regimen=ac_t, drug__name__iexact="doxorubicin")
-    earlier = CourseFactory.create(patient=measured, regimen=ac_t, status=Course.Status.COMPLETED)
+    earlier = CourseFactory.create(patient=patient, regimen=ac_t, status=Course.Status.COMPLETED)
     for number in range(1, 5):
         AdministrationFactory.create(
             cycle=ChemoCycleFactory.create(
@@ -149,6 +149,30 @@ def test_course_create_preview_warns_when_the_plan_crosses_a_lifetime_limit(as_c
             dose_mg=Decimal("110.4"),
             inputs={"bsa_m2": "1.84"},
         )
+    return ac_t
+
+
+def test_course_past_the_lifetime_limit_is_started_only_when_confirmed(as_clinician, measured):
+    ac_t = _doxorubicin_240_mg_m2_given(measured)
+    data = {"regimen": ac_t.pk, "start_date": "2026-03-16", "intent": "adjuvant"}
+    url = _url("course_create", measured.pk)
+    asked = as_clinician.post(url, data, headers=HX)
+    assert asked.status_code == 400
+    content = asked.content.decode()
+    assert "480 mg/m², above the lifetime limit of 450 mg/m²" in content
+    assert 'name="confirm_lifetime_limit"' in content
+    assert 'name="confirm_past_start"' not in content
+    assert not Course.objects.filter(status=Course.Status.ACTIVE).exists()
+    started = as_clinician.post(url, {**data, "confirm_lifetime_limit": "on"})
+    assert started.status_code == 302
+    course = Course.objects.get(status=Course.Status.ACTIVE)
+    # The warning stays where the course is run, not only in the preview.
+    page = as_clinician.get(_course_url("course_detail", course)).content.decode()
+    assert "Cycles still to give: doxorubicin: 240 mg/m² received + 240 planned" in page
+
+
+def test_course_create_preview_warns_when_the_plan_crosses_a_lifetime_limit(as_clinician, measured):
+    ac_t = _doxorubicin_240_mg_m2_given(measured)
     response = as_clinician.get(
         _url("course_create", measured.pk),
         {"regimen": ac_t.pk, "start_date": "2026-03-02", "intent": "adjuvant"},
