@@ -107,7 +107,12 @@ class CourseStopForm(forms.Form):
     stopped_on = forms.DateField(label="Stopped on", widget=DATE_WIDGET)
 
 
-class CycleGiveForm(forms.Form):
+class CycleActionForm(forms.Form):
+    # ChemoCycle.version as the page showed it (services._lock_cycle refuses a changed cycle).
+    seen_version = forms.CharField(required=False, widget=forms.HiddenInput)
+
+
+class CycleGiveForm(CycleActionForm):
     actual_start = forms.DateField(label="Given on (day 1)", widget=DATE_WIDGET)
     override_reason = forms.CharField(
         label="Why give it although readiness says otherwise",
@@ -116,7 +121,7 @@ class CycleGiveForm(forms.Form):
     )
 
 
-class CycleDelayForm(forms.Form):
+class CycleDelayForm(CycleActionForm):
     days = forms.IntegerField(label="Delay by (days)", required=False, min_value=1, max_value=365)
     new_start = forms.DateField(label="or new start date", required=False, widget=DATE_WIDGET)
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
@@ -128,7 +133,7 @@ class CycleDelayForm(forms.Form):
         return data
 
 
-class CycleReasonForm(forms.Form):
+class CycleReasonForm(CycleActionForm):
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
 
 

@@ -406,6 +406,8 @@ class ChemoCycle(models.Model):
     given_despite = models.CharField(max_length=20, blank=True)
     override_reason = models.TextField(blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Counts saves (see `version`); a clock can repeat a timestamp, a counter cannot.
+    row_version = models.PositiveIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["course", "number"]
@@ -435,6 +437,19 @@ class ChemoCycle(models.Model):
 
     def __str__(self) -> str:
         return f"Cycle {self.number} ({self.get_status_display()})"
+
+    @property
+    def version(self) -> str:
+        """Changes with every save: a form carries the version it was shown, so that an action
+        taken on a cycle someone else (or a double click) changed meanwhile is refused."""
+        return str(self.row_version)
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.row_version += 1
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None:
+            kwargs["update_fields"] = {*update_fields, "row_version"}
+        super().save(*args, **kwargs)
 
     @property
     def patient(self) -> Patient:

@@ -82,9 +82,30 @@ def _require_open_course(course: Course, field: str = "course") -> None:
         )
 
 
-def _lock_cycle(cycle: ChemoCycle) -> ChemoCycle:
-    """Re-read the cycle under a row lock so two clinicians cannot give it twice at once."""
-    return ChemoCycle.objects.select_for_update().select_related("course", "phase").get(pk=cycle.pk)
+class CycleChanged(ValidationError):
+    """The cycle changed after the page that asked for this action was shown."""
+
+
+def _lock_cycle(cycle: ChemoCycle, seen_version: str | None = None) -> ChemoCycle:
+    """Re-read the cycle under a row lock so two clinicians cannot give it twice at once.
+
+    With `seen_version` (ChemoCycle.version as the form showed it), an action on a cycle that
+    changed since is refused: a double click on Delay had delayed twice, and a second tab
+    acted on a schedule that no longer existed.
+    """
+    locked = (
+        ChemoCycle.objects.select_for_update().select_related("course", "phase").get(pk=cycle.pk)
+    )
+    if seen_version is not None and seen_version != locked.version:
+        who = f" by {locked.status_changed_by}" if locked.status_changed_by_id else ""
+        raise CycleChanged(
+            {
+                "cycle": f"Cycle {locked.number} changed after this page was opened: it is now "
+                f"{locked.get_status_display().lower()}{who}, day 1 {locked.start:%d %b %Y}. "
+                "Nothing was done; check it and act again if still needed."
+            }
+        )
+    return locked
 
 
 def _save(obj: Course | ChemoCycle | DoseModification | Administration | SideEffect) -> None:
@@ -295,7 +316,12 @@ def _require_previous_cycle_run(previous: ChemoCycle, number: int, actual_start:
 
 @transaction.atomic
 def cycle_give(
-    *, cycle: ChemoCycle, actual_start: dt.date, given_by: User, override_reason: str = ""
+    *,
+    cycle: ChemoCycle,
+    actual_start: dt.date,
+    given_by: User,
+    override_reason: str = "",
+    seen_version: str | None = None,
 ) -> ChemoCycle:
     """Mark `cycle` as given from `actual_start`; it ends a cycle length later, minus one day.
 
@@ -310,7 +336,7 @@ def cycle_give(
     days late moves the rest by two days), as the schedule runs from each actual day 1. The
     first given cycle makes a planned course active.
     """
-    cycle = _lock_cycle(cycle)
+    cycle = _lock_cycle(cycle, seen_version)
     course = cycle.course
     _require_open_course(course, "cycle")
     if cycle.status == ChemoCycle.Status.GIVEN:
@@ -411,12 +437,13 @@ def cycle_delay(
     by: User,
     days: int | None = None,
     new_start: dt.date | None = None,
+    seen_version: str | None = None,
 ) -> ChemoCycle:
     """Delay `cycle` by `days` (or to `new_start`), and every later cycle not yet given with it.
 
     Give exactly one of `days` (>= 1) or `new_start` (after the current planned start).
     """
-    cycle = _lock_cycle(cycle)
+    cycle = _lock_cycle(cycle, seen_version)
     _require_open_cycle(cycle, "delayed")
     reason = _require_reason(reason)
     if (days is None) == (new_start is None):
@@ -442,9 +469,11 @@ def cycle_delay(
 
 
 @transaction.atomic
-def cycle_hold(*, cycle: ChemoCycle, reason: str, by: User) -> ChemoCycle:
+def cycle_hold(
+    *, cycle: ChemoCycle, reason: str, by: User, seen_version: str | None = None
+) -> ChemoCycle:
     """Put `cycle` on hold pending review; later cycles wait for it (see cycle_give)."""
-    cycle = _lock_cycle(cycle)
+    cycle = _lock_cycle(cycle, seen_version)
     _require_open_cycle(cycle, "held")
     cycle.reason = _require_reason(reason)
     cycle.status = ChemoCycle.Status.HELD
@@ -455,7 +484,9 @@ def cycle_hold(*, cycle: ChemoCycle, reason: str, by: User) -> ChemoCycle:
 
 
 @transaction.atomic
-def cycle_cancel(*, cycle: ChemoCycle, reason: str, by: User) -> ChemoCycle:
+def cycle_cancel(
+    *, cycle: ChemoCycle, reason: str, by: User, seen_version: str | None = None
+) -> ChemoCycle:
     """Cancel a cycle that will not be given (an oncologist's decision: it omits treatment).
 
     The course's last cycle left to give is not cancelled: ending the course early is
@@ -463,7 +494,7 @@ def cycle_cancel(*, cycle: ChemoCycle, reason: str, by: User) -> ChemoCycle:
     had shown a course stopped half-way as "Completed", with no reason.
     """
     _require_prescriber(by)
-    cycle = _lock_cycle(cycle)
+    cycle = _lock_cycle(cycle, seen_version)
     _require_open_cycle(cycle, "cancelled")
     if not cycle.course.cycles.filter(status__in=OPEN_CYCLE_STATUSES).exclude(pk=cycle.pk).exists():
         raise ValidationError(

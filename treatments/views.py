@@ -498,6 +498,7 @@ def _cycle_action(
     status = BAD_REQUEST
     if form.is_valid():
         data = form.cleaned_data
+        seen = data["seen_version"] or None
         try:
             if action == "give":
                 services.cycle_give(
@@ -505,6 +506,7 @@ def _cycle_action(
                     actual_start=data["actual_start"],
                     given_by=request.user,
                     override_reason=data["override_reason"],
+                    seen_version=seen,
                 )
                 done = f"Cycle {cycle.number} given from {data['actual_start']:%d %b %Y}."
             elif action == "delay":
@@ -514,14 +516,23 @@ def _cycle_action(
                     by=request.user,
                     days=data["days"],
                     new_start=data["new_start"],
+                    seen_version=seen,
                 )
                 done = f"Cycle {cycle.number} delayed; later cycles moved with it."
             elif action == "hold":
-                services.cycle_hold(cycle=cycle, reason=data["reason"], by=request.user)
+                services.cycle_hold(
+                    cycle=cycle, reason=data["reason"], by=request.user, seen_version=seen
+                )
                 done = f"Cycle {cycle.number} on hold."
             else:
-                services.cycle_cancel(cycle=cycle, reason=data["reason"], by=request.user)
+                services.cycle_cancel(
+                    cycle=cycle, reason=data["reason"], by=request.user, seen_version=seen
+                )
                 done = f"Cycle {cycle.number} cancelled."
+        except services.CycleChanged as error:
+            add_service_errors(form, error)
+            cycle.refresh_from_db()  # the page shows the cycle as it is now, and its version
+            status = 409
         except ValidationError as error:
             add_service_errors(form, error)
         except PermissionDenied as error:

@@ -480,6 +480,29 @@ def test_cycle_delay_by_days_and_without_reason(as_clinician, course):
     assert course.cycles.get(number=2).planned_start == dt.date(2026, 3, 23)
 
 
+def test_a_second_delay_from_the_same_page_is_refused_not_applied_twice(as_clinician, course):
+    # A double click on Delay (or a second tab) had moved the whole schedule twice.
+    cycle = course.cycles.get(number=1)
+    page = as_clinician.get(_course_url("cycle_detail", course, 1)).content.decode()
+    assert f'name="seen_version" value="{cycle.version}"' in page
+    data = {"days": "2", "reason": "ANC recovery", "seen_version": cycle.version}
+    url = _course_url("cycle_delay", course, 1)
+    assert as_clinician.post(url, data, headers=HX).status_code == 204
+    again = as_clinician.post(url, {**data, "reason": "Double click"}, headers=HX)
+    assert again.status_code == 409
+    assert "changed after this page was opened: it is now delayed" in again.content.decode()
+    cycle.refresh_from_db()
+    assert (cycle.planned_start, cycle.reason) == (START + dt.timedelta(days=2), "ANC recovery")
+    # The refusal shows the cycle as it is now: acting from it works.
+    assert f'value="{cycle.version}"' in again.content.decode()
+    held = as_clinician.post(
+        _course_url("cycle_hold", course, 1),
+        {"reason": "Await echo", "seen_version": cycle.version},
+        headers=HX,
+    )
+    assert held.status_code == 204
+
+
 def test_cycle_delay_needs_days_or_date(as_clinician, course):
     response = as_clinician.post(_course_url("cycle_delay", course, 1), {"reason": "ANC 1.2"})
     assert response.status_code == 400

@@ -53,9 +53,9 @@ def test_a_cycle_action_locks_the_cycle_inside_its_own_transaction(
     depths = []
     lock = services._lock_cycle
 
-    def recording_lock(cycle):
+    def recording_lock(cycle, seen_version=None):
         depths.append(len(connection.atomic_blocks))
-        return lock(cycle)
+        return lock(cycle, seen_version)
 
     monkeypatch.setattr(services, "_lock_cycle", recording_lock)
     ACTIONS[action](due_cycle, treating_clinician)
