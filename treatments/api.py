@@ -234,6 +234,11 @@ class AdministrationIn(InputSchema):
     )
     notes: str = Field("", max_length=2000)
     creatinine_mg_dl: Decimal | None = Field(None, ge=0, le=50, allow_inf_nan=False)
+    confirm_new_results: bool = Field(
+        False,
+        description="Record it although a critical result arrived after the cycle was given; "
+        "without it that is a 400 of type confirmation_required.",
+    )
 
 
 class AdministrationStopIn(InputSchema):
@@ -579,6 +584,7 @@ def administration_create(
         notes=payload.notes,
         creatinine_mg_dl=payload.creatinine_mg_dl,
         label_dose_mg=payload.label_dose_mg,
+        confirm_new_results=payload.confirm_new_results,
     )
     return Status(201, administration)
 

@@ -171,6 +171,10 @@ class AdministrationForm(forms.Form):
         max_value=Decimal("30"),
         decimal_places=2,
     )
+    # Shown only after the service asked (NewCriticalResultToConfirm).
+    confirm_new_results = forms.BooleanField(
+        required=False, label="Discussed with the oncologist: record it anyway"
+    )
     checklist = forms.BooleanField(
         label=(
             "Independently double-checked: drug, dose, the calculation and its inputs, route, "

@@ -638,6 +638,42 @@ def dose_percent_for(
     return Decimal(latest.percent), latest
 
 
+class NewCriticalResultToConfirm(ConfirmationRequired):
+    """A critical result arrived after the cycle was given: confirm before giving more."""
+
+    confirm_with = "confirm_new_results"
+
+
+def _require_no_new_critical_results(cycle: ChemoCycle, given_at: dt.datetime) -> None:
+    from labs.models import CRITICAL_FLAGS, LabResult
+
+    since = cycle.status_changed_at or timezone.make_aware(
+        dt.datetime.combine(cycle.start, dt.time.min)
+    )
+    critical = list(
+        LabResult.objects.filter(
+            patient_id=cycle.course.patient_id,
+            flag__in=sorted(CRITICAL_FLAGS),
+            collected_at__gt=since,
+            collected_at__lte=given_at,
+        )
+        .select_related("test")
+        .order_by("collected_at")
+    )
+    if critical:
+        found = "; ".join(
+            f"{r.test.short_name} {r.value_text} ({r.get_flag_display().lower()}, "
+            f"collected {timezone.localtime(r.collected_at):%d %b %H:%M})"
+            for r in critical
+        )
+        raise NewCriticalResultToConfirm(
+            {
+                "confirm_new_results": f"Since cycle {cycle.number} was given: {found}. Speak "
+                "to the oncologist before giving; confirm to record it anyway."
+            }
+        )
+
+
 def _check_label_dose(label: Number, dose_mg: Decimal, inputs: dict[str, object]) -> None:
     try:
         on_label = Decimal(str(label))
@@ -672,6 +708,7 @@ def administration_record(
     notes: str = "",
     creatinine_mg_dl: Number | None = None,
     label_dose_mg: Number | None = None,
+    confirm_new_results: bool = False,
 ) -> Administration:
     """Record a drug given on a day of a cycle, with the computed dose and all its inputs.
 
@@ -687,6 +724,10 @@ def administration_record(
     second checker, is required and must be an active clinician other than `administered_by`
     (the doors also make them confirm with their password: oncoplanner.accounts.cosign);
     `verified_at` defaults to `given_at`.
+
+    A critical lab result collected after the cycle was given and before `given_at` raises
+    NewCriticalResultToConfirm until `confirm_new_results`: the cycle page stops judging
+    readiness once a cycle is given, and a day-1 drug had gone in after an ANC of 0.3 arrived.
     """
     cycle = _lock_cycle(cycle)
     course = cycle.course
@@ -721,6 +762,8 @@ def administration_record(
         )
     if not verified_by.is_active or verified_by.role != User.Role.CLINICIAN:
         raise ValidationError({"verified_by": "The second checker must be an active clinician."})
+    if not confirm_new_results:
+        _require_no_new_critical_results(cycle, given_at)
     percent, modification = dose_percent_for(
         course=course, cycle_number=cycle.number, drug=regimen_drug.drug
     )

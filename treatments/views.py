@@ -620,9 +620,13 @@ def administration_create(
                 notes=form.cleaned_data["notes"],
                 creatinine_mg_dl=form.cleaned_data["creatinine_mg_dl"],
                 label_dose_mg=form.cleaned_data["label_dose_mg"],
+                confirm_new_results=form.cleaned_data["confirm_new_results"],
             )
         except ValidationError as error:
             add_service_errors(form, error)
+            form.ask_confirm = isinstance(error, ConfirmationRequired) or bool(
+                form.cleaned_data.get("confirm_new_results")
+            )
         else:
             messages.success(
                 request,

@@ -630,6 +630,37 @@ def test_administration_refused_when_the_label_no_longer_matches_the_dose(
     assert not Administration.objects.exists()
 
 
+def test_a_critical_result_after_the_cycle_was_given_is_asked_before_recording(
+    as_clinician, course, given_cycle, colleague
+):
+    from labs.models import Flag
+
+    ChemoCycle.objects.filter(pk=given_cycle.pk).update(
+        status_changed_at=timezone.make_aware(dt.datetime(2026, 3, 2, 8, 0))
+    )
+    anc = LabTest.objects.get(loinc="751-8")
+    LabResult.objects.create(
+        patient=course.patient,
+        test=anc,
+        value=Decimal("0.3"),
+        unit=anc.unit,
+        flag=Flag.CRITICAL_LOW,
+        collected_at=timezone.make_aware(dt.datetime(2026, 3, 2, 9, 15)),
+    )
+    url = _course_url("administration_create", course, 1)
+    data = _administration_data(course, colleague, PASSWORD)
+    asked = as_clinician.post(url, data, headers=HX)
+    assert asked.status_code == 400
+    content = asked.content.decode()
+    assert "Since cycle 1 was given: ANC 0.3" in content
+    assert "critical low, collected 02 Mar 09:15" in content
+    assert 'name="confirm_new_results"' in content
+    assert not Administration.objects.exists()
+    recorded = as_clinician.post(url, {**data, "confirm_new_results": "on"})
+    assert recorded.status_code == 302
+    assert Administration.objects.count() == 1
+
+
 def test_administration_wrong_checker_password_counts_as_their_failed_login(
     as_clinician, course, given_cycle, colleague
 ):
