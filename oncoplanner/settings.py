@@ -297,6 +297,8 @@ LIVE_STREAM_WAIT_SECONDS = env_int("LIVE_STREAM_WAIT_SECONDS", default=15, minim
 # most this many days before the dose date. Patients lose weight on chemotherapy; a dose from
 # an old weight is an overdose. A clinic default (set it to its own policy), not a guideline.
 DOSING_WEIGHT_MAX_AGE_DAYS = env_int("DOSING_WEIGHT_MAX_AGE_DAYS", default=14, minimum=1)
+# Calvert (carboplatin) dosing uses the latest serum creatinine on record if at most this old.
+CALVERT_CREATININE_MAX_AGE_DAYS = env_int("CALVERT_CREATININE_MAX_AGE_DAYS", default=7, minimum=1)
 # A new weight this many percent or more away from the one the last dose was computed from
 # asks for the dose to be reviewed (the common 10 % re-dosing threshold).
 DOSING_WEIGHT_CHANGE_REVIEW_PERCENT = env_int(

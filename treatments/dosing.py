@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from patients.models import Patient, latest_measurement
 from treatments.models import Administration, DoseBasis
@@ -177,6 +178,49 @@ def weight_change_needing_review(*, patient: Patient, weight_kg: Number) -> Weig
     return change if change is not None and change.needs_dose_review else None
 
 
+CREATININE_LOINC = "2160-0"
+
+
+def _recorded_creatinine(patient: Patient, on_date: dt.date, inputs: dict[str, Any]) -> Decimal:
+    """The latest serum creatinine on record by the end of `on_date`, if recent enough.
+
+    Calvert dosing had read only a creatinine typed into the form, with no date and no check
+    against the result on record (a µmol/L value typed as mg/dL goes unseen). The result on
+    record is used, with its date, unless one is typed on purpose.
+    """
+    from labs.models import LabResult  # labs depends on treatments, not the reverse
+
+    end_of_day = timezone.make_aware(dt.datetime.combine(on_date, dt.time.max))
+    result = (
+        LabResult.objects.filter(
+            patient=patient, test__loinc=CREATININE_LOINC, collected_at__lte=end_of_day
+        )
+        .order_by("-collected_at", "-pk")
+        .first()
+    )
+    max_age = settings.CALVERT_CREATININE_MAX_AGE_DAYS
+    if result is None:
+        raise ValidationError(
+            {
+                "creatinine_mg_dl": "Calvert dosing needs a serum creatinine: none is on "
+                f"record by {on_date.isoformat()}. Record the result, or enter it (mg/dL)."
+            }
+        )
+    collected_on = timezone.localdate(result.collected_at)
+    if (on_date - collected_on).days > max_age:
+        raise ValidationError(
+            {
+                "creatinine_mg_dl": f"The latest creatinine ({result.value} {result.unit}, "
+                f"{collected_on.isoformat()}) is more than {max_age} days old for "
+                f"{on_date.isoformat()}. Record a new result, or enter it (mg/dL)."
+            }
+        )
+    inputs["creatinine_source"] = "lab"
+    inputs["creatinine_collected_on"] = collected_on.isoformat()
+    inputs["creatinine_result_id"] = result.pk
+    return Decimal(result.value).quantize(Decimal("0.01"))  # stored to 4 places: "1.00"
+
+
 def dose_compute(
     *,
     regimen_drug: RegimenDrug,
@@ -235,9 +279,9 @@ def dose_compute(
     elif basis == DoseBasis.AUC:
         weight = need_weight()
         if creatinine_mg_dl is None:
-            raise ValidationError(
-                {"creatinine_mg_dl": "Calvert dosing needs a serum creatinine (mg/dL)."}
-            )
+            creatinine_mg_dl = _recorded_creatinine(patient, on_date, inputs)
+        else:
+            inputs["creatinine_source"] = "typed"
         try:
             creatinine = to_decimal(creatinine_mg_dl, "creatinine_mg_dl")
         except ValueError as exc:

@@ -55,6 +55,7 @@ class CourseStartForm(forms.Form):
     )
     creatinine_mg_dl = forms.DecimalField(
         label="Serum creatinine (mg/dL), for carboplatin (Calvert) only",
+        help_text="Leave empty to use the latest result on record.",
         required=False,
         min_value=Decimal("0.1"),
         max_value=Decimal("30"),
@@ -166,6 +167,7 @@ class AdministrationForm(forms.Form):
     )
     creatinine_mg_dl = forms.DecimalField(
         label="Serum creatinine (mg/dL), carboplatin only",
+        help_text="Leave empty to use the latest result on record.",
         required=False,
         min_value=Decimal("0.1"),
         max_value=Decimal("30"),

@@ -219,6 +219,67 @@ def test_dose_compute_carboplatin_without_creatinine_names_it():
     assert "creatinine_mg_dl" in excinfo.value.message_dict
 
 
+def _creatinine(patient: Patient, value: str, collected: dt.datetime) -> None:
+    from django.utils import timezone
+
+    from labs.models import LabResult, LabTest
+
+    test = LabTest.objects.get(loinc="2160-0")
+    LabResult.objects.create(
+        patient=patient,
+        test=test,
+        value=D(value),
+        unit=test.unit,
+        collected_at=timezone.make_aware(collected),
+    )
+
+
+@needs_db
+def test_dose_compute_carboplatin_reads_the_latest_creatinine_on_record_with_its_date(settings):
+    settings.CALVERT_CREATININE_MAX_AGE_DAYS = 7
+    patient = _patient()
+    BodyMeasurementFactory.create(patient=patient, height_cm=165, weight_kg=72)
+    carboplatin = RegimenDrugFactory.create(
+        drug=DrugFactory.create(name="Carboplatin"), dose=D("5"), dose_basis=DoseBasis.AUC
+    )
+    _creatinine(patient, "2.0", dt.datetime(2025, 12, 20, 8, 0))
+    _creatinine(patient, "1.0", dt.datetime(2026, 1, 5, 8, 0))
+    _creatinine(patient, "3.0", dt.datetime(2026, 1, 7, 8, 0))  # after the dose date: unused
+    calc = dose_compute(
+        regimen_drug=carboplatin, patient=patient, on_date=dt.date(2026, 1, 6), percent=100
+    )
+    assert calc.dose_mg == D("443.8")  # the same as typing 1.0 (test above)
+    assert (calc.inputs["creatinine_source"], calc.inputs["creatinine_collected_on"]) == (
+        "lab",
+        "2026-01-05",
+    )
+    typed = dose_compute(
+        regimen_drug=carboplatin,
+        patient=patient,
+        on_date=dt.date(2026, 1, 6),
+        creatinine_mg_dl=D("1.0"),
+    )
+    assert typed.inputs["creatinine_source"] == "typed"
+    html = render_to_string("treatments/_dose_inputs.html", {"inputs": calc.inputs})
+    assert '<dd>1.00 mg/dL <span class="muted">(result of 2026-01-05)</span>' in html
+
+
+@needs_db
+def test_dose_compute_carboplatin_refuses_a_creatinine_older_than_the_limit(settings):
+    settings.CALVERT_CREATININE_MAX_AGE_DAYS = 7
+    patient = _patient()
+    BodyMeasurementFactory.create(patient=patient, weight_kg=72)
+    carboplatin = RegimenDrugFactory.create(dose=D("5"), dose_basis=DoseBasis.AUC)
+    _creatinine(patient, "1.0", dt.datetime(2025, 12, 29, 8, 0))
+    with pytest.raises(ValidationError) as excinfo:
+        dose_compute(
+            regimen_drug=carboplatin, patient=patient, on_date=dt.date(2026, 1, 6), percent=100
+        )
+    message = excinfo.value.message_dict["creatinine_mg_dl"][0]
+    assert "The latest creatinine (1.0" in message
+    assert "2025-12-29) is more than 7 days old for 2026-01-06" in message
+
+
 @needs_db
 def test_dose_compute_respects_max_dose_cap_and_records_it():
     # Vincristine 1.4 mg/m2 x 1.82 = 2.548 mg -> capped at 2 mg
