@@ -353,6 +353,35 @@ RESOURCES.update(
             "data": {"measured_on": "2026-03-05", "weight_kg": "64.5"},
             "expect": _only(_CARE, DONE),
         },
+        # Allergies: POST-only forms on the chart (the dashboard shows them); care team and
+        # break-glass document, everyone else gets the gate's 404.
+        "patients:allergy_create GET": {
+            "url": "patients:allergy_create",
+            "args": ("P",),
+            "method": "GET",
+            "expect": _cells(NOT_ALLOWED),
+        },
+        "patients:allergy_create POST": {
+            "url": "patients:allergy_create",
+            "args": ("P",),
+            "method": "POST",
+            "data": {"substance": "Latex", "category": "environment", "reaction": ""},
+            "expect": _only(_CARE, DONE),
+        },
+        "patients:allergy_none_known POST": {
+            "url": "patients:allergy_none_known",
+            "args": ("P_uninvited",),  # no allergy on record (P has one: that is a 400)
+            "method": "POST",
+            "data": {},
+            "expect": _only(_CARE, DONE),
+        },
+        "patients:allergy_entered_in_error POST": {
+            "url": "patients:allergy_entered_in_error",
+            "args": ("P", "P_allergy"),
+            "method": "POST",
+            "data": {"reason": "Recorded on the wrong chart"},
+            "expect": _only(_CARE, DONE),
+        },
         "treatments:side_effect_create GET": {
             "url": "treatments:side_effect_create",
             "args": ("P",),
@@ -620,6 +649,23 @@ RESOURCES.update(
             "POST",
             {"measured_on": "2026-03-05", "weight_kg": "64.5"},
         ),
+        "api:allergy_list GET": _api("allergy_list", ("P",)),
+        "api:allergy_create POST": _api(
+            "allergy_create",
+            ("P",),
+            _API_WRITE,
+            "POST",
+            {"substance": "Latex", "category": "environment"},
+        ),
+        "api:allergy_none_known POST": _api(
+            "allergy_none_known", ("P_uninvited",), method="POST", body={}
+        ),
+        "api:allergy_entered_in_error POST": _api(
+            "allergy_entered_in_error",
+            ("P", "P_allergy"),
+            method="POST",
+            body={"reason": "Recorded on the wrong chart"},
+        ),
         "api:side_effect_list GET": _api("side_effect_list", ("P",)),
         "api:side_effect_create POST": _api(
             "side_effect_create",
@@ -677,6 +723,7 @@ ADMIN_PHI_MODELS: dict[str, str | None] = {
     "patients.Patient": "P",
     "patients.BodyMeasurement": "P_measurement",
     "patients.SymptomReport": "P_symptom_report",
+    "patients.Allergy": "P_allergy",
     "treatments.Course": "P_course",
     "treatments.ChemoCycle": "P_cycle",
     "treatments.DoseModification": None,
@@ -837,6 +884,9 @@ PHI_URL_NAMES = frozenset(
         "treatments:administration_stop",
         "treatments:side_effect_create",
         "patients:measurement_create",
+        "patients:allergy_create",
+        "patients:allergy_none_known",
+        "patients:allergy_entered_in_error",
         "labs:lab_trends",
         "labs:lab_result_create",
         "labs:lab_results_release",
@@ -869,6 +919,10 @@ PHI_URL_NAMES = frozenset(
         "api:dose_modification_create",
         "api:measurement_list",
         "api:measurement_create",
+        "api:allergy_list",
+        "api:allergy_create",
+        "api:allergy_none_known",
+        "api:allergy_entered_in_error",
         "api:side_effect_list",
         "api:side_effect_create",
         "api:side_effect_detail",

@@ -15,6 +15,7 @@ from oncoplanner.accounts.models import User
 from patients import services
 from patients.admin_gate import GatedPhiAdmin, ReadOnlyInline
 from patients.models import (
+    Allergy,
     BodyMeasurement,
     CareTeam,
     EmergencyAccess,
@@ -22,7 +23,7 @@ from patients.models import (
     PatientInvitation,
     SymptomReport,
 )
-from patients.selectors import care_team_members
+from patients.selectors import care_team_members, scope_queryset
 
 
 def _team_candidates() -> QuerySet[User]:
@@ -177,6 +178,35 @@ class BodyMeasurementAdmin(GatedPhiAdmin):
     search_fields = ("patient__mrn", "patient__family_name")
     date_hierarchy = "measured_on"
     list_select_related = ("patient", "recorded_by")
+
+
+@admin.register(Allergy)
+class AllergyAdmin(GatedPhiAdmin):
+    """Every entry, those entered in error included (the record and its correction), read-only
+    and scoped to the user's care teams like every PHI admin."""
+
+    list_display = (
+        "patient",
+        "substance",
+        "category",
+        "severity",
+        "reaction",
+        "recorded_at",
+        "recorded_by",
+        "entered_in_error_at",
+    )
+    list_filter = ("category", "severity", ("entered_in_error_at", admin.EmptyFieldListFilter))
+    search_fields = ("patient__mrn", "patient__family_name", "substance")
+    date_hierarchy = "recorded_at"
+    list_select_related = ("patient", "recorded_by")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        # Allergy.objects leaves entries in error out; admin shows the whole record.
+        queryset = Allergy.all_objects.all()
+        ordering = self.get_ordering(request)
+        if ordering:
+            queryset = queryset.order_by(*ordering)
+        return scope_queryset(queryset, user=request.user)  # type: ignore[arg-type]
 
 
 @admin.register(SymptomReport)

@@ -10,6 +10,7 @@ import json
 from decimal import Decimal
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils import timezone
 from ninja import Router, Schema, Status
@@ -31,15 +32,23 @@ from oncoplanner.api import (
     user_of,
 )
 from patients.fhir import patient_fhir_bundle
-from patients.models import BodyMeasurement, Patient
+from patients.models import Allergy, BodyMeasurement, Patient
 from patients.selectors import (
     CHANGE,
+    allergy_banner_for,
+    allergy_get_for_user,
     children_for,
     patient_get_for_user,
     patient_list_visible_to,
     portal_patient_for,
 )
-from patients.services import measurement_record, patient_update
+from patients.services import (
+    allergy_mark_entered_in_error,
+    allergy_record,
+    measurement_record,
+    patient_no_known_allergies_record,
+    patient_update,
+)
 
 router = Router(tags=["patients"])
 
@@ -68,6 +77,51 @@ class MeasurementIn(InputSchema):
         description="A value far from the last one on record is refused (400 naming it) "
         "until it is sent again with confirm_change true: most such changes are typos.",
     )
+
+
+class AllergyOut(Schema):
+    id: int
+    patient_id: int
+    substance: str
+    drug_id: int | None = Field(description="The formulary drug, when the substance is one.")
+    category: str
+    reaction: str
+    severity: str = Field(description='mild, moderate, severe, or "" when not known.')
+    recorded_by_id: int
+    recorded_at: dt.datetime
+    entered_in_error_at: dt.datetime | None = Field(
+        description="Set once marked entered in error: the entry is then kept on record but "
+        "no longer listed (only the marking's own answer shows it)."
+    )
+    entered_in_error_reason: str
+
+
+class AllergyListOut(Schema):
+    patient_id: int
+    status: str = Field(
+        description='"allergies" (items listed), "none_known" (a clinician recorded no known '
+        'allergies: who and when below) or "not_recorded" (nobody has recorded either).'
+    )
+    no_known_allergies_at: dt.datetime | None
+    no_known_allergies_by_id: int | None
+    items: list[AllergyOut]
+
+
+class AllergyIn(InputSchema):
+    """An allergy or intolerance. The substance is required unless drug_id names a formulary
+    drug; a medication named like a formulary drug is linked to it."""
+
+    substance: str = Field("", max_length=200)
+    drug_id: int | None = Field(None, ge=1, le=2**31 - 1)
+    category: Allergy.Category = Allergy.Category.MEDICATION
+    reaction: str = Field("", max_length=300)
+    severity: Allergy.Severity | None = Field(
+        None, description="Of the reaction; leave out when not known (needs a reaction)."
+    )
+
+
+class AllergyEnteredInErrorIn(InputSchema):
+    reason: str = Field(min_length=1, max_length=500)
 
 
 class MeOut(Schema):
@@ -300,3 +354,80 @@ def patient_readiness(request: HttpRequest, patient_id: int) -> dict[str, object
             }
         )
     return {"patient_id": patient.pk, "at": now, "courses": out}
+
+
+def _allergy_list(patient: Patient) -> dict[str, Any]:
+    banner = allergy_banner_for(patient=patient)
+    return {
+        "patient_id": patient.pk,
+        "status": banner.state,
+        "no_known_allergies_at": banner.no_known_at,
+        "no_known_allergies_by_id": patient.no_known_allergies_by_id
+        if banner.no_known_at
+        else None,
+        "items": banner.allergies,
+    }
+
+
+@router.get("/patients/{patient_id}/allergies", response={200: AllergyListOut, **ERRORS})
+def allergy_list(request: HttpRequest, patient_id: int) -> dict[str, Any]:
+    """Current allergies (severe first), or whether "no known allergies" was recorded (and by
+    whom), or that nobody has recorded either. Entries entered in error are left out."""
+    no_query(request)
+    patient, _ = children_for(Allergy, user=clinical_user(request), patient_id=patient_id)
+    return _allergy_list(patient)
+
+
+@router.post("/patients/{patient_id}/allergies", response={201: AllergyOut, **ERRORS})
+def allergy_create(request: HttpRequest, patient_id: int, payload: AllergyIn) -> Status[Allergy]:
+    """Record an allergy (clears a "no known allergies" statement). 400 naming the field:
+    no substance, the same substance already listed, a severity without a reaction."""
+    no_query(request)
+    user = clinical_user(request)
+    patient = patient_get_for_user(user=user, patient_id=patient_id, perm=CHANGE)
+    drug = None
+    if payload.drug_id is not None:
+        from treatments.models import Drug  # reference data, not PHI
+
+        drug = Drug.objects.filter(pk=payload.drug_id).first()
+        if drug is None:
+            raise DjangoValidationError({"drug_id": "No drug in the formulary has this id."})
+    allergy = allergy_record(
+        patient=patient,
+        substance=payload.substance,
+        drug=drug,
+        category=payload.category,
+        reaction=payload.reaction,
+        severity=payload.severity or "",
+        recorded_by=user,
+    )
+    return Status(201, allergy)
+
+
+@router.post(
+    "/patients/{patient_id}/allergies/none-known", response={200: AllergyListOut, **ERRORS}
+)
+def allergy_none_known(request: HttpRequest, patient_id: int) -> dict[str, Any]:
+    """Record that the patient has no known allergies (asked, none): who and when. 400 naming
+    no_known_allergies while an allergy is listed."""
+    no_query(request)
+    user = clinical_user(request)
+    patient = patient_get_for_user(user=user, patient_id=patient_id, perm=CHANGE)
+    patient = patient_no_known_allergies_record(patient=patient, recorded_by=user)
+    return _allergy_list(patient)
+
+
+@router.post(
+    "/patients/{patient_id}/allergies/{allergy_id}/entered-in-error",
+    response={200: AllergyOut, **ERRORS},
+)
+def allergy_entered_in_error(
+    request: HttpRequest, patient_id: int, allergy_id: int, payload: AllergyEnteredInErrorIn
+) -> Allergy:
+    """Mark an allergy entered in error, with a reason: kept on record, listed nowhere after."""
+    no_query(request)
+    user = clinical_user(request)
+    allergy = allergy_get_for_user(
+        user=user, patient_id=patient_id, allergy_id=allergy_id, perm=CHANGE
+    )
+    return allergy_mark_entered_in_error(allergy=allergy, by=user, reason=payload.reason)

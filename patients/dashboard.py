@@ -302,6 +302,8 @@ class Dashboard:
     on_care_team: bool
     dosing_weight_max_age_days: int
     next_dose_needs_weight: bool  # an open cycle in a regimen with a weight-based drug
+    allergy_banner: selectors.AllergyBanner
+    allergies_in_error: list[Any]
 
     @property
     def weight_too_old_to_dose(self) -> bool:
@@ -457,6 +459,7 @@ def dashboard_for(*, user: User, patient_id: Any) -> Dashboard:
             )[patient.pk]
 
     side_effects, severe_side_effects = _recent_and_severe_side_effects(patient)
+    allergy_banner, allergies_in_error = selectors.allergy_chart_for(patient=patient)
     critical = list(
         LabResult.objects.filter(
             patient=patient, flag__in=CRITICAL_FLAGS, acknowledged_at__isnull=True
@@ -494,4 +497,6 @@ def dashboard_for(*, user: User, patient_id: Any) -> Dashboard:
         on_care_team=on_team,
         dosing_weight_max_age_days=settings.DOSING_WEIGHT_MAX_AGE_DAYS,
         next_dose_needs_weight=next_cycle is not None and weight_based,
+        allergy_banner=allergy_banner,
+        allergies_in_error=allergies_in_error,
     )

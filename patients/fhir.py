@@ -13,6 +13,10 @@ patient is a 404, and the export is one access-log row with action "export"). Wh
   status, the reason for a delay, hold or cancellation, and its dates);
 - MedicationAdministration: every dose given (drug as text, dose in mg, SNOMED route, time,
   who gave it and who did the independent check);
+- AllergyIntolerance: every allergy on the chart (clinical and verification status, entries
+  entered in error included with verificationStatus entered-in-error, category, criticality,
+  the substance as text, the reaction's manifestation and severity, recorder), or the "no
+  known allergy" statement (SNOMED CT 716186003) when one is recorded;
 - AdverseEvent: every graded side effect: its CTCAE term (NCI Thesaurus code where the term
   has one), the CTCAE grade (NCIt grade code) and R4 severity, outcome, who recorded it, and the
   doses of the cycle it is linked to as suspect entities.
@@ -40,7 +44,7 @@ from django.utils import timezone
 from labs.models import LabResult
 from labs.units import unit_display
 from patients import selectors
-from patients.models import BodyMeasurement, Patient
+from patients.models import Allergy, BodyMeasurement, Patient
 from treatments.models import INTENT_SNOMED, Administration, ChemoCycle, Course, SideEffect
 
 LOINC = "http://loinc.org"
@@ -54,6 +58,11 @@ PERFORM_FUNCTION = "http://terminology.hl7.org/CodeSystem/med-admin-perform-func
 AE_SEVERITY = "http://terminology.hl7.org/CodeSystem/adverse-event-severity"
 AE_OUTCOME = "http://terminology.hl7.org/CodeSystem/adverse-event-outcome"
 MRN_SYSTEM = "urn:oncoplanner:mrn"
+ALLERGY_CLINICAL = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
+ALLERGY_VERIFICATION = "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"
+NO_KNOWN_ALLERGY = ("716186003", "No known allergy")
+# FHIR has four categories; "other" has none, so it is left out rather than forced into one.
+ALLERGY_CATEGORY = frozenset({"medication", "food", "environment"})
 # HL7 Adverse Event Clinical Research R4 Backport IG (STU1): the AE grade, coded from THO's
 # adverse-event-clinical-research-grades value set (NCIt codes). The draft CTCAE IG's
 # http://hl7.org/fhir/us/ctcae/... extension is unpublished, so it is not used.
@@ -410,6 +419,58 @@ def _adverse_event(
     return _entry("AdverseEvent", effect.pk, resource)
 
 
+def _allergy_intolerance(
+    allergy: Allergy, subject: dict[str, str], people: _People
+) -> dict[str, Any]:
+    resource: dict[str, Any] = {"code": {"text": allergy.substance}, "patient": subject}
+    if allergy.is_entered_in_error:
+        # Exported, not left out (as a lab result): a system that imported an earlier bundle
+        # holds this id as an allergy, and only this status tells it to withdraw it. FHIR's
+        # ait-2: no clinicalStatus on an entry in error.
+        resource["verificationStatus"] = _coded(
+            ALLERGY_VERIFICATION, "entered-in-error", "Entered in Error"
+        )
+    else:
+        resource["clinicalStatus"] = _coded(ALLERGY_CLINICAL, "active", "Active")
+        # Recorded by a clinician on the chart; a receiver must not downgrade an anaphylaxis
+        # on record to "unconfirmed". Nothing else is claimed (no testing, no rechallenge).
+        resource["verificationStatus"] = _coded(ALLERGY_VERIFICATION, "confirmed", "Confirmed")
+    if allergy.category in ALLERGY_CATEGORY:
+        resource["category"] = [allergy.category]
+    # Criticality is the risk of a future reaction: "high" for a severe reaction on record;
+    # for a milder or unknown one nobody has assessed it, and it is not guessed.
+    resource["criticality"] = (
+        "high" if allergy.severity == Allergy.Severity.SEVERE else "unable-to-assess"
+    )
+    resource["recordedDate"] = allergy.recorded_at.isoformat()
+    resource["recorder"] = people.ref(allergy.recorded_by)
+    if allergy.reaction:
+        reaction: dict[str, Any] = {
+            "substance": {"text": allergy.substance},
+            "manifestation": [{"text": allergy.reaction}],
+        }
+        if allergy.severity:
+            reaction["severity"] = allergy.severity
+        resource["reaction"] = [reaction]
+    if allergy.is_entered_in_error and allergy.entered_in_error_reason:
+        resource["note"] = [{"text": f"Entered in error: {allergy.entered_in_error_reason}"}]
+    return _entry("AllergyIntolerance", allergy.pk, resource)
+
+
+def _no_known_allergy(patient: Patient, subject: dict[str, str], people: _People) -> dict[str, Any]:
+    code, display = NO_KNOWN_ALLERGY
+    resource = {
+        "clinicalStatus": _coded(ALLERGY_CLINICAL, "active", "Active"),
+        "verificationStatus": _coded(ALLERGY_VERIFICATION, "confirmed", "Confirmed"),
+        "code": _coded(SNOMED, code, display, text="No known allergies"),
+        "patient": subject,
+        "recordedDate": patient.no_known_allergies_at.isoformat(),  # type: ignore[union-attr]
+        "recorder": people.ref(patient.no_known_allergies_by),
+    }
+    # Its own id space: the statement is a property of the patient row, not an Allergy row.
+    return _entry("AllergyIntolerance", patient.pk, resource, key="AllergyIntolerance/none-known")
+
+
 def patient_fhir_bundle(*, user: Any, patient_id: Any) -> dict[str, Any]:
     """The whole chart as a FHIR R4 collection Bundle (a dict ready for JSON).
 
@@ -441,6 +502,12 @@ def patient_fhir_bundle(*, user: Any, patient_id: Any) -> dict[str, Any]:
     for adm in administrations:
         doses_by_cycle.setdefault(adm.cycle_id, []).append(adm)
         entries.append(_administration(adm, subject, people))
+    allergies = Allergy.all_objects.filter(patient=patient).select_related("recorded_by")
+    entries += [
+        _allergy_intolerance(a, subject, people) for a in allergies.order_by("recorded_at", "pk")
+    ]
+    if patient.no_known_allergies_at is not None:
+        entries.append(_no_known_allergy(patient, subject, people))
     effects = SideEffect.objects.filter(patient=patient).select_related("term", "reported_by")
     entries += [
         _adverse_event(e, doses_by_cycle.get(e.cycle_id or 0, []), subject, people)

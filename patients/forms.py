@@ -7,7 +7,7 @@ from typing import Any
 from django import forms
 
 from oncoplanner.accounts.models import User
-from patients.models import EMERGENCY_REASON_MIN_LENGTH
+from patients.models import EMERGENCY_REASON_MIN_LENGTH, Allergy
 
 
 class EmergencyAccessForm(forms.Form):
@@ -96,3 +96,22 @@ class PatientListForm(forms.Form):
             "invalid_choice": "Unknown filter %(value)s: choose my patients, due this week or needs attention."
         },
     )
+
+
+class AllergyForm(forms.Form):
+    substance = forms.CharField(
+        max_length=200,
+        help_text="E.g. Paclitaxel, Carboplatin, Penicillin, Latex. A drug in the formulary is "
+        "linked to it.",
+    )
+    category = forms.ChoiceField(choices=Allergy.Category.choices, initial="medication")
+    severity = forms.ChoiceField(
+        choices=[("", "Not known"), *Allergy.Severity.choices], required=False
+    )
+    reaction = forms.CharField(
+        max_length=300, required=False, help_text="What happened, e.g. anaphylaxis, hives."
+    )
+
+
+class AllergyEnteredInErrorForm(forms.Form):
+    reason = forms.CharField(max_length=500, help_text="What was wrong with this entry.")

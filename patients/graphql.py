@@ -18,7 +18,7 @@ from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField
 
 from oncoplanner.accounts.models import User
 from oncoplanner.graphql_gate import gate_queryset
-from patients.models import BodyMeasurement, Patient
+from patients.models import Allergy, BodyMeasurement, Patient
 
 if TYPE_CHECKING:
     from labs.graphql import LabResultType
@@ -111,6 +111,23 @@ class BodyMeasurementType:
     height_cm: auto
 
 
+@strawberry_django.type(Allergy, name="Allergy")
+class AllergyType:
+    """An allergy or intolerance on the chart. Entries entered in error are left out."""
+
+    id: auto
+    substance: auto
+    category: auto
+    reaction: auto
+    severity: auto
+    recorded_at: dt.datetime
+    drug_id: int | None = strawberry_django.field(description="The formulary drug, if one.")
+
+    @classmethod
+    def get_queryset(cls, queryset: QuerySet[Allergy], info: Info, **kwargs: Any) -> Any:
+        return gate_queryset(queryset, info)
+
+
 @strawberry_django.type(Patient, name="Patient")
 class PatientType:
     id: auto
@@ -127,6 +144,13 @@ class PatientType:
     )
     side_effects: list[Annotated[SideEffectType, strawberry.lazy("treatments.graphql")]] = (
         strawberry_django.field()
+    )
+    allergies: list[AllergyType] = strawberry_django.field(
+        description="Current allergies and intolerances (not those entered in error)."
+    )
+    no_known_allergies_at: dt.datetime | None = strawberry_django.field(
+        description='When a clinician recorded "no known allergies" (null: not recorded, or '
+        "allergies are listed)."
     )
 
     @classmethod

@@ -14,6 +14,7 @@ from django.core.validators import (
     MaxValueValidator,
     MinLengthValidator,
     MinValueValidator,
+    ProhibitNullCharactersValidator,
     RegexValidator,
 )
 from django.db import models
@@ -108,6 +109,23 @@ class Patient(models.Model):
         help_text="The patient's own portal account, if they have accepted an invitation.",
     )
     is_active = models.BooleanField(default=True)
+    # "No known allergies" is a statement someone made, with a date and a name: it is what
+    # tells "asked, none" apart from "never asked" (both have no Allergy rows). Recording an
+    # allergy clears it (patients.services.allergy_record).
+    no_known_allergies_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When a clinician recorded that the patient has no known allergies.",
+    )
+    no_known_allergies_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -116,6 +134,11 @@ class Patient(models.Model):
         constraints = [
             models.CheckConstraint(
                 name="patient_ecog_0_4", condition=Q(ecog__isnull=True) | Q(ecog__lte=4)
+            ),
+            models.CheckConstraint(
+                name="patient_no_known_allergies_complete",
+                condition=Q(no_known_allergies_at__isnull=True, no_known_allergies_by__isnull=True)
+                | Q(no_known_allergies_at__isnull=False, no_known_allergies_by__isnull=False),
             ),
         ]
 
@@ -196,6 +219,111 @@ class BodyMeasurement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.measured_on}: {self.height_cm or '-'} cm, {self.weight_kg or '-'} kg"
+
+
+class CurrentAllergyManager(models.Manager["Allergy"]):
+    """Allergies that count: every entry except those marked entered in error.
+
+    The default manager (as labs' CurrentLabResultManager), so the banner, the dashboard,
+    REST, GraphQL and `patient.allergies` leave an entry in error out without remembering to;
+    `Allergy.all_objects` still reads it (the chart's correction history, admin, FHIR).
+    """
+
+    def get_queryset(self) -> models.QuerySet[Allergy]:
+        return super().get_queryset().filter(entered_in_error_at__isnull=True)
+
+
+class Allergy(models.Model):
+    """An allergy or intolerance on the chart (FHIR AllergyIntolerance).
+
+    Checked before a chemotherapy cycle is released: taxane and platinum hypersensitivity
+    (paclitaxel, carboplatin, oxaliplatin) is common. `drug` links the entry to our formulary
+    when the substance is one of our drugs, so pages can match it against a regimen's drugs.
+    Severity is the reaction's (FHIR reaction.severity: mild, moderate, severe); a severe
+    reaction is exported with criticality "high".
+    """
+
+    class Category(models.TextChoices):
+        MEDICATION = "medication", "Medication"
+        FOOD = "food", "Food"
+        ENVIRONMENT = "environment", "Environment"
+        OTHER = "other", "Other"
+
+    class Severity(models.TextChoices):
+        MILD = "mild", "Mild"
+        MODERATE = "moderate", "Moderate"
+        SEVERE = "severe", "Severe"
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="allergies")
+    substance = models.CharField(
+        max_length=200,
+        validators=[ProhibitNullCharactersValidator()],
+        help_text="What the patient reacts to, e.g. Paclitaxel, Penicillin, Latex.",
+    )
+    drug = models.ForeignKey(
+        "treatments.Drug",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="allergies",
+        help_text="The formulary drug, when the substance is one of ours.",
+    )
+    category = models.CharField(
+        max_length=20, choices=Category.choices, default=Category.MEDICATION
+    )
+    reaction = models.CharField(
+        max_length=300,
+        blank=True,
+        validators=[ProhibitNullCharactersValidator()],
+        help_text="What happened, e.g. anaphylaxis, urticaria, bronchospasm.",
+    )
+    severity = models.CharField(
+        max_length=10,
+        choices=Severity.choices,
+        blank=True,
+        help_text="Severity of the reaction; blank when not known.",
+    )
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    recorded_at = models.DateTimeField(default=timezone.now)
+    # An entry in error is kept, never deleted (as a lab result): who, when and why.
+    entered_in_error_at = models.DateTimeField(null=True, blank=True)
+    entered_in_error_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    entered_in_error_reason = models.CharField(
+        max_length=500, blank=True, validators=[ProhibitNullCharactersValidator()]
+    )
+
+    objects = CurrentAllergyManager()
+    all_objects = models.Manager()
+
+    class Meta:
+        ordering = ["-recorded_at", "-pk"]
+        default_manager_name = "objects"
+        base_manager_name = "all_objects"
+        verbose_name_plural = "allergies"
+        constraints = [
+            models.CheckConstraint(
+                name="allergy_entered_in_error_complete",
+                condition=Q(entered_in_error_at__isnull=True, entered_in_error_by__isnull=True)
+                | Q(entered_in_error_at__isnull=False, entered_in_error_by__isnull=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.substance
+
+    @property
+    def is_entered_in_error(self) -> bool:
+        return self.entered_in_error_at is not None
+
+    @property
+    def summary(self) -> str:
+        """ "Paclitaxel (severe: anaphylaxis)": the banner's words."""
+        detail = ": ".join(part for part in (self.severity, self.reaction) if part)
+        return f"{self.substance} ({detail})" if detail else self.substance
 
 
 class PatientUserObjectPermission(UserObjectPermissionBase):

@@ -26,6 +26,7 @@ from labs.units import unit_display
 from patients.portal_forms import SymptomReportForm
 from patients.selectors import (
     care_team_members,
+    portal_allergies_for,
     portal_cycles_for,
     portal_lab_results_for,
     portal_patient_for,
@@ -65,6 +66,7 @@ OBJECT_WORDS = {
     "SymptomReport": "your symptom reports",
     "SideEffect": "your side effects",
     "BodyMeasurement": "your height and weight",
+    "Allergy": "your allergies",
     "Administration": "your treatment doses",
     "DoseModification": "your treatment doses",
     "EmergencyAccess": "emergency access to your record",
@@ -238,7 +240,15 @@ def care_team(request: HttpRequest) -> HttpResponse:
             for member in care_team_members(team=patient.care_team).filter(is_active=True)
         ]
     team_name = patient.care_team.name if patient.care_team else ""
-    context = {"team_name": team_name, "members": members, "section": "team"}
+    # Read-only: the care team records allergies; a patient who sees one missing tells them.
+    _, allergies = portal_allergies_for(user=request.user)  # type: ignore[arg-type]
+    context = {
+        "team_name": team_name,
+        "members": members,
+        "section": "team",
+        "allergies": allergies,
+        "no_known_allergies": patient.no_known_allergies_at is not None and not allergies,
+    }
     return render(request, "portal/care_team.html", context)
 
 

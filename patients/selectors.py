@@ -29,6 +29,7 @@ them sends ``record_read`` (the admin mixin in ``patients/admin_gate.py`` does).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from django.apps import apps
@@ -42,6 +43,7 @@ from django.utils import timezone
 from oncoplanner import access_context
 from oncoplanner.signals import record_read
 from patients.models import (
+    Allergy,
     CareTeam,
     EmergencyAccess,
     Patient,
@@ -74,6 +76,7 @@ PHI_PATIENT_PATHS: dict[str, str] = {
     "treatments.SideEffect": "patient",
     "labs.LabResult": "patient",
     "patients.SymptomReport": "patient",
+    "patients.Allergy": "patient",
 }
 
 
@@ -383,6 +386,76 @@ def lab_results_for(
     return results.select_related("test")
 
 
+def allergy_get_for_user(
+    *, user: User, patient_id: Any, allergy_id: Any, perm: str = VIEW
+) -> Allergy:
+    """A current (not entered-in-error) allergy under its patient; Http404 otherwise."""
+    return child_get_for_user(Allergy, user=user, patient_id=patient_id, pk=allergy_id, perm=perm)
+
+
+_SEVERITY_RANK = {
+    Allergy.Severity.SEVERE: 0,
+    Allergy.Severity.MODERATE: 1,
+    Allergy.Severity.MILD: 2,
+}
+
+
+@dataclass(frozen=True)
+class AllergyBanner:
+    """What the chart header says about allergies: the current entries (severe first), else
+    the "no known allergies" statement (who, when), else that nobody has recorded either."""
+
+    allergies: list[Allergy]
+    no_known_at: Any
+    no_known_by: Any
+
+    @property
+    def state(self) -> str:
+        if self.allergies:
+            return "allergies"
+        return "none_known" if self.no_known_at is not None else "not_recorded"
+
+
+def _banner(patient: Patient, current: list[Allergy]) -> AllergyBanner:
+    allergies = sorted(
+        current, key=lambda a: (_SEVERITY_RANK.get(a.severity, 3), a.substance.lower())
+    )
+    at = None if allergies else patient.no_known_allergies_at
+    return AllergyBanner(
+        allergies=allergies,
+        no_known_at=at,
+        no_known_by=patient.no_known_allergies_by if at is not None else None,
+    )
+
+
+def allergy_banner_for(*, patient: Patient) -> AllergyBanner:
+    """The allergy banner of a chart page.
+
+    Precondition: `patient` came through the access gate in this request (the page's own gate
+    read is the access-log row for what the page shows, banner included, as for the dashboard's
+    sections), so this sends no record_read of its own. One query (two for the statement's
+    author when there is no allergy but a "no known allergies" statement).
+    """
+    rows = Allergy.objects.filter(patient_id=patient.pk).select_related("recorded_by", "drug")
+    return _banner(patient, list(rows))
+
+
+def allergy_chart_for(*, patient: Patient) -> tuple[AllergyBanner, list[Allergy]]:
+    """The banner and the entries marked entered in error, kept on the record (the chart's
+    correction history, newest first), in one query. Precondition as allergy_banner_for."""
+    rows = list(
+        Allergy.all_objects.filter(patient_id=patient.pk).select_related(
+            "recorded_by", "drug", "entered_in_error_by"
+        )
+    )
+    in_error = sorted(
+        (a for a in rows if a.is_entered_in_error),
+        key=lambda a: (a.entered_in_error_at, a.pk),
+        reverse=True,
+    )
+    return _banner(patient, [a for a in rows if not a.is_entered_in_error]), in_error
+
+
 # --- Patient portal -------------------------------------------------------------------------
 
 
@@ -440,6 +513,15 @@ def portal_cycles_for(*, user: User) -> tuple[Patient, QuerySet[Any]]:
     )
     record_read.send(sender=cycles.model, patients=[patient], target=None, action="list")
     return patient, cycles
+
+
+def portal_allergies_for(*, user: User) -> tuple[Patient, list[Allergy]]:
+    """The portal user's record and their current allergies (read-only). Sends record_read
+    (list) for that one patient."""
+    patient = _portal_record(user)
+    allergies = list(Allergy.objects.filter(patient=patient).order_by("substance", "pk"))
+    record_read.send(sender=Allergy, patients=[patient], target=None, action="list")
+    return patient, allergies
 
 
 def portal_symptom_reports_for(*, user: User) -> tuple[Patient, QuerySet[Any]]:

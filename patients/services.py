@@ -13,12 +13,13 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import models, transaction
 from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
@@ -31,6 +32,7 @@ from oncoplanner.signals import access_changed
 from patients.models import (
     EMERGENCY_ACCESS_DURATION,
     INVITATION_LIFETIME,
+    Allergy,
     BodyMeasurement,
     CareTeam,
     EmergencyAccess,
@@ -459,3 +461,153 @@ def symptom_report_review(
     report.full_clean()
     report.save()
     return report
+
+
+# --- Allergies and intolerances ---------------------------------------------------------------
+
+ALLERGY_REASON_MAX = 500
+
+
+def _allergy_text(value: str | None, *, field: str, max_length: int) -> str:
+    text = (value or "").strip()
+    # NUL bytes and lone surrogates become database errors (500s) unless refused here.
+    if "\x00" in text:
+        raise ValidationError({field: "Text cannot contain NUL characters."})
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError({field: "Text contains invalid characters."}) from None
+    if len(text) > max_length:
+        raise ValidationError({field: f"At most {max_length} characters, please."})
+    return text
+
+
+def _formulary_drug(name: str) -> Any:
+    # Reference data, not PHI: read directly. Through apps: treatments imports patients.
+    drug_model = apps.get_model("treatments", "Drug")
+    return drug_model._default_manager.filter(name__iexact=name).first()
+
+
+@transaction.atomic
+def allergy_record(
+    *,
+    patient: Patient,
+    substance: str,
+    recorded_by: User,
+    category: str = Allergy.Category.MEDICATION,
+    reaction: str = "",
+    severity: str = "",
+    drug: Any = None,
+) -> Allergy:
+    """Record an allergy or intolerance on `patient`'s chart.
+
+    Precondition: `recorded_by` holds change permission on the patient (the caller fetched it
+    through the access gate with perm=change). A medication whose name is a formulary drug is
+    linked to it (so pages can match it against a regimen); `drug` given without a substance
+    names the substance. A "no known allergies" statement on the patient is cleared: it is no
+    longer true. ValidationError naming the field, nothing written: no substance, an active
+    entry for the same substance or drug ("substance"), a drug outside the medication category
+    ("category"), a severity without the reaction it grades ("reaction"), an unknown category
+    or severity, text too long or with NUL characters.
+    Side effects: post_save (audit logs the create, and the patient's update, in this
+    transaction).
+    """
+    substance = _allergy_text(substance, field="substance", max_length=200)
+    reaction = _allergy_text(reaction, field="reaction", max_length=300)
+    if not substance and drug is not None:
+        substance = drug.name
+    if not substance:
+        raise ValidationError({"substance": "Name the substance (e.g. Paclitaxel, Penicillin)."})
+    if drug is None and category == Allergy.Category.MEDICATION:
+        drug = _formulary_drug(substance)
+    if drug is not None and category != Allergy.Category.MEDICATION:
+        raise ValidationError({"category": f"{drug.name} is a drug: use the medication category."})
+    if severity and not reaction:
+        raise ValidationError(
+            {"reaction": "Describe the reaction (e.g. anaphylaxis, rash) when giving its severity."}
+        )
+    # Serialise with other writes to this patient's allergy list (two nurses, one allergy).
+    locked = Patient.objects.select_for_update().get(pk=patient.pk)
+    same = Allergy.objects.filter(patient=locked, substance__iexact=substance)
+    if drug is not None:
+        same = Allergy.objects.filter(patient=locked).filter(
+            models.Q(substance__iexact=substance) | models.Q(drug=drug)
+        )
+    existing = same.first()
+    if existing is not None:
+        raise ValidationError(
+            {
+                "substance": f"{existing.substance} is already on the allergy list "
+                f"(recorded {existing.recorded_at:%Y-%m-%d})."
+            }
+        )
+    allergy = Allergy(
+        patient=locked,
+        substance=substance,
+        drug=drug,
+        category=category,
+        reaction=reaction,
+        severity=severity or "",
+        recorded_by=recorded_by,
+        recorded_at=timezone.now(),
+    )
+    allergy.full_clean()
+    allergy.save()
+    if locked.no_known_allergies_at is not None:
+        locked.no_known_allergies_at = None
+        locked.no_known_allergies_by = None
+        locked.save(update_fields=["no_known_allergies_at", "no_known_allergies_by", "updated_at"])
+        patient.no_known_allergies_at = None
+        patient.no_known_allergies_by = None
+    return allergy
+
+
+@transaction.atomic
+def allergy_mark_entered_in_error(*, allergy: Allergy, by: User, reason: str) -> Allergy:
+    """Mark an allergy entered in error (wrong patient, wrong substance): who, when, why.
+
+    Precondition: `by` holds change permission on the allergy's patient (fetched through the
+    gate with perm=change). The row is kept, never deleted; from now on it is left out of the
+    banner, the dashboard list, REST and GraphQL (Allergy.objects), and the FHIR export sends it
+    with verificationStatus entered-in-error. ValidationError naming the field, nothing
+    written: no reason or one too long ("reason"), an entry already marked ("allergy").
+    Side effects: post_save (audit logs the update in this transaction).
+    """
+    reason = _allergy_text(reason, field="reason", max_length=ALLERGY_REASON_MAX)
+    if allergy.entered_in_error_at is not None:
+        raise ValidationError({"allergy": "This allergy is already marked entered in error."})
+    if not reason:
+        raise ValidationError({"reason": "Say what was wrong (e.g. recorded on the wrong chart)."})
+    allergy.entered_in_error_at = timezone.now()
+    allergy.entered_in_error_by = by
+    allergy.entered_in_error_reason = reason
+    fields = ["entered_in_error_at", "entered_in_error_by", "entered_in_error_reason"]
+    allergy.clean_fields(exclude=[f.name for f in allergy._meta.fields if f.name not in fields])
+    allergy.save(update_fields=fields)
+    return allergy
+
+
+@transaction.atomic
+def patient_no_known_allergies_record(*, patient: Patient, recorded_by: User) -> Patient:
+    """Record that `patient` has no known allergies (asked today, none): who and when.
+
+    Precondition: `recorded_by` holds change permission on the patient (through the gate).
+    Recording it again renews the date. ValidationError naming "no_known_allergies", nothing
+    written, while any allergy is on the list: a wrong entry is marked entered in error first.
+    Side effects: post_save of the patient (audit logs the update in this transaction).
+    """
+    locked = Patient.objects.select_for_update().get(pk=patient.pk)
+    active = list(Allergy.objects.filter(patient=locked).values_list("substance", flat=True))
+    if active:
+        raise ValidationError(
+            {
+                "no_known_allergies": f"Allergies are on record ({', '.join(active)}): if one "
+                "is wrong, mark it entered in error first."
+            }
+        )
+    locked.no_known_allergies_at = timezone.now()
+    locked.no_known_allergies_by = recorded_by
+    locked.save(update_fields=["no_known_allergies_at", "no_known_allergies_by", "updated_at"])
+    patient.no_known_allergies_at = locked.no_known_allergies_at
+    patient.no_known_allergies_by = recorded_by
+    return locked

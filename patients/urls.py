@@ -20,6 +20,21 @@ urlpatterns = [
         name="measurement_create",
     ),
     path(
+        "patients/<int:patient_id>/allergies/",
+        views.allergy_create,
+        name="allergy_create",
+    ),
+    path(
+        "patients/<int:patient_id>/allergies/none-known/",
+        views.allergy_none_known,
+        name="allergy_none_known",
+    ),
+    path(
+        "patients/<int:patient_id>/allergies/<int:allergy_id>/entered-in-error/",
+        views.allergy_entered_in_error,
+        name="allergy_entered_in_error",
+    ),
+    path(
         "patients/emergency-access/",
         views.emergency_access_create,
         name="emergency_access_create",

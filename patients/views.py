@@ -18,6 +18,8 @@ from oncoplanner.confirmation import ConfirmationRequired
 from oncoplanner.forms import add_service_errors
 from patients import dashboard, fhir, selectors, services
 from patients.forms import (
+    AllergyEnteredInErrorForm,
+    AllergyForm,
     CareTeamMemberForm,
     EmergencyAccessForm,
     InvitationAcceptForm,
@@ -73,6 +75,8 @@ def _dashboard_page(
     patient_id: int,
     *,
     invitation_form: InvitationForm | None = None,
+    allergy_form: AllergyForm | None = None,
+    allergy_error: tuple[int, AllergyEnteredInErrorForm] | None = None,
     status: int = 200,
 ) -> HttpResponse:
     board = dashboard.dashboard_for(user=request.user, patient_id=patient_id)  # type: ignore[arg-type]
@@ -86,11 +90,94 @@ def _dashboard_page(
         "break_glass": access_context.current().break_glass and not on_team,
         "emergency_accesses": board.emergency_accesses,
         "invitation_form": invitation_form,
+        "allergy_form": allergy_form or AllergyForm(),
+        # The entered-in-error form that came back with errors, and its row.
+        "allergy_error_pk": allergy_error[0] if allergy_error else None,
+        "allergy_error_form": allergy_error[1] if allergy_error else None,
     }
     template = "patients/patient_detail.html"
     if request.htmx and request.htmx.target == "dashboard-live":  # type: ignore[attr-defined]
         template += "#live-body"  # a live refresh: the body only
     return render(request, template, context, status=status)
+
+
+# --- Allergies: forms on the dashboard; with htmx each answers with the dashboard's live body,
+# so the header's allergy banner changes with the list. Without JavaScript: redirect (done) or
+# the whole dashboard with the form's errors (400, nothing written).
+
+
+def _allergy_done(request: HttpRequest, patient_id: int, message: str) -> HttpResponse:
+    if not request.htmx:  # type: ignore[attr-defined]
+        messages.success(request, message)
+        return redirect("patients:patient_detail", patient_id=patient_id)
+    return _dashboard_page(request, patient_id)
+
+
+@login_required
+@require_POST
+def allergy_create(request: HttpRequest, patient_id: int) -> HttpResponse:
+    patient = selectors.patient_get_for_user(
+        user=request.user, patient_id=patient_id, perm=selectors.CHANGE
+    )
+    form = AllergyForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            allergy = services.allergy_record(
+                patient=patient,
+                substance=data["substance"],
+                category=data["category"],
+                severity=data["severity"],
+                reaction=data["reaction"],
+                recorded_by=request.user,  # type: ignore[arg-type]
+            )
+        except ValidationError as error:
+            add_service_errors(form, error)
+        else:
+            return _allergy_done(request, patient.pk, f"Allergy recorded: {allergy.summary}.")
+    return _dashboard_page(request, patient.pk, allergy_form=form, status=400)
+
+
+@login_required
+@require_POST
+def allergy_none_known(request: HttpRequest, patient_id: int) -> HttpResponse:
+    patient = selectors.patient_get_for_user(
+        user=request.user, patient_id=patient_id, perm=selectors.CHANGE
+    )
+    try:
+        services.patient_no_known_allergies_record(patient=patient, recorded_by=request.user)  # type: ignore[arg-type]
+    except ValidationError as error:
+        form = AllergyForm()
+        add_service_errors(form, error)
+        return _dashboard_page(request, patient.pk, allergy_form=form, status=400)
+    return _allergy_done(request, patient.pk, "Recorded: no known allergies.")
+
+
+@login_required
+@require_POST
+def allergy_entered_in_error(
+    request: HttpRequest, patient_id: int, allergy_id: int
+) -> HttpResponse:
+    allergy = selectors.allergy_get_for_user(
+        user=request.user, patient_id=patient_id, allergy_id=allergy_id, perm=selectors.CHANGE
+    )
+    form = AllergyEnteredInErrorForm(request.POST)
+    if form.is_valid():
+        try:
+            services.allergy_mark_entered_in_error(
+                allergy=allergy,
+                by=request.user,  # type: ignore[arg-type]
+                reason=form.cleaned_data["reason"],
+            )
+        except ValidationError as error:
+            add_service_errors(form, error)
+        else:
+            return _allergy_done(
+                request, allergy.patient_id, f"{allergy.substance} marked entered in error."
+            )
+    return _dashboard_page(
+        request, allergy.patient_id, allergy_error=(allergy.pk, form), status=400
+    )
 
 
 MEASUREMENT_TEMPLATE = "patients/measurement_form.html"

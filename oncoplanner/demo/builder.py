@@ -38,10 +38,13 @@ from oncoplanner.demo.people import (
 from patients.models import BodyMeasurement, CareTeam, Patient
 from patients.services import (
     PATIENT_OBJECT_PERMS,
+    allergy_mark_entered_in_error,
+    allergy_record,
     care_team_add_member,
     care_team_create,
     measurement_record,
     patient_create,
+    patient_no_known_allergies_record,
 )
 from treatments.models import ChemoCycle, Course, CtcaeTerm, Regimen
 from treatments.services import (
@@ -169,6 +172,26 @@ PLANS = (
         None,
         ("Nausea", "Fatigue", "Constipation", "Alopecia", "Peripheral sensory neuropathy"),
     ),
+)
+
+# Allergies by patient index: (substance, category, severity, reaction). Patients not listed
+# have "no known allergies" recorded when their index is even, and nothing recorded when odd
+# (the banner's warning: somebody must still ask).
+DEMO_ALLERGIES: dict[int, tuple[tuple[str, str, str, str], ...]] = {
+    0: (
+        ("Paclitaxel", "medication", "severe", "Anaphylaxis"),
+        ("Penicillin", "medication", "moderate", "Urticaria"),
+    ),
+    1: (("Carboplatin", "medication", "severe", "Bronchospasm and hypotension"),),
+    3: (("Oxaliplatin", "medication", "mild", "Flushing and itch during the infusion"),),
+    5: (("Latex", "environment", "mild", "Contact dermatitis"),),
+    7: (("Peanut", "food", "severe", "Anaphylaxis"),),
+}
+# One entry later found to be wrong: kept on the record, marked entered in error.
+DEMO_ALLERGY_IN_ERROR = (
+    3,
+    "Carboplatin",
+    "Recorded on the wrong chart: belongs to another patient.",
 )
 
 # Illustrative healthy baselines (DOMAIN.md section 4 ranges) for the analytes charted by default.
@@ -332,6 +355,7 @@ class DemoClinic:
             weight_kg=weight,
             recorded_by=nurse,
         )
+        self._allergies(index, patient, nurse, oncologist)
         course = course_start(
             patient=patient,
             regimen=regimen,
@@ -431,6 +455,26 @@ class DemoClinic:
                     reduced = True
         if plan.marker_loinc:
             self._marker_series(patient, start, plan.marker_loinc, rng, nurse)
+
+    def _allergies(self, index: int, patient: Patient, nurse: User, oncologist: User) -> None:
+        """A few allergies (one severe paclitaxel reaction), several "no known allergies", and
+        some charts where nobody has asked yet; one entry marked entered in error."""
+        entries = DEMO_ALLERGIES.get(index, ())
+        for substance, category, severity, reaction in entries:
+            allergy_record(
+                patient=patient,
+                substance=substance,
+                category=category,
+                severity=severity,
+                reaction=reaction,
+                recorded_by=nurse,
+            )
+        wrong_index, wrong_substance, reason = DEMO_ALLERGY_IN_ERROR
+        if index == wrong_index:
+            wrong = allergy_record(patient=patient, substance=wrong_substance, recorded_by=nurse)
+            allergy_mark_entered_in_error(allergy=wrong, by=oncologist, reason=reason)
+        if not entries and index % 2 == 0:
+            patient_no_known_allergies_record(patient=patient, recorded_by=nurse)
 
     def _administer(self, cycle: ChemoCycle, nurse: User, pharmacist: User) -> None:
         for regimen_drug in cycle.phase.drugs.all():

@@ -31,7 +31,7 @@ from oncoplanner.accounts.tests.factories import (
     ClinicianFactory,
     UserFactory,
 )
-from patients.models import BodyMeasurement, Patient, SymptomReport
+from patients.models import Allergy, BodyMeasurement, Patient, SymptomReport
 from patients.services import (
     care_team_add_member,
     care_team_create,
@@ -160,6 +160,14 @@ def _children(
         symptom=f"Tingling {marker}",
         severity=SymptomReport.Severity.MILD,
         reported_by=actor,
+    )
+    world[f"{prefix}_allergy"] = Allergy.objects.create(
+        patient=patient,
+        substance=f"Paclitaxel {marker}",
+        category=Allergy.Category.MEDICATION,
+        reaction="Anaphylaxis",
+        severity=Allergy.Severity.SEVERE,
+        recorded_by=actor,
     )
     # What the critical-result inbox asks a clinician to acknowledge or review.
     world[f"{prefix}_critical_lab_result"] = LabResult.objects.create(

@@ -89,6 +89,8 @@ APP_DOORS = [
         ("treatments:course_create", "GET", None),
         ("treatments:side_effect_create", "POST", {"grade": "2", "onset": "2026-03-05"}),
         ("patients:measurement_create", "POST", {"measured_on": "2026-03-05", "weight_kg": "60"}),
+        ("patients:allergy_create", "POST", {"substance": "Latex"}),
+        ("patients:allergy_none_known", "POST", {}),
         ("labs:lab_trends", "GET", None),
         ("labs:lab_result_create", "POST", {"value": "1.5"}),
         ("labs:lab_import", "GET", None),
@@ -149,6 +151,8 @@ API_PATIENT_DOORS = [
     ("api:course_list", "GET", None),
     ("api:side_effect_list", "GET", None),
     ("api:lab_result_list", "GET", None),
+    ("api:allergy_list", "GET", None),
+    ("api:allergy_create", "POST", {"substance": "Latex"}),
     (
         "api:lab_result_create",
         "POST",
@@ -193,6 +197,8 @@ CHILD_DOORS = [
     ("labs:lab_result_acknowledge", "P_critical_lab_result", "POST", {"note": "seen"}, False),
     ("labs:side_effect_acknowledge", "P_severe_side_effect", "POST", {"note": "seen"}, False),
     ("labs:symptom_report_review", "P_severe_symptom_report", "POST", {"note": "seen"}, False),
+    ("patients:allergy_entered_in_error", "P_allergy", "POST", {"reason": "probe"}, False),
+    ("api:allergy_entered_in_error", "P_allergy", "POST", {"reason": "probe"}, True),
     ("api:course_detail", "P_course", "GET", None, True),
     ("api:cycle_list", "P_course", "GET", None, True),
     ("api:cycle_detail", "P_cycle", "GET", None, True),
@@ -390,6 +396,7 @@ CHILD_GETTERS = {
     "treatments.ChemoCycle": ("cycle_get_for_user", "cycle_id", "_cycle"),
     "treatments.SideEffect": ("side_effect_get_for_user", "side_effect_id", "_side_effect"),
     "labs.LabResult": ("lab_result_get_for_user", "lab_result_id", "_lab_result"),
+    "patients.Allergy": ("allergy_get_for_user", "allergy_id", "_allergy"),
 }
 
 
