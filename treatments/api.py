@@ -151,6 +151,11 @@ class CourseIn(InputSchema):
         description="Start a plan that takes a drug past its lifetime limit; without it such a "
         "plan is a 400 of type confirmation_required naming regimen_id.",
     )
+    confirm_allergy: bool = Field(
+        False,
+        description="Start a regimen with a drug the patient has a recorded allergy to; "
+        "without it that is a 400 of type confirmation_required.",
+    )
 
 
 class CycleOut(Schema):
@@ -238,6 +243,11 @@ class AdministrationIn(InputSchema):
         False,
         description="Record it although a critical result arrived after the cycle was given; "
         "without it that is a 400 of type confirmation_required.",
+    )
+    confirm_allergy: bool = Field(
+        False,
+        description="Record a drug the patient has a recorded allergy to; without it that is "
+        "a 400 of type confirmation_required.",
     )
 
 
@@ -438,6 +448,7 @@ def course_create(request: HttpRequest, patient_id: int, payload: CourseIn) -> S
         created_by=user,
         confirm_past_start=payload.confirm_past_start,
         confirm_lifetime_limit=payload.confirm_lifetime_limit,
+        confirm_allergy=payload.confirm_allergy,
     )
     return Status(201, course)
 
@@ -585,6 +596,7 @@ def administration_create(
         creatinine_mg_dl=payload.creatinine_mg_dl,
         label_dose_mg=payload.label_dose_mg,
         confirm_new_results=payload.confirm_new_results,
+        confirm_allergy=payload.confirm_allergy,
     )
     return Status(201, administration)
 

@@ -53,6 +53,9 @@ class CourseStartForm(forms.Form):
     confirm_lifetime_limit = forms.BooleanField(
         required=False, label="Plan it past the lifetime limit: this is the intended plan"
     )
+    confirm_allergy = forms.BooleanField(
+        required=False, label="Plan it despite the recorded allergy: this is the intended plan"
+    )
     creatinine_mg_dl = forms.DecimalField(
         label="Serum creatinine (mg/dL), for carboplatin (Calvert) only",
         help_text="Leave empty to use the latest result on record.",
@@ -176,6 +179,9 @@ class AdministrationForm(forms.Form):
     # Shown only after the service asked (NewCriticalResultToConfirm).
     confirm_new_results = forms.BooleanField(
         required=False, label="Discussed with the oncologist: record it anyway"
+    )
+    confirm_allergy = forms.BooleanField(
+        required=False, label="Given despite the recorded allergy, as the oncologist planned"
     )
     checklist = forms.BooleanField(
         label=(

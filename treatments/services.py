@@ -29,7 +29,7 @@ from labs.rules import fmt_decimal
 from oncoplanner.accounts.models import User
 from oncoplanner.acknowledgement import acknowledge
 from oncoplanner.confirmation import ConfirmationRequired
-from patients.models import Patient
+from patients.models import Allergy, Patient
 from treatments.dosing import Number, dose_compute, round_mg, to_decimal
 from treatments.models import (
     Administration,
@@ -148,12 +148,15 @@ def course_start(
     created_by: User,
     confirm_past_start: bool = False,
     confirm_lifetime_limit: bool = False,
+    confirm_allergy: bool = False,
 ) -> Course:
     """Start `patient` on `regimen` (this exact version) and schedule every cycle.
 
     A plan that takes a drug above its lifetime limit (what the patient has had plus the whole
     plan at 100%: anthracycline cardiotoxicity) raises LifetimeLimitToConfirm until
     `confirm_lifetime_limit`: the preview's warning had been one click from a course past it.
+    A regimen with a drug the patient has a recorded allergy to raises AllergyToConfirm until
+    `confirm_allergy`.
 
     Cycles of all phases are numbered 1..N in phase order; cycle 1 is planned on `start_date`
     and each next one a cycle length (of the phase it follows) later. The course is active, or
@@ -174,6 +177,10 @@ def course_start(
     phases = list(regimen.phases.order_by("order"))
     if not phases:
         raise ValidationError({"regimen": f"{regimen} has no phases to schedule."})
+    if not confirm_allergy:
+        _require_allergy_confirmed(
+            patient, {rd.drug for rd, _ in regimen_planned_doses(regimen)}, "regimen"
+        )
     if not confirm_lifetime_limit:
         over = [
             p
@@ -638,6 +645,37 @@ def dose_percent_for(
     return Decimal(latest.percent), latest
 
 
+class AllergyToConfirm(ConfirmationRequired):
+    """A drug the patient has a recorded allergy to: planned or given only once confirmed."""
+
+    confirm_with = "confirm_allergy"
+
+
+def drug_allergies(*, patient: Patient, drugs: Iterable[Drug]) -> list[tuple[Drug, Allergy]]:
+    """The patient's current allergies that name one of `drugs`: by the formulary link, or by
+    the substance typed as the drug's name."""
+    by_id = {drug.pk: drug for drug in drugs}
+    by_name = {drug.name.casefold(): drug for drug in by_id.values()}
+    hits = []
+    for allergy in Allergy.objects.filter(patient_id=patient.pk).order_by("substance"):
+        drug = by_id.get(allergy.drug_id) or by_name.get(allergy.substance.strip().casefold())
+        if drug is not None:
+            hits.append((drug, allergy))
+    return hits
+
+
+def _require_allergy_confirmed(patient: Patient, drugs: Iterable[Drug], field: str) -> None:
+    hits = drug_allergies(patient=patient, drugs=drugs)
+    if hits:
+        found = "; ".join(f"{drug.name}: {allergy.summary}" for drug, allergy in hits)
+        raise AllergyToConfirm(
+            {
+                field: f"Recorded allergy: {found}. Change the plan, or confirm that it is "
+                "given anyway (e.g. a desensitisation protocol)."
+            }
+        )
+
+
 class NewCriticalResultToConfirm(ConfirmationRequired):
     """A critical result arrived after the cycle was given: confirm before giving more."""
 
@@ -709,6 +747,7 @@ def administration_record(
     creatinine_mg_dl: Number | None = None,
     label_dose_mg: Number | None = None,
     confirm_new_results: bool = False,
+    confirm_allergy: bool = False,
 ) -> Administration:
     """Record a drug given on a day of a cycle, with the computed dose and all its inputs.
 
@@ -728,6 +767,8 @@ def administration_record(
     A critical lab result collected after the cycle was given and before `given_at` raises
     NewCriticalResultToConfirm until `confirm_new_results`: the cycle page stops judging
     readiness once a cycle is given, and a day-1 drug had gone in after an ANC of 0.3 arrived.
+    A drug the patient has a recorded allergy to raises AllergyToConfirm until
+    `confirm_allergy`.
     """
     cycle = _lock_cycle(cycle)
     course = cycle.course
@@ -762,6 +803,8 @@ def administration_record(
         )
     if not verified_by.is_active or verified_by.role != User.Role.CLINICIAN:
         raise ValidationError({"verified_by": "The second checker must be an active clinician."})
+    if not confirm_allergy:
+        _require_allergy_confirmed(course.patient, [regimen_drug.drug], "confirm_allergy")
     if not confirm_new_results:
         _require_no_new_critical_results(cycle, given_at)
     percent, modification = dose_percent_for(

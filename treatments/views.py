@@ -162,6 +162,15 @@ def _course_create_context(patient: Any, form: CourseStartForm, data: Any = None
     return context
 
 
+def _asked_confirmations(form: Any, error: ValidationError, names: tuple[str, ...]) -> set[str]:
+    """The confirmation ticks a refused form shows: the one the service asked for, and any the
+    user had already ticked (so that a second question does not drop the first answer)."""
+    asked = {name for name in names if form.cleaned_data.get(name)}
+    if isinstance(error, ConfirmationRequired):
+        asked.add(error.confirm_with)
+    return asked
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def course_create(request: AuthedHtmxRequest, patient_id: int) -> HttpResponse:
@@ -190,16 +199,15 @@ def course_create(request: AuthedHtmxRequest, patient_id: int) -> HttpResponse:
             created_by=request.user,
             confirm_past_start=form.cleaned_data["confirm_past_start"],
             confirm_lifetime_limit=form.cleaned_data["confirm_lifetime_limit"],
+            confirm_allergy=form.cleaned_data["confirm_allergy"],
         )
     except ValidationError as error:
         add_service_errors(form, error)
         context = _course_create_context(patient, form, request.POST)
         # Which tick to show: the one the service asked for (and any already given stays).
-        context["ask_confirm"] = {
-            name
-            for name in ("confirm_past_start", "confirm_lifetime_limit")
-            if form.cleaned_data.get(name)
-        } | ({error.confirm_with} if isinstance(error, ConfirmationRequired) else set())
+        context["ask_confirm"] = _asked_confirmations(
+            form, error, ("confirm_past_start", "confirm_lifetime_limit", "confirm_allergy")
+        )
         return _render(request, template, context, partial="form", status=BAD_REQUEST)
     messages.success(
         request, f"Course of {course.regimen} started; {course.cycles.count()} cycles planned."
@@ -371,13 +379,20 @@ def _administration_plan(cycle: ChemoCycle) -> list[dict[str, Any]]:
     recorded = {
         (a.regimen_drug_id, a.day_of_cycle): a for a in selectors.cycle_administrations(cycle=cycle)
     }
+    drug_days = cycle_drug_days(cycle=cycle)
+    allergies = dict(
+        services.drug_allergies(
+            patient=cycle.course.patient, drugs={rd.drug for rd, _ in drug_days}
+        )
+    )
     rows: list[dict[str, Any]] = []
-    for rd, day in cycle_drug_days(cycle=cycle):
+    for rd, day in drug_days:
         row: dict[str, Any] = {
             "regimen_drug": rd,
             "day": day,
             "date": cycle.start + dt.timedelta(days=day - 1),
             "administration": recorded.get((rd.pk, day)),
+            "allergy": allergies.get(rd.drug),
         }
         if row["administration"] is None:
             percent, modification = services.dose_percent_for(
@@ -621,11 +636,12 @@ def administration_create(
                 creatinine_mg_dl=form.cleaned_data["creatinine_mg_dl"],
                 label_dose_mg=form.cleaned_data["label_dose_mg"],
                 confirm_new_results=form.cleaned_data["confirm_new_results"],
+                confirm_allergy=form.cleaned_data["confirm_allergy"],
             )
         except ValidationError as error:
             add_service_errors(form, error)
-            form.ask_confirm = isinstance(error, ConfirmationRequired) or bool(
-                form.cleaned_data.get("confirm_new_results")
+            form.ask_confirm = _asked_confirmations(
+                form, error, ("confirm_new_results", "confirm_allergy")
             )
         else:
             messages.success(

@@ -363,6 +363,8 @@ class DemoClinic:
             intent=regimen.intent,
             created_by=oncologist,
             confirm_past_start=True,  # the demo's history: courses that began months ago
+            # Patient 3 continues oxaliplatin with premedication after a mild infusion reaction.
+            confirm_allergy=True,
         )
         baselines = {loinc: value * rng.uniform(0.85, 1.15) for loinc, value in BASELINES.items()}
         reduced = False
@@ -491,6 +493,7 @@ class DemoClinic:
                     given_at=aware(day_date, 10, 15),
                     administered_by=nurse,
                     verified_by=pharmacist,
+                    confirm_allergy=True,  # patient 3's oxaliplatin, with premedication
                 )
 
     def _labs(

@@ -661,6 +661,57 @@ def test_a_critical_result_after_the_cycle_was_given_is_asked_before_recording(
     assert Administration.objects.count() == 1
 
 
+def test_a_drug_the_patient_is_allergic_to_is_flagged_and_asked_before_recording(
+    as_clinician, course, given_cycle, colleague, treating_clinician
+):
+    from patients.services import allergy_record
+
+    allergy_record(
+        patient=course.patient,
+        substance="oxaliplatin",  # typed, not linked: matched by the drug's name
+        reaction="bronchospasm",
+        severity="severe",
+        recorded_by=treating_clinician,
+    )
+    page = as_clinician.get(_course_url("cycle_detail", course, 1)).content.decode()
+    assert "Allergy: oxaliplatin (severe: bronchospasm)" in page
+    url = _course_url("administration_create", course, 1)
+    data = _administration_data(course, colleague, PASSWORD)
+    asked = as_clinician.post(url, data, headers=HX)
+    assert asked.status_code == 400
+    assert (
+        "Recorded allergy: oxaliplatin: oxaliplatin (severe: bronchospasm)"
+        in asked.content.decode()
+    )
+    assert 'name="confirm_allergy"' in asked.content.decode()
+    assert not Administration.objects.exists()
+    assert as_clinician.post(url, {**data, "confirm_allergy": "on"}).status_code == 302
+
+
+def test_a_regimen_with_a_drug_the_patient_is_allergic_to_is_started_only_when_confirmed(
+    as_clinician, measured, mfolfox6, treating_clinician
+):
+    from patients.services import allergy_record
+
+    oxaliplatin = RegimenDrug.objects.get(phase__regimen=mfolfox6, drug__name__iexact="oxaliplatin")
+    allergy_record(
+        patient=measured,
+        substance="Eloxatin",
+        drug=oxaliplatin.drug,  # linked to the formulary drug: matched whatever the name
+        reaction="rash",
+        severity="moderate",
+        recorded_by=treating_clinician,
+    )
+    data = {"regimen": mfolfox6.pk, "start_date": "2026-03-16", "intent": "adjuvant"}
+    url = _url("course_create", measured.pk)
+    asked = as_clinician.post(url, data, headers=HX)
+    assert asked.status_code == 400
+    assert "Recorded allergy: oxaliplatin: Eloxatin (moderate: rash)" in asked.content.decode()
+    assert 'name="confirm_allergy"' in asked.content.decode()
+    assert not Course.objects.exists()
+    assert as_clinician.post(url, {**data, "confirm_allergy": "on"}).status_code == 302
+
+
 def test_administration_wrong_checker_password_counts_as_their_failed_login(
     as_clinician, course, given_cycle, colleague
 ):
