@@ -487,7 +487,7 @@ def _service_error(request: HttpRequest, exc: DjangoValidationError) -> HttpResp
     if isinstance(exc, ConfirmationRequired):
         for item in detail:
             item.update(type="confirmation_required", confirm_with=exc.confirm_with)
-    return _respond(request, {"detail": detail}, 400)
+    return _respond(request, {"detail": detail}, getattr(exc, "http_status", 400))
 
 
 @api.exception_handler(PermissionDenied)

@@ -171,9 +171,22 @@ class CycleOut(Schema):
     status_changed_at: dt.datetime | None
     given_despite: str = Field(description="What the pre-cycle check said when given anyway.")
     override_reason: str
+    version: str = Field(
+        description="Changes with every change to the cycle: send it back as seen_version."
+    )
 
 
-class GiveIn(InputSchema):
+class CycleActionIn(InputSchema):
+    seen_version: str | None = Field(
+        None,
+        max_length=40,
+        description="The cycle's version as the client last read it: if the cycle changed "
+        "since (another user, a retried request), the action is refused with 409 and nothing "
+        "is written.",
+    )
+
+
+class GiveIn(CycleActionIn):
     actual_start: dt.date
     override_reason: str = Field(
         "",
@@ -183,13 +196,13 @@ class GiveIn(InputSchema):
     )
 
 
-class DelayIn(InputSchema):
+class DelayIn(CycleActionIn):
     reason: str = Text
     days: int | None = Field(None, ge=1, le=365)
     new_start: dt.date | None = None
 
 
-class ReasonIn(InputSchema):
+class ReasonIn(CycleActionIn):
     reason: str = Text
 
 
@@ -493,6 +506,7 @@ def cycle_give(request: HttpRequest, patient_id: int, cycle_id: int, payload: Gi
         actual_start=payload.actual_start,
         given_by=user_of(request),
         override_reason=payload.override_reason,
+        seen_version=payload.seen_version,
     )
 
 
@@ -508,6 +522,7 @@ def cycle_delay(
         by=user_of(request),
         days=payload.days,
         new_start=payload.new_start,
+        seen_version=payload.seen_version,
     )
 
 
@@ -517,7 +532,9 @@ def cycle_hold(
 ) -> ChemoCycle:
     no_query(request)
     cycle = _cycle(request, patient_id, cycle_id)
-    return services.cycle_hold(cycle=cycle, reason=payload.reason, by=user_of(request))
+    return services.cycle_hold(
+        cycle=cycle, reason=payload.reason, by=user_of(request), seen_version=payload.seen_version
+    )
 
 
 @router.post("/patients/{patient_id}/cycles/{cycle_id}/cancel", response={200: CycleOut, **ERRORS})
@@ -526,7 +543,9 @@ def cycle_cancel(
 ) -> ChemoCycle:
     no_query(request)
     cycle = _cycle(request, patient_id, cycle_id)
-    return services.cycle_cancel(cycle=cycle, reason=payload.reason, by=user_of(request))
+    return services.cycle_cancel(
+        cycle=cycle, reason=payload.reason, by=user_of(request), seen_version=payload.seen_version
+    )
 
 
 # --- Administrations --------------------------------------------------------------------------

@@ -85,6 +85,8 @@ def _require_open_course(course: Course, field: str = "course") -> None:
 class CycleChanged(ValidationError):
     """The cycle changed after the page that asked for this action was shown."""
 
+    http_status = 409  # a conflict with the record as it is now, not malformed input
+
 
 def _lock_cycle(cycle: ChemoCycle, seen_version: str | None = None) -> ChemoCycle:
     """Re-read the cycle under a row lock so two clinicians cannot give it twice at once.

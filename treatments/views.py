@@ -547,7 +547,7 @@ def _cycle_action(
         except services.CycleChanged as error:
             add_service_errors(form, error)
             cycle.refresh_from_db()  # the page shows the cycle as it is now, and its version
-            status = 409
+            status = error.http_status
         except ValidationError as error:
             add_service_errors(form, error)
         except PermissionDenied as error:

@@ -553,6 +553,22 @@ def test_cycle_of_other_patient_is_404(
     assert cycle.status == ChemoCycle.Status.PLANNED
 
 
+def test_a_retried_cycle_action_with_its_seen_version_is_409_not_applied_twice(
+    clinician: Client, patient: Patient, course: Course
+) -> None:
+    cycle_url = f"{API}/patients/{patient.pk}/cycles/{course.cycles.get(number=1).pk}"
+    read = clinician.get(cycle_url).json()
+    body = {"days": 7, "reason": "ANC 0.9", "seen_version": read["version"]}
+    delayed = post(clinician, f"{cycle_url}/delay", body)
+    assert delayed.status_code == 200
+    assert delayed.json()["version"] != read["version"]
+    retried = post(clinician, f"{cycle_url}/delay", body)
+    assert retried.status_code == 409
+    assert retried.json()["detail"][0]["loc"] == ["body", "cycle"]
+    planned = dt.date.fromisoformat(read["planned_start"]) + dt.timedelta(days=7)
+    assert clinician.get(cycle_url).json()["planned_start"] == planned.isoformat()
+
+
 def test_cycle_delay_hold_cancel(clinician: Client, patient: Patient, course: Course) -> None:
     cycles = list(course.cycles.order_by("number"))
     base = f"{API}/patients/{patient.pk}/cycles"
