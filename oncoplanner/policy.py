@@ -43,7 +43,19 @@ NOT_ALLOWED = "405"
 BAD_REQUEST = "400"
 CREATED = "created"
 UNAUTHORIZED = "401"
-OUTCOMES = (OK, DONE, LOGIN, NOT_FOUND, NOT_ALLOWED, BAD_REQUEST, CREATED, UNAUTHORIZED)
+# Past the gate, refused by discipline (a pharmacist's act asked of an oncologist).
+FORBIDDEN = "403"
+OUTCOMES = (
+    OK,
+    DONE,
+    LOGIN,
+    NOT_FOUND,
+    NOT_ALLOWED,
+    BAD_REQUEST,
+    CREATED,
+    UNAUTHORIZED,
+    FORBIDDEN,
+)
 # Outcomes that hand the resource over; every other outcome is a deny.
 ALLOWING = frozenset({OK, DONE, CREATED})
 
@@ -332,6 +344,14 @@ RESOURCES.update(
             "data": {},
             # The gate runs first: the care team gets the form's 400, everyone else the 404.
             "expect": _only(_CARE, BAD_REQUEST),
+        },
+        "treatments:cycle_verify POST": {
+            "url": "treatments:cycle_verify",
+            "args": _CYCLE,
+            "method": "POST",
+            "data": {"note": "Checked"},
+            # Doses are verified by a pharmacist; the matrix's clinicians are oncologists.
+            "expect": _only(_CARE, FORBIDDEN),
         },
         "treatments:administration_stop POST": {
             "url": "treatments:administration_stop",
@@ -626,6 +646,14 @@ RESOURCES.update(
                 "label_dose_mg": "1",
             },
         ),
+        "api:dose_verification_list GET": _api("dose_verification_list", _P_CYCLE),
+        "api:cycle_verify POST": _api(
+            "cycle_verify",
+            _P_CYCLE,
+            _api_only(_CARE, FORBIDDEN),
+            "POST",
+            {"note": "Checked"},
+        ),
         "api:administration_stop POST": _api(
             "administration_stop",
             (*_P_CYCLE, "P_administration"),
@@ -728,6 +756,7 @@ ADMIN_PHI_MODELS: dict[str, str | None] = {
     "treatments.ChemoCycle": "P_cycle",
     "treatments.DoseModification": None,
     "treatments.Administration": "P_administration",
+    "treatments.DoseVerification": None,
     "treatments.SideEffect": "P_side_effect",
     "labs.LabResult": "P_lab_result",
 }
@@ -882,6 +911,7 @@ PHI_URL_NAMES = frozenset(
         "treatments:cycle_cancel",
         "treatments:administration_create",
         "treatments:administration_stop",
+        "treatments:cycle_verify",
         "treatments:side_effect_create",
         "patients:measurement_create",
         "patients:allergy_create",
@@ -915,6 +945,8 @@ PHI_URL_NAMES = frozenset(
         "api:administration_list",
         "api:administration_create",
         "api:administration_stop",
+        "api:dose_verification_list",
+        "api:cycle_verify",
         "api:dose_modification_list",
         "api:dose_modification_create",
         "api:measurement_list",

@@ -73,6 +73,7 @@ PHI_PATIENT_PATHS: dict[str, str] = {
     "treatments.ChemoCycle": "course__patient",
     "treatments.DoseModification": "course__patient",
     "treatments.Administration": "cycle__course__patient",
+    "treatments.DoseVerification": "cycle__course__patient",
     "treatments.SideEffect": "patient",
     "labs.LabResult": "patient",
     "patients.SymptomReport": "patient",

@@ -21,6 +21,7 @@ from treatments.models import (
     Course,
     CtcaeTerm,
     DoseModification,
+    DoseVerification,
     Drug,
     Regimen,
     RegimenDrug,
@@ -306,6 +307,14 @@ class AdministrationAdmin(GatedPhiAdmin):
     search_fields = ("cycle__course__patient__mrn", "cycle__course__patient__family_name")
     date_hierarchy = "given_at"
     list_select_related = ("drug", "cycle")
+
+
+@admin.register(DoseVerification)
+class DoseVerificationAdmin(GatedPhiAdmin):
+    list_display = ("verified_at", "cycle", "verified_by")
+    search_fields = ("cycle__course__patient__mrn", "cycle__course__patient__family_name")
+    date_hierarchy = "verified_at"
+    list_select_related = ("cycle", "verified_by")
 
 
 @admin.register(CtcaeTerm)

@@ -50,6 +50,7 @@ from treatments.models import (
     Course,
     CtcaeTerm,
     DoseModification,
+    DoseVerification,
     Drug,
     Intent,
     Regimen,
@@ -262,6 +263,21 @@ class AdministrationIn(InputSchema):
         description="Record a drug the patient has a recorded allergy to; without it that is "
         "a 400 of type confirmation_required.",
     )
+
+
+class DoseVerificationOut(Schema):
+    id: int
+    cycle_id: int
+    verified_by_id: int
+    verified_at: dt.datetime
+    doses: dict[str, str] = Field(
+        description='The dose verified for each drug and day: {"<regimen_drug_id>:<day>": "mg"}.'
+    )
+    note: str
+
+
+class DoseVerifyIn(InputSchema):
+    note: str = Field("", max_length=2000)
 
 
 class AdministrationStopIn(InputSchema):
@@ -642,6 +658,37 @@ def administration_stop(
         amount_given_mg=payload.amount_given_mg,
         reason=payload.reason,
         by=user_of(request),
+    )
+
+
+@router.get(
+    "/patients/{patient_id}/cycles/{cycle_id}/verifications",
+    response={200: Page[DoseVerificationOut], **ERRORS},
+)
+def dose_verification_list(
+    request: HttpRequest, patient_id: int, cycle_id: int, limit: int = Limit, offset: int = Offset
+) -> dict[str, Any]:
+    """A cycle's pharmacy verifications, the latest (the one in force) first."""
+    cycle = cycle_get_for_user(
+        user=clinical_user(request), patient_id=patient_id, cycle_id=cycle_id
+    )
+    page = _page(cycle.verifications.order_by("-verified_at", "-pk"), limit, offset)
+    log_list(DoseVerification, [cycle.course.patient] if page["items"] else [])
+    return page
+
+
+@router.post(
+    "/patients/{patient_id}/cycles/{cycle_id}/verify",
+    response={201: DoseVerificationOut, **ERRORS},
+)
+def cycle_verify(
+    request: HttpRequest, patient_id: int, cycle_id: int, payload: DoseVerifyIn
+) -> Status[DoseVerification]:
+    """A pharmacist verifies the doses of the cycle's drugs not yet given (403 for others)."""
+    no_query(request)
+    cycle = _cycle(request, patient_id, cycle_id)
+    return Status(
+        201, services.cycle_doses_verify(cycle=cycle, by=user_of(request), note=payload.note)
     )
 
 

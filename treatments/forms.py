@@ -21,6 +21,7 @@ from treatments.models import (
     RegimenDrug,
 )
 from treatments.selectors import ctcae_term_grades
+from treatments.services import cycle_drug_days
 
 DATE_WIDGET = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
@@ -221,6 +222,15 @@ class AdministrationForm(forms.Form):
         return value
 
 
+class DoseVerifyForm(forms.Form):
+    note = forms.CharField(
+        label="Note (optional)",
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+
 class AdministrationStopForm(forms.Form):
     """An infusion stopped part-way: what went in and why (administration_stop)."""
 
@@ -232,16 +242,6 @@ class AdministrationStopForm(forms.Form):
         max_length=2000,
         widget=forms.Textarea(attrs={"rows": 2}),
     )
-
-
-def cycle_drug_days(*, cycle: ChemoCycle) -> list[tuple[RegimenDrug, int]]:
-    """Every (drug, day) the cycle's phase plans, in drug order then day."""
-    from treatments.models import parse_days
-
-    rows: list[tuple[RegimenDrug, int]] = []
-    for rd in cycle.phase.drugs.select_related("drug").order_by("order", "pk"):
-        rows.extend((rd, day) for day in parse_days(rd.days))
-    return rows
 
 
 class SideEffectForm(forms.Form):

@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
+from django.utils import timezone
 
 from patients.models import Patient
 
@@ -525,6 +526,36 @@ class DoseModification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.percent}% {self.drug or 'all drugs'} from cycle {self.from_cycle_number}"
+
+
+class DoseVerification(models.Model):
+    """A pharmacist's verification of a cycle's doses before they are prepared.
+
+    The doses verified, by (regimen drug, day), are kept as they were computed then; a drug is
+    recorded as given only at the dose the latest verification holds for it (a weight, a level
+    or a creatinine changed afterwards needs a new verification). Append-only: verifying again
+    adds a row.
+    """
+
+    cycle = models.ForeignKey(ChemoCycle, on_delete=models.PROTECT, related_name="verifications")
+    verified_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    verified_at = models.DateTimeField(default=timezone.now)
+    doses = models.JSONField(
+        help_text='The dose verified for each drug and day: {"<regimen drug id>:<day>": "mg"}.'
+    )
+    note = models.TextField(blank=True, max_length=2000)
+
+    class Meta:
+        ordering = ["-verified_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.cycle} verified by {self.verified_by} at {self.verified_at:%Y-%m-%d %H:%M}"
+
+    def dose_for(self, regimen_drug_id: int, day: int) -> Decimal | None:
+        value = (self.doses or {}).get(f"{regimen_drug_id}:{day}")
+        return None if value is None else Decimal(value)
 
 
 class Administration(models.Model):

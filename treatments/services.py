@@ -30,7 +30,7 @@ from oncoplanner.accounts.models import User
 from oncoplanner.acknowledgement import acknowledge
 from oncoplanner.confirmation import ConfirmationRequired
 from patients.models import Allergy, Patient
-from treatments.dosing import Number, dose_compute, round_mg, to_decimal
+from treatments.dosing import DoseCalculation, Number, dose_compute, round_mg, to_decimal
 from treatments.models import (
     Administration,
     ChemoCycle,
@@ -38,6 +38,7 @@ from treatments.models import (
     CtcaeTerm,
     DoseBasis,
     DoseModification,
+    DoseVerification,
     Drug,
     Regimen,
     RegimenDrug,
@@ -80,6 +81,14 @@ def _require_open_course(course: Course, field: str = "course") -> None:
         raise ValidationError(
             {field: f"The course is {course.get_status_display().lower()}; it cannot change."}
         )
+
+
+def cycle_drug_days(*, cycle: ChemoCycle) -> list[tuple[RegimenDrug, int]]:
+    """Every (drug, day) the cycle's phase plans, in drug order then day."""
+    rows: list[tuple[RegimenDrug, int]] = []
+    for rd in cycle.phase.drugs.select_related("drug").order_by("order", "pk"):
+        rows.extend((rd, day) for day in parse_days(rd.days))
+    return rows
 
 
 class CycleChanged(ValidationError):
@@ -647,6 +656,89 @@ def dose_percent_for(
     return Decimal(latest.percent), latest
 
 
+@transaction.atomic
+def cycle_doses_verify(*, cycle: ChemoCycle, by: User, note: str = "") -> DoseVerification:
+    """A pharmacist verifies the doses of every drug and day of `cycle` not yet given.
+
+    Each dose is computed as administration_record will compute it (the day's date, the
+    cycle's dose level, the inputs on record) and kept; refused when a dose due by today cannot
+    be computed (a missing weight, creatinine...), naming the drug and day. A later day whose
+    inputs are not there yet is left out, to be verified on a later verification.
+    """
+    if not by.is_pharmacist:
+        raise PermissionDenied("A cycle's doses are verified by a pharmacist.")
+    cycle = _lock_cycle(cycle)
+    if cycle.status == ChemoCycle.Status.CANCELLED:
+        raise ValidationError({"cycle": f"Cycle {cycle.number} was cancelled."})
+    given = set(cycle.administrations.values_list("regimen_drug_id", "day_of_cycle"))
+    today = timezone.localdate()
+    doses: dict[str, str] = {}
+    problems: list[str] = []
+    for regimen_drug, day in cycle_drug_days(cycle=cycle):
+        if (regimen_drug.pk, day) in given:
+            continue
+        try:
+            doses[f"{regimen_drug.pk}:{day}"] = str(_cycle_dose(cycle, regimen_drug, day).dose_mg)
+        except ValidationError as error:
+            if cycle.start + dt.timedelta(days=day - 1) > today:
+                continue  # a later day (day 8) whose weight is not taken yet: verified then
+            problems.append(f"{regimen_drug.drug} day {day}: {' '.join(error.messages)}")
+    if problems:
+        raise ValidationError({"cycle": "Cannot verify: " + " ".join(problems)})
+    if not doses:
+        raise ValidationError({"cycle": f"Every drug of cycle {cycle.number} is recorded."})
+    verification = DoseVerification(cycle=cycle, verified_by=by, doses=doses, note=note.strip())
+    verification.full_clean()
+    verification.save()
+    return verification
+
+
+def _cycle_dose(
+    cycle: ChemoCycle,
+    regimen_drug: RegimenDrug,
+    day: int,
+    creatinine_mg_dl: Number | None = None,
+) -> DoseCalculation:
+    """The dose of one drug on one day of the cycle, at the cycle's level (dose_compute)."""
+    percent, modification = dose_percent_for(
+        course=cycle.course, cycle_number=cycle.number, drug=regimen_drug.drug
+    )
+    calculation = dose_compute(
+        regimen_drug=regimen_drug,
+        patient=cycle.course.patient,
+        on_date=cycle.start + dt.timedelta(days=day - 1),
+        percent=percent,
+        creatinine_mg_dl=creatinine_mg_dl,
+    )
+    calculation.inputs["dose_modification_id"] = modification.pk if modification else None
+    return calculation
+
+
+def _require_verified_dose(
+    cycle: ChemoCycle, regimen_drug: RegimenDrug, day: int, dose_mg: Decimal
+) -> DoseVerification:
+    verification = cycle.verifications.select_related("verified_by").first()
+    if verification is None:
+        raise ValidationError(
+            {
+                "cycle": f"Cycle {cycle.number}'s doses have not been verified by a pharmacist: "
+                "ask the pharmacist to verify them before the drug is prepared."
+            }
+        )
+    verified = verification.dose_for(regimen_drug.pk, day)
+    if verified != dose_mg:
+        was = f"{fmt_decimal(verified)} mg" if verified is not None else "no dose"
+        raise ValidationError(
+            {
+                "cycle": f"{regimen_drug.drug} day {day}: the dose is now "
+                f"{fmt_decimal(dose_mg)} mg, but {verification.verified_by} verified {was} "
+                f"({timezone.localtime(verification.verified_at):%d %b %H:%M}). Ask the "
+                "pharmacist to verify the cycle again."
+            }
+        )
+    return verification
+
+
 class AllergyToConfirm(ConfirmationRequired):
     """A drug the patient has a recorded allergy to: planned or given only once confirmed."""
 
@@ -809,22 +901,14 @@ def administration_record(
         _require_allergy_confirmed(course.patient, [regimen_drug.drug], "confirm_allergy")
     if not confirm_new_results:
         _require_no_new_critical_results(cycle, given_at)
-    percent, modification = dose_percent_for(
-        course=course, cycle_number=cycle.number, drug=regimen_drug.drug
-    )
-    calculation = dose_compute(
-        regimen_drug=regimen_drug,
-        patient=course.patient,
-        on_date=day_date,
-        percent=percent,
-        creatinine_mg_dl=creatinine_mg_dl,
-    )
+    calculation = _cycle_dose(cycle, regimen_drug, day_of_cycle, creatinine_mg_dl)
+    verification = _require_verified_dose(cycle, regimen_drug, day_of_cycle, calculation.dose_mg)
     if label_dose_mg is not None:
         _check_label_dose(label_dose_mg, calculation.dose_mg, calculation.inputs)
     inputs = dict(calculation.inputs)
     inputs["cycle_number"] = cycle.number
     inputs["day_of_cycle"] = day_of_cycle
-    inputs["dose_modification_id"] = modification.pk if modification else None
+    inputs["dose_verification_id"] = verification.pk
     administration = Administration(
         cycle=cycle,
         regimen_drug=regimen_drug,

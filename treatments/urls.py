@@ -24,6 +24,7 @@ urlpatterns = [
     path(CYCLE + "delay/", views.cycle_delay, name="cycle_delay"),
     path(CYCLE + "hold/", views.cycle_hold, name="cycle_hold"),
     path(CYCLE + "cancel/", views.cycle_cancel, name="cycle_cancel"),
+    path(CYCLE + "verify/", views.cycle_verify, name="cycle_verify"),
     path(CYCLE + "administrations/", views.administration_create, name="administration_create"),
     path(
         CYCLE + "administrations/<int:administration_id>/stop/",

@@ -35,8 +35,8 @@ from treatments.forms import (
     CycleGiveForm,
     CycleReasonForm,
     DoseModificationForm,
+    DoseVerifyForm,
     SideEffectForm,
-    cycle_drug_days,
 )
 from treatments.models import (
     Administration,
@@ -379,7 +379,7 @@ def _administration_plan(cycle: ChemoCycle) -> list[dict[str, Any]]:
     recorded = {
         (a.regimen_drug_id, a.day_of_cycle): a for a in selectors.cycle_administrations(cycle=cycle)
     }
-    drug_days = cycle_drug_days(cycle=cycle)
+    drug_days = services.cycle_drug_days(cycle=cycle)
     allergies = dict(
         services.drug_allergies(
             patient=cycle.course.patient, drugs={rd.drug for rd, _ in drug_days}
@@ -442,7 +442,11 @@ def _cycle_context(request: AuthedHtmxRequest, cycle: ChemoCycle, **forms: Any) 
         else None
     )
     plan = _administration_plan(cycle)
+    verification = cycle.verifications.select_related("verified_by").first()
     for row in plan:
+        if verification is not None and row["administration"] is None:
+            row["verified_mg"] = verification.dose_for(row["regimen_drug"].pk, row["day"])
+            row["verified_ok"] = "calc" in row and row["verified_mg"] == row["calc"].dose_mg
         adm = row["administration"]
         if adm is not None and adm.given_in_full:
             refused = forms.get("stop_form") if forms.get("stop_form_for") == adm.pk else None
@@ -469,6 +473,11 @@ def _cycle_context(request: AuthedHtmxRequest, cycle: ChemoCycle, **forms: Any) 
             patient=patient,
             planned=[(row["regimen_drug"], 1) for row in plan if row["administration"] is None],
         ),
+        "verification": verification,
+        "can_verify": request.user.is_pharmacist
+        and cycle.status != ChemoCycle.Status.CANCELLED
+        and any(row["administration"] is None for row in plan),
+        "verify_form": forms.get("verify_form") or DoseVerifyForm(auto_id="verify_%s"),
         "give_form": forms.get("give_form")
         or CycleGiveForm(
             initial={"actual_start": min(max(cycle.planned_start, course.start_date), today)},
@@ -664,6 +673,45 @@ def administration_create(
         _cycle_context(request, cycle, administration_form=form),
         partial="administrations",
         status=BAD_REQUEST,
+    )
+
+
+@login_required
+@require_POST
+def cycle_verify(
+    request: AuthedHtmxRequest, patient_id: int, course_id: int, number: int
+) -> HttpResponse:
+    cycle = selectors.cycle_get(
+        user=request.user,
+        patient_id=patient_id,
+        course_id=course_id,
+        number=number,
+        perm=gate.CHANGE,
+    )
+    form = DoseVerifyForm(request.POST, auto_id="verify_%s")
+    status = BAD_REQUEST
+    if form.is_valid():
+        try:
+            services.cycle_doses_verify(
+                cycle=cycle, by=request.user, note=form.cleaned_data["note"]
+            )
+        except ValidationError as error:
+            add_service_errors(form, error)
+        except PermissionDenied as error:
+            form.add_error(None, str(error))
+            status = 403
+        else:
+            messages.success(request, f"Cycle {cycle.number}'s doses verified.")
+            url = reverse("treatments:cycle_detail", args=[patient_id, course_id, cycle.number])
+            if request.htmx:
+                return HttpResponse(status=204, headers={"HX-Redirect": url})
+            return redirect(url)
+    return _render(
+        request,
+        "treatments/cycle_detail.html",
+        _cycle_context(request, cycle, verify_form=form),
+        partial="administrations",
+        status=status,
     )
 
 

@@ -60,6 +60,11 @@ class User(AbstractUser):
         return self.is_clinician and self.discipline == self.Discipline.ONCOLOGIST
 
     @property
+    def is_pharmacist(self) -> bool:
+        """Verifies a cycle's doses before they are prepared (treatments.cycle_doses_verify)."""
+        return self.is_clinician and self.discipline == self.Discipline.PHARMACIST
+
+    @property
     def is_administrator(self) -> bool:
         return self.role == self.Role.ADMINISTRATOR
 

@@ -51,6 +51,7 @@ from treatments.services import (
     administration_record,
     course_start,
     cycle_delay,
+    cycle_doses_verify,
     cycle_give,
     dose_modification_record,
     side_effect_record,
@@ -479,6 +480,7 @@ class DemoClinic:
             patient_no_known_allergies_record(patient=patient, recorded_by=nurse)
 
     def _administer(self, cycle: ChemoCycle, nurse: User, pharmacist: User) -> None:
+        cycle_doses_verify(cycle=cycle, by=pharmacist)
         for regimen_drug in cycle.phase.drugs.all():
             from treatments.models import parse_days
 

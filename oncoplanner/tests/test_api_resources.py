@@ -422,6 +422,13 @@ def test_administration_needs_the_second_checkers_own_password(
         given_by=treating_clinician,
         override_reason="Counts reviewed at the referring hospital",
     )
+    pharmacist = ClinicianFactory.create(discipline=User.Discipline.PHARMACIST)
+    care_team_add_member(team=care_team, clinician=pharmacist, granted_by=admin_user)
+    verify_url = f"{API}/patients/{patient.pk}/cycles/{cycle.pk}/verify"
+    assert post(clinician, verify_url, {}).status_code == 403  # an oncologist does not verify
+    verified = post(token_client(pharmacist), verify_url, {"note": "Checked"})
+    assert verified.status_code == 201
+    assert verified.json()["verified_by_id"] == pharmacist.pk
     url = f"{API}/patients/{patient.pk}/cycles/{cycle.pk}/administrations"
     body = _administration_body(cycle, checker, "correct-horse-battery-staple")
     for missing in ("verified_by_id", "verifier_password"):

@@ -190,3 +190,13 @@ class AdministrationFactory(DjangoModelFactory[Administration]):
     formula = Administration.Formula.MOSTELLER
     inputs = factory.LazyFunction(lambda: {"bsa_m2": "1.82"})
     administered_by = factory.SubFactory(ClinicianFactory)
+
+
+def pharmacy_verified(cycle: ChemoCycle) -> ChemoCycle:
+    """`cycle` with its doses verified by a pharmacist (needed before drugs are recorded)."""
+    from oncoplanner.accounts.models import User
+    from treatments.services import cycle_doses_verify
+
+    pharmacist = ClinicianFactory.create(discipline=User.Discipline.PHARMACIST)
+    cycle_doses_verify(cycle=cycle, by=pharmacist)
+    return cycle

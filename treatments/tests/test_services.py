@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 import time_machine
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.tasks import task_backends
 from django.utils import timezone
@@ -21,6 +21,7 @@ from treatments.models import (
     Course,
     DoseBasis,
     DoseModification,
+    DoseVerification,
     Regimen,
     RegimenDrug,
     SideEffect,
@@ -35,6 +36,7 @@ from treatments.services import (
     cumulative_dose_per_drug,
     cycle_cancel,
     cycle_delay,
+    cycle_doses_verify,
     cycle_give,
     cycle_hold,
     dose_modification_record,
@@ -49,6 +51,7 @@ from treatments.tests.factories import (
     CourseFactory,
     CtcaeTermFactory,
     DrugFactory,
+    pharmacy_verified,
     regimen_create,
 )
 
@@ -551,6 +554,7 @@ def folfox_course(mfolfox6, clinician) -> Course:
     )
     course = _course(patient, mfolfox6, clinician)
     cycle_give(cycle=_cycle(course, 1), actual_start=START, given_by=clinician)
+    pharmacy_verified(_cycle(course, 1))
     return course
 
 
@@ -653,6 +657,7 @@ def test_administration_record_applies_the_carried_forward_reduction(
         reason="Grade 3 neutropenia in a prior course",
         created_by=clinician,
     )
+    pharmacy_verified(_cycle(folfox_course, 1))  # the new level needs a new verification
     administration = administration_record(
         cycle=_cycle(folfox_course, 1),
         regimen_drug=_drug(mfolfox6, "Oxaliplatin"),
@@ -664,6 +669,47 @@ def test_administration_record_applies_the_carried_forward_reduction(
     assert administration.dose_mg == D("123.8")  # 154.7 x 80% = 123.76
     assert administration.dose_percent == D("80.0")
     assert administration.inputs["dose_modification_id"] == modification.pk
+
+
+def test_administration_needs_the_pharmacists_verification_at_the_dose_given(
+    folfox_course, mfolfox6, clinician, nurse
+):
+    cycle = _cycle(folfox_course, 1)
+    kwargs = {
+        "cycle": cycle,
+        "regimen_drug": _drug(mfolfox6, "Oxaliplatin"),
+        "day_of_cycle": 1,
+        "given_at": _at(START),
+        "administered_by": nurse,
+        "verified_by": clinician,
+    }
+    # A weight recorded after the verification changes the dose: verify again first.
+    BodyMeasurementFactory.create(
+        patient=folfox_course.patient, measured_on=START, height_cm=170, weight_kg=60
+    )
+    with pytest.raises(ValidationError) as excinfo:
+        administration_record(**kwargs)
+    message = excinfo.value.message_dict["cycle"][0]
+    assert message.startswith("Oxaliplatin day 1: the dose is now 142.8 mg, but ")
+    assert "verified 154.7 mg" in message
+    assert not Administration.objects.exists()
+    pharmacy_verified(cycle)
+    assert administration_record(**kwargs).dose_mg == D("142.8")
+
+
+def test_only_a_pharmacist_verifies_a_cycles_doses(folfox_course, clinician, nurse):
+    for colleague in (clinician, nurse):
+        with pytest.raises(PermissionDenied):
+            cycle_doses_verify(cycle=_cycle(folfox_course, 1), by=colleague)
+
+
+def test_verification_names_a_dose_it_cannot_compute(mfolfox6, clinician):
+    course = _course(PatientFactory.create(), mfolfox6, clinician)  # no weight on record
+    pharmacist = ClinicianFactory.create(discipline=User.Discipline.PHARMACIST)
+    with pytest.raises(ValidationError) as excinfo:
+        cycle_doses_verify(cycle=_cycle(course, 1), by=pharmacist)
+    assert "Cannot verify: Oxaliplatin day 1: No weight recorded" in str(excinfo.value)
+    assert not DoseVerification.objects.exists()
 
 
 def test_administration_record_self_verification_is_refused(folfox_course, mfolfox6, nurse):
@@ -1028,6 +1074,7 @@ def test_administration_record_after_the_last_cycle_completes_the_course(clinici
     cycle_give(cycle=_cycle(course, 1), actual_start=START, given_by=clinician)
     course.refresh_from_db()
     assert course.status == Course.Status.COMPLETED
+    pharmacy_verified(_cycle(course, 1))
 
     administration = administration_record(
         cycle=_cycle(course, 1),

@@ -25,7 +25,12 @@ from treatments.models import (
     SideEffect,
 )
 from treatments.services import course_start, cycle_give
-from treatments.tests.factories import AdministrationFactory, ChemoCycleFactory, CourseFactory
+from treatments.tests.factories import (
+    AdministrationFactory,
+    ChemoCycleFactory,
+    CourseFactory,
+    pharmacy_verified,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -538,12 +543,13 @@ def test_cycle_actions_outsider_and_missing_cycle_404_write_nothing(
 
 @pytest.fixture
 def given_cycle(course, treating_clinician) -> ChemoCycle:
-    return cycle_give(
+    cycle = cycle_give(
         cycle=course.cycles.get(number=1),
         actual_start=START,
         given_by=treating_clinician,
         override_reason=REVIEWED,
     )
+    return pharmacy_verified(cycle)
 
 
 def _oxaliplatin(course: Course) -> RegimenDrug:
@@ -612,22 +618,64 @@ def test_administration_needs_the_checkers_own_password(
     assert not Administration.objects.exists()
 
 
-def test_administration_refused_when_the_label_no_longer_matches_the_dose(
+def test_administration_refused_when_the_label_does_not_match_the_dose(
     as_clinician, course, given_cycle, colleague
 ):
-    # Prepared at 72 kg (156.4 mg); a weight recorded afterwards changes the dose.
-    BodyMeasurementFactory.create(
-        patient=course.patient, measured_on=dt.date(2026, 3, 2), weight_kg=Decimal("64")
-    )
     response = as_clinician.post(
         _course_url("administration_create", course, 1),
-        _administration_data(course, colleague, PASSWORD),
+        {**_administration_data(course, colleague, PASSWORD), "label_dose_mg": "165"},
         headers=HX,
     )
     assert response.status_code == 400
     errors = response.context["administration_form"].errors["label_dose_mg"]
-    assert "The label says 156.4 mg but the dose now is 147.9 mg (from 64.0 kg" in errors[0]
+    assert "The label says 165 mg but the dose now is 156.4 mg (from 72.0 kg" in errors[0]
     assert not Administration.objects.exists()
+
+
+def test_a_weight_recorded_after_the_pharmacy_verified_stops_recording_until_verified_again(
+    as_clinician, course, given_cycle, colleague
+):
+    page = as_clinician.get(_course_url("cycle_detail", course, 1)).content.decode()
+    assert "Pharmacy verified</span> by" in page
+    BodyMeasurementFactory.create(
+        patient=course.patient, measured_on=dt.date(2026, 3, 2), weight_kg=Decimal("64")
+    )
+    page = as_clinician.get(_course_url("cycle_detail", course, 1)).content.decode()
+    assert "changed: 156.4 mg verified" in page
+    response = as_clinician.post(
+        _course_url("administration_create", course, 1),
+        {**_administration_data(course, colleague, PASSWORD), "label_dose_mg": "147.9"},
+        headers=HX,
+    )
+    assert response.status_code == 400
+    assert "the dose is now 147.9 mg, but" in response.content.decode()
+    assert not Administration.objects.exists()
+
+
+def test_a_pharmacist_verifies_the_doses_on_the_cycle_page(
+    client, login, course, given_cycle, care_team, admin_user
+):
+    from oncoplanner.accounts.models import User
+    from treatments.models import DoseVerification
+
+    pharmacist = ClinicianFactory.create(discipline=User.Discipline.PHARMACIST)
+    care_team_add_member(team=care_team, clinician=pharmacist, granted_by=admin_user)
+    login(client, pharmacist)
+    page = client.get(_course_url("cycle_detail", course, 1)).content.decode()
+    assert "Verify the doses again" in page
+    response = client.post(_course_url("cycle_verify", course, 1), {"note": "BSA checked"})
+    assert response.status_code == 302
+    latest = DoseVerification.objects.filter(cycle=given_cycle).first()
+    assert (latest.verified_by, latest.note) == (pharmacist, "BSA checked")
+    assert latest.dose_for(_oxaliplatin(course).pk, 1) == Decimal("156.4")
+
+
+def test_an_oncologist_cannot_verify_the_doses(as_clinician, course, given_cycle):
+    page = as_clinician.get(_course_url("cycle_detail", course, 1)).content.decode()
+    assert "Verify the doses" not in page
+    response = as_clinician.post(_course_url("cycle_verify", course, 1), {"note": ""})
+    assert response.status_code == 403
+    assert "verified by a pharmacist" in response.content.decode()
 
 
 def test_a_critical_result_after_the_cycle_was_given_is_asked_before_recording(
