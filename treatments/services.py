@@ -14,6 +14,7 @@ that administration_record applies) and `cumulative_dose_per_drug`.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
@@ -89,6 +90,16 @@ def cycle_drug_days(*, cycle: ChemoCycle) -> list[tuple[RegimenDrug, int]]:
     for rd in cycle.phase.drugs.select_related("drug").order_by("order", "pk"):
         rows.extend((rd, day) for day in parse_days(rd.days))
     return rows
+
+
+def _require_prescriber_for_held(cycle: ChemoCycle, by: User, act: str) -> None:
+    # A hold is often for something the labs do not show (an echo, a scan, consent): a nurse
+    # had given a held cycle because its bloods passed, and could lift a hold by delaying it.
+    if cycle.status == ChemoCycle.Status.HELD and not by.is_prescriber:
+        raise PermissionDenied(
+            f"Cycle {cycle.number} is on hold (“{cycle.reason}”): {act} is an oncologist's "
+            "decision."
+        )
 
 
 class CycleChanged(ValidationError):
@@ -361,13 +372,7 @@ def cycle_give(
         raise ValidationError({"cycle": f"Cycle {cycle.number} has already been given."})
     if cycle.status == ChemoCycle.Status.CANCELLED:
         raise ValidationError({"cycle": f"Cycle {cycle.number} was cancelled."})
-    if cycle.status == ChemoCycle.Status.HELD and not given_by.is_prescriber:
-        # A hold is often for something the labs do not show (an echo, a scan, consent): a
-        # nurse had been able to give a held cycle because its bloods passed.
-        raise PermissionDenied(
-            f"Cycle {cycle.number} is on hold (“{cycle.reason}”): releasing a held cycle is an "
-            "oncologist's decision."
-        )
+    _require_prescriber_for_held(cycle, given_by, "releasing it")
     earlier_open = (
         course.cycles.filter(number__lt=cycle.number, status__in=OPEN_CYCLE_STATUSES)
         .order_by("number")
@@ -463,6 +468,7 @@ def cycle_delay(
     """
     cycle = _lock_cycle(cycle, seen_version)
     _require_open_cycle(cycle, "delayed")
+    _require_prescriber_for_held(cycle, by, "delaying it")
     reason = _require_reason(reason)
     if (days is None) == (new_start is None):
         raise ValidationError({"days": "Give either a number of days or a new start date."})
@@ -745,14 +751,50 @@ class AllergyToConfirm(ConfirmationRequired):
     confirm_with = "confirm_allergy"
 
 
+# Other names a substance is typed as (abbreviations and brand names), by generic name: a
+# "5-FU" allergy had not warned on fluorouracil.
+DRUG_OTHER_NAMES: dict[str, tuple[str, ...]] = {
+    "fluorouracil": ("5-fu", "5fu", "5 fu", "5-fluorouracil", "adrucil"),
+    "doxorubicin": ("adriamycin", "doxo", "caelyx", "doxil"),
+    "epirubicin": ("ellence", "pharmorubicin"),
+    "cyclophosphamide": ("cytoxan", "endoxan", "cpm"),
+    "paclitaxel": ("taxol", "abraxane"),
+    "docetaxel": ("taxotere",),
+    "carboplatin": ("paraplatin", "carbo"),
+    "cisplatin": ("platinol",),
+    "oxaliplatin": ("eloxatin", "oxali"),
+    "vincristine": ("oncovin",),
+    "leucovorin": ("folinic acid", "calcium folinate", "folinate", "levoleucovorin"),
+    "prednisone": ("prednisolone",),
+    "irinotecan": ("camptosar",),
+    "capecitabine": ("xeloda",),
+    "gemcitabine": ("gemzar",),
+    "etoposide": ("vp-16", "vepesid"),
+}
+
+
+def _names_of(drug: Drug) -> tuple[str, ...]:
+    name = drug.name.casefold()
+    return (name, *DRUG_OTHER_NAMES.get(name, ()))
+
+
+def _mentions(substance: str, name: str) -> bool:
+    # A whole word or phrase of the substance ("Paclitaxel (Taxol)", "5-FU infusion"), not a
+    # fragment of another word ("carbo" in "carbocisteine").
+    return re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", substance) is not None
+
+
 def drug_allergies(*, patient: Patient, drugs: Iterable[Drug]) -> list[tuple[Drug, Allergy]]:
     """The patient's current allergies that name one of `drugs`: by the formulary link, or by
-    the substance typed as the drug's name."""
+    the drug's name, abbreviation or brand name (DRUG_OTHER_NAMES) in the substance typed."""
     by_id = {drug.pk: drug for drug in drugs}
-    by_name = {drug.name.casefold(): drug for drug in by_id.values()}
     hits = []
     for allergy in Allergy.objects.filter(patient_id=patient.pk).order_by("substance"):
-        drug = by_id.get(allergy.drug_id) or by_name.get(allergy.substance.strip().casefold())
+        substance = allergy.substance.casefold()
+        drug = by_id.get(allergy.drug_id) or next(
+            (d for d in by_id.values() if any(_mentions(substance, name) for name in _names_of(d))),
+            None,
+        )
         if drug is not None:
             hits.append((drug, allergy))
     return hits
@@ -782,11 +824,13 @@ def _require_no_new_critical_results(cycle: ChemoCycle, given_at: dt.datetime) -
     since = cycle.status_changed_at or timezone.make_aware(
         dt.datetime.combine(cycle.start, dt.time.min)
     )
+    # Drawn after the give, or drawn before it but reported after: a count drawn at 09:05 and
+    # entered at 12:04 was missed when only the collection time was compared.
     critical = list(
         LabResult.objects.filter(
+            Q(collected_at__gt=since) | Q(created_at__gt=since),
             patient_id=cycle.course.patient_id,
             flag__in=sorted(CRITICAL_FLAGS),
-            collected_at__gt=since,
             collected_at__lte=given_at,
         )
         .select_related("test")
@@ -795,7 +839,8 @@ def _require_no_new_critical_results(cycle: ChemoCycle, given_at: dt.datetime) -
     if critical:
         found = "; ".join(
             f"{r.test.short_name} {r.value_text} ({r.get_flag_display().lower()}, "
-            f"collected {timezone.localtime(r.collected_at):%d %b %H:%M})"
+            f"collected {timezone.localtime(r.collected_at):%d %b %H:%M}, "
+            f"entered {timezone.localtime(r.created_at):%d %b %H:%M})"
             for r in critical
         )
         raise NewCriticalResultToConfirm(

@@ -28,6 +28,7 @@ from treatments.services import (
     course_start,
     course_stop,
     cycle_cancel,
+    cycle_delay,
     cycle_give,
     cycle_hold,
     dose_modification_record,
@@ -162,6 +163,12 @@ def test_releasing_a_held_cycle_is_an_oncologists_decision_even_when_labs_pass(
     assert 'name="actual_start"' not in page
     body = {"actual_start": timezone.localdate().isoformat()}
     assert client.post(_cycle_url("cycle_give", course), body).status_code == 403
+    assert course.cycles.get(number=2).status == ChemoCycle.Status.HELD
+    # Nor can a delay lift the hold (a nurse had delayed a held cycle, which dropped the hold).
+    with pytest.raises(PermissionDenied):
+        cycle_delay(cycle=course.cycles.get(number=2), reason="Chair free", by=colleague, days=1)
+    delay = client.post(_cycle_url("cycle_delay", course), {"days": "1", "reason": "Chair"})
+    assert delay.status_code == 403
     assert course.cycles.get(number=2).status == ChemoCycle.Status.HELD
     released = cycle_give(
         cycle=course.cycles.get(number=2), actual_start=timezone.localdate(), given_by=oncologist

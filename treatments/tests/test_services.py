@@ -1219,3 +1219,26 @@ def test_side_effect_onset_before_birth_is_refused(clinician):
             patient=patient, term=term, grade=1, onset=dt.date(1900, 1, 1), recorded_by=clinician
         )
     assert "before the patient's date of birth" in excinfo.value.message_dict["onset"][0]
+
+
+@pytest.mark.parametrize(
+    ("substance", "drug_name", "matches"),
+    [
+        ("5-FU", "fluorouracil", True),
+        ("5FU infusion", "fluorouracil", True),
+        ("Adriamycin", "doxorubicin", True),
+        ("Paclitaxel (Taxol)", "paclitaxel", True),
+        ("TAXOL", "paclitaxel", True),
+        ("Carbocisteine", "carboplatin", False),  # "carbo" only as a word of its own
+        ("Penicillin", "paclitaxel", False),
+    ],
+)
+def test_an_allergy_is_matched_by_the_drugs_other_names(substance, drug_name, matches, clinician):
+    from patients.services import allergy_record
+    from treatments.services import drug_allergies
+
+    patient = PatientFactory.create()
+    drug = DrugFactory.create(name=f"{drug_name}")
+    allergy_record(patient=patient, substance=substance, recorded_by=clinician)
+    hits = drug_allergies(patient=patient, drugs=[drug])
+    assert bool(hits) is matches

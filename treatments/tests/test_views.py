@@ -701,7 +701,7 @@ def test_a_critical_result_after_the_cycle_was_given_is_asked_before_recording(
     assert asked.status_code == 400
     content = asked.content.decode()
     assert "Since cycle 1 was given: ANC 0.3" in content
-    assert "critical low, collected 02 Mar 09:15" in content
+    assert "critical low, collected 02 Mar 09:15, entered 20 Mar 12:00" in content
     assert 'name="confirm_new_results"' in content
     assert not Administration.objects.exists()
     recorded = as_clinician.post(url, {**data, "confirm_new_results": "on"})
@@ -758,6 +758,35 @@ def test_a_regimen_with_a_drug_the_patient_is_allergic_to_is_started_only_when_c
     assert 'name="confirm_allergy"' in asked.content.decode()
     assert not Course.objects.exists()
     assert as_clinician.post(url, {**data, "confirm_allergy": "on"}).status_code == 302
+
+
+def test_a_critical_result_drawn_before_the_give_but_entered_after_is_asked_too(
+    as_clinician, course, given_cycle, colleague
+):
+    from labs.models import Flag
+
+    # Given at 08:00 on 20 Mar (the frozen now is 12:00); platelets drawn 07:30, entered at noon.
+    ChemoCycle.objects.filter(pk=given_cycle.pk).update(
+        status_changed_at=timezone.make_aware(dt.datetime(2026, 3, 2, 8, 0))
+    )
+    plt = LabTest.objects.get(loinc="777-3")
+    with time_machine.travel(dt.datetime(2026, 3, 2, 11, 0, tzinfo=dt.UTC), tick=False):
+        LabResult.objects.create(
+            patient=course.patient,
+            test=plt,
+            value=Decimal("15"),
+            unit=plt.unit,
+            flag=Flag.CRITICAL_LOW,
+            collected_at=timezone.make_aware(dt.datetime(2026, 3, 2, 7, 30)),
+        )
+    asked = as_clinician.post(
+        _course_url("administration_create", course, 1),
+        _administration_data(course, colleague, PASSWORD),
+        headers=HX,
+    )
+    assert asked.status_code == 400
+    assert "Since cycle 1 was given: PLT 15" in asked.content.decode()
+    assert not Administration.objects.exists()
 
 
 def test_administration_wrong_checker_password_counts_as_their_failed_login(
