@@ -584,8 +584,6 @@ def dose_modification_record(
         level = to_decimal(percent, "percent")
     except ValueError:
         raise ValidationError({"percent": "Enter the dose level as a percent, e.g. 80."}) from None
-    if not confirm_level:
-        _require_confirmed_level(course, from_cycle_number, drug, level)
     modification = DoseModification(
         course=course,
         drug=drug,
@@ -595,7 +593,10 @@ def dose_modification_record(
         override_reason=override_reason.strip(),
         created_by=created_by,
     )
-    _save(modification)
+    modification.full_clean()  # above 100% without its override reason: say that first
+    if not confirm_level:
+        _require_confirmed_level(course, from_cycle_number, drug, level)
+    modification.save()
     return modification
 
 
@@ -626,10 +627,11 @@ def _require_confirmed_level(
         .distinct()
         .order_by("name")
     )
-    # Above 100% needs its own written override reason (DoseModification.clean).
-    for each in drugs if level <= 100 else []:
+    for each in drugs:
         current, _ = dose_percent_for(course=course, cycle_number=from_cycle_number, drug=each)
-        if current < level:
+        # Above 100% the written override reason speaks for a drug at its full dose; a drug
+        # that had been reduced (80% for neuropathy, then "all drugs 110%") is asked about.
+        if current < level and (level <= 100 or current < 100):
             concerns.append(
                 f"{each} goes up from {fmt_decimal(current)}% to {fmt_decimal(level)}% "
                 f"from cycle {from_cycle_number}."

@@ -488,6 +488,33 @@ def test_all_drugs_level_that_lifts_a_reduced_drug_is_asked(mfolfox6, clinician)
     assert DoseModification.objects.count() == 1
 
 
+def test_a_level_above_100_that_lifts_a_reduced_drug_is_asked_even_with_its_override(
+    mfolfox6, clinician
+):
+    course = _course(PatientFactory.create(), mfolfox6, clinician)
+    dose_modification_record(
+        course=course,
+        from_cycle_number=2,
+        percent=80,
+        drug=_drug(mfolfox6, "Oxaliplatin").drug,
+        reason="Grade 3 neuropathy",
+        created_by=clinician,
+    )
+    with pytest.raises(DoseLevelToConfirm) as excinfo:
+        dose_modification_record(
+            course=course,
+            from_cycle_number=3,
+            percent=110,
+            reason="Under-dosed by BSA error",
+            override_reason="Oncologist approved",
+            created_by=clinician,
+        )
+    assert excinfo.value.message_dict["percent"][0].startswith(
+        "Oxaliplatin goes up from 80% to 110% from cycle 3."
+    )
+    assert DoseModification.objects.count() == 1
+
+
 def test_dose_modification_for_one_drug_leaves_others(mfolfox6, clinician):
     course = _course(PatientFactory.create(), mfolfox6, clinician)
     oxaliplatin = DrugFactory.create(name="Oxaliplatin")
