@@ -615,7 +615,6 @@ def administration_create(
         ),
     )
     colleague_cosign(
-        request=request,
         checker=verified_by,
         password=payload.verifier_password.get_secret_value(),
         field="verifier_password",

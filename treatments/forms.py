@@ -158,10 +158,14 @@ class AdministrationForm(forms.Form):
     # would let a check nobody did be recorded.
     checker_password = forms.CharField(
         label="Second checker's password (typed by them)",
+        required=False,  # refused by colleague_cosign unless a cosign_token stands for it
         strip=False,
         max_length=4096,
         widget=forms.PasswordInput(attrs={"autocomplete": "off"}),
     )
+    # A co-sign already accepted on this form (oncoplanner.accounts.cosign), kept across a
+    # refusal for another reason.
+    cosign_token = forms.CharField(required=False, max_length=500, widget=forms.HiddenInput)
     label_dose_mg = forms.DecimalField(
         label="Dose on the label (mg)",
         help_text="As printed on the bag or syringe; it must match the dose above.",

@@ -19,7 +19,7 @@ from labs.services import (
     precycle_evaluate,
     readiness_badge,
 )
-from oncoplanner.accounts.cosign import colleague_cosign
+from oncoplanner.accounts.cosign import colleague_cosign, cosign_token, cosign_token_valid
 from oncoplanner.confirmation import ConfirmationRequired
 from oncoplanner.forms import add_service_errors
 from oncoplanner.http import AuthedHtmxRequest
@@ -627,13 +627,19 @@ def administration_create(
     form = AdministrationForm(request.POST, cycle=cycle, checkers=checkers, auto_id="adm_%s")
     if form.is_valid():
         regimen_drug, day = form.cleaned_data["regimen_drug"]
+        checker = form.cleaned_data["verified_by"]
+        scope = f"cycle:{cycle.pk}"
         try:
-            colleague_cosign(
-                request=request,
-                checker=form.cleaned_data["verified_by"],
-                password=form.cleaned_data["checker_password"],
-                field="checker_password",
-            )
+            if not cosign_token_valid(
+                form.cleaned_data["cosign_token"], checker=checker, giver=request.user, scope=scope
+            ):
+                colleague_cosign(
+                    checker=checker,
+                    password=form.cleaned_data["checker_password"],
+                    field="checker_password",
+                )
+            # Accepted: a refusal below keeps the co-sign for a few minutes (cosign_token).
+            form.cosigned = cosign_token(checker=checker, giver=request.user, scope=scope)
             administration = services.administration_record(
                 cycle=cycle,
                 regimen_drug=regimen_drug,

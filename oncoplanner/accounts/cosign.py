@@ -3,40 +3,83 @@
 Chemotherapy is given only after an independent double check by a second competent person
 (ASCO/ONS 2024). Picking that person from a list proves nothing: the giver could name anyone.
 So the checker confirms on the giver's screen with their own password, as dual sign-off works
-in hospital medication systems. The password is a login credential, so a wrong one counts as a
-failed login of the checker's account (axes locks it after AXES_FAILURE_LIMIT, and the access
-log records it): a co-sign form must not become a way to guess a colleague's password.
+in hospital medication systems.
+
+Guessing: wrong co-sign passwords are counted per checker, apart from the login lock, and after
+COSIGN_FAILURE_LIMIT within COSIGN_LOCK_SECONDS co-signing as that checker pauses. Counting them
+as failed logins (as first built) let a few typos at a busy chair lock a colleague out of the
+whole application (a reviewer's find). Each failure is an access-log row naming the checker and
+who typed.
+
+A co-sign, once accepted, is carried by a short-lived signed token (cosign_token), so that a
+form refused for another reason (a label to re-read, a result to confirm) does not send the
+checker back to type their password again.
 """
 
 from __future__ import annotations
 
+from django.core import signing
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest
 
+from audit.models import AccessLog
+from audit.services import access_log_record
 from oncoplanner.accounts.models import User
-from oncoplanner.accounts.throttling import account_is_locked, record_failed_code
+
+COSIGN_FAILURE_LIMIT = 5
+COSIGN_LOCK_SECONDS = 15 * 60
+# Long enough to re-read a label or answer one question; short enough that the checker is
+# still at the chair.
+COSIGN_TOKEN_SECONDS = 5 * 60
+_SALT = "oncoplanner.cosign"
 
 
-def colleague_cosign(*, request: HttpRequest, checker: User, password: str, field: str) -> None:
-    """Raise a ValidationError on `field` unless `password` is the checker's own password.
+def _failures_key(checker: User) -> str:
+    return f"cosign-failures:{checker.pk}"
 
-    A locked account is refused before any hash is computed, with the same message as a wrong
-    password (no hint to someone trying passwords).
-    """
-    if (
-        password
-        and checker.is_active
-        and not account_is_locked(request, checker)
-        and checker.check_password(password)
-    ):
+
+def colleague_cosign(*, checker: User, password: str, field: str) -> None:
+    """Raise a ValidationError on `field` unless `password` is the checker's own password."""
+    failures = cache.get(_failures_key(checker), 0)
+    if failures >= COSIGN_FAILURE_LIMIT:
+        raise ValidationError(
+            {
+                field: f"Co-signing as {checker} is paused for 15 minutes after "
+                f"{COSIGN_FAILURE_LIMIT} wrong passwords. {checker} can still sign in; ask "
+                "another colleague to check, or wait."
+            }
+        )
+    if password and checker.is_active and checker.check_password(password):
+        cache.delete(_failures_key(checker))
         return
     if password:
-        record_failed_code(request, checker)
+        cache.set(_failures_key(checker), failures + 1, COSIGN_LOCK_SECONDS)
+        # Who typed is the row's user (the request's); the account typed for is the object.
+        access_log_record(
+            action=AccessLog.Action.LOGIN_FAILED,
+            outcome=AccessLog.Outcome.DENIED,
+            object_type="User",
+            object_id=checker.pk,
+            detail={"door": "co-sign", "checker": checker.get_username()},
+        )
     raise ValidationError(
         {
-            field: (
-                f"{checker} must confirm the check with their own password; the password "
-                "given was not accepted."
-            )
+            field: f"{checker} must confirm the check with their own password; the password "
+            "given was not accepted."
         }
     )
+
+
+def cosign_token(*, checker: User, giver: User, scope: str) -> str:
+    """A token saying `checker` co-signed for `giver` on `scope` (e.g. "cycle:12")."""
+    return signing.dumps({"checker": checker.pk, "giver": giver.pk, "scope": scope}, salt=_SALT)
+
+
+def cosign_token_valid(token: str, *, checker: User, giver: User, scope: str) -> bool:
+    if not token:
+        return False
+    try:
+        data = signing.loads(token, salt=_SALT, max_age=COSIGN_TOKEN_SECONDS)
+    except signing.BadSignature:
+        return False
+    return data == {"checker": checker.pk, "giver": giver.pk, "scope": scope}

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 from decimal import Decimal
 
@@ -789,21 +790,62 @@ def test_a_critical_result_drawn_before_the_give_but_entered_after_is_asked_too(
     assert not Administration.objects.exists()
 
 
-def test_administration_wrong_checker_password_counts_as_their_failed_login(
-    as_clinician, course, given_cycle, colleague
+def test_wrong_co_sign_passwords_pause_co_signing_but_do_not_lock_the_colleague_out(
+    as_clinician, client, course, given_cycle, colleague, treating_clinician
 ):
+    from django.test import Client
+
     url = _course_url("administration_create", course, 1)
     for _ in range(5):
         as_clinician.post(url, _administration_data(course, colleague, "guess"), headers=HX)
     failures = AccessLog.objects.filter(
-        username=colleague.username,
-        action__in=[AccessLog.Action.LOGIN_FAILED, AccessLog.Action.LOCKOUT],
+        action=AccessLog.Action.LOGIN_FAILED, object_id=str(colleague.pk)
     )
     assert failures.count() == 5
-    # Locked like a login after five failures: the right password no longer passes either,
-    # so the form cannot be used to guess a colleague's password.
+    assert {row.username for row in failures} == {treating_clinician.username}  # who typed
+    # Paused after five: the right password no longer passes either, so the form cannot be
+    # used to guess a colleague's password...
     response = as_clinician.post(url, _administration_data(course, colleague, PASSWORD))
     assert response.status_code == 400
+    assert "is paused for 15 minutes" in response.content.decode()
+    assert not Administration.objects.exists()
+    # ...but the colleague can still sign in (a few typos at the chair had locked them out).
+    signed_in = Client().post(
+        "/accounts/login/", {"login": colleague.username, "password": PASSWORD}
+    )
+    assert signed_in.status_code == 302
+    assert "/accounts/2fa/authenticate/" in signed_in["Location"]
+
+
+def test_an_accepted_co_sign_is_kept_while_another_refusal_is_corrected(
+    as_clinician, course, given_cycle, colleague
+):
+    url = _course_url("administration_create", course, 1)
+    data = _administration_data(course, colleague, PASSWORD)
+    refused = as_clinician.post(url, {**data, "label_dose_mg": "160"}, headers=HX)
+    assert refused.status_code == 400
+    content = refused.content.decode()
+    assert "accepted</span> for" in content
+    token = re.search(r'name="cosign_token" value="([^"]+)"', content).group(1)
+    # The checker has gone back to their patient: the corrected form carries the co-sign.
+    again = {**data, "checker_password": "", "cosign_token": token}
+    assert as_clinician.post(url, again).status_code == 302
+    assert Administration.objects.get().verified_by == colleague
+
+
+def test_a_co_sign_token_does_not_stand_for_another_checker(
+    as_clinician, course, given_cycle, colleague, care_team, admin_user
+):
+    other = ClinicianFactory.create()
+    care_team_add_member(team=care_team, clinician=other, granted_by=admin_user)
+    url = _course_url("administration_create", course, 1)
+    data = _administration_data(course, colleague, PASSWORD)
+    refused = as_clinician.post(url, {**data, "label_dose_mg": "160"}, headers=HX)
+    token = re.search(r'name="cosign_token" value="([^"]+)"', refused.content.decode()).group(1)
+    swapped = {**data, "verified_by": other.pk, "checker_password": "", "cosign_token": token}
+    response = as_clinician.post(url, swapped, headers=HX)
+    assert response.status_code == 400
+    assert "must confirm the check with their own password" in response.content.decode()
     assert not Administration.objects.exists()
 
 
