@@ -136,6 +136,10 @@ class CourseOut(Schema):
     stop_reason: str
     stopped_on: dt.date | None
     created_at: dt.datetime
+    confirmed_warnings: list[str] = Field(
+        description="Warnings the prescriber confirmed to start it (a lifetime limit, an "
+        "allergy), word for word."
+    )
 
 
 class CourseIn(InputSchema):
@@ -227,6 +231,10 @@ class AdministrationOut(Schema):
         "(null: the whole dose_mg was given)."
     )
     stopped_reason: str
+    confirmed_warnings: list[str] = Field(
+        description="Warnings the recorder confirmed to go ahead (an allergy, a critical "
+        "result), word for word."
+    )
 
 
 class AdministrationIn(InputSchema):

@@ -347,6 +347,9 @@ class Course(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
+    # The warnings the user confirmed to go ahead (services._confirmed), word for word.
+    confirmed_warnings = models.JSONField(default=list, blank=True, editable=False)
+
     class Meta:
         ordering = ["-start_date", "-pk"]
         constraints = [
@@ -621,6 +624,9 @@ class Administration(models.Model):
         blank=True,
         related_name="+",
     )
+
+    # The warnings the user confirmed to go ahead (services._confirmed), word for word.
+    confirmed_warnings = models.JSONField(default=list, blank=True, editable=False)
 
     class Meta:
         ordering = ["given_at", "pk"]

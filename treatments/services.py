@@ -199,23 +199,22 @@ def course_start(
     phases = list(regimen.phases.order_by("order"))
     if not phases:
         raise ValidationError({"regimen": f"{regimen} has no phases to schedule."})
-    if not confirm_allergy:
-        _require_allergy_confirmed(
-            patient, {rd.drug for rd, _ in regimen_planned_doses(regimen)}, "regimen"
-        )
-    if not confirm_lifetime_limit:
-        over = [
-            p
-            for p in lifetime_projection(patient=patient, planned=regimen_planned_doses(regimen))
-            if p.over
-        ]
-        if over:
-            raise LifetimeLimitToConfirm(
-                {
-                    "regimen": " ".join(p.message for p in over)
-                    + " Plan fewer cycles of it, or confirm that this is the intended plan."
-                }
-            )
+    plan_doses = regimen_planned_doses(regimen)
+    over = [p for p in lifetime_projection(patient=patient, planned=plan_doses) if p.over]
+    confirmed = _confirmed(
+        _allergy_warning(patient, {rd.drug for rd, _ in plan_doses}),
+        confirmed=confirm_allergy,
+        error=AllergyToConfirm,
+        field="regimen",
+    ) + _confirmed(
+        " ".join(p.message for p in over)
+        + " Plan fewer cycles of it, or confirm that this is the intended plan."
+        if over
+        else "",
+        confirmed=confirm_lifetime_limit,
+        error=LifetimeLimitToConfirm,
+        field="regimen",
+    )
     if Course.objects.filter(
         patient=patient, regimen__name=regimen.name, status__in=OPEN_COURSE_STATUSES
     ).exists():
@@ -231,6 +230,7 @@ def course_start(
             Course.Status.PLANNED if start_date > timezone.localdate() else Course.Status.ACTIVE
         ),
         created_by=created_by,
+        confirmed_warnings=confirmed,
     )
     _save(course)
     number, planned = 1, start_date
@@ -802,16 +802,28 @@ def drug_allergies(*, patient: Patient, drugs: Iterable[Drug]) -> list[tuple[Dru
     return hits
 
 
-def _require_allergy_confirmed(patient: Patient, drugs: Iterable[Drug], field: str) -> None:
+def _confirmed(
+    warning: str, *, confirmed: bool, error: type[ConfirmationRequired], field: str
+) -> list[str]:
+    """[] when there is nothing to confirm; the warning, to be kept on the record, once the
+    user confirmed it; the error naming `field` until then. A confirmation leaves a trace:
+    who went past what is part of the record (a reviewer found no trace of an ANC of 0.2)."""
+    if not warning:
+        return []
+    if not confirmed:
+        raise error({field: warning})
+    return [warning]
+
+
+def _allergy_warning(patient: Patient, drugs: Iterable[Drug]) -> str:
     hits = drug_allergies(patient=patient, drugs=drugs)
-    if hits:
-        found = "; ".join(f"{drug.name}: {allergy.summary}" for drug, allergy in hits)
-        raise AllergyToConfirm(
-            {
-                field: f"Recorded allergy: {found}. Change the plan, or confirm that it is "
-                "given anyway (e.g. a desensitisation protocol)."
-            }
-        )
+    if not hits:
+        return ""
+    found = "; ".join(f"{drug.name}: {allergy.summary}" for drug, allergy in hits)
+    return (
+        f"Recorded allergy: {found}. Change the plan, or confirm that it is given anyway "
+        "(e.g. a desensitisation protocol)."
+    )
 
 
 class NewCriticalResultToConfirm(ConfirmationRequired):
@@ -820,7 +832,7 @@ class NewCriticalResultToConfirm(ConfirmationRequired):
     confirm_with = "confirm_new_results"
 
 
-def _require_no_new_critical_results(cycle: ChemoCycle, given_at: dt.datetime) -> None:
+def _new_critical_results_warning(cycle: ChemoCycle, given_at: dt.datetime) -> str:
     from labs.models import CRITICAL_FLAGS, LabResult
 
     since = cycle.status_changed_at or timezone.make_aware(
@@ -838,19 +850,18 @@ def _require_no_new_critical_results(cycle: ChemoCycle, given_at: dt.datetime) -
         .select_related("test")
         .order_by("collected_at")
     )
-    if critical:
-        found = "; ".join(
-            f"{r.test.short_name} {r.value_text} ({r.get_flag_display().lower()}, "
-            f"collected {timezone.localtime(r.collected_at):%d %b %H:%M}, "
-            f"entered {timezone.localtime(r.created_at):%d %b %H:%M})"
-            for r in critical
-        )
-        raise NewCriticalResultToConfirm(
-            {
-                "confirm_new_results": f"Since cycle {cycle.number} was given: {found}. Speak "
-                "to the oncologist before giving; confirm to record it anyway."
-            }
-        )
+    if not critical:
+        return ""
+    found = "; ".join(
+        f"{r.test.short_name} {r.value_text} ({r.get_flag_display().lower()}, "
+        f"collected {timezone.localtime(r.collected_at):%d %b %H:%M}, "
+        f"entered {timezone.localtime(r.created_at):%d %b %H:%M})"
+        for r in critical
+    )
+    return (
+        f"Since cycle {cycle.number} was given: {found}. Speak to the oncologist before "
+        "giving; confirm to record it anyway."
+    )
 
 
 def _check_label_dose(label: Number, dose_mg: Decimal, inputs: dict[str, object]) -> None:
@@ -944,10 +955,17 @@ def administration_record(
         )
     if not verified_by.is_active or verified_by.role != User.Role.CLINICIAN:
         raise ValidationError({"verified_by": "The second checker must be an active clinician."})
-    if not confirm_allergy:
-        _require_allergy_confirmed(course.patient, [regimen_drug.drug], "confirm_allergy")
-    if not confirm_new_results:
-        _require_no_new_critical_results(cycle, given_at)
+    confirmed = _confirmed(
+        _allergy_warning(course.patient, [regimen_drug.drug]),
+        confirmed=confirm_allergy,
+        error=AllergyToConfirm,
+        field="confirm_allergy",
+    ) + _confirmed(
+        _new_critical_results_warning(cycle, given_at),
+        confirmed=confirm_new_results,
+        error=NewCriticalResultToConfirm,
+        field="confirm_new_results",
+    )
     calculation = _cycle_dose(cycle, regimen_drug, day_of_cycle, creatinine_mg_dl)
     verification = _require_verified_dose(cycle, regimen_drug, day_of_cycle, calculation.dose_mg)
     if label_dose_mg is not None:
@@ -972,6 +990,7 @@ def administration_record(
         administered_by=administered_by,
         verified_by=verified_by,
         verified_at=verified_at or given_at,
+        confirmed_warnings=confirmed,
     )
     _save(administration)
     return administration

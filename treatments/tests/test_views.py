@@ -172,9 +172,12 @@ def test_course_past_the_lifetime_limit_is_started_only_when_confirmed(as_clinic
     started = as_clinician.post(url, {**data, "confirm_lifetime_limit": "on"})
     assert started.status_code == 302
     course = Course.objects.get(status=Course.Status.ACTIVE)
+    (warning,) = course.confirmed_warnings
+    assert "480 mg/m², above the lifetime limit of 450 mg/m²" in warning
     # The warning stays where the course is run, not only in the preview.
     page = as_clinician.get(_course_url("course_detail", course)).content.decode()
     assert "Cycles still to give: doxorubicin: 240 mg/m² received + 240 planned" in page
+    assert "Started despite: doxorubicin: 240 mg/m² received" in page
 
 
 def test_course_create_preview_warns_when_the_plan_crosses_a_lifetime_limit(as_clinician, measured):
@@ -707,7 +710,11 @@ def test_a_critical_result_after_the_cycle_was_given_is_asked_before_recording(
     assert not Administration.objects.exists()
     recorded = as_clinician.post(url, {**data, "confirm_new_results": "on"})
     assert recorded.status_code == 302
-    assert Administration.objects.count() == 1
+    # The confirmation is part of the record, shown where the administration is.
+    (warning,) = Administration.objects.get().confirmed_warnings
+    assert warning.startswith("Since cycle 1 was given: ANC 0.3")
+    page = as_clinician.get(_course_url("cycle_detail", course, 1)).content.decode()
+    assert "Given despite: Since cycle 1 was given: ANC 0.3" in page
 
 
 def test_a_drug_the_patient_is_allergic_to_is_flagged_and_asked_before_recording(
