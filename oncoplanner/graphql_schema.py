@@ -285,9 +285,11 @@ class Mutation:
         patient_id: strawberry.ID,
         cycle_id: strawberry.ID,
         actual_start: dt.date,
+        seen_version: str,
         override_reason: str = "",
     ) -> ChemoCycleType:
-        """Give a cycle; overrideReason is required when the pre-cycle check says otherwise."""
+        """Give a cycle; overrideReason is required when the pre-cycle check says otherwise.
+        seenVersion is the cycle's version as last read: a changed cycle is refused."""
         cycle = _cycle(info, patient_id, cycle_id)
         return _Services.call(
             lambda: treatment_services.cycle_give(
@@ -295,6 +297,7 @@ class Mutation:
                 actual_start=actual_start,
                 given_by=user_of(info),
                 override_reason=override_reason,
+                seen_version=seen_version,
             )
         )  # type: ignore[return-value]
 
@@ -305,23 +308,36 @@ class Mutation:
         patient_id: strawberry.ID,
         cycle_id: strawberry.ID,
         reason: str,
+        seen_version: str,
         days: int | None = None,
         new_start: dt.date | None = None,
     ) -> ChemoCycleType:
         cycle = _cycle(info, patient_id, cycle_id)
         return _Services.call(
             lambda: treatment_services.cycle_delay(
-                cycle=cycle, reason=reason, by=user_of(info), days=days, new_start=new_start
+                cycle=cycle,
+                reason=reason,
+                by=user_of(info),
+                days=days,
+                new_start=new_start,
+                seen_version=seen_version,
             )
         )  # type: ignore[return-value]
 
     @strawberry.mutation
     def hold_cycle(
-        self, info: Info, patient_id: strawberry.ID, cycle_id: strawberry.ID, reason: str
+        self,
+        info: Info,
+        patient_id: strawberry.ID,
+        cycle_id: strawberry.ID,
+        reason: str,
+        seen_version: str,
     ) -> ChemoCycleType:
         cycle = _cycle(info, patient_id, cycle_id)
         return _Services.call(
-            lambda: treatment_services.cycle_hold(cycle=cycle, reason=reason, by=user_of(info))
+            lambda: treatment_services.cycle_hold(
+                cycle=cycle, reason=reason, by=user_of(info), seen_version=seen_version
+            )
         )  # type: ignore[return-value]
 
     @strawberry.mutation

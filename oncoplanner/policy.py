@@ -619,16 +619,29 @@ RESOURCES.update(
             "cycle_give",
             _P_CYCLE,
             method="POST",
-            body={"actual_start": "2026-03-02", "override_reason": _REASON},
+            body={
+                "actual_start": "2026-03-02",
+                "override_reason": _REASON,
+                "seen_version": "{P_cycle.version}",
+            },
         ),
         "api:cycle_delay POST": _api(
-            "cycle_delay", _P_CYCLE, method="POST", body={"reason": _REASON, "days": 7}
+            "cycle_delay",
+            _P_CYCLE,
+            method="POST",
+            body={"reason": _REASON, "days": 7, "seen_version": "{P_cycle.version}"},
         ),
         "api:cycle_hold POST": _api(
-            "cycle_hold", _P_CYCLE, method="POST", body={"reason": _REASON}
+            "cycle_hold",
+            _P_CYCLE,
+            method="POST",
+            body={"reason": _REASON, "seen_version": "{P_cycle.version}"},
         ),
         "api:cycle_cancel POST": _api(
-            "cycle_cancel", _P_CYCLE, method="POST", body={"reason": _REASON}
+            "cycle_cancel",
+            _P_CYCLE,
+            method="POST",
+            body={"reason": _REASON, "seen_version": "{P_cycle.version}"},
         ),
         "api:administration_list GET": _api("administration_list", _P_CYCLE),
         "api:administration_create POST with another regimen's drug": _api(

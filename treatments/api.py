@@ -182,12 +182,13 @@ class CycleOut(Schema):
 
 
 class CycleActionIn(InputSchema):
-    seen_version: str | None = Field(
-        None,
+    # Required: a mobile app's automatic retry of a delay had moved the whole schedule twice.
+    seen_version: str = Field(
+        min_length=1,
         max_length=40,
-        description="The cycle's version as the client last read it: if the cycle changed "
-        "since (another user, a retried request), the action is refused with 409 and nothing "
-        "is written.",
+        description="The cycle's version (CycleOut.version) as the client last read it: if the "
+        "cycle changed since (another user, a retried request), the action is refused with 409 "
+        "and nothing is written.",
     )
 
 

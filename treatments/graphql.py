@@ -159,6 +159,13 @@ class ChemoCycleType(Gated):
     override_reason: auto
     administrations: list[AdministrationType]
 
+    @strawberry_django.field(
+        only=["row_version"],
+        description="Changes with every change to the cycle: send it back as seenVersion.",
+    )
+    def version(self) -> str:
+        return self.version  # type: ignore[attr-defined]
+
 
 @strawberry_django.type(Administration, name="Administration")
 class AdministrationType(Gated):

@@ -364,18 +364,31 @@ def test_course_create_and_cycle_give(
     cycles = clinician.get(f"{API}/patients/{patient.pk}/courses/{course_id}/cycles").json()
     first = cycles["items"][0]
     give_url = f"{API}/patients/{patient.pk}/cycles/{first['id']}/give"
-    unreviewed = post(clinician, give_url, {"actual_start": start})
+    version = first["version"]
+    unreviewed = post(clinician, give_url, {"actual_start": start, "seen_version": version})
     assert unreviewed.status_code == 400  # no pre-cycle bloods: the check says not evaluable
     assert unreviewed.json()["detail"][0]["loc"] == ["body", "override_reason"]
     reason = "Bloods drawn at the referring hospital, reviewed by phone"
-    given = post(clinician, give_url, {"actual_start": start, "override_reason": reason})
+    given = post(
+        clinician,
+        give_url,
+        {"actual_start": start, "override_reason": reason, "seen_version": version},
+    )
     assert given.status_code == 200
     assert given.json()["status"] == "given"
     assert (given.json()["given_despite"], given.json()["override_reason"]) == (
         "not_evaluable",
         reason,
     )
-    again = post(clinician, give_url, {"actual_start": start, "override_reason": reason})
+    again = post(
+        clinician,
+        give_url,
+        {
+            "actual_start": start,
+            "override_reason": reason,
+            "seen_version": given.json()["version"],
+        },
+    )
     assert again.status_code == 400
     assert again.json()["detail"][0]["loc"] == ["body", "cycle"]
 
@@ -553,7 +566,9 @@ def test_cycle_of_other_patient_is_404(
     # Parent theirs, child mine: the same 404.
     assert clinician.get(f"{API}/patients/{other_patient.pk}/cycles/{cycle.pk}").status_code == 404
     hold = post(
-        clinician, f"{API}/patients/{other_patient.pk}/cycles/{cycle.pk}/hold", {"reason": "x"}
+        clinician,
+        f"{API}/patients/{other_patient.pk}/cycles/{cycle.pk}/hold",
+        {"reason": "x", "seen_version": cycle.version},
     )
     assert hold.status_code == 404
     cycle.refresh_from_db()
@@ -579,14 +594,23 @@ def test_a_retried_cycle_action_with_its_seen_version_is_409_not_applied_twice(
 def test_cycle_delay_hold_cancel(clinician: Client, patient: Patient, course: Course) -> None:
     cycles = list(course.cycles.order_by("number"))
     base = f"{API}/patients/{patient.pk}/cycles"
-    missing_reason = post(clinician, f"{base}/{cycles[0].pk}/delay", {"days": 7})
-    assert missing_reason.status_code == 400
-    assert missing_reason.json()["detail"][0]["loc"] == ["body", "reason"]
-    delayed = post(clinician, f"{base}/{cycles[0].pk}/delay", {"days": 7, "reason": "ANC 0.9"})
-    assert delayed.json()["status"] == "delayed"
-    held = post(clinician, f"{base}/{cycles[1].pk}/hold", {"reason": "Neuropathy grade 3"})
-    assert held.json()["status"] == "held"
-    cancelled = post(clinician, f"{base}/{cycles[2].pk}/cancel", {"reason": "Patient choice"})
+
+    def version(cycle: ChemoCycle) -> str:
+        return clinician.get(f"{base}/{cycle.pk}").json()["version"]
+
+    missing = post(clinician, f"{base}/{cycles[0].pk}/delay", {"days": 7})
+    assert missing.status_code == 400
+    assert {tuple(e["loc"]) for e in missing.json()["detail"]} == {
+        ("body", "reason"),
+        ("body", "seen_version"),  # required: a retried request must not apply twice
+    }
+    delay = {"days": 7, "reason": "ANC 0.9", "seen_version": version(cycles[0])}
+    assert post(clinician, f"{base}/{cycles[0].pk}/delay", delay).json()["status"] == "delayed"
+    # The delay moved the later cycles: their versions are read now.
+    hold = {"reason": "Neuropathy grade 3", "seen_version": version(cycles[1])}
+    assert post(clinician, f"{base}/{cycles[1].pk}/hold", hold).json()["status"] == "held"
+    cancel = {"reason": "Patient choice", "seen_version": version(cycles[2])}
+    cancelled = post(clinician, f"{base}/{cycles[2].pk}/cancel", cancel)
     assert cancelled.json()["status"] == "cancelled"
 
 

@@ -22,12 +22,15 @@ from treatments.models import ChemoCycle
 
 pytestmark = pytest.mark.django_db
 
-HOLD = """mutation($p: ID!, $c: ID!) {
-  holdCycle(patientId: $p, cycleId: $c, reason: "Awaiting echo") { status } }"""
+HOLD = """mutation($p: ID!, $c: ID!, $v: String!) {
+  holdCycle(patientId: $p, cycleId: $c, reason: "Awaiting echo", seenVersion: $v) { status } }"""
 
 
 def _post(client: Client, world, **headers: str):
-    body = {"query": HOLD, "variables": {"p": world.p.pk, "c": world.cycle_p.pk}}
+    body = {
+        "query": HOLD,
+        "variables": {"p": world.p.pk, "c": world.cycle_p.pk, "v": world.cycle_p.version},
+    }
     return client.post(URL, data=json.dumps(body), content_type="application/json", **headers)
 
 

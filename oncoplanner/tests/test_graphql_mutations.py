@@ -26,12 +26,14 @@ from treatments.models import ChemoCycle, SideEffect
 
 pytestmark = pytest.mark.django_db
 
-GIVE = """mutation($p: ID!, $c: ID!, $d: Date!) {
-  giveCycle(patientId: $p, cycleId: $c, actualStart: $d) { id status actualStart } }"""
-DELAY = """mutation($p: ID!, $c: ID!, $reason: String!, $days: Int) {
-  delayCycle(patientId: $p, cycleId: $c, reason: $reason, days: $days) { id status plannedStart } }"""
-HOLD = """mutation($p: ID!, $c: ID!, $reason: String!) {
-  holdCycle(patientId: $p, cycleId: $c, reason: $reason) { id status reason } }"""
+GIVE = """mutation($p: ID!, $c: ID!, $d: Date!, $v: String!) {
+  giveCycle(patientId: $p, cycleId: $c, actualStart: $d, seenVersion: $v) {
+    id status actualStart version } }"""
+DELAY = """mutation($p: ID!, $c: ID!, $reason: String!, $days: Int, $v: String!) {
+  delayCycle(patientId: $p, cycleId: $c, reason: $reason, days: $days, seenVersion: $v) {
+    id status plannedStart } }"""
+HOLD = """mutation($p: ID!, $c: ID!, $reason: String!, $v: String!) {
+  holdCycle(patientId: $p, cycleId: $c, reason: $reason, seenVersion: $v) { id status reason } }"""
 RECORD_LAB = """mutation($p: ID!, $loinc: String!, $value: String!, $unit: String!, $at: DateTime!,
     $confirm: Boolean! = false) {
   recordLabResult(patientId: $p, loinc: $loinc, value: $value, unit: $unit, collectedAt: $at,
@@ -59,7 +61,12 @@ def _writes():
 
 
 def test_graphql_mutations_give_cycle_through_the_service(world, as_user):
-    vars_ = {"p": world.p.pk, "c": world.cycle_p.pk, "d": TODAY.isoformat()}
+    vars_ = {
+        "p": world.p.pk,
+        "c": world.cycle_p.pk,
+        "v": world.cycle_p.version,
+        "d": TODAY.isoformat(),
+    }
     _, body = gql(as_user(world.clinician), GIVE, vars_)
     assert "errors" not in body, body
     assert body["data"]["giveCycle"]["status"] == "given"
@@ -74,7 +81,12 @@ def test_graphql_mutations_give_cycle_through_the_service(world, as_user):
 def test_graphql_mutations_give_cycle_of_another_patient_is_not_found(world, as_user):
     before = _writes()
     # Parent mine, child theirs: Q's cycle under P's id.
-    vars_ = {"p": world.p.pk, "c": world.cycle_q.pk, "d": TODAY.isoformat()}
+    vars_ = {
+        "p": world.p.pk,
+        "c": world.cycle_q.pk,
+        "v": world.cycle_q.version,
+        "d": TODAY.isoformat(),
+    }
     _, body = gql(as_user(world.clinician), GIVE, vars_)
     assert body["data"] is None
     assert _error(body)["message"] == "not found"
@@ -85,19 +97,34 @@ def test_graphql_mutations_give_cycle_of_another_patient_is_not_found(world, as_
 
 def test_graphql_mutations_give_cycle_twice_names_the_field(world, as_user):
     client = as_user(world.clinician)
-    vars_ = {"p": world.p.pk, "c": world.cycle_p.pk, "d": TODAY.isoformat()}
-    gql(client, GIVE, vars_)
+    vars_ = {
+        "p": world.p.pk,
+        "c": world.cycle_p.pk,
+        "v": world.cycle_p.version,
+        "d": TODAY.isoformat(),
+    }
+    _, first = gql(client, GIVE, vars_)
     before = _writes()
+    # A retry with the version read before: refused as changed since, nothing written.
     _, body = gql(client, GIVE, vars_)
     error = _error(body)
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
-    assert "cycle" in error["extensions"]["fields"]
+    assert "changed after this page was opened" in error["extensions"]["fields"]["cycle"][0]
+    # With the version as it is now: the cycle has already been given.
+    _, body = gql(client, GIVE, {**vars_, "v": first["data"]["giveCycle"]["version"]})
+    assert "already been given" in _error(body)["extensions"]["fields"]["cycle"][0]
     assert _writes() == before
 
 
 def test_graphql_mutations_delay_without_reason_writes_nothing(world, as_user):
     before = _writes()
-    vars_ = {"p": world.p.pk, "c": world.cycle_p.pk, "reason": "", "days": 7}
+    vars_ = {
+        "p": world.p.pk,
+        "c": world.cycle_p.pk,
+        "v": world.cycle_p.version,
+        "reason": "",
+        "days": 7,
+    }
     _, body = gql(as_user(world.clinician), DELAY, vars_)
     assert "reason" in _error(body)["extensions"]["fields"]
     world.cycle_p.refresh_from_db()
@@ -106,13 +133,24 @@ def test_graphql_mutations_delay_without_reason_writes_nothing(world, as_user):
 
 
 def test_graphql_mutations_delay_cycle_by_seven_days(world, as_user):
-    vars_ = {"p": world.p.pk, "c": world.cycle_p.pk, "reason": "ANC 0.9 on day 1", "days": 7}
+    vars_ = {
+        "p": world.p.pk,
+        "c": world.cycle_p.pk,
+        "v": world.cycle_p.version,
+        "reason": "ANC 0.9 on day 1",
+        "days": 7,
+    }
     _, body = gql(as_user(world.clinician), DELAY, vars_)
     assert body["data"]["delayCycle"]["plannedStart"] == (TODAY + dt.timedelta(days=7)).isoformat()
 
 
 def test_graphql_mutations_hold_cycle(world, as_user):
-    vars_ = {"p": world.p.pk, "c": world.cycle_p.pk, "reason": "Awaiting echo"}
+    vars_ = {
+        "p": world.p.pk,
+        "c": world.cycle_p.pk,
+        "v": world.cycle_p.version,
+        "reason": "Awaiting echo",
+    }
     _, body = gql(as_user(world.clinician), HOLD, vars_)
     assert body["data"]["holdCycle"] == {
         "id": str(world.cycle_p.pk),
@@ -122,7 +160,12 @@ def test_graphql_mutations_hold_cycle(world, as_user):
 
 
 def test_graphql_mutations_hold_by_outsider_is_not_found(world, as_user):
-    vars_ = {"p": world.p.pk, "c": world.cycle_p.pk, "reason": "Awaiting echo"}
+    vars_ = {
+        "p": world.p.pk,
+        "c": world.cycle_p.pk,
+        "v": world.cycle_p.version,
+        "reason": "Awaiting echo",
+    }
     _, body = gql(as_user(world.outsider), HOLD, vars_)
     assert _error(body)["message"] == "not found"
     world.cycle_p.refresh_from_db()
@@ -130,7 +173,12 @@ def test_graphql_mutations_hold_by_outsider_is_not_found(world, as_user):
 
 
 def test_graphql_mutations_portal_user_cannot_mutate(world, as_user):
-    vars_ = {"p": world.p.pk, "c": world.cycle_p.pk, "reason": "Feeling unwell"}
+    vars_ = {
+        "p": world.p.pk,
+        "c": world.cycle_p.pk,
+        "v": world.cycle_p.version,
+        "reason": "Feeling unwell",
+    }
     _, body = gql(as_user(world.portal_p), HOLD, vars_)
     assert _error(body)["message"] == "not found"
 

@@ -202,7 +202,7 @@ CHILD_DOORS = [
     ("api:course_detail", "P_course", "GET", None, True),
     ("api:cycle_list", "P_course", "GET", None, True),
     ("api:cycle_detail", "P_cycle", "GET", None, True),
-    ("api:cycle_hold", "P_cycle", "POST", {"reason": "probe"}, True),
+    ("api:cycle_hold", "P_cycle", "POST", {"reason": "probe", "seen_version": "1"}, True),
     ("api:administration_list", "P_cycle", "GET", None, True),
     ("api:dose_modification_list", "P_course", "GET", None, True),
     ("api:side_effect_detail", "P_side_effect", "GET", None, True),
