@@ -502,6 +502,30 @@ def cycle_detail(
     return render(request, "treatments/cycle_detail.html", _cycle_context(request, cycle))
 
 
+def _cycle_to_change(
+    request: AuthedHtmxRequest, patient_id: int, course_id: int, number: int
+) -> ChemoCycle:
+    return selectors.cycle_get(
+        user=request.user,
+        patient_id=patient_id,
+        course_id=course_id,
+        number=number,
+        perm=gate.CHANGE,
+    )
+
+
+def _back_to_cycle(request: AuthedHtmxRequest, cycle: ChemoCycle, message: str) -> HttpResponse:
+    """After a cycle-page action: say what was done, and reload the cycle page (HX-Redirect
+    for HTMX, a redirect otherwise)."""
+    messages.success(request, message)
+    url = reverse(
+        "treatments:cycle_detail", args=[cycle.course.patient_id, cycle.course_id, cycle.number]
+    )
+    if request.htmx:
+        return HttpResponse(status=204, headers={"HX-Redirect": url})
+    return redirect(url)
+
+
 def _cycle_action(
     request: AuthedHtmxRequest,
     patient_id: int,
@@ -510,13 +534,7 @@ def _cycle_action(
     *,
     action: str,
 ) -> HttpResponse:
-    cycle = selectors.cycle_get(
-        user=request.user,
-        patient_id=patient_id,
-        course_id=course_id,
-        number=number,
-        perm=gate.CHANGE,
-    )
+    cycle = _cycle_to_change(request, patient_id, course_id, number)
     form_class: Any = {"give": CycleGiveForm, "delay": CycleDelayForm}.get(action, CycleReasonForm)
     form = form_class(request.POST, auto_id=f"{action}_%s")
     status = BAD_REQUEST
@@ -565,11 +583,7 @@ def _cycle_action(
             form.add_error(None, str(error))
             status = 403
         else:
-            messages.success(request, done)
-            url = reverse("treatments:cycle_detail", args=[patient_id, course_id, cycle.number])
-            if request.htmx:
-                return HttpResponse(status=204, headers={"HX-Redirect": url})
-            return redirect(url)
+            return _back_to_cycle(request, cycle, done)
     return _render(
         request,
         "treatments/cycle_detail.html",
@@ -616,13 +630,7 @@ def cycle_cancel(
 def administration_create(
     request: AuthedHtmxRequest, patient_id: int, course_id: int, number: int
 ) -> HttpResponse:
-    cycle = selectors.cycle_get(
-        user=request.user,
-        patient_id=patient_id,
-        course_id=course_id,
-        number=number,
-        perm=gate.CHANGE,
-    )
+    cycle = _cycle_to_change(request, patient_id, course_id, number)
     checkers = selectors.care_team_checkers(patient=cycle.course.patient, exclude=request.user)
     form = AdministrationForm(request.POST, cycle=cycle, checkers=checkers, auto_id="adm_%s")
     if form.is_valid():
@@ -659,15 +667,12 @@ def administration_create(
                 form, error, ("confirm_new_results", "confirm_allergy")
             )
         else:
-            messages.success(
+            return _back_to_cycle(
                 request,
+                cycle,
                 f"{administration.drug} {administration.dose_mg} mg recorded for day {day}, "
                 f"verified by {administration.verified_by}.",
             )
-            url = reverse("treatments:cycle_detail", args=[patient_id, course_id, cycle.number])
-            if request.htmx:
-                return HttpResponse(status=204, headers={"HX-Redirect": url})
-            return redirect(url)
     elif "verified_by" in form.errors and request.POST.get("verified_by") == str(request.user.pk):
         # The select never offers oneself; say why rather than "not one of the choices".
         form.errors["verified_by"] = form.error_class(
@@ -687,13 +692,7 @@ def administration_create(
 def cycle_verify(
     request: AuthedHtmxRequest, patient_id: int, course_id: int, number: int
 ) -> HttpResponse:
-    cycle = selectors.cycle_get(
-        user=request.user,
-        patient_id=patient_id,
-        course_id=course_id,
-        number=number,
-        perm=gate.CHANGE,
-    )
+    cycle = _cycle_to_change(request, patient_id, course_id, number)
     form = DoseVerifyForm(request.POST, auto_id="verify_%s")
     status = BAD_REQUEST
     if form.is_valid():
@@ -707,11 +706,7 @@ def cycle_verify(
             form.add_error(None, str(error))
             status = 403
         else:
-            messages.success(request, f"Cycle {cycle.number}'s doses verified.")
-            url = reverse("treatments:cycle_detail", args=[patient_id, course_id, cycle.number])
-            if request.htmx:
-                return HttpResponse(status=204, headers={"HX-Redirect": url})
-            return redirect(url)
+            return _back_to_cycle(request, cycle, f"Cycle {cycle.number}'s doses verified.")
     return _render(
         request,
         "treatments/cycle_detail.html",
@@ -726,13 +721,7 @@ def cycle_verify(
 def administration_stop(
     request: AuthedHtmxRequest, patient_id: int, course_id: int, number: int, administration_id: int
 ) -> HttpResponse:
-    cycle = selectors.cycle_get(
-        user=request.user,
-        patient_id=patient_id,
-        course_id=course_id,
-        number=number,
-        perm=gate.CHANGE,
-    )
+    cycle = _cycle_to_change(request, patient_id, course_id, number)
     administration = get_object_or_404(cycle.administrations, pk=administration_id)
     form = AdministrationStopForm(request.POST, auto_id=f"stop{administration.pk}_%s")
     if form.is_valid():
@@ -746,15 +735,12 @@ def administration_stop(
         except ValidationError as error:
             add_service_errors(form, error)
         else:
-            messages.success(
+            return _back_to_cycle(
                 request,
+                cycle,
                 f"{administration.drug} recorded as stopped after "
                 f"{administration.amount_given_mg} of {administration.dose_mg} mg.",
             )
-            url = reverse("treatments:cycle_detail", args=[patient_id, course_id, cycle.number])
-            if request.htmx:
-                return HttpResponse(status=204, headers={"HX-Redirect": url})
-            return redirect(url)
     return _render(
         request,
         "treatments/cycle_detail.html",
