@@ -441,6 +441,13 @@ def _cycle_context(request: AuthedHtmxRequest, cycle: ChemoCycle, **forms: Any) 
         if is_open
         else None
     )
+    # A given cycle with drugs still to give (day 8, a 46-hour pump): the counts as they stand
+    # now, which the readiness panel no longer shows once the cycle is given.
+    counts_now = (
+        precycle_evaluate(patient=patient, regimen=course.regimen, at=timezone.now())
+        if cycle.status == ChemoCycle.Status.GIVEN
+        else None
+    )
     plan = _administration_plan(cycle)
     verification = cycle.verifications.select_related("verified_by").first()
     for row in plan:
@@ -473,6 +480,9 @@ def _cycle_context(request: AuthedHtmxRequest, cycle: ChemoCycle, **forms: Any) 
             patient=patient,
             planned=[(row["regimen_drug"], 1) for row in plan if row["administration"] is None],
         ),
+        "counts_now": counts_now,
+        "counts_badge": readiness_badge(counts_now) if counts_now else None,
+        "counts_evidence": evidence_lines(counts_now) if counts_now else None,
         "verification": verification,
         "can_verify": request.user.is_pharmacist
         and cycle.status != ChemoCycle.Status.CANCELLED

@@ -715,6 +715,9 @@ def test_a_critical_result_after_the_cycle_was_given_is_asked_before_recording(
     assert warning.startswith("Since cycle 1 was given: ANC 0.3")
     page = as_clinician.get(_course_url("cycle_detail", course, 1)).content.decode()
     assert "Given despite: Since cycle 1 was given: ANC 0.3" in page
+    # The given cycle's page shows the counts as they stand now.
+    assert 'id="counts-now"' in page
+    assert "0.3" in page.split('id="counts-now"')[1].split("</div>")[0]
 
 
 def test_a_drug_the_patient_is_allergic_to_is_flagged_and_asked_before_recording(
