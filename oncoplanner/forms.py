@@ -16,6 +16,11 @@ def add_service_errors(
 
     `aliases` maps a service's field name to the form's (collected_at -> collected_on).
     """
+    if not hasattr(form, "cleaned_data"):
+        # An unbound form (a button with no fields, e.g. "no known allergies") refused by the
+        # service: give it an error list to hold the refusal instead of a 500.
+        _ = form.errors
+        form.cleaned_data = {}
     if not hasattr(error, "error_dict"):
         form.add_error(None, error)
         return

@@ -349,7 +349,7 @@ RESOURCES.update(
             "url": "treatments:cycle_verify",
             "args": _CYCLE,
             "method": "POST",
-            "data": {"note": "Checked"},
+            "data": {"note": "Checked", "seen_doses": "1:1=1"},
             # Doses are verified by a pharmacist; the matrix's clinicians are oncologists.
             "expect": _only(_CARE, FORBIDDEN),
         },

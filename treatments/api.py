@@ -283,10 +283,21 @@ class DoseVerificationOut(Schema):
         description='The dose verified for each drug and day: {"<regimen_drug_id>:<day>": "mg"}.'
     )
     note: str
+    confirmed_warnings: list[str]
 
 
 class DoseVerifyIn(InputSchema):
     note: str = Field("", max_length=2000)
+    seen_doses: dict[str, str] | None = Field(
+        None,
+        description='The doses the pharmacist was shown, {"<regimen_drug_id>:<day>": "mg"}: if '
+        "they differ from the doses computed now, nothing is verified (400 naming cycle).",
+    )
+    confirm_allergy: bool = Field(
+        False,
+        description="Verify although a drug matches a recorded allergy; without it that is a "
+        "400 of type confirmation_required.",
+    )
 
 
 class AdministrationStopIn(InputSchema):
@@ -695,9 +706,14 @@ def cycle_verify(
     """A pharmacist verifies the doses of the cycle's drugs not yet given (403 for others)."""
     no_query(request)
     cycle = _cycle(request, patient_id, cycle_id)
-    return Status(
-        201, services.cycle_doses_verify(cycle=cycle, by=user_of(request), note=payload.note)
+    verification = services.cycle_doses_verify(
+        cycle=cycle,
+        by=user_of(request),
+        note=payload.note,
+        seen_doses=payload.seen_doses,
+        confirm_allergy=payload.confirm_allergy,
     )
+    return Status(201, verification)
 
 
 # --- Dose modifications -----------------------------------------------------------------------

@@ -233,6 +233,24 @@ class DoseVerifyForm(forms.Form):
         max_length=2000,
         widget=forms.Textarea(attrs={"rows": 2}),
     )
+    # The doses the page showed ("<regimen drug id>:<day>=mg;..."): services.cycle_doses_verify
+    # refuses if they changed before the pharmacist pressed the button.
+    seen_doses = forms.CharField(max_length=4000, widget=forms.HiddenInput)
+    # Shown only after the service asked (AllergyToConfirm).
+    confirm_allergy = forms.BooleanField(
+        required=False, label="Verified despite the recorded allergy, as the oncologist planned"
+    )
+
+    def clean_seen_doses(self) -> dict[str, str]:
+        pairs = [item.split("=", 1) for item in self.cleaned_data["seen_doses"].split(";") if item]
+        if any(len(pair) != 2 for pair in pairs):
+            raise forms.ValidationError("Reload the page: the doses shown could not be read.")
+        return dict(pairs)
+
+
+def doses_shown(doses: dict[str, str]) -> str:
+    """DoseVerifyForm.seen_doses for the doses a page shows."""
+    return ";".join(f"{key}={mg}" for key, mg in sorted(doses.items()))
 
 
 class AdministrationStopForm(forms.Form):

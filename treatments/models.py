@@ -549,6 +549,8 @@ class DoseVerification(models.Model):
         help_text='The dose verified for each drug and day: {"<regimen drug id>:<day>": "mg"}.'
     )
     note = models.TextField(blank=True, max_length=2000)
+    # The warnings the pharmacist confirmed to verify (an allergy), word for word.
+    confirmed_warnings = models.JSONField(default=list, blank=True, editable=False)
 
     class Meta:
         ordering = ["-verified_at", "-pk"]

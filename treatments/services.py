@@ -665,13 +665,26 @@ def dose_percent_for(
 
 
 @transaction.atomic
-def cycle_doses_verify(*, cycle: ChemoCycle, by: User, note: str = "") -> DoseVerification:
+def cycle_doses_verify(
+    *,
+    cycle: ChemoCycle,
+    by: User,
+    note: str = "",
+    seen_doses: dict[str, str] | None = None,
+    confirm_allergy: bool = False,
+) -> DoseVerification:
     """A pharmacist verifies the doses of every drug and day of `cycle` not yet given.
 
     Each dose is computed as administration_record will compute it (the day's date, the
     cycle's dose level, the inputs on record) and kept; refused when a dose due by today cannot
     be computed (a missing weight, creatinine...), naming the drug and day. A later day whose
     inputs are not there yet is left out, to be verified on a later verification.
+
+    `seen_doses` are the doses the pharmacist was shown ({"<regimen drug id>:<day>": "mg"}):
+    if they differ from the doses computed now (a weight recorded meanwhile), nothing is
+    verified; a pharmacist had certified doses that were never on her screen. A drug the
+    patient has a recorded allergy to raises AllergyToConfirm until `confirm_allergy`; the
+    confirmation is kept on the verification.
     """
     if not by.is_pharmacist:
         raise PermissionDenied("A cycle's doses are verified by a pharmacist.")
@@ -695,10 +708,38 @@ def cycle_doses_verify(*, cycle: ChemoCycle, by: User, note: str = "") -> DoseVe
         raise ValidationError({"cycle": "Cannot verify: " + " ".join(problems)})
     if not doses:
         raise ValidationError({"cycle": f"Every drug of cycle {cycle.number} is recorded."})
-    verification = DoseVerification(cycle=cycle, verified_by=by, doses=doses, note=note.strip())
+    if seen_doses is not None and seen_doses != doses:
+        raise ValidationError({"cycle": _doses_changed_message(cycle, seen_doses, doses)})
+    confirmed = _confirmed(
+        _allergy_warning(cycle.course.patient, {rd.drug for rd, _ in cycle_drug_days(cycle=cycle)}),
+        confirmed=confirm_allergy,
+        error=AllergyToConfirm,
+        field="confirm_allergy",
+    )
+    verification = DoseVerification(
+        cycle=cycle,
+        verified_by=by,
+        doses=doses,
+        note=note.strip(),
+        confirmed_warnings=confirmed,
+    )
     verification.full_clean()
     verification.save()
     return verification
+
+
+def _doses_changed_message(cycle: ChemoCycle, seen: dict[str, str], now: dict[str, str]) -> str:
+    names = {f"{rd.pk}:{day}": f"{rd.drug} day {day}" for rd, day in cycle_drug_days(cycle=cycle)}
+    changes = [
+        f"{names.get(key, key)}: {seen.get(key, 'not shown')} mg on the page, "
+        f"{now.get(key, 'none')} mg now"
+        for key in sorted(set(seen) | set(now))
+        if seen.get(key) != now.get(key)
+    ]
+    return (
+        "The doses changed after this page was opened (" + "; ".join(changes) + "). Nothing "
+        "was verified: check the new doses and their inputs, then verify again."
+    )
 
 
 def _cycle_dose(
@@ -775,9 +816,24 @@ DRUG_OTHER_NAMES: dict[str, tuple[str, ...]] = {
 }
 
 
+# A class allergy as it is written down ("platinum agents", "platins"); cross-reactivity within
+# a class is why it is recorded that way.
+CLASS_OTHER_NAMES: dict[str, tuple[str, ...]] = {
+    "platinum": ("platins", "platinum compounds", "platinum agents", "platinum salts"),
+    "taxane": ("taxoids",),
+}
+
+
 def _names_of(drug: Drug) -> tuple[str, ...]:
+    """The drug's name, its other names, and its class in the singular and plural: an
+    allergy written as "Anthracyclines" or "Taxanes" had not flagged doxorubicin or paclitaxel
+    (a reviewer's find)."""
     name = drug.name.casefold()
-    return (name, *DRUG_OTHER_NAMES.get(name, ()))
+    names = [name, *DRUG_OTHER_NAMES.get(name, ())]
+    drug_class = drug.drug_class.split("(")[0].strip().casefold()
+    if drug_class:
+        names += [drug_class, f"{drug_class}s", *CLASS_OTHER_NAMES.get(drug_class, ())]
+    return tuple(names)
 
 
 def _mentions(substance: str, name: str) -> bool:

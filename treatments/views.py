@@ -37,6 +37,7 @@ from treatments.forms import (
     DoseModificationForm,
     DoseVerifyForm,
     SideEffectForm,
+    doses_shown,
 )
 from treatments.models import (
     Administration,
@@ -484,6 +485,19 @@ def _cycle_context(request: AuthedHtmxRequest, cycle: ChemoCycle, **forms: Any) 
         "counts_badge": readiness_badge(counts_now) if counts_now else None,
         "counts_evidence": evidence_lines(counts_now) if counts_now else None,
         "verification": verification,
+        # What a pharmacist would verify now, and whether the latest verification still holds.
+        "seen_doses": doses_shown(
+            {
+                f"{row['regimen_drug'].pk}:{row['day']}": str(row["calc"].dose_mg)
+                for row in plan
+                if row["administration"] is None and "calc" in row
+            }
+        ),
+        "verification_stale": verification is not None
+        and any(
+            row["administration"] is None and "calc" in row and not row.get("verified_ok")
+            for row in plan
+        ),
         "can_verify": request.user.is_pharmacist
         and cycle.status != ChemoCycle.Status.CANCELLED
         and any(row["administration"] is None for row in plan),
@@ -708,10 +722,15 @@ def cycle_verify(
     if form.is_valid():
         try:
             services.cycle_doses_verify(
-                cycle=cycle, by=request.user, note=form.cleaned_data["note"]
+                cycle=cycle,
+                by=request.user,
+                note=form.cleaned_data["note"],
+                seen_doses=form.cleaned_data["seen_doses"],
+                confirm_allergy=form.cleaned_data["confirm_allergy"],
             )
         except ValidationError as error:
             add_service_errors(form, error)
+            form.ask_confirm = _asked_confirmations(form, error, ("confirm_allergy",))
         except PermissionDenied as error:
             form.add_error(None, str(error))
             status = 403

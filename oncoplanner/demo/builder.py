@@ -480,7 +480,8 @@ class DemoClinic:
             patient_no_known_allergies_record(patient=patient, recorded_by=nurse)
 
     def _administer(self, cycle: ChemoCycle, nurse: User, pharmacist: User) -> None:
-        cycle_doses_verify(cycle=cycle, by=pharmacist)
+        # Patient 3 continues oxaliplatin with premedication after a mild reaction.
+        cycle_doses_verify(cycle=cycle, by=pharmacist, confirm_allergy=True)
         for regimen_drug in cycle.phase.drugs.all():
             from treatments.models import parse_days
 

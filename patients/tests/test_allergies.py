@@ -155,6 +155,16 @@ def test_banner_says_not_recorded_then_no_known_allergies(
     ).exists()
 
 
+def test_no_known_allergies_on_a_chart_that_has_one_is_a_400_not_a_500(
+    client, login, patient, treating_clinician
+):
+    _record(patient, treating_clinician)  # another user's page was loaded before this
+    login(client, treating_clinician)
+    response = client.post(reverse("patients:allergy_none_known", args=[patient.pk]), headers=HX)
+    assert response.status_code == 400
+    assert Patient.objects.get(pk=patient.pk).no_known_allergies_at is None
+
+
 def test_care_team_records_an_allergy_with_htmx_and_the_banner_shows_it(
     client, login, patient, treating_clinician
 ):
@@ -260,6 +270,9 @@ def test_banner_is_on_the_cycle_page_through_the_patient_strip(
         reverse("treatments:cycle_detail", args=[patient.pk, course.pk, 1]),
         reverse("treatments:course_detail", args=[patient.pk, course.pk]),
         reverse("patients:measurement_create", args=[patient.pk]),
+        reverse("labs:lab_trends", args=[patient.pk]),
+        reverse("labs:lab_import", args=[patient.pk]),
+        reverse("treatments:course_summary", args=[patient.pk, course.pk]),
     ):
         response = client.get(url)
         assert response.status_code == 200, url

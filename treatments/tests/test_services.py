@@ -1258,14 +1258,19 @@ def test_side_effect_onset_before_birth_is_refused(clinician):
         ("TAXOL", "paclitaxel", True),
         ("Carbocisteine", "carboplatin", False),  # "carbo" only as a word of its own
         ("Penicillin", "paclitaxel", False),
+        ("Anthracyclines", "doxorubicin", True),  # the class, as it is written down
+        ("Taxanes", "paclitaxel", True),
+        ("Platins", "oxaliplatin", True),
+        ("Taxanes", "doxorubicin", False),
     ],
 )
 def test_an_allergy_is_matched_by_the_drugs_other_names(substance, drug_name, matches, clinician):
     from patients.services import allergy_record
     from treatments.services import drug_allergies
 
+    classes = {"doxorubicin": "anthracycline", "paclitaxel": "taxane", "oxaliplatin": "platinum"}
     patient = PatientFactory.create()
-    drug = DrugFactory.create(name=f"{drug_name}")
+    drug = DrugFactory.create(name=f"{drug_name}", drug_class=classes.get(drug_name, ""))
     allergy_record(patient=patient, substance=substance, recorded_by=clinician)
     hits = drug_allergies(patient=patient, drugs=[drug])
     assert bool(hits) is matches

@@ -667,17 +667,63 @@ def test_a_pharmacist_verifies_the_doses_on_the_cycle_page(
     login(client, pharmacist)
     page = client.get(_course_url("cycle_detail", course, 1)).content.decode()
     assert "Verify the doses again" in page
-    response = client.post(_course_url("cycle_verify", course, 1), {"note": "BSA checked"})
+    seen = re.search(r'name="seen_doses" value="([^"]+)"', page).group(1)
+    assert f"{_oxaliplatin(course).pk}:1=156.4" in seen
+    data = {"note": "BSA checked", "seen_doses": seen}
+    response = client.post(_course_url("cycle_verify", course, 1), data)
     assert response.status_code == 302
     latest = DoseVerification.objects.filter(cycle=given_cycle).first()
     assert (latest.verified_by, latest.note) == (pharmacist, "BSA checked")
     assert latest.dose_for(_oxaliplatin(course).pk, 1) == Decimal("156.4")
 
+    # A weight recorded while the page was open: the doses on it are not what would be
+    # verified, so nothing is (a pharmacist had certified doses she never saw).
+    BodyMeasurementFactory.create(
+        patient=course.patient, measured_on=dt.date(2026, 3, 2), weight_kg=Decimal("64")
+    )
+    refused = client.post(_course_url("cycle_verify", course, 1), data, headers=HX)
+    assert refused.status_code == 400
+    content = refused.content.decode()
+    assert "The doses changed after this page was opened" in content
+    assert "oxaliplatin day 1: 156.4 mg on the page, 147.9 mg now" in content
+    assert "Verification no longer holds" in content
+    assert DoseVerification.objects.filter(cycle=given_cycle).count() == 2
+
+
+def test_verifying_a_drug_the_patient_is_allergic_to_is_asked_and_kept(
+    client, login, course, given_cycle, care_team, admin_user, treating_clinician
+):
+    from oncoplanner.accounts.models import User
+    from patients.services import allergy_record
+    from treatments.models import DoseVerification
+
+    allergy_record(
+        patient=course.patient,
+        substance="Platins",
+        reaction="rash",
+        severity="mild",
+        recorded_by=treating_clinician,
+    )
+    pharmacist = ClinicianFactory.create(discipline=User.Discipline.PHARMACIST)
+    care_team_add_member(team=care_team, clinician=pharmacist, granted_by=admin_user)
+    login(client, pharmacist)
+    page = client.get(_course_url("cycle_detail", course, 1)).content.decode()
+    seen = re.search(r'name="seen_doses" value="([^"]+)"', page).group(1)
+    url = _course_url("cycle_verify", course, 1)
+    asked = client.post(url, {"seen_doses": seen}, headers=HX)
+    assert asked.status_code == 400
+    assert 'name="confirm_allergy"' in asked.content.decode()
+    assert client.post(url, {"seen_doses": seen, "confirm_allergy": "on"}).status_code == 302
+    (warning,) = DoseVerification.objects.filter(cycle=given_cycle).first().confirmed_warnings
+    assert warning.startswith("Recorded allergy: oxaliplatin: Platins (mild: rash).")
+
 
 def test_an_oncologist_cannot_verify_the_doses(as_clinician, course, given_cycle):
     page = as_clinician.get(_course_url("cycle_detail", course, 1)).content.decode()
     assert "Verify the doses" not in page
-    response = as_clinician.post(_course_url("cycle_verify", course, 1), {"note": ""})
+    response = as_clinician.post(
+        _course_url("cycle_verify", course, 1), {"note": "", "seen_doses": "1:1=1"}
+    )
     assert response.status_code == 403
     assert "verified by a pharmacist" in response.content.decode()
 
