@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from labs.models import CtcaeGradeCriterion, LabResult, LabTest, PreCycleRule, ReferenceRange
+from oncoplanner.admin_history import ValueHistoryAdmin
 from patients.admin_gate import GatedPhiAdmin
 from patients.selectors import scope_queryset
 from treatments.admin import FrozenRegimenRowsAdmin
@@ -23,7 +24,7 @@ class ReferenceRangeInline(admin.TabularInline):  # type: ignore[type-arg]
 
 
 @admin.register(LabTest)
-class LabTestAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class LabTestAdmin(ValueHistoryAdmin):
     list_display = (
         "name",
         "short_name",
@@ -41,7 +42,7 @@ class LabTestAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(ReferenceRange)
-class ReferenceRangeAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ReferenceRangeAdmin(ValueHistoryAdmin):
     list_display = ("test", "sex", "age_min", "age_max", "low", "high", "source")
     list_filter = ("sex",)
     search_fields = ("test__name", "test__short_name", "test__loinc")

@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
 from labs.models import PreCycleRule
+from oncoplanner.admin_history import ValueHistoryAdmin
 from patients.admin_gate import GatedPhiAdmin, ReadOnlyInline
 from treatments.models import (
     Administration,
@@ -39,7 +40,7 @@ FROZEN_CHANGE_FORM = "admin/treatments/regimen_frozen_change_form.html"
 
 
 @admin.register(Drug)
-class DrugAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class DrugAdmin(ValueHistoryAdmin):
     list_display = ("name", "drug_class", "lifetime_limit_mg_m2", "limit_warning_fraction")
     list_filter = ("drug_class",)
     search_fields = ("name", "drug_class")
@@ -97,7 +98,7 @@ class FrozenNote:
         return super().render_change_form(request, context, *args, obj=obj, **kwargs)  # type: ignore[misc]
 
 
-class FrozenRegimenRowsAdmin(FrozenNote, FrozenWhenInUse, admin.ModelAdmin):  # type: ignore[type-arg]
+class FrozenRegimenRowsAdmin(FrozenNote, FrozenWhenInUse, ValueHistoryAdmin):
     """Admin of phases, drugs or pre-cycle rules: read-only with a note once frozen; new or
     moved rows can only go to a regimen no course uses. ("Delete selected" asks each row's
     has_delete_permission, so it refuses frozen rows too.)"""
@@ -148,7 +149,7 @@ class PreCycleRuleInline(FrozenWhenInUse, admin.TabularInline):  # type: ignore[
 
 
 @admin.register(Regimen)
-class RegimenAdmin(FrozenNote, admin.ModelAdmin):  # type: ignore[type-arg]
+class RegimenAdmin(FrozenNote, ValueHistoryAdmin):
     list_display = (
         "name",
         "version",
@@ -318,7 +319,7 @@ class DoseVerificationAdmin(GatedPhiAdmin):
 
 
 @admin.register(CtcaeTerm)
-class CtcaeTermAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class CtcaeTermAdmin(ValueHistoryAdmin):
     list_display = ("term", "version", "category", "ncit_code", "max_grade", "is_common")
     list_filter = ("version", "is_common", "category")
     search_fields = ("term", "category", "ncit_code", "lab_loinc")

@@ -470,3 +470,21 @@ def test_offering_a_new_version_in_admin_retires_the_old_one(admin_user, chop, c
     assert LogEntry.objects.filter(object_id=str(chop.pk), user=admin_user).exists()
     course.refresh_from_db()
     assert course.regimen_id == chop.pk  # its course keeps the version it started on
+
+
+def test_admin_history_of_a_drug_names_the_old_and_new_lifetime_limit(as_admin):
+    # Raising doxorubicin's limit from 450 to 4500 had left only "Changed Lifetime limit".
+    from django.contrib.admin.models import CHANGE
+
+    from treatments.models import Drug
+
+    drug = Drug.objects.get(name__iexact="doxorubicin")
+    url = reverse("admin:treatments_drug_change", args=[drug.pk])
+    form = as_admin.get(url).context["adminform"].form
+    data = {name: form[name].value() for name in form.fields}
+    data = {k: ("" if v is None else v) for k, v in data.items()}
+    data["lifetime_limit_mg_m2"] = "4500"
+    response = as_admin.post(url, data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    entry = LogEntry.objects.filter(object_id=str(drug.pk), action_flag=CHANGE).latest("pk")
+    assert entry.get_change_message() == "Changed Lifetime limit (mg/m²): 450.0 -> 4500."
