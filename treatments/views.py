@@ -550,6 +550,19 @@ def _back_to_cycle(request: AuthedHtmxRequest, cycle: ChemoCycle, message: str) 
     return redirect(url)
 
 
+def _administrations_fragment(
+    request: AuthedHtmxRequest, cycle: ChemoCycle, status: int, **forms: Any
+) -> HttpResponse:
+    """The cycle page's administrations section again, with the refused form and its errors."""
+    return _render(
+        request,
+        "treatments/cycle_detail.html",
+        _cycle_context(request, cycle, **forms),
+        partial="administrations",
+        status=status,
+    )
+
+
 def _cycle_action(
     request: AuthedHtmxRequest,
     patient_id: int,
@@ -702,13 +715,7 @@ def administration_create(
         form.errors["verified_by"] = form.error_class(
             ["The second check must be done by someone other than the person giving the drug."]
         )
-    return _render(
-        request,
-        "treatments/cycle_detail.html",
-        _cycle_context(request, cycle, administration_form=form),
-        partial="administrations",
-        status=BAD_REQUEST,
-    )
+    return _administrations_fragment(request, cycle, BAD_REQUEST, administration_form=form)
 
 
 @login_required
@@ -736,13 +743,7 @@ def cycle_verify(
             status = 403
         else:
             return _back_to_cycle(request, cycle, f"Cycle {cycle.number}'s doses verified.")
-    return _render(
-        request,
-        "treatments/cycle_detail.html",
-        _cycle_context(request, cycle, verify_form=form),
-        partial="administrations",
-        status=status,
-    )
+    return _administrations_fragment(request, cycle, status, verify_form=form)
 
 
 @login_required
@@ -770,13 +771,9 @@ def administration_stop(
                 f"{administration.drug} recorded as stopped after "
                 f"{administration.amount_given_mg} of {administration.dose_mg} mg.",
             )
-    return _render(
-        request,
-        "treatments/cycle_detail.html",
-        # The stop form of the row the refused POST came from keeps its errors.
-        _cycle_context(request, cycle, stop_form=form, stop_form_for=administration.pk),
-        partial="administrations",
-        status=BAD_REQUEST,
+    # The stop form of the row the refused POST came from keeps its errors.
+    return _administrations_fragment(
+        request, cycle, BAD_REQUEST, stop_form=form, stop_form_for=administration.pk
     )
 
 
