@@ -501,6 +501,11 @@ RESOURCES.update(
             "expect": _only(_CLINICIANS, BAD_REQUEST),
         },
         # The clinicians' worklist across their patients (empty for the outsider here).
+        "treatments:pharmacy_worklist GET": {
+            "url": "treatments:pharmacy_worklist",
+            "method": "GET",
+            "expect": _only(_CLINICIANS),
+        },
         "labs:inbox GET": {
             "url": "labs:inbox",
             "method": "GET",
@@ -937,6 +942,7 @@ PHI_URL_NAMES = frozenset(
         "labs:lab_import",
         "labs:clinic_lab_import",
         "labs:inbox",
+        "treatments:pharmacy_worklist",
         "labs:lab_result_acknowledge",
         "labs:side_effect_acknowledge",
         "labs:symptom_report_review",

@@ -14,9 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth import get_user_model
 from django.db.models import Prefetch, Q, QuerySet
+from django.utils import timezone
 
 from labs.rules import fmt_decimal
+from oncoplanner.signals import record_read
 from patients import selectors as gate
+from treatments import services
 from treatments.models import (
     Administration,
     ChemoCycle,
@@ -217,3 +220,43 @@ def course_nadirs(*, user: User, course: Course, cycles: list[ChemoCycle]) -> li
 def height_recorded(*, patient: Patient, on_date: dt.date) -> bool:
     """Whether an authorised patient has a height on or before `on_date` (BSA needs one)."""
     return patient.measurements.filter(measured_on__lte=on_date, height_cm__isnull=False).exists()
+
+
+# The pharmacy's window: cycles whose day 1 is from yesterday to this many days ahead.
+WORKLIST_DAYS_AHEAD = 2
+
+
+@dataclass(frozen=True)
+class WorklistRow:
+    cycle: ChemoCycle
+    state: str  # services.verification_state
+
+
+def pharmacy_worklist(*, user: User) -> list[WorklistRow]:
+    """Cycles due soon on the user's patients whose doses a pharmacist must verify, or verify
+    again, first; then those verified. Nurses had learnt of an unverified cycle only at the
+    chair, when recording was refused (a reviewer's find). One record_read (list) for the
+    patients shown. Computes each cycle's doses: a handful of cycles a day per clinic."""
+    today = timezone.localdate()
+    window = (today - dt.timedelta(days=1), today + dt.timedelta(days=WORKLIST_DAYS_AHEAD))
+    cycles = (
+        gate.scoped(ChemoCycle, user=user)
+        .filter(course__status__in=["planned", "active", "completed"])
+        .filter(
+            Q(actual_start__range=window)
+            | Q(actual_start__isnull=True, planned_start__range=window)
+        )
+        .exclude(status__in=[ChemoCycle.Status.CANCELLED, ChemoCycle.Status.HELD])
+        .select_related("course__patient", "course__regimen", "phase")
+        .order_by("planned_start", "pk")
+    )
+    rows = [WorklistRow(cycle, services.verification_state(cycle)) for cycle in cycles]
+    rows = [row for row in rows if row.state]
+    order = {"changed": 0, "unverified": 1, "verified": 2}
+    rows.sort(key=lambda row: (order[row.state], row.cycle.start))
+    patients = list(
+        {row.cycle.course.patient.pk: row.cycle.course.patient for row in rows}.values()
+    )
+    if patients:
+        record_read.send(sender=ChemoCycle, patients=patients, target=None, action="list")
+    return rows

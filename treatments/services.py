@@ -691,19 +691,7 @@ def cycle_doses_verify(
     cycle = _lock_cycle(cycle)
     if cycle.status == ChemoCycle.Status.CANCELLED:
         raise ValidationError({"cycle": f"Cycle {cycle.number} was cancelled."})
-    given = set(cycle.administrations.values_list("regimen_drug_id", "day_of_cycle"))
-    today = timezone.localdate()
-    doses: dict[str, str] = {}
-    problems: list[str] = []
-    for regimen_drug, day in cycle_drug_days(cycle=cycle):
-        if (regimen_drug.pk, day) in given:
-            continue
-        try:
-            doses[f"{regimen_drug.pk}:{day}"] = str(_cycle_dose(cycle, regimen_drug, day).dose_mg)
-        except ValidationError as error:
-            if cycle.start + dt.timedelta(days=day - 1) > today:
-                continue  # a later day (day 8) whose weight is not taken yet: verified then
-            problems.append(f"{regimen_drug.drug} day {day}: {' '.join(error.messages)}")
+    doses, problems = doses_to_verify(cycle)
     if problems:
         raise ValidationError({"cycle": "Cannot verify: " + " ".join(problems)})
     if not doses:
@@ -726,6 +714,41 @@ def cycle_doses_verify(
     verification.full_clean()
     verification.save()
     return verification
+
+
+def doses_to_verify(cycle: ChemoCycle) -> tuple[dict[str, str], list[str]]:
+    """The doses a verification of `cycle` would hold now, by "<regimen drug id>:<day>", for
+    the drugs not yet given; and what stops a dose due by today from being computed."""
+    given = set(cycle.administrations.values_list("regimen_drug_id", "day_of_cycle"))
+    today = timezone.localdate()
+    doses: dict[str, str] = {}
+    problems: list[str] = []
+    for regimen_drug, day in cycle_drug_days(cycle=cycle):
+        if (regimen_drug.pk, day) in given:
+            continue
+        try:
+            doses[f"{regimen_drug.pk}:{day}"] = str(_cycle_dose(cycle, regimen_drug, day).dose_mg)
+        except ValidationError as error:
+            if cycle.start + dt.timedelta(days=day - 1) > today:
+                continue  # a later day (day 8) whose weight is not taken yet: verified then
+            problems.append(f"{regimen_drug.drug} day {day}: {' '.join(error.messages)}")
+    return doses, problems
+
+
+def verification_state(cycle: ChemoCycle) -> str:
+    """For the pharmacy worklist: "verified", "changed" (a dose differs from the latest
+    verification, or cannot be computed), "unverified", or "" when nothing is left to give."""
+    doses, problems = doses_to_verify(cycle)
+    if not doses and not problems:
+        return ""
+    verification = cycle.verifications.first()
+    if verification is None:
+        return "unverified"
+    if problems or any(
+        verification.dose_for(*map(int, k.split(":"))) != Decimal(v) for k, v in doses.items()
+    ):
+        return "changed"
+    return "verified"
 
 
 def _doses_changed_message(cycle: ChemoCycle, seen: dict[str, str], now: dict[str, str]) -> str:

@@ -37,4 +37,5 @@ urlpatterns = [
         name="side_effect_create",
     ),
     path("ctcae/terms/", views.ctcae_term_search, name="ctcae_term_search"),
+    path("pharmacy/", views.pharmacy_worklist, name="pharmacy_worklist"),
 ]

@@ -777,6 +777,18 @@ def administration_stop(
     )
 
 
+@login_required
+@require_GET
+def pharmacy_worklist(request: AuthedHtmxRequest) -> HttpResponse:
+    if not request.user.is_clinician:
+        raise Http404("No such page.")  # a clinicians' page, like the inbox
+    context = {
+        "rows": selectors.pharmacy_worklist(user=request.user),
+        "days_ahead": selectors.WORKLIST_DAYS_AHEAD,
+    }
+    return render(request, "treatments/pharmacy_worklist.html", context)
+
+
 # --- Side effects ---------------------------------------------------------------------------
 
 

@@ -1203,3 +1203,34 @@ def test_side_effect_form_preselects_only_this_patients_cycle(client, treating_c
     page = client.get(url, {"cycle": theirs.pk}).content.decode()
     assert f'<option value="{theirs.pk}"' not in page
     assert f'<option value="{mine.pk}" selected>' not in page
+
+
+def test_the_pharmacy_worklist_puts_changed_and_unverified_cycles_first(
+    client, login, course, given_cycle, treating_clinician
+):
+    # On cycle 1's day (2 Mar): cycle 1 verified; cycle 2 brought into the window, unverified.
+    ChemoCycle.objects.filter(course=course, number=2).update(planned_start=dt.date(2026, 3, 3))
+    login(client, treating_clinician)
+    with time_machine.travel(dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC), tick=False):
+        page = client.get(reverse("treatments:pharmacy_worklist")).content.decode()
+        rows = page.split("<tbody>")[1].split("</tbody>")[0]
+        assert rows.index("Not verified") < rows.index("Verified</span>")
+        assert rows.index("cycle 2") < rows.index("cycle 1")
+        # A weight recorded after cycle 1 was verified: it moves to the top as changed.
+        BodyMeasurementFactory.create(
+            patient=course.patient, measured_on=dt.date(2026, 3, 2), weight_kg=Decimal("64")
+        )
+        page = client.get(reverse("treatments:pharmacy_worklist")).content.decode()
+    rows = page.split("<tbody>")[1]
+    assert rows.index("Changed since verified") < rows.index("Not verified")
+    assert AccessLog.objects.filter(action="list", object_type="ChemoCycle").exists()
+
+
+def test_the_pharmacy_worklist_shows_no_one_elses_patients(
+    client, login, course, given_cycle, other_clinician
+):
+    login(client, other_clinician)
+    with time_machine.travel(dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC), tick=False):
+        page = client.get(reverse("treatments:pharmacy_worklist")).content.decode()
+    assert course.patient.mrn not in page
+    assert "No cycle is due in this window." in page
