@@ -481,6 +481,9 @@ def _cycle_context(request: AuthedHtmxRequest, cycle: ChemoCycle, **forms: Any) 
             patient=patient,
             planned=[(row["regimen_drug"], 1) for row in plan if row["administration"] is None],
         ),
+        # Received so far of each drug of this cycle with a lifetime limit (anthracyclines):
+        # what a pharmacist checks before verifying, shown below the warning threshold too.
+        "limited_received": _limited_received(patient, plan),
         "counts_now": counts_now,
         "counts_badge": readiness_badge(counts_now) if counts_now else None,
         "counts_evidence": evidence_lines(counts_now) if counts_now else None,
@@ -548,6 +551,29 @@ def _back_to_cycle(request: AuthedHtmxRequest, cycle: ChemoCycle, message: str) 
     if request.htmx:
         return HttpResponse(status=204, headers={"HX-Redirect": url})
     return redirect(url)
+
+
+def _limited_received(patient: Any, plan: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    limited = {
+        row["regimen_drug"].drug.pk: row["regimen_drug"].drug
+        for row in plan
+        if row["regimen_drug"].drug.lifetime_limit_mg_m2
+    }
+    if not limited:
+        return []
+    received = {
+        c.drug.pk: c
+        for c in services.cumulative_dose_per_drug(patient=patient)
+        if c.drug.pk in limited
+    }
+    return [
+        {
+            "drug": drug,
+            "mg_m2": received[pk].total_mg_m2 if pk in received else Decimal(0),
+            "limit": drug.lifetime_limit_mg_m2,
+        }
+        for pk, drug in sorted(limited.items(), key=lambda item: item[1].name)
+    ]
 
 
 def _administrations_fragment(

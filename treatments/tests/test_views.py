@@ -178,6 +178,11 @@ def test_course_past_the_lifetime_limit_is_started_only_when_confirmed(as_clinic
     page = as_clinician.get(_course_url("course_detail", course)).content.decode()
     assert "Cycles still to give: doxorubicin: 240 mg/m² received + 240 planned" in page
     assert "Started despite: doxorubicin: 240 mg/m² received" in page
+    # Each cycle page says how much of the limited drug has been received so far.
+    page = as_clinician.get(_course_url("cycle_detail", course, 1)).content.decode()
+    assert (
+        "Lifetime doxorubicin received so far: <strong>240 mg/m²</strong> of a limit of 450" in page
+    )
 
 
 def test_course_create_preview_warns_when_the_plan_crosses_a_lifetime_limit(as_clinician, measured):
