@@ -445,7 +445,8 @@ def test_fhir_side_effect_recorded_by_the_patient_names_the_patient(
     client, login, treating_clinician, patient
 ):
     _chart(patient, effects=0)
-    patient.portal_user = UserFactory.create()
+    # A name no factory clinician can have: a random one had collided with a practitioner's.
+    patient.portal_user = UserFactory.create(last_name="Portal-Recorder")
     patient.save()
     SideEffectFactory.create(patient=patient, reported_by=patient.portal_user)
     login(client, treating_clinician)
