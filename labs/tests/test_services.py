@@ -309,6 +309,9 @@ def test_lab_result_record_rolled_back_critical_alerts_nobody(
 
 
 def test_notify_care_team_of_critical_result_mails_team_without_phi(patient, treating_clinician):
+    # A name that cannot be a clinician's or a word of the mail, so its absence proves something.
+    patient.family_name = "Qzxwvb"
+    patient.save(update_fields=["family_name"])
     result = _record(patient, HB, Decimal("6.4"))
     sent = notify_care_team_of_critical_result.call(lab_result_id=result.pk)
     assert sent == 1

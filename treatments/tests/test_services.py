@@ -997,6 +997,9 @@ def test_side_effect_record_grade_3_rolled_back_notifies_nobody(
 
 
 def test_notify_task_mails_care_team_without_phi(patient, treating_clinician, mailoutbox):
+    # A name that cannot be a clinician's or a word of the mail, so its absence proves something.
+    patient.family_name = "Qzxwvb"
+    patient.save(update_fields=["family_name"])
     term = CtcaeTermFactory.create(term="Febrile neutropenia")
     side_effect = side_effect_record(
         patient=patient, term=term, grade=3, onset=TODAY, recorded_by=treating_clinician
