@@ -111,9 +111,31 @@ def course_administrations(*, course: Course) -> QuerySet[Administration]:
     )
 
 
-def cycle_administrations(*, cycle: ChemoCycle) -> QuerySet[Administration]:
-    return cycle.administrations.select_related(
-        "drug", "administered_by", "verified_by", "stopped_recorded_by"
+@dataclass(frozen=True)
+class PreviousCycleDoses:
+    number: int
+    given: dict[tuple[int, int], Administration]  # by (regimen drug id, day of cycle)
+
+
+def previous_cycle_doses(*, cycle: ChemoCycle) -> PreviousCycleDoses | None:
+    """What was given in the course's latest earlier cycle with drugs recorded (cycle N-1, or
+    the one before when N-1 has none): a pharmacist verifying cycle N compares each dose with
+    the one given then, its level and whether it was stopped early. Two queries, however
+    many drugs. `cycle` is one the caller read through the gate (cycle_get)."""
+    previous = (
+        Administration.objects.filter(
+            cycle__course_id=cycle.course_id, cycle__number__lt=cycle.number
+        )
+        .order_by("-cycle__number")
+        .values_list("cycle_id", "cycle__number")
+        .first()
+    )
+    if previous is None:
+        return None
+    cycle_id, number = previous
+    given = Administration.objects.filter(cycle_id=cycle_id).order_by("given_at", "pk")
+    return PreviousCycleDoses(
+        number=number, given={(a.regimen_drug_id, a.day_of_cycle): a for a in given}
     )
 
 

@@ -7,8 +7,10 @@ raises a ValidationError naming the field and writes nothing.
 Permission precondition for every function: the caller has already authorised the acting user
 on the patient (patients.selectors, perm change_patient). These functions do not check access.
 
-Two reads live here beside the rules they serve: `dose_percent_for` (the carry-forward rule
-that administration_record applies) and `cumulative_dose_per_drug`.
+Three reads live here beside the rules they serve: `dose_percent_for` (the carry-forward rule
+that administration_record applies), `cycle_dose_plan` (a cycle's doses and whether their
+verification holds, as the page, the pharmacist, the chair and the worklist all see them) and
+`cumulative_dose_per_drug`.
 """
 
 from __future__ import annotations
@@ -16,12 +18,12 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from functools import partial
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Max, Q
 from django.utils import timezone
@@ -675,10 +677,11 @@ def cycle_doses_verify(
 ) -> DoseVerification:
     """A pharmacist verifies the doses of every drug and day of `cycle` not yet given.
 
-    Each dose is computed as administration_record will compute it (the day's date, the
-    cycle's dose level, the inputs on record) and kept; refused when a dose due by today cannot
-    be computed (a missing weight, creatinine...), naming the drug and day. A later day whose
-    inputs are not there yet is left out, to be verified on a later verification.
+    The doses are those of cycle_dose_plan, the ones the cycle page shows and
+    administration_record checks, and are kept. Refused when a dose due by today cannot be
+    computed (a missing weight, creatinine...), naming the drug and day. A later day whose
+    inputs are not there yet is left out (PlannedDose.awaiting_inputs), to be verified on a
+    later verification.
 
     `seen_doses` are the doses the pharmacist was shown ({"<regimen drug id>:<day>": "mg"}):
     if they differ from the doses computed now (a weight recorded meanwhile), nothing is
@@ -691,15 +694,16 @@ def cycle_doses_verify(
     cycle = _lock_cycle(cycle)
     if cycle.status == ChemoCycle.Status.CANCELLED:
         raise ValidationError({"cycle": f"Cycle {cycle.number} was cancelled."})
-    doses, problems = doses_to_verify(cycle)
-    if problems:
-        raise ValidationError({"cycle": "Cannot verify: " + " ".join(problems)})
+    plan = cycle_dose_plan(cycle)
+    if plan.problems:
+        raise ValidationError({"cycle": "Cannot verify: " + " ".join(plan.problems)})
+    doses = plan.doses_to_verify
     if not doses:
-        raise ValidationError({"cycle": f"Every drug of cycle {cycle.number} is recorded."})
+        raise ValidationError({"cycle": _nothing_to_verify_message(plan)})
     if seen_doses is not None and seen_doses != doses:
-        raise ValidationError({"cycle": _doses_changed_message(cycle, seen_doses, doses)})
+        raise ValidationError({"cycle": _doses_changed_message(plan, seen_doses, doses)})
     confirmed = _confirmed(
-        _allergy_warning(cycle.course.patient, {rd.drug for rd, _ in cycle_drug_days(cycle=cycle)}),
+        _allergy_warning(cycle.course.patient, {dose.regimen_drug.drug for dose in plan.doses}),
         confirmed=confirm_allergy,
         error=AllergyToConfirm,
         field="confirm_allergy",
@@ -719,40 +723,27 @@ def cycle_doses_verify(
 def doses_to_verify(cycle: ChemoCycle) -> tuple[dict[str, str], list[str]]:
     """The doses a verification of `cycle` would hold now, by "<regimen drug id>:<day>", for
     the drugs not yet given; and what stops a dose due by today from being computed."""
-    given = set(cycle.administrations.values_list("regimen_drug_id", "day_of_cycle"))
-    today = timezone.localdate()
-    doses: dict[str, str] = {}
-    problems: list[str] = []
-    for regimen_drug, day in cycle_drug_days(cycle=cycle):
-        if (regimen_drug.pk, day) in given:
-            continue
-        try:
-            doses[f"{regimen_drug.pk}:{day}"] = str(_cycle_dose(cycle, regimen_drug, day).dose_mg)
-        except ValidationError as error:
-            if cycle.start + dt.timedelta(days=day - 1) > today:
-                continue  # a later day (day 8) whose weight is not taken yet: verified then
-            problems.append(f"{regimen_drug.drug} day {day}: {' '.join(error.messages)}")
-    return doses, problems
+    plan = cycle_dose_plan(cycle)
+    return plan.doses_to_verify, plan.problems
 
 
 def verification_state(cycle: ChemoCycle) -> str:
-    """For the pharmacy worklist: "verified", "changed" (a dose differs from the latest
-    verification, or cannot be computed), "unverified", or "" when nothing is left to give."""
-    doses, problems = doses_to_verify(cycle)
-    if not doses and not problems:
-        return ""
-    verification = cycle.verifications.first()
-    if verification is None:
-        return "unverified"
-    if problems or any(
-        verification.dose_for(*map(int, k.split(":"))) != Decimal(v) for k, v in doses.items()
-    ):
-        return "changed"
-    return "verified"
+    """For the pharmacy worklist: CycleDosePlan.verification_state, the rule the cycle page
+    shows too."""
+    return cycle_dose_plan(cycle).verification_state
 
 
-def _doses_changed_message(cycle: ChemoCycle, seen: dict[str, str], now: dict[str, str]) -> str:
-    names = {f"{rd.pk}:{day}": f"{rd.drug} day {day}" for rd, day in cycle_drug_days(cycle=cycle)}
+def _nothing_to_verify_message(plan: CycleDosePlan) -> str:
+    waiting = [dose for dose in plan.doses if dose.awaiting_inputs]
+    if not waiting:
+        return f"Every drug of cycle {plan.cycle.number} is recorded."
+    return f"No dose of cycle {plan.cycle.number} can be verified yet: " + " ".join(
+        f"{dose.label} ({dose.date.isoformat()}): {dose.message}" for dose in waiting
+    )
+
+
+def _doses_changed_message(plan: CycleDosePlan, seen: dict[str, str], now: dict[str, str]) -> str:
+    names = {dose.key: dose.label for dose in plan.doses}
     changes = [
         f"{names.get(key, key)}: {seen.get(key, 'not shown')} mg on the page, "
         f"{now.get(key, 'none')} mg now"
@@ -765,31 +756,251 @@ def _doses_changed_message(cycle: ChemoCycle, seen: dict[str, str], now: dict[st
     )
 
 
-def _cycle_dose(
+# --- A cycle's doses: one computation for the page, the verification, the chair, the worklist
+
+
+@dataclass(frozen=True)
+class PlannedDose:
+    """One planned drug and day of a cycle: the administration recorded, or the dose it would
+    get and what stops it, and what the cycle's latest pharmacy verification holds for it.
+
+    Every dose is computed for its day's own date, the date it is given on: the cycle page had
+    computed a later day for today (the patient's age before a birthday, a weight still in date
+    today), the verification for the day itself, and the page said "changed" right after the
+    pharmacist verified.
+    """
+
+    regimen_drug: RegimenDrug
+    day: int
+    date: dt.date
+    later_day: bool  # the day is after today
+    administration: Administration | None = None
+    calculation: DoseCalculation | None = None
+    percent: Decimal = Decimal(100)
+    modification: DoseModification | None = None  # the one that set `percent`
+    errors: dict[str, list[str]] = field(default_factory=dict)  # why there is no calculation
+    verification: DoseVerification | None = None  # the cycle's latest
+    verified_mg: Decimal | None = None  # what `verification` holds for this drug and day
+
+    @property
+    def key(self) -> str:
+        """The dose's key in DoseVerification.doses and on the verify form."""
+        return f"{self.regimen_drug.pk}:{self.day}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.regimen_drug.drug} day {self.day}"
+
+    @property
+    def message(self) -> str:
+        return " ".join(text for texts in self.errors.values() for text in texts)
+
+    @property
+    def to_give(self) -> bool:
+        return self.administration is None
+
+    @property
+    def awaiting_inputs(self) -> bool:
+        """A later day whose dose cannot be computed yet. Day 8 is dosed from the weight taken
+        at day 8's visit (a weight in date today can be too old by then), so this is not a
+        fault today and does not stop day 1's verification: the page says what it waits for,
+        and the dose is verified once it can be computed."""
+        return self.to_give and bool(self.errors) and self.later_day
+
+    @property
+    def blocked(self) -> bool:
+        """A dose due by today that cannot be computed: it can be neither verified nor given."""
+        return self.to_give and bool(self.errors) and not self.later_day
+
+    @property
+    def verified(self) -> bool:
+        """The latest verification holds this very dose: the only dose that may be given."""
+        return self.calculation is not None and self.verified_mg == self.calculation.dose_mg
+
+    @property
+    def verification_holds(self) -> bool:
+        """Whether the latest verification still stands for this drug and day: given already,
+        verified at the dose computed now, or a later day it left out while it awaits its
+        inputs. A dose computed at another mg, a dose due that it never covered, and a dose it
+        verified that can no longer be computed all need the pharmacist again."""
+        return (
+            not self.to_give or self.verified or (self.awaiting_inputs and self.verified_mg is None)
+        )
+
+    def calculation_or_raise(self) -> DoseCalculation:
+        if self.calculation is None:
+            raise ValidationError(self.errors)
+        return self.calculation
+
+
+@dataclass(frozen=True)
+class CycleDosePlan:
+    """Every planned dose of a cycle (drug order, then day) and its latest verification."""
+
+    cycle: ChemoCycle
+    doses: list[PlannedDose]
+    verification: DoseVerification | None
+
+    @property
+    def to_give(self) -> list[PlannedDose]:
+        return [dose for dose in self.doses if dose.to_give]
+
+    @property
+    def doses_to_verify(self) -> dict[str, str]:
+        """What a verification made now holds: each dose still to give that can be computed."""
+        return {
+            dose.key: str(dose.calculation.dose_mg)
+            for dose in self.to_give
+            if dose.calculation is not None
+        }
+
+    @property
+    def problems(self) -> list[str]:
+        """Why a dose due by today cannot be computed: these stop a verification."""
+        return [f"{dose.label}: {dose.message}" for dose in self.doses if dose.blocked]
+
+    @property
+    def verification_stale(self) -> bool:
+        """There is a verification, and it no longer holds for some dose still to give."""
+        return self.verification is not None and not all(
+            dose.verification_holds for dose in self.doses
+        )
+
+    @property
+    def verification_state(self) -> str:
+        """The pharmacy worklist's word for the cycle: "verified", "changed" (the latest
+        verification no longer holds), "unverified", or "" when no dose is left that a
+        pharmacist could verify now."""
+        if not any(dose.to_give and not dose.awaiting_inputs for dose in self.doses):
+            return ""
+        if self.verification is None:
+            return "unverified"
+        return "changed" if self.verification_stale else "verified"
+
+
+def cycle_dose_plan(cycle: ChemoCycle) -> CycleDosePlan:
+    """Every planned (drug, day) of `cycle`: the administration recorded, or the dose it would
+    get (for the day's own date, at the cycle's dose level, from the inputs on record), or what
+    stops it from being computed; with what the latest pharmacy verification holds for it.
+
+    The one computation behind the cycle page, cycle_doses_verify, administration_record and
+    the pharmacy worklist, so that none of them can show or accept a dose another would not.
+    Reads only; the caller has authorised access to the cycle.
+    """
+    verification = _latest_verification(cycle)
+    recorded = {
+        (a.regimen_drug_id, a.day_of_cycle): a
+        for a in cycle.administrations.select_related(
+            "drug", "administered_by", "verified_by", "stopped_recorded_by"
+        )
+    }
+    levels: dict[int, tuple[Decimal, DoseModification | None]] = {}
+    today = timezone.localdate()
+    doses: list[PlannedDose] = []
+    for regimen_drug, day in cycle_drug_days(cycle=cycle):
+        administration = recorded.get((regimen_drug.pk, day))
+        if administration is not None:
+            date = _day_date(cycle, day)
+            doses.append(
+                PlannedDose(
+                    regimen_drug=regimen_drug,
+                    day=day,
+                    date=date,
+                    later_day=date > today,
+                    administration=administration,
+                    percent=administration.dose_percent,
+                )
+            )
+            continue
+        if regimen_drug.drug_id not in levels:
+            levels[regimen_drug.drug_id] = dose_percent_for(
+                course=cycle.course, cycle_number=cycle.number, drug=regimen_drug.drug
+            )
+        doses.append(
+            _dose_to_give(
+                cycle,
+                regimen_drug,
+                day,
+                level=levels[regimen_drug.drug_id],
+                verification=verification,
+                today=today,
+            )
+        )
+    return CycleDosePlan(cycle=cycle, doses=doses, verification=verification)
+
+
+def _latest_verification(cycle: ChemoCycle) -> DoseVerification | None:
+    return cycle.verifications.select_related("verified_by").first()
+
+
+def _day_date(cycle: ChemoCycle, day: int) -> dt.date:
+    return cycle.start + dt.timedelta(days=day - 1)
+
+
+def _dose_to_give(
     cycle: ChemoCycle,
     regimen_drug: RegimenDrug,
     day: int,
+    *,
+    level: tuple[Decimal, DoseModification | None],
+    verification: DoseVerification | None,
+    today: dt.date,
     creatinine_mg_dl: Number | None = None,
-) -> DoseCalculation:
-    """The dose of one drug on one day of the cycle, at the cycle's level (dose_compute)."""
-    percent, modification = dose_percent_for(
-        course=cycle.course, cycle_number=cycle.number, drug=regimen_drug.drug
-    )
-    calculation = dose_compute(
+) -> PlannedDose:
+    """One dose of cycle_dose_plan, not yet given (dose_compute at the cycle's `level`)."""
+    percent, modification = level
+    date = _day_date(cycle, day)
+    calculation: DoseCalculation | None = None
+    errors: dict[str, list[str]] = {}
+    try:
+        calculation = dose_compute(
+            regimen_drug=regimen_drug,
+            patient=cycle.course.patient,
+            on_date=date,
+            percent=percent,
+            creatinine_mg_dl=creatinine_mg_dl,
+        )
+        calculation.inputs["dose_modification_id"] = modification.pk if modification else None
+    except ValidationError as error:
+        errors = (
+            error.message_dict
+            if hasattr(error, "error_dict")
+            else {NON_FIELD_ERRORS: error.messages}
+        )
+    return PlannedDose(
         regimen_drug=regimen_drug,
-        patient=cycle.course.patient,
-        on_date=cycle.start + dt.timedelta(days=day - 1),
+        day=day,
+        date=date,
+        later_day=date > today,
+        calculation=calculation,
         percent=percent,
+        modification=modification,
+        errors=errors,
+        verification=verification,
+        verified_mg=verification.dose_for(regimen_drug.pk, day) if verification else None,
+    )
+
+
+def _planned_dose_to_record(
+    cycle: ChemoCycle, regimen_drug: RegimenDrug, day: int, creatinine_mg_dl: Number | None
+) -> PlannedDose:
+    """The dose administration_record gives: the one of cycle_dose_plan, or with the
+    creatinine typed at the chair."""
+    return _dose_to_give(
+        cycle,
+        regimen_drug,
+        day,
+        level=dose_percent_for(
+            course=cycle.course, cycle_number=cycle.number, drug=regimen_drug.drug
+        ),
+        verification=_latest_verification(cycle),
+        today=timezone.localdate(),
         creatinine_mg_dl=creatinine_mg_dl,
     )
-    calculation.inputs["dose_modification_id"] = modification.pk if modification else None
-    return calculation
 
 
-def _require_verified_dose(
-    cycle: ChemoCycle, regimen_drug: RegimenDrug, day: int, dose_mg: Decimal
-) -> DoseVerification:
-    verification = cycle.verifications.select_related("verified_by").first()
+def _require_verified_dose(cycle: ChemoCycle, dose: PlannedDose) -> DoseVerification:
+    verification = dose.verification
     if verification is None:
         raise ValidationError(
             {
@@ -797,12 +1008,13 @@ def _require_verified_dose(
                 "ask the pharmacist to verify them before the drug is prepared."
             }
         )
-    verified = verification.dose_for(regimen_drug.pk, day)
-    if verified != dose_mg:
+    if not dose.verified:
+        dose_mg = dose.calculation_or_raise().dose_mg
+        verified = dose.verified_mg
         was = f"{fmt_decimal(verified)} mg" if verified is not None else "no dose"
         raise ValidationError(
             {
-                "cycle": f"{regimen_drug.drug} day {day}: the dose is now "
+                "cycle": f"{dose.label}: the dose is now "
                 f"{fmt_decimal(dose_mg)} mg, but {verification.verified_by} verified {was} "
                 f"({timezone.localtime(verification.verified_at):%d %b %H:%M}). Ask the "
                 "pharmacist to verify the cycle again."
@@ -988,8 +1200,9 @@ def administration_record(
     matches it (a reviewer's find: 5-FU recomputed from a later weight, 800 -> 772 mg, with no
     warning).
 
-    The dose is computed here (never typed in): the standard dose from dose_compute, at the
-    level dose_percent_for sets for this cycle. `given_at` must fall on that day of the cycle
+    The dose is computed here (never typed in), as cycle_dose_plan computes it for the page and
+    the pharmacist: the standard dose from dose_compute for the day's date, at the level
+    dose_percent_for sets for this cycle; it must be the dose the latest verification holds. `given_at` must fall on that day of the cycle
     (ASCO/ONS 2024: the check covers cycle number and day). `verified_by`, the independent
     second checker, is required and must be an active clinician other than `administered_by`
     (the doors also make them confirm with their password: oncoplanner.accounts.cosign);
@@ -1045,8 +1258,9 @@ def administration_record(
         error=NewCriticalResultToConfirm,
         field="confirm_new_results",
     )
-    calculation = _cycle_dose(cycle, regimen_drug, day_of_cycle, creatinine_mg_dl)
-    verification = _require_verified_dose(cycle, regimen_drug, day_of_cycle, calculation.dose_mg)
+    dose = _planned_dose_to_record(cycle, regimen_drug, day_of_cycle, creatinine_mg_dl)
+    calculation = dose.calculation_or_raise()
+    verification = _require_verified_dose(cycle, dose)
     if label_dose_mg is not None:
         _check_label_dose(label_dose_mg, calculation.dose_mg, calculation.inputs)
     inputs = dict(calculation.inputs)
@@ -1288,11 +1502,17 @@ class LifetimeProjection:
 
 
 def lifetime_projection(
-    *, patient: Patient, planned: Iterable[tuple[RegimenDrug, int]]
+    *,
+    patient: Patient,
+    planned: Iterable[tuple[RegimenDrug, int]],
+    received: Iterable[CumulativeDose] | None = None,
 ) -> list[LifetimeProjection]:
     """For each drug with a lifetime limit (anthracyclines), what the patient has received
     plus what `planned` (regimen drug, number of administrations, at 100%) would add, when the
-    sum reaches the drug's warning fraction of the limit. Reads only."""
+    sum reaches the drug's warning fraction of the limit. Reads only.
+
+    `received` is cumulative_dose_per_drug(patient=patient) when the caller has read it
+    already (the cycle page shows it too): it is read here otherwise."""
     adding: dict[int, Decimal] = {}
     drugs: dict[int, Drug] = {}
     for regimen_drug, count in planned:
@@ -1302,15 +1522,15 @@ def lifetime_projection(
             adding[drug.pk] = adding.get(drug.pk, Decimal(0)) + Decimal(regimen_drug.dose) * count
     if not adding:
         return []
-    received = {
-        c.drug.pk: c.total_mg_m2 or Decimal(0)
-        for c in cumulative_dose_per_drug(patient=patient)
-        if c.drug.pk in adding
+    if received is None:
+        received = cumulative_dose_per_drug(patient=patient)
+    received_mg_m2 = {
+        c.drug.pk: c.total_mg_m2 or Decimal(0) for c in received if c.drug.pk in adding
     }
     projections = [
         LifetimeProjection(
             drug=drugs[pk],
-            received_mg_m2=received.get(pk, Decimal(0)),
+            received_mg_m2=received_mg_m2.get(pk, Decimal(0)),
             planned_mg_m2=planned_mg_m2,
             limit_mg_m2=Decimal(drugs[pk].lifetime_limit_mg_m2),
         )

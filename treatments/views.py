@@ -375,50 +375,38 @@ def course_stop(request: AuthedHtmxRequest, patient_id: int, course_id: int) -> 
 # --- Cycle page -----------------------------------------------------------------------------
 
 
-def _administration_plan(cycle: ChemoCycle) -> list[dict[str, Any]]:
-    """Each planned (drug, day) of the cycle: what was recorded, or the dose it would get."""
-    recorded = {
-        (a.regimen_drug_id, a.day_of_cycle): a for a in selectors.cycle_administrations(cycle=cycle)
-    }
-    drug_days = services.cycle_drug_days(cycle=cycle)
+def _administration_plan(
+    cycle: ChemoCycle,
+    dose_plan: services.CycleDosePlan,
+    previous: selectors.PreviousCycleDoses | None,
+) -> list[dict[str, Any]]:
+    """Each planned (drug, day) of the cycle as the page shows it: its dose as the pharmacist
+    verifies it and the chair records it (services.cycle_dose_plan), a recorded allergy to the
+    drug, and what the previous cycle gave of it."""
     allergies = dict(
         services.drug_allergies(
-            patient=cycle.course.patient, drugs={rd.drug for rd, _ in drug_days}
+            patient=cycle.course.patient, drugs={dose.regimen_drug.drug for dose in dose_plan.doses}
         )
     )
-    rows: list[dict[str, Any]] = []
-    for rd, day in drug_days:
-        row: dict[str, Any] = {
-            "regimen_drug": rd,
-            "day": day,
-            "date": cycle.start + dt.timedelta(days=day - 1),
-            "administration": recorded.get((rd.pk, day)),
-            "allergy": allergies.get(rd.drug),
+    return [
+        {
+            "dose": dose,
+            "allergy": allergies.get(dose.regimen_drug.drug),
+            "formula_label": (
+                Administration.Formula(dose.calculation.formula).label if dose.calculation else ""
+            ),
+            "previous": previous.given.get((dose.regimen_drug.pk, dose.day)) if previous else None,
         }
-        if row["administration"] is None:
-            percent, modification = services.dose_percent_for(
-                course=cycle.course, cycle_number=cycle.number, drug=rd.drug
-            )
-            row["percent"] = percent
-            row["modification"] = modification
-            try:
-                row["calc"] = dose_compute(
-                    regimen_drug=rd,
-                    patient=cycle.course.patient,
-                    on_date=min(row["date"], timezone.localdate()),
-                    percent=percent,
-                )
-                row["formula_label"] = Administration.Formula(row["calc"].formula).label
-            except ValidationError as error:
-                row["errors"] = error.message_dict
-        rows.append(row)
-    return rows
+        for dose in dose_plan.doses
+    ]
 
 
-def _dose_weight_change(patient: Any, plan: list[dict[str, Any]]) -> WeightChange | None:
+def _dose_weight_change(patient: Any, dose_plan: services.CycleDosePlan) -> WeightChange | None:
     """The weight this cycle's doses would use against the last dose's, when the change is
     large enough that the doses must be reviewed before they are given."""
-    weights = (row["calc"].inputs.get("weight_kg") for row in plan if "calc" in row)
+    weights = (
+        dose.calculation.inputs.get("weight_kg") for dose in dose_plan.to_give if dose.calculation
+    )
     weight = next((w for w in weights if w is not None), None)
     if weight is None:
         return None
@@ -449,19 +437,25 @@ def _cycle_context(request: AuthedHtmxRequest, cycle: ChemoCycle, **forms: Any) 
         if cycle.status == ChemoCycle.Status.GIVEN
         else None
     )
-    plan = _administration_plan(cycle)
-    verification = cycle.verifications.select_related("verified_by").first()
+    dose_plan = services.cycle_dose_plan(cycle)
+    # What the last cycle gave, beside each dose: a pharmacist compares before verifying.
+    previous = selectors.previous_cycle_doses(cycle=cycle)
+    plan = _administration_plan(cycle, dose_plan, previous)
     for row in plan:
-        if verification is not None and row["administration"] is None:
-            row["verified_mg"] = verification.dose_for(row["regimen_drug"].pk, row["day"])
-            row["verified_ok"] = "calc" in row and row["verified_mg"] == row["calc"].dose_mg
-        adm = row["administration"]
+        adm = row["dose"].administration
         if adm is not None and adm.given_in_full:
             refused = forms.get("stop_form") if forms.get("stop_form_for") == adm.pk else None
             row["stop_form"] = refused or AdministrationStopForm(auto_id=f"stop{adm.pk}_%s")
             row["stop_open"] = refused is not None
-    can_record = cycle.status in {ChemoCycle.Status.GIVEN, ChemoCycle.Status.READY} and any(
-        row["administration"] is None for row in plan
+    to_give = dose_plan.to_give
+    can_record = cycle.status in {ChemoCycle.Status.GIVEN, ChemoCycle.Status.READY} and bool(
+        to_give
+    )
+    # Read once for the page: the lifetime warning and the received line both need it.
+    received = (
+        services.cumulative_dose_per_drug(patient=patient)
+        if any(dose.regimen_drug.drug.lifetime_limit_mg_m2 for dose in dose_plan.doses)
+        else []
     )
     checkers = selectors.care_team_checkers(patient=patient, exclude=request.user)
     today = timezone.localdate()
@@ -474,36 +468,28 @@ def _cycle_context(request: AuthedHtmxRequest, cycle: ChemoCycle, **forms: Any) 
         "badge": readiness_badge(readiness),
         "evidence": evidence_lines(readiness),
         "plan": plan,
+        "previous_cycle": previous.number if previous else None,
         "can_record": can_record,
-        "weight_change": _dose_weight_change(patient, plan),
+        "weight_change": _dose_weight_change(patient, dose_plan),
         # The doses still to give in this cycle, against each drug's lifetime limit.
         "lifetime": services.lifetime_projection(
             patient=patient,
-            planned=[(row["regimen_drug"], 1) for row in plan if row["administration"] is None],
+            planned=[(dose.regimen_drug, 1) for dose in to_give],
+            received=received,
         ),
         # Received so far of each drug of this cycle with a lifetime limit (anthracyclines):
         # what a pharmacist checks before verifying, shown below the warning threshold too.
-        "limited_received": _limited_received(patient, plan),
+        "limited_received": _limited_received(dose_plan, received),
         "counts_now": counts_now,
         "counts_badge": readiness_badge(counts_now) if counts_now else None,
         "counts_evidence": evidence_lines(counts_now) if counts_now else None,
-        "verification": verification,
+        "verification": dose_plan.verification,
         # What a pharmacist would verify now, and whether the latest verification still holds.
-        "seen_doses": doses_shown(
-            {
-                f"{row['regimen_drug'].pk}:{row['day']}": str(row["calc"].dose_mg)
-                for row in plan
-                if row["administration"] is None and "calc" in row
-            }
-        ),
-        "verification_stale": verification is not None
-        and any(
-            row["administration"] is None and "calc" in row and not row.get("verified_ok")
-            for row in plan
-        ),
+        "seen_doses": doses_shown(dose_plan.doses_to_verify),
+        "verification_stale": dose_plan.verification_stale,
         "can_verify": request.user.is_pharmacist
         and cycle.status != ChemoCycle.Status.CANCELLED
-        and any(row["administration"] is None for row in plan),
+        and bool(to_give),
         "verify_form": forms.get("verify_form") or DoseVerifyForm(auto_id="verify_%s"),
         "give_form": forms.get("give_form")
         or CycleGiveForm(
@@ -553,23 +539,19 @@ def _back_to_cycle(request: AuthedHtmxRequest, cycle: ChemoCycle, message: str) 
     return redirect(url)
 
 
-def _limited_received(patient: Any, plan: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _limited_received(
+    dose_plan: services.CycleDosePlan, received: list[services.CumulativeDose]
+) -> list[dict[str, Any]]:
     limited = {
-        row["regimen_drug"].drug.pk: row["regimen_drug"].drug
-        for row in plan
-        if row["regimen_drug"].drug.lifetime_limit_mg_m2
+        dose.regimen_drug.drug.pk: dose.regimen_drug.drug
+        for dose in dose_plan.doses
+        if dose.regimen_drug.drug.lifetime_limit_mg_m2
     }
-    if not limited:
-        return []
-    received = {
-        c.drug.pk: c
-        for c in services.cumulative_dose_per_drug(patient=patient)
-        if c.drug.pk in limited
-    }
+    by_drug = {c.drug.pk: c for c in received if c.drug.pk in limited}
     return [
         {
             "drug": drug,
-            "mg_m2": received[pk].total_mg_m2 if pk in received else Decimal(0),
+            "mg_m2": by_drug[pk].total_mg_m2 if pk in by_drug else Decimal(0),
             "limit": drug.lifetime_limit_mg_m2,
         }
         for pk, drug in sorted(limited.items(), key=lambda item: item[1].name)
