@@ -500,6 +500,32 @@ RESOURCES.update(
             "data": {},
             "expect": _only(_CLINICIANS, BAD_REQUEST),
         },
+        # The regimen library: reference data (no PHI) for staff; patients get a 404.
+        "treatments:regimen_library GET": {
+            "url": "treatments:regimen_library",
+            "method": "GET",
+            "expect": _only(_STAFF),
+        },
+        "treatments:regimen_detail GET": {
+            "url": "treatments:regimen_detail",
+            "args": ("regimen_draft",),
+            "method": "GET",
+            "expect": _only(_STAFF),
+        },
+        # Approving is an oncologist's or a pharmacist's signature: every persona's clinician
+        # here is an oncologist, refused on the wrong password (400); an administrator is past
+        # the page but not an approver (403).
+        "treatments:regimen_approve POST with a wrong password": {
+            "url": "treatments:regimen_approve",
+            "args": ("regimen_draft",),
+            "method": "POST",
+            "data": {"checked": "on", "password": "not-their-password"},
+            "expect": _cells(
+                NOT_FOUND,
+                **dict.fromkeys(_CLINICIANS, BAD_REQUEST),
+                **dict.fromkeys(_ADMINS, FORBIDDEN),
+            ),
+        },
         # The clinicians' worklist across their patients (empty for the outsider here).
         "treatments:pharmacy_worklist GET": {
             "url": "treatments:pharmacy_worklist",
@@ -891,6 +917,9 @@ AUTHENTICATED_URL_NAMES = frozenset(
         # Reference data without patient data (CTCAE terms, regimens, lab tests) and the
         # user's own identity; all of them in the matrix above all the same.
         "treatments:ctcae_term_search",
+        "treatments:regimen_library",
+        "treatments:regimen_detail",
+        "treatments:regimen_approve",
         "api:me",
         "api:regimen_list",
         "api:regimen_detail",

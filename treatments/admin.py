@@ -9,7 +9,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.db.models import Count, ForeignKey, QuerySet
+from django.db.models import Count, ForeignKey, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
@@ -25,18 +25,22 @@ from treatments.models import (
     DoseVerification,
     Drug,
     Regimen,
+    RegimenApproval,
     RegimenDrug,
     RegimenPhase,
     SideEffect,
 )
 from treatments.regimen_versions import (
-    regimen_course_count,
     regimen_frozen_note,
+    regimen_is_frozen,
+    regimen_missing_approvals,
     regimen_new_version,
     regimen_retire_other_versions,
 )
 
 FROZEN_CHANGE_FORM = "admin/treatments/regimen_frozen_change_form.html"
+# A version rows can still be added to or moved into (regimen_is_frozen, as a filter).
+EDITABLE_REGIMEN = Q(courses__isnull=True, approvals__isnull=True, approved_at__isnull=True)
 
 
 @admin.register(Drug)
@@ -46,23 +50,25 @@ class DrugAdmin(ValueHistoryAdmin):
     search_fields = ("name", "drug_class")
 
 
-# --- Regimen versions: frozen once a course uses them (DOMAIN.md 2) ---------------------------
-# A course keeps the version it started on, and its cycles read their doses from these rows:
-# once a course uses a version, its phases, drugs and pre-cycle rules are read-only here for
-# every administrator, superusers included. The models refuse the same change on every other
-# door (treatments.models.regimen_refuse_if_frozen); a change is made on a new version.
+# --- Regimen versions: frozen once approved or used (DOMAIN.md 2) ----------------------------
+# A course keeps the version it started on, and its cycles read their doses from these rows;
+# an oncologist and a pharmacist approve a version before it is offered. Once a version has an
+# approval or a course, its phases, drugs and pre-cycle rules are read-only here for every
+# administrator, superusers included. The models refuse the same change on every other door
+# (treatments.models.regimen_refuse_if_frozen); a change is made on a new version.
 
 
 class FrozenWhenInUse:
-    """Permissions of an admin or inline of a regimen's rows: no add, change or delete once a
-    course uses the regimen. `regimen_of` maps the object (for an inline, its parent) to it."""
+    """Permissions of an admin or inline of a regimen's rows: no add, change or delete once the
+    regimen is approved or used. `regimen_of` maps the object (for an inline, its parent) to
+    it."""
 
     @staticmethod
     def regimen_of(obj: Any) -> Regimen:
         raise NotImplementedError
 
     def is_frozen(self, obj: Any) -> bool:
-        return obj is not None and regimen_course_count(regimen=self.regimen_of(obj)) > 0
+        return obj is not None and regimen_is_frozen(regimen=self.regimen_of(obj))
 
     def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
         # ModelAdmin passes no object; an inline passes its parent.
@@ -107,11 +113,13 @@ class FrozenRegimenRowsAdmin(FrozenNote, FrozenWhenInUse, ValueHistoryAdmin):
         self, db_field: ForeignKey[Any, Any], request: HttpRequest, **kwargs: Any
     ) -> Any:
         if db_field.related_model is Regimen:
-            kwargs["queryset"] = Regimen.objects.filter(courses__isnull=True)
+            kwargs["queryset"] = Regimen.objects.filter(EDITABLE_REGIMEN).distinct()
         elif db_field.related_model is RegimenPhase:
-            kwargs["queryset"] = RegimenPhase.objects.filter(
-                regimen__courses__isnull=True
-            ).select_related("regimen")
+            kwargs["queryset"] = (
+                RegimenPhase.objects.filter(regimen__in=Regimen.objects.filter(EDITABLE_REGIMEN))
+                .select_related("regimen")
+                .distinct()
+            )
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
@@ -148,6 +156,22 @@ class PreCycleRuleInline(FrozenWhenInUse, admin.TabularInline):  # type: ignore[
         return obj  # type: ignore[no-any-return]
 
 
+class RegimenApprovalInline(admin.TabularInline):  # type: ignore[type-arg]
+    """Approvals are given by an oncologist and a pharmacist on the clinic's Regimens page,
+    with their password; here they are only shown."""
+
+    model = RegimenApproval
+    extra = 0
+    fields = readonly_fields = ("discipline", "approved_by", "approved_at", "note")
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(Regimen)
 class RegimenAdmin(FrozenNote, ValueHistoryAdmin):
     list_display = (
@@ -155,45 +179,41 @@ class RegimenAdmin(FrozenNote, ValueHistoryAdmin):
         "version",
         "intent",
         "indication",
+        "approval",
         "is_active",
         "course_count",
         "created_at",
     )
     list_filter = ("intent", "is_active")
     search_fields = ("name", "indication", "source")
-    inlines = (RegimenPhaseInline, PreCycleRuleInline)
+    readonly_fields = ("approval", "created_by")
+    inlines = (RegimenPhaseInline, PreCycleRuleInline, RegimenApprovalInline)
     actions = ("create_new_version",)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Regimen]:
-        return super().get_queryset(request).annotate(course_count=Count("courses"))
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(course_count=Count("courses", distinct=True))
+            .prefetch_related("approvals")
+        )
 
     @admin.display(description="courses", ordering="course_count")
     def course_count(self, obj: Regimen) -> int:
         return obj.course_count  # type: ignore[attr-defined,no-any-return]
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        readonly = tuple(super().get_readonly_fields(request, obj))
-        if obj is None or not regimen_course_count(regimen=obj):
-            return readonly
-        # Frozen: only whether the version is offered for new courses may change (it changes
-        # no course), so that an old version can be retired once its successor is ready.
-        frozen = tuple(
-            f.name
-            for f in Regimen._meta.fields
-            if f.editable and f.name not in Regimen.FROZEN_IGNORES and f.name not in readonly
-        )
-        return readonly + frozen
+    @admin.display(description="approval")
+    def approval(self, obj: Regimen) -> str:
+        if obj.pk is None:
+            return "Approved by an oncologist and a pharmacist once built (Regimens page)."
+        missing = regimen_missing_approvals(regimen=obj)
+        if not missing:
+            return "Approved"
+        return "Awaiting " + " and ".join(missing)
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        frozen = obj is not None and regimen_course_count(regimen=obj) > 0
-        return not frozen and super().has_delete_permission(request, obj)
-
-    @staticmethod
-    def regimen_of(obj: Any) -> Regimen:
-        return obj  # type: ignore[no-any-return]
-
-    @admin.action(description="Create a new version", permissions=["add"])
     def save_model(self, request: HttpRequest, obj: Regimen, form: Any, change: bool) -> None:
+        if not change:
+            obj.created_by = request.user  # type: ignore[assignment]  # the author does not approve it
         super().save_model(request, obj, form, change)
         retired = regimen_retire_other_versions(regimen=obj, by=request.user)  # type: ignore[arg-type]
         if retired:
@@ -205,6 +225,28 @@ class RegimenAdmin(FrozenNote, ValueHistoryAdmin):
                 messages.INFO,
             )
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        readonly = tuple(super().get_readonly_fields(request, obj))
+        if obj is None or not regimen_is_frozen(regimen=obj):
+            return readonly
+        # Frozen: only whether the version is offered for new courses may change (it changes
+        # no course), so that an old version can be retired once its successor is ready.
+        frozen = tuple(
+            f.name
+            for f in Regimen._meta.fields
+            if f.editable and f.name not in Regimen.FROZEN_IGNORES and f.name not in readonly
+        )
+        return readonly + frozen
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        frozen = obj is not None and regimen_is_frozen(regimen=obj)
+        return not frozen and super().has_delete_permission(request, obj)
+
+    @staticmethod
+    def regimen_of(obj: Any) -> Regimen:
+        return obj  # type: ignore[no-any-return]
+
+    @admin.action(description="Create a new version", permissions=["add"])
     def create_new_version(
         self, request: HttpRequest, queryset: QuerySet[Regimen]
     ) -> HttpResponse | None:
@@ -223,9 +265,9 @@ class RegimenAdmin(FrozenNote, ValueHistoryAdmin):
         self.message_user(
             request,
             f"Created {new} as a copy of {old} with its phases, drugs and pre-cycle rules. No "
-            f"course uses it yet, so it can be edited. It is not offered for new courses until "
-            f"you tick \u201cOffered for new courses\u201d; {old} is then retired (its courses "
-            f"keep it).",
+            f"course uses it yet, so it can be edited. When it is ready, an oncologist and a "
+            f"pharmacist approve it on the Regimens page; then tick \u201cOffered for new "
+            f"courses\u201d, and {old} is retired (its courses keep it).",
             messages.SUCCESS,
         )
         return HttpResponseRedirect(reverse("admin:treatments_regimen_change", args=[new.pk]))

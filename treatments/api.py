@@ -117,6 +117,10 @@ class RegimenOut(Schema):
     intent: str
     indication: str
     is_active: bool
+    approved_at: dt.datetime | None = Field(
+        description="When an oncologist and a pharmacist had both approved this version; null "
+        "while it awaits approval. A course starts only on an approved, active version."
+    )
 
 
 class RegimenDetailOut(RegimenOut):

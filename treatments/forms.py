@@ -42,7 +42,7 @@ class RegimenChoiceField(forms.ModelChoiceField):  # type: ignore[type-arg]
 
 class CourseStartForm(forms.Form):
     regimen = RegimenChoiceField(
-        queryset=Regimen.objects.filter(is_active=True).prefetch_related("phases"),
+        queryset=Regimen.objects.offered().prefetch_related("phases"),
         empty_label="Choose a regimen",
     )
     start_date = forms.DateField(widget=DATE_WIDGET)
@@ -311,3 +311,25 @@ def grade_choices(term: CtcaeTerm) -> list[tuple[int, str]]:
     """Only the grades the term has, each with its meaning (CTCAE defines them per term)."""
     described = ctcae_term_grades(term=term) or [(g, "") for g in range(1, term.max_grade + 1)]
     return [(grade, text) for grade, text in described if grade <= term.max_grade]
+
+
+class RegimenApproveForm(forms.Form):
+    """An oncologist's or a pharmacist's approval of a regimen version (regimen_approve)."""
+
+    checked = forms.BooleanField(
+        required=False,
+        label="I checked every drug, dose, day, route and pre-cycle rule against the source",
+    )
+    note = forms.CharField(
+        label="Note (optional)",
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+    # Typed again as a signature; wrong ones are paused and logged like a co-sign.
+    password = forms.CharField(
+        label="Your password",
+        strip=False,
+        max_length=200,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )

@@ -101,6 +101,7 @@ class RegimenType:
     description: auto
     source: auto
     is_active: auto
+    approved_at: auto
     phases: list[RegimenPhaseType]
     precycle_rules: list[PreCycleRuleType]
 

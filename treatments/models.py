@@ -44,24 +44,40 @@ def parse_days(days: str) -> list[int]:
 # every model method, and are not used on these tables.
 
 
+NEW_VERSION_HINT = (
+    "Create a new version (admin: Regimens, action 'Create a new version') and change that one "
+    "instead."
+)
+
+
 def regimen_frozen_message(regimen: Regimen, course_count: int) -> str:
+    if not course_count:
+        # Approved (or being approved): what the oncologist and the pharmacist checked is what
+        # is prescribed, so the version cannot change under their signatures.
+        return (
+            f"{regimen} has been approved for prescribing (or one approval of two is in), so "
+            f"this version can no longer be changed. {NEW_VERSION_HINT}"
+        )
     courses = f"{course_count} course{'s' if course_count != 1 else ''}"
     return (
         f"{regimen} is used by {courses}, and a course keeps the regimen version it started "
-        "on, so this version can no longer be changed. Create a new version (admin: Regimens, "
-        "action 'Create a new version') and change that one instead."
+        f"on, so this version can no longer be changed. {NEW_VERSION_HINT}"
     )
 
 
 def regimen_refuse_if_frozen(regimens: models.QuerySet[Regimen]) -> None:
-    """Raise ValidationError if any of `regimens` is used by a course."""
-    used = (
-        regimens.annotate(course_count=models.Count("courses", distinct=True))
-        .filter(course_count__gt=0)
+    """Raise ValidationError if any of `regimens` is used by a course, approved, or has one
+    approval of its two."""
+    frozen = (
+        regimens.annotate(
+            course_count=models.Count("courses", distinct=True),
+            approval_count=models.Count("approvals", distinct=True),
+        )
+        .filter(Q(course_count__gt=0) | Q(approval_count__gt=0) | Q(approved_at__isnull=False))
         .first()
     )
-    if used is not None:
-        raise ValidationError(regimen_frozen_message(used, used.course_count))
+    if frozen is not None:
+        raise ValidationError(regimen_frozen_message(frozen, frozen.course_count))
 
 
 def stored_if_changed(
@@ -186,6 +202,12 @@ INTENT_SNOMED = {
 }
 
 
+class RegimenQuerySet(models.QuerySet["Regimen"]):
+    def offered(self) -> RegimenQuerySet:
+        """The versions a course may start on: approved, and not retired."""
+        return self.filter(is_active=True, approved_at__isnull=False)
+
+
 class Regimen(RefusesChangeWhenInUse):
     """A reusable, versioned treatment template. A course keeps the version it started on."""
 
@@ -197,8 +219,26 @@ class Regimen(RefusesChangeWhenInUse):
     source = models.CharField(
         max_length=300, blank=True, help_text="Published source of the doses."
     )
-    is_active = models.BooleanField(default=True, help_text="Offered for new courses.")
+    is_active = models.BooleanField(
+        default=False,
+        help_text="Offered for new courses, once an oncologist and a pharmacist have approved it.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        editable=False,
+        help_text="Who built this version: two other people approve it.",
+    )
+    # ASCO/ONS chemotherapy safety standards: an order template is reviewed and approved by a
+    # physician and a pharmacist before it is used. Set when the second of the two approvals
+    # (RegimenApproval) lands; the migration that added it set it on the library then in use.
+    approved_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = RegimenQuerySet.as_manager()
 
     class Meta:
         ordering = ["name", "-version"]
@@ -209,14 +249,63 @@ class Regimen(RefusesChangeWhenInUse):
     def __str__(self) -> str:
         return f"{self.name} v{self.version}"
 
+    @property
+    def offered(self) -> bool:
+        return self.is_active and self.approved_at is not None
+
     # Whether a version is offered for new courses changes no course: it stays editable, so
-    # an old version can be retired once its successor is ready.
-    FROZEN_IGNORES = ("is_active",)
+    # an old version can be retired once its successor is ready. approved_at is set by the
+    # approval itself (treatments.regimen_versions.regimen_approve).
+    FROZEN_IGNORES = ("is_active", "approved_at")
 
     def refuse_change_if_in_use(self) -> None:
         stored = stored_if_changed(self, ignore=self.FROZEN_IGNORES)
         if stored:  # a new regimen has no course yet
             regimen_refuse_if_frozen(Regimen.objects.filter(pk=self.pk))
+
+    def clean(self) -> None:
+        super().clean()
+        # Offering an unapproved version would also retire the approved one it replaces
+        # (regimen_retire_other_versions), leaving nothing safe to prescribe.
+        if self.is_active and self.approved_at is None:
+            raise ValidationError(
+                {
+                    "is_active": "A version is offered for new courses only once an oncologist "
+                    "and a pharmacist have approved it (Regimens page in the clinic); leave "
+                    "this unticked until then."
+                }
+            )
+
+
+class RegimenApproval(models.Model):
+    """An oncologist's or a pharmacist's approval of a regimen version for prescribing: one of
+    each, two different people, neither of them its author. Append-only."""
+
+    class Discipline(models.TextChoices):
+        ONCOLOGIST = "oncologist", "Oncologist"
+        PHARMACIST = "pharmacist", "Pharmacist"
+
+    regimen = models.ForeignKey(Regimen, on_delete=models.PROTECT, related_name="approvals")
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    discipline = models.CharField(max_length=20, choices=Discipline.choices)
+    approved_at = models.DateTimeField(default=timezone.now)
+    note = models.TextField(blank=True, max_length=2000)
+
+    class Meta:
+        ordering = ["approved_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["regimen", "discipline"], name="regimen_approval_one_per_discipline"
+            ),
+            models.UniqueConstraint(
+                fields=["regimen", "approved_by"], name="regimen_approval_two_people"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.regimen} approved by {self.approved_by} ({self.get_discipline_display()})"
 
 
 class RegimenPhase(PartOfRegimenVersion):

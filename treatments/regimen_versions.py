@@ -1,18 +1,23 @@
-"""Regimen versions: a version that a course uses is frozen; a change is a new version.
+"""Regimen versions: approved by an oncologist and a pharmacist before anyone prescribes
+them; frozen once approved or used; a change is a new version.
 
 DOMAIN.md section 2: "Regimens are versioned: a course keeps the version it started on." The
-models refuse to change a version in use (treatments.models.regimen_refuse_if_frozen); this
-module reads whether a version is frozen and makes the next version to edit instead.
+models refuse to change a version in use or approved (treatments.models.
+regimen_refuse_if_frozen); this module reads whether a version is frozen, records approvals,
+and makes the next version to edit instead.
 """
 
 from __future__ import annotations
 
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models, transaction
+from django.utils import timezone
 
 from labs.models import PreCycleRule
+from oncoplanner.accounts.cosign import colleague_cosign
 from oncoplanner.accounts.models import User
-from treatments.models import Regimen
+from treatments.models import Regimen, RegimenApproval
 
 
 def regimen_course_count(*, regimen: Regimen) -> int:
@@ -20,9 +25,25 @@ def regimen_course_count(*, regimen: Regimen) -> int:
     return regimen.courses.count() if regimen.pk else 0
 
 
+def regimen_is_frozen(*, regimen: Regimen) -> bool:
+    """Read-only everywhere: used by a course, approved, or with one of its two approvals."""
+    return bool(regimen.pk) and (
+        regimen.approved_at is not None
+        or regimen.approvals.exists()
+        or regimen_course_count(regimen=regimen) > 0
+    )
+
+
 def regimen_frozen_note(*, regimen: Regimen) -> str:
-    """Why a version is read-only and how to change it; '' for a version no course uses."""
+    """Why a version is read-only and how to change it; '' for a version still editable."""
     count = regimen_course_count(regimen=regimen)
+    if not count and regimen.pk and (regimen.approved_at or regimen.approvals.exists()):
+        return (
+            f"This version ({regimen}) has been approved for prescribing, or has one of its two "
+            "approvals, so it is read-only: what the oncologist and the pharmacist checked is "
+            "what is prescribed. Create a new version to change it: select it in the Regimens "
+            "list and choose the action \u201cCreate a new version\u201d."
+        )
     if not count:
         return ""
     courses = f"{count} course uses" if count == 1 else f"{count} courses use"
@@ -53,15 +74,18 @@ def regimen_new_version(*, regimen: Regimen, by: User) -> Regimen:
 
     Permission precondition: the caller has checked that `by` may add regimens (the admin
     action asks for treatments.add_regimen). The old version and its courses are untouched.
-    The copy is not offered for new courses (is_active False) until an administrator has
-    finished editing it and ticks "Offered for new courses": a course started on a half-edited
-    copy would freeze it. Side effect: an admin history entry (LogEntry) by `by` for the copy.
+    The copy is not offered for new courses until an oncologist and a pharmacist have approved
+    it (regimen_approve) and an administrator ticks "Offered for new courses": a course started
+    on a half-edited copy would freeze it. `by` is its author, who cannot approve it. Side
+    effect: an admin history entry (LogEntry) by `by` for the copy.
     """
     # Lock the name's versions so that two administrators cannot both make the same next one
     # (PostgreSQL refuses FOR UPDATE with an aggregate, hence max() in Python).
     versions = Regimen.objects.select_for_update().filter(name=regimen.name)
     latest = max(versions.values_list("version", flat=True), default=regimen.version)
-    copy = _copy(regimen, version=latest + 1, is_active=False)
+    copy = _copy(
+        regimen, version=latest + 1, is_active=False, approved_at=None, created_by_id=by.pk
+    )
     for phase in regimen.phases.order_by("order").prefetch_related("drugs"):
         phase_copy = _copy(phase, regimen_id=copy.pk)
         for drug in phase.drugs.all():
@@ -106,3 +130,106 @@ def regimen_retire_other_versions(*, regimen: Regimen, by: User) -> list[Regimen
             change_message=f"No longer offered for new courses: {regimen} replaces it.",
         )
     return others
+
+
+def _approving_discipline(user: User) -> str:
+    if user.is_prescriber:
+        return RegimenApproval.Discipline.ONCOLOGIST
+    if user.is_pharmacist:
+        return RegimenApproval.Discipline.PHARMACIST
+    raise PermissionDenied("Only an oncologist or a pharmacist approves a regimen version.")
+
+
+def regimen_missing_approvals(*, regimen: Regimen) -> list[str]:
+    """The disciplines still to approve `regimen` ("oncologist", "pharmacist"); [] once it is
+    approved (including the library approved before approvals were recorded)."""
+    if regimen.approved_at is not None:
+        return []
+    done = {a.discipline for a in regimen.approvals.all()}
+    return [d for d in RegimenApproval.Discipline.values if d not in done]
+
+
+def _refuse_unapprovable(regimen: Regimen, by: User, discipline: str) -> None:
+    if regimen.approved_at is not None:
+        raise ValidationError({"regimen": f"{regimen} is approved already."})
+    if regimen.created_by_id == by.pk:
+        raise ValidationError(
+            {
+                "regimen": f"You built {regimen}: two other people, an oncologist and a "
+                "pharmacist, approve it."
+            }
+        )
+    for approval in regimen.approvals.select_related("approved_by"):
+        if approval.approved_by_id == by.pk:
+            raise ValidationError(
+                {"regimen": f"You approved {regimen} already; a second person approves it too."}
+            )
+        if approval.discipline == discipline:
+            raise ValidationError(
+                {
+                    "regimen": f"{approval.approved_by} approved {regimen} as "
+                    f"{approval.get_discipline_display().lower()} already."
+                }
+            )
+    phases = list(regimen.phases.prefetch_related("drugs"))
+    if not phases or any(not phase.drugs.all() for phase in phases):
+        raise ValidationError(
+            {"regimen": f"{regimen} has a phase without drugs (or no phase): finish it first."}
+        )
+
+
+def regimen_approve(
+    *, regimen: Regimen, by: User, password: str, checked: bool, note: str = ""
+) -> RegimenApproval:
+    """Record `by`'s approval of `regimen` for prescribing, as oncologist or pharmacist.
+
+    Refused: anyone else (PermissionDenied); the version's author; a second approval by the
+    same person or in the same discipline; a version approved already or without drugs; a
+    wrong password (re-entered as a signature: wrong ones are paused and logged like a
+    co-sign); `checked` False (the approver confirms having checked every drug, dose, day and
+    pre-cycle rule against the published source). The second approval sets approved_at, and
+    the version can then be offered for new courses. Either approval freezes the version.
+    Side effect: an admin history entry (LogEntry) by `by`.
+    """
+    discipline = _approving_discipline(by)
+    _refuse_unapprovable(regimen, by, discipline)
+    if not checked:
+        raise ValidationError(
+            {
+                "checked": "Confirm that you checked every drug, dose, day and pre-cycle rule "
+                "against the source."
+            }
+        )
+    # Outside the approval's transaction: a wrong password's log row and pause must outlive
+    # the refusal (they would be rolled back with it).
+    colleague_cosign(
+        checker=by,
+        password=password,
+        field="password",
+        door="regimen approval",
+        refused="Your password was not accepted: type your own password to sign the approval.",
+    )
+    return _approval_record(regimen, by, discipline, note)
+
+
+@transaction.atomic
+def _approval_record(regimen: Regimen, by: User, discipline: str, note: str) -> RegimenApproval:
+    regimen = Regimen.objects.select_for_update().get(pk=regimen.pk)
+    _refuse_unapprovable(regimen, by, discipline)  # again, under the lock: two at once
+    approval = RegimenApproval(
+        regimen=regimen, approved_by=by, discipline=discipline, note=note.strip()
+    )
+    approval.full_clean()
+    approval.save()
+    if not regimen_missing_approvals(regimen=regimen):
+        regimen.approved_at = timezone.now()
+        regimen.save(update_fields=["approved_at"])
+    LogEntry.objects.log_actions(
+        user_id=by.pk,
+        queryset=[regimen],
+        action_flag=CHANGE,
+        change_message=f"Approved for prescribing by {by} ({approval.get_discipline_display()})"
+        + (": the version is approved." if regimen.approved_at else "."),
+        single_object=True,
+    )
+    return approval

@@ -186,7 +186,8 @@ def course_start(
     and each next one a cycle length (of the phase it follows) later. The course is active, or
     planned when `start_date` is in the future.
 
-    Refused: an inactive regimen, a regimen without phases, a second open (planned or
+    Refused: a regimen version not approved by an oncologist and a pharmacist, an inactive
+    regimen, a regimen without phases, a second open (planned or
     active) course of the same regimen name, any version, for the patient (a double entry would
     double every dose; stop or complete the first course before starting again), a start
     before the patient's birth or more than a year ahead. A start more than
@@ -195,6 +196,13 @@ def course_start(
     before it was entered here is the rare real case).
     """
     _require_prescriber(created_by)
+    if regimen.approved_at is None:
+        raise ValidationError(
+            {
+                "regimen": f"{regimen} has not been approved for prescribing: an oncologist "
+                "and a pharmacist approve each version first (Regimens page)."
+            }
+        )
     if not regimen.is_active:
         raise ValidationError({"regimen": f"{regimen} is retired; choose an active version."})
     _require_plausible_start(patient, start_date, confirmed=confirm_past_start)

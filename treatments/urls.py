@@ -38,4 +38,7 @@ urlpatterns = [
     ),
     path("ctcae/terms/", views.ctcae_term_search, name="ctcae_term_search"),
     path("pharmacy/", views.pharmacy_worklist, name="pharmacy_worklist"),
+    path("regimens/", views.regimen_library, name="regimen_library"),
+    path("regimens/<int:regimen_id>/", views.regimen_detail, name="regimen_detail"),
+    path("regimens/<int:regimen_id>/approve/", views.regimen_approve, name="regimen_approve"),
 ]

@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -24,7 +25,7 @@ from oncoplanner.confirmation import ConfirmationRequired
 from oncoplanner.forms import add_service_errors
 from oncoplanner.http import AuthedHtmxRequest
 from patients import selectors as gate
-from treatments import selectors, services
+from treatments import regimen_versions, selectors, services
 from treatments.dosing import WeightChange, dose_compute, weight_change_needing_review
 from treatments.forms import (
     AdministrationForm,
@@ -36,6 +37,7 @@ from treatments.forms import (
     CycleReasonForm,
     DoseModificationForm,
     DoseVerifyForm,
+    RegimenApproveForm,
     SideEffectForm,
     doses_shown,
 )
@@ -125,7 +127,8 @@ def _course_create_context(patient: Any, form: CourseStartForm, data: Any = None
     regimen_id = data.get("regimen")
     if regimen_id and str(regimen_id).isdigit():
         regimen = (
-            Regimen.objects.filter(pk=regimen_id, is_active=True)
+            Regimen.objects.offered()
+            .filter(pk=regimen_id)
             .prefetch_related("phases", "phases__drugs__drug")
             .first()
         )
@@ -924,3 +927,105 @@ def course_summary(request: AuthedHtmxRequest, patient_id: int, course_id: int) 
         "printed_by": request.user,
     }
     return render(request, "treatments/course_summary.html", context)
+
+
+# --- Regimen library: what each version holds, and its approval --------------------------------
+# Reference data, no PHI: clinicians and administrators read it; an oncologist and a pharmacist
+# (neither of them its author) approve a version before anyone can prescribe it.
+
+
+def _staff_only(request: AuthedHtmxRequest) -> None:
+    if not (request.user.is_clinician or request.user.is_administrator):
+        raise Http404("No such page.")
+
+
+@login_required
+@require_GET
+def regimen_library(request: AuthedHtmxRequest) -> HttpResponse:
+    _staff_only(request)
+    regimens = Regimen.objects.prefetch_related("approvals").annotate(
+        course_count=Count("courses", distinct=True)
+    )
+    rows = [
+        {"regimen": r, "missing": regimen_versions.regimen_missing_approvals(regimen=r)}
+        for r in regimens.order_by("name", "-version")
+    ]
+    awaiting = [row for row in rows if row["missing"]]
+    return render(
+        request,
+        "treatments/regimen_library.html",
+        {"rows": rows, "awaiting": awaiting},
+    )
+
+
+def _regimen_detail_context(
+    request: AuthedHtmxRequest, regimen: Regimen, form: RegimenApproveForm | None = None
+) -> dict[str, Any]:
+    user = request.user
+    approvals = list(regimen.approvals.select_related("approved_by"))
+    missing = regimen_versions.regimen_missing_approvals(regimen=regimen)
+    may_approve = (
+        bool(missing)
+        and (user.is_prescriber or user.is_pharmacist)
+        and regimen.created_by_id != user.pk
+        and all(a.approved_by_id != user.pk for a in approvals)
+        and ("oncologist" if user.is_prescriber else "pharmacist") in missing
+    )
+    return {
+        "regimen": regimen,
+        "phases": list(regimen.phases.order_by("order").prefetch_related("drugs__drug")),
+        "rules": list(
+            regimen.precycle_rules.select_related("test").order_by("test__name", "priority")
+        ),
+        "approvals": approvals,
+        "missing": missing,
+        "may_approve": may_approve,
+        "approved_by_me": any(a.approved_by_id == user.pk for a in approvals),
+        "form": form or RegimenApproveForm(auto_id="approve_%s"),
+        "course_count": regimen.courses.count(),
+    }
+
+
+@login_required
+@require_GET
+def regimen_detail(request: AuthedHtmxRequest, regimen_id: int) -> HttpResponse:
+    _staff_only(request)
+    regimen = get_object_or_404(Regimen, pk=regimen_id)
+    return render(
+        request, "treatments/regimen_detail.html", _regimen_detail_context(request, regimen)
+    )
+
+
+@login_required
+@require_POST
+def regimen_approve(request: AuthedHtmxRequest, regimen_id: int) -> HttpResponse:
+    _staff_only(request)
+    regimen = get_object_or_404(Regimen, pk=regimen_id)
+    form = RegimenApproveForm(request.POST, auto_id="approve_%s")
+    status = BAD_REQUEST
+    if form.is_valid():
+        try:
+            approval = regimen_versions.regimen_approve(
+                regimen=regimen,
+                by=request.user,
+                password=form.cleaned_data["password"],
+                checked=form.cleaned_data["checked"],
+                note=form.cleaned_data["note"],
+            )
+        except ValidationError as error:
+            add_service_errors(form, error)
+        except PermissionDenied as error:
+            form.add_error(None, str(error))
+            status = 403
+        else:
+            regimen.refresh_from_db()
+            done = (
+                f"{regimen} approved: it can be offered for new courses."
+                if regimen.approved_at
+                else f"Your approval of {regimen} is recorded "
+                f"({approval.get_discipline_display().lower()}); it awaits the other one."
+            )
+            messages.success(request, done)
+            return redirect("treatments:regimen_detail", regimen_id=regimen.pk)
+    context = _regimen_detail_context(request, regimen, form)
+    return render(request, "treatments/regimen_detail.html", context, status=status)

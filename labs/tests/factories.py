@@ -67,6 +67,7 @@ class RegimenFactory(DjangoModelFactory[Regimen]):
 
     name = factory.Sequence(lambda n: f"Test regimen {n}")
     version = 1
+    is_active = True
 
 
 class PreCycleRuleFactory(DjangoModelFactory[PreCycleRule]):

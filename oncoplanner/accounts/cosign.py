@@ -38,8 +38,12 @@ def _failures_key(checker: User) -> str:
     return f"cosign-failures:{checker.pk}"
 
 
-def colleague_cosign(*, checker: User, password: str, field: str) -> None:
-    """Raise a ValidationError on `field` unless `password` is the checker's own password."""
+def colleague_cosign(
+    *, checker: User, password: str, field: str, door: str = "co-sign", refused: str = ""
+) -> None:
+    """Raise a ValidationError on `field` unless `password` is the checker's own password.
+    `door` names, in the access log, where a wrong password was typed; `refused` replaces the
+    co-sign's message for a wrong one."""
     failures = cache.get(_failures_key(checker), 0)
     if failures >= COSIGN_FAILURE_LIMIT:
         raise ValidationError(
@@ -60,11 +64,12 @@ def colleague_cosign(*, checker: User, password: str, field: str) -> None:
             outcome=AccessLog.Outcome.DENIED,
             object_type="User",
             object_id=checker.pk,
-            detail={"door": "co-sign", "checker": checker.get_username()},
+            detail={"door": door, "checker": checker.get_username()},
         )
     raise ValidationError(
         {
-            field: f"{checker} must confirm the check with their own password; the password "
+            field: refused
+            or f"{checker} must confirm the check with their own password; the password "
             "given was not accepted."
         }
     )

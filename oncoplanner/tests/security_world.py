@@ -122,7 +122,22 @@ def _children(
         order=1,
         defaults={"name": "CAPOX", "cycle_length_days": 21, "planned_cycles": 8},
     )
-    world.update(regimen=regimen, regimen_second=capox, lab_test=test, term=term)
+    # Approved for prescribing (as an oncologist and a pharmacist would) and offered.
+    Regimen.objects.filter(pk=capox.pk).update(is_active=True, approved_at=dt.datetime.now(dt.UTC))
+    # A version still being approved: the approval doors are probed on it.
+    draft, _ = Regimen.objects.get_or_create(
+        name="Draft regimen", version=1, defaults={"intent": Intent.CURATIVE}
+    )
+    draft_phase, _ = RegimenPhase.objects.get_or_create(
+        regimen=draft,
+        order=1,
+        defaults={"name": "Draft", "cycle_length_days": 21, "planned_cycles": 4},
+    )
+    if not draft_phase.drugs.exists():
+        RegimenDrugFactory.create(phase=draft_phase, days="1")
+    world.update(
+        regimen=regimen, regimen_second=capox, regimen_draft=draft, lab_test=test, term=term
+    )
     world[f"{prefix}_course"] = course
     world[f"{prefix}_cycle"] = cycle
     # Cycle 1 has a drug recorded, so dose modifications are probed from cycle 2 (a level cannot

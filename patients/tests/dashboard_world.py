@@ -12,7 +12,12 @@ from labs.models import LabTest, PreCycleAction
 from labs.tests.factories import LabResultFactory, LabTestFactory, PreCycleRuleFactory
 from patients.models import Patient
 from treatments.models import ChemoCycle, Course, DoseBasis, Regimen
-from treatments.tests.factories import ChemoCycleFactory, CourseFactory, regimen_create
+from treatments.tests.factories import (
+    ChemoCycleFactory,
+    CourseFactory,
+    regimen_approved,
+    regimen_create,
+)
 
 
 def anc_test() -> LabTest:
@@ -21,7 +26,9 @@ def anc_test() -> LabTest:
 
 def regimen_with_anc_rules(*, cycles: int = 12, anc: LabTest | None = None) -> Regimen:
     """ANC >= 1.5 treat; ANC >= 1.0 delay 7 days; ANC < 1.0 hold; results at most 3 days old."""
-    regimen = regimen_create(phases=((14, cycles, (("Oxaliplatin", "85", DoseBasis.MG_M2),)),))
+    regimen = regimen_create(
+        phases=((14, cycles, (("Oxaliplatin", "85", DoseBasis.MG_M2),)),), approved=False
+    )
     anc = anc or anc_test()
     PreCycleRuleFactory.create(
         regimen=regimen,
@@ -51,7 +58,7 @@ def regimen_with_anc_rules(*, cycles: int = 12, anc: LabTest | None = None) -> R
         action=PreCycleAction.HOLD,
         source="Test protocol",
     )
-    return regimen
+    return regimen_approved(regimen)
 
 
 def course_with_cycles(

@@ -48,6 +48,8 @@ class RegimenFactory(DjangoModelFactory[Regimen]):
     name = factory.Sequence(lambda n: f"Regimen {n}")
     version = 1
     intent = Intent.CURATIVE
+    # Offered, but not approved: approve it once its phases are built (regimen_approved).
+    is_active = True
 
 
 class RegimenPhaseFactory(DjangoModelFactory[RegimenPhase]):
@@ -84,8 +86,11 @@ def regimen_create(
     ),
     version: int = 1,
     is_active: bool = True,
+    approved: bool = True,
 ) -> Regimen:
-    """A regimen with phases [(cycle length days, planned cycles, [(drug, dose, basis)…])…]."""
+    """A regimen with phases [(cycle length days, planned cycles, [(drug, dose, basis)…])…],
+    approved for prescribing unless `approved` is False (then add to it, and approve it with
+    regimen_approved)."""
     # Reference data (labs/migrations) already ships mFOLFOX6, AC-T and CHOP v1: give test
     # regimens their own names so they never collide with it.
     fields = {"version": version, "is_active": is_active} | ({"name": name} if name else {})
@@ -106,6 +111,14 @@ def regimen_create(
                 dose_basis=basis,
                 order=position,
             )
+    return regimen_approved(regimen) if approved else regimen
+
+
+def regimen_approved(regimen: Regimen) -> Regimen:
+    """`regimen`, approved for prescribing as an oncologist and a pharmacist would have (the
+    approval itself is tested in test_regimen_approval)."""
+    Regimen.objects.filter(pk=regimen.pk).update(approved_at=timezone.now())
+    regimen.refresh_from_db()
     return regimen
 
 

@@ -26,6 +26,7 @@ from treatments.dosing import dose_compute
 from treatments.models import Course, Regimen, RegimenDrug, RegimenPhase
 from treatments.regimen_versions import regimen_new_version
 from treatments.services import course_start
+from treatments.tests.factories import regimen_approved
 
 pytestmark = pytest.mark.django_db
 
@@ -47,6 +48,17 @@ def chop() -> Regimen:
 @pytest.fixture
 def cyclophosphamide(chop) -> RegimenDrug:
     return RegimenDrug.objects.get(phase__regimen=chop, drug__name__iexact="cyclophosphamide")
+
+
+@pytest.fixture
+def chop_draft(chop, admin_user) -> Regimen:
+    """CHOP v2 as an administrator is building it: no course uses it, nobody approved it."""
+    return regimen_new_version(regimen=chop, by=admin_user)
+
+
+@pytest.fixture
+def draft_cyclophosphamide(chop_draft) -> RegimenDrug:
+    return RegimenDrug.objects.get(phase__regimen=chop_draft, drug__name__iexact="cyclophosphamide")
 
 
 @pytest.fixture
@@ -197,7 +209,7 @@ def test_frozen_regimen_admins_and_inlines_allow_no_add_change_or_delete(admin_u
         *regimen_admin.get_inline_instances(request, chop),
         *admin.site._registry[RegimenPhase].get_inline_instances(request, phase),
     ]
-    assert len(inlines) == 3
+    assert len(inlines) == 4  # phases, rules, approvals (read-only always); a phase's drugs
     for inline in inlines:
         parent = phase if inline.model is RegimenDrug else chop
         assert inline.has_view_permission(request, parent)
@@ -216,15 +228,18 @@ def test_frozen_regimen_drugs_survive_the_delete_selected_action(as_admin, chop,
     assert RegimenDrug.objects.filter(pk__in=drug_ids).count() == len(drug_ids)
 
 
-def test_unused_regimen_stays_editable_in_admin(as_admin, chop, cyclophosphamide):
-    assert not chop.courses.exists()
-    url = _change_url(cyclophosphamide)
+def test_an_unused_unapproved_version_stays_editable_in_admin(
+    as_admin, chop_draft, draft_cyclophosphamide
+):
+    assert not chop_draft.courses.exists()
+    url = _change_url(draft_cyclophosphamide)
     assert FROZEN_NOTE not in as_admin.get(url).content
+    assert b"read-only" not in as_admin.get(url).content
 
-    response = as_admin.post(url, _drug_post(cyclophosphamide, dose="751"))
+    response = as_admin.post(url, _drug_post(draft_cyclophosphamide, dose="751"))
     assert response.status_code == 302
-    cyclophosphamide.refresh_from_db()
-    assert cyclophosphamide.dose == Decimal("751")
+    draft_cyclophosphamide.refresh_from_db()
+    assert draft_cyclophosphamide.dose == Decimal("751")
 
 
 # --- Below admin: the models refuse the change on every door -------------------------------------
@@ -342,13 +357,13 @@ def test_model_guard_allows_unchanged_saves_and_retiring_a_frozen_version(
     assert not Regimen.objects.get(pk=chop.pk).is_active
 
 
-def test_model_guard_lets_unused_regimen_rows_change(chop, cyclophosphamide):
-    cyclophosphamide.dose = Decimal("751")
-    cyclophosphamide.full_clean()
-    cyclophosphamide.save()
-    _add_phase(chop)
-    _delete_rule(chop)
-    assert RegimenDrug.objects.get(pk=cyclophosphamide.pk).dose == Decimal("751")
+def test_model_guard_lets_unused_unapproved_regimen_rows_change(chop_draft, draft_cyclophosphamide):
+    draft_cyclophosphamide.dose = Decimal("751")
+    draft_cyclophosphamide.full_clean()
+    draft_cyclophosphamide.save()
+    _add_phase(chop_draft)
+    _delete_rule(chop_draft)
+    assert RegimenDrug.objects.get(pk=draft_cyclophosphamide.pk).dose == Decimal("751")
 
 
 # --- A new version --------------------------------------------------------------------------------
@@ -439,6 +454,8 @@ def test_frozen_regimen_change_page_saves_only_offered_for_new_courses(as_admin,
             "phases-INITIAL_FORMS": phases,
             "precycle_rules-TOTAL_FORMS": rules,
             "precycle_rules-INITIAL_FORMS": rules,
+            "approvals-TOTAL_FORMS": 0,
+            "approvals-INITIAL_FORMS": 0,
         },
     )
     assert response.status_code == 302
@@ -454,7 +471,7 @@ def test_offering_a_new_version_in_admin_retires_the_old_one(admin_user, chop, c
 
     from treatments.forms import CourseStartForm
 
-    new = regimen_new_version(regimen=chop, by=admin_user)
+    new = regimen_approved(regimen_new_version(regimen=chop, by=admin_user))
     new.is_active = True
     request = RequestFactory().post("/")
     request.user = admin_user
