@@ -273,6 +273,9 @@ RESOURCES.update(
                 "start_date": "2026-06-01",
                 "intent": "adjuvant",
                 "confirm_past_start": "on",  # a fixed date, in the past as the calendar moves
+                # P's mFOLFOX6 course is open: a second course is started only when confirmed.
+                "confirm_concurrent_course": "on",
+                "confirm_reason": "Second course intended by the tumour board",
             },
             "expect": _only(_CARE, DONE),
         },
@@ -641,6 +644,8 @@ RESOURCES.update(
                 "start_date": "2026-06-01",
                 "intent": "adjuvant",
                 "confirm_past_start": True,
+                "confirm_concurrent_course": True,
+                "confirm_reason": "Second course intended by the tumour board",
             },
         ),
         "api:course_detail GET": _api("course_detail", _P_COURSE),

@@ -171,6 +171,9 @@ class RegimenApprovalInline(admin.TabularInline):  # type: ignore[type-arg]
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
 
 @admin.register(Regimen)
 class RegimenAdmin(FrozenNote, ValueHistoryAdmin):

@@ -165,6 +165,17 @@ class CourseIn(InputSchema):
         description="Start a regimen with a drug the patient has a recorded allergy to; "
         "without it that is a 400 of type confirmation_required.",
     )
+    confirm_concurrent_course: bool = Field(
+        False,
+        description="Start a course while the patient has another open course (both plans are "
+        "given in full); without it that is a 400 of type confirmation_required.",
+    )
+    confirm_reason: str = Field(
+        "",
+        max_length=1000,
+        description="With confirm_allergy or confirm_concurrent_course: why, in the "
+        "prescriber's words (at least 10 characters); kept on the course.",
+    )
 
 
 class CycleOut(Schema):
@@ -502,6 +513,8 @@ def course_create(request: HttpRequest, patient_id: int, payload: CourseIn) -> S
         confirm_past_start=payload.confirm_past_start,
         confirm_lifetime_limit=payload.confirm_lifetime_limit,
         confirm_allergy=payload.confirm_allergy,
+        confirm_concurrent_course=payload.confirm_concurrent_course,
+        confirm_reason=payload.confirm_reason,
     )
     return Status(201, course)
 

@@ -57,6 +57,16 @@ class CourseStartForm(forms.Form):
     confirm_allergy = forms.BooleanField(
         required=False, label="Plan it despite the recorded allergy: this is the intended plan"
     )
+    confirm_concurrent_course = forms.BooleanField(
+        required=False, label="Start it beside the open course: both are intended"
+    )
+    # Asked with confirm_allergy or confirm_concurrent_course: the prescriber's own words.
+    confirm_reason = forms.CharField(
+        label="Why (kept on the course)",
+        required=False,
+        max_length=1000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
     creatinine_mg_dl = forms.DecimalField(
         label="Serum creatinine (mg/dL), for carboplatin (Calvert) only",
         help_text="Leave empty to use the latest result on record.",

@@ -455,11 +455,9 @@ class Course(models.Model):
                 condition=~Q(status="stopped") | (~Q(stop_reason="") & Q(stopped_on__isnull=False)),
                 violation_error_message="A stopped course needs a reason and a date.",
             ),
-            models.CheckConstraint(
-                name="course_stop_after_start",
-                condition=Q(stopped_on__isnull=True) | Q(stopped_on__gte=F("start_date")),
-                violation_error_message="A course cannot stop before it starts.",
-            ),
+            # No "stop after start" constraint: a course planned but not begun (planned in
+            # error, or no longer wanted) stops before its start date. services.course_stop
+            # allows that only for such a course, as of today.
         ]
 
     def __str__(self) -> str:

@@ -173,8 +173,17 @@ def course_start(
     confirm_past_start: bool = False,
     confirm_lifetime_limit: bool = False,
     confirm_allergy: bool = False,
+    confirm_concurrent_course: bool = False,
+    confirm_reason: str = "",
 ) -> Course:
     """Start `patient` on `regimen` (this exact version) and schedule every cycle.
+
+    A patient with another open course raises ConcurrentCourseToConfirm until
+    `confirm_concurrent_course` (a second course with the same drugs had started silently,
+    doubling them). Going past an allergy or another open course also needs `confirm_reason`,
+    the prescriber's own words (a desensitisation protocol, why both courses), kept with the
+    warnings on the course. The lifetime check counts the doses still planned in the
+    patient's other open courses.
 
     A plan that takes a drug above its lifetime limit (what the patient has had plus the whole
     plan at 100%: anthracycline cardiotoxicity) raises LifetimeLimitToConfirm until
@@ -209,28 +218,47 @@ def course_start(
     phases = list(regimen.phases.order_by("order"))
     if not phases:
         raise ValidationError({"regimen": f"{regimen} has no phases to schedule."})
+    other_courses = list(
+        Course.objects.filter(patient=patient, status__in=OPEN_COURSE_STATUSES)
+        .select_related("regimen")
+        .order_by("start_date", "pk")
+    )
+    if any(course.regimen.name == regimen.name for course in other_courses):
+        raise ValidationError(
+            {"regimen": f"The patient already has an open {regimen.name} course."}
+        )
     plan_doses = regimen_planned_doses(regimen)
-    over = [p for p in lifetime_projection(patient=patient, planned=plan_doses) if p.over]
-    confirmed = _confirmed(
+    still_planned = [dose for course in other_courses for dose in course_remaining_doses(course)]
+    over = [
+        p
+        for p in lifetime_projection(patient=patient, planned=[*plan_doses, *still_planned])
+        if p.over
+    ]
+    overruled = _confirmed(
         _allergy_warning(patient, {rd.drug for rd, _ in plan_doses}),
         confirmed=confirm_allergy,
         error=AllergyToConfirm,
         field="regimen",
     ) + _confirmed(
-        " ".join(p.message for p in over)
-        + " Plan fewer cycles of it, or confirm that this is the intended plan."
-        if over
-        else "",
-        confirmed=confirm_lifetime_limit,
-        error=LifetimeLimitToConfirm,
+        _concurrent_course_warning(patient, plan_doses, other_courses),
+        confirmed=confirm_concurrent_course,
+        error=ConcurrentCourseToConfirm,
         field="regimen",
     )
-    if Course.objects.filter(
-        patient=patient, regimen__name=regimen.name, status__in=OPEN_COURSE_STATUSES
-    ).exists():
-        raise ValidationError(
-            {"regimen": f"The patient already has an open {regimen.name} course."}
+    confirmed = (
+        overruled
+        + _reason_for(overruled, confirm_reason)
+        + _confirmed(
+            " ".join(p.message for p in over)
+            + (" It counts the doses still planned in the open course." if still_planned else "")
+            + " Plan fewer cycles of it, or confirm that this is the intended plan."
+            if over
+            else "",
+            confirmed=confirm_lifetime_limit,
+            error=LifetimeLimitToConfirm,
+            field="regimen",
         )
+    )
     course = Course(
         patient=patient,
         regimen=regimen,
@@ -250,6 +278,53 @@ def course_start(
             number += 1
             planned += dt.timedelta(days=phase.cycle_length_days)
     return course
+
+
+class ConcurrentCourseToConfirm(ConfirmationRequired):
+    """Another open course for the patient: both plans would be given in full."""
+
+    confirm_with = "confirm_concurrent_course"
+
+
+def _concurrent_course_warning(
+    patient: Patient, plan_doses: list[tuple[RegimenDrug, int]], others: list[Course]
+) -> str:
+    if not others:
+        return ""
+    drugs = {rd.drug.name for rd, _ in plan_doses}
+    lines = []
+    for course in others:
+        shared = sorted(drugs & {rd.drug.name for rd, _ in regimen_planned_doses(course.regimen)})
+        also = f", which also gives {', '.join(shared)}" if shared else ""
+        lines.append(
+            f"{course.regimen} ({course.get_status_display().lower()}, from "
+            f"{course.start_date:%d %b %Y}){also}"
+        )
+    return (
+        f"{patient} already has an open course: {'; '.join(lines)}. Both plans would be given "
+        "in full. Stop or complete that course first, or confirm that both are intended and "
+        "say why."
+    )
+
+
+# At least a few words: "ok" is not a desensitisation protocol.
+CONFIRM_REASON_MIN_LENGTH = 10
+
+
+def _reason_for(overruled: list[str], reason: str) -> list[str]:
+    """The prescriber's own reason for going past an allergy or another open course, kept on
+    the record beside the warnings; refused when missing."""
+    if not overruled:
+        return []
+    reason = reason.strip()
+    if len(reason) < CONFIRM_REASON_MIN_LENGTH:
+        raise ValidationError(
+            {
+                "confirm_reason": "Say in your own words why this plan goes ahead (for example "
+                "the desensitisation protocol, or why both courses are intended)."
+            }
+        )
+    return [f"Reason given: {reason}"]
 
 
 class LifetimeLimitToConfirm(ConfirmationRequired):
@@ -314,9 +389,20 @@ def course_stop(
     _require_open_course(course)
     if reason not in Course.StopReason.values:
         raise ValidationError({"reason": "Choose a stop reason from the list."})
-    if stopped_on < course.start_date:
+    today = timezone.localdate()
+    if course.status == Course.Status.PLANNED and course.start_date > today:
+        # Not begun (planned in error, or no longer wanted): stopped as of today, before its
+        # start date, so that it stops holding cycles on the worklists.
+        if stopped_on != today:
+            raise ValidationError(
+                {
+                    "stopped_on": f"The course has not begun (it starts on "
+                    f"{course.start_date:%d %b %Y}): it is stopped as of today."
+                }
+            )
+    elif stopped_on < course.start_date:
         raise ValidationError({"stopped_on": f"The course started on {course.start_date}."})
-    if stopped_on > timezone.localdate():
+    if stopped_on > today:
         raise ValidationError({"stopped_on": "A course cannot be stopped in the future."})
     course.status = Course.Status.STOPPED
     course.stop_reason = reason

@@ -144,6 +144,11 @@ def _course_create_context(patient: Any, form: CourseStartForm, data: Any = None
     except ArithmeticError:
         creatinine = None
     drugs = [rd for phase in regimen.phases.all() for rd in phase.drugs.all()]
+    other_courses = list(
+        Course.objects.filter(patient=patient, status__in=services.OPEN_COURSE_STATUSES)
+        .select_related("regimen")
+        .order_by("start_date")
+    )
     on_date = min(start, timezone.localdate())
     doses = _dose_preview(
         patient=patient,
@@ -158,11 +163,22 @@ def _course_create_context(patient: Any, form: CourseStartForm, data: Any = None
         "schedule": _schedule_preview(regimen, start),
         "doses": doses,
         "missing": _missing_inputs(doses, patient=patient, on_date=on_date),
-        # The whole plan at 100%, against each drug's lifetime limit (anthracyclines).
+        # The whole plan at 100%, with what the patient's other open courses still plan,
+        # against each drug's lifetime limit (anthracyclines).
         "lifetime": services.lifetime_projection(
-            patient=patient, planned=services.regimen_planned_doses(regimen)
+            patient=patient,
+            planned=[
+                *services.regimen_planned_doses(regimen),
+                *(d for c in other_courses for d in services.course_remaining_doses(c)),
+            ],
+        ),
+        "other_courses": other_courses,
+        "allergies": dict(
+            services.drug_allergies(patient=patient, drugs={rd.drug for rd in drugs})
         ),
     }
+    for row in doses:
+        row["allergy"] = context["preview"]["allergies"].get(row["regimen_drug"].drug)
     return context
 
 
@@ -204,13 +220,22 @@ def course_create(request: AuthedHtmxRequest, patient_id: int) -> HttpResponse:
             confirm_past_start=form.cleaned_data["confirm_past_start"],
             confirm_lifetime_limit=form.cleaned_data["confirm_lifetime_limit"],
             confirm_allergy=form.cleaned_data["confirm_allergy"],
+            confirm_concurrent_course=form.cleaned_data["confirm_concurrent_course"],
+            confirm_reason=form.cleaned_data["confirm_reason"],
         )
     except ValidationError as error:
         add_service_errors(form, error)
         context = _course_create_context(patient, form, request.POST)
         # Which tick to show: the one the service asked for (and any already given stays).
         context["ask_confirm"] = _asked_confirmations(
-            form, error, ("confirm_past_start", "confirm_lifetime_limit", "confirm_allergy")
+            form,
+            error,
+            (
+                "confirm_past_start",
+                "confirm_lifetime_limit",
+                "confirm_allergy",
+                "confirm_concurrent_course",
+            ),
         )
         return _render(request, template, context, partial="form", status=BAD_REQUEST)
     messages.success(

@@ -366,6 +366,8 @@ class DemoClinic:
             confirm_past_start=True,  # the demo's history: courses that began months ago
             # Patient 3 continues oxaliplatin with premedication after a mild infusion reaction.
             confirm_allergy=True,
+            confirm_reason="Mild infusion reaction only: continue with premedication and a "
+            "slower infusion, as agreed with the patient.",
         )
         baselines = {loinc: value * rng.uniform(0.85, 1.15) for loinc, value in BASELINES.items()}
         reduced = False

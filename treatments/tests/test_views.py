@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 import time_machine
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
 
@@ -818,8 +819,90 @@ def test_a_regimen_with_a_drug_the_patient_is_allergic_to_is_started_only_when_c
     assert asked.status_code == 400
     assert "Recorded allergy: oxaliplatin: Eloxatin (moderate: rash)" in asked.content.decode()
     assert 'name="confirm_allergy"' in asked.content.decode()
+    assert 'name="confirm_reason"' in asked.content.decode()
     assert not Course.objects.exists()
-    assert as_clinician.post(url, {**data, "confirm_allergy": "on"}).status_code == 302
+    # Ticking the box is not enough: the prescriber says why, in their own words.
+    unexplained = as_clinician.post(url, {**data, "confirm_allergy": "on"}, headers=HX)
+    assert unexplained.status_code == 400
+    assert "Say in your own words why" in unexplained.content.decode()
+    assert not Course.objects.exists()
+    reason = "Desensitisation protocol agreed with allergy clinic"
+    started = as_clinician.post(url, {**data, "confirm_allergy": "on", "confirm_reason": reason})
+    assert started.status_code == 302
+    assert f"Reason given: {reason}" in Course.objects.get().confirmed_warnings
+    # The preview flags the drug's row too, before anything is posted.
+    preview = as_clinician.get(url, {"regimen": mfolfox6.pk, "start_date": "2026-03-16"})
+    assert "Allergy: Eloxatin (moderate: rash)" in preview.content.decode()
+
+
+def test_a_second_open_course_is_asked_with_a_reason_and_counts_in_the_lifetime_limit(
+    as_clinician, measured, treating_clinician
+):
+    # A reviewer started CHOP beside an active dose-dense AC-T: doxorubicin and cyclophosphamide
+    # twice over, and 240 + 300 = 540 mg/m² of doxorubicin planned against a limit of 450.
+    ac_t = Regimen.objects.get(name="Dose-dense AC-T", version=1)
+    chop = Regimen.objects.get(name="CHOP", version=1)
+    first = course_start(
+        patient=measured,
+        regimen=ac_t,
+        start_date=dt.date(2026, 3, 16),
+        intent="adjuvant",
+        created_by=treating_clinician,
+    )
+    data = {"regimen": chop.pk, "start_date": "2026-03-18", "intent": "curative"}
+    url = _url("course_create", measured.pk)
+    preview = as_clinician.get(url, {"regimen": chop.pk, "start_date": "2026-03-18"})
+    assert "already has an open course" in preview.content.decode()
+
+    asked = as_clinician.post(url, data, headers=HX)
+    assert asked.status_code == 400
+    content = asked.content.decode()
+    assert "already has an open course: Dose-dense AC-T v1 (active, from 16 Mar 2026)" in content
+    assert "which also gives cyclophosphamide, doxorubicin" in content
+    assert 'name="confirm_concurrent_course"' in content
+    no_reason = as_clinician.post(url, {**data, "confirm_concurrent_course": "on"}, headers=HX)
+    assert "Say in your own words why" in no_reason.content.decode()
+    reason = "Lymphoma found on staging; breast course to be stopped this week"
+    with_reason = {**data, "confirm_concurrent_course": "on", "confirm_reason": reason}
+    over = as_clinician.post(url, with_reason, headers=HX)
+    assert over.status_code == 400
+    content = over.content.decode()
+    assert "540 mg/m², above the lifetime limit of 450 mg/m²" in content
+    assert "It counts the doses still planned in the open course" in content
+    assert Course.objects.get() == first
+    started = as_clinician.post(url, {**with_reason, "confirm_lifetime_limit": "on"})
+    assert started.status_code == 302
+    second = Course.objects.exclude(pk=first.pk).get()
+    assert f"Reason given: {reason}" in second.confirmed_warnings
+    page = as_clinician.get(_course_url("course_detail", second)).content.decode()
+    assert f"Reason given: {reason}" in page
+
+
+def test_a_planned_course_that_has_not_begun_is_stopped_today(measured, treating_clinician):
+    # A reviewer could not stop a course planned in error: "The course started on 26 Nov".
+    from treatments.services import course_stop
+
+    planned = course_start(
+        patient=measured,
+        regimen=Regimen.objects.get(name="CHOP", version=1),
+        start_date=dt.date(2026, 4, 1),
+        intent="curative",
+        created_by=treating_clinician,
+    )
+    assert planned.status == Course.Status.PLANNED
+    for wrong in (dt.date(2026, 3, 19), dt.date(2026, 4, 1)):
+        with pytest.raises(ValidationError) as refused:
+            course_stop(course=planned, reason="other", stopped_on=wrong, by=treating_clinician)
+        assert "stopped_on" in refused.value.message_dict
+    stopped = course_stop(
+        course=planned,
+        reason="other",
+        note="Planned in error",
+        stopped_on=dt.date(2026, 3, 20),
+        by=treating_clinician,
+    )
+    assert stopped.status == Course.Status.STOPPED
+    assert not stopped.cycles.exclude(status=ChemoCycle.Status.CANCELLED).exists()
 
 
 def test_a_critical_result_drawn_before_the_give_but_entered_after_is_asked_too(
