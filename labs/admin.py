@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
+from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
 from labs.models import CtcaeGradeCriterion, LabResult, LabTest, PreCycleRule, ReferenceRange
@@ -17,8 +19,46 @@ from treatments.admin import FrozenRegimenRowsAdmin
 from treatments.models import Regimen
 
 
+class ReferenceRangeForm(forms.ModelForm):  # type: ignore[type-arg]
+    class Meta:
+        model = ReferenceRange
+        fields = ("test", "sex", "age_min", "age_max", "low", "high", "source")
+        # The model's own message for a blank source, not the form's generic "required".
+        error_messages = {
+            "source": {"required": ReferenceRange._meta.get_field("source").error_messages["blank"]}
+        }
+
+
+class ReferenceRangeInlineFormSet(BaseInlineFormSet):  # type: ignore[type-arg]
+    """Rows added or changed together, compared with each other: ReferenceRange.clean compares
+    one row with those already saved, and a new test's rows have none yet."""
+
+    def clean(self) -> None:
+        super().clean()
+        kept: list[ReferenceRange] = []
+        for form in self.forms:
+            if not getattr(form, "cleaned_data", None) or self._should_delete_form(form):
+                continue
+            if form.errors:
+                continue
+            candidate: ReferenceRange = form.instance
+            clash = next((other for other in kept if candidate.overlaps(other)), None)
+            if clash is not None:
+                field = "age_min" if candidate.has_age_band else "sex"
+                form.add_error(
+                    field,
+                    f"Overlaps another row ({clash.get_sex_display()}, {clash.age_text()}): "
+                    "a patient matching both would get whichever was saved first. Make the "
+                    "age bands meet without overlapping.",
+                )
+                continue
+            kept.append(candidate)
+
+
 class ReferenceRangeInline(admin.TabularInline):  # type: ignore[type-arg]
     model = ReferenceRange
+    form = ReferenceRangeForm
+    formset = ReferenceRangeInlineFormSet
     extra = 0
     fields = ("sex", "age_min", "age_max", "low", "high", "source")
 
@@ -43,6 +83,10 @@ class LabTestAdmin(ValueHistoryAdmin):
 
 @admin.register(ReferenceRange)
 class ReferenceRangeAdmin(ValueHistoryAdmin):
+    """Validated by ReferenceRange.clean (age order, no overlap, bounds within the test's
+    plausible values, a source) and its constraint: refusals are form errors, nothing saved."""
+
+    form = ReferenceRangeForm
     list_display = ("test", "sex", "age_min", "age_max", "low", "high", "source")
     list_filter = ("sex",)
     search_fields = ("test__name", "test__short_name", "test__loinc")

@@ -69,7 +69,8 @@ class LabResultOut(Schema):
     value: Decimal = Field(description="In the test's unit (`unit`), whatever the lab sent.")
     unit: str
     reported_value: Decimal | None = Field(
-        description="As the lab reported it, when that was another unit of the same quantity."
+        description="As the lab reported it, when that was another accepted unit "
+        "(g/L for g/dL; umol/L for creatinine or bilirubin in mg/dL)."
     )
     reported_unit: str = Field(description="The unit the lab reported in; empty if `unit`.")
     collected_at: dt.datetime
@@ -123,7 +124,10 @@ class LabResultIn(InputSchema):
     unit: str = Field(
         min_length=1,
         max_length=30,
-        description="UCUM: the test's unit or an exact equivalent (g/L for g/dL), converted.",
+        description="UCUM: the test's unit or one converted to it: an exact equivalent "
+        "(g/L for g/dL) or, for creatinine and total bilirubin, umol/L (by the analyte's "
+        "molar mass, rounded to the precision reported). Any other unit is a 400 on `unit` "
+        "listing the units the test accepts.",
     )
     collected_at: dt.datetime
     note: str = Field("", max_length=2000)

@@ -34,9 +34,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from labs.models import LabResult, LabTest
-from labs.rules import fmt_decimal, to_decimal, value_text
+from labs.rules import fmt_decimal, implausible_value_message, to_decimal, value_text
 from labs.services import DELTA_CHECK_WINDOW, delta_check_message, lab_result_record
-from labs.units import in_test_unit, refused_unit_message
+from labs.units import decimal_places, in_test_unit, refused_unit_message, unit_display
 
 if TYPE_CHECKING:
     from django.contrib.sessions.backends.base import SessionBase
@@ -133,23 +133,31 @@ def _parse_time(raw: str) -> dt.datetime | None:
 
 
 def _check_value(
-    raw: str, number: Decimal | None, stored: Decimal | None, test: LabTest | None
+    raw: str, number: Decimal | None, stored: Decimal | None, test: LabTest | None, unit: str
 ) -> str | None:
     """The problem with a row's value, or None. `number` is `raw` read as a finite decimal
-    (None if it is not one), `stored` the value in the test's unit."""
+    (None if it is not one), `stored` the value in the test's unit, `unit` the row's unit."""
     if number is None:
         return f"“{raw[:20]}” is not a finite number."
     if number < 0:
         return "A lab value cannot be negative."
-    if stored is None:
+    if decimal_places(number) > MAX_DECIMALS:  # as the page and the API take it
+        return f"At most {MAX_DECIMALS} decimal places."
+    if stored is None or test is None:
         return None  # the unit is refused; its own message says why
+    # The plausibility rule of lab_result_record (a unit slip, min/max_plausible), first: a
+    # slip such as 0.05 /uL would also meet the decimal places of a figure nobody typed.
+    converted = unit != test.unit
+    implausible = implausible_value_message(
+        test, stored, reported_value=number if converted else None, reported_unit=unit
+    )
+    if implausible:
+        return implausible
     sign, digits, exponent = stored.as_tuple()
     if isinstance(exponent, int) and exponent < -MAX_DECIMALS:
-        return f"At most {MAX_DECIMALS} decimal places in {test.unit if test else 'the unit'}."
+        return f"At most {MAX_DECIMALS} decimal places in {unit_display(test.unit)}."
     if stored >= Decimal(10) ** MAX_INTEGER_DIGITS:
         return "The value is too large."
-    if test is not None and test.max_plausible is not None and stored > test.max_plausible:
-        return f"{fmt_decimal(stored)} {test.unit} is not a possible {test.name} value."
     return None
 
 
@@ -223,12 +231,16 @@ def _checked(rows: list[CsvRow], data: bytes) -> CsvPreview:
         if row.test is None:
             row.errors["loinc"] = f"Unknown LOINC code “{row.raw['loinc'][:20]}”."
         elif row.value is not None:
-            row.stored_value = in_test_unit(row.value, row.raw["unit"], row.test.unit)
+            row.stored_value = in_test_unit(
+                row.value, row.raw["unit"], row.test.unit, loinc=row.test.loinc
+            )
             if row.stored_value is None:
                 row.errors["unit"] = refused_unit_message(
-                    row.test.name, row.test.unit, row.raw["unit"]
+                    row.test.name, row.test.unit, row.raw["unit"], loinc=row.test.loinc
                 )
-        message = _check_value(row.raw["value"], row.value, row.stored_value, row.test)
+        message = _check_value(
+            row.raw["value"], row.value, row.stored_value, row.test, row.raw["unit"]
+        )
         if message:
             row.errors["value"] = message
         row.collected_at = _parse_time(row.raw["collected_at"])

@@ -22,7 +22,7 @@ class LabResultForm(forms.Form):
     )
     value = forms.DecimalField(max_digits=12, decimal_places=4, min_value=0)
     # Any text is accepted here and judged by the service (one rule for the page, the API and
-    # the import); the select offers the test's unit and its exact equivalents (labs.units).
+    # the import); the select offers the test's unit and those labs.units converts for it.
     unit = forms.CharField(max_length=30, required=False, widget=forms.Select)
     collected_on = forms.DateField(
         label="Collected on", widget=forms.DateInput(attrs={"type": "date"})
@@ -39,7 +39,7 @@ class LabResultForm(forms.Form):
         super().__init__(*args, **kwargs)
         test = self._chosen_test()
         self.fields["unit"].widget.choices = (
-            [(unit, unit_display(unit)) for unit in accepted_units(test.unit)]
+            [(unit, unit_display(unit)) for unit in accepted_units(test.unit, loinc=test.loinc)]
             if test is not None
             else [("", "—")]
         )

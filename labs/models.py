@@ -59,7 +59,26 @@ class LabTest(models.Model):
             "Unchecked: only values strictly above it are."
         ),
     )
+    critical_source = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Where the critical limits come from (required when one is set).",
+    )
     decimal_places = models.PositiveSmallIntegerField(default=1, validators=[MaxValueValidator(4)])
+    # Entry-error guards, not clinical limits: set beyond anything seen in a living patient, so
+    # that only a slip (a decimal point, a unit: 4.2 typed as /mm3) falls outside them. Their
+    # source is the reference catalogue that ships them (labs/reference).
+    min_plausible = models.DecimalField(
+        max_digits=12,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text=(
+            "Values above 0 and below this are rejected as impossible (entry error, most "
+            "often a unit slip); 0 (none detected) is always accepted. Blank: no lower guard."
+        ),
+    )
     max_plausible = models.DecimalField(
         max_digits=12,
         decimal_places=4,
@@ -83,18 +102,25 @@ class LabTest(models.Model):
                 condition=Q(ref_low__isnull=True)
                 | Q(ref_high__isnull=True)
                 | Q(ref_low__lte=F("ref_high")),
+                violation_error_message="The reference range's low is above its high.",
             ),
             models.CheckConstraint(
                 name="labtest_critical_low_le_ref_low",
                 condition=Q(critical_low__isnull=True)
                 | Q(ref_low__isnull=True)
                 | Q(critical_low__lte=F("ref_low")),
+                violation_error_message=(
+                    "The critical low limit is above the reference range's low."
+                ),
             ),
             models.CheckConstraint(
                 name="labtest_critical_high_ge_ref_high",
                 condition=Q(critical_high__isnull=True)
                 | Q(ref_high__isnull=True)
                 | Q(critical_high__gte=F("ref_high")),
+                violation_error_message=(
+                    "The critical high limit is below the reference range's high."
+                ),
             ),
         ]
 
@@ -109,6 +135,56 @@ class LabTest(models.Model):
     def clean(self) -> None:
         super().clean()
         self.refuse_identity_change()
+        errors: dict[str, str] = {}
+        if (
+            self.min_plausible is not None
+            and self.max_plausible is not None
+            and self.min_plausible >= self.max_plausible
+        ):
+            errors["min_plausible"] = "The lowest possible value must be below the highest."
+        else:
+            for name in ("ref_low", "ref_high", "critical_low", "critical_high"):
+                problem = self.implausible_limit_message(getattr(self, name))
+                if problem:
+                    errors[name] = problem
+        # Every threshold carries its source (DOMAIN.md): a limit nobody can trace cannot be
+        # checked against the local protocol.
+        if (self.ref_low is not None or self.ref_high is not None) and not self.range_source:
+            errors["range_source"] = "Say where the reference range comes from."
+        if (
+            self.critical_low is not None or self.critical_high is not None
+        ) and not self.critical_source:
+            errors["critical_source"] = "Say where the critical limits come from."
+        if errors:
+            raise ValidationError(errors)
+
+    def is_below_plausible(self, value: Decimal) -> bool:
+        """A non-zero `value` (in the test's unit) under `min_plausible`; 0 never is."""
+        return self.min_plausible is not None and 0 < value < self.min_plausible
+
+    def is_above_plausible(self, value: Decimal) -> bool:
+        return self.max_plausible is not None and value > self.max_plausible
+
+    def implausible_limit_message(self, limit: Decimal | None) -> str | None:
+        """Why `limit` (a range bound or critical limit in the test's unit) cannot be one, or
+        None: a limit no result could reach is a typo or another unit (150000 for 150 x10³/µL)."""
+        from labs.rules import fmt_decimal  # labs.rules reads these models
+
+        unit = unit_display(self.unit)
+        lowest, highest = self.min_plausible, self.max_plausible
+        if limit is None:
+            return None
+        if lowest is not None and self.is_below_plausible(limit):
+            return (
+                f"{fmt_decimal(limit)} {unit} is below the lowest possible {self.name} value "
+                f"({fmt_decimal(lowest)} {unit}); limits are in the test's unit, {unit}."
+            )
+        if highest is not None and self.is_above_plausible(limit):
+            return (
+                f"{fmt_decimal(limit)} {unit} is above the highest possible {self.name} value "
+                f"({fmt_decimal(highest)} {unit}); limits are in the test's unit, {unit}."
+            )
+        return None
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         self.refuse_identity_change()  # every door, not only forms that call clean()
@@ -145,11 +221,19 @@ class ReferenceRange(models.Model):
 
     test = models.ForeignKey(LabTest, on_delete=models.CASCADE, related_name="ranges")
     sex = models.CharField(max_length=10, choices=Sex.choices, blank=True)
-    age_min = models.PositiveSmallIntegerField(null=True, blank=True)
-    age_max = models.PositiveSmallIntegerField(null=True, blank=True)
+    age_min = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="In whole years, inclusive; blank: no lower age."
+    )
+    age_max = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="In whole years, inclusive; blank: no upper age."
+    )
     low = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
     high = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
-    source = models.CharField(max_length=200, blank=True)
+    source = models.CharField(
+        max_length=200,
+        help_text="Where the range comes from (laboratory, method, version).",
+        error_messages={"blank": "Say where this range comes from: every threshold needs one."},
+    )
 
     class Meta:
         ordering = ["test", "sex", "age_min"]
@@ -157,11 +241,82 @@ class ReferenceRange(models.Model):
             models.CheckConstraint(
                 name="range_low_le_high",
                 condition=Q(low__isnull=True) | Q(high__isnull=True) | Q(low__lte=F("high")),
+                violation_error_message="The range's low is above its high: swap them.",
             ),
         ]
 
     def __str__(self) -> str:
         return f"{self.test.short_name} {self.get_sex_display()}: {self.low}-{self.high}"
+
+    @property
+    def has_age_band(self) -> bool:
+        return self.age_min is not None or self.age_max is not None
+
+    def age_text(self) -> str:
+        if not self.has_age_band:
+            return "any age"
+        if self.age_max is None:
+            return f"ages {self.age_min} and over"
+        return f"ages {self.age_min or 0}–{self.age_max}"
+
+    def overlaps(self, other: ReferenceRange) -> bool:
+        """Whether a patient could match both ranges with neither winning (labs.services.
+        applied_range_for): the same sex, both with an age band or both without, and an age
+        in common (bounds inclusive). A sex-specific range beats an "Any" one and a banded one
+        an unbanded one, so those pairs are a fallback and its exception, not an overlap."""
+        if self.sex != other.sex or self.has_age_band != other.has_age_band:
+            return False
+        start = max(self.age_min or 0, other.age_min or 0)
+        ends = [age for age in (self.age_max, other.age_max) if age is not None]
+        return not ends or start <= min(ends)
+
+    def clean(self) -> None:
+        super().clean()
+        errors: dict[str, str] = {}
+        if self.age_min is not None and self.age_max is not None and self.age_min > self.age_max:
+            errors["age_max"] = (
+                f"The age band ends ({self.age_max}) before it starts ({self.age_min})."
+            )
+        if self.low is None and self.high is None:
+            errors["low"] = "Give a low, a high or both."
+        test = self._test_or_none()
+        if test is not None:
+            for name in ("low", "high"):
+                problem = test.implausible_limit_message(getattr(self, name))
+                if problem:
+                    errors[name] = problem
+            if "age_max" not in errors:
+                clash = self._overlapping_range(test)
+                if clash is not None:
+                    field = "age_min" if self.has_age_band else "sex"
+                    sex = clash.get_sex_display().lower() if clash.sex else "either sex"
+                    errors[field] = (
+                        f"Overlaps the {test.short_name} range for {sex}, {clash.age_text()} "
+                        f"({clash.low_high_text()}): a patient matching both would get "
+                        "whichever was saved first. Edit that range instead, or make the "
+                        "age bands meet without overlapping."
+                    )
+        if errors:
+            raise ValidationError(errors)
+
+    def low_high_text(self) -> str:
+        from labs.rules import fmt_decimal  # labs.rules reads these models
+
+        low = fmt_decimal(self.low) if self.low is not None else ""
+        high = fmt_decimal(self.high) if self.high is not None else ""
+        return f"{low}–{high} {unit_display(self.test.unit)}"
+
+    def _test_or_none(self) -> LabTest | None:
+        try:
+            return self.test
+        except LabTest.DoesNotExist:
+            return None
+
+    def _overlapping_range(self, test: LabTest) -> ReferenceRange | None:
+        if test.pk is None:
+            return None  # a new test's inline rows: the admin formset compares them
+        others = ReferenceRange.objects.filter(test=test, sex=self.sex).exclude(pk=self.pk)
+        return next((other for other in others.order_by("pk") if self.overlaps(other)), None)
 
 
 class Flag(models.TextChoices):
@@ -203,8 +358,9 @@ class LabResult(models.Model):
         max_digits=12, decimal_places=4, validators=[MinValueValidator(Decimal("0"))]
     )
     unit = models.CharField(max_length=30)
-    # As the lab reported it, when that was another unit of the same quantity (g/L for a
-    # g/dL test): `value` and `unit` are the converted figures every rule reads.
+    # As the lab reported it, when that was another unit labs.units converts (g/L for a g/dL
+    # test, umol/L for creatinine): `value` and `unit` are the converted figures every rule
+    # reads.
     reported_value = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
     reported_unit = models.CharField(max_length=30, blank=True)
     collected_at = models.DateTimeField()
@@ -280,17 +436,28 @@ class LabResult(models.Model):
         super().clean()
         if self.test_id and self.unit and self.unit != self.test.unit:
             raise ValidationError(
-                {"unit": f"{self.test.name} is reported in {self.test.unit}, not {self.unit}."}
+                {
+                    "unit": f"{self.test.name} is stored in {unit_display(self.test.unit)}, "
+                    f"not {unit_display(self.unit)}."
+                }
             )
         if self.collected_at and self.collected_at > timezone.now() + timedelta(minutes=5):
             raise ValidationError({"collected_at": "Collection time cannot be in the future."})
-        limit = self.test.max_plausible if self.test_id else None
-        if limit is not None and self.value is not None and self.value > limit:
-            raise ValidationError(
-                {
-                    "value": f"{self.value} {self.test.unit} is not a possible {self.test.name} value."
-                }
+        # Plausibility is judged when a result is entered (lab_result_record checks it first,
+        # with the same rule): a stored result that fails it today (recorded before a guard
+        # existed, or the very slip being corrected) must still be acknowledged or marked
+        # entered in error, both of which clean the whole row.
+        if self._state.adding and self.test_id and self.value is not None:
+            from labs.rules import implausible_value_message  # labs.rules reads these models
+
+            problem = implausible_value_message(
+                self.test,
+                self.value,
+                reported_value=self.reported_value,
+                reported_unit=self.reported_unit,
             )
+            if problem:
+                raise ValidationError({"value": problem})
 
     @property
     def is_critical(self) -> bool:

@@ -1,8 +1,10 @@
 """Pure clinical rules for labs: interpretation flags, CTCAE grading, pre-cycle rule matching.
 
 No database access here: `labs.services` fetches the rows and calls these functions, so each
-rule can be tested on plain values and read in one place. Every threshold comes in as data
-(DOMAIN.md: configurable, with provenance), never as a constant in this module.
+rule can be tested on plain values and read in one place. Every clinical threshold comes in as
+data (DOMAIN.md: configurable, with provenance), never as a constant in this module. The one
+constant, COUNT_PER_UL_FLOOR, is not a clinical threshold but a fact of notation: how a count
+written per µL looks (see there).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Protocol
 
-from labs.models import Comparator, CtcaeGradeCriterion, Flag, PreCycleAction
+from labs.models import Comparator, CtcaeGradeCriterion, Flag, LabTest, PreCycleAction
 from labs.units import unit_display
 
 # --- Values -----------------------------------------------------------------------------------
@@ -69,6 +71,86 @@ def fold_change(value: Decimal, previous: Decimal) -> Decimal | None:
     if value <= 0:
         return Decimal("Infinity")
     return max(value / previous, previous / value)
+
+
+# --- Plausibility: values no patient can have are entry errors ----------------------------------
+
+# A count written per µL (or per mm³, the same volume) is a number of cells: labs that report
+# in these units write WBC 4200, ANC 300, platelets 95000. A figure under 50 in them is almost
+# always a x10³/µL figure (WBC 4.2, ANC 0.3) typed with the per-µL unit, which the 1000-fold
+# conversion would store as 0.0042 x10³/µL and flag merely "Low". Refused, with both readings,
+# so the clinician picks the unit the lab meant; a true count that small (ANC 20 /µL in
+# profound neutropenia) is entered in x10³/µL (0.02). 0 (none seen) is always accepted.
+COUNT_PER_UL_UNITS = frozenset({"/uL", "/mm3"})
+COUNT_PER_UL_FLOOR = Decimal(50)
+
+
+def implausible_value_message(
+    test: LabTest,
+    value: Decimal,
+    *,
+    reported_value: Decimal | None = None,
+    reported_unit: str = "",
+) -> str | None:
+    """Why `value` (in `test`'s unit; as the lab reported it, `reported_value` in
+    `reported_unit`, when that was another unit) cannot be a result of `test`, or None.
+
+    Refused: a non-zero count under COUNT_PER_UL_FLOOR in a per-µL unit (a unit slip), a
+    non-zero value under the test's `min_plausible` and a value over its `max_plausible`
+    (entry errors; both data on the test, with their source). 0 is never refused here: it is
+    how a lab writes "none detected" (ANC 0.00 in profound neutropenia).
+    Messages read units as clinicians write them (x10³/µL, not the UCUM code 10*3/uL) and,
+    for a converted value, show both readings so that the clinician can pick the right unit.
+    """
+    converted = bool(reported_unit) and reported_unit != test.unit and reported_value is not None
+    stored = f"{fmt_decimal(value)} {unit_display(test.unit)}"
+    if converted and reported_value is not None:
+        entered = f"{fmt_decimal(reported_value)} {unit_display(reported_unit)}"
+        as_test_unit = f"{fmt_decimal(reported_value)} {unit_display(test.unit)}"
+        other_unit_plausible = not (
+            test.is_below_plausible(reported_value) or test.is_above_plausible(reported_value)
+        )
+        choose = f"if the lab reported {as_test_unit}, choose that unit"
+        if reported_unit in COUNT_PER_UL_UNITS and 0 < reported_value < COUNT_PER_UL_FLOOR:
+            message = (
+                f"{entered} would be {stored}; {choose}. A count under "
+                f"{fmt_decimal(COUNT_PER_UL_FLOOR)} {unit_display(reported_unit)} is almost "
+                f"always a {unit_display(test.unit)} figure entered with the wrong unit."
+            )
+            if not test.is_below_plausible(value):
+                message += f" If the lab really reported {entered}, enter {stored}."
+            return message
+        if test.is_below_plausible(value):
+            lowest = _limit_text(test.min_plausible, test.unit)
+            advice = choose if other_unit_plausible else "check the value and its unit"
+            return (
+                f"{entered} would be {stored}, below the lowest possible {test.name} value "
+                f"({lowest}); {advice}."
+            )
+        if test.is_above_plausible(value):
+            highest = _limit_text(test.max_plausible, test.unit)
+            return (
+                f"{entered} would be {stored}: that is not a possible {test.name} value "
+                f"(at most {highest}); check the value and its unit."
+            )
+        return None
+    if test.is_below_plausible(value):
+        lowest = _limit_text(test.min_plausible, test.unit)
+        return (
+            f"{stored} is below the lowest possible {test.name} value ({lowest}); check the "
+            "value and its unit (none detected is entered as 0)."
+        )
+    if test.is_above_plausible(value):
+        highest = _limit_text(test.max_plausible, test.unit)
+        return (
+            f"{stored} is not a possible {test.name} value (at most {highest}); check the "
+            "value and its unit."
+        )
+    return None
+
+
+def _limit_text(limit: Decimal | None, unit: str) -> str:
+    return f"{fmt_decimal(limit)} {unit_display(unit)}" if limit is not None else ""
 
 
 # --- Interpretation flag (FHIR v3 ObservationInterpretation) ---------------------------------

@@ -34,13 +34,20 @@ from labs.rules import (
     ctcae_grade,
     fmt_decimal,
     fold_change,
+    implausible_value_message,
     interpretation_flag,
     most_restrictive,
     rule_matches,
     to_decimal,
 )
 from labs.tasks import notify_care_team_of_critical_result, notify_if_next_cycle_not_ready
-from labs.units import in_test_unit, refused_unit_message, unit_display
+from labs.units import (
+    MAX_STORED_DECIMALS,
+    decimal_places,
+    in_test_unit,
+    refused_unit_message,
+    unit_display,
+)
 from oncoplanner.accounts.models import User
 from oncoplanner.acknowledgement import acknowledge
 from oncoplanner.confirmation import ConfirmationRequired
@@ -213,12 +220,16 @@ def lab_result_record(
 ) -> LabResult:
     """Record one lab result with the range that applied to it and its FHIR flag.
 
-    A value in another unit of the same quantity (labs.units: g/L for a g/dL test) is stored
-    converted to the test's unit, with the value as reported beside it.
+    A value in another accepted unit (labs.units: g/L for a g/dL test, umol/L for creatinine
+    or bilirubin) is stored converted to the test's unit, with the value as reported beside
+    it; the flag and the critical check read the converted value.
     Refuses (ValidationError naming the field, nothing written): NaN, Infinity, negative or
-    non-numeric values and values above the test's `max_plausible` ("value"); a unit that is
-    not the test's UCUM unit or an exact equivalent ("unit"); a collection time in the future
-    beyond 5 minutes of clock skew ("collected_at").
+    non-numeric values, more than 4 decimal places as reported, values outside the test's
+    plausible range (a non-zero value under `min_plausible`, one over `max_plausible`) and a
+    non-zero count under 50 reported per µL or mm³, a unit slip (labs.rules.
+    implausible_value_message: "value", showing both readings); a unit that is not the
+    test's UCUM unit or one that labs.units converts for it ("unit"); a collection time in
+    the future beyond 5 minutes of clock skew ("collected_at").
     LabValueChangeToConfirm (a ValidationError on "value") when the value is at least N-fold
     away from the previous result of the test within DELTA_CHECK_WINDOW (the delta check
     above) and `confirm_change` is false.
@@ -230,6 +241,10 @@ def lab_result_record(
         raise ValidationError({"value": "Enter a finite number (not NaN or Infinity)."})
     if number < 0:
         raise ValidationError({"value": "A lab value cannot be negative."})
+    if decimal_places(number) > MAX_STORED_DECIMALS:
+        # Said here, on "value": a rounded (molar) conversion would pass the stored value and
+        # leave the error to reported_value, a field no door has.
+        raise ValidationError({"value": f"At most {MAX_STORED_DECIMALS} decimal places."})
     if timezone.is_naive(collected_at):
         raise ValidationError({"collected_at": "Give the collection time with a time zone."})
     patient.require_in_lifetime(
@@ -237,10 +252,19 @@ def lab_result_record(
     )
     _check_text(note, field_name="note")
     _check_text(unit, field_name="unit")
-    converted = in_test_unit(number, unit, test.unit)
+    converted = in_test_unit(number, unit, test.unit, loinc=test.loinc)
     if converted is None:
-        raise ValidationError({"unit": refused_unit_message(test.name, test.unit, unit)})
+        raise ValidationError(
+            {"unit": refused_unit_message(test.name, test.unit, unit, loinc=test.loinc)}
+        )
     reported = unit != test.unit
+    implausible = implausible_value_message(
+        test, converted, reported_value=number if reported else None, reported_unit=unit
+    )
+    if implausible:
+        # Before full_clean: a slip such as 0.05 /uL would otherwise also meet the stored
+        # value's decimal places, a second message about a figure nobody typed.
+        raise ValidationError({"value": implausible})
 
     limits = applied_range_for(test=test, patient=patient, collected_at=collected_at)
     result = LabResult(

@@ -43,6 +43,7 @@ class ReferenceRangeFactory(DjangoModelFactory[ReferenceRange]):
     sex = ReferenceRange.Sex.ANY
     low = Decimal("1.0")
     high = Decimal("2.0")
+    source = "Test laboratory ranges"
 
 
 class LabResultFactory(DjangoModelFactory[LabResult]):

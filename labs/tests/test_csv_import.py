@@ -62,8 +62,18 @@ def test_parse_accepts_valid_rows_in_clinic_time(patient):
     [
         ("9999-9,1.2,10*3/uL,2026-04-14T08:30+00:00", "loinc", "Unknown LOINC"),
         ("751-8,1.2,g/dL,2026-04-14T08:30+00:00", "unit", "is reported in 10*3/uL (also"),
-        ("2160-0,80,umol/L,2026-04-14T08:30+00:00", "unit", "is reported in mg/dL"),
-        ("751-8,900,10*9/L,2026-04-14T08:30+00:00", "value", "900 10*3/uL is not a possible"),
+        ("718-7,80,umol/L,2026-04-14T08:30+00:00", "unit", "is reported in g/dL (also"),
+        (
+            "2160-0,80,mmol/L,2026-04-14T08:30+00:00",
+            "unit",
+            "Creatinine is reported in mg/dL (also accepted: mg/L, umol/L), not “mmol/L”.",
+        ),
+        ("2160-0,88.12345,umol/L,2026-04-14T08:30+00:00", "value", "At most 4 decimal places"),
+        (
+            "751-8,900,10*9/L,2026-04-14T08:30+00:00",
+            "value",
+            "900 ×10⁹/L would be 900 ×10³/µL: that is not a possible",
+        ),
         ("751-8,1.2,10*3/uL,2026-02-30T08:30+00:00", "collected_at", "not a valid date"),
         ("751-8,1.2,10*3/uL,yesterday", "collected_at", "not a valid date"),
         ("751-8,1.2,10*3/uL,2026-05-01T08:30+00:00", "collected_at", "in the future"),
@@ -173,6 +183,35 @@ def test_lab_import_converts_a_european_lab_file_and_shows_the_conversion_first(
     ] == [
         ("Hb", Decimal("10.5"), "g/dL", Decimal("105"), "g/L"),
         ("PLT", Decimal("95"), "10*3/uL", Decimal("95"), "10*9/L"),
+    ]
+
+
+@time_machine.travel(NOW, tick=False)
+def test_lab_import_converts_molar_creatinine_and_bilirubin_by_analyte(
+    client, treating_clinician, patient
+):
+    text = (
+        HEADER
+        + "2160-0,88.4,umol/L,2026-04-14T08:30+00:00\n"
+        + "1975-2,34.2,umol/L,2026-04-14T08:30+00:00\n"
+    )
+    _login(client, treating_clinician)
+    preview = _upload(client, patient, text)
+    assert preview.status_code == 200
+    html = preview.content.decode()
+    assert "recorded as 1<" in html  # 1.000 mg/dL, written as the lab page writes it
+    assert "recorded as 2<" in html
+    assert "µmol/L" in html
+
+    client.post(_url(patient), {"confirm": _token(preview)})
+
+    results = LabResult.objects.filter(patient=patient).order_by("test__short_name")
+    assert [
+        (r.test.short_name, r.value, r.unit, r.flag, r.reported_value, r.reported_unit)
+        for r in results
+    ] == [
+        ("Bili", Decimal("2.00"), "mg/dL", "H", Decimal("34.2"), "umol/L"),
+        ("Creat", Decimal("1.00"), "mg/dL", "N", Decimal("88.4"), "umol/L"),
     ]
 
 

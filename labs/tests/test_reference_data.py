@@ -89,6 +89,7 @@ def test_reference_data_critical_limits():
         "PLT": (Decimal("20"), True, None),
         "ANC": (Decimal("0.5"), False, None),  # ANC < 0.5: strictly below
         "Creat": (None, True, Decimal("6.0")),
+        "WBC": (Decimal("1.0"), False, None),  # catalogue v2 (migration 0012): WBC < 1.0
     }
     assert LabTest.objects.get(short_name="Creat").critical_high_inclusive is True
 

@@ -131,6 +131,12 @@ def test_lab_result_record_stores_the_range_that_applied(female):
         (PLT, "18", "10*9/L", "18", "LL"),  # the SI count is the same number
         (PLT, "152000", "/uL", "152", "N"),
         (CREAT, "9", "mg/L", "0.9", "N"),
+        # Molar units, by the analyte's factor (labs.units), rounded to the precision reported.
+        (CREAT, "88.4", "umol/L", "1.00", "N"),
+        (CREAT, "150", "umol/L", "1.70", "H"),  # 1.6968 against 0.6-1.3
+        (CREAT, "531", "umol/L", "6.01", "HH"),  # creatinine >= 6 mg/dL is critical
+        (BILI, "34.2", "umol/L", "2.00", "H"),  # against 0.1-1.2 mg/dL
+        (BILI, "17", "umol/L", "0.99", "N"),
     ],
 )
 def test_lab_result_record_converts_an_equivalent_unit_and_keeps_what_the_lab_sent(
@@ -163,12 +169,58 @@ def test_lab_result_record_checks_plausibility_after_converting(female):
     assert not LabResult.objects.exists()
 
 
-def test_lab_result_record_refuses_a_molar_unit_and_names_what_it_takes(female):
+def test_lab_result_value_text_says_how_the_lab_reported_a_molar_value(female):
+    result = _record(female, CREAT, Decimal("88"), unit="umol/L")
+    result.refresh_from_db()
+    assert result.value_text == "1 mg/dL (reported 88 µmol/L)"
+
+
+@pytest.mark.parametrize(
+    ("loinc", "unit", "message"),
+    [
+        (HB, "umol/L", "Hemoglobin is reported in g/dL (also accepted: g/L), not “umol/L”."),
+        (
+            ALT,
+            "umol/L",
+            "Alanine aminotransferase (ALT) is reported in U/L (also accepted: mU/mL), "
+            "not “umol/L”.",
+        ),
+        (
+            CREAT,
+            "mmol/L",
+            "Creatinine is reported in mg/dL (also accepted: mg/L, umol/L), not “mmol/L”.",
+        ),
+    ],
+)
+def test_lab_result_record_refuses_a_unit_without_a_factor_and_names_what_it_takes(
+    female, loinc, unit, message
+):
     with pytest.raises(ValidationError) as excinfo:
-        _record(female, CREAT, Decimal("80"), unit="umol/L")
-    (message,) = excinfo.value.message_dict["unit"]
-    assert message == "Creatinine is reported in mg/dL (also accepted: mg/L), not “umol/L”."
+        _record(female, loinc, Decimal("80"), unit=unit)
+    assert excinfo.value.message_dict["unit"] == [message]
     assert not LabResult.objects.exists()
+
+
+def test_lab_result_record_refuses_more_decimals_than_it_stores_before_converting(female):
+    # A rounded conversion would fit the stored value and leave the error to reported_value.
+    with pytest.raises(ValidationError) as excinfo:
+        _record(female, CREAT, Decimal("88.12345"), unit="umol/L")
+    assert excinfo.value.message_dict == {"value": ["At most 4 decimal places."]}
+    assert not LabResult.objects.exists()
+
+
+def test_lab_result_record_molar_critical_alerts_after_commit(
+    female, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        result = _record(female, CREAT, Decimal("600"), unit="umol/L")
+    assert (result.value, result.flag) == (Decimal("6.79"), "HH")
+    critical = [
+        queued
+        for queued in default_task_backend.results
+        if queued.task.func is notify_care_team_of_critical_result.func
+    ]
+    assert [queued.kwargs for queued in critical] == [{"lab_result_id": result.pk}]
 
 
 def test_lab_result_record_later_range_change_does_not_alter_stored_result(female):
@@ -478,6 +530,17 @@ def test_precycle_evaluate_all_treat(female):
     assert anc.age == dt.timedelta(hours=25)
     assert anc.rule is not None
     assert (anc.rule.comparator, anc.rule.value) == (">=", Decimal("1.5"))
+
+
+def test_precycle_evaluate_reads_a_molar_result_in_the_tests_unit(female):
+    # A European lab's umol/L meets mFOLFOX6's mg/dL rules converted (creatinine > 2.0: contact).
+    _labs(female, anc="2.1", plt="180")
+    _record(female, BILI, Decimal("17"), unit="umol/L")  # 0.99 mg/dL
+    _record(female, CREAT, Decimal("186"), unit="umol/L")  # 2.10 mg/dL
+    assessment = precycle_evaluate(patient=female, regimen=_mfolfox6(), at=AT)
+    outcomes = {a.test.loinc: a.outcome for a in assessment.analytes}
+    assert (outcomes[BILI], outcomes[CREAT]) == (PreCycleAction.TREAT, PreCycleAction.CONTACT)
+    assert assessment.outcome == PreCycleOutcome.CONTACT
 
 
 def test_precycle_evaluate_one_delay(female):

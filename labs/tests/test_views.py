@@ -24,7 +24,7 @@ from treatments.models import CtcaeTerm, SideEffect
 pytestmark = pytest.mark.django_db
 
 NOW = dt.datetime(2026, 4, 20, 12, 0, tzinfo=dt.UTC)
-ANC, HB, CEA = "751-8", "718-7", "2039-6"
+ANC, HB, CEA, CREAT, BILI = "751-8", "718-7", "2039-6", "2160-0", "1975-2"
 HX = {"HX-Request": "true"}
 
 
@@ -289,6 +289,63 @@ def test_lab_result_in_g_per_litre_is_recorded_in_g_per_decilitre_and_shown_both
     assert (result.value, result.unit, result.reported_unit) == (Decimal("10.5"), "g/dL", "g/L")
     page = client.get(reverse("labs:lab_trends", args=[patient.pk]) + "?days=30").content.decode()
     assert "(reported 105 g/L)" in page
+
+
+def test_lab_result_form_offers_micromoles_per_litre_only_for_analytes_with_a_factor(
+    client, treating_clinician, patient
+):
+    _login(client, treating_clinician)
+
+    def options(loinc: str) -> list[tuple[str, str]]:
+        test = LabTest.objects.get(loinc=loinc)
+        html = client.get(_create_url(patient) + f"?test={test.pk}", headers=HX).content.decode()
+        return re.findall(r'<option value="([^"]*)"[^>]*>([^<]*)</option>', html)
+
+    assert ("umol/L", "µmol/L") in options(CREAT)
+    assert ("umol/L", "µmol/L") in options(BILI)
+    assert ("umol/L", "µmol/L") not in options(HB)
+
+
+@time_machine.travel(NOW, tick=False)
+def test_lab_result_in_micromoles_is_recorded_in_mg_per_decilitre_shown_and_charted(
+    client, treating_clinician, patient
+):
+    _login(client, treating_clinician)
+    creat = LabTest.objects.get(loinc=CREAT)
+    response = client.post(
+        _create_url(patient) + "?days=30",
+        _entry(test=str(creat.pk), value="88", unit="umol/L"),
+        headers=HX,
+    )
+    assert response.status_code == 200
+    assert "Recorded Creat 1 mg/dL (reported 88 µmol/L)." in response.content.decode()
+    result = LabResult.objects.get(patient=patient)
+    assert (result.value, result.unit, result.reported_value, result.reported_unit) == (
+        Decimal("1.00"),
+        "mg/dL",
+        Decimal("88"),
+        "umol/L",
+    )
+    page = client.get(_trends(patient, f"?days=30&analytes={CREAT}"))
+    assert "(reported 88 µmol/L)" in page.content.decode()
+    (chart,) = _chart_data(page)["analytes"]
+    assert (chart["unit"], chart["y"]) == ("mg/dL", [1.0])  # the converted value is plotted
+
+
+@time_machine.travel(NOW, tick=False)
+def test_lab_result_in_a_unit_without_a_factor_is_400_listing_the_units_accepted(
+    client, treating_clinician, patient
+):
+    _login(client, treating_clinician)
+    hb = LabTest.objects.get(loinc=HB)
+    response = client.post(
+        _create_url(patient), _entry(test=str(hb.pk), value="80", unit="umol/L"), headers=HX
+    )
+    assert response.status_code == 400
+    assert "Hemoglobin is reported in g/dL (also accepted: g/L), not “umol/L”." in (
+        response.content.decode()
+    )
+    assert not LabResult.objects.exists()
 
 
 @time_machine.travel(NOW, tick=False)
