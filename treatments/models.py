@@ -396,9 +396,31 @@ class RegimenDrug(PartOfRegimenVersion):
             raise ValidationError({"days": "Days look like 1, 1-5 or 1,8."}) from None
         if self.phase_id and days[-1] > self.phase.cycle_length_days:
             raise ValidationError({"days": "A day is beyond the cycle length."})
+        self.refuse_never_route()
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.refuse_never_route()  # every door, not only forms
+        super().save(*args, **kwargs)
+
+    def refuse_never_route(self) -> None:
+        if self.route == Route.IT and self.drug_id and is_vinca_alkaloid(self.drug):
+            # WHO and ISMP: a vinca alkaloid given intrathecally is fatal; it is never ordered.
+            raise ValidationError(
+                {
+                    "route": f"{self.drug} is a vinca alkaloid: fatal if given intrathecally. "
+                    "It is given intravenously only."
+                }
+            )
 
     def __str__(self) -> str:
         return f"{self.drug} {self.dose} {self.dose_basis} {self.route} d{self.days}"
+
+
+VINCA_ALKALOIDS = ("vincristine", "vinblastine", "vinorelbine", "vindesine", "vinflunine")
+
+
+def is_vinca_alkaloid(drug: Drug) -> bool:
+    return "vinca" in drug.drug_class.lower() or drug.name.lower().startswith(VINCA_ALKALOIDS)
 
 
 class Course(models.Model):

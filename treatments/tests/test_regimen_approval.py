@@ -224,3 +224,14 @@ def test_the_course_form_offers_an_approved_version_once_offered(
     sign_in(client, treating_clinician)
     form = client.get(reverse("treatments:course_create", args=[patient.pk]))
     assert f'value="{draft.pk}"'.encode() in form.content
+
+
+@pytest.mark.parametrize("door", ["form", "save"])
+def test_a_vinca_alkaloid_is_never_ordered_intrathecally(draft, door):
+    # A reviewer saved vincristine... intrathecal in admin with no warning: a never event.
+    vincristine = RegimenDrug.objects.get(phase__regimen=draft, drug__name="vincristine")
+    vincristine.route = "IT"
+    with pytest.raises(ValidationError) as refused:
+        vincristine.full_clean() if door == "form" else vincristine.save()
+    assert "fatal if given intrathecally" in refused.value.message_dict["route"][0]
+    assert RegimenDrug.objects.get(pk=vincristine.pk).route == "IV"
