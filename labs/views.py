@@ -131,6 +131,7 @@ def lab_result_create(request: AuthedHtmxRequest, patient_id: int) -> HttpRespon
     form = LabResultForm(request.POST)
     status = 200
     recorded = ""
+    recorded_critical = False
     ask_confirm = False
     if form.is_valid():
         data = form.cleaned_data
@@ -150,17 +151,26 @@ def lab_result_create(request: AuthedHtmxRequest, patient_id: int) -> HttpRespon
             add_service_errors(form, error, aliases=FIELD_ALIASES)
         else:
             text = f"Recorded {result.test.short_name} {result.value_text}."
+            if result.is_critical:
+                # A critical value must not read like a routine save: say who acts, and where.
+                text = (
+                    f"Critical result recorded: {result.test.short_name} {result.value_text} "
+                    f"({result.get_flag_display().lower()}). Tell the treating oncologist now, "
+                    "then acknowledge it in the inbox with what was done."
+                )
             if not request.htmx:
-                messages.success(request, text)
+                (messages.error if result.is_critical else messages.success)(request, text)
                 return redirect(reverse("labs:lab_trends", args=[patient.pk]) + f"?days={period}")
             form = LabResultForm()
             recorded = text  # the swapped-in form says what it saved
+            recorded_critical = result.is_critical
     if form.errors:
         status = 400
     context = _trends_context(
         request, patient_id=patient.pk, period=period, tests=tests, entry_form=form
     )
     context["recorded"] = recorded
+    context["recorded_critical"] = recorded_critical
     context["ask_confirm"] = ask_confirm
     template = TRENDS_TEMPLATE + ("#lab-workspace" if request.htmx else "")
     return render(request, template, context, status=status)

@@ -206,6 +206,21 @@ def test_lab_result_create_htmx_returns_updated_chart(client, treating_clinician
 
 
 @time_machine.travel(NOW, tick=False)
+def test_a_critical_result_is_not_confirmed_like_a_routine_save(
+    client, treating_clinician, patient
+):
+    # A reviewer's Hb of 6 came back as a green "Recorded Hb 6 g/dL.", like any other value.
+    _login(client, treating_clinician)
+    response = client.post(_create_url(patient) + "?days=30", _entry(value="0.42"), headers=HX)
+    content = response.content.decode()
+    assert 'role="alert" id="lab-recorded">Critical result recorded: ANC 0.42' in content
+    assert "Tell the treating oncologist now" in content
+    assert reverse("labs:inbox") in content
+    redirected = client.post(_create_url(patient), _entry(value="0.3"), follow=True)
+    assert b'class="message error">Critical result recorded: ANC 0.3' in redirected.content
+
+
+@time_machine.travel(NOW, tick=False)
 @pytest.mark.parametrize(
     ("changes", "field", "message"),
     [
