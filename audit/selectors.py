@@ -119,6 +119,7 @@ class AccessVisit:
     row: AccessLog  # the newest of the run
     count: int
     since: datetime  # when the oldest of the run happened
+    live: bool = False  # the page's live-update stream was opened with it (not counted)
 
 
 # What makes two back-to-back rows one visit; the list also shows when and in which role.
@@ -131,6 +132,21 @@ def _visit_key(row: AccessLog) -> tuple[Any, ...]:
     return tuple(getattr(row, name) for name in VISIT_KEY)
 
 
+def _opens_live_stream_of(stream: AccessLog, page: AccessLog) -> bool:
+    """A chart page opens its live-update stream as it loads: that read is logged on its own
+    door ("stream"), a moment after the page's. Listed, each view showed twice."""
+    same = _visit_key(stream)[:4] == _visit_key(page)[:4]  # who, action, record type
+    return (
+        stream.surface == AccessLog.Surface.STREAM
+        and page.surface == AccessLog.Surface.PAGE
+        and same
+        and (stream.at - page.at).total_seconds() <= LIVE_STREAM_OPENS_WITHIN_SECONDS
+    )
+
+
+LIVE_STREAM_OPENS_WITHIN_SECONDS = 10
+
+
 def access_visits_for_patient(*, patient: Any, limit: int = 20) -> list[AccessVisit]:
     """The newest `limit` visits to this patient's record (access_log_for_patient, runs of one
     kind collapsed). Reads at most RUN_READ_FACTOR times `limit` rows. Same precondition."""
@@ -139,14 +155,21 @@ def access_visits_for_patient(*, patient: Any, limit: int = 20) -> list[AccessVi
     rows = access_log_for_patient(
         patient=patient, limit=limit * RUN_READ_FACTOR, fields=VISIT_FIELDS
     )
-    for row in rows:
+    live_channel = False
+    for row, older in zip(rows, [*rows[1:], None], strict=True):
+        if older is not None and _opens_live_stream_of(row, older):
+            live_channel = True  # listed with its page view, next
+            continue
+        live, live_channel = live_channel, False
         last = visits[-1] if visits else None
         if last is not None and _visit_key(last.row) == _visit_key(row):
-            visits[-1] = AccessVisit(row=last.row, count=last.count + 1, since=row.at)
+            visits[-1] = AccessVisit(
+                row=last.row, count=last.count + 1, since=row.at, live=last.live or live
+            )
         elif len(visits) == limit:
             break
         else:
-            visits.append(AccessVisit(row=row, count=1, since=row.at))
+            visits.append(AccessVisit(row=row, count=1, since=row.at, live=live))
     return visits
 
 

@@ -74,3 +74,21 @@ def test_access_visits_limit_counts_visits_not_rows(patient):
     _read(patient)
     visits = access_visits_for_patient(patient=patient, limit=2)
     assert [(v.row.action, v.count) for v in visits] == [(Action.READ, 1), (Action.LIST, 1)]
+
+
+def test_a_chart_view_and_its_live_stream_are_one_visit(patient):
+    # A reviewer: "Who accessed this record" showed every chart view twice, Page then Live
+    # stream, as the page opens its live-update stream a moment after it loads.
+    def view() -> None:
+        access_log_record(action=Action.READ, patient_ids=[patient.pk], surface="page")
+        access_log_record(action=Action.READ, patient_ids=[patient.pk], surface="stream")
+
+    view()
+    view()
+    lone_stream = access_log_record(action=Action.READ, patient_ids=[patient.pk], surface="stream")
+    visits = access_visits_for_patient(patient=patient, limit=2)
+    assert [(v.row.surface, v.count, v.live) for v in visits] == [
+        ("stream", 1, False),  # a stream read on its own (a reconnect) stays listed
+        ("page", 2, True),
+    ]
+    assert visits[0].row == lone_stream
