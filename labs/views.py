@@ -161,7 +161,9 @@ def lab_result_create(request: AuthedHtmxRequest, patient_id: int) -> HttpRespon
             if not request.htmx:
                 (messages.error if result.is_critical else messages.success)(request, text)
                 return redirect(reverse("labs:lab_trends", args=[patient.pk]) + f"?days={period}")
-            form = LabResultForm()
+            # The next result is most often from the same sample (a blood count is four):
+            # keep its collection date and time, so they are not typed again.
+            form = LabResultForm(initial={k: data[k] for k in ("collected_on", "collected_time")})
             recorded = text  # the swapped-in form says what it saved
             recorded_critical = result.is_critical
     if form.errors:

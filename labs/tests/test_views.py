@@ -203,6 +203,9 @@ def test_lab_result_create_htmx_returns_updated_chart(client, treating_clinician
     # The form comes back empty for the next result, and says what it saved.
     recorded = 'role="status" id="lab-recorded">Recorded ANC 1.9 ×10³/µL.</p>'
     assert recorded in response.content.decode()
+    # The next result of the same sample keeps its collection date and time.
+    assert f'value="{ENTRY["collected_on"]}"' in response.content.decode()
+    assert f'value="{ENTRY["collected_time"]}' in response.content.decode()  # 09:15(:00)
 
 
 @time_machine.travel(NOW, tick=False)
