@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.text import Truncator
 
 from labs.models import CRITICAL_FLAGS, LabResult, LabTest
 from labs.units import unit_display
 from oncoplanner.signals import record_read
-from patients.models import Patient, SymptomReport
+from patients.models import Patient, SymptomReport, tel_uri
 from patients.selectors import CHANGE, _deny, children_for, scoped
 from treatments.models import ChemoCycle, SideEffect
 
@@ -30,6 +31,11 @@ DEFAULT_PERIOD = "90"
 # How far back the inbox's "recently acknowledged" section looks, and how many it lists.
 RECENT_DAYS = 7
 RECENT_LIMIT = 20
+# How much of a patient's own words an inbox item shows; the chart shows all of it.
+INBOX_DETAIL_CHARS = 280
+# Triage order of the open inbox (see inbox_for): what no clinician has seen yet comes first.
+PRIORITY_UNSEEN = 0  # critical (LL/HH) lab results and urgent patient reports
+PRIORITY_RECORDED = 1  # grade >= 3 side effects, recorded by a clinician who saw the patient
 
 
 def _num(value: Decimal | None) -> float | None:
@@ -267,10 +273,31 @@ class InboxItem:
     done_at: dt.datetime | None = None
     done_by: Any = None
     done_note: str = ""
+    priority: int = PRIORITY_UNSEEN
+    detail: str = ""  # the patient's own words (symptom reports)
+    reasons: list[str] = field(default_factory=list)  # why it is urgent
 
     @property
     def dom_id(self) -> str:
         return f"inbox-{self.kind}-{self.obj.pk}"
+
+    @property
+    def detail_short(self) -> str:
+        """The patient's words on one line, cut at a word near INBOX_DETAIL_CHARS (escaped
+        by the template like any text)."""
+        return Truncator(" ".join(self.detail.split())).chars(INBOX_DETAIL_CHARS)
+
+    @property
+    def detail_is_cut(self) -> bool:
+        return len(" ".join(self.detail.split())) > INBOX_DETAIL_CHARS
+
+    @property
+    def phone(self) -> str:
+        return self.patient.phone
+
+    @property
+    def phone_uri(self) -> str:
+        return tel_uri(self.patient.phone)
 
     @property
     def waiting(self) -> dt.timedelta:
@@ -327,6 +354,7 @@ def _side_effect_item(s: SideEffect) -> InboxItem:
         done_at=s.acknowledged_at,
         done_by=s.acknowledged_by,
         done_note=s.acknowledgement_note,
+        priority=PRIORITY_RECORDED,
     )
 
 
@@ -341,6 +369,9 @@ def _symptom_item(s: SymptomReport) -> InboxItem:
         done_at=s.reviewed_at,
         done_by=s.reviewed_by,
         done_note=s.review_note,
+        detail=s.description,
+        # The same rule that set `urgent` when the report was made (SymptomReport).
+        reasons=s.urgent_reasons,
     )
 
 
@@ -355,7 +386,7 @@ def inbox_item_for(kind: str, obj: Any) -> InboxItem:
 
 
 def inbox_for(*, user: User) -> Inbox:
-    """What needs a clinician's eyes across the user's patients, oldest waiting first.
+    """What needs a clinician's eyes across the user's patients, in triage order.
 
     Unacknowledged critical (LL/HH) results, unacknowledged grade >= 3 side effects and
     unreviewed urgent symptom reports (severe, or a red flag such as a fever); plus what was
@@ -401,7 +432,13 @@ def inbox_for(*, user: User) -> Inbox:
             )[:RECENT_LIMIT]
         ]
     )
-    open_items.sort(key=lambda i: i.since)
+    # Triage order for the nurse working the queue. First what no clinician has seen yet:
+    # critical results and urgent patient reports (a fever, dehydration, a very severe
+    # symptom), which may need a call within the hour (NICE NG151, UKONS triage); then grade
+    # >= 3 side effects, which a clinician recorded after assessing the patient. Within each
+    # group the oldest first: a queue worked from the top, where the longest wait is the one
+    # closest to breaching its response time and a stream of new items cannot bury it.
+    open_items.sort(key=lambda i: (i.priority, i.since))
     recent.sort(key=lambda i: i.done_at, reverse=True)
     recent = recent[:RECENT_LIMIT]
     patients = list({i.patient.pk: i.patient for i in open_items + recent}.values())

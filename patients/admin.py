@@ -49,7 +49,7 @@ class CareTeamForm(forms.ModelForm):  # type: ignore[type-arg]
 
     class Meta:
         model = CareTeam
-        fields = ("name", "description")
+        fields = ("name", "description", "phone_daytime", "phone_24h")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -79,9 +79,21 @@ class CareTeamAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     revocation reaches the access log; the patients of a team are not listed (PHI)."""
 
     form = CareTeamForm
-    list_display = ("name", "member_count", "patient_count", "description")
+    list_display = ("name", "member_count", "patient_count", "phone_24h", "description")
     search_fields = ("name", "description")
-    fields = ("name", "description", "members", "leads")
+    fieldsets = (
+        (None, {"fields": ("name", "description")}),
+        (
+            "Numbers patients are given",
+            {
+                "fields": ("phone_24h", "phone_daytime"),
+                "description": "Shown in the patient portal as tap-to-call links. Without a "
+                "24-hour number, patients with an urgent symptom are told to call 999/112 or go "
+                "to the emergency department.",
+            },
+        ),
+        ("Members", {"fields": ("members", "leads")}),
+    )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[CareTeam]:
         return (
@@ -106,8 +118,8 @@ class CareTeamAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def save_model(self, request: HttpRequest, obj: CareTeam, form: Any, change: bool) -> None:
         fields = {
-            "name": form.cleaned_data["name"],
-            "description": form.cleaned_data["description"],
+            name: form.cleaned_data[name]
+            for name in ("name", "description", "phone_daytime", "phone_24h")
         }
         if change:
             services.care_team_update(team=obj, updated_by=request.user, **fields)  # type: ignore[arg-type]

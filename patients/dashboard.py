@@ -56,6 +56,8 @@ if TYPE_CHECKING:
     from oncoplanner.accounts.models import User
 
 PAGE_SIZE = 25
+# The chart lists the patient's symptom reports of this many days, and every unreviewed one.
+SYMPTOM_REPORT_DAYS = 30
 FILTERS = {
     "mine": "My patients",
     "due": "Due this week",
@@ -297,6 +299,7 @@ class Dashboard:
     critical_results: list[LabResult]
     severe_side_effects: list[SideEffect]
     severe_symptoms: list[SymptomReport]
+    symptom_reports: list[SymptomReport]  # unreviewed, and the last SYMPTOM_REPORT_DAYS days
     access_log: list[Any]
     emergency_accesses: list[Any]
     on_care_team: bool
@@ -304,6 +307,10 @@ class Dashboard:
     next_dose_needs_weight: bool  # an open cycle in a regimen with a weight-based drug
     allergy_banner: selectors.AllergyBanner
     allergies_in_error: list[Any]
+
+    @property
+    def symptom_report_days(self) -> int:
+        return SYMPTOM_REPORT_DAYS
 
     @property
     def weight_too_old_to_dose(self) -> bool:
@@ -467,11 +474,18 @@ def dashboard_for(*, user: User, patient_id: Any) -> Dashboard:
         .select_related("test")
         .order_by("-collected_at")
     )
-    severe_symptoms = list(
+    # One query for both: every report still waiting for review (urgent or routine: the portal
+    # promised a look within one working day) and the recent ones, in the patient's own words.
+    symptom_reports = list(
         SymptomReport.objects.filter(
-            patient=patient, urgent=True, reviewed_at__isnull=True
-        ).order_by("-reported_at")
+            Q(reviewed_at__isnull=True)
+            | Q(reported_at__gte=now - dt.timedelta(days=SYMPTOM_REPORT_DAYS)),
+            patient=patient,
+        )
+        .select_related("reviewed_by")
+        .order_by("-reported_at", "-pk")
     )
+    severe_symptoms = [r for r in symptom_reports if r.urgent and r.reviewed_at is None]
     return Dashboard(
         patient=patient,
         care_team_name=care_team_name,
@@ -491,6 +505,7 @@ def dashboard_for(*, user: User, patient_id: Any) -> Dashboard:
         critical_results=critical,
         severe_side_effects=severe_side_effects,
         severe_symptoms=severe_symptoms,
+        symptom_reports=symptom_reports,
         # The log names colleagues: the care team sees it, a break-glass visitor does not.
         access_log=access_visits_for_patient(patient=patient, limit=20) if on_team else [],
         emergency_accesses=emergency,

@@ -27,6 +27,33 @@ icd10_validator = RegexValidator(
     "Enter an ICD-10 code such as C18.7 or C50.911.",
 )
 
+# A number a patient dials: digits with the usual separators, an optional leading "+", 6 to 15
+# digits (E.164 allows 15). No letters, no extension: a patient calling in a crisis must be
+# able to tap it and get through.
+_PHONE_CHARS = re.compile(r"^\+?[0-9 ()\-.]+$")
+
+
+def validate_phone_number(value: str) -> None:
+    digits = sum(ch.isdigit() for ch in value)
+    if not _PHONE_CHARS.match(value) or not 6 <= digits <= 15:
+        raise ValidationError(
+            "Enter a phone number such as 020 7946 0000 or +44 20 7946 0000 (6 to 15 digits; "
+            "spaces, dashes and brackets allowed; no extension).",
+            code="invalid_phone",
+        )
+
+
+def tel_uri(number: str) -> str:
+    """A `tel:` link for `number`, or "" when it does not look like a phone number.
+
+    RFC 3966 allows no spaces: keep the digits and a leading "+" only.
+    """
+    number = (number or "").strip()
+    digits = "".join(ch for ch in number if ch.isdigit())
+    if not 6 <= len(digits) <= 15 or not _PHONE_CHARS.match(number):
+        return ""
+    return f"tel:{'+' if number.startswith('+') else ''}{digits}"
+
 
 class CareTeam(models.Model):
     """A group of clinicians who look after a set of patients.
@@ -40,6 +67,25 @@ class CareTeam(models.Model):
     group = models.OneToOneField(
         Group, on_delete=models.PROTECT, editable=False, related_name="care_team"
     )
+    # What the portal tells a patient to call. Optional here (a new team may not have its line
+    # yet); without a 24-hour number the portal sends the patient to 999/112 or the emergency
+    # department instead of to a number that is not there.
+    phone_daytime = models.CharField(
+        "daytime number",
+        max_length=30,
+        blank=True,
+        validators=[validate_phone_number],
+        help_text="The team's number in working hours, for questions that can wait. Shown to "
+        "the team's patients in the portal.",
+    )
+    phone_24h = models.CharField(
+        "24-hour acute oncology number",
+        max_length=30,
+        blank=True,
+        validators=[validate_phone_number],
+        help_text="The 24-hour acute oncology (triage) line: what a patient with a fever or an "
+        "urgent symptom is told to call, day or night. Shown in the portal as a tap-to-call link.",
+    )
 
     class Meta:
         ordering = ["name"]
@@ -49,6 +95,14 @@ class CareTeam(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def phone_daytime_uri(self) -> str:
+        return tel_uri(self.phone_daytime)
+
+    @property
+    def phone_24h_uri(self) -> str:
+        return tel_uri(self.phone_24h)
 
 
 class Patient(models.Model):
@@ -478,11 +532,45 @@ class SymptomReport(models.Model):
     # The same red flags in the patient's own words ("Something else", or the note): a tester's
     # "High temperature 38.6 and shivering" waited for the next review. Matching on words errs
     # toward alerting (a "temperature was normal" alerts too), the safe side for a fever.
+    # Dehydration (UKONS 24-hour triage tool, vomiting and diarrhoea: "red" when the patient
+    # cannot keep fluids down or is not passing urine): a patient who "vomited 6 times today,
+    # can't keep fluids down" was told to wait for the next review. Bloody diarrhoea or blood
+    # in the stool is already a "bleeding" red flag.
     RED_FLAG_WORDS = (
         ("fever", re.compile(r"\b(fever\w*|temperature|temp|shiver\w*|chills?|rigou?rs?)\b", re.I)),
         ("breath", re.compile(r"\b(breath\w*|breathe|breathing|chest pain)\b", re.I)),
         ("bleeding", re.compile(r"(bleed|\bbled\b|blood(?!\s+tests?\b)|bruis)", re.I)),
+        (
+            "dehydration",
+            re.compile(
+                r"\b(?:can[’']?t|cannot|can\s+not|could\s*n[’']?t|couldnt|unable\s+to|not\s+able\s+to)"
+                r"\s+(?:keep|hold)\s+(?:\w+\s+){0,3}down\b"  # "can't keep fluids/anything down"
+                r"|\b(?:can[’']?t|cannot|can\s+not|unable\s+to|not\s+able\s+to)\s+drink\b"
+                r"|\bno\s+(?:urine|wee|pee)\b"
+                r"|(?:\bnot|n[’']?t)\s+(?:passed|passing|pass|done|had)\s+(?:any\s+)?(?:urine|water|a\s+wee|a\s+pee)\b",
+                re.I,
+            ),
+        ),
     )
+    # Six or more episodes a day is UKONS "red" for vomiting (and the edge of it for
+    # diarrhoea): "vomited 6 times today". A count alone means nothing ("woke 6 times"), so it
+    # counts only in a report about vomiting or diarrhoea.
+    GI_WORDS = re.compile(
+        r"\b(vomit\w*|sick|throw(?:ing|n)?\s+up|threw\s+up|diarrh\w*|loose|watery|stools?|"
+        r"bowels?|poo\w*)\b",
+        re.I,
+    )
+    SIX_OR_MORE_TIMES = re.compile(
+        r"\b(?:[6-9]|[1-9][0-9]+|six|seven|eight|nine|ten|eleven|twelve|a\s+dozen)\+?\s*"
+        r"(?:x|times)\b",
+        re.I,
+    )
+    RED_FLAG_LABELS = {
+        "fever": "fever, possible neutropenic sepsis",
+        "breath": "breathlessness or chest pain",
+        "bleeding": "bleeding or bruising",
+        "dehydration": "dehydration risk",
+    }
 
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="symptom_reports")
     symptom = models.CharField(
@@ -542,7 +630,7 @@ class SymptomReport(models.Model):
 
     @property
     def red_flag(self) -> str:
-        """The red flag this report raises ("fever", "breath", "bleeding"), or ""."""
+        """The red flag this report raises ("fever", "breath", "bleeding", "dehydration"), or ""."""
         if self.severity == self.Severity.NONE:
             return ""  # "I did not have it"
         return self.red_flag_in(symptom=self.symptom, description=self.description)
@@ -551,18 +639,65 @@ class SymptomReport(models.Model):
     def is_red_flag(self) -> bool:
         return bool(self.red_flag)
 
+    @property
+    def urgent_reasons(self) -> list[str]:
+        """Why this report is urgent, in a clinician's words (empty when it is routine).
+
+        The rule that sets `urgent` (urgency_reasons_in), applied to the report as it stands:
+        a report flagged under an older rule says so rather than showing no reason.
+        """
+        reasons = self.urgency_reasons_in(
+            symptom=self.symptom, severity=self.severity, description=self.description
+        )
+        if self.urgent and not reasons:
+            return ["flagged urgent when it was reported"]
+        return reasons
+
+    @classmethod
+    def red_flag_evidence_in(cls, *, symptom: str, description: str = "") -> list[tuple[str, str]]:
+        """Every red flag in the report as (kind, the words that raised it), the chosen
+        symptom's first; the words are "" when the symptom was picked from the portal's list."""
+        found: dict[str, str] = {}
+        if symptom in cls.RED_FLAG_SYMPTOMS:
+            found[cls.RED_FLAG_SYMPTOMS[symptom]] = ""
+        words = f"{symptom}\n{description}"
+        for kind, pattern in cls.RED_FLAG_WORDS:
+            if kind not in found and (match := pattern.search(words)):
+                found[kind] = match.group(0)
+        count = cls.SIX_OR_MORE_TIMES.search(words)
+        if "dehydration" not in found and count and cls.GI_WORDS.search(words):
+            found["dehydration"] = count.group(0)
+        return list(found.items())
+
+    @classmethod
+    def red_flags_in(cls, *, symptom: str, description: str = "") -> list[str]:
+        return [
+            kind for kind, _ in cls.red_flag_evidence_in(symptom=symptom, description=description)
+        ]
+
     @classmethod
     def red_flag_in(cls, *, symptom: str, description: str = "") -> str:
-        if symptom in cls.RED_FLAG_SYMPTOMS:
-            return cls.RED_FLAG_SYMPTOMS[symptom]
-        words = f"{symptom}\n{description}"
-        return next((kind for kind, pattern in cls.RED_FLAG_WORDS if pattern.search(words)), "")
+        return next(iter(cls.red_flags_in(symptom=symptom, description=description)), "")
+
+    @classmethod
+    def urgency_reasons_in(cls, *, symptom: str, severity: int, description: str = "") -> list[str]:
+        """Why a report with this content is urgent; empty when it is routine. The one rule
+        behind `urgent`, and the reasons the inbox shows beside it."""
+        if severity <= cls.Severity.NONE:
+            return []  # "I did not have it": no red flag either
+        reasons: list[str] = []
+        for kind, words in cls.red_flag_evidence_in(symptom=symptom, description=description):
+            said = f" (“{' '.join(words.split())}”)" if words else ""
+            reasons.append(f"red flag: {cls.RED_FLAG_LABELS[kind]}{said}")
+        if severity >= cls.SEVERE_FROM:
+            label = dict(cls.Severity.choices).get(severity, str(severity))
+            reasons.append(f"reported as {str(label).lower()}")
+        return reasons
 
     @classmethod
     def is_urgent_report(cls, *, symptom: str, severity: int, description: str = "") -> bool:
-        return severity >= cls.SEVERE_FROM or (
-            severity > cls.Severity.NONE
-            and bool(cls.red_flag_in(symptom=symptom, description=description))
+        return bool(
+            cls.urgency_reasons_in(symptom=symptom, severity=severity, description=description)
         )
 
     def save(self, *args: Any, **kwargs: Any) -> None:

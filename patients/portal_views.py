@@ -27,6 +27,7 @@ from patients.portal_forms import SymptomReportForm
 from patients.selectors import (
     care_team_members,
     portal_allergies_for,
+    portal_clinic_phones_for,
     portal_cycles_for,
     portal_lab_results_for,
     portal_patient_for,
@@ -74,6 +75,16 @@ OBJECT_WORDS = {
 }
 
 
+def _render(
+    request: HttpRequest, template: str, context: dict[str, Any], status: int = 200
+) -> HttpResponse:
+    """Every portal page tells the patient whom to call (the banner, the urgent-symptom alert):
+    their care team's numbers go into every page's context. Called after the page's own
+    selector, which has already answered 404 to anyone but the patient."""
+    context["clinic"] = portal_clinic_phones_for(user=request.user)  # type: ignore[arg-type]
+    return render(request, template, context, status=status)
+
+
 def _cycle_rows(cycles: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(upcoming, past) cycles as plain dicts holding only what the patient may see."""
     today = timezone.localdate()
@@ -115,7 +126,7 @@ def home(request: HttpRequest) -> HttpResponse:
         "past": past,
         "section": "home",
     }
-    return render(request, "portal/home.html", context)
+    return _render(request, "portal/home.html", context)
 
 
 def _range_words(value: Decimal, low: Decimal | None, high: Decimal | None) -> tuple[str, str]:
@@ -188,7 +199,7 @@ def lab_results(request: HttpRequest) -> HttpResponse:
         group["latest"] = group["rows"][0]
         group["chart"]["points"].reverse()  # oldest first for the line
     context = {"analytes": list(analytes.values()), "section": "labs"}
-    return render(request, "portal/lab_results.html", context)
+    return _render(request, "portal/lab_results.html", context)
 
 
 def _symptoms_context(request: HttpRequest, form: SymptomReportForm) -> dict[str, Any]:
@@ -203,7 +214,7 @@ def _symptoms_context(request: HttpRequest, form: SymptomReportForm) -> dict[str
 @require_http_methods(["GET", "POST"])
 def symptoms(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
-        return render(
+        return _render(
             request, "portal/symptoms.html", _symptoms_context(request, SymptomReportForm())
         )
     patient = portal_patient_for(user=request.user)  # type: ignore[arg-type]
@@ -223,7 +234,7 @@ def symptoms(request: HttpRequest) -> HttpResponse:
             request.session[SENT_KEY] = report.pk
             return redirect("portal:symptoms")
     context = _symptoms_context(request, form)
-    return render(request, "portal/symptoms.html", context, status=400)
+    return _render(request, "portal/symptoms.html", context, status=400)
 
 
 @login_required
@@ -249,7 +260,7 @@ def care_team(request: HttpRequest) -> HttpResponse:
         "allergies": allergies,
         "no_known_allergies": patient.no_known_allergies_at is not None and not allergies,
     }
-    return render(request, "portal/care_team.html", context)
+    return _render(request, "portal/care_team.html", context)
 
 
 @login_required
@@ -285,4 +296,4 @@ def access_history(request: HttpRequest) -> HttpResponse:
             }
         )
     context = {"rows": rows, "limit": ACCESS_LOG_LIMIT, "section": "access"}
-    return render(request, "portal/access_history.html", context)
+    return _render(request, "portal/access_history.html", context)

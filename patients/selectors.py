@@ -525,6 +525,56 @@ def portal_allergies_for(*, user: User) -> tuple[Patient, list[Allergy]]:
     return patient, allergies
 
 
+@dataclass(frozen=True)
+class ClinicPhones:
+    """The numbers a portal patient is told to call: their care team's 24-hour acute oncology
+    line and daytime number, each with its `tel:` link ("" when not recorded)."""
+
+    team_name: str = ""
+    acute_24h: str = ""
+    acute_24h_uri: str = ""
+    daytime: str = ""
+    daytime_uri: str = ""
+
+    @property
+    def has_24h(self) -> bool:
+        # A number a phone cannot dial (no tel: link) is no number to send a patient to.
+        return bool(self.acute_24h and self.acute_24h_uri)
+
+    @property
+    def has_daytime(self) -> bool:
+        return bool(self.daytime and self.daytime_uri)
+
+
+def portal_clinic_phones_for(*, user: User) -> ClinicPhones:
+    """The phone numbers of the portal user's own care team; empty if they have no team.
+
+    Not patient data (a team's public numbers), so not logged; one query. Http404 for anyone
+    who is not a patient with an active record, as every portal selector.
+    """
+    if not (
+        user is not None
+        and getattr(user, "is_authenticated", False)
+        and user.is_active
+        and user.is_patient_user
+    ):
+        raise Http404("No Patient matches the given query.")
+    team = (
+        CareTeam.objects.filter(patients__portal_user=user, patients__is_active=True)
+        .only("name", "phone_24h", "phone_daytime")
+        .first()
+    )
+    if team is None:
+        return ClinicPhones()
+    return ClinicPhones(
+        team_name=team.name,
+        acute_24h=team.phone_24h,
+        acute_24h_uri=team.phone_24h_uri,
+        daytime=team.phone_daytime,
+        daytime_uri=team.phone_daytime_uri,
+    )
+
+
 def portal_symptom_reports_for(*, user: User) -> tuple[Patient, QuerySet[Any]]:
     """The portal user's record and their own symptom reports. Sends record_read (list)."""
     patient = _portal_record(user)

@@ -49,10 +49,23 @@ MANAGE_CARETEAM = "patients.manage_careteam"
 
 @transaction.atomic
 def care_team_create(
-    *, name: str, description: str = "", created_by: User | None = None
+    *,
+    name: str,
+    description: str = "",
+    phone_daytime: str = "",
+    phone_24h: str = "",
+    created_by: User | None = None,
 ) -> CareTeam:
+    """A new team and its group. The numbers are what the team's patients are told to call in
+    the portal (validated as phone numbers by full_clean)."""
     group = Group.objects.create(name=f"care-team:{name}")
-    team = CareTeam(name=name, description=description, group=group)
+    team = CareTeam(
+        name=name,
+        description=description,
+        phone_daytime=(phone_daytime or "").strip(),
+        phone_24h=(phone_24h or "").strip(),
+        group=group,
+    )
     team.full_clean()
     team.save()
     return team
@@ -395,10 +408,12 @@ def invitation_accept(*, token: str, username: str, password: str) -> User:
 
 @transaction.atomic
 def care_team_update(*, team: CareTeam, updated_by: User | None, **fields: Any) -> CareTeam:
-    """Rename or describe a team (membership changes go through add/remove_member)."""
-    for name in ("name", "description"):
+    """Rename or describe a team, or change its phone numbers (membership changes go through
+    add/remove_member). Not patient data: no access-log row (the admin keeps its history)."""
+    for name in ("name", "description", "phone_daytime", "phone_24h"):
         if name in fields:
-            setattr(team, name, fields[name])
+            value = fields[name]
+            setattr(team, name, (value or "").strip() if name.startswith("phone") else value)
     team.full_clean()
     team.save()
     if "name" in fields:

@@ -30,7 +30,7 @@ TABLET = {"width": 820, "height": 1180}
 
 
 def _portal_patient() -> tuple[User, Patient]:
-    team = care_team_create(name="GI oncology (portal browser)")
+    team = care_team_create(name="GI oncology (portal browser)", phone_24h="020 7946 0999")
     nurse = ClinicianFactory.create(
         username="nurse.portal",
         first_name="Maria",
@@ -142,7 +142,7 @@ def test_patient_reports_a_severe_symptom_and_sees_released_results_only(page, l
     page.wait_for_load_state("networkidle")
     alert = page.inner_text("#symptom-sent")
     assert "Your care team has been alerted" in alert
-    assert "Call your clinic's 24-hour number now" in alert  # a fever: do not wait for us
+    assert "Call your clinic's 24-hour number now: 020 7946 0999" in alert  # a fever: call now
     assert "Waiting for review" in page.inner_text("main")
     screenshot(page, "portal-symptom-severe-confirmation")
     report = SymptomReport.objects.get(patient=patient)

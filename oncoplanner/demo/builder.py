@@ -34,6 +34,7 @@ from oncoplanner.demo.people import (
     GI_TEAM,
     PORTAL_PATIENT,
     STAFF,
+    TEAM_PHONES,
 )
 from patients.models import BodyMeasurement, CareTeam, Patient
 from patients.services import (
@@ -42,6 +43,7 @@ from patients.services import (
     allergy_record,
     care_team_add_member,
     care_team_create,
+    care_team_update,
     measurement_record,
     patient_create,
     patient_no_known_allergies_record,
@@ -267,7 +269,15 @@ class DemoClinic:
     def ensure_teams(self, users: dict[str, User]) -> dict[str, CareTeam]:
         teams: dict[str, CareTeam] = {}
         for name in (GI_TEAM, BREAST_LYMPHOMA_TEAM):
-            team = CareTeam.objects.filter(name=name).first() or care_team_create(name=name)
+            daytime, acute_24h = TEAM_PHONES[name]
+            team = CareTeam.objects.filter(name=name).first() or care_team_create(
+                name=name, phone_daytime=daytime, phone_24h=acute_24h
+            )
+            if not (team.phone_daytime or team.phone_24h):
+                # A demo built before teams had numbers; numbers an administrator set stay.
+                team = care_team_update(
+                    team=team, updated_by=None, phone_daytime=daytime, phone_24h=acute_24h
+                )
             teams[name] = team
         for person in STAFF:
             for team_name in person.teams:

@@ -23,6 +23,13 @@ class DemoPerson:
 
 GI_TEAM = "GI oncology"
 BREAST_LYMPHOMA_TEAM = "Breast and lymphoma"
+# (daytime, 24-hour acute oncology) numbers the portal gives each team's patients. Fictional:
+# Ofcom keeps 020 7946 0000-0999 for drama, so no real person is ever rung from the demo. One
+# hospital-wide 24-hour line, as acute oncology services usually run.
+TEAM_PHONES = {
+    GI_TEAM: ("020 7946 0410", "020 7946 0999"),
+    BREAST_LYMPHOMA_TEAM: ("020 7946 0420", "020 7946 0999"),
+}
 
 STAFF = (
     DemoPerson("admin", "Ada", "Ng", "administrator"),

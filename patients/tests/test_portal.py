@@ -16,7 +16,7 @@ from audit.models import AccessLog
 from labs.models import LabResult, LabTest
 from oncoplanner.accounts.tests.factories import AdministratorFactory, UserFactory
 from patients.models import SymptomReport
-from patients.services import symptom_report_create, symptom_report_review
+from patients.services import care_team_update, symptom_report_create, symptom_report_review
 from patients.tasks import notify_care_team_of_severe_symptom_report
 from patients.tests.factories import PatientFactory
 from treatments.models import ChemoCycle, Course, Intent, Regimen, RegimenPhase
@@ -49,6 +49,18 @@ def portal_user(patient):
     patient.portal_user = user
     patient.save()
     return user
+
+
+@pytest.fixture
+def team_phones(care_team):
+    """The patient's care team with its numbers recorded (fictional: Ofcom's drama range)."""
+    care_team_update(
+        team=care_team, updated_by=None, phone_24h="020 7946 0999", phone_daytime="020 7946 0123"
+    )
+    return care_team
+
+
+CALL_24H = '<a class="portal-tel" href="tel:02079460999">020 7946 0999</a>'
 
 
 @pytest.fixture
@@ -300,7 +312,9 @@ def test_portal_symptom_report_severe_alerts_after_commit_and_tells_what_to_do(
     assert queued.kwargs == {"symptom_report_id": report.pk}
     page = portal_client.get(response["Location"]).content.decode()
     assert "Your care team has been alerted" in page
-    assert "call your clinic" in page
+    # No 24-hour number on the team: never a number that is not there, but 999/112 or A&E.
+    assert "24-hour number now" not in page
+    assert "call 999 (or 112) now, or go to the nearest emergency department" in page
     # The confirmation is shown once (it lives in the server-side session, not a cookie).
     again = portal_client.get(reverse("portal:symptoms")).content.decode()
     assert "has been alerted" not in again
@@ -308,7 +322,7 @@ def test_portal_symptom_report_severe_alerts_after_commit_and_tells_what_to_do(
 
 @pytest.mark.parametrize("symptom", sorted(SymptomReport.RED_FLAG_SYMPTOMS))
 def test_portal_a_mild_red_flag_symptom_is_urgent_and_says_call_now(
-    portal_client, patient, symptom, django_capture_on_commit_callbacks
+    portal_client, patient, symptom, django_capture_on_commit_callbacks, team_phones
 ):
     # A mild fever during chemotherapy may be neutropenic sepsis: not a routine report.
     with django_capture_on_commit_callbacks(execute=True):
@@ -321,8 +335,9 @@ def test_portal_a_mild_red_flag_symptom_is_urgent_and_says_call_now(
     assert queued.kwargs == {"symptom_report_id": report.pk}
     page = portal_client.get(response["Location"]).content.decode()
     assert "Your care team has been alerted" in page
-    assert "Call your clinic's 24-hour number now" in page
-    assert ("38 °C" in page) is (symptom == "Fever or chills")
+    alert = page.split('id="symptom-sent"', 1)[1].split("</section>", 1)[0]
+    assert f"Call your clinic's 24-hour number now: {CALL_24H}" in alert
+    assert ("38 °C" in alert) is (symptom == "Fever or chills")
 
 
 @pytest.mark.parametrize(
@@ -335,7 +350,7 @@ def test_portal_a_mild_red_flag_symptom_is_urgent_and_says_call_now(
     ],
 )
 def test_portal_a_red_flag_in_the_patients_own_words_is_urgent_and_says_call_now(
-    portal_client, typed, note, kind, django_capture_on_commit_callbacks
+    portal_client, typed, note, kind, django_capture_on_commit_callbacks, team_phones
 ):
     # A tester's "High temperature 38.6 and shivering" (Something else, mild) was told "your
     # care team will see it at your next review".
@@ -346,8 +361,8 @@ def test_portal_a_red_flag_in_the_patients_own_words_is_urgent_and_says_call_now
     assert (report.urgent, report.red_flag) == (True, kind)
     assert len(default_task_backend.results) == 1
     page = portal_client.get(response["Location"]).content.decode()
-    assert "Call your clinic's 24-hour number now" in page
-    assert ("38 °C" in page) is (kind == "fever")
+    assert f"Call your clinic's 24-hour number now: {CALL_24H}" in page
+    assert ("38 °C" in page.split('id="symptom-sent"', 1)[1]) is (kind == "fever")
 
 
 @pytest.mark.parametrize("typed", ["Dry skin on my hands", "Waiting for my blood test results"])

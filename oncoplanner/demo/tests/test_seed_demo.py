@@ -95,3 +95,21 @@ def test_seed_demo_if_empty_says_when_the_demo_labs_have_gone_old(settings):
     out = StringIO()
     call_command("seed_demo", "--if-empty", stdout=out)
     assert "For a fresh demo" not in out.getvalue()
+
+
+def test_seed_demo_gives_every_team_fictional_numbers_and_keeps_numbers_set_by_admin():
+    from oncoplanner.demo.people import BREAST_LYMPHOMA_TEAM, GI_TEAM, TEAM_PHONES
+    from patients.models import CareTeam
+    from patients.services import care_team_create
+
+    # A demo built before teams had numbers, and a number an administrator has already set.
+    care_team_create(name=GI_TEAM)
+    care_team_create(name=BREAST_LYMPHOMA_TEAM, phone_24h="020 7946 0777")
+    _seed("--patients", "1")
+    gi = CareTeam.objects.get(name=GI_TEAM)
+    assert (gi.phone_daytime, gi.phone_24h) == TEAM_PHONES[GI_TEAM]
+    assert gi.phone_24h_uri == "tel:02079460999"
+    breast = CareTeam.objects.get(name=BREAST_LYMPHOMA_TEAM)
+    assert (breast.phone_daytime, breast.phone_24h) == ("", "020 7946 0777")
+    for team in (gi, breast):
+        team.full_clean()  # valid numbers
