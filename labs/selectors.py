@@ -166,15 +166,17 @@ NADIR_LOINCS = frozenset({"6690-2", "751-8", "777-3", "718-7"})
 
 
 def _mark_nadirs(trend: AnalyteTrend, cycles: list[CycleMarker]) -> None:
-    """The lowest count in each cycle window (one cycle start to the next) is that cycle's
-    nadir; a window still open with a single value (usually day 1's bloods) has no nadir yet."""
+    """The lowest count in each cycle window (after one cycle's day 1, to the next day 1) is
+    that cycle's nadir; a window still open with a single value has no nadir yet. Bloods drawn
+    on a cycle's day 1 are taken before its drugs: they close the previous window (cycle 1's
+    are the baseline), so a low pre-treatment count is not called a nadir."""
     if not trend.points or trend.test.loinc not in NADIR_LOINCS:
         return
     starts = sorted({c.start for c in cycles})
     windows: dict[int, list[TrendPoint]] = {}
     for point in trend.points:
         day = timezone.localdate(point.result.collected_at)
-        index = sum(1 for start in starts if start <= day)  # 0: before the first cycle
+        index = sum(1 for start in starts if start < day)  # 0: up to the first day 1
         windows.setdefault(index, []).append(point)
     last = len(starts)
     for index, points in windows.items():

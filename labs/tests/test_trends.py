@@ -178,3 +178,21 @@ def test_duration_text_is_compact():
     assert duration_text(dt.timedelta(minutes=45)) == "45 min"
     assert duration_text(dt.timedelta(hours=3, minutes=10)) == "3 h 10 min"
     assert duration_text(dt.timedelta(days=2, hours=4, minutes=5)) == "2 d 4 h"
+
+
+@time_machine.travel(NOW, tick=False)
+def test_day_1_bloods_are_drawn_before_the_drugs_and_are_never_a_nadir(
+    patient, treating_clinician, admin_user
+):
+    # A reviewer's pre-treatment Hb on cycle 1's day 1 was labelled "nadir" on the chart.
+    _cycles(patient, admin_user, [dt.date(2026, 3, 2), dt.date(2026, 3, 16)])
+    _result(patient, ANC, "0.80", dt.date(2026, 3, 2))  # cycle 1's day 1: baseline
+    _result(patient, ANC, "1.50", dt.date(2026, 3, 9))  # cycle 1's lowest after its drugs
+    _result(patient, ANC, "2.20", dt.date(2026, 3, 16))  # cycle 2's day 1: cycle 1's recovery
+    anc = LabTest.objects.get(loinc=ANC)
+
+    trends = lab_trends_for(
+        user=treating_clinician, patient_id=patient.pk, tests=[anc], period="90"
+    )
+
+    assert [p.is_nadir for p in trends.analytes[0].points] == [False, True, False]
