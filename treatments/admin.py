@@ -156,23 +156,12 @@ class PreCycleRuleInline(FrozenWhenInUse, admin.TabularInline):  # type: ignore[
         return obj  # type: ignore[no-any-return]
 
 
-class RegimenApprovalInline(admin.TabularInline):  # type: ignore[type-arg]
+class RegimenApprovalInline(ReadOnlyInline):
     """Approvals are given by an oncologist and a pharmacist on the clinic's Regimens page,
     with their password; here they are only shown."""
 
     model = RegimenApproval
-    extra = 0
     fields = readonly_fields = ("discipline", "approved_by", "approved_at", "note")
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Regimen)
