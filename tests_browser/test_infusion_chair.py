@@ -12,6 +12,7 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from oncoplanner.accounts.models import User
+from patients.services import patient_no_known_allergies_record
 from tests_browser.conftest import screenshot
 from tests_browser.helpers import PASSWORD, clinician, folfox_course_ready_for_cycle_2, log_in
 from treatments.models import Administration, ChemoCycle, RegimenDrug
@@ -37,6 +38,7 @@ def test_nurse_records_a_verified_dose_with_a_co_signed_check_and_sees_a_stale_t
     cycle = cycle_give(
         cycle=course.cycles.get(number=2), actual_start=timezone.localdate(), given_by=nurse
     )
+    patient_no_known_allergies_record(patient=patient, recorded_by=pharmacist)
     verification = cycle_doses_verify(cycle=cycle, by=pharmacist)
     oxaliplatin = RegimenDrug.objects.get(
         phase__regimen=course.regimen, drug__name__iexact="oxaliplatin"

@@ -788,6 +788,7 @@ def cycle_doses_verify(
     cycle = _lock_cycle(cycle)
     if cycle.status == ChemoCycle.Status.CANCELLED:
         raise ValidationError({"cycle": f"Cycle {cycle.number} was cancelled."})
+    _require_allergy_status(cycle.course.patient)
     plan = cycle_dose_plan(cycle)
     if plan.problems:
         raise ValidationError({"cycle": "Cannot verify: " + " ".join(plan.problems)})
@@ -812,6 +813,21 @@ def cycle_doses_verify(
     verification.full_clean()
     verification.save()
     return verification
+
+
+def _require_allergy_status(patient: Patient) -> None:
+    """A pharmacist verifies chemotherapy only against a documented allergy status (ASHP and
+    ISOPP verification standards): "not recorded" is not "none"; nobody may have asked."""
+    if (
+        patient.no_known_allergies_at is None
+        and not Allergy.objects.filter(patient=patient).exists()
+    ):
+        raise ValidationError(
+            {
+                "cycle": f"{patient}'s allergy status is not recorded. Record their allergies, "
+                "or that they have no known allergies, on the chart; then verify."
+            }
+        )
 
 
 def doses_to_verify(cycle: ChemoCycle) -> tuple[dict[str, str], list[str]]:

@@ -492,6 +492,12 @@ class DemoClinic:
             patient_no_known_allergies_record(patient=patient, recorded_by=nurse)
 
     def _administer(self, cycle: ChemoCycle, nurse: User, pharmacist: User) -> None:
+        patient = cycle.course.patient
+        patient.refresh_from_db()
+        if patient.no_known_allergies_at is None and not patient.allergies.exists():
+            # Verification needs an allergy status: the pharmacist asked, and there were none.
+            # Charts without treatment yet keep "not recorded".
+            patient_no_known_allergies_record(patient=patient, recorded_by=pharmacist)
         # Patient 3 continues oxaliplatin with premedication after a mild reaction.
         cycle_doses_verify(cycle=cycle, by=pharmacist, confirm_allergy=True)
         for regimen_drug in cycle.phase.drugs.all():

@@ -439,6 +439,11 @@ def test_administration_needs_the_second_checkers_own_password(
     care_team_add_member(team=care_team, clinician=pharmacist, granted_by=admin_user)
     verify_url = f"{API}/patients/{patient.pk}/cycles/{cycle.pk}/verify"
     assert post(clinician, verify_url, {}).status_code == 403  # an oncologist does not verify
+    unasked = post(token_client(pharmacist), verify_url, {"note": "Checked"})
+    assert unasked.status_code == 400  # nobody has recorded the patient's allergy status
+    assert "allergy status is not recorded" in unasked.text
+    none_known = f"{API}/patients/{patient.pk}/allergies/none-known"
+    assert post(token_client(pharmacist), none_known, {}).status_code in (200, 201)
     verified = post(token_client(pharmacist), verify_url, {"note": "Checked"})
     assert verified.status_code == 201
     assert verified.json()["verified_by_id"] == pharmacist.pk

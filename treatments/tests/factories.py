@@ -15,6 +15,7 @@ from django.utils import timezone
 from factory.django import DjangoModelFactory
 
 from oncoplanner.accounts.tests.factories import ClinicianFactory
+from patients.models import Patient
 from patients.tests.factories import PatientFactory
 from treatments.models import (
     Administration,
@@ -211,5 +212,21 @@ def pharmacy_verified(cycle: ChemoCycle) -> ChemoCycle:
     from treatments.services import cycle_doses_verify
 
     pharmacist = ClinicianFactory.create(discipline=User.Discipline.PHARMACIST)
+    allergy_status_taken(cycle.course.patient)
     cycle_doses_verify(cycle=cycle, by=pharmacist)
     return cycle
+
+
+def allergy_status_taken(patient: Patient) -> Patient:
+    """`patient` with an allergy status on the chart (verification needs one): "no known
+    allergies" unless an allergy is recorded already."""
+    from patients.models import Allergy
+    from patients.services import patient_no_known_allergies_record
+
+    patient.refresh_from_db()
+    if (
+        patient.no_known_allergies_at is None
+        and not Allergy.objects.filter(patient=patient).exists()
+    ):
+        patient_no_known_allergies_record(patient=patient, recorded_by=ClinicianFactory.create())
+    return patient

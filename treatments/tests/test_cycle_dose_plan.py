@@ -44,7 +44,12 @@ from treatments.services import (
     cycle_give,
     verification_state,
 )
-from treatments.tests.factories import AdministrationFactory, DrugFactory, regimen_create
+from treatments.tests.factories import (
+    AdministrationFactory,
+    DrugFactory,
+    allergy_status_taken,
+    regimen_create,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -128,6 +133,7 @@ def carboplatin_course(care_team, treating_clinician) -> tuple[Course, RegimenDr
     patient = patient_through_service(
         care_team, date_of_birth=dt.date(1960, 3, 25), sex="female", family_name="Quennell"
     )
+    allergy_status_taken(patient)
     BodyMeasurementFactory.create(patient=patient, measured_on=TODAY, height_cm=165, weight_kg=60)
     creatinine = LabTest.objects.get(loinc="2160-0")
     LabResult.objects.create(
@@ -177,6 +183,7 @@ def test_a_birthday_before_day_8_gives_the_page_the_verified_dose_and_the_chair_
 @pytest.fixture
 def paclitaxel_course(patient, treating_clinician) -> tuple[Course, RegimenDrug]:
     # Weighed on 10 March: in date for day 1 (10 days), too old for day 8 (17 days > 14).
+    allergy_status_taken(patient)
     BodyMeasurementFactory.create(
         patient=patient, measured_on=dt.date(2026, 3, 10), height_cm=170, weight_kg=70
     )
@@ -283,6 +290,7 @@ def test_a_later_day_verified_then_no_longer_computable_needs_verifying_again(
 
 @pytest.fixture
 def folfox_cycle_2(patient, treating_clinician) -> Course:
+    allergy_status_taken(patient)
     BodyMeasurementFactory.create(
         patient=patient, measured_on=dt.date(2026, 3, 19), height_cm=170, weight_kg=70
     )

@@ -51,6 +51,7 @@ from treatments.tests.factories import (
     CourseFactory,
     CtcaeTermFactory,
     DrugFactory,
+    allergy_status_taken,
     pharmacy_verified,
     regimen_create,
 )
@@ -731,7 +732,8 @@ def test_only_a_pharmacist_verifies_a_cycles_doses(folfox_course, clinician, nur
 
 
 def test_verification_names_a_dose_it_cannot_compute(mfolfox6, clinician):
-    course = _course(PatientFactory.create(), mfolfox6, clinician)  # no weight on record
+    patient = allergy_status_taken(PatientFactory.create())
+    course = _course(patient, mfolfox6, clinician)  # no weight on record
     pharmacist = ClinicianFactory.create(discipline=User.Discipline.PHARMACIST)
     with pytest.raises(ValidationError) as excinfo:
         cycle_doses_verify(cycle=_cycle(course, 1), by=pharmacist)
@@ -1277,3 +1279,19 @@ def test_an_allergy_is_matched_by_the_drugs_other_names(substance, drug_name, ma
     allergy_record(patient=patient, substance=substance, recorded_by=clinician)
     hits = drug_allergies(patient=patient, drugs=[drug])
     assert bool(hits) is matches
+
+
+def test_verification_needs_the_allergy_status_on_the_chart(mfolfox6, clinician):
+    # "Not recorded" is not "none": nobody may have asked the patient.
+    patient = PatientFactory.create()
+    BodyMeasurementFactory.create(
+        patient=patient, measured_on=dt.date(2026, 1, 2), height_cm=170, weight_kg=70
+    )
+    course = _course(patient, mfolfox6, clinician)
+    pharmacist = ClinicianFactory.create(discipline=User.Discipline.PHARMACIST)
+    with pytest.raises(ValidationError) as excinfo:
+        cycle_doses_verify(cycle=_cycle(course, 1), by=pharmacist)
+    assert "allergy status is not recorded" in excinfo.value.message_dict["cycle"][0]
+    assert not DoseVerification.objects.exists()
+    allergy_status_taken(patient)
+    assert cycle_doses_verify(cycle=_cycle(course, 1), by=pharmacist)
