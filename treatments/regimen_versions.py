@@ -15,7 +15,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from labs.models import PreCycleRule
-from oncoplanner.accounts.cosign import colleague_cosign
+from oncoplanner.accounts.cosign import COSIGN_FAILURE_LIMIT, password_signature
 from oncoplanner.accounts.models import User
 from treatments.models import Regimen, RegimenApproval
 
@@ -202,11 +202,14 @@ def regimen_approve(
         )
     # Outside the approval's transaction: a wrong password's log row and pause must outlive
     # the refusal (they would be rolled back with it).
-    colleague_cosign(
-        checker=by,
+    password_signature(
+        signer=by,
         password=password,
         field="password",
         door="regimen approval",
+        paused="Signing regimen approvals is paused for 15 minutes after "
+        f"{COSIGN_FAILURE_LIMIT} wrong passwords (you can still sign in and work). Try again "
+        "later.",
         refused="Your password was not accepted: type your own password to sign the approval.",
     )
     return _approval_record(regimen, by, discipline, note)

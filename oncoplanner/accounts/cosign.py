@@ -5,6 +5,9 @@ Chemotherapy is given only after an independent double check by a second compete
 So the checker confirms on the giver's screen with their own password, as dual sign-off works
 in hospital medication systems.
 
+The same password signature signs other acts (a regimen approval: password_signature), each
+door counted on its own.
+
 Guessing: wrong co-sign passwords are counted per checker, apart from the login lock, and after
 COSIGN_FAILURE_LIMIT within COSIGN_LOCK_SECONDS co-signing as that checker pauses. Counting them
 as failed logins (as first built) let a few typos at a busy chair lock a colleague out of the
@@ -34,44 +37,56 @@ COSIGN_TOKEN_SECONDS = 5 * 60
 _SALT = "oncoplanner.cosign"
 
 
-def _failures_key(checker: User) -> str:
-    return f"cosign-failures:{checker.pk}"
+def _failures_key(signer: User, door: str) -> str:
+    # Per door: typos signing a regimen approval must not pause co-signing at the chair.
+    return f"signature-failures:{door}:{signer.pk}"
 
 
-def colleague_cosign(
-    *, checker: User, password: str, field: str, door: str = "co-sign", refused: str = ""
+def password_signature(
+    *, signer: User, password: str, field: str, door: str, paused: str, refused: str
 ) -> None:
-    """Raise a ValidationError on `field` unless `password` is the checker's own password.
-    `door` names, in the access log, where a wrong password was typed; `refused` replaces the
-    co-sign's message for a wrong one."""
-    failures = cache.get(_failures_key(checker), 0)
+    """Raise a ValidationError on `field` unless `password` is `signer`'s own password.
+
+    COSIGN_FAILURE_LIMIT wrong ones within COSIGN_LOCK_SECONDS pause this door for `signer`
+    (`paused`); each is logged with the door, who typed and for whom. The last two attempts
+    before the pause say how many are left."""
+    key = _failures_key(signer, door)
+    failures = cache.get(key, 0)
     if failures >= COSIGN_FAILURE_LIMIT:
-        raise ValidationError(
-            {
-                field: f"Co-signing as {checker} is paused for 15 minutes after "
-                f"{COSIGN_FAILURE_LIMIT} wrong passwords. {checker} can still sign in; ask "
-                "another colleague to check, or wait."
-            }
-        )
-    if password and checker.is_active and checker.check_password(password):
-        cache.delete(_failures_key(checker))
+        raise ValidationError({field: paused})
+    if password and signer.is_active and signer.check_password(password):
+        cache.delete(key)
         return
+    warning = ""
     if password:
-        cache.set(_failures_key(checker), failures + 1, COSIGN_LOCK_SECONDS)
+        failures += 1
+        cache.set(key, failures, COSIGN_LOCK_SECONDS)
         # Who typed is the row's user (the request's); the account typed for is the object.
         access_log_record(
             action=AccessLog.Action.LOGIN_FAILED,
             outcome=AccessLog.Outcome.DENIED,
             object_type="User",
-            object_id=checker.pk,
-            detail={"door": door, "checker": checker.get_username()},
+            object_id=signer.pk,
+            detail={"door": door, "checker": signer.get_username()},
         )
-    raise ValidationError(
-        {
-            field: refused
-            or f"{checker} must confirm the check with their own password; the password "
-            "given was not accepted."
-        }
+        left = COSIGN_FAILURE_LIMIT - failures
+        if 0 < left <= 2:
+            warning = f" {left} more wrong password{'s' if left > 1 else ''} will pause this for 15 minutes."
+    raise ValidationError({field: refused + warning})
+
+
+def colleague_cosign(*, checker: User, password: str, field: str) -> None:
+    """Raise a ValidationError on `field` unless `password` is the checker's own password."""
+    password_signature(
+        signer=checker,
+        password=password,
+        field=field,
+        door="co-sign",
+        paused=f"Co-signing as {checker} is paused for 15 minutes after "
+        f"{COSIGN_FAILURE_LIMIT} wrong passwords. {checker} can still sign in; ask another "
+        "colleague to check, or wait.",
+        refused=f"{checker} must confirm the check with their own password; the password "
+        "given was not accepted.",
     )
 
 

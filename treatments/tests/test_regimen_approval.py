@@ -235,3 +235,20 @@ def test_a_vinca_alkaloid_is_never_ordered_intrathecally(draft, door):
         vincristine.full_clean() if door == "form" else vincristine.save()
     assert "fatal if given intrathecally" in refused.value.message_dict["route"][0]
     assert RegimenDrug.objects.get(pk=vincristine.pk).route == "IV"
+
+
+def test_wrong_approval_passwords_pause_approving_but_not_co_signing_at_the_chair(
+    draft, pharmacist
+):
+    # A reviewer's typos on the approval page had paused their co-signing of chemotherapy.
+    from oncoplanner.accounts.cosign import COSIGN_FAILURE_LIMIT, colleague_cosign
+
+    messages = []
+    for _ in range(COSIGN_FAILURE_LIMIT):
+        with pytest.raises(ValidationError) as wrong:
+            _approve(draft, pharmacist, password="typo")
+        messages.append(wrong.value.message_dict["password"][0])
+    assert "1 more wrong password will pause this" in messages[-2]
+    with pytest.raises(ValidationError, match="Signing regimen approvals is paused"):
+        _approve(draft, pharmacist)  # even the right password, until the pause ends
+    colleague_cosign(checker=pharmacist, password=PASSWORD, field="checker_password")
