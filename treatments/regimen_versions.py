@@ -9,6 +9,9 @@ and makes the next version to edit instead.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from decimal import Decimal
+
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models, transaction
@@ -17,7 +20,7 @@ from django.utils import timezone
 from labs.models import PreCycleRule
 from oncoplanner.accounts.cosign import COSIGN_FAILURE_LIMIT, password_signature
 from oncoplanner.accounts.models import User
-from treatments.models import Regimen, RegimenApproval
+from treatments.models import DoseBasis, Regimen, RegimenApproval, RegimenDrug, parse_days
 
 
 def regimen_course_count(*, regimen: Regimen) -> int:
@@ -149,6 +152,71 @@ def regimen_missing_approvals(*, regimen: Regimen) -> list[str]:
     return [d for d in RegimenApproval.Discipline.values if d not in done]
 
 
+@dataclass(frozen=True)
+class PlanLifetimeTotal:
+    """A drug with a lifetime limit: what the version's whole plan gives at 100% (mg/m²)."""
+
+    drug_name: str
+    plan_mg_m2: Decimal
+    limit_mg_m2: Decimal
+
+    @property
+    def over(self) -> bool:
+        return self.plan_mg_m2 > self.limit_mg_m2
+
+
+def regimen_plan_lifetime_totals(*, regimen: Regimen) -> list[PlanLifetimeTotal]:
+    """Each drug with a lifetime limit, and what the whole plan gives of it. A regimen that
+    alone passes a limit is a wrong dose (a tenfold doxorubicin had passed approval unseen)."""
+    totals: dict[str, PlanLifetimeTotal] = {}
+    for phase in regimen.phases.prefetch_related("drugs__drug"):
+        for rd in phase.drugs.all():
+            limit = rd.drug.lifetime_limit_mg_m2
+            if not limit or rd.dose_basis != DoseBasis.MG_M2:
+                continue
+            given = Decimal(rd.dose) * len(parse_days(rd.days)) * phase.planned_cycles
+            before = totals.get(rd.drug.name)
+            totals[rd.drug.name] = PlanLifetimeTotal(
+                rd.drug.name, given + (before.plan_mg_m2 if before else 0), Decimal(limit)
+            )
+    return sorted(totals.values(), key=lambda t: t.drug_name)
+
+
+def regimen_previous_version(*, regimen: Regimen) -> Regimen | None:
+    return (
+        Regimen.objects.filter(name=regimen.name, version__lt=regimen.version)
+        .order_by("-version")
+        .first()
+    )
+
+
+def regimen_changes_from(*, regimen: Regimen, previous: Regimen) -> dict[int, str]:
+    """For each regimen drug of `regimen` that differs from `previous` (same phase order and
+    drug): what it was ("was 60 mg/m², IV, day 1"), or "new"; what approvers must look at."""
+    before: dict[tuple[int, str], RegimenDrug] = {
+        (rd.phase.order, rd.drug.name): rd
+        for rd in RegimenDrug.objects.filter(phase__regimen=previous).select_related(
+            "phase", "drug"
+        )
+    }
+    changes: dict[int, str] = {}
+    for rd in RegimenDrug.objects.filter(phase__regimen=regimen).select_related("phase", "drug"):
+        old = before.get((rd.phase.order, rd.drug.name))
+        if old is None:
+            changes[rd.pk] = f"new in v{regimen.version}"
+        elif _drug_line(old) != _drug_line(rd):
+            changes[rd.pk] = f"was {_drug_line(old)} in v{previous.version}"
+    return changes
+
+
+def _drug_line(rd: RegimenDrug) -> str:
+    cap = f", cap {rd.max_dose_mg.normalize():f} mg" if rd.max_dose_mg else ""
+    return (
+        f"{Decimal(rd.dose).normalize():f} {rd.get_dose_basis_display()}, {rd.route}, "
+        f"day {rd.days}{cap}"
+    )
+
+
 def _refuse_unapprovable(regimen: Regimen, by: User, discipline: str) -> None:
     if regimen.approved_at is not None:
         raise ValidationError({"regimen": f"{regimen} is approved already."})
@@ -175,6 +243,19 @@ def _refuse_unapprovable(regimen: Regimen, by: User, discipline: str) -> None:
     if not phases or any(not phase.drugs.all() for phase in phases):
         raise ValidationError(
             {"regimen": f"{regimen} has a phase without drugs (or no phase): finish it first."}
+        )
+    over = [t for t in regimen_plan_lifetime_totals(regimen=regimen) if t.over]
+    if over:
+        raise ValidationError(
+            {
+                "regimen": "; ".join(
+                    f"{t.drug_name}: the whole plan gives {t.plan_mg_m2.normalize():f} mg/m², "
+                    f"above its lifetime limit of {t.limit_mg_m2.normalize():f} mg/m²"
+                    for t in over
+                )
+                + ". A dose or the number of cycles is wrong: a new version corrects it; this "
+                "one is not approved."
+            }
         )
 
 

@@ -996,9 +996,23 @@ def _regimen_detail_context(
         and all(a.approved_by_id != user.pk for a in approvals)
         and ("oncologist" if user.is_prescriber else "pharmacist") in missing
     )
+    # What the approvers must look at: what changed from the version before, and the whole
+    # plan against each lifetime limit.
+    previous = regimen_versions.regimen_previous_version(regimen=regimen)
+    changes = (
+        regimen_versions.regimen_changes_from(regimen=regimen, previous=previous)
+        if previous
+        else {}
+    )
+    phases = list(regimen.phases.order_by("order").prefetch_related("drugs__drug"))
+    for phase in phases:
+        for rd in phase.drugs.all():
+            rd.change = changes.get(rd.pk, "")
     return {
         "regimen": regimen,
-        "phases": list(regimen.phases.order_by("order").prefetch_related("drugs__drug")),
+        "lifetime_totals": regimen_versions.regimen_plan_lifetime_totals(regimen=regimen),
+        "previous": previous,
+        "phases": phases,
         "rules": list(
             regimen.precycle_rules.select_related("test").order_by("test__name", "priority")
         ),

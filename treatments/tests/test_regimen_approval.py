@@ -252,3 +252,21 @@ def test_wrong_approval_passwords_pause_approving_but_not_co_signing_at_the_chai
     with pytest.raises(ValidationError, match="Signing regimen approvals is paused"):
         _approve(draft, pharmacist)  # even the right password, until the pause ends
     colleague_cosign(checker=pharmacist, password=PASSWORD, field="checker_password")
+
+
+def test_a_tenfold_anthracycline_is_shown_against_v1_and_its_limit_and_not_approved(
+    client, draft, oncologist
+):
+    # A reviewer set doxorubicin 600 mg/m2 (for 60) in a new AC-T... here CHOP v2: 50 -> 500.
+    # Both approvals went through: nothing on the page showed the change or the limit.
+    doxorubicin = RegimenDrug.objects.get(phase__regimen=draft, drug__name="doxorubicin")
+    doxorubicin.dose = Decimal("500")
+    doxorubicin.save()
+    sign_in(client, oncologist)
+    page = client.get(reverse("treatments:regimen_detail", args=[draft.pk])).content.decode()
+    assert "was 50 mg/m² (BSA), IV, day 1 in v1" in page
+    assert "the whole plan gives 3000 mg/m² at 100%, of a lifetime limit of 450" in page
+    assert "above the limit" in page
+    with pytest.raises(ValidationError, match="above its lifetime limit of 450 mg/m²"):
+        _approve(draft, oncologist)
+    assert not RegimenApproval.objects.exists()
