@@ -108,7 +108,7 @@ def lab_trends(request: AuthedHtmxRequest, patient_id: int) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def lab_result_create(request: AuthedHtmxRequest, patient_id: int) -> HttpResponse:
-    params = _trend_params(request, extra=frozenset({"test"}))
+    params = _trend_params(request, extra=frozenset({"test", "collected_on", "collected_time"}))
     if isinstance(params, HttpResponse):
         return params
     period, tests = params
@@ -121,7 +121,9 @@ def lab_result_create(request: AuthedHtmxRequest, patient_id: int) -> HttpRespon
         # The test select asks for the form again so the unit follows the chosen test.
         test_id = request.GET.get("test", "")
         test = LabTest.objects.filter(pk=test_id).first() if test_id.isdigit() else None
-        form = LabResultForm(initial={"test": test, "unit": test.unit if test else ""})
+        # The sample's collection date and time, typed before the test was chosen, stay.
+        kept = {k: request.GET[k] for k in ("collected_on", "collected_time") if request.GET.get(k)}
+        form = LabResultForm(initial={"test": test, "unit": test.unit if test else "", **kept})
         context = {
             "patient": patient,
             "entry_form": form,

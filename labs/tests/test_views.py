@@ -208,6 +208,22 @@ def test_lab_result_create_htmx_returns_updated_chart(client, treating_clinician
     assert f'value="{ENTRY["collected_time"]}' in response.content.decode()  # 09:15(:00)
 
 
+def test_choosing_the_next_test_keeps_the_samples_collection_time(
+    client, treating_clinician, patient
+):
+    # A reviewer's date and time, kept after a save, vanished when the next test was chosen.
+    _login(client, treating_clinician)
+    wbc = LabTest.objects.get(loinc="6690-2")
+    response = client.get(
+        _create_url(patient),
+        {"test": wbc.pk, "collected_on": "2026-04-20", "collected_time": "07:45"},
+        headers=HX,
+    )
+    content = response.content.decode()
+    assert 'value="2026-04-20"' in content
+    assert 'value="07:45' in content
+
+
 @time_machine.travel(NOW, tick=False)
 def test_a_critical_result_is_not_confirmed_like_a_routine_save(
     client, treating_clinician, patient
