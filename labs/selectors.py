@@ -36,6 +36,10 @@ INBOX_DETAIL_CHARS = 280
 # Triage order of the open inbox (see inbox_for): what no clinician has seen yet comes first.
 PRIORITY_UNSEEN = 0  # critical (LL/HH) lab results and urgent patient reports
 PRIORITY_RECORDED = 1  # grade >= 3 side effects, recorded by a clinician who saw the patient
+# Routine (not urgent) patient reports: the portal tells the patient "Your care team will look at
+# it within one working day" (templates/portal/symptoms.html), so the inbox lists them in a
+# section of their own, oldest first, and marks those past that promise. How many it lists:
+ROUTINE_LIMIT = 100
 
 
 def _num(value: Decimal | None) -> float | None:
@@ -278,6 +282,26 @@ class InboxItem:
     priority: int = PRIORITY_UNSEEN
     detail: str = ""  # the patient's own words (symptom reports)
     reasons: list[str] = field(default_factory=list)  # why it is urgent
+    # Routine patient reports only: when the promised review (one working day) falls due.
+    due: dt.datetime | None = None
+
+    @property
+    def routine(self) -> bool:
+        return self.due is not None
+
+    @property
+    def overdue(self) -> bool:
+        """A routine report still waiting past the one working day the patient was promised."""
+        return self.due is not None and self.done_at is None and timezone.now() > self.due
+
+    @property
+    def age_text(self) -> str:
+        """How long ago the patient reported it, in hours while that can be set against a
+        working day at a glance ("26 h"), then in days ("3 d 4 h")."""
+        delta = self.waiting
+        if dt.timedelta(hours=1) <= delta < dt.timedelta(hours=72):
+            return f"{int(delta.total_seconds() // 3600)} h"
+        return duration_text(delta)
 
     @property
     def dom_id(self) -> str:
@@ -331,6 +355,24 @@ def duration_text(delta: dt.timedelta) -> str:
     return f"{minutes} min"
 
 
+def one_working_day_after(moment: dt.datetime) -> dt.datetime:
+    """When one working day (Monday to Friday) after `moment` ends, in local time.
+
+    A Tuesday 10:00 report is due on Wednesday at 10:00 and a Friday 15:00 one on Monday at
+    15:00; one sent at the weekend starts the clock on Monday morning, so it is due by the end
+    of Monday. Public holidays are not known here: across one, a report is flagged a day early,
+    the safe side.
+    """
+    local = timezone.localtime(moment)
+    if local.weekday() >= 5:  # Saturday or Sunday
+        monday = local.date() + dt.timedelta(days=7 - local.weekday())
+        local = dt.datetime.combine(monday, dt.time(), tzinfo=local.tzinfo)
+    due = local + dt.timedelta(days=1)
+    while due.weekday() >= 5:
+        due += dt.timedelta(days=1)
+    return due
+
+
 def _lab_item(r: LabResult) -> InboxItem:
     return InboxItem(
         kind="lab",
@@ -374,6 +416,7 @@ def _symptom_item(s: SymptomReport) -> InboxItem:
         detail=s.description,
         # The same rule that set `urgent` when the report was made (SymptomReport).
         reasons=s.urgent_reasons,
+        due=None if s.urgent else one_working_day_after(s.reported_at),
     )
 
 
@@ -381,6 +424,14 @@ def _symptom_item(s: SymptomReport) -> InboxItem:
 class Inbox:
     open: list[InboxItem]
     recent: list[InboxItem]
+    # Routine patient reports waiting for review, oldest first (at most ROUTINE_LIMIT), and
+    # whether more are waiting than are listed.
+    routine: list[InboxItem] = field(default_factory=list)
+    routine_more: bool = False
+
+    @property
+    def routine_overdue(self) -> int:
+        return sum(1 for item in self.routine if item.overdue)
 
 
 def inbox_item_for(kind: str, obj: Any) -> InboxItem:
@@ -392,7 +443,9 @@ def inbox_for(*, user: User) -> Inbox:
 
     Unacknowledged critical (LL/HH) results, unacknowledged grade >= 3 side effects and
     unreviewed urgent symptom reports (severe, or a red flag such as a fever); plus what was
-    acknowledged in the last RECENT_DAYS.
+    acknowledged in the last RECENT_DAYS. Below them, in a section of their own, the routine
+    (not urgent) symptom reports still waiting for review, oldest first: the portal promised
+    the patient a look within one working day.
     Gate: `scoped` (view permission through a care team or break-glass). A fixed number of
     queries whatever the number of items; one record_read (list) for the patients shown.
     """
@@ -443,14 +496,25 @@ def inbox_for(*, user: User) -> Inbox:
     open_items.sort(key=lambda i: (i.priority, i.since))
     recent.sort(key=lambda i: i.done_at, reverse=True)
     recent = recent[:RECENT_LIMIT]
-    patients = list({i.patient.pk: i.patient for i in open_items + recent}.values())
+    # One query, oldest first: the report closest to breaking the promise is on top.
+    routine = [
+        _symptom_item(s)
+        for s in symptoms.filter(urgent=False, reviewed_at__isnull=True).order_by(
+            "reported_at", "pk"
+        )[: ROUTINE_LIMIT + 1]
+    ]
+    routine_more = len(routine) > ROUTINE_LIMIT
+    routine = routine[:ROUTINE_LIMIT]
+    shown = open_items + routine + recent
+    patients = list({i.patient.pk: i.patient for i in shown}.values())
     if patients:
         record_read.send(sender=LabResult, patients=patients, target=None, action="list")
-    return Inbox(open=open_items, recent=recent)
+    return Inbox(open=open_items, recent=recent, routine=routine, routine_more=routine_more)
 
 
 def inbox_open_count(*, user: User) -> int:
-    """How many items wait in the user's inbox (the home page). Not logged: no PHI shown."""
+    """How many urgent items wait in the user's inbox (the home page, which names the three
+    kinds); routine patient reports are not counted. Not logged: no PHI shown."""
     return (
         scoped(LabResult, user=user)
         .filter(flag__in=list(CRITICAL_FLAGS), acknowledged_at__isnull=True)
@@ -471,6 +535,7 @@ __all__ = [
     "inbox_for",
     "inbox_item_for",
     "inbox_open_count",
+    "one_working_day_after",
     "lab_results_for_change",
     "lab_tests_for_trends",
     "lab_trends_for",

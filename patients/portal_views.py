@@ -74,6 +74,89 @@ OBJECT_WORDS = {
     "PatientInvitation": "your portal invitation",
 }
 
+# What each common test is, for a patient: a plain name (with the abbreviation printed on lab
+# reports and letters, so the two can be matched) and one line on what it measures, keyed by
+# LOINC (DOMAIN.md, section 4). A test not listed here shows the lab catalogue's name.
+PATIENT_TEST_WORDS: dict[str, tuple[str, str]] = {
+    "6690-2": (
+        "White blood cells (WBC)",
+        "All the white cells that fight infection; chemotherapy often lowers them for a while.",
+    ),
+    "751-8": (
+        "Neutrophils (ANC)",
+        "White cells that fight infection; low during chemotherapy, when an infection can "
+        "become serious quickly.",
+    ),
+    "718-7": (
+        "Haemoglobin (Hb)",
+        "Carries oxygen in your red blood cells; when it is low you may feel tired or breathless.",
+    ),
+    "777-3": (
+        "Platelets (PLT)",
+        "Cells that help your blood clot; when they are low you may bruise or bleed more easily.",
+    ),
+    "2160-0": (
+        "Creatinine (kidneys)",
+        "A waste product your kidneys clear from the blood; a higher value can mean they are "
+        "working less well.",
+    ),
+    "98979-8": (
+        "Kidney function (eGFR)",
+        "An estimate of how well your kidneys filter your blood; higher is better.",
+    ),
+    "1742-6": (
+        "Liver test (ALT)",
+        "An enzyme from the liver; a higher value can mean the liver is under strain.",
+    ),
+    "1920-8": (
+        "Liver test (AST)",
+        "An enzyme mostly from the liver; a higher value can mean the liver is under strain.",
+    ),
+    "1975-2": (
+        "Bilirubin (liver)",
+        "A yellow substance the liver clears; a high value can make the skin or eyes look yellow.",
+    ),
+    "2039-6": (
+        "CEA (tumour marker)",
+        "A protein some cancers, such as bowel cancer, release into the blood; your team "
+        "looks at how it changes over time more than at any one result.",
+    ),
+    "10334-1": (
+        "CA-125 (tumour marker)",
+        "A protein some cancers, such as ovarian cancer, release into the blood; your team "
+        "looks at how it changes over time more than at any one result.",
+    ),
+    "24108-3": (
+        "CA 19-9 (tumour marker)",
+        "A protein some cancers, such as pancreatic cancer, release into the blood; your team "
+        "looks at how it changes over time more than at any one result.",
+    ),
+    "2857-1": (
+        "PSA (prostate)",
+        "A protein made by the prostate gland; your team looks at how it changes over time.",
+    ),
+}
+# The units of those tests, in words (UCUM code -> what a patient reads beside the symbol).
+PATIENT_UNIT_WORDS = {
+    "10*3/uL": "thousand cells in each microlitre of blood",
+    "g/dL": "grams in each decilitre of blood",
+    "mg/dL": "milligrams in each decilitre of blood",
+    "U/L": "units in each litre of blood",
+    "mL/min/{1.73_m2}": "millilitres of blood filtered each minute",
+    "ng/mL": "nanograms in each millilitre of blood",
+    "U/mL": "units in each millilitre of blood",
+}
+
+
+def _test_words(test: Any) -> tuple[str, str]:
+    """(name, explanation) of a lab test for a patient; the catalogue's name if not listed."""
+    if test.loinc in PATIENT_TEST_WORDS:
+        return PATIENT_TEST_WORDS[test.loinc]
+    name = test.name or test.short_name
+    if test.short_name and test.short_name not in name:
+        name = f"{name} ({test.short_name})"
+    return name, ""
+
 
 def _render(
     request: HttpRequest, template: str, context: dict[str, Any], status: int = 200
@@ -157,17 +240,20 @@ def lab_results(request: HttpRequest) -> HttpResponse:
     for result in results:
         test = result.test
         places = test.decimal_places
+        name, explanation = _test_words(test)
         group = analytes.setdefault(
             test.pk,
             {
                 "id": f"analyte-{len(analytes) + 1}",
-                "name": test.short_name or test.name,
-                "long_name": test.name,
+                "loinc": test.loinc,
+                "name": name,
+                "explanation": explanation,
                 "unit": result.unit,
                 "unit_words": unit_display(result.unit),
+                "unit_explained": PATIENT_UNIT_WORDS.get(result.unit, ""),
                 "rows": [],
                 "chart": {
-                    "name": test.short_name or test.name,
+                    "name": name,
                     "unit": unit_display(result.unit),
                     "points": [],
                 },
@@ -198,7 +284,13 @@ def lab_results(request: HttpRequest) -> HttpResponse:
     for group in analytes.values():
         group["latest"] = group["rows"][0]
         group["chart"]["points"].reverse()  # oldest first for the line
-    context = {"analytes": list(analytes.values()), "section": "labs"}
+    # Blood counts first, then kidneys, liver and tumour markers (PATIENT_TEST_WORDS' order),
+    # then any other test by name: an order that makes sense to the patient.
+    order = {loinc: n for n, loinc in enumerate(PATIENT_TEST_WORDS)}
+    shown = sorted(
+        analytes.values(), key=lambda g: (order.get(g["loinc"], len(order)), g["name"].lower())
+    )
+    context = {"analytes": shown, "section": "labs"}
     return _render(request, "portal/lab_results.html", context)
 
 
