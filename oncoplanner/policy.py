@@ -116,6 +116,61 @@ RESOURCES: dict[str, dict[str, object]] = {
         # The dashboard is read-only; its forms post to their own URLs.
         "expect": _cells(NOT_ALLOWED),
     },
+    # Registering a patient: clinicians, on one of their own care teams (the form offers only
+    # those; the service checks membership). A clinician on no team, or naming a team they are
+    # not on, gets the form back with the error (400): nothing is created.
+    "patients:patient_create GET": {
+        "url": "patients:patient_create",
+        "method": "GET",
+        "expect": _only(_CLINICIANS),
+    },
+    "patients:patient_create POST": {
+        "url": "patients:patient_create",
+        "method": "POST",
+        "data": {
+            "mrn": "REG-0000001",
+            "given_name": "Wilhelmina",
+            "family_name": "Registered",
+            "date_of_birth": "1961-07-02",
+            "sex": "female",
+            "care_team": "{T.pk}",
+        },
+        "expect": {**_only(_CLINICIANS, BAD_REQUEST), "clinician_team": DONE},
+    },
+    # Correcting the chart's details: whoever may document the chart (change permission: the
+    # care team and break-glass, as the REST PATCH); everyone else the gate's 404.
+    "patients:patient_update GET": {
+        "url": "patients:patient_update",
+        "args": ("P",),
+        "method": "GET",
+        "expect": _only(_CARE),
+    },
+    "patients:patient_update POST": {
+        "url": "patients:patient_update",
+        "args": ("P",),
+        "method": "POST",
+        "data": {
+            "given_name": "{P.given_name}",
+            "family_name": "{P.family_name}",
+            "date_of_birth": "{P.date_of_birth}",
+            "sex": "{P.sex}",
+            "phone": "+1 555 0100",
+        },
+        "expect": _only(_CARE, DONE),
+    },
+    "patients:patient_update POST new date of birth unconfirmed": {
+        "url": "patients:patient_update",
+        "args": ("P",),
+        "method": "POST",
+        "data": {
+            "given_name": "{P.given_name}",
+            "family_name": "{P.family_name}",
+            "date_of_birth": "1968-04-11",
+            "sex": "{P.sex}",
+        },
+        # Doses depend on it: the care team gets the page back asking to confirm (400).
+        "expect": _only(_CARE, BAD_REQUEST),
+    },
     "patient_fhir_export GET": {
         "url": "patients:patient_fhir_export",
         "args": ("P",),
@@ -938,6 +993,8 @@ PHI_URL_NAMES = frozenset(
     {
         "home",
         "patients:patient_detail",
+        "patients:patient_create",
+        "patients:patient_update",
         "patients:patient_fhir_export",
         "patients:patient_list",
         "patients:emergency_access_create",

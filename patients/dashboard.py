@@ -76,11 +76,16 @@ class UnknownFilter(ValueError):
 
 @dataclass
 class PatientRow:
+    """One row per patient: `course` is the open course whose next cycle is due first (its
+    readiness is `readiness`); `other_courses` are the patient's other open courses, each with
+    its own next cycle, shown under it (a second open course is allowed, with a reason)."""
+
     patient: Patient
     course: Course | None
     readiness: PreCycleAssessment | None
     badge: ReadinessBadge | None
     attention: list[str] = field(default_factory=list)
+    other_courses: list[Course] = field(default_factory=list)
 
 
 @dataclass
@@ -90,6 +95,7 @@ class PatientListPage:
     filter: str
     q: str
     total: int
+    week_end: dt.date  # the Sunday that ends "this week"
 
     @property
     def filter_label(self) -> str:
@@ -100,12 +106,47 @@ def _week_end(today: dt.date) -> dt.date:
     return today + dt.timedelta(days=6 - today.weekday())  # Sunday of this week
 
 
+# "The next cycle" of a course, everywhere on these pages: its open cycle planned first (the
+# cycle number breaks a tie). The list's date column, the "due this week" filter, the row's
+# regimen and cycle, its readiness and the dashboard's readiness panel all use this one order,
+# so a row can never show one course's date beside another course's cycle.
+NEXT_CYCLE_ORDER = ("planned_start", "number")
+
+
 def _open_cycles() -> QuerySet[ChemoCycle]:
+    """The patient's open cycles over every open course, the next due first."""
     return ChemoCycle.objects.filter(
         course__patient=OuterRef("pk"),
         course__status__in=OPEN_COURSE_STATUSES,
         status__in=OPEN_CYCLE_STATUSES,
-    ).order_by("planned_start", "number")
+    ).order_by(*NEXT_CYCLE_ORDER)
+
+
+def _next_cycle_of_course() -> QuerySet[ChemoCycle]:
+    return ChemoCycle.objects.filter(
+        course=OuterRef("pk"), status__in=OPEN_CYCLE_STATUSES
+    ).order_by(*NEXT_CYCLE_ORDER)
+
+
+def _with_next_cycle(courses: QuerySet[Course]) -> QuerySet[Course]:
+    """Each course with its next open cycle's number and planned day (None: nothing open)."""
+    return courses.annotate(
+        next_number=Subquery(_next_cycle_of_course().values("number")[:1]),
+        next_start=Subquery(_next_cycle_of_course().values("planned_start")[:1]),
+    )
+
+
+def _due_first(courses: Iterable[Course]) -> list[Course]:
+    """Open courses, the one whose next cycle is due first at the head (the course a nurse
+    acts on next: its readiness is the one shown); courses with nothing left to give last,
+    the latest started first. A stable order, so the list and the dashboard agree."""
+    far = dt.date.max
+
+    def key(course: Course) -> tuple[bool, dt.date, int, int]:
+        start = course.next_start  # type: ignore[attr-defined]
+        return (start is None, start or far, -course.start_date.toordinal(), -course.pk)
+
+    return sorted(courses, key=key)
 
 
 def _annotated(queryset: QuerySet[Patient]) -> QuerySet[Patient]:
@@ -143,33 +184,30 @@ def _search(queryset: QuerySet[Patient], q: str) -> QuerySet[Patient]:
     return queryset
 
 
-def _active_courses(patient_ids: Iterable[int] | QuerySet[Any]) -> dict[int, Course]:
-    """The open course per patient (the latest started), with cycle totals and the next cycle."""
-    courses = (
+def _open_courses(patient_ids: Iterable[int] | QuerySet[Any]) -> dict[int, list[Course]]:
+    """Every open course per patient (one query), with cycle totals and the next cycle, the
+    course due first at the head (see _due_first)."""
+    courses = _with_next_cycle(
         Course.objects.filter(
             patient_id__in=patient_ids if isinstance(patient_ids, QuerySet) else list(patient_ids),
             status__in=OPEN_COURSE_STATUSES,
         )
         .select_related("regimen")
-        .annotate(
-            total_cycles=Count("cycles"),
-            next_number=Subquery(
-                ChemoCycle.objects.filter(course=OuterRef("pk"), status__in=OPEN_CYCLE_STATUSES)
-                .order_by("number")
-                .values("number")[:1]
-            ),
-            next_start=Subquery(
-                ChemoCycle.objects.filter(course=OuterRef("pk"), status__in=OPEN_CYCLE_STATUSES)
-                .order_by("number")
-                .values("planned_start")[:1]
-            ),
-        )
-        .order_by("patient_id", "-start_date", "-pk")
+        .annotate(total_cycles=Count("cycles"))
     )
-    result: dict[int, Course] = {}
+    by_patient: dict[int, list[Course]] = {}
     for course in courses:
-        result.setdefault(course.patient_id, course)
-    return result
+        by_patient.setdefault(course.patient_id, []).append(course)
+    return {pid: _due_first(rows) for pid, rows in by_patient.items()}
+
+
+def _active_courses(patient_ids: Iterable[int] | QuerySet[Any]) -> dict[int, Course]:
+    """The open course per patient whose next cycle is due first: the one the row, its
+    readiness and the "due this week" filter are about.
+
+    Not the latest started: with two open courses (a second one is allowed, with a reason),
+    the latest may have its next cycle months away while the other's is due today."""
+    return {pid: rows[0] for pid, rows in _open_courses(patient_ids).items()}
 
 
 def _readiness_pairs(courses: dict[int, Course]) -> list[tuple[int, Any]]:
@@ -206,6 +244,7 @@ def patient_list_page(
     if filter not in FILTERS:
         raise UnknownFilter(filter)
     now = timezone.now()
+    week_end = _week_end(timezone.localdate())
     # "Mine" is the care team's patients, a subset of what the gate shows (no break-glass
     # charts): start from it rather than filtering the visible set by it a second time.
     if filter == "mine":
@@ -214,7 +253,7 @@ def patient_list_page(
         queryset = selectors.patient_list_visible_to(user=user)
     queryset = _annotated(_search(queryset, q.strip()))
     if filter == "due":
-        queryset = queryset.filter(next_cycle_start__lte=_week_end(timezone.localdate()))
+        queryset = queryset.filter(next_cycle_start__lte=week_end)
     elif filter == "attention":
         not_ready = _not_ready_ids(queryset, now)
         queryset = queryset.filter(
@@ -231,7 +270,13 @@ def patient_list_page(
     paginator = Paginator(queryset, PAGE_SIZE)
     page_obj = paginator.get_page(page)
     patients: list[Patient] = list(page_obj.object_list)
-    courses = _active_courses(p.pk for p in patients)
+    # One row per patient, not one per course: the list is of patients (search, pages, counts
+    # and the access log's list read are per patient), and a day unit books the patient, not a
+    # course: one chair, one set of pre-cycle bloods. The row leads with the course whose cycle
+    # is due first, the cycle the nurse acts on next, and its readiness; every other open course
+    # is listed under it with its own next cycle, labelled as another course, never hidden.
+    open_courses = _open_courses(p.pk for p in patients)
+    courses = {pid: rows[0] for pid, rows in open_courses.items()}
     assessments = _readiness(courses, now)
     rows = []
     for patient in patients:
@@ -250,11 +295,19 @@ def patient_list_page(
                 readiness=assessment,
                 badge=readiness_badge(assessment),
                 attention=attention,
+                other_courses=open_courses.get(patient.pk, [])[1:],
             )
         )
     if patients:
         record_read.send(sender=Patient, patients=patients, target=None, action="list")
-    return PatientListPage(page=page_obj, rows=rows, filter=filter, q=q, total=paginator.count)
+    return PatientListPage(
+        page=page_obj,
+        rows=rows,
+        filter=filter,
+        q=q,
+        total=paginator.count,
+        week_end=week_end,
+    )
 
 
 # --- Dashboard ---------------------------------------------------------------------------------
@@ -286,8 +339,11 @@ class Dashboard:
     height: Measurement | None
     weight: Measurement | None
     bsa_m2: Decimal | None
-    course: Course | None
-    other_courses: list[Course]
+    course: Course | None  # the open course due first (else the latest): timeline, readiness
+    other_courses: list[Course]  # every other course, open or closed
+    # The other open courses (each with next_number and next_start): still being given, so
+    # the chart names them and their next cycle beside the one it shows in full.
+    other_open_courses: list[Course]
     cycles: list[CycleLine]
     total_cycles: int
     next_cycle: ChemoCycle | None
@@ -420,13 +476,15 @@ def dashboard_for(*, user: User, patient_id: Any) -> Dashboard:
     bsa = bsa_mosteller(height.value, weight.value) if height and weight else None
 
     courses = list(
-        Course.objects.filter(patient=patient)
+        _with_next_cycle(Course.objects.filter(patient=patient))
         .select_related("regimen")
         .order_by("-start_date", "-pk")
     )
-    course = next((c for c in courses if c.status in OPEN_COURSE_STATUSES), None)
-    if course is None and courses:
-        course = courses[0]
+    # The course shown (timeline, readiness) is the open course whose next cycle is due first,
+    # as on the patient list; not the latest started, whose first cycle may be weeks after
+    # another open course's. Without an open course: the latest one.
+    open_courses = _due_first(c for c in courses if c.status in OPEN_COURSE_STATUSES)
+    course = open_courses[0] if open_courses else (courses[0] if courses else None)
     other_courses = [c for c in courses if c is not course]
 
     cycles: list[CycleLine] = []
@@ -453,7 +511,11 @@ def dashboard_for(*, user: User, patient_id: Any) -> Dashboard:
             cycle_numbers=[c.number for c in cycle_rows],
         )
         if course.status in OPEN_COURSE_STATUSES:
-            next_cycle = next((c for c in cycle_rows if c.status in OPEN_CYCLE_STATUSES), None)
+            next_cycle = min(
+                (c for c in cycle_rows if c.status in OPEN_CYCLE_STATUSES),
+                key=lambda c: (c.planned_start, c.number),  # NEXT_CYCLE_ORDER
+                default=None,
+            )
         cycles = [
             CycleLine(cycle=c, dose_levels=levels[c.number], is_next=c is next_cycle)
             for c in cycle_rows
@@ -494,6 +556,7 @@ def dashboard_for(*, user: User, patient_id: Any) -> Dashboard:
         bsa_m2=bsa,
         course=course,
         other_courses=other_courses,
+        other_open_courses=open_courses[1:],
         cycles=cycles,
         total_cycles=len(cycles),
         next_cycle=next_cycle,

@@ -7,7 +7,7 @@ from typing import Any
 from django import forms
 
 from oncoplanner.accounts.models import User
-from patients.models import EMERGENCY_REASON_MIN_LENGTH, Allergy
+from patients.models import EMERGENCY_REASON_MIN_LENGTH, Allergy, CareTeam, Patient
 
 
 class EmergencyAccessForm(forms.Form):
@@ -115,3 +115,123 @@ class AllergyForm(forms.Form):
 
 class AllergyEnteredInErrorForm(forms.Form):
     reason = forms.CharField(max_length=500, help_text="What was wrong with this entry.")
+
+
+# --- Registering a patient and correcting the chart's details ------------------------------
+
+ECOG_CHOICES = [
+    ("", "Not assessed"),
+    (0, "0 · fully active"),
+    (1, "1 · restricted in strenuous activity, ambulatory"),
+    (2, "2 · ambulatory, self-care, no work; up > 50% of waking hours"),
+    (3, "3 · limited self-care; in bed or chair > 50% of waking hours"),
+    (4, "4 · completely disabled"),
+]
+DOSE_INPUT_HELP = {
+    "date_of_birth": "Age enters Cockcroft-Gault creatinine clearance (carboplatin doses by "
+    "Calvert) and picks age-banded lab reference ranges.",
+    "sex": "Enters Cockcroft-Gault (× 0.85 if female; carboplatin needs female or male) and "
+    "picks sex-specific lab reference ranges.",
+}
+
+
+class PatientDetailsForm(forms.Form):
+    """The chart's details a clinician may correct: as the REST PATCH, no MRN, no care team."""
+
+    given_name = forms.CharField(max_length=100)
+    family_name = forms.CharField(max_length=100)
+    date_of_birth = forms.DateField(
+        label="Date of birth",
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        help_text=DOSE_INPUT_HELP["date_of_birth"],
+    )
+    sex = forms.ChoiceField(
+        choices=[("", "Choose…"), *Patient.Sex.choices], help_text=DOSE_INPUT_HELP["sex"]
+    )
+    phone = forms.CharField(max_length=30, required=False)
+    email = forms.EmailField(max_length=254, required=False)
+    address = forms.CharField(
+        max_length=2000, required=False, widget=forms.Textarea(attrs={"rows": 2})
+    )
+    primary_diagnosis = forms.CharField(
+        max_length=200, required=False, help_text="E.g. Adenocarcinoma of the sigmoid colon."
+    )
+    icd10_code = forms.CharField(
+        label="ICD-10 code", max_length=10, required=False, help_text="E.g. C18.7 or C50.911."
+    )
+    stage = forms.CharField(max_length=40, required=False, help_text="E.g. IIIB or pT3N1M0.")
+    ecog = forms.TypedChoiceField(
+        label="ECOG performance status",
+        choices=ECOG_CHOICES,
+        coerce=int,
+        empty_value=None,
+        required=False,
+    )
+    medical_history = forms.CharField(
+        max_length=20000, required=False, widget=forms.Textarea(attrs={"rows": 3})
+    )
+    # Shown only once the page has said what a new date of birth or sex changes.
+    confirm_clinical_change = forms.BooleanField(
+        required=False,
+        label="I have checked it against the patient's identity documents: the change is right",
+    )
+
+    PATIENT_FIELDS = (
+        "given_name",
+        "family_name",
+        "date_of_birth",
+        "sex",
+        "phone",
+        "email",
+        "address",
+        "primary_diagnosis",
+        "icd10_code",
+        "stage",
+        "ecog",
+        "medical_history",
+    )
+
+    def clean_icd10_code(self) -> str:
+        return str(self.cleaned_data["icd10_code"]).strip().upper()
+
+    def patient_fields(self) -> dict[str, Any]:
+        """The cleaned values the services take (form-only fields left out)."""
+        return {name: self.cleaned_data[name] for name in self.PATIENT_FIELDS}
+
+
+class PatientRegisterForm(PatientDetailsForm):
+    """A new patient: the details, the MRN and one of the clinician's own care teams."""
+
+    mrn = forms.CharField(
+        label="MRN", max_length=20, help_text="Medical record number, unique in this clinic."
+    )
+    care_team = forms.ModelChoiceField(
+        queryset=CareTeam.objects.none(),
+        label="Care team",
+        error_messages={"invalid_choice": "Choose one of your own care teams."},
+    )
+
+    PATIENT_FIELDS = ("mrn", *PatientDetailsForm.PATIENT_FIELDS)
+    field_order = ["mrn", *PatientDetailsForm.PATIENT_FIELDS, "care_team"]
+
+    def __init__(self, *args: Any, teams: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        del self.fields["confirm_clinical_change"]  # nothing on record to differ from
+        field: forms.ModelChoiceField = self.fields["care_team"]  # type: ignore[assignment]
+        field.queryset = teams
+        field.help_text = "Its members will see and document the chart; you must be one of them."
+        only = list(teams[:2])
+        if len(only) == 1:
+            # One team: it is the team. Chosen, and taken when a client leaves it out.
+            self._single_team = only[0]
+            field.empty_label = None
+            field.initial = only[0].pk
+            field.required = False
+        else:
+            self._single_team = None
+
+    def clean_mrn(self) -> str:
+        return str(self.cleaned_data["mrn"]).strip().upper()
+
+    def clean_care_team(self) -> CareTeam | None:
+        return self.cleaned_data.get("care_team") or self._single_team

@@ -607,6 +607,34 @@ def care_team_get_for_manager(*, user: User, team_id: Any) -> CareTeam:
     return team
 
 
+def auc_dosed_drugs_for(*, patient: Patient) -> list[str]:
+    """Names of the drugs dosed by AUC (Calvert: from Cockcroft-Gault, so from age and sex) in
+    the patient's open courses, for the warning of a date-of-birth or sex correction.
+
+    Precondition: `patient` came through the access gate in this request (its read is the
+    access-log row); one query, no record_read of its own."""
+    from treatments.models import Course, DoseBasis, RegimenDrug  # treatments imports us
+
+    rows = (
+        RegimenDrug.objects.filter(
+            dose_basis=DoseBasis.AUC,
+            phase__regimen__courses__patient=patient,
+            phase__regimen__courses__status__in=(Course.Status.PLANNED, Course.Status.ACTIVE),
+        )
+        .values_list("drug__name", flat=True)
+        .distinct()
+    )
+    return sorted(set(rows))
+
+
+def care_teams_of(*, user: User) -> QuerySet[CareTeam]:
+    """The care teams `user` is a member of, for a clinician (none for anyone else: the gate
+    ignores administrators' and patients' memberships). Not patient data: not logged."""
+    if not _may_use_clinician_gate(user):
+        return CareTeam.objects.none()
+    return CareTeam.objects.filter(group__in=user.groups.all()).order_by("name")
+
+
 def care_team_members(*, team: CareTeam) -> QuerySet[Any]:
     return team.group.user_set.order_by("last_name", "first_name", "username")
 

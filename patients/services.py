@@ -19,7 +19,7 @@ from django.contrib.auth.models import Group
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
 from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
@@ -122,26 +122,102 @@ def _revoke_team(patient: Patient, team: CareTeam) -> None:
         remove_perm(perm, team.group, patient)
 
 
+# A date of birth further back than this is a typo (1926 for 1962), not a patient: age drives
+# Cockcroft-Gault (so carboplatin by Calvert) and the age-banded reference ranges. (The model
+# refuses a date in the future.)
+PATIENT_MAX_AGE_YEARS = 120
+_DUPLICATE_MRN = (
+    "MRN {mrn} is already registered in this clinic. Find the patient in the list (or ask "
+    "their care team): one person must not have two charts."
+)
+
+
+def _years_before(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year - years, day=28)
+
+
+def _validate_patient(patient: Patient, *, check_date_of_birth: bool) -> None:
+    """full_clean, plus the clinic's rules, with every field's errors in one ValidationError."""
+    errors: dict[str, Any] = {}
+    dob = patient.date_of_birth
+    if check_date_of_birth and isinstance(dob, date):
+        oldest = _years_before(timezone.localdate(), PATIENT_MAX_AGE_YEARS)
+        if dob < oldest:
+            errors["date_of_birth"] = [
+                f"Date of birth {dob.isoformat()} is more than {PATIENT_MAX_AGE_YEARS} years "
+                "ago: check the year."
+            ]
+    try:
+        patient.full_clean()
+    except ValidationError as error:
+        errors = error.update_error_dict(errors)
+    # The MRN is the clinic's identity of the patient: a second record under it would split the
+    # chart. Named on the field, without the other record's name.
+    if patient._state.adding and Patient.objects.filter(mrn=patient.mrn).exists():
+        errors["mrn"] = [_DUPLICATE_MRN.format(mrn=patient.mrn)]
+    if errors:
+        raise ValidationError(errors)
+
+
 @transaction.atomic
 def patient_create(
     *, created_by: User | None, care_team: CareTeam | None = None, **fields: Any
 ) -> Patient:
-    """Create a patient record and give its care team access to it."""
+    """Create a patient record and give its care team access to it.
+
+    ValidationError naming the field, nothing written: a duplicate MRN ("mrn"), a date of birth
+    in the future or more than PATIENT_MAX_AGE_YEARS ago ("date_of_birth"), any field the model
+    refuses. Side effects: post_save (audit logs the create in this transaction). Callers decide
+    who may create (admin: administrators; the clinicians' page: patient_register).
+    """
     patient = Patient(care_team=care_team, **fields)
-    patient.full_clean()
-    patient.save()
+    _validate_patient(patient, check_date_of_birth=True)
+    try:
+        with transaction.atomic():  # a savepoint: a race past the check rolls back alone
+            patient.save()
+    except IntegrityError:
+        if Patient.objects.filter(mrn=patient.mrn).exists():  # two registrations at once
+            raise ValidationError({"mrn": _DUPLICATE_MRN.format(mrn=patient.mrn)}) from None
+        raise
     if care_team is not None:
         _grant_team(patient, care_team)
     return patient
 
 
 @transaction.atomic
+def patient_register(*, registered_by: User, care_team: CareTeam, **fields: Any) -> Patient:
+    """A clinician registers a new patient on one of their own care teams (the web page).
+
+    Precondition checked here: `registered_by` is an active clinician (PermissionDenied
+    otherwise) and a member of `care_team` (ValidationError on "care_team" otherwise): a patient
+    put on someone else's team would be handed to strangers, one on no team seen by nobody (as
+    happened with admin). Then as patient_create; the team's access is granted in the same
+    transaction, so the clinician opens the new chart on the next request.
+    """
+    if not (registered_by.is_active and registered_by.is_clinician):
+        raise PermissionDenied("Patients are registered by clinicians.")
+    if care_team is None or not registered_by.groups.filter(pk=care_team.group_id).exists():
+        raise ValidationError({"care_team": "Choose one of your own care teams."})
+    return patient_create(created_by=registered_by, care_team=care_team, **fields)
+
+
+@transaction.atomic
 def patient_update(*, patient: Patient, updated_by: User | None, **fields: Any) -> Patient:
-    """Update demographic or clinical fields; moving the patient to another team moves access."""
-    old_team = patient.care_team
+    """Update demographic or clinical fields; moving the patient to another team moves access.
+
+    ValidationError naming the field, nothing written: a date of birth in the future or more
+    than PATIENT_MAX_AGE_YEARS ago, any field the model refuses. `patient` is changed in memory
+    even then: a caller that shows it again passes a copy. Side effects: post_save (audit logs
+    the update in this transaction); a team change sends access_changed.
+    """
+    old_team, old_dob = patient.care_team, patient.date_of_birth
     for name, value in fields.items():
         setattr(patient, name, value)
-    patient.full_clean()
+    # A date of birth already on record is not questioned again by an unrelated change.
+    _validate_patient(patient, check_date_of_birth=patient.date_of_birth != old_dob)
     patient.save()
     if patient.care_team != old_team:
         if old_team is not None:

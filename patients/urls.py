@@ -8,7 +8,9 @@ app_name = "patients"
 
 urlpatterns = [
     path("patients/", views.patient_list, name="patient_list"),
+    path("patients/new/", views.patient_create, name="patient_create"),
     path("patients/<int:patient_id>/", views.patient_detail, name="patient_detail"),
+    path("patients/<int:patient_id>/edit/", views.patient_update, name="patient_update"),
     path(
         "patients/<int:patient_id>/export/fhir/",
         views.patient_fhir_export,

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import copy
 import json
+from datetime import date
 from decimal import Decimal
 
 from django.conf import settings
@@ -25,7 +27,9 @@ from patients.forms import (
     InvitationAcceptForm,
     InvitationForm,
     MeasurementForm,
+    PatientDetailsForm,
     PatientListForm,
+    PatientRegisterForm,
 )
 from patients.models import BodyMeasurement, Patient, latest_measurement
 from treatments.dosing import weight_change_needing_review
@@ -62,6 +66,148 @@ def patient_list(request: HttpRequest) -> HttpResponse:
         "today": timezone.localdate(),
     }
     return render(request, template, context)
+
+
+PATIENT_FORM_TEMPLATE = "patients/patient_form.html"
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def patient_create(request: HttpRequest) -> HttpResponse:
+    """Register a patient on one of the clinician's own care teams, then open the new chart."""
+    if not request.user.is_clinician:  # type: ignore[union-attr]
+        raise Http404("No such page.")
+    teams = selectors.care_teams_of(user=request.user)  # type: ignore[arg-type]
+    if request.method == "GET":
+        form = PatientRegisterForm(teams=teams)
+        return render(request, PATIENT_FORM_TEMPLATE, {"form": form, "has_team": teams.exists()})
+    form = PatientRegisterForm(request.POST, teams=teams)
+    if form.is_valid():
+        try:
+            patient = services.patient_register(
+                registered_by=request.user,  # type: ignore[arg-type]
+                care_team=form.cleaned_data["care_team"],
+                **form.patient_fields(),
+            )
+        except ValidationError as error:
+            add_service_errors(form, error)
+        else:
+            messages.success(request, f"Registered {patient}.")
+            return redirect("patients:patient_detail", patient_id=patient.pk)
+    context = {"form": form, "has_team": teams.exists()}
+    return render(request, PATIENT_FORM_TEMPLATE, context, status=400)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def patient_update(request: HttpRequest, patient_id: int) -> HttpResponse:
+    """Correct the chart's details (not the MRN, not the care team: as the REST PATCH).
+
+    A new date of birth or sex changes doses and reference ranges: the page says how, and the
+    change is saved only once confirmed."""
+    patient = selectors.patient_get_for_user(
+        user=request.user, patient_id=patient_id, perm=selectors.CHANGE
+    )
+    if request.method == "GET":
+        form = PatientDetailsForm(initial=_details_of(patient))
+        return render(request, PATIENT_FORM_TEMPLATE, {"form": form, "patient": patient})
+    form = PatientDetailsForm(request.POST)
+    changes: list[str] = []
+    if form.is_valid():
+        data = form.cleaned_data
+        changes = _dose_input_changes(patient, date_of_birth=data["date_of_birth"], sex=data["sex"])
+        if changes and not data["confirm_clinical_change"]:
+            for name in ("date_of_birth", "sex"):
+                if data[name] != getattr(patient, name):
+                    form.add_error(name, "Check this change, then confirm it below.")
+        else:
+            try:
+                # A copy: a refused change must not show on the page as if it were saved.
+                services.patient_update(
+                    patient=copy.copy(patient),
+                    updated_by=request.user,  # type: ignore[arg-type]
+                    **form.patient_fields(),
+                )
+            except ValidationError as error:
+                add_service_errors(form, error)
+            else:
+                messages.success(request, "Details saved.")
+                if changes:
+                    messages.warning(request, " ".join([*changes, _REVIEW_AFTER_CHANGE]))
+                return redirect("patients:patient_detail", patient_id=patient.pk)
+    context = {"form": form, "patient": patient, "changes": changes}
+    return render(request, PATIENT_FORM_TEMPLATE, context, status=400)
+
+
+def _details_of(patient: Patient) -> dict[str, object]:
+    return {name: getattr(patient, name) for name in PatientDetailsForm.PATIENT_FIELDS}
+
+
+# Cockcroft-Gault (DOMAIN.md 3): CrCl = (140 - age) x weight x (0.85 if female) / (72 x Cr).
+_CG_FEMALE_FACTOR = Decimal("0.85")
+_CG_SEXES = {Patient.Sex.FEMALE, Patient.Sex.MALE}
+_REVIEW_AFTER_CHANGE = (
+    "Doses already given and results already recorded keep the values they were computed "
+    "and flagged with: review the next dose of each open course."
+)
+
+
+def _percent_words(ratio: Decimal) -> str:
+    percent = (ratio - 1) * 100
+    return f"{abs(percent):.0f}% {'higher' if percent > 0 else 'lower'}"
+
+
+def _dose_input_changes(patient: Patient, *, date_of_birth: date, sex: str) -> list[str]:
+    """What a new date of birth or sex changes, in plain words; empty when neither changes.
+
+    Both are inputs of carboplatin doses (Calvert, from Cockcroft-Gault clearance) and choose
+    the reference range a new lab result is flagged against (labs.services.applied_range_for).
+    """
+    today = timezone.localdate()
+    lines: list[str] = []
+    if date_of_birth != patient.date_of_birth:
+        old_age = patient.age_on(today)
+        age = (
+            today.year
+            - date_of_birth.year
+            - ((today.month, today.day) < (date_of_birth.month, date_of_birth.day))
+        )
+        line = (
+            f"Date of birth {patient.date_of_birth.isoformat()} → {date_of_birth.isoformat()}: "
+            f"age {old_age} → {age}."
+        )
+        if age != old_age and 0 <= age < 140 and old_age < 140:
+            ratio = Decimal(140 - age) / Decimal(140 - old_age)
+            line += (
+                f" Cockcroft-Gault creatinine clearance (140 − age) becomes {_percent_words(ratio)}"
+                " for the same weight and creatinine, and carboplatin (AUC) doses with it."
+            )
+        lines.append(line + " Age-banded lab reference ranges follow the new age.")
+    if sex != patient.sex:
+        old_label = Patient.Sex(patient.sex).label if patient.sex in Patient.Sex.values else "—"
+        line = f"Sex {old_label} → {Patient.Sex(sex).label}:"
+        if patient.sex in _CG_SEXES and sex in _CG_SEXES:
+            ratio = _CG_FEMALE_FACTOR if sex == Patient.Sex.FEMALE else 1 / _CG_FEMALE_FACTOR
+            line += (
+                f" Cockcroft-Gault clearance becomes {_percent_words(ratio)} (× 0.85 for a female "
+                "patient), and carboplatin (AUC) doses with it."
+            )
+        elif sex not in _CG_SEXES:
+            line += (
+                " carboplatin (AUC) doses can no longer be computed: Cockcroft-Gault needs the "
+                "sex recorded as female or male."
+            )
+        else:
+            line += " carboplatin (AUC) doses can be computed again (Cockcroft-Gault)."
+        lines.append(line + " Sex-specific lab reference ranges (e.g. haemoglobin) follow it.")
+    if lines:
+        auc_drugs = selectors.auc_dosed_drugs_for(patient=patient)
+        if auc_drugs:
+            lines.append(
+                f"This patient's open treatment includes {', '.join(auc_drugs)} dosed by AUC: "
+                "its next dose changes."
+            )
+    return lines
 
 
 @login_required

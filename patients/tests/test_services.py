@@ -14,7 +14,8 @@ from oncoplanner import access_context
 from oncoplanner.accounts.models import User
 from oncoplanner.accounts.tests.factories import UserFactory
 from oncoplanner.signals import access_changed
-from patients.models import BodyMeasurement, EmergencyAccess, PatientInvitation
+from patients import services
+from patients.models import BodyMeasurement, EmergencyAccess, Patient, PatientInvitation
 from patients.selectors import (
     care_team_may_manage,
     patient_chart_for_user,
@@ -29,6 +30,8 @@ from patients.services import (
     invitation_accept,
     invitation_create,
     measurement_record,
+    patient_create,
+    patient_register,
     patient_update,
 )
 from patients.tests.factories import PatientFactory
@@ -295,3 +298,89 @@ def test_a_deactivated_clinician_leaves_their_care_teams_for_good(
     treating_clinician.is_active = True
     treating_clinician.save()
     assert not patient_list_visible_to(user=treating_clinician).exists()
+
+
+# --- registering a patient and the date of birth -----------------------------------------------
+
+_NEW = {
+    "mrn": "SVC-0001",
+    "given_name": "Perpetua",
+    "family_name": "Servicewright",
+    "date_of_birth": dt.date(1960, 5, 1),
+    "sex": "female",
+}
+
+
+def test_patient_register_puts_the_patient_on_a_team_of_the_clinician(
+    care_team, treating_clinician
+):
+    patient = patient_register(registered_by=treating_clinician, care_team=care_team, **_NEW)
+    assert patient.care_team == care_team
+    assert patient_get_for_user(user=treating_clinician, patient_id=patient.pk) == patient
+
+
+def test_patient_register_refuses_a_team_the_clinician_is_not_on(care_team, other_clinician):
+    with pytest.raises(ValidationError) as error:
+        patient_register(registered_by=other_clinician, care_team=care_team, **_NEW)
+    assert list(error.value.message_dict) == ["care_team"]
+    assert not Patient.objects.filter(mrn="SVC-0001").exists()
+
+
+def test_patient_register_is_for_clinicians_only(care_team, admin_user):
+    with pytest.raises(PermissionDenied):
+        patient_register(registered_by=admin_user, care_team=care_team, **_NEW)
+    assert not Patient.objects.filter(mrn="SVC-0001").exists()
+
+
+def test_patient_create_names_a_duplicate_mrn_even_when_two_registrations_race(
+    care_team, monkeypatch
+):
+    patient_create(created_by=None, care_team=care_team, **_NEW)
+    # The second registration passed the check before the first committed: the unique index
+    # decides, and the refusal still names the field (never a 500).
+    monkeypatch.setattr(services, "_validate_patient", lambda patient, **kwargs: None)
+    with pytest.raises(ValidationError) as error:
+        patient_create(created_by=None, care_team=care_team, **_NEW)
+    assert "already registered" in error.value.message_dict["mrn"][0]
+    assert Patient.objects.filter(mrn="SVC-0001").count() == 1
+
+
+@time_machine.travel(dt.datetime(2026, 3, 10, 12, tzinfo=dt.UTC), tick=False)
+@pytest.mark.parametrize(
+    ("date_of_birth", "refused"),
+    [
+        (dt.date(1906, 3, 10), False),  # 120 today
+        (dt.date(1906, 3, 9), True),  # 120 years and a day
+        (dt.date(2026, 3, 10), False),  # born today
+        (dt.date(2026, 3, 11), True),  # tomorrow
+    ],
+)
+def test_patient_date_of_birth_must_be_plausible_on_create_and_update(
+    care_team, patient, date_of_birth, refused
+):
+    def create() -> object:
+        return patient_create(
+            created_by=None, care_team=care_team, **(_NEW | {"date_of_birth": date_of_birth})
+        )
+
+    def update() -> object:
+        return patient_update(patient=patient, updated_by=None, date_of_birth=date_of_birth)
+
+    old = patient.date_of_birth
+    for write in (create, update):
+        if refused:
+            with pytest.raises(ValidationError) as error:
+                write()
+            assert list(error.value.message_dict) == ["date_of_birth"]
+        else:
+            write()
+    patient.refresh_from_db()
+    assert patient.date_of_birth == (old if refused else date_of_birth)
+
+
+def test_patient_update_does_not_question_a_date_of_birth_it_does_not_change(patient):
+    Patient.objects.filter(pk=patient.pk).update(date_of_birth=dt.date(1901, 1, 1))
+    patient.refresh_from_db()
+    patient_update(patient=patient, updated_by=None, date_of_birth=dt.date(1901, 1, 1), stage="IVA")
+    patient.refresh_from_db()
+    assert patient.stage == "IVA"
