@@ -24,6 +24,11 @@ from treatments.models import CtcaeTerm, PartOfRegimenVersion, Regimen
 loinc_validator = RegexValidator(r"^\d{1,7}-\d$", "A LOINC code looks like 751-8.")
 
 
+# Haemoglobin and creatinine are never 0 in a living patient: a 0 is a slip (a reviewer's
+# Hb 0 g/dL was accepted and raised a critical alert), where ANC or a count can be 0.
+NEVER_ZERO_LOINCS = frozenset({"718-7", "2160-0"})
+
+
 class LabTest(models.Model):
     loinc = models.CharField("LOINC", max_length=10, unique=True, validators=[loinc_validator])
     name = models.CharField(max_length=120)
@@ -159,8 +164,16 @@ class LabTest(models.Model):
             raise ValidationError(errors)
 
     def is_below_plausible(self, value: Decimal) -> bool:
-        """A non-zero `value` (in the test's unit) under `min_plausible`; 0 never is."""
-        return self.min_plausible is not None and 0 < value < self.min_plausible
+        """A `value` (in the test's unit) under `min_plausible`. 0 is "none detected" (ANC 0.00
+        in profound neutropenia), except for a test no living patient reads 0 on."""
+        if self.min_plausible is None:
+            return False
+        floor = 0 if self.zero_is_possible else -1
+        return floor < value < self.min_plausible
+
+    @property
+    def zero_is_possible(self) -> bool:
+        return self.loinc not in NEVER_ZERO_LOINCS
 
     def is_above_plausible(self, value: Decimal) -> bool:
         return self.max_plausible is not None and value > self.max_plausible
@@ -279,12 +292,17 @@ class ReferenceRange(models.Model):
             )
         if self.low is None and self.high is None:
             errors["low"] = "Give a low, a high or both."
+        for name in ("low", "high"):
+            if (value := getattr(self, name)) is not None and value < 0:
+                errors[name] = "A reference limit cannot be negative."
         test = self._test_or_none()
         if test is not None:
             for name in ("low", "high"):
                 problem = test.implausible_limit_message(getattr(self, name))
-                if problem:
+                if problem and name not in errors:
                     errors[name] = problem
+            for name, problem in self._reaches_critical_limits(test).items():
+                errors.setdefault(name, problem)
             if "age_max" not in errors:
                 clash = self._overlapping_range(test)
                 if clash is not None:
@@ -298,6 +316,25 @@ class ReferenceRange(models.Model):
                     )
         if errors:
             raise ValidationError(errors)
+
+    def _reaches_critical_limits(self, test: LabTest) -> dict[str, str]:
+        """A "normal" range reaching into the test's critical limits would call a call-back
+        value normal (a reviewer saved platelets -5 to 10 under a critical low of 20)."""
+        from labs.rules import fmt_decimal  # labs.rules reads these models
+
+        problems: dict[str, str] = {}
+        check = "check the value and its unit."
+        if None not in (self.low, test.critical_low) and self.low <= test.critical_low:
+            problems["low"] = (
+                f"The normal range's low is at or below {test.short_name}'s critical low "
+                f"({fmt_decimal(test.critical_low)} {unit_display(test.unit)}): {check}"
+            )
+        if None not in (self.high, test.critical_high) and self.high >= test.critical_high:
+            problems["high"] = (
+                f"The normal range's high is at or above {test.short_name}'s critical high "
+                f"({fmt_decimal(test.critical_high)} {unit_display(test.unit)}): {check}"
+            )
+        return problems
 
     def low_high_text(self) -> str:
         from labs.rules import fmt_decimal  # labs.rules reads these models

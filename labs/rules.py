@@ -136,9 +136,10 @@ def implausible_value_message(
         return None
     if test.is_below_plausible(value):
         lowest = _limit_text(test.min_plausible, test.unit)
+        zero = " (none detected is entered as 0)" if test.zero_is_possible else ""
         return (
             f"{stored} is below the lowest possible {test.name} value ({lowest}); check the "
-            "value and its unit (none detected is entered as 0)."
+            f"value and its unit{zero}."
         )
     if test.is_above_plausible(value):
         highest = _limit_text(test.max_plausible, test.unit)

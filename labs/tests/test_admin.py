@@ -89,6 +89,23 @@ def test_admin_refuses_platelets_per_ul_in_a_test_in_thousands(admin_client):
     assert not ReferenceRange.objects.filter(test__loinc=PLT).exists()
 
 
+def test_admin_refuses_a_negative_limit_or_a_normal_range_inside_the_critical_limits(
+    admin_client,
+):
+    # A reviewer saved platelets -5 to 10 for men over 100, under a critical low of 20.
+    errors = _form_errors(
+        admin_client.post(reverse(ADD), _range(PLT, sex="male", age_min="100", low="-5", high="10"))
+    )
+    assert errors["low"] == ["A reference limit cannot be negative."]
+    errors = _form_errors(
+        admin_client.post(
+            reverse(ADD), _range(PLT, sex="male", age_min="100", low="10", high="300")
+        )
+    )
+    assert errors["low"][0].startswith("The normal range's low is at or below PLT's critical low")
+    assert not ReferenceRange.objects.filter(test__loinc=PLT, age_min=100).exists()
+
+
 def test_admin_says_low_above_high_in_words(admin_client):
     before = ReferenceRange.objects.count()
     response = admin_client.post(reverse(ADD), _range(low="15.0", high="11.5"))

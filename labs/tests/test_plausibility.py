@@ -368,3 +368,12 @@ def test_a_stored_slip_can_still_be_marked_entered_in_error(patient, treating_cl
     )
     result.refresh_from_db()
     assert result.entered_in_error_at is not None
+
+
+@time_machine.travel(NOW, tick=False)
+@pytest.mark.parametrize(("loinc", "unit"), [(HB, "g/dL"), (CREAT, "mg/dL")])
+def test_zero_is_refused_for_a_test_no_living_patient_reads_zero_on(patient, loinc, unit):
+    # A reviewer's Hb 0 g/dL was accepted, flagged LL and sent to the inbox as critical.
+    (message,) = _refusal(patient, loinc, "0", unit)
+    assert "below the lowest possible" in message
+    assert "none detected" not in message
