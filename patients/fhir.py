@@ -304,7 +304,9 @@ def _care_plan(
     # activity its status, the reason for it and its scheduled period, and a CarePlan has no
     # status reason; nothing else in R4 can reference a cycle's plan anyway.
     period = {"start": course.start_date.isoformat()}
-    if course.stopped_on:
+    if course.stopped_on and not course.stopped_before_it_began:
+        # A course cancelled before it began keeps its planned start and no end: a FHIR
+        # Period ends on or after its start; its status (revoked) says it was stopped.
         period["end"] = course.stopped_on.isoformat()
     resource: dict[str, Any] = {
         "extension": [_intent_extension(course.intent)],

@@ -482,6 +482,11 @@ class Course(models.Model):
             # allows that only for such a course, as of today.
         ]
 
+    @property
+    def stopped_before_it_began(self) -> bool:
+        """Stopped before its start date: planned in error or no longer wanted; nothing given."""
+        return self.stopped_on is not None and self.stopped_on < self.start_date
+
     def __str__(self) -> str:
         return f"{self.regimen} from {self.start_date}"
 

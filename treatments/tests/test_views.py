@@ -903,6 +903,37 @@ def test_a_planned_course_that_has_not_begun_is_stopped_today(measured, treating
     )
     assert stopped.status == Course.Status.STOPPED
     assert not stopped.cycles.exclude(status=ChemoCycle.Status.CANCELLED).exists()
+    assert stopped.stopped_before_it_began
+
+
+def test_a_course_cancelled_before_it_began_reads_so(as_clinician, measured, treating_clinician):
+    # Not "started 1 Apr, stopped 20 Mar": a reviewer found the record contradicting itself.
+    from treatments.services import course_stop
+
+    planned = course_start(
+        patient=measured,
+        regimen=Regimen.objects.get(name="CHOP", version=1),
+        start_date=dt.date(2026, 4, 1),
+        intent="curative",
+        created_by=treating_clinician,
+    )
+    course_stop(
+        course=planned, reason="other", stopped_on=dt.date(2026, 3, 20), by=treating_clinician
+    )
+    page = as_clinician.get(_course_url("course_detail", planned)).content.decode()
+    assert "was to start Wed 1 Apr 2026" in page
+    assert "cancelled before it began, 20 Mar 2026" in page
+    summary = as_clinician.get(_course_url("course_summary", planned)).content.decode()
+    assert "was to start 2026-04-01, cancelled before it began 2026-03-20" in summary
+    # FHIR: a Period may not end before it starts; the CarePlan is revoked, with no end.
+    from patients.fhir import patient_fhir_bundle
+
+    bundle = patient_fhir_bundle(user=treating_clinician, patient_id=measured.pk)
+    (plan,) = [
+        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "CarePlan"
+    ]
+    assert plan["status"] == "revoked"
+    assert plan["period"] == {"start": "2026-04-01"}
 
 
 def test_a_critical_result_drawn_before_the_give_but_entered_after_is_asked_too(
