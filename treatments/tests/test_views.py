@@ -853,6 +853,10 @@ def test_a_second_open_course_is_asked_with_a_reason_and_counts_in_the_lifetime_
     url = _url("course_create", measured.pk)
     preview = as_clinician.get(url, {"regimen": chop.pk, "start_date": "2026-03-18"})
     assert "already has an open course" in preview.content.decode()
+    # The same regimen again is refused outright: the preview does not offer to confirm it.
+    same = as_clinician.get(url, {"regimen": ac_t.pk, "start_date": "2026-03-18"})
+    assert "Stop or complete it before starting Dose-dense AC-T again" in same.content.decode()
+    assert "confirm why both" not in same.content.decode()
 
     asked = as_clinician.post(url, data, headers=HX)
     assert asked.status_code == 400
