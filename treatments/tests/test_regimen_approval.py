@@ -270,3 +270,10 @@ def test_a_tenfold_anthracycline_is_shown_against_v1_and_its_limit_and_not_appro
     with pytest.raises(ValidationError, match="above its lifetime limit of 450 mg/m²"):
         _approve(draft, oncologist)
     assert not RegimenApproval.objects.exists()
+
+
+def test_a_nurse_is_told_who_approves(client, draft):
+    sign_in(client, ClinicianFactory.create(discipline=User.Discipline.NURSE))
+    page = client.get(reverse("treatments:regimen_detail", args=[draft.pk]))
+    assert b"Only an oncologist and a pharmacist approve regimen versions." in page.content
+    assert b"Approve as" not in page.content
