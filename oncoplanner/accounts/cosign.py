@@ -39,7 +39,7 @@ _SALT = "oncoplanner.cosign"
 
 def _failures_key(signer: User, door: str) -> str:
     # Per door: typos signing a regimen approval must not pause co-signing at the chair.
-    return f"signature-failures:{door}:{signer.pk}"
+    return f"signature-failures:{door.replace(' ', '-')}:{signer.pk}"  # no spaces in keys
 
 
 def password_signature(
