@@ -460,11 +460,8 @@ def allergy_chart_for(*, patient: Patient) -> tuple[AllergyBanner, list[Allergy]
 # --- Patient portal -------------------------------------------------------------------------
 
 
-def portal_patient_for(*, user: User) -> Patient:
-    """The patient record of a portal user; Http404 for anyone else (clinicians included).
-
-    Sends record_read: the patient reading their own record is an access too.
-    """
+def _require_portal_user(user: User) -> None:
+    """Http404 for anyone but a signed-in, active patient account (clinicians included)."""
     if not (
         user is not None
         and getattr(user, "is_authenticated", False)
@@ -472,6 +469,14 @@ def portal_patient_for(*, user: User) -> Patient:
         and user.is_patient_user
     ):
         raise Http404("No Patient matches the given query.")
+
+
+def portal_patient_for(*, user: User) -> Patient:
+    """The patient record of a portal user; Http404 for anyone else (clinicians included).
+
+    Sends record_read: the patient reading their own record is an access too.
+    """
+    _require_portal_user(user)
     patient = Patient.objects.filter(portal_user=user, is_active=True).first()
     if patient is None:
         raise Http404("No Patient matches the given query.")
@@ -552,13 +557,7 @@ def portal_clinic_phones_for(*, user: User) -> ClinicPhones:
     Not patient data (a team's public numbers), so not logged; one query. Http404 for anyone
     who is not a patient with an active record, as every portal selector.
     """
-    if not (
-        user is not None
-        and getattr(user, "is_authenticated", False)
-        and user.is_active
-        and user.is_patient_user
-    ):
-        raise Http404("No Patient matches the given query.")
+    _require_portal_user(user)
     team = (
         CareTeam.objects.filter(patients__portal_user=user, patients__is_active=True)
         .only("name", "phone_24h", "phone_daytime")
