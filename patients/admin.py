@@ -170,6 +170,8 @@ class PatientAdmin(GatedPhiAdmin):
             services.patient_update(
                 patient=Patient.objects.get(pk=obj.pk),
                 updated_by=request.user,  # type: ignore[arg-type]
+                # The admin's own save is its confirmation (and charts are gated from admins).
+                confirm_dose_input_change=True,
                 **{name: getattr(obj, name) for name in form.changed_data if name in editable},
             )
         else:

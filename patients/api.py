@@ -174,6 +174,12 @@ class PatientUpdateIn(PatchSchema):
     ecog: int | None = Field(
         None, ge=0, le=4, description="Leave out to keep it; null clears it (not assessed)."
     )
+    confirm_dose_input_change: bool = Field(
+        False,
+        description="A new date_of_birth or sex changes carboplatin doses and the reference "
+        "ranges results are flagged against: without this true it is a 400 of type "
+        "confirmation_required naming the field, nothing written.",
+    )
 
 
 class AnalyteOut(Schema):
@@ -261,7 +267,10 @@ def patient_patch(request: HttpRequest, patient_id: int, payload: PatientUpdateI
     user = clinical_user(request)
     patient = patient_get_for_user(user=user, patient_id=patient_id, perm=CHANGE)
     fields = payload.model_dump(exclude_unset=True)
-    return patient_update(patient=patient, updated_by=user, **fields)
+    confirmed = fields.pop("confirm_dose_input_change", False)
+    return patient_update(
+        patient=patient, updated_by=user, confirm_dose_input_change=confirmed, **fields
+    )
 
 
 @router.get(

@@ -204,20 +204,48 @@ def patient_register(*, registered_by: User, care_team: CareTeam, **fields: Any)
     return patient_create(created_by=registered_by, care_team=care_team, **fields)
 
 
+class DoseInputChangeToConfirm(ConfirmationRequired):
+    """A new date of birth or sex: inputs of carboplatin doses (Cockcroft-Gault, Calvert) and
+    of the reference range each new result is flagged against. Saved only once confirmed."""
+
+    confirm_with = "confirm_dose_input_change"
+
+
 @transaction.atomic
-def patient_update(*, patient: Patient, updated_by: User | None, **fields: Any) -> Patient:
+def patient_update(
+    *,
+    patient: Patient,
+    updated_by: User | None,
+    confirm_dose_input_change: bool = False,
+    **fields: Any,
+) -> Patient:
     """Update demographic or clinical fields; moving the patient to another team moves access.
 
     ValidationError naming the field, nothing written: a date of birth in the future or more
-    than PATIENT_MAX_AGE_YEARS ago, any field the model refuses. `patient` is changed in memory
-    even then: a caller that shows it again passes a copy. Side effects: post_save (audit logs
-    the update in this transaction); a team change sends access_changed.
+    than PATIENT_MAX_AGE_YEARS ago, any field the model refuses. A changed date of birth or sex
+    raises DoseInputChangeToConfirm until `confirm_dose_input_change` (the web page says what
+    it changes; REST answers confirmation_required). `patient` is changed in memory even then:
+    a caller that shows it again passes a copy. Side effects: post_save (audit logs the update
+    in this transaction); a team change sends access_changed.
     """
-    old_team, old_dob = patient.care_team, patient.date_of_birth
+    old_team, old_dob, old_sex = patient.care_team, patient.date_of_birth, patient.sex
     for name, value in fields.items():
         setattr(patient, name, value)
     # A date of birth already on record is not questioned again by an unrelated change.
     _validate_patient(patient, check_date_of_birth=patient.date_of_birth != old_dob)
+    changed = [
+        name
+        for name, old in (("date_of_birth", old_dob), ("sex", old_sex))
+        if getattr(patient, name) != old
+    ]
+    if changed and not confirm_dose_input_change:
+        raise DoseInputChangeToConfirm(
+            {
+                changed[0]: "A new date of birth or sex changes carboplatin doses (Cockcroft-"
+                "Gault, Calvert) and the reference ranges results are flagged against: check it "
+                "against the patient's identity documents, then confirm the change."
+            }
+        )
     patient.save()
     if patient.care_team != old_team:
         if old_team is not None:

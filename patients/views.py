@@ -126,6 +126,7 @@ def patient_update(request: HttpRequest, patient_id: int) -> HttpResponse:
                 services.patient_update(
                     patient=copy.copy(patient),
                     updated_by=request.user,  # type: ignore[arg-type]
+                    confirm_dose_input_change=bool(changes),  # confirmed on this page above
                     **form.patient_fields(),
                 )
             except ValidationError as error:

@@ -422,3 +422,27 @@ def test_rest_patch_refuses_a_date_of_birth_over_120_years_ago_as_the_page_does(
     assert response.json()["detail"][0]["loc"] == ["body", "date_of_birth"]
     chart.refresh_from_db()
     assert chart.date_of_birth == _years_ago(67)
+
+
+def test_rest_patch_asks_before_a_new_date_of_birth_as_the_page_does(
+    client, login, chart, treating_clinician
+):
+    login(client, treating_clinician)
+    url = f"/api/v1/patients/{chart.pk}"
+    new = _years_ago(60).isoformat()
+    asked = client.patch(
+        url, data=json.dumps({"date_of_birth": new}), content_type="application/json"
+    )
+    assert asked.status_code == 400
+    (error,) = asked.json()["detail"]
+    assert (error["loc"], error["type"]) == (["body", "date_of_birth"], "confirmation_required")
+    chart.refresh_from_db()
+    assert chart.date_of_birth == _years_ago(67)
+    done = client.patch(
+        url,
+        data=json.dumps({"date_of_birth": new, "confirm_dose_input_change": True}),
+        content_type="application/json",
+    )
+    assert done.status_code == 200
+    chart.refresh_from_db()
+    assert chart.date_of_birth.isoformat() == new

@@ -364,7 +364,12 @@ def test_patient_date_of_birth_must_be_plausible_on_create_and_update(
         )
 
     def update() -> object:
-        return patient_update(patient=patient, updated_by=None, date_of_birth=date_of_birth)
+        return patient_update(
+            patient=patient,
+            updated_by=None,
+            date_of_birth=date_of_birth,
+            confirm_dose_input_change=True,
+        )
 
     old = patient.date_of_birth
     for write in (create, update):
@@ -384,3 +389,21 @@ def test_patient_update_does_not_question_a_date_of_birth_it_does_not_change(pat
     patient_update(patient=patient, updated_by=None, date_of_birth=dt.date(1901, 1, 1), stage="IVA")
     patient.refresh_from_db()
     assert patient.stage == "IVA"
+
+
+def test_a_new_date_of_birth_or_sex_is_saved_only_once_confirmed(patient):
+    # The web page asked before changing a dose input; REST had changed it silently.
+    from patients.services import DoseInputChangeToConfirm
+
+    for field, value in (("date_of_birth", dt.date(1950, 2, 3)), ("sex", Patient.Sex.MALE)):
+        before = Patient.objects.values(field).get(pk=patient.pk)
+        with pytest.raises(DoseInputChangeToConfirm) as asked:
+            patient_update(patient=patient, updated_by=None, **{field: value})
+        assert list(asked.value.message_dict) == [field]
+        patient.refresh_from_db()
+        assert Patient.objects.values(field).get(pk=patient.pk) == before
+        patient_update(
+            patient=patient, updated_by=None, confirm_dose_input_change=True, **{field: value}
+        )
+        patient.refresh_from_db()
+        assert getattr(patient, field) == value
