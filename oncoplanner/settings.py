@@ -105,6 +105,7 @@ TEMPLATES = [
                 "django.template.context_processors.csp",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "oncoplanner.context_processors.emergency_number",
             ],
         },
     },
@@ -287,6 +288,10 @@ CACHES = {
         "LOCATION": "oncoplanner_cache",
     }
 }
+
+# What a patient is told to call when their team has no 24-hour number, or it does not answer
+# (the portal never points at a blank). The default is the UK's, with the European 112.
+EMERGENCY_NUMBER = env_str("EMERGENCY_NUMBER", "999 (or 112)").strip()[:40] or "999 (or 112)"
 
 # Live updates (server-sent events): a stream ends after this long and the browser reconnects
 # with Last-Event-ID; while idle it waits this long for a NOTIFY before re-checking the session.

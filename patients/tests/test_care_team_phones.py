@@ -275,3 +275,12 @@ def test_care_team_lead_page_shows_what_patients_are_told_to_call(
     line = page.split('id="team-phones"', 1)[1].split("</p>", 1)[0]
     assert f"24-hour acute oncology line <strong>{ACUTE}</strong>" in line
     assert f"daytime <strong>{DAYTIME}</strong>" in line
+
+
+def test_the_emergency_number_is_the_clinics_setting(portal_client, settings):
+    # 999/112 had been written into the templates: a clinic in North America tells patients 911.
+    settings.EMERGENCY_NUMBER = "911"
+    page = portal_client.get(reverse("portal:care_team")).content.decode()
+    card = page.split('id="portal-phones"', 1)[1].split("</section>", 1)[0]
+    assert "call 911 now, or go to the nearest emergency department" in card
+    assert "999" not in page
