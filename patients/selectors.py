@@ -429,6 +429,15 @@ def _banner(patient: Patient, current: list[Allergy]) -> AllergyBanner:
     )
 
 
+def allergy_status_recorded(*, patient: Patient) -> bool:
+    """Whether the chart says anything about allergies: a current entry or a "no known
+    allergies" statement (AllergyBanner.state other than "not_recorded"). One query at most."""
+    return (
+        patient.no_known_allergies_at is not None
+        or Allergy.objects.filter(patient_id=patient.pk).exists()
+    )
+
+
 def allergy_banner_for(*, patient: Patient) -> AllergyBanner:
     """The allergy banner of a chart page.
 

@@ -20,7 +20,8 @@ from django.utils import timezone
 from labs.models import PreCycleRule
 from oncoplanner.accounts.cosign import COSIGN_FAILURE_LIMIT, password_signature
 from oncoplanner.accounts.models import User
-from treatments.models import DoseBasis, Regimen, RegimenApproval, RegimenDrug, parse_days
+from treatments.models import DoseBasis, Regimen, RegimenApproval, RegimenDrug
+from treatments.services import regimen_planned_doses
 
 
 def regimen_course_count(*, regimen: Regimen) -> int:
@@ -169,16 +170,16 @@ def regimen_plan_lifetime_totals(*, regimen: Regimen) -> list[PlanLifetimeTotal]
     """Each drug with a lifetime limit, and what the whole plan gives of it. A regimen that
     alone passes a limit is a wrong dose (a tenfold doxorubicin had passed approval unseen)."""
     totals: dict[str, PlanLifetimeTotal] = {}
-    for phase in regimen.phases.prefetch_related("drugs__drug"):
-        for rd in phase.drugs.all():
-            limit = rd.drug.lifetime_limit_mg_m2
-            if not limit or rd.dose_basis != DoseBasis.MG_M2:
-                continue
-            given = Decimal(rd.dose) * len(parse_days(rd.days)) * phase.planned_cycles
-            before = totals.get(rd.drug.name)
-            totals[rd.drug.name] = PlanLifetimeTotal(
-                rd.drug.name, given + (before.plan_mg_m2 if before else 0), Decimal(limit)
-            )
+    for rd, count in regimen_planned_doses(regimen):
+        limit = rd.drug.lifetime_limit_mg_m2
+        if not limit or rd.dose_basis != DoseBasis.MG_M2:
+            continue
+        before = totals.get(rd.drug.name)
+        totals[rd.drug.name] = PlanLifetimeTotal(
+            rd.drug.name,
+            Decimal(rd.dose) * count + (before.plan_mg_m2 if before else 0),
+            Decimal(limit),
+        )
     return sorted(totals.values(), key=lambda t: t.drug_name)
 
 

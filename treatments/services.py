@@ -33,6 +33,7 @@ from oncoplanner.accounts.models import User
 from oncoplanner.acknowledgement import acknowledge
 from oncoplanner.confirmation import ConfirmationRequired
 from patients.models import Allergy, Patient
+from patients.selectors import allergy_status_recorded
 from treatments.dosing import DoseCalculation, Number, dose_compute, round_mg, to_decimal
 from treatments.models import (
     Administration,
@@ -218,11 +219,7 @@ def course_start(
     phases = list(regimen.phases.order_by("order"))
     if not phases:
         raise ValidationError({"regimen": f"{regimen} has no phases to schedule."})
-    other_courses = list(
-        Course.objects.filter(patient=patient, status__in=OPEN_COURSE_STATUSES)
-        .select_related("regimen")
-        .order_by("start_date", "pk")
-    )
+    other_courses = open_courses(patient=patient)
     if any(course.regimen.name == regimen.name for course in other_courses):
         raise ValidationError(
             {"regimen": f"The patient already has an open {regimen.name} course."}
@@ -331,6 +328,15 @@ class LifetimeLimitToConfirm(ConfirmationRequired):
     """A plan past a drug's lifetime limit: started only once the oncologist confirms it."""
 
     confirm_with = "confirm_lifetime_limit"
+
+
+def open_courses(*, patient: Patient) -> list[Course]:
+    """The patient's planned and active courses, with their regimens, earliest start first."""
+    return list(
+        Course.objects.filter(patient=patient, status__in=OPEN_COURSE_STATUSES)
+        .select_related("regimen")
+        .order_by("start_date", "pk")
+    )
 
 
 def regimen_planned_doses(regimen: Regimen) -> list[tuple[RegimenDrug, int]]:
@@ -818,10 +824,7 @@ def cycle_doses_verify(
 def _require_allergy_status(patient: Patient) -> None:
     """A pharmacist verifies chemotherapy only against a documented allergy status (ASHP and
     ISOPP verification standards): "not recorded" is not "none"; nobody may have asked."""
-    if (
-        patient.no_known_allergies_at is None
-        and not Allergy.objects.filter(patient=patient).exists()
-    ):
+    if not allergy_status_recorded(patient=patient):
         raise ValidationError(
             {
                 "cycle": f"{patient}'s allergy status is not recorded. Record their allergies, "

@@ -144,11 +144,7 @@ def _course_create_context(patient: Any, form: CourseStartForm, data: Any = None
     except ArithmeticError:
         creatinine = None
     drugs = [rd for phase in regimen.phases.all() for rd in phase.drugs.all()]
-    other_courses = list(
-        Course.objects.filter(patient=patient, status__in=services.OPEN_COURSE_STATUSES)
-        .select_related("regimen")
-        .order_by("start_date")
-    )
+    other_courses = services.open_courses(patient=patient)
     on_date = min(start, timezone.localdate())
     doses = _dose_preview(
         patient=patient,
@@ -987,7 +983,7 @@ def _regimen_detail_context(
     request: AuthedHtmxRequest, regimen: Regimen, form: RegimenApproveForm | None = None
 ) -> dict[str, Any]:
     user = request.user
-    approvals = list(regimen.approvals.select_related("approved_by"))
+    approvals = list(regimen.approvals.all())  # prefetched: read once for the page
     missing = regimen_versions.regimen_missing_approvals(regimen=regimen)
     may_approve = (
         bool(missing)
@@ -1025,11 +1021,17 @@ def _regimen_detail_context(
     }
 
 
+def _regimen_with_approvals(regimen_id: int) -> Regimen:
+    return get_object_or_404(
+        Regimen.objects.prefetch_related("approvals__approved_by"), pk=regimen_id
+    )
+
+
 @login_required
 @require_GET
 def regimen_detail(request: AuthedHtmxRequest, regimen_id: int) -> HttpResponse:
     _staff_only(request)
-    regimen = get_object_or_404(Regimen, pk=regimen_id)
+    regimen = _regimen_with_approvals(regimen_id)
     return render(
         request, "treatments/regimen_detail.html", _regimen_detail_context(request, regimen)
     )
@@ -1039,7 +1041,7 @@ def regimen_detail(request: AuthedHtmxRequest, regimen_id: int) -> HttpResponse:
 @require_POST
 def regimen_approve(request: AuthedHtmxRequest, regimen_id: int) -> HttpResponse:
     _staff_only(request)
-    regimen = get_object_or_404(Regimen, pk=regimen_id)
+    regimen = _regimen_with_approvals(regimen_id)
     form = RegimenApproveForm(request.POST, auto_id="approve_%s")
     status = BAD_REQUEST
     if form.is_valid():

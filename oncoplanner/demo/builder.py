@@ -37,6 +37,7 @@ from oncoplanner.demo.people import (
     TEAM_PHONES,
 )
 from patients.models import BodyMeasurement, CareTeam, Patient
+from patients.selectors import allergy_status_recorded
 from patients.services import (
     PATIENT_OBJECT_PERMS,
     allergy_mark_entered_in_error,
@@ -494,7 +495,7 @@ class DemoClinic:
     def _administer(self, cycle: ChemoCycle, nurse: User, pharmacist: User) -> None:
         patient = cycle.course.patient
         patient.refresh_from_db()
-        if patient.no_known_allergies_at is None and not patient.allergies.exists():
+        if not allergy_status_recorded(patient=patient):
             # Verification needs an allergy status: the pharmacist asked, and there were none.
             # Charts without treatment yet keep "not recorded".
             patient_no_known_allergies_record(patient=patient, recorded_by=pharmacist)

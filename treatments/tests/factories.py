@@ -220,13 +220,10 @@ def pharmacy_verified(cycle: ChemoCycle) -> ChemoCycle:
 def allergy_status_taken(patient: Patient) -> Patient:
     """`patient` with an allergy status on the chart (verification needs one): "no known
     allergies" unless an allergy is recorded already."""
-    from patients.models import Allergy
+    from patients.selectors import allergy_status_recorded
     from patients.services import patient_no_known_allergies_record
 
     patient.refresh_from_db()
-    if (
-        patient.no_known_allergies_at is None
-        and not Allergy.objects.filter(patient=patient).exists()
-    ):
+    if not allergy_status_recorded(patient=patient):
         patient_no_known_allergies_record(patient=patient, recorded_by=ClinicianFactory.create())
     return patient
