@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from decimal import Decimal
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 
 from oncoplanner.access_context import acting_as
@@ -74,3 +75,20 @@ def make_lab_result() -> Callable[..., object]:
         )
 
     return _make
+
+
+@pytest.fixture
+def portal_user(patient: Patient) -> User:
+    """The patient's portal account (a name no factory clinician shares)."""
+    from oncoplanner.accounts.tests.factories import UserFactory
+
+    user = UserFactory.create(first_name="Ada", last_name="Lovelace")
+    patient.portal_user = user
+    patient.save()
+    return user
+
+
+@pytest.fixture
+def portal_client(client: Client, portal_user: User) -> Client:
+    client.force_login(portal_user)  # patients sign in with a password; no MFA step
+    return client

@@ -32,20 +32,6 @@ PAGES = [
 
 
 @pytest.fixture
-def portal_user(patient):
-    user = UserFactory.create(first_name="Ada", last_name="Lovelace")
-    patient.portal_user = user
-    patient.save()
-    return user
-
-
-@pytest.fixture
-def portal_client(client, portal_user):
-    client.force_login(portal_user)
-    return client
-
-
-@pytest.fixture
 def phones(care_team):
     return care_team_update(team=care_team, updated_by=None, phone_24h=ACUTE, phone_daytime=DAYTIME)
 

@@ -44,14 +44,6 @@ def _clear_tasks():
 
 
 @pytest.fixture
-def portal_user(patient):
-    user = UserFactory.create(first_name="Ada", last_name="Lovelace")
-    patient.portal_user = user
-    patient.save()
-    return user
-
-
-@pytest.fixture
 def team_phones(care_team):
     """The patient's care team with its numbers recorded (fictional: Ofcom's drama range)."""
     care_team_update(
@@ -61,12 +53,6 @@ def team_phones(care_team):
 
 
 CALL_24H = '<a class="portal-tel" href="tel:02079460999">020 7946 0999</a>'
-
-
-@pytest.fixture
-def portal_client(client, portal_user):
-    client.force_login(portal_user)  # patients sign in with a password; no MFA step
-    return client
 
 
 @pytest.fixture

@@ -41,20 +41,6 @@ COMMON_LOINCS = {
 }
 
 
-@pytest.fixture
-def portal_user(patient):
-    user = UserFactory.create(first_name="Ada", last_name="Lovelace")
-    patient.portal_user = user
-    patient.save()
-    return user
-
-
-@pytest.fixture
-def portal_client(client, portal_user):
-    client.force_login(portal_user)
-    return client
-
-
 def _released(patient, loinc: str, value: str, *, days_ago: int = 1) -> LabResult:
     test = LabTest.objects.get(loinc=loinc)
     return LabResult.objects.create(

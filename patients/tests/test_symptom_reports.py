@@ -4,7 +4,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.tasks import default_task_backend
 
-from oncoplanner.accounts.tests.factories import ClinicianFactory, UserFactory
+from oncoplanner.accounts.tests.factories import ClinicianFactory
 from patients.models import SymptomReport
 from patients.services import symptom_report_create, symptom_report_review
 from patients.tasks import notify_care_team_of_severe_symptom_report
@@ -17,14 +17,6 @@ def _clear_tasks():
     default_task_backend.clear()
     yield
     default_task_backend.clear()
-
-
-@pytest.fixture
-def portal_user(patient):
-    user = UserFactory.create()
-    patient.portal_user = user
-    patient.save()
-    return user
 
 
 def test_severe_symptom_report_alerts_care_team_after_commit(
