@@ -33,9 +33,9 @@ RECENT_DAYS = 7
 RECENT_LIMIT = 20
 # How much of a patient's own words an inbox item shows; the chart shows all of it.
 INBOX_DETAIL_CHARS = 280
-# Triage order of the open inbox (see inbox_for): what no clinician has seen yet comes first.
-PRIORITY_UNSEEN = 0  # critical (LL/HH) lab results and urgent patient reports
-PRIORITY_RECORDED = 1  # grade >= 3 side effects, recorded by a clinician who saw the patient
+# Triage order of the urgent inbox (see inbox_for): acuity first, then the longest wait. One
+# scale for the three kinds of item, CTCAE's grades (DOMAIN.md 5); see inbox_acuity.
+ACUITY_LABELS = {4: "life-threatening", 3: "severe", 2: "moderate", 1: "mild"}
 # Routine (not urgent) patient reports: the portal tells the patient "Your care team will look at
 # it within one working day" (templates/portal/symptoms.html), so the inbox lists them in a
 # section of their own, oldest first, and marks those past that promise. How many it lists:
@@ -91,6 +91,12 @@ class AnalyteTrend:
     @property
     def lowest(self) -> TrendPoint | None:
         return min(self.points, key=lambda p: p.result.value) if self.points else None
+
+    @property
+    def acuity_label(self) -> str:
+        if self.kind == "symptom" and self.acuity and self.obj.is_red_flag:
+            return "red flag: assess now"  # not "life-threatening": the patient said "mild"
+        return ACUITY_LABELS.get(self.acuity, "")
 
     @property
     def dom_id(self) -> str:
@@ -279,7 +285,7 @@ class InboxItem:
     done_at: dt.datetime | None = None
     done_by: Any = None
     done_note: str = ""
-    priority: int = PRIORITY_UNSEEN
+    acuity: int = 0  # inbox_acuity: 4 life-threatening .. 1 mild (0: not triaged, routine)
     detail: str = ""  # the patient's own words (symptom reports)
     reasons: list[str] = field(default_factory=list)  # why it is urgent
     # Routine patient reports only: when the promised review (one working day) falls due.
@@ -302,6 +308,12 @@ class InboxItem:
         if dt.timedelta(hours=1) <= delta < dt.timedelta(hours=72):
             return f"{int(delta.total_seconds() // 3600)} h"
         return duration_text(delta)
+
+    @property
+    def acuity_label(self) -> str:
+        if self.kind == "symptom" and self.acuity and self.obj.is_red_flag:
+            return "red flag: assess now"  # not "life-threatening": the patient said "mild"
+        return ACUITY_LABELS.get(self.acuity, "")
 
     @property
     def dom_id(self) -> str:
@@ -373,6 +385,41 @@ def one_working_day_after(moment: dt.datetime) -> dt.datetime:
     return due
 
 
+def inbox_acuity(obj: LabResult | SideEffect | SymptomReport) -> int:
+    """How acute an urgent inbox item is, 4 (life-threatening) to 1 (mild): the one definition
+    the urgent queue is ordered by, read from what the item itself records.
+
+    UKONS acute-oncology triage works items by acuity first, then by how long they have
+    waited; a "very severe" chest pain must not wait below an older mild fever. On CTCAE's
+    scale of grades (4 life-threatening, 3 severe, 2 moderate, 1 mild):
+    - a critical (LL/HH) lab result: 4. Critical limits are the values the laboratory must
+      phone through because they may be life-threatening (ANC < 0.5 is grade 4 itself);
+    - a side effect: its CTCAE grade; grade 5 (death) counts as 4, nothing is more acute;
+    - a patient's symptom report: the severity the patient gave it on the 5-point scale
+      (mild 1, moderate 2, severe 3, very severe 4); a red flag (a fever, breathlessness,
+      bleeding, dehydration) is 4 whatever the patient called it: UKONS triages a red flag
+      "red", assess now. A "mild" fever days after chemotherapy may be neutropenic sepsis,
+      whose antibiotics are due within the hour (NICE NG151), and no clinician has seen the
+      patient yet; a grade 3 toxicity in the queue was recorded by one. Within an acuity,
+      inbox_for ranks the patient's own severity next (inbox_severity), so a severe chest pain
+      still comes before an older mild fever.
+    """
+    if isinstance(obj, LabResult):
+        return 4 if obj.flag in CRITICAL_FLAGS else 0
+    if isinstance(obj, SideEffect):
+        return min(max(obj.grade, 0), 4)
+    severity = inbox_severity(obj)
+    return 4 if obj.is_red_flag else severity
+
+
+def inbox_severity(obj: LabResult | SideEffect | SymptomReport) -> int:
+    """The second key of the urgent queue: a patient's report at the severity they gave it;
+    any other item at its acuity."""
+    if isinstance(obj, SymptomReport):
+        return min(max(int(obj.severity), 0), 4)
+    return inbox_acuity(obj)
+
+
 def _lab_item(r: LabResult) -> InboxItem:
     return InboxItem(
         kind="lab",
@@ -384,6 +431,7 @@ def _lab_item(r: LabResult) -> InboxItem:
         done_at=r.acknowledged_at,
         done_by=r.acknowledged_by,
         done_note=r.acknowledgement_note,
+        acuity=inbox_acuity(r),
     )
 
 
@@ -398,7 +446,7 @@ def _side_effect_item(s: SideEffect) -> InboxItem:
         done_at=s.acknowledged_at,
         done_by=s.acknowledged_by,
         done_note=s.acknowledgement_note,
-        priority=PRIORITY_RECORDED,
+        acuity=inbox_acuity(s),
     )
 
 
@@ -417,6 +465,7 @@ def _symptom_item(s: SymptomReport) -> InboxItem:
         # The same rule that set `urgent` when the report was made (SymptomReport).
         reasons=s.urgent_reasons,
         due=None if s.urgent else one_working_day_after(s.reported_at),
+        acuity=inbox_acuity(s) if s.urgent else 0,
     )
 
 
@@ -487,13 +536,10 @@ def inbox_for(*, user: User) -> Inbox:
             )[:RECENT_LIMIT]
         ]
     )
-    # Triage order for the nurse working the queue. First what no clinician has seen yet:
-    # critical results and urgent patient reports (a fever, dehydration, a very severe
-    # symptom), which may need a call within the hour (NICE NG151, UKONS triage); then grade
-    # >= 3 side effects, which a clinician recorded after assessing the patient. Within each
-    # group the oldest first: a queue worked from the top, where the longest wait is the one
-    # closest to breaching its response time and a stream of new items cannot bury it.
-    open_items.sort(key=lambda i: (i.priority, i.since))
+    # Triage order for the nurse working the queue (UKONS): the most acute first
+    # (inbox_acuity, then the patient's own severity), then the oldest first: the longest wait is the one
+    # closest to breaching its response time, and a stream of new items cannot bury it.
+    open_items.sort(key=lambda i: (-i.acuity, -inbox_severity(i.obj), i.since, i.kind, i.obj.pk))
     recent.sort(key=lambda i: i.done_at, reverse=True)
     recent = recent[:RECENT_LIMIT]
     # One query, oldest first: the report closest to breaking the promise is on top.
@@ -532,6 +578,7 @@ __all__ = [
     "InboxItem",
     "LabTrends",
     "duration_text",
+    "inbox_acuity",
     "inbox_for",
     "inbox_item_for",
     "inbox_open_count",

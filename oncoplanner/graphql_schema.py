@@ -371,6 +371,57 @@ class Mutation:
         )  # type: ignore[return-value]
 
     @strawberry.mutation
+    def register_patient(
+        self,
+        info: Info,
+        mrn: str,
+        given_name: str,
+        family_name: str,
+        date_of_birth: dt.date,
+        sex: str,
+        care_team_id: strawberry.ID | None = None,
+        phone: str = "",
+        email: str = "",
+        address: str = "",
+        medical_history: str = "",
+        primary_diagnosis: str = "",
+        icd10_code: str = "",
+        stage: str = "",
+        ecog: int | None = None,
+    ) -> PatientType:
+        """Register a patient on one of your own care teams: the service and rules of the
+        registration page and POST /api/v1/patients. Clinicians only ("not found" for anyone
+        else); careTeamId may be left out by a clinician on exactly one team; a team that is
+        not yours, an MRN already registered or a bad field is an error naming the field."""
+        user = user_of(info)
+        # Clinicians only: "not found" before anything is looked at, as on the other doors.
+        _Services.call(lambda: patient_services.registration_teams(user=user))
+        team = None
+        if care_team_id is not None:
+            team = _Services.call(
+                lambda: patient_services.registration_team_get(user=user, care_team_id=care_team_id)
+            )
+        return _Services.call(
+            lambda: patient_services.patient_register(
+                registered_by=user,
+                care_team=team,
+                mrn=mrn,
+                given_name=given_name,
+                family_name=family_name,
+                date_of_birth=date_of_birth,
+                sex=sex,
+                phone=phone,
+                email=email,
+                address=address,
+                medical_history=medical_history,
+                primary_diagnosis=primary_diagnosis,
+                icd10_code=icd10_code,
+                stage=stage,
+                ecog=ecog,
+            )
+        )  # type: ignore[return-value]
+
+    @strawberry.mutation
     def record_measurement(
         self,
         info: Info,

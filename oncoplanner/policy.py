@@ -675,6 +675,23 @@ RESOURCES.update(
         "api:patient_list GET": {
             **_api("patient_list", expect=_api_only(_CLINICIANS)),
         },
+        # Registering a patient, as on /patients/new/ (the same service): clinicians on one of
+        # their own teams; a clinician naming a team they are not on (or on none) gets the 400
+        # naming care_team_id; administrators and patients the 404 of a door not theirs.
+        "api:patient_create POST": _api(
+            "patient_create",
+            (),
+            {**_api_only(_CLINICIANS, BAD_REQUEST), "clinician_team": CREATED},
+            "POST",
+            {
+                "mrn": "REG-0000002",
+                "given_name": "Wilhelmina",
+                "family_name": "Registered",
+                "date_of_birth": "1961-07-02",
+                "sex": "female",
+                "care_team_id": "{T.pk}",
+            },
+        ),
         "api:patient_detail GET": _api("patient_detail", ("P",)),
         "api:patient_patch PATCH": _api(
             "patient_patch", ("P",), method="PATCH", body={"phone": "+1 555 0100"}
@@ -1039,6 +1056,7 @@ PHI_URL_NAMES = frozenset(
         "labs:symptom_report_review",
         "live:changes",
         "api:patient_list",
+        "api:patient_create",
         "api:patient_detail",
         "api:patient_patch",
         "api:patient_readiness",

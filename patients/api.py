@@ -47,7 +47,10 @@ from patients.services import (
     allergy_record,
     measurement_record,
     patient_no_known_allergies_record,
+    patient_register,
     patient_update,
+    registration_team_get,
+    registration_teams,
 )
 
 router = Router(tags=["patients"])
@@ -153,6 +156,38 @@ class PatientOut(Schema):
     updated_at: dt.datetime
 
 
+class PatientIn(InputSchema):
+    """A new patient, on one of the caller's own care teams: the rules of the registration
+    page (/patients/new/), through the same service. Text is stored without surrounding
+    spaces, the MRN and ICD-10 code in capitals."""
+
+    mrn: str = Field(
+        min_length=1,
+        max_length=20,
+        description="Medical record number, unique in this clinic: 4-20 letters, digits or "
+        "dashes. An MRN already registered is a 400 naming mrn.",
+    )
+    given_name: str = Field(min_length=1, max_length=100)
+    family_name: str = Field(min_length=1, max_length=100)
+    date_of_birth: dt.date
+    sex: Patient.Sex
+    phone: str = Field("", max_length=30)
+    email: str = Field("", max_length=254)
+    address: str = Field("", max_length=2000)
+    medical_history: str = Field("", max_length=20000)
+    primary_diagnosis: str = Field("", max_length=200)
+    icd10_code: str = Field("", max_length=10)
+    stage: str = Field("", max_length=40)
+    ecog: int | None = Field(None, ge=0, le=4, description="null or left out: not assessed.")
+    care_team_id: int | None = Field(
+        None,
+        ge=1,
+        le=2**31 - 1,
+        description="One of your own care teams (its members will see the chart). May be left "
+        "out when you are on exactly one. Any other id is a 400 naming care_team_id.",
+    )
+
+
 class PatientUpdateIn(PatchSchema):
     """Fields a clinician may change; identity (MRN), care team and portal link are not here.
 
@@ -251,6 +286,41 @@ def patient_list(
     count, rows = page_of(queryset, limit=limit, offset=offset)
     log_list(Patient, rows)
     return {"count": count, "limit": limit, "offset": offset, "items": rows}
+
+
+def _care_team_named_as_sent(error: DjangoValidationError) -> DjangoValidationError:
+    """The service names the team "care_team"; this door's field is care_team_id."""
+    if not hasattr(error, "error_dict"):
+        return error
+    return DjangoValidationError(
+        {
+            ("care_team_id" if name == "care_team" else name): messages
+            for name, messages in error.error_dict.items()
+        }
+    )
+
+
+@router.post("/patients", response={201: PatientOut, **ERRORS})
+def patient_create(request: HttpRequest, payload: PatientIn) -> Status[Patient]:
+    """Register a patient on one of your own care teams, as the registration page does
+    (patients.services.patient_register). Clinicians only (404 for anyone else); 400 naming
+    the field for a care team that is not yours (or none chosen while you are on several),
+    an MRN already registered, a date of birth in the future or more than 120 years ago;
+    nothing is written then. The new chart is the caller's team's at once; the create is in
+    the access log."""
+    no_query(request)
+    user = clinical_user(request)
+    registration_teams(user=user)  # clinicians only: a 404 before anything is looked at
+    fields = payload.model_dump()
+    care_team_id = fields.pop("care_team_id")
+    try:
+        team = None
+        if care_team_id is not None:
+            team = registration_team_get(user=user, care_team_id=care_team_id)
+        patient = patient_register(registered_by=user, care_team=team, **fields)
+    except DjangoValidationError as error:
+        raise _care_team_named_as_sent(error) from None
+    return Status(201, patient)
 
 
 @router.get("/patients/{patient_id}", response={200: PatientOut, **ERRORS})

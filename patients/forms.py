@@ -8,6 +8,7 @@ from django import forms
 
 from oncoplanner.accounts.models import User
 from patients.models import EMERGENCY_REASON_MIN_LENGTH, Allergy, CareTeam, Patient
+from patients.services import CHOOSE_OWN_TEAM
 
 
 class EmergencyAccessForm(forms.Form):
@@ -200,7 +201,10 @@ class PatientDetailsForm(forms.Form):
 
 
 class PatientRegisterForm(PatientDetailsForm):
-    """A new patient: the details, the MRN and one of the clinician's own care teams."""
+    """A new patient: the details, the MRN and one of the clinician's own care teams.
+
+    The rules (who, which team, duplicates, the MRN in capitals) are the service's:
+    patients.services.patient_register, which REST and GraphQL call too."""
 
     mrn = forms.CharField(
         label="MRN", max_length=20, help_text="Medical record number, unique in this clinic."
@@ -208,7 +212,7 @@ class PatientRegisterForm(PatientDetailsForm):
     care_team = forms.ModelChoiceField(
         queryset=CareTeam.objects.none(),
         label="Care team",
-        error_messages={"invalid_choice": "Choose one of your own care teams."},
+        error_messages={"invalid_choice": CHOOSE_OWN_TEAM},
     )
 
     PATIENT_FIELDS = ("mrn", *PatientDetailsForm.PATIENT_FIELDS)
@@ -222,16 +226,7 @@ class PatientRegisterForm(PatientDetailsForm):
         field.help_text = "Its members will see and document the chart; you must be one of them."
         only = list(teams[:2])
         if len(only) == 1:
-            # One team: it is the team. Chosen, and taken when a client leaves it out.
-            self._single_team = only[0]
+            # One team: it is the team. Shown chosen; left out, the service takes it.
             field.empty_label = None
             field.initial = only[0].pk
             field.required = False
-        else:
-            self._single_team = None
-
-    def clean_mrn(self) -> str:
-        return str(self.cleaned_data["mrn"]).strip().upper()
-
-    def clean_care_team(self) -> CareTeam | None:
-        return self.cleaned_data.get("care_team") or self._single_team

@@ -41,6 +41,7 @@ from patients.models import (
     SymptomReport,
     latest_measurement,
 )
+from patients.selectors import care_teams_of
 from patients.tasks import notify_care_team_of_severe_symptom_report
 
 PATIENT_OBJECT_PERMS = ("patients.view_patient", "patients.change_patient")
@@ -187,20 +188,76 @@ def patient_create(
     return patient
 
 
+CHOOSE_OWN_TEAM = "Choose one of your own care teams."
+# Normalised as the clinic writes them: the MRN is matched for duplicates as written here.
+_UPPER_CASE_FIELDS = ("mrn", "icd10_code")
+
+
+def registration_teams(*, user: User) -> models.QuerySet[CareTeam]:
+    """The care teams `user` may register a patient on: their own, for an active clinician.
+
+    Http404 for anyone else (administrators, patient users): registering is the clinicians'
+    door, answered on every door (page, REST, GraphQL) like a missing page. Not patient data:
+    nothing logged.
+    """
+    if not (user.is_active and user.is_clinician):
+        raise Http404("No such page.")
+    return care_teams_of(user=user)
+
+
+def registration_team_get(*, user: User, care_team_id: Any) -> CareTeam:
+    """The care team a registration names by id (REST, GraphQL), one of `user`'s own.
+
+    ValidationError on "care_team" otherwise: another team's id, a missing id and a malformed
+    one answer alike, so nobody learns which teams exist. Http404 as registration_teams.
+    """
+    teams = registration_teams(user=user)
+    text = str(care_team_id)
+    team = teams.filter(pk=int(text)).first() if text.isdigit() and len(text) <= 10 else None
+    if team is None:
+        raise ValidationError({"care_team": CHOOSE_OWN_TEAM})
+    return team
+
+
+def _registration_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """Text as a form cleans it (surrounding spaces dropped); MRN and ICD-10 code in capitals,
+    so "mrn0042" on one door and "MRN0042" on another are the same patient."""
+    cleaned = {name: v.strip() if isinstance(v, str) else v for name, v in fields.items()}
+    for name in _UPPER_CASE_FIELDS:
+        if isinstance(cleaned.get(name), str):
+            cleaned[name] = cleaned[name].upper()
+    return cleaned
+
+
 @transaction.atomic
-def patient_register(*, registered_by: User, care_team: CareTeam, **fields: Any) -> Patient:
-    """A clinician registers a new patient on one of their own care teams (the web page).
+def patient_register(
+    *, registered_by: User, care_team: CareTeam | None = None, **fields: Any
+) -> Patient:
+    """A clinician registers a new patient on one of their own care teams: the one rule for
+    the page (/patients/new/), REST (POST /api/v1/patients) and GraphQL (registerPatient).
 
     Precondition checked here: `registered_by` is an active clinician (PermissionDenied
-    otherwise) and a member of `care_team` (ValidationError on "care_team" otherwise): a patient
-    put on someone else's team would be handed to strangers, one on no team seen by nobody (as
-    happened with admin). Then as patient_create; the team's access is granted in the same
-    transaction, so the clinician opens the new chart on the next request.
+    otherwise) and a member of `care_team` (ValidationError on "care_team" otherwise, with the
+    other fields' errors): a patient put on someone else's team would be handed to strangers,
+    one on no team seen by nobody (as happened with admin). `care_team` left out (None) is the
+    clinician's team when they are on exactly one. Text is normalised (_registration_fields).
+    Then as patient_create: nothing written on any error; the team's access is granted in the
+    same transaction, so the clinician opens the new chart on the next request; post_save
+    logs the create.
     """
     if not (registered_by.is_active and registered_by.is_clinician):
         raise PermissionDenied("Patients are registered by clinicians.")
+    fields = _registration_fields(fields)
+    if care_team is None:
+        only = list(registration_teams(user=registered_by)[:2])
+        care_team = only[0] if len(only) == 1 else None
     if care_team is None or not registered_by.groups.filter(pk=care_team.group_id).exists():
-        raise ValidationError({"care_team": "Choose one of your own care teams."})
+        errors: dict[str, Any] = {"care_team": [CHOOSE_OWN_TEAM]}
+        try:  # every field's error at once, as the page shows them
+            _validate_patient(Patient(**fields), check_date_of_birth=True)
+        except ValidationError as error:
+            errors = error.update_error_dict(errors)
+        raise ValidationError(errors)
     return patient_create(created_by=registered_by, care_team=care_team, **fields)
 
 

@@ -75,9 +75,7 @@ PATIENT_FORM_TEMPLATE = "patients/patient_form.html"
 @require_http_methods(["GET", "POST"])
 def patient_create(request: HttpRequest) -> HttpResponse:
     """Register a patient on one of the clinician's own care teams, then open the new chart."""
-    if not request.user.is_clinician:  # type: ignore[union-attr]
-        raise Http404("No such page.")
-    teams = selectors.care_teams_of(user=request.user)  # type: ignore[arg-type]
+    teams = services.registration_teams(user=request.user)  # type: ignore[arg-type]
     if request.method == "GET":
         form = PatientRegisterForm(teams=teams)
         return render(request, PATIENT_FORM_TEMPLATE, {"form": form, "has_team": teams.exists()})

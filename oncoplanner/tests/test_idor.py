@@ -25,6 +25,7 @@ from oncoplanner import policy
 from oncoplanner.tests import security_world
 from oncoplanner.tests.security_world import MARKER, body_of, client_for
 from patients import selectors
+from patients.models import Patient
 
 pytestmark = pytest.mark.django_db
 
@@ -140,6 +141,37 @@ def test_idor_care_team_ids_deny_alike(world: dict[str, Any], prober: str) -> No
             assert answer[0] == 404, (method, url, answer[0])
             reference = reference or answer
             _compare(reference, answer, f"{prober} {method} {url}")
+
+
+_REGISTRATION = {
+    "mrn": "IDOR-0000001",
+    "given_name": "Probe",
+    "family_name": "Registration",
+    "date_of_birth": "1961-07-02",
+    "sex": "female",
+}
+
+
+@pytest.mark.parametrize(
+    ("prober", "status"),
+    [("clinician_outside", 400), ("patient_other", 404), ("administrator", 404)],
+)
+def test_idor_api_patient_create_care_team_id_deny_alike(
+    world: dict[str, Any], prober: str, status: int
+) -> None:
+    # A care team id in a JSON body: P's team (the outsider is on T2 only), its neighbours and
+    # missing ids answer alike (the outsider's 400 naming care_team_id), and create nothing.
+    client = client_for(world, prober)
+    existing, missing = _ids("patients.CareTeam", [world["T"].pk], {world["T2"].pk})
+    before = Patient.objects.count()
+    reference = None
+    url = reverse("api:patient_create")
+    for pk in existing + missing:
+        answer = _api_probe(client, "POST", url, {**_REGISTRATION, "care_team_id": pk})
+        assert answer[0] == status, (pk, answer)
+        reference = reference or answer
+        _compare(reference, answer, f"{prober} POST {url} care_team_id={pk}")
+    assert Patient.objects.count() == before
 
 
 # REST routes that take a patient id (JSON 404 {"detail": "Not found."} for everyone else).
