@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count, ForeignKey, Q, QuerySet
@@ -29,6 +30,7 @@ from treatments.models import (
     RegimenDrug,
     RegimenPhase,
     SideEffect,
+    SupportiveMedication,
 )
 from treatments.regimen_versions import (
     regimen_frozen_note,
@@ -156,6 +158,43 @@ class PreCycleRuleInline(FrozenWhenInUse, admin.TabularInline):  # type: ignore[
         return obj  # type: ignore[no-any-return]
 
 
+class SupportiveMedicationInline(FrozenWhenInUse, admin.TabularInline):  # type: ignore[type-arg]
+    """Premedication, antiemetics, growth factor, hydration: part of the version, read-only
+    once it is frozen like its phases and drugs."""
+
+    model = SupportiveMedication
+    extra = 0
+    fields = (
+        "order",
+        "phase",
+        "category",
+        "medication",
+        "dose_route",
+        "timing",
+        "days",
+        "required_before",
+        "source",
+    )
+
+    @staticmethod
+    def regimen_of(obj: Any) -> Regimen:
+        return obj  # type: ignore[no-any-return]
+
+    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        formset = super().get_formset(request, obj, **kwargs)
+        # Only this version's phases and drugs (the model refuses others; say it up front).
+        fields = formset.form.base_fields
+        if "phase" in fields:
+            fields["phase"].queryset = RegimenPhase.objects.filter(regimen=obj).order_by("order")
+        if "required_before" in fields:
+            fields["required_before"].queryset = (
+                RegimenDrug.objects.filter(phase__regimen=obj)
+                .select_related("drug", "phase__regimen")
+                .order_by("phase__order", "order")
+            )
+        return formset
+
+
 class RegimenApprovalInline(ReadOnlyInline):
     """Approvals are given by an oncologist and a pharmacist on the clinic's Regimens page,
     with their password; here they are only shown."""
@@ -164,8 +203,43 @@ class RegimenApprovalInline(ReadOnlyInline):
     fields = readonly_fields = ("discipline", "approved_by", "approved_at", "note")
 
 
+class RegimenAdminForm(forms.ModelForm):  # type: ignore[type-arg]
+    """Offering a version retires the other offered versions of its name
+    (regimen_retire_other_versions): the administrator confirms that, naming them, before it
+    happens, rather than learning it from a message afterwards."""
+
+    confirm_retire = forms.BooleanField(
+        required=False,
+        label="Confirm retiring the other offered versions",
+        help_text="Needed only when ticking “Offered for new courses” retires another "
+        "version of this regimen. Courses on a retired version keep it.",
+    )
+
+    class Meta:
+        model = Regimen
+        fields = "__all__"  # noqa: DJ007 - the admin's fields, as without a custom form
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        name = cleaned.get("name") or self.instance.name
+        if not cleaned.get("is_active") or not name:
+            return cleaned
+        others = Regimen.objects.filter(name=name, is_active=True).order_by("version")
+        if self.instance.pk is not None:
+            others = others.exclude(pk=self.instance.pk)
+        names = ", ".join(str(r) for r in others)
+        if names and not cleaned.get("confirm_retire"):
+            self.add_error(
+                "confirm_retire",
+                f"Offering this version stops offering {names} for new courses (courses on it "
+                "keep their version). Tick to confirm, then save again.",
+            )
+        return cleaned
+
+
 @admin.register(Regimen)
 class RegimenAdmin(FrozenNote, ValueHistoryAdmin):
+    form = RegimenAdminForm
     list_display = (
         "name",
         "version",
@@ -179,7 +253,12 @@ class RegimenAdmin(FrozenNote, ValueHistoryAdmin):
     list_filter = ("intent", "is_active")
     search_fields = ("name", "indication", "source")
     readonly_fields = ("approval", "created_by")
-    inlines = (RegimenPhaseInline, PreCycleRuleInline, RegimenApprovalInline)
+    inlines = (
+        RegimenPhaseInline,
+        PreCycleRuleInline,
+        SupportiveMedicationInline,
+        RegimenApprovalInline,
+    )
     actions = ("create_new_version",)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Regimen]:
@@ -256,7 +335,8 @@ class RegimenAdmin(FrozenNote, ValueHistoryAdmin):
             return None
         self.message_user(
             request,
-            f"Created {new} as a copy of {old} with its phases, drugs and pre-cycle rules. No "
+            f"Created {new} as a copy of {old} with its phases, drugs, pre-cycle rules and "
+            f"supportive care. No "
             f"course uses it yet, so it can be edited. When it is ready, an oncologist and a "
             f"pharmacist approve it on the Regimens page; then tick \u201cOffered for new "
             f"courses\u201d, and {old} is retired (its courses keep it).",

@@ -87,6 +87,22 @@ class RegimenDrugOut(Schema):
     max_dose_mg: Decimal | None
 
 
+class SupportiveMedicationOut(Schema):
+    id: int
+    phase_id: int | None = Field(description="null: every phase of the version.")
+    category: str
+    medication: str
+    dose_route: str = Field(description='As written, e.g. "20 mg PO"; empty: set locally.')
+    timing: str
+    days: str
+    required_before_id: int | None = Field(
+        description="The regimen drug it must be given before: recording that drug needs "
+        "confirm_premedication."
+    )
+    source: str
+    order: int
+
+
 class PhaseOut(Schema):
     id: int
     order: int
@@ -128,6 +144,7 @@ class RegimenDetailOut(RegimenOut):
     source: str
     phases: list[PhaseOut]
     rules: list[RuleOut]
+    supportive_medications: list[SupportiveMedicationOut]
 
 
 class CourseOut(Schema):
@@ -251,6 +268,10 @@ class AdministrationOut(Schema):
         description="Warnings the recorder confirmed to go ahead (an allergy, a critical "
         "result), word for word."
     )
+    premedication_confirmed: list[str] = Field(
+        description="The required premedication the recorder confirmed as given before this "
+        "drug, as it was asked."
+    )
 
 
 class AdministrationIn(InputSchema):
@@ -286,6 +307,12 @@ class AdministrationIn(InputSchema):
         False,
         description="Record a drug the patient has a recorded allergy to; without it that is "
         "a 400 of type confirmation_required.",
+    )
+    confirm_premedication: bool = Field(
+        False,
+        description="The required premedication of this drug (the regimen's supportive care, "
+        "e.g. paclitaxel's) was given; without it recording such a drug is a 400 of type "
+        "confirmation_required naming confirm_premedication.",
     )
 
 
@@ -462,6 +489,9 @@ def regimen_detail(request: HttpRequest, regimen_id: int) -> dict[str, Any]:
         "source": regimen.source,
         "phases": phases,
         "rules": rules,
+        "supportive_medications": list(
+            regimen.supportive_medications.order_by("phase__order", "order", "pk")
+        ),
     }
 
 
@@ -668,6 +698,7 @@ def administration_create(
         label_dose_mg=payload.label_dose_mg,
         confirm_new_results=payload.confirm_new_results,
         confirm_allergy=payload.confirm_allergy,
+        confirm_premedication=payload.confirm_premedication,
     )
     return Status(201, administration)
 

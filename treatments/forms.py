@@ -198,6 +198,12 @@ class AdministrationForm(forms.Form):
     confirm_allergy = forms.BooleanField(
         required=False, label="Given despite the recorded allergy, as the oncologist planned"
     )
+    # Shown whenever the cycle has premedication required before one of its drugs
+    # (services.PremedicationToConfirm refuses the drug without it).
+    confirm_premedication = forms.BooleanField(
+        required=False,
+        label="The required premedication for this drug was given (see Supportive care)",
+    )
     checklist = forms.BooleanField(
         label=(
             "Independently double-checked: drug, dose, the calculation and its inputs, route, "
@@ -328,7 +334,8 @@ class RegimenApproveForm(forms.Form):
 
     checked = forms.BooleanField(
         required=False,
-        label="I checked every drug, dose, day, route and pre-cycle rule against the source",
+        label="I checked every drug, dose, day, route, pre-cycle rule and supportive medication "
+        "against the source",
     )
     note = forms.CharField(
         label="Note (optional)",

@@ -29,6 +29,7 @@ from treatments.models import (
     RegimenDrug,
     RegimenPhase,
     SideEffect,
+    SupportiveMedication,
 )
 from treatments.selectors import ctcae_term_grades
 
@@ -91,6 +92,20 @@ class PreCycleRuleType:
     source: auto
 
 
+@strawberry_django.type(SupportiveMedication, name="SupportiveMedication")
+class SupportiveMedicationType:
+    id: auto
+    phase: RegimenPhaseType | None
+    category: auto
+    medication: auto
+    dose_route: auto
+    timing: auto
+    days: auto
+    required_before: RegimenDrugType | None
+    source: auto
+    order: auto
+
+
 @strawberry_django.type(Regimen, name="Regimen")
 class RegimenType:
     id: auto
@@ -104,6 +119,7 @@ class RegimenType:
     approved_at: auto
     phases: list[RegimenPhaseType]
     precycle_rules: list[PreCycleRuleType]
+    supportive_medications: list[SupportiveMedicationType]
 
 
 @strawberry.type(name="CtcaeGrade")
@@ -185,6 +201,9 @@ class AdministrationType(Gated):
     stopped_reason: auto
     formula: auto
     notes: auto
+    premedication_confirmed: list[str] = strawberry_django.field(
+        description="The required premedication confirmed as given before this drug."
+    )
 
 
 @strawberry_django.type(DoseModification, name="DoseModification")

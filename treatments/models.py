@@ -219,9 +219,12 @@ class Regimen(RefusesChangeWhenInUse):
     source = models.CharField(
         max_length=300, blank=True, help_text="Published source of the doses."
     )
+    # One label everywhere (the admin list said "Is active", the form "Offered for new courses").
     is_active = models.BooleanField(
+        "offered for new courses",
         default=False,
-        help_text="Offered for new courses, once an oncologist and a pharmacist have approved it.",
+        help_text="Tick once an oncologist and a pharmacist have approved this version. It "
+        "retires the other offered versions of its name (their courses keep them).",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
@@ -421,6 +424,126 @@ VINCA_ALKALOIDS = ("vincristine", "vinblastine", "vinorelbine", "vindesine", "vi
 
 def is_vinca_alkaloid(drug: Drug) -> bool:
     return "vinca" in drug.drug_class.lower() or drug.name.lower().startswith(VINCA_ALKALOIDS)
+
+
+class SupportiveMedication(PartOfRegimenVersion):
+    """Supportive care that goes with a regimen version: premedication, antiemetics, growth
+    factor, hydration. Part of the version: frozen with it like its drugs (a course keeps the
+    version it started on, supportive care included; a change is a new version).
+
+    Written as the order set writes it (dose and route as text, "20 mg PO"): these are not
+    dosed by the app. A row `required_before` a drug of the version (paclitaxel's
+    premedication against hypersensitivity) must be confirmed as given by the nurse before
+    that drug is recorded (treatments.services.administration_record). Every row names its
+    source (a guideline or the drug's label), like the pre-cycle rules.
+    """
+
+    class Category(models.TextChoices):
+        PREMEDICATION = "premedication", "Premedication"
+        ANTIEMETIC = "antiemetic", "Antiemetic"
+        GROWTH_FACTOR = "growth_factor", "Growth factor"
+        HYDRATION = "hydration", "Hydration"
+        OTHER = "other", "Other"
+
+    regimen = models.ForeignKey(
+        Regimen, on_delete=models.CASCADE, related_name="supportive_medications"
+    )
+    phase = models.ForeignKey(
+        RegimenPhase,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="supportive_medications",
+        help_text="The phase it goes with; blank: every phase (set from the drug below when "
+        "required before one).",
+    )
+    category = models.CharField(max_length=20, choices=Category.choices)
+    medication = models.CharField(
+        max_length=120, help_text="Name, or class when the agent is chosen locally."
+    )
+    dose_route = models.CharField(
+        "dose and route",
+        max_length=120,
+        blank=True,
+        help_text='As written, e.g. "20 mg PO"; blank when the local protocol sets it.',
+    )
+    timing = models.CharField(
+        max_length=200, blank=True, help_text='E.g. "12 h and 6 h before paclitaxel".'
+    )
+    days = models.CharField(
+        max_length=40, default="1", help_text="Days of the cycle: 1, 1-5, 1,8 or 3-10."
+    )
+    # RESTRICT, not PROTECT: deleting the drug alone is refused (the premedication would
+    # silently stop being asked for), deleting its phase or version deletes both.
+    required_before = models.ForeignKey(
+        RegimenDrug,
+        on_delete=models.RESTRICT,
+        null=True,
+        blank=True,
+        related_name="required_supportive_medications",
+        help_text="A drug of this version that is not given until this has been: the nurse "
+        "confirms it before recording the drug.",
+    )
+    source = models.CharField(
+        max_length=300,
+        help_text="Guideline or label it comes from.",
+        error_messages={"blank": "Say where this comes from (a guideline or the drug's label)."},
+    )
+    order = models.PositiveSmallIntegerField(default=1)
+
+    class Meta:
+        verbose_name = "supportive medication"
+        ordering = ["regimen", "phase__order", "order", "pk"]
+
+    def __str__(self) -> str:
+        dose = f" {self.dose_route}" if self.dose_route else ""
+        return f"{self.get_category_display()}: {self.medication}{dose} d{self.days}"
+
+    @property
+    def day_list(self) -> list[int]:
+        try:
+            return parse_days(self.days)
+        except ValueError:
+            return []
+
+    def clean(self) -> None:
+        super().clean()  # refused first when the version is frozen
+        errors: dict[str, str] = {}
+        if not self.medication.strip():
+            errors["medication"] = "Name the medication (or its class)."
+        if not self.source.strip():
+            errors["source"] = "Say where this comes from (a guideline or the drug's label)."
+        try:
+            days = parse_days(self.days)
+        except ValueError:
+            errors["days"] = "Days look like 1, 1-5 or 1,8."
+            days = []
+        rd = self.required_before if self.required_before_id else None
+        if rd is not None and self.regimen_id and rd.phase.regimen_id != self.regimen_id:
+            errors["required_before"] = f"{rd.drug} is not a drug of this regimen version."
+        elif rd is not None:
+            if self.phase_id is None:
+                self.phase = rd.phase
+            elif self.phase_id != rd.phase_id:
+                errors["required_before"] = (
+                    f"{rd.drug} is given in {rd.phase.name}, not in {self.phase.name}."
+                )
+            missing = sorted(set(days) - set(parse_days(rd.days)))
+            if days and missing and "required_before" not in errors:
+                errors["days"] = (
+                    f"Required before {rd.drug}, which is given on day(s) {rd.days}: not on "
+                    f"day {', '.join(map(str, missing))}."
+                )
+        if self.phase_id and self.regimen_id and self.phase.regimen_id != self.regimen_id:
+            errors["phase"] = "That phase belongs to another regimen version."
+        elif days and self.regimen_id:
+            # For every phase (no phase): within the shortest cycle of the version.
+            phases = [self.phase] if self.phase_id else list(self.regimen.phases.all())
+            length = min((p.cycle_length_days for p in phases), default=None)
+            if length is not None and days[-1] > length:
+                errors.setdefault("days", f"A day is beyond the cycle length ({length} days).")
+        if errors:
+            raise ValidationError(errors)
 
 
 class Course(models.Model):
@@ -743,6 +866,9 @@ class Administration(models.Model):
 
     # The warnings the user confirmed to go ahead (services._confirmed), word for word.
     confirmed_warnings = models.JSONField(default=list, blank=True, editable=False)
+    # The required premedication the nurse confirmed as given before this drug (the regimen's
+    # SupportiveMedication rows required before it), word for word as they were asked.
+    premedication_confirmed = models.JSONField(default=list, blank=True, editable=False)
 
     class Meta:
         ordering = ["given_at", "pk"]

@@ -20,7 +20,13 @@ from django.utils import timezone
 from labs.models import PreCycleRule
 from oncoplanner.accounts.cosign import COSIGN_FAILURE_LIMIT, password_signature
 from oncoplanner.accounts.models import User
-from treatments.models import DoseBasis, Regimen, RegimenApproval, RegimenDrug
+from treatments.models import (
+    DoseBasis,
+    Regimen,
+    RegimenApproval,
+    RegimenDrug,
+    SupportiveMedication,
+)
 from treatments.services import regimen_planned_doses
 
 
@@ -73,7 +79,8 @@ def _copy[M: models.Model](obj: M, **overrides: object) -> M:
 
 @transaction.atomic
 def regimen_new_version(*, regimen: Regimen, by: User) -> Regimen:
-    """Copy `regimen` with its phases, their drugs and its pre-cycle rules as the next version
+    """Copy `regimen` with its phases, their drugs, its pre-cycle rules and its supportive care
+    as the next version
     of its name (latest version + 1), which no course uses yet and so can be edited.
 
     Permission precondition: the caller has checked that `by` may add regimens (the admin
@@ -90,17 +97,30 @@ def regimen_new_version(*, regimen: Regimen, by: User) -> Regimen:
     copy = _copy(
         regimen, version=latest + 1, is_active=False, approved_at=None, created_by_id=by.pk
     )
+    phases: dict[int, int] = {}  # old phase id -> its copy's
+    drugs: dict[int, int] = {}  # old regimen drug id -> its copy's
     for phase in regimen.phases.order_by("order").prefetch_related("drugs"):
         phase_copy = _copy(phase, regimen_id=copy.pk)
+        phases[phase.pk] = phase_copy.pk
         for drug in phase.drugs.all():
-            _copy(drug, phase_id=phase_copy.pk)
+            drugs[drug.pk] = _copy(drug, phase_id=phase_copy.pk).pk
     for rule in PreCycleRule.objects.filter(regimen=regimen).order_by("pk"):
         _copy(rule, regimen_id=copy.pk)
+    # Supportive care points at the copy's own phase and drug: a premedication left pointing
+    # at the old version's paclitaxel would never be asked for on the new one.
+    for sm in SupportiveMedication.objects.filter(regimen=regimen).order_by("pk"):
+        _copy(
+            sm,
+            regimen_id=copy.pk,
+            phase_id=phases.get(sm.phase_id) if sm.phase_id else None,
+            required_before_id=drugs.get(sm.required_before_id) if sm.required_before_id else None,
+        )
     LogEntry.objects.log_actions(
         user_id=by.pk,
         queryset=[copy],
         action_flag=ADDITION,
-        change_message=f"New version of {regimen}: copied its phases, drugs and pre-cycle rules.",
+        change_message=f"New version of {regimen}: copied its phases, drugs, pre-cycle rules "
+        "and supportive care.",
         single_object=True,
     )
     return copy
@@ -210,6 +230,56 @@ def regimen_changes_from(*, regimen: Regimen, previous: Regimen) -> dict[int, st
     return changes
 
 
+def _supportive_key(sm: SupportiveMedication) -> tuple[object, ...]:
+    return (sm.phase.order if sm.phase_id else None, sm.category, sm.medication.casefold())
+
+
+def supportive_line(sm: SupportiveMedication) -> str:
+    """One supportive medication as the version comparison shows it."""
+    parts = [sm.dose_route or "no dose given", f"day {sm.days}"]
+    if sm.timing:
+        parts.append(sm.timing)
+    if sm.required_before_id:
+        parts.append(f"required before {sm.required_before.drug}")
+    return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class SupportiveChanges:
+    """What changed in the supportive care from the previous version: per row of this one
+    (by pk, "new in v2" or "was ..."), and the rows the previous one had and this one has not."""
+
+    changed: dict[int, str]
+    removed: list[str]
+
+
+def regimen_supportive_changes_from(*, regimen: Regimen, previous: Regimen) -> SupportiveChanges:
+    """Supportive care of `regimen` against `previous`, matched on (phase order, category,
+    medication): a premedication dropped from a new version must be as visible to approvers
+    as a changed dose."""
+    related = ("phase", "required_before__drug")
+    before = {
+        _supportive_key(sm): sm
+        for sm in SupportiveMedication.objects.filter(regimen=previous).select_related(*related)
+    }
+    changed: dict[int, str] = {}
+    seen: set[tuple[object, ...]] = set()
+    for sm in SupportiveMedication.objects.filter(regimen=regimen).select_related(*related):
+        key = _supportive_key(sm)
+        seen.add(key)
+        old = before.get(key)
+        if old is None:
+            changed[sm.pk] = f"new in v{regimen.version}"
+        elif supportive_line(old) != supportive_line(sm):
+            changed[sm.pk] = f"was {supportive_line(old)} in v{previous.version}"
+    removed = [
+        f"{sm.get_category_display()}: {sm.medication} ({supportive_line(sm)})"
+        for key, sm in before.items()
+        if key not in seen
+    ]
+    return SupportiveChanges(changed=changed, removed=removed)
+
+
 def _drug_line(rd: RegimenDrug) -> str:
     cap = f", cap {rd.max_dose_mg.normalize():f} mg" if rd.max_dose_mg else ""
     return (
@@ -278,7 +348,8 @@ def regimen_approve(
     if not checked:
         raise ValidationError(
             {
-                "checked": "Confirm that you checked every drug, dose, day and pre-cycle rule "
+                "checked": "Confirm that you checked every drug, dose, day, pre-cycle rule and "
+                "supportive medication "
                 "against the source."
             }
         )

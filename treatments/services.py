@@ -47,6 +47,7 @@ from treatments.models import (
     Regimen,
     RegimenDrug,
     SideEffect,
+    SupportiveMedication,
     parse_days,
 )
 from treatments.tasks import notify_care_team_of_severe_side_effect
@@ -93,6 +94,88 @@ def cycle_drug_days(*, cycle: ChemoCycle) -> list[tuple[RegimenDrug, int]]:
     for rd in cycle.phase.drugs.select_related("drug").order_by("order", "pk"):
         rows.extend((rd, day) for day in parse_days(rd.days))
     return rows
+
+
+def supportive_medications_for_phase(
+    *, phase_id: int, regimen_id: int
+) -> list[SupportiveMedication]:
+    """The regimen version's supportive care that goes with cycles of `phase_id`: the rows of
+    that phase and the rows for every phase, in order. Reference data (no patient): no gate."""
+    return list(
+        SupportiveMedication.objects.filter(regimen_id=regimen_id)
+        .filter(Q(phase_id=phase_id) | Q(phase__isnull=True))
+        .select_related("phase", "required_before__drug")
+        .order_by("phase__order", "order", "pk")
+    )
+
+
+@dataclass(frozen=True)
+class SupportiveDue:
+    """A supportive medication due on a day of a cycle, with the day's date."""
+
+    medication: SupportiveMedication
+    day: int
+    date: dt.date
+
+
+def cycle_supportive_care(*, cycle: ChemoCycle) -> list[SupportiveDue]:
+    """What supportive care is due with `cycle`, by day (the cycle page and the chair)."""
+    rows = supportive_medications_for_phase(
+        phase_id=cycle.phase_id, regimen_id=cycle.course.regimen_id
+    )
+    due = [
+        SupportiveDue(medication=sm, day=day, date=cycle.start + dt.timedelta(days=day - 1))
+        for sm in rows
+        for day in sm.day_list
+    ]
+    return sorted(due, key=lambda d: (d.day, d.medication.phase_id is None, d.medication.order))
+
+
+def required_premedication(
+    *, regimen_drug: RegimenDrug, day_of_cycle: int
+) -> list[SupportiveMedication]:
+    """The supportive medication that must be given before `regimen_drug` on that day."""
+    return [
+        sm
+        for sm in SupportiveMedication.objects.filter(required_before=regimen_drug).order_by(
+            "order", "pk"
+        )
+        if day_of_cycle in sm.day_list
+    ]
+
+
+def supportive_line(sm: SupportiveMedication) -> str:
+    """ "dexamethasone 20 mg PO (12 h and 6 h before paclitaxel)": as the nurse confirms it."""
+    dose = f" {sm.dose_route}" if sm.dose_route else ""
+    timing = f" ({sm.timing})" if sm.timing else ""
+    return f"{sm.medication}{dose}{timing}"
+
+
+class PremedicationToConfirm(ConfirmationRequired):
+    """A drug with required premedication: recorded only once the nurse confirms it was given
+    (paclitaxel without its premedication risks a severe hypersensitivity reaction)."""
+
+    confirm_with = "confirm_premedication"
+
+
+def _premedication_confirmed(
+    regimen_drug: RegimenDrug, day_of_cycle: int, *, confirmed: bool
+) -> list[str]:
+    """[] when nothing is required before the drug that day; the premedication as confirmed
+    (kept on the administration) once the nurse confirmed it; PremedicationToConfirm until then."""
+    required = [
+        supportive_line(sm)
+        for sm in required_premedication(regimen_drug=regimen_drug, day_of_cycle=day_of_cycle)
+    ]
+    if required and not confirmed:
+        raise PremedicationToConfirm(
+            {
+                "confirm_premedication": f"{regimen_drug.drug} is given only after its required "
+                f"premedication: {'; '.join(required)}. Confirm that it was given before "
+                f"recording {regimen_drug.drug}."
+            }
+        )
+    return required
 
 
 def _require_prescriber_for_held(cycle: ChemoCycle, by: User, act: str) -> None:
@@ -1304,6 +1387,7 @@ def administration_record(
     label_dose_mg: Number | None = None,
     confirm_new_results: bool = False,
     confirm_allergy: bool = False,
+    confirm_premedication: bool = False,
 ) -> Administration:
     """Record a drug given on a day of a cycle, with the computed dose and all its inputs.
 
@@ -1325,7 +1409,10 @@ def administration_record(
     NewCriticalResultToConfirm until `confirm_new_results`: the cycle page stops judging
     readiness once a cycle is given, and a day-1 drug had gone in after an ANC of 0.3 arrived.
     A drug the patient has a recorded allergy to raises AllergyToConfirm until
-    `confirm_allergy`.
+    `confirm_allergy`. A drug with premedication required before it that day (the regimen's
+    supportive care, e.g. paclitaxel's dexamethasone, H1 and H2 antagonists) raises
+    PremedicationToConfirm until `confirm_premedication`, the nurse's confirmation that it was
+    given; what was confirmed is kept on the administration (premedication_confirmed).
     """
     cycle = _lock_cycle(cycle)
     course = cycle.course
@@ -1371,6 +1458,9 @@ def administration_record(
         error=NewCriticalResultToConfirm,
         field="confirm_new_results",
     )
+    premedication = _premedication_confirmed(
+        regimen_drug, day_of_cycle, confirmed=confirm_premedication
+    )
     dose = _planned_dose_to_record(cycle, regimen_drug, day_of_cycle, creatinine_mg_dl)
     calculation = dose.calculation_or_raise()
     verification = _require_verified_dose(cycle, dose)
@@ -1397,6 +1487,7 @@ def administration_record(
         verified_by=verified_by,
         verified_at=verified_at or given_at,
         confirmed_warnings=confirmed,
+        premedication_confirmed=premedication,
     )
     _save(administration)
     return administration

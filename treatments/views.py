@@ -294,6 +294,12 @@ def _course_context(
     return {
         "patient": course.patient,
         "course": course,
+        # The regimen version's supportive care (premedication, antiemetics, G-CSF...).
+        "supportive": list(
+            course.regimen.supportive_medications.select_related(
+                "phase", "required_before__drug"
+            ).order_by("phase__order", "order", "pk")
+        ),
         # What the cycles still to give would add, against each drug's lifetime limit.
         "lifetime": services.lifetime_projection(
             patient=course.patient, planned=services.course_remaining_doses(course)
@@ -483,10 +489,15 @@ def _cycle_context(request: AuthedHtmxRequest, cycle: ChemoCycle, **forms: Any) 
     )
     checkers = selectors.care_team_checkers(patient=patient, exclude=request.user)
     today = timezone.localdate()
+    supportive_due = services.cycle_supportive_care(cycle=cycle)
     return {
         "patient": patient,
         "course": course,
         "cycle": cycle,
+        # Supportive care due with this cycle, by day; the chair confirms the required
+        # premedication before recording the drug it goes before.
+        "supportive_due": supportive_due,
+        "premedication_required": any(d.medication.required_before_id for d in supportive_due),
         "is_open": is_open,
         "readiness": readiness,
         "badge": readiness_badge(readiness),
@@ -729,11 +740,12 @@ def administration_create(
                 label_dose_mg=form.cleaned_data["label_dose_mg"],
                 confirm_new_results=form.cleaned_data["confirm_new_results"],
                 confirm_allergy=form.cleaned_data["confirm_allergy"],
+                confirm_premedication=form.cleaned_data["confirm_premedication"],
             )
         except ValidationError as error:
             add_service_errors(form, error)
             form.ask_confirm = _asked_confirmations(
-                form, error, ("confirm_new_results", "confirm_allergy")
+                form, error, ("confirm_new_results", "confirm_allergy", "confirm_premedication")
             )
         else:
             return _back_to_cycle(
@@ -1004,7 +1016,21 @@ def _regimen_detail_context(
     for phase in phases:
         for rd in phase.drugs.all():
             rd.change = changes.get(rd.pk, "")
+    supportive_changes = (
+        regimen_versions.regimen_supportive_changes_from(regimen=regimen, previous=previous)
+        if previous
+        else None
+    )
+    supportive = list(
+        regimen.supportive_medications.select_related("phase", "required_before__drug").order_by(
+            "phase__order", "order", "pk"
+        )
+    )
+    for sm in supportive:
+        sm.change = supportive_changes.changed.get(sm.pk, "") if supportive_changes else ""
     return {
+        "supportive": supportive,
+        "supportive_removed": supportive_changes.removed if supportive_changes else [],
         "regimen": regimen,
         "lifetime_totals": regimen_versions.regimen_plan_lifetime_totals(regimen=regimen),
         "previous": previous,

@@ -516,6 +516,9 @@ class DemoClinic:
                     administered_by=nurse,
                     verified_by=pharmacist,
                     confirm_allergy=True,  # patient 3's oxaliplatin, with premedication
+                    # Paclitaxel's required premedication (the regimen's supportive care, seeded
+                    # by treatments/0015) was given before it.
+                    confirm_premedication=True,
                 )
 
     def _labs(

@@ -209,7 +209,8 @@ def test_frozen_regimen_admins_and_inlines_allow_no_add_change_or_delete(admin_u
         *regimen_admin.get_inline_instances(request, chop),
         *admin.site._registry[RegimenPhase].get_inline_instances(request, phase),
     ]
-    assert len(inlines) == 4  # phases, rules, approvals (read-only always); a phase's drugs
+    # phases, rules, supportive care, approvals (read-only always); a phase's drugs
+    assert len(inlines) == 5
     for inline in inlines:
         parent = phase if inline.model is RegimenDrug else chop
         assert inline.has_view_permission(request, parent)
@@ -443,6 +444,7 @@ def test_editing_new_version_leaves_planned_doses_of_existing_course(
 
 def test_frozen_regimen_change_page_saves_only_offered_for_new_courses(as_admin, chop, course):
     phases, rules = chop.phases.count(), chop.precycle_rules.count()
+    supportive = chop.supportive_medications.count()
     response = as_admin.post(
         _change_url(chop),
         {
@@ -454,6 +456,8 @@ def test_frozen_regimen_change_page_saves_only_offered_for_new_courses(as_admin,
             "phases-INITIAL_FORMS": phases,
             "precycle_rules-TOTAL_FORMS": rules,
             "precycle_rules-INITIAL_FORMS": rules,
+            "supportive_medications-TOTAL_FORMS": supportive,
+            "supportive_medications-INITIAL_FORMS": supportive,
             "approvals-TOTAL_FORMS": 0,
             "approvals-INITIAL_FORMS": 0,
         },
