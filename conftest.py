@@ -22,6 +22,15 @@ def _skip_postgres_only_elsewhere(request: pytest.FixtureRequest) -> None:
         pytest.skip("needs PostgreSQL (set DATABASE_URL)")
 
 
+@pytest.fixture(autouse=True)
+def _no_charts_kept_from_another_test() -> None:
+    # Rendered charts are keyed by database tokens that a test's rollback can bring back (a
+    # patient with no token at all in two tests, at the same frozen minute): start empty.
+    from django.core.cache import caches
+
+    caches["charts"].clear()
+
+
 @pytest.fixture
 def admin_user(db: None) -> User:
     return AdministratorFactory.create(username="admin", is_superuser=True)

@@ -8,10 +8,7 @@ NOT_PHI, so a forgotten model is caught by the suite, not by an auditor.
 
 from __future__ import annotations
 
-from django.core.exceptions import ObjectDoesNotExist
-from django.db import models
-
-from patients.selectors import PHI_PATIENT_PATHS
+from patients.selectors import PHI_PATIENT_PATHS, patient_id_for  # noqa: F401  (re-exported)
 
 # model label -> dotted path from an instance to its Patient ("" for Patient itself).
 # Derived from the access gate's own table, so the gate and the log can never disagree about
@@ -27,27 +24,3 @@ NOT_PHI: dict[str, str] = {
     "patients.PatientUserObjectPermission": "permission rows; grants are logged as access changes",
     "patients.PatientGroupObjectPermission": "permission rows; grants are logged as access changes",
 }
-
-
-def patient_id_for(obj: models.Model) -> int | None:
-    """The id of the patient `obj` belongs to, or None if it cannot be resolved.
-
-    Walks the registry path; the last hop reads the foreign key's `_id` attribute, so objects
-    whose parents are already loaded (the usual case inside a service) cost no query.
-    """
-    path = PHI_MODELS.get(obj._meta.label, "")
-    if not path:
-        return obj.pk
-    *parents, last = path.split(".")
-    current: object = obj
-    try:
-        for name in parents:
-            current = getattr(current, name)
-            if current is None:
-                return None
-    except ObjectDoesNotExist:
-        # A parent already gone (an unusual cascade order): the row is still logged, with
-        # the object's type and id, but without a patient.
-        return None
-    value = getattr(current, f"{last}_id", None)
-    return int(value) if value is not None else None

@@ -286,8 +286,19 @@ CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.db.DatabaseCache",
         "LOCATION": "oncoplanner_cache",
-    }
+    },
+    # Rendered patient charts (patients.chart_cache), in each process's memory: an entry is
+    # found only under the tokens read from the database with the chart's own gate query, so
+    # a worker never serves a chart another worker's write has changed. At most ~60 KB each.
+    "charts": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "charts",
+        "TIMEOUT": 120,
+        "OPTIONS": {"MAX_ENTRIES": 2000},
+    },
 }
+# Off: every chart is rendered afresh (for comparing in benchmarks; tests of the cache).
+CHART_CACHE = env_bool("CHART_CACHE", default=True)
 
 # What a patient is told to call when their team has no 24-hour number, or it does not answer
 # (the portal never points at a blank). The default is the UK's, with the European 112.

@@ -8,4 +8,6 @@ class PatientsConfig(AppConfig):
     verbose_name = "Patients"
 
     def ready(self) -> None:
-        from patients import receivers  # noqa: F401  (connects the signal receivers)
+        from patients import chart_cache, receivers  # noqa: F401  (connects the signal receivers)
+
+        chart_cache.connect_receivers()

@@ -34,7 +34,7 @@ from labs.services import (
     readiness_badge,
 )
 from oncoplanner.signals import record_read
-from patients import selectors
+from patients import chart_cache, selectors
 from patients.models import BodyMeasurement, Patient, SymptomReport
 from treatments.dosing import bsa_mosteller, weight_too_old
 from treatments.models import (
@@ -356,8 +356,6 @@ class Dashboard:
     severe_side_effects: list[SideEffect]
     severe_symptoms: list[SymptomReport]
     symptom_reports: list[SymptomReport]  # unreviewed, and the last SYMPTOM_REPORT_DAYS days
-    access_log: list[Any]
-    emergency_accesses: list[Any]
     on_care_team: bool
     dosing_weight_max_age_days: int
     next_dose_needs_weight: bool  # an open cycle in a regimen with a weight-based drug
@@ -459,17 +457,43 @@ def _recent_and_severe_side_effects(patient: Patient) -> tuple[list[SideEffect],
     return rows[:RECENT_SIDE_EFFECTS], severe
 
 
-def dashboard_for(*, user: User, patient_id: Any) -> Dashboard:
-    """Everything the patient dashboard shows, read through the access gate.
+@dataclass
+class ChartDoor:
+    """What every view of a chart reads afresh, whether its chart was kept or not
+    (patients.chart_cache): the gate, its access-log row, and the lists that change with every
+    read or name colleagues."""
 
-    Http404 for a patient the user may not see. One record_read (the chart read); the
-    sections below read only this patient's rows. A fixed number of queries.
-    """
-    # Only the care team sees who opened the chart under break-glass (it names colleagues).
+    patient: Patient  # with the header's and the chart cache's annotations
+    on_care_team: bool
+    emergency_accesses: list[Any]  # the care team only: the list names colleagues
+    access_log: list[Any]  # the care team only; every read adds to it, so never kept
+
+
+def chart_door(*, user: User, patient_id: Any) -> ChartDoor:
+    """The chart's patient through the access gate (Http404 for one the user may not see; one
+    record_read, the chart read), with the header and the chart's tokens in the same query."""
     patient, on_team, emergency_accesses = selectors.patient_chart_for_user(
-        user=user, patient_id=patient_id, annotations=_header_annotations()
+        user=user,
+        patient_id=patient_id,
+        annotations={**_header_annotations(), **chart_cache.token_annotations()},
     )
-    emergency = list(emergency_accesses)
+    return ChartDoor(
+        patient=patient,
+        on_care_team=on_team,
+        emergency_accesses=list(emergency_accesses),
+        access_log=access_visits_for_patient(patient=patient, limit=20) if on_team else [],
+    )
+
+
+def dashboard_for(*, user: User, patient_id: Any) -> Dashboard:
+    """Everything the patient dashboard shows, read through the access gate."""
+    return dashboard_data(chart_door(user=user, patient_id=patient_id))
+
+
+def dashboard_data(door: ChartDoor) -> Dashboard:
+    """The dashboard's chart of the patient `door` opened: only this patient's rows, a fixed
+    number of queries."""
+    patient, on_team = door.patient, door.on_care_team
     now = timezone.now()
 
     height, weight, care_team_name = _header(patient)
@@ -569,9 +593,6 @@ def dashboard_for(*, user: User, patient_id: Any) -> Dashboard:
         severe_side_effects=severe_side_effects,
         severe_symptoms=severe_symptoms,
         symptom_reports=symptom_reports,
-        # The log names colleagues: the care team sees it, a break-glass visitor does not.
-        access_log=access_visits_for_patient(patient=patient, limit=20) if on_team else [],
-        emergency_accesses=emergency,
         on_care_team=on_team,
         dosing_weight_max_age_days=settings.DOSING_WEIGHT_MAX_AGE_DAYS,
         next_dose_needs_weight=next_cycle is not None and weight_based,

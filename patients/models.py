@@ -725,3 +725,19 @@ def latest_measurement(
     if on_date is not None:
         rows = rows.filter(measured_on__lte=on_date)
     return rows.order_by("-measured_on", "-pk").first()
+
+
+class DataVersion(models.Model):
+    """A token that changes with every write to the records a chart shows.
+
+    One row per patient ("patient:<id>", changed by any write to that patient's records) and one
+    for everything shared ("reference": regimens, the lab catalogue, care teams, users...).
+    Written in the writer's own transaction, so a reader that sees the new data sees the new
+    token too. patients.chart_cache keys rendered charts by these tokens.
+    """
+
+    key = models.CharField(max_length=40, primary_key=True)
+    token = models.UUIDField()
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.token}"

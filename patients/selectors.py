@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from django.apps import apps
 from django.contrib.auth.models import Permission
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, ObjectDoesNotExist
 from django.db import models
 from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
@@ -89,6 +89,31 @@ def patient_path(model: type[models.Model]) -> str:
         raise ImproperlyConfigured(
             f"{model._meta.label} is not classified as PHI in patients.selectors.PHI_PATIENT_PATHS"
         ) from None
+
+
+def patient_id_for(obj: models.Model) -> int | None:
+    """The id of the patient the PHI row `obj` belongs to, or None if it cannot be resolved.
+
+    Walks PHI_PATIENT_PATHS; the last hop reads the foreign key's `_id` attribute, so objects
+    whose parents are already loaded (the usual case inside a service) cost no query. For the
+    access log (audit.receivers) and the chart cache's versions (patients.chart_cache).
+    """
+    path = PHI_PATIENT_PATHS.get(obj._meta.label, "")
+    if not path:
+        return obj.pk
+    *parents, last = path.split("__")
+    current: object = obj
+    try:
+        for name in parents:
+            current = getattr(current, name)
+            if current is None:
+                return None
+    except ObjectDoesNotExist:
+        # A parent already gone (an unusual cascade order): the caller still records the
+        # change, without a patient.
+        return None
+    value = getattr(current, f"{last}_id", None)
+    return int(value) if value is not None else None
 
 
 def _may_use_clinician_gate(user: User | Any) -> bool:

@@ -11,6 +11,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
@@ -18,7 +19,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from oncoplanner import access_context
 from oncoplanner.confirmation import ConfirmationRequired
 from oncoplanner.forms import add_service_errors
-from patients import dashboard, fhir, selectors, services
+from patients import chart_cache, dashboard, fhir, selectors, services
 from patients.forms import (
     AllergyEnteredInErrorForm,
     AllergyForm,
@@ -224,21 +225,48 @@ def _dashboard_page(
     allergy_error: tuple[int, AllergyEnteredInErrorForm] | None = None,
     status: int = 200,
 ) -> HttpResponse:
-    board = dashboard.dashboard_for(user=request.user, patient_id=patient_id)  # type: ignore[arg-type]
-    patient, on_team = board.patient, board.on_care_team
+    door = dashboard.chart_door(user=request.user, patient_id=patient_id)  # type: ignore[arg-type]
+    patient, on_team = door.patient, door.on_care_team
+    break_glass = access_context.current().break_glass and not on_team
     if invitation_form is None and on_team and not patient.portal_user_id:
         invitation_form = InvitationForm()
+    viewer = chart_cache.Viewer(
+        on_care_team=on_team,
+        break_glass=break_glass,
+        is_prescriber=request.user.is_prescriber,  # type: ignore[union-attr]
+    )
+
+    def render_chart(csrf_token: str) -> str:
+        return render_to_string(
+            "patients/patient_detail.html#chart",
+            {
+                "patient": patient,
+                "board": dashboard.dashboard_data(door),
+                "viewer": viewer,
+                "break_glass": break_glass,
+                "today": timezone.localdate(),
+                "allergy_form": allergy_form or AllergyForm(),
+                # The entered-in-error form that came back with errors, and its row.
+                "allergy_error_pk": allergy_error[0] if allergy_error else None,
+                "allergy_error_form": allergy_error[1] if allergy_error else None,
+                "csrf_token": csrf_token,
+            },
+        )
+
+    chart = chart_cache.chart_html(
+        request,
+        patient=patient,
+        viewer=viewer,
+        render=render_chart,
+        keep=allergy_form is None and allergy_error is None,  # never a form's errors
+    )
     context = {
         "patient": patient,
-        "board": board,
-        "today": timezone.localdate(),
-        "break_glass": access_context.current().break_glass and not on_team,
-        "emergency_accesses": board.emergency_accesses,
+        "door": door,
+        "chart": chart,
+        "break_glass": break_glass,
+        "emergency_accesses": door.emergency_accesses,
         "invitation_form": invitation_form,
-        "allergy_form": allergy_form or AllergyForm(),
-        # The entered-in-error form that came back with errors, and its row.
-        "allergy_error_pk": allergy_error[0] if allergy_error else None,
-        "allergy_error_form": allergy_error[1] if allergy_error else None,
     }
     template = "patients/patient_detail.html"
     if request.htmx and request.htmx.target == "dashboard-live":  # type: ignore[attr-defined]

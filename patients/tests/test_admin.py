@@ -23,6 +23,7 @@ NOT_IN_ADMIN = {
     # Given by an oncologist and a pharmacist with their password on the clinic's Regimens
     # page; shown read-only inline on the regimen's admin page.
     "treatments.RegimenApproval": "approvals are given on the Regimens page, shown inline",
+    "patients.DataVersion": "cache tokens, changed by every write (patients.chart_cache)",
     "treatments.SupportiveMedication": "part of a regimen version: edited inline on the regimen's page",
 }
 ADMIN_APPS = ("accounts", "patients", "treatments", "labs", "audit")

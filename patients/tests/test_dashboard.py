@@ -4,6 +4,7 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from django.core.cache import caches
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -310,7 +311,9 @@ def test_dashboard_links_lab_trends(client, login, patient, treating_clinician):
     assert f"/patients/{patient.pk}/labs/" in html
 
 
-def _count(client, patient) -> int:
+def _count(client, patient, *, kept: bool = False) -> int:
+    if not kept:
+        caches["charts"].clear()  # the chart rendered afresh
     with CaptureQueriesContext(connection) as ctx:
         response = client.get(_url(patient))
     assert response.status_code == 200
@@ -363,6 +366,9 @@ def test_dashboard_query_count_is_flat_in_history_length(
     # (allergies: one query, current and entered in error together).
     # Back-to-back clicks do not rewrite the session (the activity stamp is every 30 s).
     assert many == 16
+    # Shown again with nothing changed: the kept chart. Session and user, the gate (which reads
+    # the chart's tokens), its access-log row, and who accessed the record.
+    assert _count(client, long, kept=True) == 5
 
 
 def test_dashboard_listens_for_live_changes_and_refreshes_only_its_body(

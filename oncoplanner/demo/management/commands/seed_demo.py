@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from oncoplanner.access_context import acting_as
 from oncoplanner.demo.builder import REALISTIC_PATIENTS, DemoClinic
+from patients.chart_cache import forget_all_charts
 from patients.models import Patient
 
 STALE_DEMO_AFTER = dt.timedelta(days=2)
@@ -74,6 +75,8 @@ class Command(BaseCommand):
                     users["admin"],
                     history_days=history_days,
                 )
+                # Bulk rows send no signals: no chart kept by a running server matches now.
+                forget_all_charts()
         self.stdout.write(
             f"\nDone: {built} new patients in {time.monotonic() - started:.1f} s "
             f"({Patient.objects.count()} in all)."
