@@ -394,17 +394,10 @@ class Mutation:
         else); careTeamId may be left out by a clinician on exactly one team; a team that is
         not yours, an MRN already registered or a bad field is an error naming the field."""
         user = user_of(info)
-        # Clinicians only: "not found" before anything is looked at, as on the other doors.
-        _Services.call(lambda: patient_services.registration_teams(user=user))
-        team = None
-        if care_team_id is not None:
-            team = _Services.call(
-                lambda: patient_services.registration_team_get(user=user, care_team_id=care_team_id)
-            )
         return _Services.call(
-            lambda: patient_services.patient_register(
+            lambda: patient_services.patient_register_on_team_id(
                 registered_by=user,
-                care_team=team,
+                care_team_id=care_team_id,
                 mrn=mrn,
                 given_name=given_name,
                 family_name=family_name,

@@ -47,10 +47,8 @@ from patients.services import (
     allergy_record,
     measurement_record,
     patient_no_known_allergies_record,
-    patient_register,
+    patient_register_on_team_id,
     patient_update,
-    registration_team_get,
-    registration_teams,
 )
 
 router = Router(tags=["patients"])
@@ -310,14 +308,8 @@ def patient_create(request: HttpRequest, payload: PatientIn) -> Status[Patient]:
     the access log."""
     no_query(request)
     user = clinical_user(request)
-    registration_teams(user=user)  # clinicians only: a 404 before anything is looked at
-    fields = payload.model_dump()
-    care_team_id = fields.pop("care_team_id")
     try:
-        team = None
-        if care_team_id is not None:
-            team = registration_team_get(user=user, care_team_id=care_team_id)
-        patient = patient_register(registered_by=user, care_team=team, **fields)
+        patient = patient_register_on_team_id(registered_by=user, **payload.model_dump())
     except DjangoValidationError as error:
         raise _care_team_named_as_sent(error) from None
     return Status(201, patient)

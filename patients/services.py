@@ -219,6 +219,21 @@ def registration_team_get(*, user: User, care_team_id: Any) -> CareTeam:
     return team
 
 
+def patient_register_on_team_id(
+    *, registered_by: User, care_team_id: Any, **fields: Any
+) -> Patient:
+    """patient_register for the doors that name the team by id (REST, GraphQL): Http404 for a
+    non-clinician before anything is looked at; `care_team_id` None is patient_register's
+    one-team default, any other id must be one of the clinician's own (registration_team_get)."""
+    registration_teams(user=registered_by)
+    team = (
+        registration_team_get(user=registered_by, care_team_id=care_team_id)
+        if care_team_id is not None
+        else None
+    )
+    return patient_register(registered_by=registered_by, care_team=team, **fields)
+
+
 def _registration_fields(fields: dict[str, Any]) -> dict[str, Any]:
     """Text as a form cleans it (surrounding spaces dropped); MRN and ICD-10 code in capitals,
     so "mrn0042" on one door and "MRN0042" on another are the same patient."""
