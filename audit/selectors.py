@@ -8,12 +8,13 @@ the patient's own record). The report views log their own reads; so does the adm
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections import namedtuple
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from django.db import NotSupportedError
+from django.db import DEFAULT_DB_ALIAS, NotSupportedError
 from django.db.models import BooleanField, Expression, F, QuerySet
 from django.utils import timezone
 
@@ -126,13 +127,18 @@ class AccessVisit:
 VISIT_KEY = ("user_id", "username", "action", "object_type", "surface", "outcome", "break_glass")
 VISIT_FIELDS = ("at", "user_role", *VISIT_KEY)
 RUN_READ_FACTOR = 5
+# The visit columns in the model's field order, as AccessLog.from_db takes them.
+_VISIT_COLUMNS = tuple(
+    f.attname for f in AccessLog._meta.concrete_fields if f.attname in {"id", *VISIT_FIELDS}
+)
+_VisitRow = namedtuple("_VisitRow", _VISIT_COLUMNS)  # type: ignore[misc]
 
 
-def _visit_key(row: AccessLog) -> tuple[Any, ...]:
+def _visit_key(row: Any) -> tuple[Any, ...]:
     return tuple(getattr(row, name) for name in VISIT_KEY)
 
 
-def _opens_live_stream_of(stream: AccessLog, page: AccessLog) -> bool:
+def _opens_live_stream_of(stream: Any, page: Any) -> bool:
     """A chart page opens its live-update stream as it loads: that read is logged on its own
     door ("stream"), a moment after the page's. Listed, each view showed twice."""
     same = _visit_key(stream)[:4] == _visit_key(page)[:4]  # who, action, record type
@@ -151,10 +157,14 @@ def access_visits_for_patient(*, patient: Any, limit: int = 20) -> list[AccessVi
     """The newest `limit` visits to this patient's record (access_log_for_patient, runs of one
     kind collapsed). Reads at most RUN_READ_FACTOR times `limit` rows. Same precondition."""
     visits: list[AccessVisit] = []
-    # Only the columns shown, not the patient-id lists, detail or hashes: a chart reads this.
-    rows = access_log_for_patient(
-        patient=patient, limit=limit * RUN_READ_FACTOR, fields=VISIT_FIELDS
-    )
+    # Only the columns shown, not the patient-id lists, detail or hashes, as plain tuples: a
+    # chart reads up to a hundred rows on every view, and only the visits shown become
+    # model instances (for their display labels).
+    rows = _newest(
+        _VisitRow._make(values)
+        for part in _rows_touching(patient)
+        for values in part.values_list(*_VISIT_COLUMNS)[: limit * RUN_READ_FACTOR]
+    )[: limit * RUN_READ_FACTOR]
     live_channel = False
     for row, older in zip(rows, [*rows[1:], None], strict=True):
         if older is not None and _opens_live_stream_of(row, older):
@@ -169,21 +179,34 @@ def access_visits_for_patient(*, patient: Any, limit: int = 20) -> list[AccessVi
         elif len(visits) == limit:
             break
         else:
-            visits.append(AccessVisit(row=row, count=1, since=row.at, live=live))
+            shown = AccessLog.from_db(DEFAULT_DB_ALIAS, _VISIT_COLUMNS, row)
+            visits.append(AccessVisit(row=shown, count=1, since=row.at, live=live))
     return visits
 
 
-def access_log_for_patient(
-    *, patient: Any, limit: int = 100, fields: Sequence[str] = ()
-) -> list[AccessLog]:
+def access_log_for_patient(*, patient: Any, limit: int = 100) -> list[AccessLog]:
     """Who accessed this patient's record, newest first: for the chart and the portal.
 
     Precondition: the caller has passed the access gate for `patient` (a clinician on the
     care team, an administrator, or the patient's own portal account), and logs that read as
-    usual. Includes list views that showed the patient among others. `fields`: load only these
-    columns (the others are deferred).
+    usual. Includes list views that showed the patient among others.
     """
-    rows = AccessLog.objects.filter(PatientIdsInclude(patient.pk)).order_by("-at", "-pk")
-    if fields:
-        rows = rows.only(*fields)
-    return list(rows[: max(int(limit), 0)])
+    limit = max(int(limit), 0)
+    return _newest(row for part in _rows_touching(patient) for row in part[:limit])[:limit]
+
+
+def _rows_touching(patient: Any) -> tuple[QuerySet[AccessLog], QuerySet[AccessLog]]:
+    """The log rows about this patient, newest first, in two index-ordered parts to be merged
+    (_newest): the rows about this patient alone (patient_id, on the (patient_id, at) index:
+    the newest few whatever the chart's history), and the list views that showed it among
+    others (patient_ids, on the GIN index). Asked as one query, the JSON containment could not
+    use an ordered index: every read of a chart sorted all its rows, and a chart got slower
+    with every read."""
+    newest_first = ("-at", "-pk")
+    alone = AccessLog.objects.filter(patient_id=patient.pk)
+    among = AccessLog.objects.filter(PatientIdsInclude(patient.pk), patient_id__isnull=True)
+    return alone.order_by(*newest_first), among.order_by(*newest_first)
+
+
+def _newest[R](rows: Iterable[R]) -> list[R]:
+    return sorted(rows, key=lambda row: (row.at, row.id), reverse=True)  # type: ignore[attr-defined]

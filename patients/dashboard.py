@@ -414,9 +414,9 @@ def _one_dp(value: Any) -> Decimal:
     return Decimal(str(value)).quantize(Decimal("0.1"))
 
 
-def _header_annotations() -> dict[str, Any]:
+def _header(patient: Patient) -> tuple[Measurement | None, Measurement | None, str]:
     """Latest height and latest weight (each from its own most recent measurement) and the care
-    team's name: read with the gate's own query for the patient."""
+    team's name: one query, made only when the chart is rendered (a kept chart has them)."""
 
     def latest(column: str, value: str) -> Subquery:
         return Subquery(
@@ -425,21 +425,21 @@ def _header_annotations() -> dict[str, Any]:
             .values(value)[:1]
         )
 
-    return {
-        "_h": latest("height_cm", "height_cm"),
-        "_h_on": latest("height_cm", "measured_on"),
-        "_w": latest("weight_kg", "weight_kg"),
-        "_w_on": latest("weight_kg", "measured_on"),
-        "_care_team_name": F("care_team__name"),
-    }
-
-
-def _header(patient: Patient) -> tuple[Measurement | None, Measurement | None, str]:
-    row = vars(patient)
+    row = (
+        Patient.objects.filter(pk=patient.pk)
+        .values(
+            h=latest("height_cm", "height_cm"),
+            h_on=latest("height_cm", "measured_on"),
+            w=latest("weight_kg", "weight_kg"),
+            w_on=latest("weight_kg", "measured_on"),
+            care_team_name=F("care_team__name"),
+        )
+        .get()
+    )
     # Annotated decimals lose the field's scale on some backends: put it back (0.1 cm / kg).
-    height = Measurement(_one_dp(row["_h"]), row["_h_on"]) if row["_h"] is not None else None
-    weight = Measurement(_one_dp(row["_w"]), row["_w_on"]) if row["_w"] is not None else None
-    return height, weight, row["_care_team_name"] or ""
+    height = Measurement(_one_dp(row["h"]), row["h_on"]) if row["h"] is not None else None
+    weight = Measurement(_one_dp(row["w"]), row["w_on"]) if row["w"] is not None else None
+    return height, weight, row["care_team_name"] or ""
 
 
 RECENT_SIDE_EFFECTS = 10
@@ -463,7 +463,7 @@ class ChartDoor:
     (patients.chart_cache): the gate, its access-log row, and the lists that change with every
     read or name colleagues."""
 
-    patient: Patient  # with the header's and the chart cache's annotations
+    patient: Patient  # with the chart cache's tokens annotated
     on_care_team: bool
     emergency_accesses: list[Any]  # the care team only: the list names colleagues
     access_log: list[Any]  # the care team only; every read adds to it, so never kept
@@ -471,11 +471,11 @@ class ChartDoor:
 
 def chart_door(*, user: User, patient_id: Any) -> ChartDoor:
     """The chart's patient through the access gate (Http404 for one the user may not see; one
-    record_read, the chart read), with the header and the chart's tokens in the same query."""
+    record_read, the chart read), with the chart's tokens in the same query."""
     patient, on_team, emergency_accesses = selectors.patient_chart_for_user(
         user=user,
         patient_id=patient_id,
-        annotations={**_header_annotations(), **chart_cache.token_annotations()},
+        annotations=chart_cache.token_annotations(),
     )
     return ChartDoor(
         patient=patient,

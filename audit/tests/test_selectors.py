@@ -38,6 +38,28 @@ def test_access_log_for_patient_respects_the_limit(patient):
     assert access_log_for_patient(patient=patient, limit=0) == []
 
 
+def test_the_newest_rows_interleave_lone_reads_and_list_views(patient):
+    # Read in two parts (rows about this patient alone, list views that showed it among
+    # others) and merged: the newest `limit` of both together, newest first, nothing else.
+    other = PatientFactory.create()
+    written = []
+    for n in range(12):
+        if n % 3 == 0:
+            written.append(_read(other, patient, action=Action.LIST))
+        else:
+            written.append(_read(patient))
+        _read(other)  # never this patient's
+    newest_five = sorted(written, key=lambda r: (r.at, r.pk), reverse=True)[:5]
+
+    assert access_log_for_patient(patient=patient, limit=5) == newest_five
+    everything = access_log_for_patient(patient=patient, limit=50)
+    assert set(written) <= set(everything)  # and the fixture's own write of the patient
+    shown = access_visits_for_patient(patient=patient, limit=50)
+    assert sum(v.count for v in shown) == len(everything)
+    assert shown[0].row.pk == newest_five[0].pk
+    assert shown[0].row.get_action_display() == "Read"
+
+
 def test_access_log_search_accepts_only_declared_sorts():
     assert set(SORTS) == {
         f"{d}{k}"
