@@ -77,3 +77,20 @@ def test_accesslog_admin_hidden_from_clinicians(client, treating_clinician, row)
     response = client.get(reverse("admin:audit_accesslog_changelist"))
     assert response.status_code in {302, 403, 404}
     assert not _admin_reads().exists()
+
+
+def test_accesslog_admin_says_whether_a_row_is_sealed(client, admin_user, row):
+    from audit.services import access_log_seal
+
+    client.force_login(admin_user)
+    url = reverse("admin:audit_accesslog_change", args=[row.pk])
+    assert b"not sealed yet" in client.get(url).content
+    listing = client.get(reverse("admin:audit_accesslog_changelist")).content.decode()
+    assert "Hash chain" in listing
+    assert "not sealed yet" in listing
+
+    access_log_seal()
+    row.refresh_from_db()
+    page = client.get(url).content.decode()
+    assert f"sealed, #{row.seq}" in page
+    assert "not sealed yet" not in page
