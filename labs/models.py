@@ -514,6 +514,7 @@ class LabResult(models.Model):
             self.unit,
             reported_value=self.reported_value,
             reported_unit=self.reported_unit,
+            decimals=self.test.decimal_places,
         )
 
     def __str__(self) -> str:

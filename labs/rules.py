@@ -47,16 +47,29 @@ def to_decimal(value: object) -> Decimal | None:
     return None
 
 
-def fmt_decimal(value: Decimal) -> str:
-    """1.0000 -> "1", 168.0000 -> "168", 0.4900 -> "0.49" (no exponent)."""
-    return format(value.normalize(), "f")
+def fmt_decimal(value: Decimal, min_places: int = 0) -> str:
+    """1.0000 -> "1", 168.0000 -> "168", 0.4900 -> "0.49" (no exponent).
+
+    With `min_places` (a lab test's precision), at least that many decimals: creatinine reads
+    1.00 in a column of 0.98s and 1.13s, not 1 (a reviewer took the shorter figure for another
+    lab's). A value recorded with more decimals keeps them: nothing recorded is rounded away.
+    """
+    exponent = value.normalize().as_tuple().exponent
+    recorded = -exponent if isinstance(exponent, int) and exponent < 0 else 0
+    return f"{value:.{max(min_places, recorded)}f}"
 
 
 def value_text(
-    value: Decimal, unit: str, *, reported_value: Decimal | None = None, reported_unit: str = ""
+    value: Decimal,
+    unit: str,
+    *,
+    reported_value: Decimal | None = None,
+    reported_unit: str = "",
+    decimals: int = 0,
 ) -> str:
-    """ "10.5 g/dL", and how the lab wrote it when that differs: "(reported 105 g/L)"."""
-    text = f"{fmt_decimal(value)} {unit_display(unit)}"
+    """ "10.5 g/dL", and how the lab wrote it when that differs: "(reported 105 g/L)".
+    `decimals`: the test's precision (fmt_decimal's min_places) for the value in its unit."""
+    text = f"{fmt_decimal(value, decimals)} {unit_display(unit)}"
     if reported_unit and reported_value is not None:
         text += f" (reported {fmt_decimal(reported_value)} {unit_display(reported_unit)})"
     return text

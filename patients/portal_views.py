@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from audit.selectors import access_visits_for_patient
+from labs.rules import fmt_decimal
 from labs.units import unit_display
 from patients.portal_forms import SymptomReportForm
 from patients.selectors import (
@@ -224,9 +225,8 @@ def _range_words(value: Decimal, low: Decimal | None, high: Decimal | None) -> t
 
 
 def _number(value: Decimal | None, places: int) -> str:
-    if value is None:
-        return ""
-    return f"{value:.{places}f}"
+    # As the clinicians' pages write it (labs.rules.fmt_decimal): the test's precision.
+    return "" if value is None else fmt_decimal(value, places)
 
 
 @login_required

@@ -1,4 +1,5 @@
-"""Lab values and units as clinicians read them, the same on every page: 0.4, not 0.40; ×10³/µL."""
+"""Lab values and units as clinicians read them, the same on every page: at the test's precision
+(creatinine 1.00 beside 0.98; no trailing zeros where the test has no decimals); ×10³/µL."""
 
 from __future__ import annotations
 
@@ -21,8 +22,9 @@ register = template.Library()
 
 
 @register.filter
-def lab_value(value: Decimal | None) -> str:
-    return "" if value is None else fmt_decimal(Decimal(value))
+def lab_value(value: Decimal | None, min_places: int = 0) -> str:
+    """`min_places`: the test's precision (LabTest.decimal_places), for values in its unit."""
+    return "" if value is None else fmt_decimal(Decimal(value), min_places)
 
 
 @register.filter
@@ -50,7 +52,14 @@ def trend_table_rows(analyte: AnalyteTrend, correct_url: str = "", query: str = 
     correct = (head + "/", "/" + tail + "?" + query) if head else None
     short_name = analyte.test.short_name
     rows = [
-        _trend_row(p, months=months, tumour_marker=marker, correct=correct, short_name=short_name)
+        _trend_row(
+            p,
+            months=months,
+            tumour_marker=marker,
+            correct=correct,
+            short_name=short_name,
+            decimals=analyte.test.decimal_places,
+        )
         for p in reversed(analyte.points)
     ]
     return mark_safe("".join(rows))  # noqa: S308 (every data text is escaped in _trend_row)
@@ -63,10 +72,11 @@ def _trend_row(
     tumour_marker: bool,
     correct: tuple[str, str] | None = None,
     short_name: str = "",
+    decimals: int = 0,
 ) -> str:
     r = point.result
     at = timezone.localtime(r.collected_at)
-    value = escape(lab_value(r.value))
+    value = escape(lab_value(r.value, decimals))
     if r.reported_unit:
         reported = f"{lab_value(r.reported_value)} {unit_display(r.reported_unit)}"
         value += f' <span class="muted small">(reported {escape(reported)})</span>'
@@ -77,7 +87,7 @@ def _trend_row(
         flag = f'<span class="badge {badge}">{escape(r.flag)}</span>'
     else:
         flag = '<span class="muted">N</span>'
-    reference = escape(f"{lab_value(r.ref_low)}–{lab_value(r.ref_high)}")
+    reference = escape(f"{lab_value(r.ref_low, decimals)}–{lab_value(r.ref_high, decimals)}")
     when = f"{at.day} {escape(months[at.month])} {at.year} {at:%H:%M}"
     cells = [
         f"<td>{when}</td>",
@@ -98,7 +108,9 @@ def _trend_row(
         )
     if correct is not None:
         url = escape(f"{correct[0]}{int(r.pk)}{correct[1]}")
-        label = escape(f"Mark {short_name} {lab_value(r.value)} of {when} entered in error")
+        label = escape(
+            f"Mark {short_name} {lab_value(r.value, decimals)} of {when} entered in error"
+        )
         cells.append(
             f'<td><a class="correct" href="{url}" hx-get="{url}" hx-target="closest tr"'
             f' hx-swap="afterend" aria-label="{label}">entered in error…</a></td>'

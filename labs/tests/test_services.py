@@ -172,7 +172,7 @@ def test_lab_result_record_checks_plausibility_after_converting(female):
 def test_lab_result_value_text_says_how_the_lab_reported_a_molar_value(female):
     result = _record(female, CREAT, Decimal("88"), unit="umol/L")
     result.refresh_from_db()
-    assert result.value_text == "1 mg/dL (reported 88 µmol/L)"
+    assert result.value_text == "1.00 mg/dL (reported 88 µmol/L)"
 
 
 @pytest.mark.parametrize(

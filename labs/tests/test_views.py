@@ -201,7 +201,7 @@ def test_lab_result_create_htmx_returns_updated_chart(client, treating_clinician
     assert anc["y"] == [1.9]
     assert anc["unit"] == "×10³/µL"  # the axis title, as clinicians write it
     # The form comes back empty for the next result, and says what it saved.
-    recorded = 'role="status" id="lab-recorded">Recorded ANC 1.9 ×10³/µL.</p>'
+    recorded = 'role="status" id="lab-recorded">Recorded ANC 1.90 ×10³/µL.</p>'
     assert recorded in response.content.decode()
     # The next result of the same sample keeps its collection date and time.
     assert f'value="{ENTRY["collected_on"]}"' in response.content.decode()
@@ -352,7 +352,8 @@ def test_lab_result_in_micromoles_is_recorded_in_mg_per_decilitre_shown_and_char
         headers=HX,
     )
     assert response.status_code == 200
-    assert "Recorded Creat 1 mg/dL (reported 88 µmol/L)." in response.content.decode()
+    # At creatinine's precision (1.00, as the 0.98s and 1.13s beside it), not "1".
+    assert "Recorded Creat 1.00 mg/dL (reported 88 µmol/L)." in response.content.decode()
     result = LabResult.objects.get(patient=patient)
     assert (result.value, result.unit, result.reported_value, result.reported_unit) == (
         Decimal("1.00"),
@@ -663,7 +664,8 @@ def test_lab_trends_values_table_shows_each_result_newest_first(
     client, treating_clinician, patient
 ):
     """What a clinician reads in the table: time (clinic time), value with the unit it was
-    reported in, the flag, the reference range that applied, and whether the portal has it."""
+    reported in, the flag, the reference range that applied, and whether the portal has it.
+    Values at the test's precision (ANC two decimals, CEA one), so a column lines up."""
     old = _result(patient, value="1.8", flag="N", hours_ago=24 * 9, is_released=True)
     low = _result(patient, value="0.3", flag="LL", hours_ago=24 * 3)
     LabResult.objects.filter(pk=low.pk).update(reported_value=Decimal("300"), reported_unit="/uL")
@@ -681,29 +683,29 @@ def test_lab_trends_values_table_shows_each_result_newest_first(
         )
         return (
             f'<td><a class="correct" href="{url}" hx-get="{url}" hx-target="closest tr"'
-            f' hx-swap="afterend" aria-label="Mark ANC {result.value.normalize()} of {when}'
+            f' hx-swap="afterend" aria-label="Mark ANC {result.value:.2f} of {when}'
             ' entered in error">entered in error…</a></td>'
         )
 
     assert _table_rows(page, "trend-751_8") == [
-        '<tr><td>20 Apr 2026 11:00</td><td class="num">1.2</td>'
-        '<td><span class="badge warn">L</span></td><td class="muted">1.8–7.8</td>'
+        '<tr><td>20 Apr 2026 11:00</td><td class="num">1.20</td>'
+        '<td><span class="badge warn">L</span></td><td class="muted">1.80–7.80</td>'
         '<td><label class="inline"><input type="checkbox" name="result" form="release-form"'
         f' value="{new.pk}"> release</label></td>{correct(new, "20 Apr 2026 11:00")}</tr>',
-        '<tr class="critical"><td>17 Apr 2026 13:00</td><td class="num">0.3 '
+        '<tr class="critical"><td>17 Apr 2026 13:00</td><td class="num">0.30 '
         '<span class="muted small">(reported 300 /µL)</span></td>'
-        '<td><span class="badge bad">LL</span></td><td class="muted">1.8–7.8</td>'
+        '<td><span class="badge bad">LL</span></td><td class="muted">1.80–7.80</td>'
         '<td><label class="inline"><input type="checkbox" name="result" form="release-form"'
         f' value="{low.pk}"> release</label></td>{correct(low, "17 Apr 2026 13:00")}</tr>',
-        '<tr><td>11 Apr 2026 13:00</td><td class="num">1.8</td>'
-        '<td><span class="muted">N</span></td><td class="muted">1.8–7.8</td>'
+        '<tr><td>11 Apr 2026 13:00</td><td class="num">1.80</td>'
+        '<td><span class="muted">N</span></td><td class="muted">1.80–7.80</td>'
         f'<td><span class="muted">released</span></td>{correct(old, "11 Apr 2026 13:00")}</tr>',
     ]
     assert old.is_released
     cea = _table_rows(page, "trend-2039_6")
     # A tumour marker adds its change from the first value and from the lowest so far.
     assert [re.findall(r'<td class="num">([^<]*)</td>', row) for row in cea] == [
-        ["6", "-40.0 %", "20.0 %"],
-        ["5", "-50.0 %", "0.0 %"],
-        ["10", "0.0 %", "0.0 %"],
+        ["6.0", "-40.0 %", "20.0 %"],
+        ["5.0", "-50.0 %", "0.0 %"],
+        ["10.0", "0.0 %", "0.0 %"],
     ]
