@@ -31,6 +31,21 @@ def _no_charts_kept_from_another_test() -> None:
     caches["charts"].clear()
 
 
+@pytest.fixture(autouse=True)
+def _patient_permission_ids_read_afresh(request: pytest.FixtureRequest) -> None:
+    # The gate keeps the Patient permissions' ids per process (patients.selectors). Each test
+    # reads them afresh before it starts, as a running server has them: a test's query count
+    # is the steady state, whichever test ran first in the process.
+    from patients.selectors import VIEW, _forget_permission_ids, _patient_permission_id
+
+    _forget_permission_ids()
+    if {"db", "transactional_db"} & set(request.fixturenames):
+        request.getfixturevalue(
+            "transactional_db" if "transactional_db" in request.fixturenames else "db"
+        )
+        _patient_permission_id(VIEW)
+
+
 @pytest.fixture
 def admin_user(db: None) -> User:
     return AdministratorFactory.create(username="admin", is_superuser=True)

@@ -267,3 +267,24 @@ def test_patient_get_for_user_logs_denial_as_denied_read(patient, other_clinicia
     assert reads[-1]["outcome"] == "denied"
     assert reads[-1]["target"] is None
     assert reads[-1]["detail"] == {"requested_id": str(patient.pk)}
+
+
+def test_the_gate_reads_the_patient_permission_ids_once_until_migrate_runs_again(
+    treating_clinician, patient
+):
+    from django.core.management.sql import emit_post_migrate_signal
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from patients.selectors import VIEW, _patient_permission_id, patient_get_for_user
+
+    assert _patient_permission_id(VIEW) is not None
+    with CaptureQueriesContext(connection) as kept:
+        patient_get_for_user(user=treating_clinician, patient_id=patient.pk)
+    assert not any('"auth_permission"' in q["sql"] for q in kept.captured_queries)
+
+    # migrate and flush may give the permissions new ids: they are read again, not trusted.
+    emit_post_migrate_signal(verbosity=0, interactive=False, db="default")
+    with CaptureQueriesContext(connection) as fresh:
+        assert patient_get_for_user(user=treating_clinician, patient_id=patient.pk) == patient
+    assert sum('"auth_permission"' in q["sql"] for q in fresh.captured_queries) == 1
