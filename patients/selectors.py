@@ -72,6 +72,7 @@ PHI_PATIENT_PATHS: dict[str, str] = {
     "patients.PatientInvitation": "patient",
     "treatments.Course": "patient",
     "treatments.ChemoCycle": "course__patient",
+    "treatments.CycleStatusChange": "cycle__course__patient",
     "treatments.DoseModification": "course__patient",
     "treatments.Administration": "cycle__course__patient",
     "treatments.DoseVerification": "cycle__course__patient",

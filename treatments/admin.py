@@ -22,6 +22,7 @@ from treatments.models import (
     ChemoCycle,
     Course,
     CtcaeTerm,
+    CycleStatusChange,
     DoseModification,
     DoseVerification,
     Drug,
@@ -398,6 +399,28 @@ class CourseAdmin(GatedPhiAdmin):
     inlines = (ChemoCycleInline,)
 
 
+class CycleStatusChangeInline(ReadOnlyInline):
+    """The cycle's history (append-only: the model refuses any change), shown under the
+    gated cycle; it has no admin page of its own."""
+
+    model = CycleStatusChange
+    show_change_link = False
+    fields = readonly_fields = (
+        "at",
+        "by",
+        "status",
+        "planned_start_before",
+        "planned_start_after",
+        "actual_start",
+        "reason",
+        "given_despite",
+        "from_before_history",
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[CycleStatusChange]:
+        return super().get_queryset(request).select_related("by")
+
+
 @admin.register(ChemoCycle)
 class ChemoCycleAdmin(GatedPhiAdmin):
     list_display = ("course", "number", "planned_start", "actual_start", "status")
@@ -405,6 +428,7 @@ class ChemoCycleAdmin(GatedPhiAdmin):
     search_fields = ("course__patient__mrn", "course__patient__family_name")
     date_hierarchy = "planned_start"
     list_select_related = ("course__regimen",)
+    inlines = (CycleStatusChangeInline,)
 
 
 @admin.register(DoseModification)

@@ -213,6 +213,46 @@ class CycleOut(Schema):
     )
 
 
+class CycleStatusChangeOut(Schema):
+    id: int
+    status: str = Field(description="given, delayed, held or cancelled.")
+    reason: str = Field(
+        description="Why it was delayed, held or cancelled; for a give against the pre-cycle "
+        "check, why it was given anyway."
+    )
+    given_despite: str = Field(description="What the pre-cycle check said, for such a give.")
+    planned_start_before: dt.date | None = Field(
+        description="The planned day 1 before this change (null on a row from before the "
+        "history was kept)."
+    )
+    planned_start_after: dt.date = Field(description="The planned day 1 after it.")
+    delay_days: int | None = Field(description="For a delay: by how many days day 1 moved.")
+    actual_start: dt.date | None = Field(description="For a give: the day the cycle started.")
+    by_id: int | None
+    by: str = Field(description="Who decided it: name and discipline.")
+    at: dt.datetime | None
+    from_before_history: bool = Field(
+        description="Recorded from the cycle's own fields when the history began: earlier "
+        "changes of this cycle were not kept, and who or when may be unknown."
+    )
+    summary: str = Field(description='As the cycle page says it: "Delayed 7 days: …".')
+
+    @staticmethod
+    def resolve_by(obj: Any) -> str:
+        return str(obj.by) if obj.by_id else ""
+
+
+class CycleDetailOut(CycleOut):
+    status_history: list[CycleStatusChangeOut] = Field(
+        description="Every give, delay, hold and cancellation of the cycle, newest first."
+    )
+
+    @staticmethod
+    def resolve_status_history(obj: ChemoCycle) -> list[Any]:
+        # The cycle was read through the gate (cycle_get_for_user): its history is its own.
+        return list(obj.status_history.select_related("by"))
+
+
 class CycleActionIn(InputSchema):
     # Required: a mobile app's automatic retry of a delay had moved the whole schedule twice.
     seen_version: str = Field(
@@ -574,7 +614,7 @@ def cycle_list(
 # --- Cycles and their actions -----------------------------------------------------------------
 
 
-@router.get("/patients/{patient_id}/cycles/{cycle_id}", response={200: CycleOut, **ERRORS})
+@router.get("/patients/{patient_id}/cycles/{cycle_id}", response={200: CycleDetailOut, **ERRORS})
 def cycle_detail(request: HttpRequest, patient_id: int, cycle_id: int) -> ChemoCycle:
     no_query(request)
     return cycle_get_for_user(user=clinical_user(request), patient_id=patient_id, cycle_id=cycle_id)

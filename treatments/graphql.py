@@ -23,6 +23,7 @@ from treatments.models import (
     ChemoCycle,
     Course,
     CtcaeTerm,
+    CycleStatusChange,
     DoseModification,
     Drug,
     Regimen,
@@ -175,6 +176,9 @@ class ChemoCycleType(Gated):
     given_despite: auto
     override_reason: auto
     administrations: list[AdministrationType]
+    status_history: list[CycleStatusChangeType] = strawberry_django.field(
+        description="Every give, delay, hold and cancellation of the cycle, newest first."
+    )
 
     @strawberry_django.field(
         only=["row_version"],
@@ -182,6 +186,30 @@ class ChemoCycleType(Gated):
     )
     def version(self) -> str:
         return self.version  # type: ignore[attr-defined]
+
+
+@strawberry_django.type(CycleStatusChange, name="CycleStatusChange")
+class CycleStatusChangeType(Gated):
+    """One give, delay, hold or cancellation of a cycle, as it was decided (append-only)."""
+
+    id: auto
+    status: auto
+    reason: auto
+    given_despite: auto
+    planned_start_before: dt.date | None
+    planned_start_after: dt.date
+    actual_start: dt.date | None
+    at: dt.datetime | None
+    from_before_history: auto = strawberry_django.field(
+        description="Recorded when the history began: earlier changes of this cycle were not "
+        "kept, and who or when may be unknown."
+    )
+
+    @strawberry_django.field(
+        select_related=["by"], description="Who decided it: name and discipline."
+    )
+    def by(self) -> str:
+        return str(self.by) if self.by_id else ""  # type: ignore[attr-defined]
 
 
 @strawberry_django.type(Administration, name="Administration")

@@ -6,6 +6,7 @@ data with provenance, never a constant buried in code.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from decimal import Decimal
 from typing import Any
@@ -710,6 +711,162 @@ class ChemoCycle(models.Model):
             and not self.reason.strip()
         ):
             raise ValidationError({"reason": f"Give a reason for a {self.status} cycle."})
+
+
+# --- A cycle's history: every give, delay, hold and cancellation -----------------------------
+# ChemoCycle keeps only its latest status and reason. A cycle delayed for ANC 0.9 and again for
+# platelets 80 is a reason for G-CSF or a dose reduction, and dose intensity is read from the
+# delays: the whole story is part of the medical record, so each decision is kept as it was
+# taken. Written only by treatments.services, in the transaction that saves the cycle.
+
+HISTORY_STATUSES = ("given", "delayed", "held", "cancelled")
+
+
+def _day_month(day: dt.date, *, year: bool = True) -> str:
+    return f"{day.day} {day:%b}" + (f" {day:%Y}" if year else "")
+
+
+class AppendOnlyError(PermissionError):
+    """A change or deletion of a row of the medical record's history."""
+
+
+class CycleStatusChangeQuerySet(models.QuerySet["CycleStatusChange"]):
+    # QuerySet.update()/delete() skip the model's save()/delete(): refused here too, so no
+    # door (a shell, a related manager, a future service) can rewrite the history in bulk.
+    def update(self, **kwargs: Any) -> int:
+        raise AppendOnlyError("A cycle's status history is append-only.")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError("A cycle's status history is append-only.")
+
+    def delay_counts(self, *, course: Course) -> dict[int, int]:
+        """Delays recorded per cycle of `course` (one the caller read through the access
+        gate), by cycle id, in one query."""
+        rows = (
+            self.filter(cycle__course=course, status=ChemoCycle.Status.DELAYED)
+            .order_by()
+            .values("cycle_id")
+            .annotate(delays=models.Count("pk"))
+            .values_list("cycle_id", "delays")
+        )
+        return dict(rows)
+
+
+class CycleStatusChange(models.Model):
+    """One give, delay, hold or cancellation of a cycle, as it was decided. Append-only.
+
+    `reason` is the delay, hold or cancellation reason; for a give, the override reason when
+    the pre-cycle check did not say treat (`given_despite` keeps what it said). A delay moves
+    the planned start from `planned_start_before` to `planned_start_after`.
+
+    Rows from before the history was kept (`from_before_history`, migration 0017) hold each
+    cycle's latest change only, from its own fields: who and when may be unknown, and the
+    planned start before it was not kept.
+    """
+
+    cycle = models.ForeignKey(ChemoCycle, on_delete=models.PROTECT, related_name="status_history")
+    status = models.CharField(max_length=20, choices=ChemoCycle.Status.choices)
+    reason = models.TextField(
+        blank=True,
+        help_text="Why it was delayed, held or cancelled; for a give against the pre-cycle "
+        "check, why it was given anyway.",
+    )
+    given_despite = models.CharField(
+        max_length=20, blank=True, help_text="What the pre-cycle check said, for such a give."
+    )
+    planned_start_before = models.DateField(null=True, blank=True)
+    planned_start_after = models.DateField()
+    actual_start = models.DateField(null=True, blank=True)
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    at = models.DateTimeField(null=True, blank=True, default=timezone.now)
+    from_before_history = models.BooleanField(
+        default=False,
+        help_text="Recorded from the cycle's own fields when the history began: earlier "
+        "changes of this cycle were not kept.",
+    )
+
+    objects = CycleStatusChangeQuerySet.as_manager()
+
+    class Meta:
+        # Newest first. A backfilled row may have no time: it is the cycle's oldest row.
+        ordering = [F("at").desc(nulls_last=True), "-pk"]
+        # Related managers and internals use the refusing queryset too (as audit.AccessLog).
+        base_manager_name = "objects"
+        constraints = [
+            models.CheckConstraint(
+                name="cycle_change_status", condition=Q(status__in=HISTORY_STATUSES)
+            ),
+            models.CheckConstraint(
+                name="cycle_change_needs_reason",
+                condition=Q(status="given") | ~Q(reason=""),
+                violation_error_message="A delay, hold or cancellation needs a reason.",
+            ),
+            models.CheckConstraint(
+                name="cycle_change_override_has_reason",
+                condition=Q(given_despite="") | (Q(status="given") & ~Q(reason="")),
+                violation_error_message="A give against the pre-cycle check needs its reason.",
+            ),
+            models.CheckConstraint(
+                name="cycle_change_who_when_before",
+                condition=Q(from_before_history=True)
+                | Q(by__isnull=False, at__isnull=False, planned_start_before__isnull=False),
+                violation_error_message="A change records who made it, when, and the planned "
+                "start before it.",
+            ),
+            models.CheckConstraint(
+                name="cycle_change_delay_moves_later",
+                condition=~Q(status="delayed")
+                | Q(planned_start_before__isnull=True)
+                | Q(planned_start_after__gt=F("planned_start_before")),
+                violation_error_message="A delay moves the planned start later.",
+            ),
+            models.CheckConstraint(
+                name="cycle_change_given_has_start",
+                condition=~Q(status="given")
+                | Q(actual_start__isnull=False)
+                | Q(from_before_history=True),
+                violation_error_message="A give records the day the cycle started.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Cycle {self.cycle.number}: {self.summary}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise AppendOnlyError("A cycle's status history is append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError("A cycle's status history is append-only.")
+
+    @property
+    def delay_days(self) -> int | None:
+        if self.status != ChemoCycle.Status.DELAYED or self.planned_start_before is None:
+            return None
+        return (self.planned_start_after - self.planned_start_before).days
+
+    @property
+    def given_despite_label(self) -> str:
+        from labs.rules import PreCycleOutcome  # labs depends on treatments, not the reverse
+
+        return PreCycleOutcome.LABELS.get(self.given_despite, self.given_despite)
+
+    @property
+    def summary(self) -> str:
+        """What was done, as the cycle page says it: "Delayed 7 days: 12 Mar → 19 Mar 2026"."""
+        if self.status == ChemoCycle.Status.GIVEN:
+            return f"Given on {_day_month(self.actual_start)}" if self.actual_start else "Given"
+        if self.status == ChemoCycle.Status.DELAYED:
+            before, after = self.planned_start_before, self.planned_start_after
+            if before is None:  # a backfilled row: the start before it was not kept
+                return f"Delayed to {_day_month(after)}"
+            days = (after - before).days
+            shown_before = _day_month(before, year=before.year != after.year)
+            return f"Delayed {days} day{'s' if days != 1 else ''}: {shown_before} → {_day_month(after)}"
+        return str(ChemoCycle.Status(self.status).label)
 
 
 class DoseModification(models.Model):

@@ -2,7 +2,9 @@
 
 Every write validates with full_clean() and saves in one transaction, row by row (never
 QuerySet.update(), which sends no post_save and so would escape the access log). A failed write
-raises a ValidationError naming the field and writes nothing.
+raises a ValidationError naming the field and writes nothing. Every give, delay, hold and
+cancellation of a cycle (course_stop's included) also adds a row to the cycle's history
+(CycleStatusChange, append-only), in the same transaction.
 
 Permission precondition for every function: the caller has already authorised the acting user
 on the patient (patients.selectors, perm change_patient). These functions do not check access.
@@ -40,6 +42,7 @@ from treatments.models import (
     ChemoCycle,
     Course,
     CtcaeTerm,
+    CycleStatusChange,
     DoseBasis,
     DoseModification,
     DoseVerification,
@@ -216,9 +219,36 @@ def _lock_cycle(cycle: ChemoCycle, seen_version: str | None = None) -> ChemoCycl
     return locked
 
 
-def _save(obj: Course | ChemoCycle | DoseModification | Administration | SideEffect) -> None:
+def _save(
+    obj: Course | ChemoCycle | CycleStatusChange | DoseModification | Administration | SideEffect,
+) -> None:
     obj.full_clean()
     obj.save()
+
+
+def _save_status_change(cycle: ChemoCycle, *, planned_start_before: dt.date) -> None:
+    """Save `cycle`, just given, delayed, held or cancelled, and keep that change in its
+    history (CycleStatusChange) in the same transaction: the cycle holds only its latest
+    status and reason, and a second delay must not overwrite the first in the record.
+
+    For a give, the reason kept is the override reason (and what the pre-cycle check said):
+    the cycle's own `reason` still holds an earlier hold's or delay's reason.
+    """
+    _save(cycle)
+    given = cycle.status == ChemoCycle.Status.GIVEN
+    _save(
+        CycleStatusChange(
+            cycle=cycle,
+            status=cycle.status,
+            reason=cycle.override_reason if given else cycle.reason,
+            given_despite=cycle.given_despite if given else "",
+            planned_start_before=planned_start_before,
+            planned_start_after=cycle.planned_start,
+            actual_start=cycle.actual_start if given else None,
+            by=cycle.status_changed_by,
+            at=cycle.status_changed_at,
+        )
+    )
 
 
 def _shift_later_open_cycles(cycle: ChemoCycle, delta: dt.timedelta) -> None:
@@ -505,7 +535,7 @@ def course_stop(
         cycle.reason = f"Course stopped: {label}"
         cycle.status_changed_by = by
         cycle.status_changed_at = timezone.now()
-        _save(cycle)
+        _save_status_change(cycle, planned_start_before=cycle.planned_start)
     return course
 
 
@@ -591,7 +621,7 @@ def cycle_give(
     cycle.status = ChemoCycle.Status.GIVEN
     cycle.status_changed_by = given_by
     cycle.status_changed_at = timezone.now()
-    _save(cycle)
+    _save_status_change(cycle, planned_start_before=cycle.planned_start)
     _shift_later_open_cycles(cycle, delta)
     if course.status == Course.Status.PLANNED:
         course.status = Course.Status.ACTIVE
@@ -667,12 +697,13 @@ def cycle_delay(
         if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 365:
             raise ValidationError({"days": "A delay is 1 to 365 days."})
         delta = dt.timedelta(days=days)
+    planned_start_before = cycle.planned_start
     cycle.planned_start += delta
     cycle.status = ChemoCycle.Status.DELAYED
     cycle.reason = reason
     cycle.status_changed_by = by
     cycle.status_changed_at = timezone.now()
-    _save(cycle)
+    _save_status_change(cycle, planned_start_before=planned_start_before)
     _shift_later_open_cycles(cycle, delta)
     return cycle
 
@@ -688,7 +719,7 @@ def cycle_hold(
     cycle.status = ChemoCycle.Status.HELD
     cycle.status_changed_by = by
     cycle.status_changed_at = timezone.now()
-    _save(cycle)
+    _save_status_change(cycle, planned_start_before=cycle.planned_start)
     return cycle
 
 
@@ -716,7 +747,7 @@ def cycle_cancel(
     cycle.status = ChemoCycle.Status.CANCELLED
     cycle.status_changed_by = by
     cycle.status_changed_at = timezone.now()
-    _save(cycle)
+    _save_status_change(cycle, planned_start_before=cycle.planned_start)
     return cycle
 
 

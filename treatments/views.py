@@ -46,6 +46,7 @@ from treatments.models import (
     ChemoCycle,
     Course,
     CtcaeTerm,
+    CycleStatusChange,
     DoseModification,
     Regimen,
     RegimenDrug,
@@ -280,6 +281,17 @@ def _dose_levels(
     return levels
 
 
+DELAY_TIMES = {1: "once", 2: "twice"}
+
+
+def _delay_note(cycle: ChemoCycle, delays: int) -> str:
+    """'delayed twice' on a course's cycle line: a second neutropenic delay is a reason for
+    G-CSF or a dose reduction, and a given cycle no longer says it was delayed at all."""
+    if not delays or (delays == 1 and cycle.status == ChemoCycle.Status.DELAYED):
+        return ""  # the status badge says it already
+    return f"delayed {DELAY_TIMES.get(delays, f'{delays} times')}"
+
+
 def _course_context(
     course: Course,
     *,
@@ -287,6 +299,7 @@ def _course_context(
     stop_form: CourseStopForm | None = None,
 ) -> dict[str, Any]:
     cycles = list(selectors.course_cycles(course=course))
+    delays = CycleStatusChange.objects.delay_counts(course=course)  # one query for the course
     modifications = list(selectors.course_dose_modifications(course=course))
     levels = _dose_levels(cycles, modifications, course)
     is_open = course.status in services.OPEN_COURSE_STATUSES
@@ -306,7 +319,9 @@ def _course_context(
         )
         if is_open
         else [],
-        "cycles": [(c, levels.get(c.number, "")) for c in cycles],
+        "cycles": [
+            (c, levels.get(c.number, ""), _delay_note(c, delays.get(c.pk, 0))) for c in cycles
+        ],
         "next_cycle": next_cycle,
         "modifications": modifications,
         "is_open": is_open,
@@ -494,6 +509,8 @@ def _cycle_context(request: AuthedHtmxRequest, cycle: ChemoCycle, **forms: Any) 
         "patient": patient,
         "course": course,
         "cycle": cycle,
+        # Every give, delay, hold and cancellation, newest first: one query, with who.
+        "status_history": list(cycle.status_history.select_related("by")),
         # Supportive care due with this cycle, by day; the chair confirms the required
         # premedication before recording the drug it goes before.
         "supportive_due": supportive_due,

@@ -49,7 +49,7 @@ from patients.services import (
     patient_create,
     patient_no_known_allergies_record,
 )
-from treatments.models import ChemoCycle, Course, CtcaeTerm, Regimen
+from treatments.models import ChemoCycle, Course, CtcaeTerm, CycleStatusChange, Regimen
 from treatments.services import (
     administration_record,
     course_start,
@@ -701,12 +701,26 @@ class DemoClinic:
                 )
             BodyMeasurement.objects.bulk_create(measurements)
             Course.objects.bulk_create(courses)
-            cycles = [cycle for course in courses for cycle in self._bulk_cycles(course)]
+            nurses = self._team_nurses()
+            cycles = [
+                cycle
+                for course in courses
+                for cycle in self._bulk_cycles(course, nurses[course.patient.care_team.name])
+            ]
             ChemoCycle.objects.bulk_create(cycles, batch_size=2000)
+            # Bulk rows go through no service: each given cycle's history row is written here.
+            CycleStatusChange.objects.bulk_create(bulk_status_history(cycles), batch_size=2000)
             insert_lab_rows(results)
         return len(rows)
 
-    def _bulk_cycles(self, course: Course) -> Iterator[ChemoCycle]:
+    @staticmethod
+    def _team_nurses() -> dict[str, User]:
+        """Each team's nurse (STAFF), who gives the team's bulk-built cycles."""
+        usernames = {p.teams[0]: p.username for p in STAFF if p.discipline == "nurse"}
+        users = User.objects.in_bulk(list(usernames.values()), field_name="username")
+        return {team: users[username] for team, username in usernames.items()}
+
+    def _bulk_cycles(self, course: Course, nurse: User) -> Iterator[ChemoCycle]:
         day, number = course.start_date, 1
         for phase in course.regimen.phases.all():
             for _ in range(phase.planned_cycles):
@@ -721,6 +735,8 @@ class DemoClinic:
                     if given
                     else None,
                     status=ChemoCycle.Status.GIVEN if given else ChemoCycle.Status.PLANNED,
+                    status_changed_by=nurse if given else None,
+                    status_changed_at=aware(day, 9, 0) if given else None,
                 )
                 day += dt.timedelta(days=phase.cycle_length_days)
                 number += 1
@@ -777,6 +793,24 @@ class DemoClinic:
                     "",
                 )
             day += dt.timedelta(days=7)
+
+
+def bulk_status_history(cycles: list[ChemoCycle]) -> list[CycleStatusChange]:
+    """The history row of each bulk-built cycle that was given (saved cycles, with ids): what
+    cycle_give would have written."""
+    return [
+        CycleStatusChange(
+            cycle=cycle,
+            status=cycle.status,
+            planned_start_before=cycle.planned_start,
+            planned_start_after=cycle.planned_start,
+            actual_start=cycle.actual_start,
+            by=cycle.status_changed_by,
+            at=cycle.status_changed_at,
+        )
+        for cycle in cycles
+        if cycle.status == ChemoCycle.Status.GIVEN
+    ]
 
 
 LAB_COLUMNS = (

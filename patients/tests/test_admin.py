@@ -25,6 +25,8 @@ NOT_IN_ADMIN = {
     "treatments.RegimenApproval": "approvals are given on the Regimens page, shown inline",
     "patients.DataVersion": "cache tokens, changed by every write (patients.chart_cache)",
     "treatments.SupportiveMedication": "part of a regimen version: edited inline on the regimen's page",
+    # Written only by the cycle services, append-only; shown read-only under the gated cycle.
+    "treatments.CycleStatusChange": "a cycle's history: shown inline on the cycle's page",
 }
 ADMIN_APPS = ("accounts", "patients", "treatments", "labs", "audit")
 
