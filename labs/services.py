@@ -51,6 +51,7 @@ from labs.units import (
 from oncoplanner.accounts.models import User
 from oncoplanner.acknowledgement import acknowledge
 from oncoplanner.confirmation import ConfirmationRequired
+from oncoplanner.dates import moment_text
 from patients.models import Patient
 from treatments.models import CtcaeTerm, Regimen
 
@@ -569,7 +570,7 @@ def _evaluate_analyte(
             rule=None,
             age=None,
             max_age_days=max_age_days,
-            explanation=f"No {test.short_name} result on or before {at:%Y-%m-%d %H:%M}.",
+            explanation=f"No {test.short_name} result on or before {moment_text(at)}.",
         )
     age = at - result.collected_at
     if days_old(result.collected_at, at) > max_age_days:

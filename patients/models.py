@@ -22,6 +22,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
+from oncoplanner.dates import day_text
+
 icd10_validator = RegexValidator(
     r"^[A-TV-Z][0-9][0-9AB](\.[0-9A-TV-Z]{1,4})?$",
     "Enter an ICD-10 code such as C18.7 or C50.911.",
@@ -212,8 +214,8 @@ class Patient(models.Model):
         if day < self.date_of_birth:
             raise ValidationError(
                 {
-                    field: f"{what} ({day.isoformat()}) is before the patient's date of birth "
-                    f"({self.date_of_birth.isoformat()})."
+                    field: f"{what} ({day_text(day)}) is before the patient's date of birth "
+                    f"({day_text(self.date_of_birth)})."
                 }
             )
 

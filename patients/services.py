@@ -28,6 +28,7 @@ from guardian.shortcuts import assign_perm, remove_perm
 from oncoplanner import access_context
 from oncoplanner.accounts.models import User
 from oncoplanner.confirmation import ConfirmationRequired
+from oncoplanner.dates import day_text
 from oncoplanner.signals import access_changed
 from patients.models import (
     EMERGENCY_ACCESS_DURATION,
@@ -148,7 +149,7 @@ def _validate_patient(patient: Patient, *, check_date_of_birth: bool) -> None:
         oldest = _years_before(timezone.localdate(), PATIENT_MAX_AGE_YEARS)
         if dob < oldest:
             errors["date_of_birth"] = [
-                f"Date of birth {dob.isoformat()} is more than {PATIENT_MAX_AGE_YEARS} years "
+                f"Date of birth {day_text(dob)} is more than {PATIENT_MAX_AGE_YEARS} years "
                 "ago: check the year."
             ]
     try:
@@ -401,7 +402,7 @@ def _change_to_confirm(
     direction = "more" if change > 0 else "less"
     return (
         f"{what} {value} {unit} is {abs(change):.0f}% {direction} than the last one on record "
-        f"({last} {unit} on {previous.measured_on.isoformat()}). Check it; if it is right, "  # type: ignore[union-attr]
+        f"({last} {unit} on {day_text(previous.measured_on)}). Check it; if it is right, "  # type: ignore[union-attr]
         "confirm the change and record it again."
     )
 
@@ -729,7 +730,7 @@ def allergy_record(
         raise ValidationError(
             {
                 "substance": f"{existing.substance} is already on the allergy list "
-                f"(recorded {existing.recorded_at:%Y-%m-%d})."
+                f"(recorded {day_text(timezone.localdate(existing.recorded_at))})."
             }
         )
     allergy = Allergy(

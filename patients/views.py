@@ -18,6 +18,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from oncoplanner import access_context
 from oncoplanner.confirmation import ConfirmationRequired
+from oncoplanner.dates import day_text
 from oncoplanner.forms import add_service_errors
 from patients import chart_cache, dashboard, fhir, selectors, services
 from patients.forms import (
@@ -173,7 +174,7 @@ def _dose_input_changes(patient: Patient, *, date_of_birth: date, sex: str) -> l
             - ((today.month, today.day) < (date_of_birth.month, date_of_birth.day))
         )
         line = (
-            f"Date of birth {patient.date_of_birth.isoformat()} → {date_of_birth.isoformat()}: "
+            f"Date of birth {day_text(patient.date_of_birth)} → {day_text(date_of_birth)}: "
             f"age {old_age} → {age}."
         )
         if age != old_age and 0 <= age < 140 and old_age < 140:
@@ -410,7 +411,7 @@ def _measurement_words(measurement: BodyMeasurement) -> str:
         )
         if value is not None
     ]
-    return f"{' and '.join(values)} on {measurement.measured_on.isoformat()}"
+    return f"{' and '.join(values)} on {day_text(measurement.measured_on)}"
 
 
 def _warn_if_the_dose_needs_review(
@@ -427,7 +428,7 @@ def _warn_if_the_dose_needs_review(
         messages.warning(
             request,
             f"Weight {change.percent:+}% against the {change.dosed_weight_kg} kg the last dose "
-            f"was computed from ({change.dosed_on.isoformat()}): review the dose before the "
+            f"was computed from ({day_text(change.dosed_on)}): review the dose before the "
             "next cycle.",
         )
 

@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from labs.tests.factories import LabResultFactory
+from oncoplanner.dates import day_text
 from patients.tests.dashboard_world import anc_test, course_with_cycles, regimen_with_anc_rules
 from patients.tests.factories import BodyMeasurementFactory, patient_through_service
 
@@ -52,10 +53,10 @@ def test_chart_marks_a_2020_weight_and_height_and_the_bsa_made_from_them(
 
     weight = _vital(page, "weight")
     assert "62.0 kg" in weight
-    assert "measured 2020-01-01" in weight
+    assert "measured 1 Jan 2020" in weight
     assert f'<span class="badge bad stale-measurement">{WEIGHT_MARK}</span>' in weight
     height = _vital(page, "height")
-    assert "measured 2020-01-01" in height
+    assert "measured 1 Jan 2020" in height
     assert (
         '<span class="badge warn stale-measurement">measured 2020: re-measure if unsure</span>'
         in height
@@ -76,7 +77,7 @@ def test_chart_does_not_mark_recent_measurements(client, login, patient, treatin
 
     page = _chart(client, patient)
 
-    assert f"measured {(_today() - dt.timedelta(days=3)).isoformat()}" in _vital(page, "weight")
+    assert f"measured {day_text(_today() - dt.timedelta(days=3))}" in _vital(page, "weight")
     assert "stale-measurement" not in page
     assert WEIGHT_MARK not in page
     assert "re-measure" not in page

@@ -183,7 +183,7 @@ def test_dashboard_header_shows_latest_height_weight_and_bsa(
     html = client.get(_url(patient)).content.decode()
     assert "170.0 cm" in html
     assert "70.0 kg" in html
-    assert "2026-02-02" in html
+    assert "2 Feb 2026" in html
     assert "1.82 m²" in html  # sqrt(170 x 70 / 3600)
 
 

@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AccessLog
+from oncoplanner.dates import day_text
 from patients.models import BodyMeasurement
 from patients.tests.dashboard_world import course_with_cycles, regimen_with_anc_rules
 from treatments.tests.factories import AdministrationFactory
@@ -48,10 +49,10 @@ def test_nurse_records_a_weight_and_the_dashboard_shows_it(
         patient_id=patient.pk, object_type="BodyMeasurement", object_id=str(row.pk)
     ).exists()
     dashboard = client.get(response["Location"]).content.decode()
-    assert f"Recorded weight 64.5 kg on {_today().isoformat()}." in dashboard
+    assert f"Recorded weight 64.5 kg on {day_text(_today())}." in dashboard
     assert "64.5 kg" in dashboard
     again = client.get(_url(patient)).content.decode()
-    assert f"Last on record: weight 64.5 kg ({_today().isoformat()}); no height." in again
+    assert f"Last on record: weight 64.5 kg ({day_text(_today())}); no height." in again
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ from django.utils import timezone
 from audit.models import AccessLog
 from oncoplanner.accounts.models import User
 from oncoplanner.accounts.tests.factories import UserFactory
+from oncoplanner.dates import day_text
 from patients.models import Patient
 from patients.services import (
     care_team_add_member,
@@ -300,7 +301,7 @@ def test_a_new_date_of_birth_asks_to_confirm_and_says_what_it_changes(
     assert chart.date_of_birth == old  # nothing written until confirmed
     html = response.content.decode()
     warning = html[html.index('id="dose-input-changes"') :]
-    assert f"Date of birth {old.isoformat()} → {new.isoformat()}: age 67 → 57." in warning
+    assert f"Date of birth {day_text(old)} → {day_text(new)}: age 67 → 57." in warning
     # (140 - 57) / (140 - 67) = 83 / 73: 14% more clearance for the same weight and creatinine.
     assert "Cockcroft-Gault creatinine clearance (140 − age) becomes 14% higher" in warning
     assert "open treatment includes Carboplatin dosed by AUC: its next dose changes" in warning
