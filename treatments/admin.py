@@ -48,7 +48,13 @@ EDITABLE_REGIMEN = Q(courses__isnull=True, approvals__isnull=True, approved_at__
 
 @admin.register(Drug)
 class DrugAdmin(ValueHistoryAdmin):
-    list_display = ("name", "drug_class", "lifetime_limit_mg_m2", "limit_warning_fraction")
+    list_display = (
+        "name",
+        "drug_class",
+        "lifetime_limit_mg_m2",
+        "limit_warning_fraction",
+        "dose_banding_tolerance_percent",
+    )
     list_filter = ("drug_class",)
     search_fields = ("name", "drug_class")
 
@@ -441,7 +447,15 @@ class DoseModificationAdmin(GatedPhiAdmin):
 
 @admin.register(Administration)
 class AdministrationAdmin(GatedPhiAdmin):
-    list_display = ("given_at", "drug", "dose_mg", "dose_percent", "formula", "cycle")
+    list_display = (
+        "given_at",
+        "drug",
+        "dose_mg",
+        "dispensed_dose_mg",
+        "dose_percent",
+        "formula",
+        "cycle",
+    )
     list_filter = ("formula", "route", "drug")
     search_fields = ("cycle__course__patient__mrn", "cycle__course__patient__family_name")
     date_hierarchy = "given_at"
@@ -451,6 +465,8 @@ class AdministrationAdmin(GatedPhiAdmin):
 @admin.register(DoseVerification)
 class DoseVerificationAdmin(GatedPhiAdmin):
     list_display = ("verified_at", "cycle", "verified_by")
+    # What was verified: the dispensed (banded) doses and the calculation inputs.
+    readonly_fields = ("dispensed_doses", "dose_inputs")
     search_fields = ("cycle__course__patient__mrn", "cycle__course__patient__family_name")
     date_hierarchy = "verified_at"
     list_select_related = ("cycle", "verified_by")

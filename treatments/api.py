@@ -294,14 +294,18 @@ class AdministrationOut(Schema):
     route: str
     standard_dose_mg: Decimal
     dose_percent: Decimal
-    dose_mg: Decimal
+    dose_mg: Decimal = Field(description="The calculated dose.")
+    dispensed_dose_mg: Decimal | None = Field(
+        description="Set when the pharmacy dispensed a banded dose: the dose on the label, "
+        "given instead of dose_mg (null: dose_mg was given)."
+    )
     formula: str
     notes: str
     administered_by_id: int
     verified_by_id: int | None
     amount_given_mg: Decimal | None = Field(
         description="Set when an infusion was stopped part-way: the mg that went in "
-        "(null: the whole dose_mg was given)."
+        "(null: the whole dose, dispensed_dose_mg or dose_mg, was given)."
     )
     stopped_reason: str
     confirmed_warnings: list[str] = Field(
@@ -334,7 +338,9 @@ class AdministrationIn(InputSchema):
         decimal_places=2,
         allow_inf_nan=False,
         description="The dose printed on the prepared bag or syringe. It must equal the dose "
-        "computed now (400 naming this field otherwise: do not give).",
+        "the latest pharmacy verification dispenses (the banded dose when banded), and the "
+        "dose computed now must be the one verified (400 naming this field otherwise: do not "
+        "give).",
     )
     notes: str = Field("", max_length=2000)
     creatinine_mg_dl: Decimal | None = Field(None, ge=0, le=50, allow_inf_nan=False)
@@ -362,10 +368,24 @@ class DoseVerificationOut(Schema):
     verified_by_id: int
     verified_at: dt.datetime
     doses: dict[str, str] = Field(
-        description='The dose verified for each drug and day: {"<regimen_drug_id>:<day>": "mg"}.'
+        description="The calculated dose verified for each drug and day: "
+        '{"<regimen_drug_id>:<day>": "mg"}.'
+    )
+    dispensed_doses: dict[str, str] = Field(
+        description="The dose dispensed for each, by the same keys: the banded dose the "
+        "pharmacist chose, or the calculated dose. The label must show it."
+    )
+    dose_inputs: dict[str, dict[str, Any]] = Field(
+        description="The calculation inputs verified for each dose, by the same keys (height, "
+        "weight and their dates, BSA, creatinine and GFR, level); empty on verifications made "
+        "before they were kept."
     )
     note: str
     confirmed_warnings: list[str]
+
+    @staticmethod
+    def resolve_dispensed_doses(obj: DoseVerification) -> dict[str, str]:
+        return obj.dispensed
 
 
 class DoseVerifyIn(InputSchema):
@@ -374,6 +394,13 @@ class DoseVerifyIn(InputSchema):
         None,
         description='The doses the pharmacist was shown, {"<regimen_drug_id>:<day>": "mg"}: if '
         "they differ from the doses computed now, nothing is verified (400 naming cycle).",
+    )
+    dispensed_doses: dict[str, Decimal] | None = Field(
+        None,
+        description='Banded doses, {"<regimen_drug_id>:<day>": mg}: the standard dose from the '
+        "pharmacy's band table to dispense instead of the calculated one. Only for a drug with "
+        "a dose-banding tolerance, and within it of the calculated dose (400 naming "
+        "dispensed_doses otherwise). A dose left out is dispensed as calculated.",
     )
     confirm_allergy: bool = Field(
         False,
@@ -799,6 +826,7 @@ def cycle_verify(
         by=user_of(request),
         note=payload.note,
         seen_doses=payload.seen_doses,
+        dispensed_doses=payload.dispensed_doses,
         confirm_allergy=payload.confirm_allergy,
     )
     return Status(201, verification)

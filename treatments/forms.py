@@ -4,6 +4,7 @@ these forms parse input and name the field that is wrong."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -178,7 +179,8 @@ class AdministrationForm(forms.Form):
     cosign_token = forms.CharField(required=False, max_length=500, widget=forms.HiddenInput)
     label_dose_mg = forms.DecimalField(
         label="Dose on the label (mg)",
-        help_text="As printed on the bag or syringe; it must match the dose above.",
+        help_text="As printed on the bag or syringe; it must match the dose the pharmacist "
+        "verified to dispense (the banded dose, when the pharmacy banded it).",
         min_value=Decimal("0.01"),
         max_digits=10,
         decimal_places=2,
@@ -257,11 +259,40 @@ class DoseVerifyForm(forms.Form):
         required=False, label="Verified despite the recorded allergy, as the oncologist planned"
     )
 
+    def __init__(self, *args: Any, bandable: Sequence[tuple[str, str]] = (), **kwargs: Any) -> None:
+        """`bandable`: (key, label) of each dose the pharmacy may band (its drug has a
+        dose-banding tolerance): each gets an optional dispensed-dose field."""
+        super().__init__(*args, **kwargs)
+        self.dispensed_keys: dict[str, str] = {}  # field name -> "<regimen drug id>:<day>"
+        for key, label in bandable:
+            name = dispensed_field_name(key)
+            self.fields[name] = forms.DecimalField(
+                label=f"Dispensed (banded) dose of {label}, mg",
+                required=False,
+                min_value=Decimal("0.1"),
+                max_digits=8,
+                decimal_places=1,
+            )
+            self.dispensed_keys[name] = key
+
     def clean_seen_doses(self) -> dict[str, str]:
         pairs = [item.split("=", 1) for item in self.cleaned_data["seen_doses"].split(";") if item]
         if any(len(pair) != 2 for pair in pairs):
             raise forms.ValidationError("Reload the page: the doses shown could not be read.")
         return dict(pairs)
+
+    def dispensed_doses(self) -> dict[str, Decimal]:
+        """The banded doses typed, by dose key (services.cycle_doses_verify checks them)."""
+        return {
+            key: self.cleaned_data[name]
+            for name, key in self.dispensed_keys.items()
+            if self.cleaned_data.get(name) is not None
+        }
+
+
+def dispensed_field_name(key: str) -> str:
+    """DoseVerifyForm's field for the dose "<regimen drug id>:<day>"."""
+    return "dispensed_" + key.replace(":", "_")
 
 
 def doses_shown(doses: dict[str, str]) -> str:

@@ -53,6 +53,10 @@ class DrugType:
     name: auto
     drug_class: auto
     lifetime_limit_mg_m2: Decimal | None
+    dose_banding_tolerance_percent: Decimal | None = strawberry_django.field(
+        description="null: never banded; else how far (percent) a dispensed standard dose "
+        "may be from the calculated dose."
+    )
 
 
 @strawberry_django.type(RegimenDrug, name="RegimenDrug")
@@ -222,7 +226,11 @@ class AdministrationType(Gated):
     route: auto
     standard_dose_mg: Decimal
     dose_percent: Decimal
-    dose_mg: Decimal
+    dose_mg: Decimal = strawberry_django.field(description="The calculated dose.")
+    dispensed_dose_mg: Decimal | None = strawberry_django.field(
+        description="Set when the pharmacy dispensed a banded dose: the dose on the label, "
+        "given instead of doseMg."
+    )
     amount_given_mg: Decimal | None = strawberry_django.field(
         description="Set when the infusion was stopped part-way: the mg that went in."
     )

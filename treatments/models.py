@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.conf import settings
@@ -16,9 +16,27 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from patients.models import Patient
+
+# A banded dose is never further than this from the calculated one, whatever a pharmacy sets.
+BANDING_TOLERANCE_MIN = Decimal("0.1")
+BANDING_TOLERANCE_MAX = Decimal("10")
+TENTH_MG = Decimal("0.1")  # doses are given to 0.1 mg (treatments.dosing.round_mg)
+
+
+def mg_text(value: Decimal) -> str:
+    """A dose as the record says it: 780.0 -> "780", 772.4 -> "772.4"."""
+    return f"{value.quantize(TENTH_MG, rounding=ROUND_HALF_UP).normalize():f}"
+
+
+def banding_percent(*, calculated_mg: Decimal, dispensed_mg: Decimal) -> Decimal:
+    """How far a dispensed (banded) dose is from the calculated one, signed, to 0.1%."""
+    change = (dispensed_mg - calculated_mg) / calculated_mg * 100
+    return change.quantize(TENTH_MG, rounding=ROUND_HALF_UP)
+
 
 DAYS_PATTERN = re.compile(r"^\d{1,2}(-\d{1,2})?(,\d{1,2}(-\d{1,2})?)*$")
 
@@ -176,12 +194,58 @@ class Drug(models.Model):
     limit_source = models.CharField(
         max_length=200, blank=True, help_text="Where the limit comes from."
     )
+    # Dose banding: many chemotherapy pharmacies dispense a calculated dose as the nearest
+    # standard dose (a pre-filled bag or syringe) when that is close enough. Which drugs they
+    # band, and how far, is each pharmacy's choice; the bands themselves are in the pharmacy's
+    # own table (the pharmacist enters the banded dose), never here.
+    dose_banding_tolerance_percent = models.DecimalField(
+        "dose-banding tolerance (%)",
+        max_digits=3,
+        decimal_places=1,
+        null=True,
+        blank=True,
+        validators=[
+            MinValueValidator(BANDING_TOLERANCE_MIN),
+            MaxValueValidator(BANDING_TOLERANCE_MAX),
+        ],
+        help_text="Blank: never banded, always dispensed at the calculated dose. Otherwise the "
+        "pharmacist may dispense a standard (banded) dose from the pharmacy's own band table "
+        "within this percent of the calculated dose (NHS England's dose-banding principle: at "
+        f"most 5%; {BANDING_TOLERANCE_MAX}% at most here). Set by each pharmacy.",
+    )
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                name="drug_banding_tolerance_range",
+                condition=Q(dose_banding_tolerance_percent__isnull=True)
+                | Q(
+                    dose_banding_tolerance_percent__gte=BANDING_TOLERANCE_MIN,
+                    dose_banding_tolerance_percent__lte=BANDING_TOLERANCE_MAX,
+                ),
+                violation_error_message=(
+                    f"A dose-banding tolerance is {BANDING_TOLERANCE_MIN}% to "
+                    f"{BANDING_TOLERANCE_MAX}%, or blank."
+                ),
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name
+
+    def dose_band(self, calculated_mg: Decimal) -> tuple[Decimal, Decimal] | None:
+        """The lowest and highest dose (0.1 mg) the pharmacy may dispense for `calculated_mg`:
+        within the tolerance, rounded inwards so that both ends are allowed; None when the
+        drug is not banded."""
+        tolerance = self.dose_banding_tolerance_percent
+        if tolerance is None:
+            return None
+        spread = calculated_mg * Decimal(tolerance) / Decimal(100)
+        return (
+            (calculated_mg - spread).quantize(TENTH_MG, rounding=ROUND_CEILING),
+            (calculated_mg + spread).quantize(TENTH_MG, rounding=ROUND_FLOOR),
+        )
 
 
 class Intent(models.TextChoices):
@@ -928,10 +992,12 @@ class DoseModification(models.Model):
 class DoseVerification(models.Model):
     """A pharmacist's verification of a cycle's doses before they are prepared.
 
-    The doses verified, by (regimen drug, day), are kept as they were computed then; a drug is
-    recorded as given only at the dose the latest verification holds for it (a weight, a level
-    or a creatinine changed afterwards needs a new verification). Append-only: verifying again
-    adds a row.
+    The doses verified, by (regimen drug, day), are kept as they were computed then, with the
+    dose dispensed for each (a banded standard dose, or the calculated one) and the inputs of
+    its calculation; a drug is recorded as given only while its calculated dose is the one the
+    latest verification holds (a weight, a level or a creatinine changed afterwards needs a new
+    verification), and only from a bag labelled with the dose dispensed. Append-only:
+    verifying again adds a row.
     """
 
     cycle = models.ForeignKey(ChemoCycle, on_delete=models.PROTECT, related_name="verifications")
@@ -940,7 +1006,28 @@ class DoseVerification(models.Model):
     )
     verified_at = models.DateTimeField(default=timezone.now)
     doses = models.JSONField(
-        help_text='The dose verified for each drug and day: {"<regimen drug id>:<day>": "mg"}.'
+        help_text="The calculated dose verified for each drug and day: "
+        '{"<regimen drug id>:<day>": "mg"}.'
+    )
+    # What the pharmacy dispenses for each of `doses`: the banded standard dose the pharmacist
+    # chose (Drug.dose_banding_tolerance_percent), or the calculated dose. The label at the
+    # bedside must show this dose. Verifications made before dose banding have none: they
+    # dispensed the calculated dose (dispensed_for).
+    dispensed_doses = models.JSONField(
+        default=dict,
+        blank=True,
+        editable=False,
+        help_text="The dose dispensed for each drug and day, banded or calculated: "
+        '{"<regimen drug id>:<day>": "mg"}.',
+    )
+    # ASCO/ONS 2024: the dose calculation and its inputs are verified, so the record keeps the
+    # inputs the pharmacist saw (height, weight and their dates, BSA, creatinine and GFR, level).
+    dose_inputs = models.JSONField(
+        default=dict,
+        blank=True,
+        editable=False,
+        help_text='The calculation inputs of each dose verified: {"<regimen drug id>:<day>": '
+        "{...}} (none kept on verifications made before they were).",
     )
     note = models.TextField(blank=True, max_length=2000)
     # The warnings the pharmacist confirmed to verify (an allergy), word for word.
@@ -953,8 +1040,19 @@ class DoseVerification(models.Model):
         return f"{self.cycle} verified by {self.verified_by} at {self.verified_at:%Y-%m-%d %H:%M}"
 
     def dose_for(self, regimen_drug_id: int, day: int) -> Decimal | None:
+        """The calculated dose verified for the drug and day."""
         value = (self.doses or {}).get(f"{regimen_drug_id}:{day}")
         return None if value is None else Decimal(value)
+
+    def dispensed_for(self, regimen_drug_id: int, day: int) -> Decimal | None:
+        """The dose dispensed for the drug and day: banded, or the calculated dose."""
+        value = (self.dispensed_doses or {}).get(f"{regimen_drug_id}:{day}")
+        return self.dose_for(regimen_drug_id, day) if value is None else Decimal(value)
+
+    @property
+    def dispensed(self) -> dict[str, str]:
+        """Every dose verified, as dispensed ({"<regimen drug id>:<day>": "mg"})."""
+        return {key: (self.dispensed_doses or {}).get(key, mg) for key, mg in self.doses.items()}
 
 
 class Administration(models.Model):
@@ -984,7 +1082,18 @@ class Administration(models.Model):
         max_digits=10,
         decimal_places=2,
         validators=[MinValueValidator(Decimal("0.01"))],
-        help_text="The dose given, in mg.",
+        help_text="The calculated dose, in mg (given as it is unless banded).",
+    )
+    # A banded dose (DoseVerification.dispensed_doses): the standard bag or syringe the
+    # pharmacy dispensed instead of the calculated dose_mg, as its label said.
+    dispensed_dose_mg = models.DecimalField(
+        max_digits=10,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0.01"))],
+        help_text="Only when the pharmacy dispensed a banded dose: the dose on the label, "
+        "given instead of the calculated dose.",
     )
     formula = models.CharField(max_length=20, choices=Formula.choices)
     inputs = models.JSONField(
@@ -1031,6 +1140,10 @@ class Administration(models.Model):
         ordering = ["given_at", "pk"]
         constraints = [
             models.CheckConstraint(name="administration_dose_positive", condition=Q(dose_mg__gt=0)),
+            models.CheckConstraint(
+                name="administration_dispensed_dose_positive",
+                condition=Q(dispensed_dose_mg__isnull=True) | Q(dispensed_dose_mg__gt=0),
+            ),
             # The same drug entry twice on one day of one cycle is a double entry or a double dose.
             models.UniqueConstraint(
                 fields=["cycle", "regimen_drug", "day_of_cycle"],
@@ -1050,7 +1163,10 @@ class Administration(models.Model):
                     stopped_recorded_by__isnull=True,
                 )
                 | (
-                    Q(amount_given_mg__gte=0, amount_given_mg__lt=F("dose_mg"))
+                    Q(
+                        amount_given_mg__gte=0,
+                        amount_given_mg__lt=Coalesce(F("dispensed_dose_mg"), F("dose_mg")),
+                    )
                     & ~Q(stopped_reason="")
                     & Q(stopped_recorded_by__isnull=False)
                 ),
@@ -1069,9 +1185,30 @@ class Administration(models.Model):
         return self.amount_given_mg is None
 
     @property
+    def prepared_dose_mg(self) -> Decimal:
+        """The dose in the bag or syringe: the banded dose, or the calculated one."""
+        return self.dose_mg if self.dispensed_dose_mg is None else self.dispensed_dose_mg
+
+    @property
     def dose_given_mg(self) -> Decimal:
-        """What went into the patient: the dose, or the amount recorded when stopped early."""
-        return self.dose_mg if self.amount_given_mg is None else self.amount_given_mg
+        """What went into the patient: the dose prepared (banded or calculated), or the amount
+        recorded when stopped early. Lifetime totals count this."""
+        return self.prepared_dose_mg if self.amount_given_mg is None else self.amount_given_mg
+
+    @property
+    def banding_percent(self) -> Decimal | None:
+        """How far the banded dose is from the calculated one, signed, to 0.1%."""
+        if self.dispensed_dose_mg is None:
+            return None
+        return banding_percent(calculated_mg=self.dose_mg, dispensed_mg=self.dispensed_dose_mg)
+
+    @property
+    def banding_note(self) -> str:
+        """ "banded from 772 mg calculated, +1.0%" for a banded dose; "" otherwise."""
+        percent = self.banding_percent
+        if percent is None:
+            return ""
+        return f"banded from {mg_text(self.dose_mg)} mg calculated, {percent:+}%"
 
 
 class CtcaeTerm(models.Model):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from functools import partial
@@ -887,6 +887,7 @@ def cycle_doses_verify(
     by: User,
     note: str = "",
     seen_doses: dict[str, str] | None = None,
+    dispensed_doses: Mapping[str, Number | None] | None = None,
     confirm_allergy: bool = False,
 ) -> DoseVerification:
     """A pharmacist verifies the doses of every drug and day of `cycle` not yet given.
@@ -902,6 +903,11 @@ def cycle_doses_verify(
     verified; a pharmacist had certified doses that were never on her screen. A drug the
     patient has a recorded allergy to raises AllergyToConfirm until `confirm_allergy`; the
     confirmation is kept on the verification.
+
+    `dispensed_doses` are the banded doses the pharmacist chose from the pharmacy's band table,
+    by the same keys (a blank one: not banded); see _dispensed_doses for what is refused. The
+    verification keeps, per dose, the calculated dose (`doses`), the dose dispensed (banded,
+    or the calculated one) and the calculation's inputs.
     """
     if not by.is_pharmacist:
         raise PermissionDenied("A cycle's doses are verified by a pharmacist.")
@@ -917,6 +923,7 @@ def cycle_doses_verify(
         raise ValidationError({"cycle": _nothing_to_verify_message(plan)})
     if seen_doses is not None and seen_doses != doses:
         raise ValidationError({"cycle": _doses_changed_message(plan, seen_doses, doses)})
+    dispensed = _dispensed_doses(plan, dispensed_doses or {})
     confirmed = _confirmed(
         _allergy_warning(cycle.course.patient, {dose.regimen_drug.drug for dose in plan.doses}),
         confirmed=confirm_allergy,
@@ -927,12 +934,87 @@ def cycle_doses_verify(
         cycle=cycle,
         verified_by=by,
         doses=doses,
+        dispensed_doses=dispensed,
+        dose_inputs={
+            dose.key: dose.calculation.inputs
+            for dose in plan.to_give
+            if dose.calculation is not None
+        },
         note=note.strip(),
         confirmed_warnings=confirmed,
     )
     verification.full_clean()
     verification.save()
     return verification
+
+
+DISPENSED = "dispensed_doses"
+
+
+def _dispensed_doses(plan: CycleDosePlan, banded: Mapping[str, Number | None]) -> dict[str, str]:
+    """The dose dispensed for each dose a verification of `plan` holds: the banded dose the
+    pharmacist gave for its key, or the calculated dose.
+
+    Refused (ValidationError on dispensed_doses, naming each drug and day): a key that is not
+    a dose to verify now, a value that is not a positive number to 0.1 mg, a banded dose for a
+    drug the formulary does not band, and one further from the calculated dose than the
+    drug's tolerance (NHS England's dose-banding principle: a band within a small tolerance of
+    the calculated dose, never beyond it). A value equal to the calculated dose is no banding.
+    """
+    to_verify = {dose.key: dose for dose in plan.to_give if dose.calculation is not None}
+    dispensed = {key: str(dose.calculation_or_raise().dose_mg) for key, dose in to_verify.items()}
+    errors: list[str] = []
+    for key, value in banded.items():
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue  # left blank: dispensed at the calculated dose
+        dose = to_verify.get(key)
+        if dose is None:
+            errors.append(f"{key}: no dose of cycle {plan.cycle.number} to verify has this key.")
+            continue
+        try:
+            dispensed[key] = str(_banded_dose(dose, value))
+        except ValueError as refusal:
+            errors.append(f"{dose.label} ({key}): {refusal}")
+    if errors:
+        raise ValidationError({DISPENSED: errors})
+    return dispensed
+
+
+def _banded_dose(dose: PlannedDose, value: Number) -> Decimal:
+    """`value` as the dose dispensed for `dose`, or ValueError saying why it may not be."""
+    calculated = dose.calculation_or_raise().dose_mg
+    try:
+        banded = Decimal(str(value).strip())
+    except ArithmeticError:
+        raise ValueError(f"{value!r} is not a dose in mg.") from None
+    if not banded.is_finite() or banded <= 0:
+        raise ValueError(f"a dispensed dose is a positive number of mg, not {value}.")
+    if banded == calculated:
+        return calculated
+    drug = dose.regimen_drug.drug
+    band = dose.band
+    if band is None:
+        raise ValueError(
+            f"{drug} is not dose-banded in the formulary: it is dispensed at the calculated "
+            f"{fmt_decimal(calculated)} mg."
+        )
+    low, high = band
+    cap = dose.regimen_drug.max_dose_mg
+    if cap is not None and banded > cap:
+        raise ValueError(
+            f"{fmt_decimal(banded)} mg is above the regimen's cap of {fmt_decimal(cap)} mg "
+            "per administration: a banded dose is never above it."
+        )
+    if not low <= banded <= high:
+        tolerance = fmt_decimal(drug.dose_banding_tolerance_percent)
+        raise ValueError(
+            f"{fmt_decimal(banded)} mg is more than {tolerance}% "
+            f"from the calculated {fmt_decimal(calculated)} mg: a banded dose is "
+            f"{fmt_decimal(low)}–{fmt_decimal(high)} mg."
+        )
+    if banded != round_mg(banded):
+        raise ValueError(f"give the dispensed dose to 0.1 mg, not {value}.")
+    return round_mg(banded)
 
 
 def _require_allergy_status(patient: Patient) -> None:
@@ -1008,6 +1090,8 @@ class PlannedDose:
     errors: dict[str, list[str]] = field(default_factory=dict)  # why there is no calculation
     verification: DoseVerification | None = None  # the cycle's latest
     verified_mg: Decimal | None = None  # what `verification` holds for this drug and day
+    # The dose `verification` dispenses for it: banded, or verified_mg.
+    dispensed_mg: Decimal | None = None
 
     @property
     def key(self) -> str:
@@ -1043,6 +1127,24 @@ class PlannedDose:
     def verified(self) -> bool:
         """The latest verification holds this very dose: the only dose that may be given."""
         return self.calculation is not None and self.verified_mg == self.calculation.dose_mg
+
+    @property
+    def banded(self) -> bool:
+        """The verification dispenses a banded dose for it, not the calculated one."""
+        return self.dispensed_mg is not None and self.dispensed_mg != self.verified_mg
+
+    @property
+    def band(self) -> tuple[Decimal, Decimal] | None:
+        """The doses the pharmacist may dispense instead of the calculated one, if banded:
+        never above the regimen's cap per administration (vincristine 2 mg), which protects
+        against a toxicity, not a rounding."""
+        if self.calculation is None:
+            return None
+        band = self.regimen_drug.drug.dose_band(self.calculation.dose_mg)
+        cap = self.regimen_drug.max_dose_mg
+        if band is None or cap is None:
+            return band
+        return band[0], min(band[1], Decimal(cap))
 
     @property
     def verification_holds(self) -> bool:
@@ -1205,6 +1307,7 @@ def _dose_to_give(
         errors=errors,
         verification=verification,
         verified_mg=verification.dose_for(regimen_drug.pk, day) if verification else None,
+        dispensed_mg=verification.dispensed_for(regimen_drug.pk, day) if verification else None,
     )
 
 
@@ -1382,13 +1485,28 @@ def _new_critical_results_warning(cycle: ChemoCycle, given_at: dt.datetime) -> s
     )
 
 
-def _check_label_dose(label: Number, dose_mg: Decimal, inputs: dict[str, object]) -> None:
+def _check_label_dose(
+    label: Number, dispensed_mg: Decimal, dose_mg: Decimal, inputs: dict[str, object]
+) -> None:
+    """The label must show the dose the pharmacist verified to dispense: the banded dose when
+    banded (a bag at the calculated dose is not the one the pharmacy prepared), the calculated
+    dose otherwise."""
     try:
         on_label = Decimal(str(label))
     except ArithmeticError:
         on_label = Decimal("NaN")
-    if on_label.is_finite() and round_mg(on_label) == dose_mg:
+    if on_label.is_finite() and round_mg(on_label) == dispensed_mg:
         return
+    if dispensed_mg != dose_mg:
+        raise ValidationError(
+            {
+                "label_dose_mg": (
+                    f"The label says {label} mg but the pharmacy verified a banded dose of "
+                    f"{fmt_decimal(dispensed_mg)} mg (calculated {fmt_decimal(dose_mg)} mg): "
+                    "the bag must be the banded one. Do not give it: ask the pharmacist."
+                )
+            }
+        )
     basis = ""
     if inputs.get("weight_kg"):
         basis = f" (from {inputs['weight_kg']} kg measured {inputs.get('weight_measured_on')})"
@@ -1423,7 +1541,10 @@ def administration_record(
     """Record a drug given on a day of a cycle, with the computed dose and all its inputs.
 
     `label_dose_mg` is the dose printed on the prepared bag or syringe, typed at the bedside
-    (every door asks for it). It must equal the dose computed now: a weight, height or dose
+    (every door asks for it). It must equal the dose the latest verification dispenses: the
+    banded dose when the pharmacist banded it (kept as dispensed_dose_mg beside the calculated
+    dose_mg), else the dose computed now. The calculated dose must still be the one verified:
+    a weight, height or dose
     level recorded after the drug was prepared changes the dose, and the bag in hand no longer
     matches it (a reviewer's find: 5-FU recomputed from a later weight, 800 -> 772 mg, with no
     warning).
@@ -1495,8 +1616,10 @@ def administration_record(
     dose = _planned_dose_to_record(cycle, regimen_drug, day_of_cycle, creatinine_mg_dl)
     calculation = dose.calculation_or_raise()
     verification = _require_verified_dose(cycle, dose)
+    # Verified at this calculated dose (above), so what was dispensed for it stands.
+    dispensed = dose.dispensed_mg if dose.dispensed_mg is not None else calculation.dose_mg
     if label_dose_mg is not None:
-        _check_label_dose(label_dose_mg, calculation.dose_mg, calculation.inputs)
+        _check_label_dose(label_dose_mg, dispensed, calculation.dose_mg, calculation.inputs)
     inputs = dict(calculation.inputs)
     inputs["cycle_number"] = cycle.number
     inputs["day_of_cycle"] = day_of_cycle
@@ -1511,6 +1634,7 @@ def administration_record(
         standard_dose_mg=calculation.standard_dose_mg,
         dose_percent=calculation.percent,
         dose_mg=calculation.dose_mg,
+        dispensed_dose_mg=dispensed if dispensed != calculation.dose_mg else None,
         formula=calculation.formula,
         inputs=inputs,
         notes=notes,
@@ -1547,12 +1671,13 @@ def administration_stop(
         amount = Decimal(str(amount_given_mg))
     except ArithmeticError:
         amount = Decimal("NaN")
-    if not amount.is_finite() or not Decimal(0) <= amount < administration.dose_mg:
+    prepared = administration.prepared_dose_mg  # the banded dose, when banded
+    if not amount.is_finite() or not Decimal(0) <= amount < prepared:
         raise ValidationError(
             {
                 "amount_given_mg": (
                     f"Give the mg that went in: from 0 to less than the dose of "
-                    f"{administration.dose_mg} mg (a full dose needs no entry)."
+                    f"{prepared} mg (a full dose needs no entry)."
                 )
             }
         )

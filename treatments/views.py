@@ -50,6 +50,8 @@ from treatments.models import (
     DoseModification,
     Regimen,
     RegimenDrug,
+    banding_percent,
+    mg_text,
 )
 
 BAD_REQUEST = 400
@@ -505,6 +507,9 @@ def _cycle_context(request: AuthedHtmxRequest, cycle: ChemoCycle, **forms: Any) 
     checkers = selectors.care_team_checkers(patient=patient, exclude=request.user)
     today = timezone.localdate()
     supportive_due = services.cycle_supportive_care(cycle=cycle)
+    verify_form = forms.get("verify_form") or DoseVerifyForm(
+        auto_id="verify_%s", bandable=_bandable(dose_plan)
+    )
     return {
         "patient": patient,
         "course": course,
@@ -542,7 +547,12 @@ def _cycle_context(request: AuthedHtmxRequest, cycle: ChemoCycle, **forms: Any) 
         "can_verify": request.user.is_pharmacist
         and cycle.status != ChemoCycle.Status.CANCELLED
         and bool(to_give),
-        "verify_form": forms.get("verify_form") or DoseVerifyForm(auto_id="verify_%s"),
+        "verify_form": verify_form,
+        # Beside each dose the pharmacy may band: its calculated dose, the dispensed-dose
+        # field and the doses allowed.
+        "banding_rows": _banding_rows(dose_plan, verify_form),
+        # What the latest verification holds: calculated and dispensed doses, and the inputs.
+        "verification_rows": _verification_rows(dose_plan),
         "give_form": forms.get("give_form")
         or CycleGiveForm(
             initial={"actual_start": min(max(cycle.planned_start, course.start_date), today)},
@@ -589,6 +599,64 @@ def _back_to_cycle(request: AuthedHtmxRequest, cycle: ChemoCycle, message: str) 
     if request.htmx:
         return HttpResponse(status=204, headers={"HX-Redirect": url})
     return redirect(url)
+
+
+def _bandable(dose_plan: services.CycleDosePlan) -> list[tuple[str, str]]:
+    """(key, label) of each dose a verification would hold whose drug the pharmacy bands."""
+    return [
+        (dose.key, dose.label)
+        for dose in dose_plan.to_give
+        if dose.calculation is not None and dose.band is not None
+    ]
+
+
+def _banding_rows(dose_plan: services.CycleDosePlan, form: DoseVerifyForm) -> list[dict[str, Any]]:
+    by_key = {dose.key: dose for dose in dose_plan.to_give}
+    rows = []
+    for name, key in form.dispensed_keys.items():
+        dose = by_key.get(key)
+        if dose is None or dose.band is None:
+            continue  # the page changed since the form was filled in: seen_doses says so
+        low, high = dose.band
+        rows.append(
+            {
+                "dose": dose,
+                "field": form[name],
+                "low": low,
+                "high": high,
+                "tolerance": dose.regimen_drug.drug.dose_banding_tolerance_percent,
+            }
+        )
+    return rows
+
+
+def _verification_rows(dose_plan: services.CycleDosePlan) -> list[dict[str, Any]]:
+    """Each dose the latest verification holds, in the plan's order: the calculated dose, the
+    dose dispensed (banded or not), and the inputs verified (none kept on older ones)."""
+    verification = dose_plan.verification
+    if verification is None:
+        return []
+    labels = {dose.key: dose.label for dose in dose_plan.doses}
+    keys = [key for key in labels if key in verification.doses]
+    keys += [key for key in verification.doses if key not in labels]
+    dispensed = verification.dispensed
+    rows = []
+    for key in keys:
+        calculated, given = Decimal(verification.doses[key]), Decimal(dispensed[key])
+        rows.append(
+            {
+                "label": labels.get(key, key),
+                "calculated": calculated,
+                "dispensed": given,
+                "banding_percent": (
+                    banding_percent(calculated_mg=calculated, dispensed_mg=given)
+                    if given != calculated
+                    else None
+                ),
+                "inputs": (verification.dose_inputs or {}).get(key),
+            }
+        )
+    return rows
 
 
 def _limited_received(
@@ -768,7 +836,7 @@ def administration_create(
             return _back_to_cycle(
                 request,
                 cycle,
-                f"{administration.drug} {administration.dose_mg} mg recorded for day {day}, "
+                f"{administration.drug} {_dose_recorded(administration)} recorded for day {day}, "
                 f"verified by {administration.verified_by}.",
             )
     elif "verified_by" in form.errors and request.POST.get("verified_by") == str(request.user.pk):
@@ -779,13 +847,21 @@ def administration_create(
     return _administrations_fragment(request, cycle, BAD_REQUEST, administration_form=form)
 
 
+def _dose_recorded(administration: Administration) -> str:
+    """ "780 mg (banded from 772 mg calculated, +1.0%)", or "156.4 mg"."""
+    banded = f" ({administration.banding_note})" if administration.banding_note else ""
+    return f"{mg_text(administration.prepared_dose_mg)} mg{banded}"
+
+
 @login_required
 @require_POST
 def cycle_verify(
     request: AuthedHtmxRequest, patient_id: int, course_id: int, number: int
 ) -> HttpResponse:
     cycle = _cycle_to_change(request, patient_id, course_id, number)
-    form = DoseVerifyForm(request.POST, auto_id="verify_%s")
+    form = DoseVerifyForm(
+        request.POST, auto_id="verify_%s", bandable=_bandable(services.cycle_dose_plan(cycle))
+    )
     status = BAD_REQUEST
     if form.is_valid():
         try:
@@ -794,6 +870,7 @@ def cycle_verify(
                 by=request.user,
                 note=form.cleaned_data["note"],
                 seen_doses=form.cleaned_data["seen_doses"],
+                dispensed_doses=form.dispensed_doses(),
                 confirm_allergy=form.cleaned_data["confirm_allergy"],
             )
         except ValidationError as error:

@@ -49,7 +49,14 @@ from patients.services import (
     patient_create,
     patient_no_known_allergies_record,
 )
-from treatments.models import ChemoCycle, Course, CtcaeTerm, CycleStatusChange, Regimen
+from treatments.models import (
+    ChemoCycle,
+    Course,
+    CtcaeTerm,
+    CycleStatusChange,
+    Drug,
+    Regimen,
+)
 from treatments.services import (
     administration_record,
     course_start,
@@ -219,6 +226,19 @@ def nadir_factor(day_of_cycle: int, depth: float) -> float:
     return 1.0 - depth * math.exp(-((day_of_cycle - 11) ** 2) / 18.0)
 
 
+# The demo pharmacy's dose-banding choice (DemoClinic.ensure_dose_banding).
+DEMO_BANDED_DRUGS = (
+    "fluorouracil",
+    "cyclophosphamide",
+    "doxorubicin",
+    "paclitaxel",
+    "oxaliplatin",
+    "irinotecan",
+    "gemcitabine",
+)
+DEMO_BANDING_TOLERANCE_PERCENT = Decimal("5")
+
+
 def aware(day: dt.date, hour: int = 8, minute: int = 30) -> dt.datetime:
     return timezone.make_aware(dt.datetime.combine(day, dt.time(hour, minute)))
 
@@ -317,9 +337,25 @@ class DemoClinic:
             ),
         }
 
+    def ensure_dose_banding(self) -> None:
+        """Set the demo pharmacy's dose-banding tolerance on the drugs pharmacies commonly band.
+
+        A pharmacy's own choice, not clinical reference data (so not a migration): NHS
+        England's dose-banding principle allows at most 5% from the calculated dose, and
+        this demo pharmacy bands these drugs at that. A tolerance an administrator has set
+        already stays as it is.
+        """
+        for drug in Drug.objects.filter(
+            name__in=DEMO_BANDED_DRUGS, dose_banding_tolerance_percent__isnull=True
+        ):
+            drug.dose_banding_tolerance_percent = DEMO_BANDING_TOLERANCE_PERCENT
+            drug.full_clean()
+            drug.save()
+
     def build_realistic(
         self, count: int, users: dict[str, User], teams: dict[str, CareTeam]
     ) -> int:
+        self.ensure_dose_banding()
         built = 0
         for index in range(count):
             mrn = f"{MRN_PREFIX}-{index + 1:06d}"
