@@ -53,6 +53,7 @@ from treatments.models import (
     banding_percent,
     mg_text,
 )
+from treatments.schedule import weekend_warning
 
 BAD_REQUEST = 400
 
@@ -237,9 +238,11 @@ def course_create(request: AuthedHtmxRequest, patient_id: int) -> HttpResponse:
             ),
         )
         return _render(request, template, context, partial="form", status=BAD_REQUEST)
-    messages.success(
-        request, f"Course of {course.regimen} started; {course.cycles.count()} cycles planned."
-    )
+    planned = list(course.cycles.values_list("number", "planned_start"))
+    messages.success(request, f"Course of {course.regimen} started; {len(planned)} cycles planned.")
+    weekend = weekend_warning(planned)
+    if weekend:
+        messages.warning(request, weekend)
     url = reverse("treatments:course_detail", args=[patient.pk, course.pk])
     if request.htmx:
         return HttpResponse(status=204, headers={"HX-Redirect": url})
@@ -589,16 +592,28 @@ def _cycle_to_change(
     )
 
 
-def _back_to_cycle(request: AuthedHtmxRequest, cycle: ChemoCycle, message: str) -> HttpResponse:
-    """After a cycle-page action: say what was done, and reload the cycle page (HX-Redirect
-    for HTMX, a redirect otherwise)."""
+def _back_to_cycle(
+    request: AuthedHtmxRequest, cycle: ChemoCycle, message: str, *, warning: str = ""
+) -> HttpResponse:
+    """After a cycle-page action: say what was done (and what to look at), and reload the
+    cycle page (HX-Redirect for HTMX, a redirect otherwise)."""
     messages.success(request, message)
+    if warning:
+        messages.warning(request, warning)
     url = reverse(
         "treatments:cycle_detail", args=[cycle.course.patient_id, cycle.course_id, cycle.number]
     )
     if request.htmx:
         return HttpResponse(status=204, headers={"HX-Redirect": url})
     return redirect(url)
+
+
+def _weekend_warning_from(cycle: ChemoCycle) -> str:
+    """Which of `cycle` and the later cycles a delay moved now fall on a weekend."""
+    moved = cycle.course.cycles.filter(
+        number__gte=cycle.number, status__in=services.OPEN_CYCLE_STATUSES
+    )
+    return weekend_warning(moved.order_by("number").values_list("number", "planned_start"))
 
 
 def _bandable(dose_plan: services.CycleDosePlan) -> list[tuple[str, str]]:
@@ -706,6 +721,7 @@ def _cycle_action(
     if form.is_valid():
         data = form.cleaned_data
         seen = data["seen_version"] or None
+        weekend = ""
         try:
             if action == "give":
                 services.cycle_give(
@@ -717,7 +733,7 @@ def _cycle_action(
                 )
                 done = f"Cycle {cycle.number} given from {data['actual_start']:%d %b %Y}."
             elif action == "delay":
-                services.cycle_delay(
+                delayed = services.cycle_delay(
                     cycle=cycle,
                     reason=data["reason"],
                     by=request.user,
@@ -726,6 +742,7 @@ def _cycle_action(
                     seen_version=seen,
                 )
                 done = f"Cycle {cycle.number} delayed; later cycles moved with it."
+                weekend = _weekend_warning_from(delayed)
             elif action == "hold":
                 services.cycle_hold(
                     cycle=cycle, reason=data["reason"], by=request.user, seen_version=seen
@@ -748,7 +765,7 @@ def _cycle_action(
             form.add_error(None, str(error))
             status = 403
         else:
-            return _back_to_cycle(request, cycle, done)
+            return _back_to_cycle(request, cycle, done, warning=weekend)
     return _render(
         request,
         "treatments/cycle_detail.html",

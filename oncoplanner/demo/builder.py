@@ -389,7 +389,7 @@ class DemoClinic:
         # Patients at every stage: not started yet, mid-course, nearly done.
         elapsed = (index * 7) % (total_cycles + 2) - 1
         length = phases[0].cycle_length_days
-        start = (
+        start = _on_a_weekday(
             self.today + dt.timedelta(days=4)
             if elapsed < 0
             else self.today - dt.timedelta(days=elapsed * length + rng.randint(1, 6))
@@ -717,8 +717,8 @@ class DemoClinic:
                 # Somewhere in the course, with at least the last cycle still to give.
                 course_days = sum(p.cycle_length_days * p.planned_cycles for p in phases)
                 course_days -= phases[-1].cycle_length_days
-                start = self.today - dt.timedelta(
-                    days=rng.randint(0, min(history_days, course_days))
+                start = _on_a_weekday(
+                    self.today - dt.timedelta(days=rng.randint(0, min(history_days, course_days)))
                 )
                 courses.append(
                     Course(
@@ -902,3 +902,9 @@ def insert_lab_rows(rows: list[tuple[object, ...]]) -> None:
         ]
         placeholders = ", ".join(["%s"] * len(LAB_COLUMNS))
         cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", prepared)  # noqa: S608 - fixed identifiers
+
+
+def _on_a_weekday(day: dt.date) -> dt.date:
+    """The Friday before a Saturday or Sunday: a day unit's courses start on weekdays, and
+    their cycles (whole weeks long) stay on the same weekday."""
+    return day - dt.timedelta(days=max(0, day.weekday() - 4))

@@ -1,0 +1,145 @@
+"""Weekend cycle days: a course started on a Saturday puts every 14-day cycle on a Saturday,
+and a delay by days can land on a Sunday. Nothing is refused (some day units open at
+weekends); the prescriber is told, and the pages mark those days."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+import time_machine
+from django.contrib.messages import get_messages
+from django.urls import reverse
+
+from patients.tests.factories import BodyMeasurementFactory
+from treatments.models import Course, Regimen
+from treatments.schedule import weekend_warning
+from treatments.services import course_start, cycle_give
+
+pytestmark = pytest.mark.django_db
+
+MONDAY = dt.date(2026, 3, 2)
+SATURDAY = dt.date(2026, 3, 7)
+
+
+@pytest.fixture(autouse=True)
+def _frozen_today() -> Iterator[None]:
+    with time_machine.travel(dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC), tick=False):
+        yield
+
+
+@pytest.fixture
+def mfolfox6() -> Regimen:
+    return Regimen.objects.get(name="mFOLFOX6", version=1)  # 12 cycles of 14 days
+
+
+@pytest.fixture
+def measured(patient):
+    BodyMeasurementFactory.create(
+        patient=patient,
+        measured_on=dt.date(2026, 2, 27),
+        height_cm=Decimal("170"),
+        weight_kg=Decimal("72"),
+    )
+    return patient
+
+
+def _start(client, patient, regimen, day: dt.date):
+    data = {"regimen": regimen.pk, "start_date": day.isoformat(), "intent": "adjuvant"}
+    response = client.post(reverse("treatments:course_create", args=[patient.pk]), data)
+    assert response.status_code == 302
+    return response, Course.objects.get(patient=patient)
+
+
+def _warnings(response) -> list[str]:
+    return [m.message for m in get_messages(response.wsgi_request) if m.level_tag == "warning"]
+
+
+def test_the_warning_names_the_weekend_cycles_and_counts_the_rest():
+    cycles = [(n, SATURDAY + dt.timedelta(days=14 * (n - 1))) for n in range(1, 6)]
+    assert weekend_warning(cycles) == (
+        "Cycle 1 (Sat 7 Mar 2026), cycle 2 (Sat 21 Mar 2026), cycle 3 (Sat 4 Apr 2026) and 2 "
+        "more fall on a weekend: move them (delay, or start on a weekday) if the day unit is "
+        "closed then."
+    )
+    assert weekend_warning([(1, MONDAY), (2, MONDAY + dt.timedelta(days=14))]) == ""
+    assert weekend_warning([(3, dt.date(2026, 3, 8))]).startswith(
+        "Cycle 3 (Sun 8 Mar 2026) falls on a weekend: move it"
+    )
+
+
+def test_a_course_started_on_a_saturday_says_so_and_marks_its_days(
+    client, login, treating_clinician, measured, mfolfox6
+):
+    login(client, treating_clinician)
+    response, course = _start(client, measured, mfolfox6, SATURDAY)
+
+    (warning,) = _warnings(response)
+    assert warning.startswith("Cycle 1 (Sat 7 Mar 2026), cycle 2 (Sat 21 Mar 2026)")
+    assert "and 9 more fall on a weekend" in warning
+    page = client.get(response["Location"]).content.decode()
+    assert page.count(">weekend</span>") == 12 + 1  # every cycle, and the "Next" button
+
+
+def test_a_weekday_course_has_no_warning_and_no_mark(
+    client, login, treating_clinician, measured, mfolfox6
+):
+    login(client, treating_clinician)
+    response, _ = _start(client, measured, mfolfox6, MONDAY)
+
+    assert _warnings(response) == []
+    assert ">weekend</span>" not in client.get(response["Location"]).content.decode()
+
+
+def test_a_delay_onto_a_sunday_says_so_and_a_given_cycle_is_not_marked(
+    client, login, treating_clinician, measured, mfolfox6
+):
+    course = course_start(
+        patient=measured,
+        regimen=mfolfox6,
+        start_date=MONDAY,
+        intent="adjuvant",
+        created_by=treating_clinician,
+    )
+    login(client, treating_clinician)
+    delay = reverse("treatments:cycle_delay", args=[measured.pk, course.pk, 1])
+
+    response = client.post(delay, {"days": "6", "reason": "ANC 1.1 on day 1"})
+
+    assert response.status_code == 302
+    (warning,) = _warnings(response)
+    assert warning.startswith("Cycle 1 (Sun 8 Mar 2026), cycle 2 (Sun 22 Mar 2026)")
+    cycle_page = client.get(response["Location"]).content.decode()
+    assert ">weekend</span>" in cycle_page
+
+    # Given on the Monday after: history, not a plan to move.
+    with time_machine.travel(dt.datetime(2026, 3, 9, 12, 0, tzinfo=dt.UTC), tick=False):
+        cycle_give(
+            cycle=course.cycles.get(number=1),
+            actual_start=dt.date(2026, 3, 9),
+            given_by=treating_clinician,
+            override_reason="Counts reviewed at the referring hospital",
+        )
+        course_page = client.get(reverse("treatments:course_detail", args=[measured.pk, course.pk]))
+    assert course_page.content.decode().count(">weekend</span>") == 0  # all on Mondays again
+
+
+def test_a_delay_to_a_weekday_says_nothing_more(
+    client, login, treating_clinician, measured, mfolfox6
+):
+    course = course_start(
+        patient=measured,
+        regimen=mfolfox6,
+        start_date=MONDAY,
+        intent="adjuvant",
+        created_by=treating_clinician,
+    )
+    login(client, treating_clinician)
+    delay = reverse("treatments:cycle_delay", args=[measured.pk, course.pk, 1])
+
+    response = client.post(delay, {"days": "7", "reason": "ANC 1.1 on day 1"})
+
+    assert response.status_code == 302
+    assert _warnings(response) == []
