@@ -353,7 +353,9 @@ def test_the_page_offers_the_band_and_shows_the_banded_line(
     verified = client.post(_page_url("cycle_verify", cycle), {"seen_doses": seen, field: "160"})
     assert verified.status_code == 302
     page = client.get(_page_url("cycle_detail", cycle)).content.decode()
-    assert "dispensed banded: 160 mg" in page
+    # The dose column shows the bag's dose large, the calculated one beside it.
+    assert '<span class="mg">160 mg</span> <span class="badge ok">verified</span>' in page
+    assert "banded from 156.4 mg calculated" in page
     assert "banded, +2.3%" in page  # the verification section: calculated and dispensed
     assert "1.84 m²" in page
 
