@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from oncoplanner.dates import day_text
 from patients.models import Patient, latest_measurement
 from treatments.models import Administration, DoseBasis
 
@@ -129,8 +130,8 @@ def weight_age_check(*, measured_on: dt.date, on_date: dt.date) -> None:
     raise ValidationError(
         {
             "weight_kg": (
-                f"The latest weight is from {measured_on.isoformat()}, {age} days before "
-                f"{on_date.isoformat()}; a dose needs a weight from the last {max_age} days. "
+                f"The latest weight is from {day_text(measured_on)}, {age} days before "
+                f"{day_text(on_date)}; a dose needs a weight from the last {max_age} days. "
                 "Weigh the patient and record it on the chart."
             )
         }
@@ -203,7 +204,7 @@ def _recorded_creatinine(patient: Patient, on_date: dt.date, inputs: dict[str, A
         raise ValidationError(
             {
                 "creatinine_mg_dl": "Calvert dosing needs a serum creatinine: none is on "
-                f"record by {on_date.isoformat()}. Record the result, or enter it (mg/dL)."
+                f"record by {day_text(on_date)}. Record the result, or enter it (mg/dL)."
             }
         )
     collected_on = timezone.localdate(result.collected_at)
@@ -211,8 +212,8 @@ def _recorded_creatinine(patient: Patient, on_date: dt.date, inputs: dict[str, A
         raise ValidationError(
             {
                 "creatinine_mg_dl": f"The latest creatinine ({result.value} {result.unit}, "
-                f"{collected_on.isoformat()}) is more than {max_age} days old for "
-                f"{on_date.isoformat()}. Record a new result, or enter it (mg/dL)."
+                f"{day_text(collected_on)}) is more than {max_age} days old for "
+                f"{day_text(on_date)}. Record a new result, or enter it (mg/dL)."
             }
         )
     inputs["creatinine_source"] = "lab"
@@ -254,7 +255,7 @@ def dose_compute(
         row = latest_measurement(patient, "weight_kg", on_date)
         if row is None or row.weight_kg is None:
             raise ValidationError(
-                {"weight_kg": f"No weight recorded on or before {on_date.isoformat()}."}
+                {"weight_kg": f"No weight recorded on or before {day_text(on_date)}."}
             )
         weight_age_check(measured_on=row.measured_on, on_date=on_date)
         inputs["weight_kg"] = str(row.weight_kg)
@@ -266,7 +267,7 @@ def dose_compute(
         height_row = latest_measurement(patient, "height_cm", on_date)
         if height_row is None or height_row.height_cm is None:
             raise ValidationError(
-                {"height_cm": f"No height recorded on or before {on_date.isoformat()}."}
+                {"height_cm": f"No height recorded on or before {day_text(on_date)}."}
             )
         inputs["height_cm"] = str(height_row.height_cm)
         inputs["height_measured_on"] = height_row.measured_on.isoformat()

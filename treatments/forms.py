@@ -12,6 +12,7 @@ from django import forms
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from oncoplanner.dates import day_text
 from treatments.models import (
     ChemoCycle,
     Course,
@@ -339,7 +340,7 @@ class SideEffectForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["cycle"].queryset = cycles  # type: ignore[attr-defined]
         self.fields["cycle"].label_from_instance = lambda c: (  # type: ignore[attr-defined]
-            f"{c.course.regimen.name} cycle {c.number} ({c.start:%d %b %Y}, {c.get_status_display()})"
+            f"{c.course.regimen.name} cycle {c.number} ({day_text(c.start)}, {c.get_status_display()})"
         )
         self.term = term
         self.fields["grade"].choices = grade_choices(term) if term else []

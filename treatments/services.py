@@ -34,6 +34,7 @@ from labs.rules import fmt_decimal
 from oncoplanner.accounts.models import User
 from oncoplanner.acknowledgement import acknowledge
 from oncoplanner.confirmation import ConfirmationRequired
+from oncoplanner.dates import day_text
 from patients.models import Allergy, Patient
 from patients.selectors import allergy_status_recorded
 from treatments.dosing import DoseCalculation, Number, dose_compute, round_mg, to_decimal
@@ -212,7 +213,7 @@ def _lock_cycle(cycle: ChemoCycle, seen_version: str | None = None) -> ChemoCycl
         raise CycleChanged(
             {
                 "cycle": f"Cycle {locked.number} changed after this page was opened: it is now "
-                f"{locked.get_status_display().lower()}{who}, day 1 {locked.start:%d %b %Y}. "
+                f"{locked.get_status_display().lower()}{who}, day 1 {day_text(locked.start)}. "
                 "Nothing was done; check it and act again if still needed."
             }
         )
@@ -408,7 +409,7 @@ def _concurrent_course_warning(
         also = f", which also gives {', '.join(shared)}" if shared else ""
         lines.append(
             f"{course.regimen} ({course.get_status_display().lower()}, from "
-            f"{course.start_date:%d %b %Y}){also}"
+            f"{day_text(course.start_date)}){also}"
         )
     return (
         f"{patient} already has an open course: {'; '.join(lines)}. Both plans would be given "
@@ -485,7 +486,7 @@ def _require_plausible_start(patient: Patient, start_date: dt.date, *, confirmed
     if days_ago > settings.COURSE_START_MAX_DAYS_AGO and not confirmed:
         raise PastStartToConfirm(
             {
-                "start_date": f"{start_date.isoformat()} is {days_ago} days ago: every cycle "
+                "start_date": f"{day_text(start_date)} is {days_ago} days ago: every cycle "
                 "until today would be planned in the past. Check the year; if the course "
                 "really began then, confirm the past start and start it again."
             }
@@ -516,7 +517,7 @@ def course_stop(
             raise ValidationError(
                 {
                     "stopped_on": f"The course has not begun (it starts on "
-                    f"{course.start_date:%d %b %Y}): it is stopped as of today."
+                    f"{day_text(course.start_date)}): it is stopped as of today."
                 }
             )
     elif stopped_on < course.start_date:
@@ -550,9 +551,9 @@ def _require_previous_cycle_run(previous: ChemoCycle, number: int, actual_start:
         raise ValidationError(
             {
                 "actual_start": (
-                    f"Cycle {previous.number} started on {previous.actual_start.isoformat()} and "
+                    f"Cycle {previous.number} started on {day_text(previous.actual_start)} and "
                     f"runs {previous.phase.cycle_length_days} days: cycle {number} can start "
-                    f"from {earliest.isoformat()} ({tolerance} days early at most)."
+                    f"from {day_text(earliest)} ({tolerance} days early at most)."
                 )
             }
         )
@@ -1047,7 +1048,7 @@ def _nothing_to_verify_message(plan: CycleDosePlan) -> str:
     if not waiting:
         return f"Every drug of cycle {plan.cycle.number} is recorded."
     return f"No dose of cycle {plan.cycle.number} can be verified yet: " + " ".join(
-        f"{dose.label} ({dose.date.isoformat()}): {dose.message}" for dose in waiting
+        f"{dose.label} ({day_text(dose.date)}): {dose.message}" for dose in waiting
     )
 
 
@@ -1591,7 +1592,7 @@ def administration_record(
     day_date = cycle.start + dt.timedelta(days=day_of_cycle - 1)
     if timezone.localdate(given_at) != day_date:
         raise ValidationError(
-            {"given_at": f"Day {day_of_cycle} of cycle {cycle.number} is {day_date.isoformat()}."}
+            {"given_at": f"Day {day_of_cycle} of cycle {cycle.number} is {day_text(day_date)}."}
         )
     if verified_by.pk == administered_by.pk:
         raise ValidationError(
@@ -1754,7 +1755,7 @@ def _require_cycle_started_by(cycle: ChemoCycle, onset: dt.date) -> None:
         raise ValidationError(
             {
                 "onset": f"The onset is before cycle {cycle.number} started "
-                f"({cycle.actual_start.isoformat()}); link it to an earlier cycle."
+                f"({day_text(cycle.actual_start)}); link it to an earlier cycle."
             }
         )
 

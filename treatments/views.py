@@ -22,6 +22,7 @@ from labs.services import (
 )
 from oncoplanner.accounts.cosign import colleague_cosign, cosign_token, cosign_token_valid
 from oncoplanner.confirmation import ConfirmationRequired
+from oncoplanner.dates import day_text
 from oncoplanner.forms import add_service_errors
 from oncoplanner.http import AuthedHtmxRequest
 from patients import selectors as gate
@@ -731,7 +732,7 @@ def _cycle_action(
                     override_reason=data["override_reason"],
                     seen_version=seen,
                 )
-                done = f"Cycle {cycle.number} given from {data['actual_start']:%d %b %Y}."
+                done = f"Cycle {cycle.number} given from {day_text(data['actual_start'])}."
             elif action == "delay":
                 delayed = services.cycle_delay(
                     cycle=cycle,

@@ -1,4 +1,5 @@
-"""A cycle's planned day as the day unit reads it: a weekend day is marked where it is shown."""
+"""Cycle days as the day unit reads them: a weekend day is marked where it is shown, and a
+dose's input dates are written as every page writes dates."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from django import template
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from oncoplanner.dates import day_text
 from treatments.models import ChemoCycle
 from treatments.schedule import falls_on_weekend
 from treatments.services import OPEN_CYCLE_STATUSES
@@ -28,3 +30,15 @@ def weekend_badge(planned: ChemoCycle | dt.date | None) -> SafeString | str:
         ' <span class="badge warn weekend" title="{}">weekend</span>',  # after the date
         f"Planned on a {planned:%A}: move it if the day unit is closed then.",
     )
+
+
+@register.filter
+def as_day(value: dt.date | str | None) -> str:
+    """A date, or an ISO date as a dose's inputs keep it ("2026-02-16"), as pages write dates:
+    16 Feb 2026 (oncoplanner.dates). Anything else is shown as it is."""
+    if isinstance(value, str):
+        try:
+            value = dt.date.fromisoformat(value)
+        except ValueError:
+            return value
+    return "" if value is None else day_text(value)

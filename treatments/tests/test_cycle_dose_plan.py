@@ -204,7 +204,7 @@ def test_a_day_8_whose_weight_will_be_too_old_waits_for_its_weight_without_stali
     # Day 1: 80 mg/m2 x 1.82 m2. Day 8 is not dosed from today's weight: it waits for its own.
     assert "145.6 mg" in page
     assert "awaiting its inputs</span> Dosed from the inputs on record by Fri 27 Mar" in page
-    assert "The latest weight is from 2026-03-10, 17 days before 2026-03-27" in page
+    assert "The latest weight is from 10 Mar 2026, 17 days before 27 Mar 2026" in page
     verification = DoseVerification.objects.get(cycle__course=course)
     assert verification.doses == {f"{paclitaxel.pk}:1": "145.6"}
 
@@ -260,8 +260,8 @@ def test_a_verification_with_only_a_later_day_waiting_says_what_it_waits_for(
         cycle_doses_verify(cycle=course.cycles.get(number=1), by=pharmacist)
     message = excinfo.value.message_dict["cycle"][0]
     assert message.startswith(
-        "No dose of cycle 1 can be verified yet: Paclitaxel day 8 (2026-03-27): The latest "
-        "weight is from 2026-03-10"
+        "No dose of cycle 1 can be verified yet: Paclitaxel day 8 (27 Mar 2026): The latest "
+        "weight is from 10 Mar 2026"
     )
     assert DoseVerification.objects.filter(cycle__course=course).count() == 1
 

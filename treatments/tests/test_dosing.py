@@ -162,7 +162,7 @@ def test_dose_compute_refuses_a_weight_older_than_the_clinic_limit(basis, settin
     with pytest.raises(ValidationError) as excinfo:
         dose_compute(regimen_drug=drug, patient=patient, on_date=dt.date(2026, 1, 6), percent=100)
     message = excinfo.value.message_dict["weight_kg"][0]
-    assert "from 2025-12-22, 15 days before 2026-01-06" in message
+    assert "from 22 Dec 2025, 15 days before 6 Jan 2026" in message
     assert "from the last 14 days" in message
 
 
@@ -261,7 +261,7 @@ def test_dose_compute_carboplatin_reads_the_latest_creatinine_on_record_with_its
     )
     assert typed.inputs["creatinine_source"] == "typed"
     html = render_to_string("treatments/_dose_inputs.html", {"inputs": calc.inputs})
-    assert '<dd>1.00 mg/dL <span class="muted">(result of 2026-01-05)</span>' in html
+    assert '<dd>1.00 mg/dL <span class="muted">(result of 5 Jan 2026)</span>' in html
 
 
 @needs_db
@@ -277,7 +277,7 @@ def test_dose_compute_carboplatin_refuses_a_creatinine_older_than_the_limit(sett
         )
     message = excinfo.value.message_dict["creatinine_mg_dl"][0]
     assert "The latest creatinine (1.0" in message
-    assert "2025-12-29) is more than 7 days old for 2026-01-06" in message
+    assert "29 Dec 2025) is more than 7 days old for 6 Jan 2026" in message
 
 
 @needs_db

@@ -212,7 +212,7 @@ def test_course_create_preview_fragment_shows_doses_and_inputs(as_clinician, mea
     # BSA = sqrt(170 x 72 / 3600) = 1.84 m2; oxaliplatin 85 mg/m2 -> 156.4 mg
     assert "1.84 m²" in content
     assert "156.4 mg" in content
-    assert "2026-02-27" in content  # the dates of the height and weight used
+    assert "27 Feb 2026" in content  # the dates of the height and weight used
     assert "Mon 16 Mar 2026" in content  # cycle 2 planned
     assert _log_exists(surface="fragment", patient_id=measured.pk, action="read")
 
@@ -417,7 +417,7 @@ def test_cycle_detail_shows_readiness_and_computed_doses(as_clinician, course):
 def test_cycle_detail_names_an_old_weight_and_links_to_recording_one(as_clinician, course):
     # Cycle 3 is planned 28 days after the only weight (2026-02-27): too old to dose from.
     content = as_clinician.get(_course_url("cycle_detail", course, 3)).content.decode()
-    assert "The latest weight is from 2026-02-27" in content
+    assert "The latest weight is from 27 Feb 2026" in content
     assert "156.4 mg" not in content  # no dose is shown from the old weight
     measurement_url = reverse("patients:measurement_create", args=[course.patient_id])
     assert f'href="{measurement_url}">Record weight / height</a>' in content
@@ -928,7 +928,7 @@ def test_a_course_cancelled_before_it_began_reads_so(as_clinician, measured, tre
     assert "was to start Wed 1 Apr 2026" in page
     assert "cancelled before it began, 20 Mar 2026" in page
     summary = as_clinician.get(_course_url("course_summary", planned)).content.decode()
-    assert "was to start 2026-04-01, cancelled before it began 2026-03-20" in summary
+    assert "was to start 1 Apr 2026, cancelled before it began 20 Mar 2026" in summary
     # FHIR: a Period may not end before it starts; the CarePlan is revoked, with no end.
     from patients.fhir import patient_fhir_bundle
 
