@@ -27,7 +27,6 @@ from django.utils import timezone
 from oncoplanner.accounts.api_tokens import api_token_create
 from oncoplanner.accounts.tests.factories import ClinicianFactory
 from patients.services import care_team_add_member
-from patients.tests.factories import BodyMeasurementFactory
 from treatments.dosing import dose_compute
 from treatments.models import (
     Administration,
@@ -319,17 +318,6 @@ def test_regimen_detail_shows_supportive_changes_from_the_previous_version(
 def test_regimen_detail_says_when_a_version_has_no_supportive_care(as_clinician, draft):
     page = as_clinician.get(reverse("treatments:regimen_detail", args=[draft.pk])).content.decode()
     assert "No supportive care recorded for this version" in page
-
-
-@pytest.fixture
-def measured(patient):
-    BodyMeasurementFactory.create(
-        patient=patient,
-        measured_on=dt.date(2026, 2, 27),
-        height_cm=Decimal("170"),
-        weight_kg=Decimal("72"),
-    )
-    return patient
 
 
 @pytest.fixture

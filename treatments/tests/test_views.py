@@ -56,17 +56,6 @@ def mfolfox6(db: None) -> Regimen:
 
 
 @pytest.fixture
-def measured(patient):
-    BodyMeasurementFactory.create(
-        patient=patient,
-        measured_on=dt.date(2026, 2, 27),
-        height_cm=Decimal("170"),
-        weight_kg=Decimal("72"),
-    )
-    return patient
-
-
-@pytest.fixture
 def colleague(care_team, admin_user):
     nurse = ClinicianFactory.create(username="nurse.second")
     care_team_add_member(team=care_team, clinician=nurse, granted_by=admin_user)

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from decimal import Decimal
 
 import pytest
 import time_machine
 from django.contrib.messages import get_messages
 from django.urls import reverse
 
-from patients.tests.factories import BodyMeasurementFactory
 from treatments.models import Course, Regimen
 from treatments.schedule import weekend_warning
 from treatments.services import course_start, cycle_give
@@ -33,17 +31,6 @@ def _frozen_today() -> Iterator[None]:
 @pytest.fixture
 def mfolfox6() -> Regimen:
     return Regimen.objects.get(name="mFOLFOX6", version=1)  # 12 cycles of 14 days
-
-
-@pytest.fixture
-def measured(patient):
-    BodyMeasurementFactory.create(
-        patient=patient,
-        measured_on=dt.date(2026, 2, 27),
-        height_cm=Decimal("170"),
-        weight_kg=Decimal("72"),
-    )
-    return patient
 
 
 def _start(client, patient, regimen, day: dt.date):
@@ -93,20 +80,30 @@ def test_a_weekday_course_has_no_warning_and_no_mark(
     assert ">weekend</span>" not in client.get(response["Location"]).content.decode()
 
 
-def test_a_delay_onto_a_sunday_says_so_and_a_given_cycle_is_not_marked(
-    client, login, treating_clinician, measured, mfolfox6
-):
-    course = course_start(
+@pytest.fixture
+def weekday_course(client, login, treating_clinician, measured, mfolfox6) -> Course:
+    """A course started on a Monday, its oncologist signed in."""
+    login(client, treating_clinician)
+    return course_start(
         patient=measured,
         regimen=mfolfox6,
         start_date=MONDAY,
         intent="adjuvant",
         created_by=treating_clinician,
     )
-    login(client, treating_clinician)
-    delay = reverse("treatments:cycle_delay", args=[measured.pk, course.pk, 1])
 
-    response = client.post(delay, {"days": "6", "reason": "ANC 1.1 on day 1"})
+
+def _delay_first_cycle(client, course: Course, days: int):
+    delay = reverse("treatments:cycle_delay", args=[course.patient_id, course.pk, 1])
+    return client.post(delay, {"days": str(days), "reason": "ANC 1.1 on day 1"})
+
+
+def test_a_delay_onto_a_sunday_says_so_and_a_given_cycle_is_not_marked(
+    client, treating_clinician, weekday_course
+):
+    course = weekday_course
+
+    response = _delay_first_cycle(client, course, 6)
 
     assert response.status_code == 302
     (warning,) = _warnings(response)
@@ -122,24 +119,14 @@ def test_a_delay_onto_a_sunday_says_so_and_a_given_cycle_is_not_marked(
             given_by=treating_clinician,
             override_reason="Counts reviewed at the referring hospital",
         )
-        course_page = client.get(reverse("treatments:course_detail", args=[measured.pk, course.pk]))
+        course_page = client.get(
+            reverse("treatments:course_detail", args=[course.patient_id, course.pk])
+        )
     assert course_page.content.decode().count(">weekend</span>") == 0  # all on Mondays again
 
 
-def test_a_delay_to_a_weekday_says_nothing_more(
-    client, login, treating_clinician, measured, mfolfox6
-):
-    course = course_start(
-        patient=measured,
-        regimen=mfolfox6,
-        start_date=MONDAY,
-        intent="adjuvant",
-        created_by=treating_clinician,
-    )
-    login(client, treating_clinician)
-    delay = reverse("treatments:cycle_delay", args=[measured.pk, course.pk, 1])
-
-    response = client.post(delay, {"days": "7", "reason": "ANC 1.1 on day 1"})
+def test_a_delay_to_a_weekday_says_nothing_more(client, weekday_course):
+    response = _delay_first_cycle(client, weekday_course, 7)
 
     assert response.status_code == 302
     assert _warnings(response) == []
