@@ -354,8 +354,10 @@ def _administration(
     if adm.verified_by is not None:
         # The independent second check (ASCO/ONS): a verifier, not a second performer.
         performers.append(_performer("verifier", adm.verified_by, people))
-    # An infusion stopped part-way is R4's "stopped", and its dose is what went in.
-    given = f"{_number(adm.dose_mg)} mg ({_number(adm.dose_percent)}% of standard)"
+    # An infusion stopped part-way is R4's "stopped", and its dose is what went in. A banded
+    # dose is the one prepared and given: the text says so, beside dose.value, which is it.
+    given = f"{_number(adm.prepared_dose_mg)} mg ({_number(adm.dose_percent)}% of standard"
+    given += f"; {adm.banding_note})" if adm.banding_note else ")"
     if not adm.given_in_full:
         given = f"{_number(adm.dose_given_mg)} mg given of {given}, stopped early"
     resource: dict[str, Any] = {

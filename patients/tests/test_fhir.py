@@ -343,6 +343,24 @@ def test_fhir_administration_stopped_early_sends_the_amount_given(
     assert "40 mg given of 154.7 mg" in given["dosage"]["text"]
 
 
+def test_fhir_administration_of_a_banded_dose_sends_the_banded_dose_and_says_so(
+    client, login, treating_clinician, patient
+):
+    # The next provider reads the dose that went in (the pharmacy's banded bag), and the text
+    # says it was banded from the calculated dose, never the calculated figure alone.
+    course = _chart(patient, given=1)
+    (adm,) = course.cycles.get(number=1).administrations.all()
+    adm.dispensed_dose_mg = Decimal("150")  # as administration_record keeps a banded bag
+    adm.save()
+    login(client, treating_clinician)
+    (given,) = _by_type(json.loads(client.get(_url(patient)).content))["MedicationAdministration"]
+    assert given["dosage"]["dose"]["value"] == 150
+    assert (
+        "150 mg (100% of standard; banded from 154.7 mg calculated, -3.0%)"
+        in given["dosage"]["text"]
+    )
+
+
 @pytest.mark.parametrize(
     ("route", "code"),
     [(Route.PO, "26643006"), (Route.SC, "34206005"), (Route.IV_INFUSION, "47625008")],
