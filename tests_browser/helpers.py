@@ -180,3 +180,18 @@ def new_page(browser: Browser) -> Page:
 
     page.on("console", on_console)
     return page
+
+
+def fill_administration_form(page: Page, *, dose_key: str, checker: User, label_mg: object):
+    """The cycle page's record-administration form as a nurse fills it at the chair: the drug
+    and day, given five minutes ago, the second checker with their password, the dose read
+    off the label, the checklist ticked. Returns the form (not yet sent)."""
+    form = page.locator("form.adm-form")
+    form.locator("select[name=regimen_drug]").select_option(value=dose_key)
+    given = timezone.localtime() - dt.timedelta(minutes=5)
+    form.locator("input[name=given_at]").fill(given.strftime("%Y-%m-%dT%H:%M"))
+    form.locator("select[name=verified_by]").select_option(value=str(checker.pk))
+    form.locator("input[name=checker_password]").fill(PASSWORD)
+    form.locator("input[name=label_dose_mg]").fill(str(label_mg))
+    form.locator("input[name=checklist]").check()
+    return form

@@ -19,8 +19,8 @@ from oncoplanner.accounts.models import User
 from patients.services import patient_no_known_allergies_record
 from tests_browser.conftest import screenshot
 from tests_browser.helpers import (
-    PASSWORD,
     clinician,
+    fill_administration_form,
     folfox_course_ready_for_cycle_2,
     log_in,
     new_page,
@@ -115,14 +115,9 @@ def test_pharmacist_bands_oxaliplatin_and_the_nurse_records_the_banded_bag(
     try:
         log_in(chair, live_server, nurse)
         chair.goto(url)
-        form = chair.locator("form.adm-form")
-        form.locator("select[name=regimen_drug]").select_option(value=f"{oxaliplatin.pk}:1")
-        given = timezone.localtime() - dt.timedelta(minutes=5)
-        form.locator("input[name=given_at]").fill(given.strftime("%Y-%m-%dT%H:%M"))
-        form.locator("select[name=verified_by]").select_option(value=str(world.clinician.pk))
-        form.locator("input[name=checker_password]").fill(PASSWORD)
-        form.locator("input[name=label_dose_mg]").fill(str(calculated))
-        form.locator("input[name=checklist]").check()
+        form = fill_administration_form(
+            chair, dose_key=f"{oxaliplatin.pk}:1", checker=world.clinician, label_mg=calculated
+        )
         form.get_by_role("button", name="Record administration").click()
         refused = chair.locator("form.adm-form")
         expect(refused).to_contain_text(

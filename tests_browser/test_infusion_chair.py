@@ -5,8 +5,6 @@ silently. Screenshots go to screenshots/chair-*.png."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
 from django.utils import timezone
 from playwright.sync_api import Page, expect
@@ -14,7 +12,12 @@ from playwright.sync_api import Page, expect
 from oncoplanner.accounts.models import User
 from patients.services import patient_no_known_allergies_record
 from tests_browser.conftest import screenshot
-from tests_browser.helpers import PASSWORD, clinician, folfox_course_ready_for_cycle_2, log_in
+from tests_browser.helpers import (
+    clinician,
+    fill_administration_form,
+    folfox_course_ready_for_cycle_2,
+    log_in,
+)
 from treatments.models import Administration, ChemoCycle, RegimenDrug
 from treatments.services import cycle_doses_verify, cycle_give, cycle_hold
 
@@ -49,14 +52,9 @@ def test_nurse_records_a_verified_dose_with_a_co_signed_check_and_sees_a_stale_t
     log_in(page, live_server, nurse)
     page.goto(f"{base}/2/")
     expect(page.locator("#pharmacy-verification")).to_contain_text("Pharmacy verified")
-    form = page.locator("form.adm-form")
-    form.locator("select[name=regimen_drug]").select_option(value=f"{oxaliplatin.pk}:1")
-    now = timezone.localtime() - dt.timedelta(minutes=5)
-    form.locator("input[name=given_at]").fill(now.strftime("%Y-%m-%dT%H:%M"))
-    form.locator("select[name=verified_by]").select_option(value=str(world.clinician.pk))
-    form.locator("input[name=checker_password]").fill(PASSWORD)
-    form.locator("input[name=label_dose_mg]").fill(str(dose))
-    form.locator("input[name=checklist]").check()
+    form = fill_administration_form(
+        page, dose_key=f"{oxaliplatin.pk}:1", checker=world.clinician, label_mg=dose
+    )
     screenshot(page, "chair-01-record-administration")
     form.get_by_role("button", name="Record administration").click()
     expect(page.locator("body")).to_contain_text(f"verified by {world.clinician}")
