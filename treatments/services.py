@@ -950,6 +950,9 @@ def cycle_doses_verify(
 
 
 DISPENSED = "dispensed_doses"
+# A refused dispensed dose's error code: this prefix and the dose's key ("12:1"), so that a page
+# can show it beside that dose's box (treatments.views).
+DISPENSED_CODE = "dispensed:"
 
 
 def _dispensed_doses(plan: CycleDosePlan, banded: Mapping[str, Number | None]) -> dict[str, str]:
@@ -964,18 +967,25 @@ def _dispensed_doses(plan: CycleDosePlan, banded: Mapping[str, Number | None]) -
     """
     to_verify = {dose.key: dose for dose in plan.to_give if dose.calculation is not None}
     dispensed = {key: str(dose.calculation_or_raise().dose_mg) for key, dose in to_verify.items()}
-    errors: list[str] = []
+    errors: list[ValidationError] = []  # each coded with its dose's key, for the page's box
     for key, value in banded.items():
         if value is None or (isinstance(value, str) and not value.strip()):
             continue  # left blank: dispensed at the calculated dose
         dose = to_verify.get(key)
         if dose is None:
-            errors.append(f"{key}: no dose of cycle {plan.cycle.number} to verify has this key.")
+            errors.append(
+                ValidationError(
+                    f"{key}: no dose of cycle {plan.cycle.number} to verify has this key.",
+                    code=DISPENSED_CODE + key,
+                )
+            )
             continue
         try:
             dispensed[key] = str(_banded_dose(dose, value))
         except ValueError as refusal:
-            errors.append(f"{dose.label} ({key}): {refusal}")
+            errors.append(
+                ValidationError(f"{dose.label} ({key}): {refusal}", code=DISPENSED_CODE + key)
+            )
     if errors:
         raise ValidationError({DISPENSED: errors})
     return dispensed

@@ -892,7 +892,7 @@ def cycle_verify(
                 confirm_allergy=form.cleaned_data["confirm_allergy"],
             )
         except ValidationError as error:
-            add_service_errors(form, error)
+            add_service_errors(form, _dispensed_errors_beside_their_boxes(form, error))
             form.ask_confirm = _asked_confirmations(form, error, ("confirm_allergy",))
         except PermissionDenied as error:
             form.add_error(None, str(error))
@@ -900,6 +900,26 @@ def cycle_verify(
         else:
             return _back_to_cycle(request, cycle, f"Cycle {cycle.number}'s doses verified.")
     return _administrations_fragment(request, cycle, status, verify_form=form)
+
+
+def _dispensed_errors_beside_their_boxes(
+    form: DoseVerifyForm, error: ValidationError
+) -> ValidationError:
+    """Put each refused dispensed dose on its own box (a reviewer found the refusal at the top
+    of a long form, away from the figure to correct); return what is left for the rest of the
+    form."""
+    if not hasattr(error, "error_dict") or services.DISPENSED not in error.error_dict:
+        return error
+    left = {name: errors for name, errors in error.error_dict.items() if name != services.DISPENSED}
+    boxes = {key: name for name, key in form.dispensed_keys.items()}
+    for refusal in error.error_dict[services.DISPENSED]:
+        key = (refusal.code or "").removeprefix(services.DISPENSED_CODE)
+        box = boxes.get(key)
+        if box is None:
+            left.setdefault(services.DISPENSED, []).append(refusal)
+        else:
+            form.add_error(box, refusal)
+    return ValidationError(left)
 
 
 @login_required

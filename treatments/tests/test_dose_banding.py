@@ -349,6 +349,10 @@ def test_the_page_offers_the_band_and_shows_the_banded_line(
     )
     assert beyond.status_code == 400
     assert "170 mg is more than 5%" in beyond.content.decode()
+    # Beside the box to correct, not at the top of the form.
+    form = beyond.context["verify_form"]
+    assert "170 mg is more than 5%" in form.errors[field][0]
+    assert not form.non_field_errors()
     assert not DoseVerification.objects.exists()
     verified = client.post(_page_url("cycle_verify", cycle), {"seen_doses": seen, field: "160"})
     assert verified.status_code == 302
