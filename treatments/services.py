@@ -230,25 +230,28 @@ def _save(
 def _save_status_change(cycle: ChemoCycle, *, planned_start_before: dt.date) -> None:
     """Save `cycle`, just given, delayed, held or cancelled, and keep that change in its
     history (CycleStatusChange) in the same transaction: the cycle holds only its latest
-    status and reason, and a second delay must not overwrite the first in the record.
+    status and reason, and a second delay must not overwrite the first in the record."""
+    _save(cycle)
+    _save(status_change_of(cycle, planned_start_before=planned_start_before))
+
+
+def status_change_of(cycle: ChemoCycle, *, planned_start_before: dt.date) -> CycleStatusChange:
+    """The history row (unsaved) of the change `cycle` now shows: its status, who and when.
 
     For a give, the reason kept is the override reason (and what the pre-cycle check said):
     the cycle's own `reason` still holds an earlier hold's or delay's reason.
     """
-    _save(cycle)
     given = cycle.status == ChemoCycle.Status.GIVEN
-    _save(
-        CycleStatusChange(
-            cycle=cycle,
-            status=cycle.status,
-            reason=cycle.override_reason if given else cycle.reason,
-            given_despite=cycle.given_despite if given else "",
-            planned_start_before=planned_start_before,
-            planned_start_after=cycle.planned_start,
-            actual_start=cycle.actual_start if given else None,
-            by=cycle.status_changed_by,
-            at=cycle.status_changed_at,
-        )
+    return CycleStatusChange(
+        cycle=cycle,
+        status=cycle.status,
+        reason=cycle.override_reason if given else cycle.reason,
+        given_despite=cycle.given_despite if given else "",
+        planned_start_before=planned_start_before,
+        planned_start_after=cycle.planned_start,
+        actual_start=cycle.actual_start if given else None,
+        by=cycle.status_changed_by,
+        at=cycle.status_changed_at,
     )
 
 

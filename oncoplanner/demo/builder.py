@@ -65,6 +65,7 @@ from treatments.services import (
     cycle_give,
     dose_modification_record,
     side_effect_record,
+    status_change_of,
 )
 
 REALISTIC_PATIENTS = 30
@@ -835,15 +836,7 @@ def bulk_status_history(cycles: list[ChemoCycle]) -> list[CycleStatusChange]:
     """The history row of each bulk-built cycle that was given (saved cycles, with ids): what
     cycle_give would have written."""
     return [
-        CycleStatusChange(
-            cycle=cycle,
-            status=cycle.status,
-            planned_start_before=cycle.planned_start,
-            planned_start_after=cycle.planned_start,
-            actual_start=cycle.actual_start,
-            by=cycle.status_changed_by,
-            at=cycle.status_changed_at,
-        )
+        status_change_of(cycle, planned_start_before=cycle.planned_start)
         for cycle in cycles
         if cycle.status == ChemoCycle.Status.GIVEN
     ]
