@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from audit.selectors import access_visits_for_patient
-from labs.rules import fmt_decimal
+from labs.templatetags.lab_values import lab_value  # as the clinicians' pages write it
 from labs.units import unit_display
 from patients.portal_forms import SymptomReportForm
 from patients.selectors import (
@@ -224,11 +224,6 @@ def _range_words(value: Decimal, low: Decimal | None, high: Decimal | None) -> t
     return "Within the usual range", "ok"
 
 
-def _number(value: Decimal | None, places: int) -> str:
-    # As the clinicians' pages write it (labs.rules.fmt_decimal): the test's precision.
-    return "" if value is None else fmt_decimal(value, places)
-
-
 @login_required
 @require_GET
 def lab_results(request: HttpRequest) -> HttpResponse:
@@ -263,10 +258,10 @@ def lab_results(request: HttpRequest) -> HttpResponse:
         group["rows"].append(
             {
                 "collected": timezone.localtime(result.collected_at),
-                "value": _number(result.value, places),
+                "value": lab_value(result.value, places),
                 "unit": unit_display(result.unit),
-                "low": _number(result.ref_low, places),
-                "high": _number(result.ref_high, places),
+                "low": lab_value(result.ref_low, places),
+                "high": lab_value(result.ref_high, places),
                 "words": words,
                 "badge": badge,
             }
