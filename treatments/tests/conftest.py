@@ -5,6 +5,8 @@ from decimal import Decimal
 
 import pytest
 
+from oncoplanner.accounts.tests.factories import ClinicianFactory
+from patients.services import care_team_add_member
 from patients.tests.factories import BodyMeasurementFactory
 
 
@@ -19,3 +21,11 @@ def measured(patient):
         weight_kg=Decimal("72"),
     )
     return patient
+
+
+@pytest.fixture
+def colleague(care_team, admin_user):
+    """A nurse on the patient's care team beside the treating clinician (a second checker)."""
+    nurse = ClinicianFactory.create(username="nurse.colleague")
+    care_team_add_member(team=care_team, clinician=nurse, granted_by=admin_user)
+    return nurse

@@ -25,8 +25,6 @@ from django.urls import reverse
 from django.utils import timezone
 
 from oncoplanner.accounts.api_tokens import api_token_create
-from oncoplanner.accounts.tests.factories import ClinicianFactory
-from patients.services import care_team_add_member
 from treatments.dosing import dose_compute
 from treatments.models import (
     Administration,
@@ -318,13 +316,6 @@ def test_regimen_detail_shows_supportive_changes_from_the_previous_version(
 def test_regimen_detail_says_when_a_version_has_no_supportive_care(as_clinician, draft):
     page = as_clinician.get(reverse("treatments:regimen_detail", args=[draft.pk])).content.decode()
     assert "No supportive care recorded for this version" in page
-
-
-@pytest.fixture
-def colleague(care_team, admin_user):
-    nurse = ClinicianFactory.create(username="nurse.premedication")
-    care_team_add_member(team=care_team, clinician=nurse, granted_by=admin_user)
-    return nurse
 
 
 @pytest.fixture

@@ -56,13 +56,6 @@ def mfolfox6(db: None) -> Regimen:
 
 
 @pytest.fixture
-def colleague(care_team, admin_user):
-    nurse = ClinicianFactory.create(username="nurse.second")
-    care_team_add_member(team=care_team, clinician=nurse, granted_by=admin_user)
-    return nurse
-
-
-@pytest.fixture
 def course(measured, mfolfox6, treating_clinician) -> Course:
     return course_start(
         patient=measured,
