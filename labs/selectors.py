@@ -372,8 +372,8 @@ def one_working_day_after(moment: dt.datetime) -> dt.datetime:
 
     A Tuesday 10:00 report is due on Wednesday at 10:00 and a Friday 15:00 one on Monday at
     15:00; one sent at the weekend starts the clock on Monday morning, so it is due by the end
-    of Monday. Public holidays are not known here: across one, a report is flagged a day early,
-    the safe side.
+    of Monday. Public holidays (settings.CLINIC_HOLIDAYS) are not skipped on purpose: across
+    one, a report is flagged a day early, the safe side.
     """
     local = timezone.localtime(moment)
     if local.weekday() >= 5:  # Saturday or Sunday

@@ -74,3 +74,26 @@ def env_fernet_keys(name: str, *, default: list[str] | None) -> list[str]:
                 f"{name}: key {number} is not a Fernet key (32 url-safe base64-encoded bytes)"
             ) from None
     return keys
+
+
+def env_holidays(name: str, *, default: str) -> str:
+    """A public-holiday calendar as the `holidays` package names it: a country code, then an
+    optional subdivision ("GB-ENG", "US", "DE-BY"), or "" for none ("none" or "off" too).
+
+    An unknown code stops start-up: a clinic that meant to have its holidays marked must not
+    silently get none.
+    """
+    raw = os.environ.get(name, default).strip()
+    if raw.lower() in {"", "none", "off"}:
+        return ""
+    import holidays  # only where the calendar is configured
+
+    country, _, subdivision = raw.partition("-")
+    try:
+        holidays.country_holidays(country.upper(), subdiv=subdivision.upper() or None)
+    except NotImplementedError as error:
+        raise ImproperlyConfigured(
+            f"{name}={raw!r} is not a calendar the holidays package knows ({error}); use e.g. "
+            "GB-ENG, GB-SCT, US, DE-BY, or none."
+        ) from None
+    return raw.upper()

@@ -14,7 +14,14 @@ import plotly
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
-from oncoplanner.env import env_bool, env_fernet_keys, env_int, env_list, env_str
+from oncoplanner.env import (
+    env_bool,
+    env_fernet_keys,
+    env_holidays,
+    env_int,
+    env_list,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -299,6 +306,10 @@ CACHES = {
 }
 # Off: every chart is rendered afresh (for comparing in benchmarks; tests of the cache).
 CHART_CACHE = env_bool("CHART_CACHE", default=True)
+
+# The public holidays a cycle day is marked on (treatments.schedule): most day units close on
+# them, and a fortnightly course started in October puts a day 1 on Christmas Day.
+CLINIC_HOLIDAYS = env_holidays("CLINIC_HOLIDAYS", default="GB-ENG")
 
 # What a patient is told to call when their team has no 24-hour number, or it does not answer
 # (the portal never points at a blank). The default is the UK's, with the European 112.

@@ -54,7 +54,7 @@ from treatments.models import (
     banding_percent,
     mg_text,
 )
-from treatments.schedule import weekend_warning
+from treatments.schedule import closed_days_warning
 
 BAD_REQUEST = 400
 
@@ -241,7 +241,7 @@ def course_create(request: AuthedHtmxRequest, patient_id: int) -> HttpResponse:
         return _render(request, template, context, partial="form", status=BAD_REQUEST)
     planned = list(course.cycles.values_list("number", "planned_start"))
     messages.success(request, f"Course of {course.regimen} started; {len(planned)} cycles planned.")
-    weekend = weekend_warning(planned)
+    weekend = closed_days_warning(planned)
     if weekend:
         messages.warning(request, weekend)
     url = reverse("treatments:course_detail", args=[patient.pk, course.pk])
@@ -609,12 +609,13 @@ def _back_to_cycle(
     return redirect(url)
 
 
-def _weekend_warning_from(cycle: ChemoCycle) -> str:
-    """Which of `cycle` and the later cycles a delay moved now fall on a weekend."""
+def _closed_days_warning_from(cycle: ChemoCycle) -> str:
+    """Which of `cycle` and the later cycles a delay moved now fall on a weekend or a public
+    holiday."""
     moved = cycle.course.cycles.filter(
         number__gte=cycle.number, status__in=services.OPEN_CYCLE_STATUSES
     )
-    return weekend_warning(moved.order_by("number").values_list("number", "planned_start"))
+    return closed_days_warning(moved.order_by("number").values_list("number", "planned_start"))
 
 
 def _bandable(dose_plan: services.CycleDosePlan) -> list[tuple[str, str]]:
@@ -743,7 +744,7 @@ def _cycle_action(
                     seen_version=seen,
                 )
                 done = f"Cycle {cycle.number} delayed; later cycles moved with it."
-                weekend = _weekend_warning_from(delayed)
+                weekend = _closed_days_warning_from(delayed)
             elif action == "hold":
                 services.cycle_hold(
                     cycle=cycle, reason=data["reason"], by=request.user, seen_version=seen

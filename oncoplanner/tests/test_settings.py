@@ -51,6 +51,8 @@ def test_good_production_configuration_loads():
         ({"DATABASE_URL": "nosuchdb://x"}, "DATABASE_URL"),
         ({"SESSION_IDLE_TIMEOUT_SECONDS": "soon"}, "SESSION_IDLE_TIMEOUT_SECONDS"),
         ({"DJANGO_HSTS_SECONDS": "-5"}, "DJANGO_HSTS_SECONDS"),
+        ({"CLINIC_HOLIDAYS": "GB-XYZ"}, "CLINIC_HOLIDAYS"),
+        ({"CLINIC_HOLIDAYS": "Narnia"}, "CLINIC_HOLIDAYS"),
     ],
 )
 def test_bad_configuration_stops_start_up_naming_the_variable(env, named):
@@ -93,3 +95,14 @@ def test_mfa_keys_list_for_rotation_and_each_is_checked(monkeypatch):
     monkeypatch.setenv("DJANGO_MFA_ENCRYPTION_KEY", f"{KEY_B},{KEY_A[:-4]}")
     with pytest.raises(ImproperlyConfigured, match="key 2 is not a Fernet key"):
         env_fernet_keys("DJANGO_MFA_ENCRYPTION_KEY", default=None)
+
+
+def test_the_holiday_calendar_is_a_known_code_or_none(monkeypatch):
+    from oncoplanner.env import env_holidays
+
+    monkeypatch.setenv("CLINIC_HOLIDAYS", " gb-sct ")
+    assert env_holidays("CLINIC_HOLIDAYS", default="GB-ENG") == "GB-SCT"
+    monkeypatch.setenv("CLINIC_HOLIDAYS", "none")
+    assert env_holidays("CLINIC_HOLIDAYS", default="GB-ENG") == ""
+    monkeypatch.delenv("CLINIC_HOLIDAYS")
+    assert env_holidays("CLINIC_HOLIDAYS", default="GB-ENG") == "GB-ENG"

@@ -1,5 +1,5 @@
-"""Cycle days as the day unit reads them: a weekend day is marked where it is shown, and a
-dose's input dates are written as every page writes dates."""
+"""Cycle days as the day unit reads them: a day 1 on a weekend or a public holiday is marked
+where it is shown, and a dose's input dates are written as every page writes dates."""
 
 from __future__ import annotations
 
@@ -11,24 +11,27 @@ from django.utils.safestring import SafeString
 
 from oncoplanner.dates import day_text
 from treatments.models import ChemoCycle
-from treatments.schedule import falls_on_weekend
+from treatments.schedule import closed_day
 from treatments.services import OPEN_CYCLE_STATUSES
 
 register = template.Library()
 
 
 @register.filter
-def weekend_badge(planned: ChemoCycle | dt.date | None) -> SafeString | str:
-    """A "weekend" badge after a planned day 1 on a Saturday or Sunday (a date, or a cycle
-    still to give), else nothing."""
+def closed_day_badge(planned: ChemoCycle | dt.date | None) -> SafeString | str:
+    """A badge after a planned day 1 on which the day unit may be closed, naming why
+    ("weekend", "Christmas Day"), for a date or a cycle still to give; else nothing."""
     if isinstance(planned, ChemoCycle):
         # Only a cycle still to give: given and cancelled ones are history.
         planned = planned.planned_start if planned.status in OPEN_CYCLE_STATUSES else None
-    if planned is None or not falls_on_weekend(planned):
+    why = closed_day(planned) if planned is not None else ""
+    if not why:
         return ""
+    on = f"a {planned:%A}" if why == "weekend" else f"{why}, a public holiday"
     return format_html(
-        ' <span class="badge warn weekend" title="{}">weekend</span>',  # after the date
-        f"Planned on a {planned:%A}: move it if the day unit is closed then.",
+        ' <span class="badge warn closed-day" title="{}">{}</span>',  # after the date
+        f"Planned on {on}: move it if the day unit is closed then.",
+        why,
     )
 
 
