@@ -244,8 +244,22 @@ def test_dashboard_warns_near_the_lifetime_limit(client, login, patient, treatin
     AdministrationFactory.create(cycle=course.cycles.get(number=1))
     login(client, treating_clinician)
     html = client.get(_url(patient)).content.decode()
-    assert "85.0 mg/m²" in html
+    assert "85 mg/m²" in html
+    assert "100 mg/m²" in html
     assert "85% of limit" in html
+
+
+def test_dashboard_writes_large_cumulative_doses_grouped(
+    client, login, patient, treating_clinician
+):
+    # A fluorouracil infusion of 4,368 mg at BSA 1.82 m² is 2,400 mg/m²; seven of them are
+    # 16,800 mg/m², which a reader must not take for 1,680.0.
+    course = course_with_cycles(patient, regimen=regimen_with_anc_rules(), given=7, total=8)
+    for cycle in course.cycles.filter(number__lte=7):
+        AdministrationFactory.create(cycle=cycle, dose_mg=Decimal("4368"), standard_dose_mg=4368)
+    login(client, treating_clinician)
+    html = client.get(_url(patient)).content.decode()
+    assert "16,800 mg/m²" in html
 
 
 def test_dashboard_lists_open_critical_results(client, login, patient, treating_clinician):
