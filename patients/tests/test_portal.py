@@ -133,6 +133,17 @@ def test_portal_pages_open_for_the_patient(portal_client, name):
 
 
 @pytest.mark.parametrize("name", PAGES)
+def test_portal_pages_have_one_menu_of_the_patients_sections(portal_client, name):
+    html = portal_client.get(reverse(name)).content.decode()
+    main_menu = html.split('<nav aria-label="Main">', 1)[1].split("</nav>", 1)[0]
+    assert reverse("portal:lab_results") not in main_menu  # the portal's tabs have it
+    tabs = html.split('<nav class="portal-tabs"', 1)[1].split("</nav>", 1)[0]
+    for section in PAGES:
+        assert f'href="{reverse(section)}"' in tabs
+    assert tabs.count('aria-current="page"') == 1
+
+
+@pytest.mark.parametrize("name", PAGES)
 def test_portal_pages_hide_from_treating_clinician(client, login, treating_clinician, name):
     login(client, treating_clinician)
     assert client.get(reverse(name)).status_code == 404
