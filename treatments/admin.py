@@ -421,10 +421,11 @@ class CycleStatusChangeInline(ReadOnlyInline):
         "reason",
         "given_despite",
         "from_before_history",
+        "moved_with",
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[CycleStatusChange]:
-        return super().get_queryset(request).select_related("by")
+        return super().get_queryset(request).select_related("by", "moved_with__cycle")
 
 
 @admin.register(ChemoCycle)

@@ -215,7 +215,10 @@ class CycleOut(Schema):
 
 class CycleStatusChangeOut(Schema):
     id: int
-    status: str = Field(description="given, delayed, held or cancelled.")
+    status: str = Field(
+        description="given, delayed, held or cancelled; for a move (moved_with_cycle set), "
+        "the cycle's own status then: planned, ready, delayed or held."
+    )
     reason: str = Field(
         description="Why it was delayed, held or cancelled; for a give against the pre-cycle "
         "check, why it was given anyway."
@@ -226,7 +229,13 @@ class CycleStatusChangeOut(Schema):
         "history was kept)."
     )
     planned_start_after: dt.date = Field(description="The planned day 1 after it.")
-    delay_days: int | None = Field(description="For a delay: by how many days day 1 moved.")
+    delay_days: int | None = Field(
+        description="For the cycle's own delay: by how many days day 1 moved (null for a move)."
+    )
+    moved_with_cycle: int | None = Field(
+        description="For a move: the number of the earlier cycle whose delay or give moved "
+        "this one (the reason, who and when are that change's)."
+    )
     actual_start: dt.date | None = Field(description="For a give: the day the cycle started.")
     by_id: int | None
     by: str = Field(description="Who decided it: name and discipline.")
@@ -235,7 +244,10 @@ class CycleStatusChangeOut(Schema):
         description="Recorded from the cycle's own fields when the history began: earlier "
         "changes of this cycle were not kept, and who or when may be unknown."
     )
-    summary: str = Field(description='As the cycle page says it: "Delayed 7 days: …".')
+    summary: str = Field(
+        description='As the cycle page says it: "Delayed 7 days: …", '
+        '"Moved 7 days with cycle 2\'s delay: …".'
+    )
 
     @staticmethod
     def resolve_by(obj: Any) -> str:
@@ -244,13 +256,14 @@ class CycleStatusChangeOut(Schema):
 
 class CycleDetailOut(CycleOut):
     status_history: list[CycleStatusChangeOut] = Field(
-        description="Every give, delay, hold and cancellation of the cycle, newest first."
+        description="Every give, delay, hold and cancellation of the cycle, and every move "
+        "with an earlier cycle's delay or give, newest first."
     )
 
     @staticmethod
     def resolve_status_history(obj: ChemoCycle) -> list[Any]:
         # The cycle was read through the gate (cycle_get_for_user): its history is its own.
-        return list(obj.status_history.select_related("by"))
+        return list(obj.status_history.for_display())
 
 
 class CycleActionIn(InputSchema):

@@ -181,7 +181,8 @@ class ChemoCycleType(Gated):
     override_reason: auto
     administrations: list[AdministrationType]
     status_history: list[CycleStatusChangeType] = strawberry_django.field(
-        description="Every give, delay, hold and cancellation of the cycle, newest first."
+        description="Every give, delay, hold and cancellation of the cycle, and every move "
+        "with an earlier cycle's delay or give, newest first."
     )
 
     @strawberry_django.field(
@@ -194,10 +195,14 @@ class ChemoCycleType(Gated):
 
 @strawberry_django.type(CycleStatusChange, name="CycleStatusChange")
 class CycleStatusChangeType(Gated):
-    """One give, delay, hold or cancellation of a cycle, as it was decided (append-only)."""
+    """One give, delay, hold or cancellation of a cycle, as it was decided, or its move with
+    an earlier cycle's delay or give (append-only)."""
 
     id: auto
-    status: auto
+    status: auto = strawberry_django.field(
+        description="given, delayed, held or cancelled; for a move (movedWithCycle set), the "
+        "cycle's own status then: planned, ready, delayed or held."
+    )
     reason: auto
     given_despite: auto
     planned_start_before: dt.date | None
@@ -214,6 +219,14 @@ class CycleStatusChangeType(Gated):
     )
     def by(self) -> str:
         return str(self.by) if self.by_id else ""  # type: ignore[attr-defined]
+
+    @strawberry_django.field(
+        select_related=["moved_with__cycle"],
+        description="For a move: the number of the earlier cycle (of the same course) whose "
+        "delay or give moved this one; the reason, who and when are that change's.",
+    )
+    def moved_with_cycle(self) -> int | None:
+        return self.moved_with_cycle  # type: ignore[attr-defined]
 
 
 @strawberry_django.type(Administration, name="Administration")

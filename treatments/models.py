@@ -784,10 +784,18 @@ class ChemoCycle(models.Model):
 # taken. Written only by treatments.services, in the transaction that saves the cycle.
 
 HISTORY_STATUSES = ("given", "delayed", "held", "cancelled")
+# A cycle moved with an earlier cycle's delay or give is one not yet given nor cancelled: its
+# move row keeps the status it had (services.OPEN_CYCLE_STATUSES).
+MOVED_STATUSES = ("planned", "ready", "delayed", "held")
 
 
 def _day_month(day: dt.date, *, year: bool = True) -> str:
     return f"{day.day} {day:%b}" + (f" {day:%Y}" if year else "")
+
+
+def _from_to(before: dt.date, after: dt.date) -> str:
+    """The span of a move: "12 Mar → 19 Mar 2026" (a year on the left only if it differs)."""
+    return f"{_day_month(before, year=before.year != after.year)} → {_day_month(after)}"
 
 
 class AppendOnlyError(PermissionError):
@@ -805,15 +813,24 @@ class CycleStatusChangeQuerySet(models.QuerySet["CycleStatusChange"]):
 
     def delay_counts(self, *, course: Course) -> dict[int, int]:
         """Delays recorded per cycle of `course` (one the caller read through the access
-        gate), by cycle id, in one query."""
+        gate), by cycle id, in one query. Only the cycle's own delays: a cycle moved with an
+        earlier cycle's delay (a move row, status delayed if it was delayed before) was not
+        delayed again."""
         rows = (
-            self.filter(cycle__course=course, status=ChemoCycle.Status.DELAYED)
+            self.filter(
+                cycle__course=course, status=ChemoCycle.Status.DELAYED, moved_with__isnull=True
+            )
             .order_by()
             .values("cycle_id")
             .annotate(delays=models.Count("pk"))
             .values_list("cycle_id", "delays")
         )
         return dict(rows)
+
+    def for_display(self) -> CycleStatusChangeQuerySet:
+        """With who made each change and, for a move, the cycle it moved with (its summary
+        names it): one query however many rows."""
+        return self.select_related("by", "moved_with__cycle")
 
 
 class CycleStatusChange(models.Model):
@@ -826,6 +843,12 @@ class CycleStatusChange(models.Model):
     Rows from before the history was kept (`from_before_history`, migration 0017) hold each
     cycle's latest change only, from its own fields: who and when may be unknown, and the
     planned start before it was not kept.
+
+    A delay or a late or early give moves every later cycle not yet given; each moved cycle
+    gets a move row (`moved_with`, the earlier cycle's delay or give row): its own status
+    then (planned, ready, delayed or held), the planned start before and after, and the
+    cause's reason, who and when. It is not a delay of its own (`delay_counts` skips it).
+    Moves made before migration 0019 were not recorded anywhere and are not backfilled.
     """
 
     cycle = models.ForeignKey(ChemoCycle, on_delete=models.PROTECT, related_name="status_history")
@@ -850,6 +873,15 @@ class CycleStatusChange(models.Model):
         help_text="Recorded from the cycle's own fields when the history began: earlier "
         "changes of this cycle were not kept.",
     )
+    moved_with = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="moved_cycles",
+        help_text="For a cycle moved with an earlier cycle's delay or give: that change. "
+        "The status is then this cycle's own, and the reason, who and when are the cause's.",
+    )
 
     objects = CycleStatusChangeQuerySet.as_manager()
 
@@ -860,11 +892,14 @@ class CycleStatusChange(models.Model):
         base_manager_name = "objects"
         constraints = [
             models.CheckConstraint(
-                name="cycle_change_status", condition=Q(status__in=HISTORY_STATUSES)
+                name="cycle_change_status",
+                condition=Q(moved_with__isnull=True, status__in=HISTORY_STATUSES)
+                | Q(moved_with__isnull=False, status__in=MOVED_STATUSES),
             ),
             models.CheckConstraint(
                 name="cycle_change_needs_reason",
-                condition=Q(status="given") | ~Q(reason=""),
+                # A move keeps its cause's reason: none for a give on the pre-cycle check.
+                condition=Q(status="given") | Q(moved_with__isnull=False) | ~Q(reason=""),
                 violation_error_message="A delay, hold or cancellation needs a reason.",
             ),
             models.CheckConstraint(
@@ -881,10 +916,23 @@ class CycleStatusChange(models.Model):
             ),
             models.CheckConstraint(
                 name="cycle_change_delay_moves_later",
+                # A move row of a cycle delayed before keeps "delayed": an early give of an
+                # earlier cycle moves it earlier (clean() holds a delay's moves to later).
                 condition=~Q(status="delayed")
+                | Q(moved_with__isnull=False)
                 | Q(planned_start_before__isnull=True)
                 | Q(planned_start_after__gt=F("planned_start_before")),
                 violation_error_message="A delay moves the planned start later.",
+            ),
+            models.CheckConstraint(
+                name="cycle_change_move_moves",
+                condition=Q(moved_with__isnull=True)
+                | (
+                    Q(from_before_history=False, planned_start_before__isnull=False)
+                    & ~Q(planned_start_after=F("planned_start_before"))
+                ),
+                violation_error_message="A move changes the planned start, and records it "
+                "before and after.",
             ),
             models.CheckConstraint(
                 name="cycle_change_given_has_start",
@@ -906,11 +954,45 @@ class CycleStatusChange(models.Model):
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise AppendOnlyError("A cycle's status history is append-only.")
 
+    def clean(self) -> None:
+        super().clean()
+        cause = self.moved_with
+        if cause is None:
+            return
+        # Objects the service already holds: no query.
+        if cause.cycle.course_id != self.cycle.course_id or cause.cycle.number >= self.cycle.number:
+            raise ValidationError(
+                {"moved_with": "A cycle moves with an earlier cycle of its own course."}
+            )
+        if cause.status not in {ChemoCycle.Status.DELAYED, ChemoCycle.Status.GIVEN}:
+            raise ValidationError(
+                {"moved_with": "A cycle moves with an earlier cycle's delay or give."}
+            )
+        before = self.planned_start_before
+        if (
+            cause.status == ChemoCycle.Status.DELAYED
+            and before is not None
+            and self.planned_start_after <= before
+        ):
+            raise ValidationError(
+                {"planned_start_after": "A move with a delay moves the planned start later."}
+            )
+
     @property
     def delay_days(self) -> int | None:
-        if self.status != ChemoCycle.Status.DELAYED or self.planned_start_before is None:
+        """By how many days this cycle's own delay moved it (None for a move with another)."""
+        if (
+            self.status != ChemoCycle.Status.DELAYED
+            or self.moved_with_id is not None
+            or self.planned_start_before is None
+        ):
             return None
         return (self.planned_start_after - self.planned_start_before).days
+
+    @property
+    def moved_with_cycle(self) -> int | None:
+        """The number of the earlier cycle whose delay or give moved this one."""
+        return self.moved_with.cycle.number if self.moved_with is not None else None
 
     @property
     def given_despite_label(self) -> str:
@@ -920,7 +1002,10 @@ class CycleStatusChange(models.Model):
 
     @property
     def summary(self) -> str:
-        """What was done, as the cycle page says it: "Delayed 7 days: 12 Mar → 19 Mar 2026"."""
+        """What was done, as the cycle page says it: "Delayed 7 days: 12 Mar → 19 Mar 2026",
+        "Moved 7 days with cycle 2's delay: 5 Dec → 12 Dec 2026"."""
+        if self.moved_with is not None:
+            return self._move_summary(self.moved_with)
         if self.status == ChemoCycle.Status.GIVEN:
             return f"Given on {_day_month(self.actual_start)}" if self.actual_start else "Given"
         if self.status == ChemoCycle.Status.DELAYED:
@@ -928,9 +1013,21 @@ class CycleStatusChange(models.Model):
             if before is None:  # a backfilled row: the start before it was not kept
                 return f"Delayed to {_day_month(after)}"
             days = (after - before).days
-            shown_before = _day_month(before, year=before.year != after.year)
-            return f"Delayed {days} day{'s' if days != 1 else ''}: {shown_before} → {_day_month(after)}"
+            return f"Delayed {days} day{'s' if days != 1 else ''}: {_from_to(before, after)}"
         return str(ChemoCycle.Status(self.status).label)
+
+    def _move_summary(self, cause: CycleStatusChange) -> str:
+        before, after = self.planned_start_before, self.planned_start_after
+        if before is None:  # never for a move (constraint cycle_change_move_moves)
+            return f"Moved to {_day_month(after)} with cycle {cause.cycle.number}"
+        days = (after - before).days
+        span = f"{abs(days)} day{'s' if abs(days) != 1 else ''}" + (" earlier" if days < 0 else "")
+        if cause.status == ChemoCycle.Status.GIVEN and cause.actual_start is not None:
+            given = cause.actual_start
+            what = f"cycle {cause.cycle.number}, given on {_day_month(given, year=given.year != after.year)}"
+        else:
+            what = f"cycle {cause.cycle.number}'s delay"
+        return f"Moved {span} with {what}: {_from_to(before, after)}"
 
 
 class DoseModification(models.Model):

@@ -227,44 +227,67 @@ def _save(
     obj.save()
 
 
-def _save_status_change(cycle: ChemoCycle, *, planned_start_before: dt.date) -> None:
+def _save_status_change(cycle: ChemoCycle, *, planned_start_before: dt.date) -> CycleStatusChange:
     """Save `cycle`, just given, delayed, held or cancelled, and keep that change in its
     history (CycleStatusChange) in the same transaction: the cycle holds only its latest
-    status and reason, and a second delay must not overwrite the first in the record."""
+    status and reason, and a second delay must not overwrite the first in the record.
+    Returns the history row, for the later cycles the change moves (_shift_later_open_cycles)."""
     _save(cycle)
-    _save(status_change_of(cycle, planned_start_before=planned_start_before))
+    change = status_change_of(cycle, planned_start_before=planned_start_before)
+    _save(change)
+    return change
 
 
-def status_change_of(cycle: ChemoCycle, *, planned_start_before: dt.date) -> CycleStatusChange:
+def status_change_of(
+    cycle: ChemoCycle,
+    *,
+    planned_start_before: dt.date,
+    moved_with: CycleStatusChange | None = None,
+) -> CycleStatusChange:
     """The history row (unsaved) of the change `cycle` now shows: its status, who and when.
 
     For a give, the reason kept is the override reason (and what the pre-cycle check said):
     the cycle's own `reason` still holds an earlier hold's or delay's reason.
+
+    With `moved_with` (an earlier cycle's delay or give, saved), the row of `cycle` moved by
+    it: `cycle`'s own status, which that change did not touch, with its reason, who and when.
     """
     given = cycle.status == ChemoCycle.Status.GIVEN
+    if moved_with is not None:
+        reason, by, at = moved_with.reason, moved_with.by, moved_with.at
+    else:
+        reason = cycle.override_reason if given else cycle.reason
+        by, at = cycle.status_changed_by, cycle.status_changed_at
     return CycleStatusChange(
         cycle=cycle,
         status=cycle.status,
-        reason=cycle.override_reason if given else cycle.reason,
+        reason=reason,
         given_despite=cycle.given_despite if given else "",
         planned_start_before=planned_start_before,
         planned_start_after=cycle.planned_start,
         actual_start=cycle.actual_start if given else None,
-        by=cycle.status_changed_by,
-        at=cycle.status_changed_at,
+        by=by,
+        at=at,
+        moved_with=moved_with,
     )
 
 
-def _shift_later_open_cycles(cycle: ChemoCycle, delta: dt.timedelta) -> None:
-    """Move every later not-yet-given cycle by `delta`, one save each (audited)."""
+def _shift_later_open_cycles(cause: CycleStatusChange, delta: dt.timedelta) -> None:
+    """Move every later not-yet-given cycle by `delta`, one save each (audited), each with a
+    history row saying it moved with `cause` (the earlier cycle's delay or give, just saved):
+    otherwise cycle 3's page showed a new planned start and nothing said why."""
     if not delta:
         return
+    cycle = cause.cycle
     later = cycle.course.cycles.select_for_update().filter(
         number__gt=cycle.number, status__in=OPEN_CYCLE_STATUSES
     )
     for other in later.order_by("number"):
+        planned_start_before = other.planned_start
         other.planned_start += delta
         _save(other)
+        # One save each, as every history row: the access log records each move's creation.
+        _save(status_change_of(other, planned_start_before=planned_start_before, moved_with=cause))
 
 
 def _complete_course_if_done(course: Course) -> None:
@@ -625,8 +648,8 @@ def cycle_give(
     cycle.status = ChemoCycle.Status.GIVEN
     cycle.status_changed_by = given_by
     cycle.status_changed_at = timezone.now()
-    _save_status_change(cycle, planned_start_before=cycle.planned_start)
-    _shift_later_open_cycles(cycle, delta)
+    given = _save_status_change(cycle, planned_start_before=cycle.planned_start)
+    _shift_later_open_cycles(given, delta)
     if course.status == Course.Status.PLANNED:
         course.status = Course.Status.ACTIVE
         _save(course)
@@ -707,8 +730,8 @@ def cycle_delay(
     cycle.reason = reason
     cycle.status_changed_by = by
     cycle.status_changed_at = timezone.now()
-    _save_status_change(cycle, planned_start_before=planned_start_before)
-    _shift_later_open_cycles(cycle, delta)
+    delay = _save_status_change(cycle, planned_start_before=planned_start_before)
+    _shift_later_open_cycles(delay, delta)
     return cycle
 
 

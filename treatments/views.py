@@ -518,8 +518,8 @@ def _cycle_context(request: AuthedHtmxRequest, cycle: ChemoCycle, **forms: Any) 
         "patient": patient,
         "course": course,
         "cycle": cycle,
-        # Every give, delay, hold and cancellation, newest first: one query, with who.
-        "status_history": list(cycle.status_history.select_related("by")),
+        # Every give, delay, hold, cancellation and move, newest first: one query, with who.
+        "status_history": list(cycle.status_history.for_display()),
         # Supportive care due with this cycle, by day; the chair confirms the required
         # premedication before recording the drug it goes before.
         "supportive_due": supportive_due,

@@ -147,15 +147,20 @@ def test_cycle_delayed_twice_then_given_keeps_both_delays_who_and_dates(
         "Given on 2 Mar 2026",
     ]
     assert not any(c.from_before_history for c in (first_delay, second_delay, newest))
-    # A later cycle moved by the delays has no decision of its own to record.
-    assert _history(_cycle(course, 3)) == []
+    # A later cycle moved by the delays records each move, and no decision of its own.
+    assert [(c.status, c.moved_with) for c in _history(_cycle(course, 3))] == [
+        ("planned", second_delay),
+        ("planned", first_delay),
+    ]
 
 
 def test_cycle_history_rows_are_logged_as_created(course, nurse):
     cycle_delay(cycle=_cycle(course, 1), days=2, reason=ANC, by=nurse)
     (change,) = _history(_cycle(course, 1))
-    log = AccessLog.objects.get(action="create", object_type="CycleStatusChange")
-    assert (log.object_id, log.patient_id) == (str(change.pk), course.patient_id)
+    log = AccessLog.objects.get(
+        action="create", object_type="CycleStatusChange", object_id=str(change.pk)
+    )
+    assert log.patient_id == course.patient_id
 
 
 def test_cycle_held_then_given_keeps_the_hold_and_not_its_reason_on_the_give(
@@ -364,6 +369,7 @@ def test_rest_cycle_detail_has_the_status_history_newest_first(
         "by": str(treating_clinician),
         "at": None,
         "from_before_history": False,
+        "moved_with_cycle": None,
         "summary": "Delayed 7 days: 23 Feb → 2 Mar 2026",
     }
     assert history[2]["by"] == "Maja Lindqvist (Oncology nurse)"
@@ -513,3 +519,265 @@ def test_demo_bulk_cycles_get_their_history_rows(treating_clinician):
         START,
         treating_clinician,
     )
+
+
+# --- Moves: a later cycle moved with an earlier cycle's delay or give ---------------------------
+
+
+@pytest.fixture
+def six_cycles(patient: Patient, treating_clinician: User) -> Course:
+    """q14d x 6 from Mon 2 Feb 2026: 2 Feb, 16 Feb, 2 Mar, 16 Mar, 30 Mar, 13 Apr."""
+    regimen = regimen_create(name="q14d x6 (moves)", phases=[(14, 6, [("Drug A", "50", "mg/m2")])])
+    return course_start(
+        patient=patient,
+        regimen=regimen,
+        start_date=START,
+        intent="curative",
+        created_by=treating_clinician,
+        confirm_past_start=True,
+    )
+
+
+def _moves(cycle: ChemoCycle) -> list[CycleStatusChange]:
+    return [c for c in _history(cycle) if c.moved_with_id is not None]
+
+
+def test_delay_writes_a_move_row_on_each_later_open_cycle_only(
+    six_cycles, nurse, treating_clinician, clock
+):
+    course = six_cycles
+    cycle_give(cycle=_cycle(course, 1), actual_start=START, given_by=nurse)
+    cycle_hold(cycle=_cycle(course, 4), reason="Awaiting echocardiogram", by=treating_clinician)
+    cycle_cancel(cycle=_cycle(course, 5), reason="Grade 3 neuropathy", by=treating_clinician)
+    clock.shift(dt.timedelta(hours=1))
+    cycle_delay(cycle=_cycle(course, 2), days=7, reason=ANC, by=nurse)
+
+    (delay,) = _history(_cycle(course, 2))
+    assert (delay.status, delay.moved_with, delay.delay_days) == ("delayed", None, 7)
+    moved = {n: _moves(_cycle(course, n)) for n in range(1, 7)}
+    assert [n for n, rows in moved.items() if rows] == [3, 4, 6]  # not given 1 nor cancelled 5
+    assert [(r.status, r.planned_start_before, r.planned_start_after) for r in moved[3]] == [
+        ("planned", dt.date(2026, 3, 2), dt.date(2026, 3, 9))
+    ]
+    (held,) = moved[4]  # still held: the move keeps its own status, and the delay's reason
+    assert (held.status, held.reason) == ("held", ANC)
+    assert (held.planned_start_before, held.planned_start_after) == (
+        dt.date(2026, 3, 16),
+        dt.date(2026, 3, 23),
+    )
+    for (row,) in (moved[3], moved[4], moved[6]):
+        assert (row.moved_with, row.reason, row.by, row.at) == (
+            delay,
+            ANC,
+            nurse,
+            NOW + dt.timedelta(hours=1),
+        )
+        assert row.delay_days is None  # not a delay of its own
+        assert row.moved_with_cycle == 2
+    assert moved[3][0].summary == "Moved 7 days with cycle 2's delay: 2 Mar → 9 Mar 2026"
+    assert moved[6][0].summary == "Moved 7 days with cycle 2's delay: 13 Apr → 20 Apr 2026"
+    assert [c.status for c in _history(_cycle(course, 5))] == ["cancelled"]
+    assert list(delay.moved_cycles.order_by("cycle__number")) == [*moved[3], *moved[4], *moved[6]]
+    logged = AccessLog.objects.filter(action="create", object_type="CycleStatusChange")
+    assert {str(r.pk) for r in (*moved[3], *moved[4], *moved[6])} <= set(
+        logged.values_list("object_id", flat=True)
+    )
+
+
+def test_delay_counts_only_the_cycles_own_delays(
+    client, login, six_cycles, nurse, treating_clinician, clock
+):
+    course = six_cycles
+    cycle_delay(cycle=_cycle(course, 3), days=7, reason=PLATELETS, by=nurse)
+    clock.shift(dt.timedelta(hours=1))
+    cycle_delay(cycle=_cycle(course, 2), days=7, reason=ANC, by=nurse)
+    # Cycle 3, delayed once on its own, moved again with cycle 2: its move row says "delayed"
+    # (its own status then), but it was not delayed twice.
+    move, own = _history(_cycle(course, 3))
+    assert (move.status, move.moved_with_cycle, own.moved_with) == ("delayed", 2, None)
+    assert (move.planned_start_before, move.planned_start_after) == (
+        dt.date(2026, 3, 9),
+        dt.date(2026, 3, 16),
+    )
+    counts = CycleStatusChange.objects.delay_counts(course=course)
+    assert counts == {_cycle(course, 2).pk: 1, _cycle(course, 3).pk: 1}
+    login(client, treating_clinician)
+    html = client.get(
+        reverse("treatments:course_detail", args=[course.patient_id, course.pk])
+    ).content.decode()
+    rows = html.split('<table class="cycles">')[1].split("</table>")[0].split("<tr")
+    cycle_3 = next(r for r in rows if ">Cycle 3<" in r)
+    assert "delayed twice" not in cycle_3
+
+
+def test_a_late_or_early_give_moves_later_cycles_with_a_row_saying_so(
+    six_cycles, nurse, settings, clock
+):
+    settings.CYCLE_EARLY_TOLERANCE_DAYS = 2
+    course = six_cycles
+    cycle_delay(cycle=_cycle(course, 3), days=7, reason=PLATELETS, by=nurse)  # 2 → 9 Mar
+    clock.shift(dt.timedelta(hours=1))
+    give_1 = cycle_give(cycle=_cycle(course, 1), actual_start=dt.date(2026, 2, 4), given_by=nurse)
+    (late,) = _moves(_cycle(course, 2))
+    assert (late.moved_with, late.reason, late.by) == (_history(give_1)[0], "", nurse)
+    assert late.summary == "Moved 2 days with cycle 1, given on 4 Feb: 16 Feb → 18 Feb 2026"
+    clock.shift(dt.timedelta(hours=1))
+    # Cycle 2 brought forward 2 days: cycle 3, delayed before, moves earlier with it.
+    cycle_give(cycle=_cycle(course, 2), actual_start=dt.date(2026, 2, 16), given_by=nurse)
+    early, _, own = _history(_cycle(course, 3))
+    assert (own.status, own.moved_with) == ("delayed", None)
+    assert (early.status, early.planned_start_before, early.planned_start_after) == (
+        "delayed",
+        dt.date(2026, 3, 11),
+        dt.date(2026, 3, 9),
+    )
+    assert (
+        early.summary == "Moved 2 days earlier with cycle 2, given on 16 Feb: 11 Mar → 9 Mar 2026"
+    )
+    assert CycleStatusChange.objects.delay_counts(course=course) == {_cycle(course, 3).pk: 1}
+
+
+def test_an_on_time_give_moves_nothing_and_writes_no_move(six_cycles, nurse):
+    cycle_give(cycle=_cycle(six_cycles, 1), actual_start=START, given_by=nurse)
+    assert not CycleStatusChange.objects.filter(moved_with__isnull=False).exists()
+
+
+def test_a_refused_delay_moves_nothing_and_writes_no_move(six_cycles, nurse, treating_clinician):
+    course = six_cycles
+    before = list(course.cycles.order_by("number").values_list("planned_start", flat=True))
+    for days in (0, 400, True):
+        with pytest.raises(ValidationError):
+            cycle_delay(cycle=_cycle(course, 2), days=days, reason=ANC, by=nurse)
+    with pytest.raises(ValidationError):
+        cycle_delay(cycle=_cycle(course, 2), new_start=dt.date(2026, 2, 10), reason=ANC, by=nurse)
+    stale = _cycle(course, 2).version
+    cycle_hold(cycle=_cycle(course, 2), reason="Awaiting CT", by=treating_clinician)
+    with pytest.raises(CycleChanged):
+        cycle_delay(cycle=_cycle(course, 2), days=7, reason=ANC, by=nurse, seen_version=stale)
+    assert list(course.cycles.order_by("number").values_list("planned_start", flat=True)) == before
+    assert not CycleStatusChange.objects.filter(moved_with__isnull=False).exists()
+
+
+def test_move_rows_are_append_only_and_keep_their_cause(six_cycles, nurse):
+    course = six_cycles
+    delay = cycle_delay(cycle=_cycle(course, 2), days=7, reason=ANC, by=nurse)
+    (move,) = _moves(_cycle(course, 3))[:1]
+    move.reason = "Something else"
+    with pytest.raises(AppendOnlyError):
+        move.save()
+    with pytest.raises(AppendOnlyError):
+        move.delete()
+    with pytest.raises(AppendOnlyError):
+        _history(delay)[0].moved_cycles.all().delete()
+    with pytest.raises(AppendOnlyError):
+        CycleStatusChange.objects.filter(moved_with__isnull=False).update(reason="x")
+    assert {r.reason for r in CycleStatusChange.objects.all()} == {ANC}
+
+
+def test_a_move_row_must_move_with_an_earlier_cycle_of_its_course(six_cycles, nurse):
+    course = six_cycles
+    given = cycle_give(cycle=_cycle(course, 1), actual_start=START, given_by=nurse)
+    cycle_delay(cycle=_cycle(course, 3), days=7, reason=ANC, by=nurse)
+    (give,) = _history(given)
+    (delay,) = _history(_cycle(course, 3))
+
+    def move(cycle, cause, *, after: dt.date, status: str = "") -> CycleStatusChange:
+        return CycleStatusChange(
+            cycle=cycle,
+            status=status or cycle.status,
+            reason=cause.reason,
+            planned_start_before=cycle.planned_start,
+            planned_start_after=after,
+            by=nurse,
+            at=NOW,
+            moved_with=cause,
+        )
+
+    earlier, later = _cycle(course, 2), _cycle(course, 4)  # 16 Feb; 23 Mar
+    with pytest.raises(ValidationError, match="earlier cycle of its own course"):
+        move(earlier, delay, after=dt.date(2026, 2, 23)).full_clean()
+    with pytest.raises(ValidationError, match="moves the planned start later"):
+        move(later, delay, after=dt.date(2026, 3, 20)).full_clean()
+    with pytest.raises(ValidationError, match="changes the planned start"):
+        move(later, give, after=later.planned_start).full_clean()
+    with pytest.raises(ValidationError, match="cycle_change_status"):  # a move is no give
+        move(later, give, after=dt.date(2026, 3, 25), status="given").full_clean()
+    move(later, give, after=dt.date(2026, 3, 20)).full_clean()  # a give may bring it forward
+
+
+def test_cycle_page_shows_the_move_with_its_reason_and_who(
+    client, login, six_cycles, nurse, treating_clinician
+):
+    course = six_cycles
+    cycle_delay(cycle=_cycle(course, 2), days=7, reason=ANC, by=nurse)
+    login(client, treating_clinician)
+    section = _history_section(client.get(_page_url(_cycle(course, 3))).content.decode())
+    assert "Moved 7 days with cycle 2&#x27;s delay: 2 Mar → 9 Mar 2026" in section
+    assert ANC in section
+    assert 'Maja Lindqvist <span class="muted small">(Oncology nurse)</span>' in section
+    assert f'href="{_page_url(_cycle(course, 2))}"' in section
+    assert 'class="status-moved"' in section  # not styled as a decision about cycle 3
+    assert "status-planned" not in section
+
+
+def test_cycle_page_history_with_moves_costs_one_query_however_many_rows(
+    client, login, six_cycles, nurse, treating_clinician
+):
+    course = six_cycles
+    login(client, treating_clinician)
+    cycle_delay(cycle=_cycle(course, 2), days=1, reason=ANC, by=nurse)
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get(_page_url(_cycle(course, 4))).status_code == 200
+        return len(ctx.captured_queries)
+
+    queries()  # warm the caches (content types, session)
+    one_move = queries()
+    cycle_delay(cycle=_cycle(course, 3), days=1, reason=PLATELETS, by=treating_clinician)
+    cycle_delay(cycle=_cycle(course, 2), days=1, reason="Still recovering", by=nurse)
+    assert len(_moves(_cycle(course, 4))) == 3
+    assert queries() == one_move
+
+
+def test_rest_status_history_says_which_cycle_it_moved_with(six_cycles, nurse, treating_clinician):
+    course = six_cycles
+    cycle_delay(cycle=_cycle(course, 2), days=7, reason=ANC, by=nurse)
+    cycle = _cycle(course, 3)
+    url = f"/api/v1/patients/{course.patient_id}/cycles/{cycle.pk}"
+    (move,) = _token_client(treating_clinician).get(url).json()["status_history"]
+    assert move | {"id": None, "at": None} == {
+        "id": None,
+        "status": "planned",
+        "reason": ANC,
+        "given_despite": "",
+        "planned_start_before": "2026-03-02",
+        "planned_start_after": "2026-03-09",
+        "delay_days": None,
+        "actual_start": None,
+        "by_id": nurse.pk,
+        "by": "Maja Lindqvist (Oncology nurse)",
+        "at": None,
+        "from_before_history": False,
+        "moved_with_cycle": 2,
+        "summary": "Moved 7 days with cycle 2's delay: 2 Mar → 9 Mar 2026",
+    }
+
+
+def test_graphql_status_history_says_which_cycle_it_moved_with(world, as_user):
+    cycle_delay(cycle=world.cycle_p, days=7, reason=ANC, by=world.clinician)
+    query = """query($id: ID!) { patient(id: $id) { courses { cycles { number
+      statusHistory { status reason by plannedStartBefore plannedStartAfter movedWithCycle } } } } }"""
+    _, body = gql(as_user(world.clinician), query, {"id": world.p.pk})
+    cycles = {c["number"]: c for c in body["data"]["patient"]["courses"][0]["cycles"]}
+    assert cycles[1]["statusHistory"][0]["movedWithCycle"] is None
+    assert cycles[2]["statusHistory"] == [
+        {
+            "status": "planned",
+            "reason": ANC,
+            "by": str(world.clinician),
+            "plannedStartBefore": "2026-03-16",
+            "plannedStartAfter": "2026-03-23",
+            "movedWithCycle": 1,
+        }
+    ]
