@@ -4,7 +4,7 @@ these forms parse input and name the field that is wrong."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -12,6 +12,7 @@ from django import forms
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from labs.rules import fmt_decimal
 from oncoplanner.dates import day_text
 from treatments.models import (
     ChemoCycle,
@@ -23,7 +24,7 @@ from treatments.models import (
     RegimenDrug,
 )
 from treatments.selectors import ctcae_term_grades
-from treatments.services import cycle_drug_days
+from treatments.services import cycle_drug_days, regimen_drug_line
 
 DATE_WIDGET = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
@@ -226,7 +227,9 @@ class AdministrationForm(forms.Form):
         self.cycle = cycle
         self.drug_days = cycle_drug_days(cycle=cycle)
         self.fields["regimen_drug"].choices = [("", "Choose drug and day")] + [
-            (f"{rd.pk}:{day}", f"{rd.drug.name} {rd.dose} {rd.dose_basis} {rd.route}, day {day}")
+            # The regimen line, as the dose table names a drug given twice on a day (the 5-FU
+            # bolus and the 46-hour infusion differ in dose, route and duration).
+            (f"{rd.pk}:{day}", f"{regimen_drug_line(rd)}, day {day}")
             for rd, day in self.drug_days
         ]
         self.fields["verified_by"].queryset = checkers  # type: ignore[attr-defined]
@@ -260,9 +263,18 @@ class DoseVerifyForm(forms.Form):
         required=False, label="Verified despite the recorded allergy, as the oncologist planned"
     )
 
-    def __init__(self, *args: Any, bandable: Sequence[tuple[str, str]] = (), **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        bandable: Sequence[tuple[str, str]] = (),
+        banded_before: Mapping[str, Decimal] | None = None,
+        **kwargs: Any,
+    ) -> None:
         """`bandable`: (key, label) of each dose the pharmacy may band (its drug has a
-        dose-banding tolerance): each gets an optional dispensed-dose field."""
+        dose-banding tolerance): each gets an optional dispensed-dose field. `banded_before`:
+        by key, the banded dose the latest verification dispensed for the same calculated dose
+        (PlannedDose.banded_before), the field's starting value only: verifying again must not
+        silently drop a banding (an empty box dispenses the calculated dose)."""
         super().__init__(*args, **kwargs)
         self.dispensed_keys: dict[str, str] = {}  # field name -> "<regimen drug id>:<day>"
         for key, label in bandable:
@@ -273,6 +285,8 @@ class DoseVerifyForm(forms.Form):
                 min_value=Decimal("0.1"),
                 max_digits=8,
                 decimal_places=1,
+                # "4220", as the pharmacist typed it, not the stored "4220.0".
+                initial=_typed((banded_before or {}).get(key)),
             )
             self.dispensed_keys[name] = key
 
@@ -382,3 +396,7 @@ class RegimenApproveForm(forms.Form):
         max_length=200,
         widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
     )
+
+
+def _typed(mg: Decimal | None) -> str | None:
+    return None if mg is None else fmt_decimal(mg)

@@ -1129,6 +1129,9 @@ class PlannedDose:
     verified_mg: Decimal | None = None  # what `verification` holds for this drug and day
     # The dose `verification` dispenses for it: banded, or verified_mg.
     dispensed_mg: Decimal | None = None
+    # Another dose of the same drug falls on the same day (mFOLFOX6's 5-FU bolus and 46-hour
+    # infusion): see `name`.
+    alike: bool = False
 
     @property
     def key(self) -> str:
@@ -1136,8 +1139,17 @@ class PlannedDose:
         return f"{self.regimen_drug.pk}:{self.day}"
 
     @property
+    def name(self) -> str:
+        """The dose's drug as pages and messages name it: the drug alone, or its regimen line
+        (dose, route, duration) when another dose of the drug falls on the same day. Both 5-FU
+        doses of mFOLFOX6 had read "fluorouracil day 1", and a pharmacist could not tell the
+        bolus's banding box from the 46-hour infusion's."""
+        return regimen_drug_line(self.regimen_drug) if self.alike else str(self.regimen_drug.drug)
+
+    @property
     def label(self) -> str:
-        return f"{self.regimen_drug.drug} day {self.day}"
+        """ "oxaliplatin day 1"; "fluorouracil 400 mg/m² IV bolus, day 1" (see `name`)."""
+        return f"{self.name}, day {self.day}" if self.alike else f"{self.name} day {self.day}"
 
     @property
     def message(self) -> str:
@@ -1193,10 +1205,50 @@ class PlannedDose:
             not self.to_give or self.verified or (self.awaiting_inputs and self.verified_mg is None)
         )
 
+    @property
+    def banded_before(self) -> Decimal | None:
+        """The banded dose the latest verification dispensed for this very calculated dose:
+        the verify form starts from it. Verifying again (a later day now computable, a note)
+        had offered an empty box, and an empty box dispenses the calculated dose, so a banding
+        nobody meant to undo was silently dropped. None when it was not banded, or when the
+        calculated dose changed since (banding_recalculated). Only a starting value: the
+        banded dose is checked again by cycle_doses_verify."""
+        return self.dispensed_mg if self.verified and self.banded else None
+
+    @property
+    def banding_recalculated(self) -> bool:
+        """The latest verification banded this dose (to dispensed_mg, from verified_mg
+        calculated), but its calculated dose is another now: it is banded afresh, never
+        carried over."""
+        return self.banded and self.calculation is not None and not self.verified
+
     def calculation_or_raise(self) -> DoseCalculation:
         if self.calculation is None:
             raise ValidationError(self.errors)
         return self.calculation
+
+
+def regimen_drug_line(regimen_drug: RegimenDrug) -> str:
+    """A regimen drug as its order reads: "fluorouracil 400 mg/m² IV bolus", "fluorouracil
+    2400 mg/m² IV infusion over 46 h", "carboplatin AUC 5 IV over 30 min"."""
+    dose = fmt_decimal(Decimal(regimen_drug.dose))
+    amount = {
+        DoseBasis.MG_M2: f"{dose} mg/m²",
+        DoseBasis.MG_KG: f"{dose} mg/kg",
+        DoseBasis.AUC: f"AUC {dose}",
+    }.get(regimen_drug.dose_basis, f"{dose} mg")
+    parts = [str(regimen_drug.drug), amount, regimen_drug.route, regimen_drug.duration.strip()]
+    return " ".join(part for part in parts if part)
+
+
+def _alike_doses(drug_days: Iterable[tuple[RegimenDrug, int]]) -> set[tuple[int, int]]:
+    """(regimen drug id, day) of each dose that shares its drug and day with another dose of
+    the cycle: PlannedDose.alike."""
+    drug_days = list(drug_days)
+    seen: dict[tuple[int, int], int] = {}
+    for regimen_drug, day in drug_days:
+        seen[(regimen_drug.drug_id, day)] = seen.get((regimen_drug.drug_id, day), 0) + 1
+    return {(rd.pk, day) for rd, day in drug_days if seen[(rd.drug_id, day)] > 1}
 
 
 @dataclass(frozen=True)
@@ -1263,7 +1315,9 @@ def cycle_dose_plan(cycle: ChemoCycle) -> CycleDosePlan:
     levels: dict[int, tuple[Decimal, DoseModification | None]] = {}
     today = timezone.localdate()
     doses: list[PlannedDose] = []
-    for regimen_drug, day in cycle_drug_days(cycle=cycle):
+    drug_days = cycle_drug_days(cycle=cycle)
+    alike = _alike_doses(drug_days)
+    for regimen_drug, day in drug_days:
         administration = recorded.get((regimen_drug.pk, day))
         if administration is not None:
             date = _day_date(cycle, day)
@@ -1275,6 +1329,7 @@ def cycle_dose_plan(cycle: ChemoCycle) -> CycleDosePlan:
                     later_day=date > today,
                     administration=administration,
                     percent=administration.dose_percent,
+                    alike=(regimen_drug.pk, day) in alike,
                 )
             )
             continue
@@ -1290,6 +1345,7 @@ def cycle_dose_plan(cycle: ChemoCycle) -> CycleDosePlan:
                 level=levels[regimen_drug.drug_id],
                 verification=verification,
                 today=today,
+                alike=(regimen_drug.pk, day) in alike,
             )
         )
     return CycleDosePlan(cycle=cycle, doses=doses, verification=verification)
@@ -1312,6 +1368,7 @@ def _dose_to_give(
     verification: DoseVerification | None,
     today: dt.date,
     creatinine_mg_dl: Number | None = None,
+    alike: bool = False,
 ) -> PlannedDose:
     """One dose of cycle_dose_plan, not yet given (dose_compute at the cycle's `level`)."""
     percent, modification = level
@@ -1345,6 +1402,7 @@ def _dose_to_give(
         verification=verification,
         verified_mg=verification.dose_for(regimen_drug.pk, day) if verification else None,
         dispensed_mg=verification.dispensed_for(regimen_drug.pk, day) if verification else None,
+        alike=alike,
     )
 
 
@@ -1363,6 +1421,8 @@ def _planned_dose_to_record(
         verification=_latest_verification(cycle),
         today=timezone.localdate(),
         creatinine_mg_dl=creatinine_mg_dl,
+        # Named as the page names it, in the refusals (the 5-FU bolus or the infusion).
+        alike=(regimen_drug.pk, day) in _alike_doses(cycle_drug_days(cycle=cycle)),
     )
 
 

@@ -512,7 +512,14 @@ def _cycle_context(request: AuthedHtmxRequest, cycle: ChemoCycle, **forms: Any) 
     today = timezone.localdate()
     supportive_due = services.cycle_supportive_care(cycle=cycle)
     verify_form = forms.get("verify_form") or DoseVerifyForm(
-        auto_id="verify_%s", bandable=_bandable(dose_plan)
+        auto_id="verify_%s",
+        bandable=_bandable(dose_plan),
+        # Verifying again starts from the doses banded last, where the calculation stands.
+        banded_before={
+            dose.key: dose.banded_before
+            for dose in dose_plan.to_give
+            if dose.banded_before is not None
+        },
     )
     return {
         "patient": patient,

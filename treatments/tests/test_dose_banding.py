@@ -421,3 +421,155 @@ def test_a_banded_dose_is_never_above_the_regimens_cap(patient, treating_clinici
     assert "above the regimen's cap of 2 mg" in refused.value.message_dict["dispensed_doses"][0]
     verification = cycle_doses_verify(cycle=cycle, by=pharmacist, dispensed_doses={key: "1.9"})
     assert (verification.doses[key], verification.dispensed_doses[key]) == ("2.0", "1.9")
+
+
+# --- Two doses of one drug on one day; verifying again ---------------------------------------
+
+# mFOLFOX6 gives fluorouracil twice on day 1. At BSA 1.84 m²: the 400 mg/m² bolus is 736 mg
+# (5%: 699.2-772.8 mg), the 2400 mg/m² infusion over 46 h 4416 mg (4195.2-4636.8 mg).
+BOLUS = "fluorouracil 400 mg/m² IV bolus, day 1"
+INFUSION = "fluorouracil 2400 mg/m² IV infusion over 46 h, day 1"
+
+
+@pytest.fixture
+def fluorouracil_banded(db: None) -> Drug:
+    drug = Drug.objects.get(name="fluorouracil")
+    drug.dose_banding_tolerance_percent = Decimal("5")
+    drug.full_clean()
+    drug.save()
+    return drug
+
+
+def _fluorouracil_keys(course: Course) -> tuple[str, str]:
+    """The bolus's key and the infusion's."""
+    bolus, infusion = (
+        RegimenDrug.objects.get(phase__regimen=course.regimen, drug__name="fluorouracil", route=r)
+        for r in ("IV bolus", "IV infusion")
+    )
+    return f"{bolus.pk}:1", f"{infusion.pk}:1"
+
+
+def _seen(page: str) -> str:
+    return re.search(r'name="seen_doses" value="([^"]+)"', page).group(1)
+
+
+def _box(key: str) -> str:
+    return "dispensed_" + key.replace(":", "_")
+
+
+def test_a_refused_banding_names_which_fluorouracil_dose(fluorouracil_banded, cycle, pharmacist):
+    bolus, infusion = _fluorouracil_keys(cycle.course)
+    with pytest.raises(ValidationError) as refused:
+        # 4416 mg is the infusion's dose: typed in the bolus's box, it is far off the bolus.
+        cycle_doses_verify(cycle=cycle, by=pharmacist, dispensed_doses={bolus: "4400"})
+    (message,) = refused.value.message_dict["dispensed_doses"]
+    assert message.startswith(f"{BOLUS} ({bolus}): 4400 mg is more than 5% from the calculated 736")
+    # The drug given once that day keeps its short name.
+    with pytest.raises(ValidationError) as refused:
+        cycle_doses_verify(cycle=cycle, by=pharmacist, seen_doses={})
+    changed = refused.value.message_dict["cycle"][0]
+    assert f"{INFUSION}: not shown mg on the page, 4416.0 mg now" in changed
+    assert "oxaliplatin day 1: not shown mg" in changed
+
+
+def test_the_page_tells_the_fluorouracil_bolus_from_the_infusion(
+    client, login, fluorouracil_banded, cycle, pharmacist, treating_clinician
+):
+    bolus, infusion = _fluorouracil_keys(cycle.course)
+    login(client, pharmacist)
+    response = client.get(_page_url("cycle_detail", cycle))
+    page = response.content.decode()
+    # Each banding box is labelled with its own dose.
+    for key, name, mg in ((bolus, BOLUS, "736"), (infusion, INFUSION, "4416")):
+        box_id = f"verify_{_box(key)}"
+        assert re.search(
+            rf'<label for="{box_id}"><span class="dose-name">{name}</span>: calculated '
+            rf"<strong>{mg} mg</strong>",
+            page,
+        ), name
+        assert response.context["verify_form"].fields[_box(key)].label == (
+            f"Dispensed (banded) dose of {name}, mg"
+        )
+    # A refused banding is shown beside its box, naming the dose.
+    refused = client.post(
+        _page_url("cycle_verify", cycle),
+        {"seen_doses": _seen(page), _box(bolus): "4400"},
+        headers={"HX-Request": "true"},
+    )
+    assert refused.status_code == 400
+    assert refused.context["verify_form"].errors[_box(bolus)][0].startswith(f"{BOLUS} ({bolus})")
+    assert not DoseVerification.objects.exists()
+
+    client.post(
+        _page_url("cycle_verify", cycle), {"seen_doses": _seen(page), _box(infusion): "4400"}
+    )
+    page = client.get(_page_url("cycle_detail", cycle)).content.decode()
+    # What the pharmacist verified: one row per 5-FU dose, each named.
+    verified = page.split('id="verified-doses"')[1].split("</table>")[0]
+    assert f"<td>{BOLUS}</td>" in verified
+    assert f"<td>{INFUSION}</td>" in verified
+    assert "<td>fluorouracil day 1</td>" not in verified
+
+    # The nurse's choice of dose at the chair names them apart too.
+    login(client, treating_clinician)
+    form = client.get(_page_url("cycle_detail", cycle)).context["administration_form"]
+    choices = dict(form.fields["regimen_drug"].choices)
+    assert (choices[bolus], choices[infusion]) == (BOLUS, INFUSION)
+
+
+def test_verifying_again_starts_from_the_doses_banded_last(
+    client, login, oxaliplatin_banded, fluorouracil_banded, cycle, pharmacist
+):
+    bolus, infusion = _fluorouracil_keys(cycle.course)
+    oxaliplatin = _key(cycle.course)
+    cycle_doses_verify(
+        cycle=cycle, by=pharmacist, dispensed_doses={oxaliplatin: "160", infusion: "4400"}
+    )
+    login(client, pharmacist)
+    response = client.get(_page_url("cycle_detail", cycle))
+    page = response.content.decode()
+    form = response.context["verify_form"]
+    assert form[_box(oxaliplatin)].value() == "160"  # as typed, not the stored "160.0"
+    assert form[_box(infusion)].value() == "4400"
+    assert form[_box(bolus)].value() is None  # not banded last time: dispensed as calculated
+    assert re.search(rf'name="{_box(oxaliplatin)}" value="160"', page)
+    assert page.count("Filled in from the last verification") == 2
+    assert "dispensed as 160 mg for the same calculated dose" in page
+
+    # The pharmacist presses Verify again with the boxes as the page filled them in.
+    boxes = {
+        name: re.search(rf'name="{name}" value="([^"]*)"', page).group(1)
+        for name in (_box(oxaliplatin), _box(infusion))
+    }
+    again = client.post(
+        _page_url("cycle_verify", cycle), {"seen_doses": _seen(page), "note": "Again", **boxes}
+    )
+    assert again.status_code == 302
+    latest = cycle.verifications.first()
+    assert latest.note == "Again"
+    assert (latest.dispensed_doses[oxaliplatin], latest.dispensed_doses[infusion]) == (
+        "160.0",
+        "4400.0",
+    )
+    assert latest.dispensed_doses[bolus] == latest.doses[bolus] == "736.0"
+
+
+def test_a_dose_whose_calculation_changed_is_not_filled_in_and_says_so(
+    client, login, oxaliplatin_banded, cycle, pharmacist
+):
+    oxaliplatin = _key(cycle.course)
+    cycle_doses_verify(cycle=cycle, by=pharmacist, dispensed_doses={oxaliplatin: "160"})
+    # A lighter weight: oxaliplatin is now 147.9 mg, and 160 mg is outside its band.
+    BodyMeasurementFactory.create(
+        patient=cycle.course.patient, measured_on=START, weight_kg=Decimal("64")
+    )
+    login(client, pharmacist)
+    response = client.get(_page_url("cycle_detail", cycle))
+    page = response.content.decode()
+    assert response.context["verify_form"][_box(oxaliplatin)].value() is None
+    assert re.search(rf'<input type="number" name="{_box(oxaliplatin)}"(?![^>]*value=)', page)
+    assert (
+        "The calculation changed since the last banding: 156.4 mg calculated then, dispensed "
+        "as 160 mg." in page
+    )
+    assert "Filled in from the last verification" not in page
