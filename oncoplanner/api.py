@@ -85,7 +85,9 @@ class ErrorItem(Schema):
     confirm_with: str | None = Field(
         default=None,
         description='With type "confirmation_required": the value is allowed but looks like a '
-        "typo; send the request again with this flag true to record it as it is.",
+        "typo; send the request again with this flag true to record it as it is. A request "
+        "with several such warnings gets one item for each, each naming its own flag: send "
+        "them all true together.",
     )
 
 
@@ -485,8 +487,14 @@ def _service_error(request: HttpRequest, exc: DjangoValidationError) -> HttpResp
     else:
         detail = [_error(["body"], message) for message in exc.messages]
     if isinstance(exc, ConfirmationRequired):
+        # One item per warning, each with its own flag (course_start asks several at once);
+        # an error beside them that no flag accepts (a missing reason) stays a value_error.
+        flags = {(c.field, c.message): c.confirm_with for c in exc.confirmations}
         for item in detail:
-            item.update(type="confirmation_required", confirm_with=exc.confirm_with)
+            field = "__all__" if item["loc"] == ["body"] else str(item["loc"][-1])
+            flag = flags.get((field, item["msg"]))
+            if flag:
+                item.update(type="confirmation_required", confirm_with=flag)
     return _respond(request, {"detail": detail}, getattr(exc, "http_status", 400))
 
 

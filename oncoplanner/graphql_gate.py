@@ -11,12 +11,14 @@ Reads are logged by the root resolvers (one record_read per root field), not her
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.db.models import QuerySet
 from graphql import GraphQLError
 from strawberry.types import Info
 
+from oncoplanner.confirmation import Confirmation
 from patients.selectors import VIEW, patient_list_visible_to, patient_path
 
 NOT_FOUND = "not found"
@@ -39,13 +41,32 @@ class ForbiddenError(GraphQLError):
 class InputError(GraphQLError):
     """A service's ValidationError: the message names the field(s) in ``extensions.fields``."""
 
-    def __init__(self, message_dict: dict[str, list[str]], *, confirm_with: str = "") -> None:
+    def __init__(
+        self,
+        message_dict: dict[str, list[str]],
+        *,
+        confirm_with: str = "",
+        confirmations: Sequence[Confirmation] = (),
+    ) -> None:
         text = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in message_dict.items())
         extensions: dict[str, object] = {"code": "BAD_USER_INPUT", "fields": message_dict}
+        if confirmations and not confirm_with:
+            confirm_with = confirmations[0].confirm_with
         if confirm_with:
             # A value that looks like a typo (oncoplanner.confirmation): send it again with
-            # this argument true to record it as it is.
-            extensions.update(code="CONFIRMATION_REQUIRED", confirmWith=confirm_with)
+            # this argument true to record it as it is. Several warnings found at once are
+            # all listed (confirmWithAll; each with its field and words in confirmations), so
+            # that one request can confirm them all; confirmWith stays the first.
+            flags = list(dict.fromkeys(c.confirm_with for c in confirmations)) or [confirm_with]
+            extensions.update(
+                code="CONFIRMATION_REQUIRED",
+                confirmWith=confirm_with,
+                confirmWithAll=flags,
+                confirmations=[
+                    {"field": c.field, "message": c.message, "confirmWith": c.confirm_with}
+                    for c in confirmations
+                ],
+            )
         super().__init__(text or "Invalid input.", extensions=extensions)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -106,9 +107,16 @@ class _Services:
         except PermissionDenied as error:
             raise ForbiddenError(str(error)) from None
         except ConfirmationRequired as error:
-            # The argument as GraphQL clients write it (confirm_change -> confirmChange).
-            confirm_with = to_camel_case(error.confirm_with)
-            raise InputError(error.message_dict, confirm_with=confirm_with) from None
+            # The arguments as GraphQL clients write them (confirm_change -> confirmChange),
+            # every one a refusal asks for (course_start asks several at once).
+            confirmations = [
+                replace(c, confirm_with=to_camel_case(c.confirm_with)) for c in error.confirmations
+            ]
+            raise InputError(
+                error.message_dict,
+                confirm_with=to_camel_case(error.confirm_with),
+                confirmations=confirmations,
+            ) from None
         except ValidationError as error:
             if hasattr(error, "error_dict"):
                 raise InputError(error.message_dict) from None

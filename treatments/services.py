@@ -33,7 +33,7 @@ from django.utils import timezone
 from labs.rules import fmt_decimal
 from oncoplanner.accounts.models import User
 from oncoplanner.acknowledgement import acknowledge
-from oncoplanner.confirmation import ConfirmationRequired
+from oncoplanner.confirmation import ConfirmationRequired, refuse_unconfirmed
 from oncoplanner.dates import day_text
 from patients.models import Allergy, Patient
 from patients.selectors import allergy_status_recorded
@@ -332,15 +332,21 @@ def course_start(
     A regimen with a drug the patient has a recorded allergy to raises AllergyToConfirm until
     `confirm_allergy`.
 
+    These warnings are all looked for before any is raised: more than one still to confirm is
+    one ConfirmationsRequired listing each (its field, its words, its flag), so the prescriber
+    sees them together and confirms them in one go (three round trips, each showing one
+    warning, had hidden the others). A confirmation already given is not asked again. A box
+    ticked without `confirm_reason` is its own error, reported with the warnings still asked.
+
     Cycles of all phases are numbered 1..N in phase order; cycle 1 is planned on `start_date`
     and each next one a cycle length (of the phase it follows) later. The course is active, or
     planned when `start_date` is in the future.
 
-    Refused: a regimen version not approved by an oncologist and a pharmacist, an inactive
-    regimen, a regimen without phases, a second open (planned or
-    active) course of the same regimen name, any version, for the patient (a double entry would
-    double every dose; stop or complete the first course before starting again), a start
-    before the patient's birth or more than a year ahead. A start more than
+    Refused outright, before any warning is asked: a regimen version not approved by an
+    oncologist and a pharmacist, an inactive regimen, a regimen without phases, a second open
+    (planned or active) course of the same regimen name, any version, for the patient (a
+    double entry would double every dose; stop or complete the first course before starting
+    again), a start before the patient's birth or more than a year ahead. A start more than
     settings.COURSE_START_MAX_DAYS_AGO days ago raises PastStartToConfirm until
     `confirm_past_start` (a mistyped year would schedule every cycle in it; a course begun
     before it was entered here is the rare real case).
@@ -355,7 +361,7 @@ def course_start(
         )
     if not regimen.is_active:
         raise ValidationError({"regimen": f"{regimen} is retired; choose an active version."})
-    _require_plausible_start(patient, start_date, confirmed=confirm_past_start)
+    past_start = _require_plausible_start(patient, start_date)
     phases = list(regimen.phases.order_by("order"))
     if not phases:
         raise ValidationError({"regimen": f"{regimen} has no phases to schedule."})
@@ -371,31 +377,46 @@ def course_start(
         for p in lifetime_projection(patient=patient, planned=[*plan_doses, *still_planned])
         if p.over
     ]
+    # Every warning is looked for before any is asked: all of them go back in one refusal.
+    asked: list[ConfirmationRequired] = []
+    past = _confirmed(
+        past_start,
+        confirmed=confirm_past_start,
+        error=PastStartToConfirm,
+        field="start_date",
+        asked=asked,
+    )
     overruled = _confirmed(
         _allergy_warning(patient, {rd.drug for rd, _ in plan_doses}),
         confirmed=confirm_allergy,
         error=AllergyToConfirm,
         field="regimen",
+        asked=asked,
     ) + _confirmed(
         _concurrent_course_warning(patient, plan_doses, other_courses),
         confirmed=confirm_concurrent_course,
         error=ConcurrentCourseToConfirm,
         field="regimen",
+        asked=asked,
     )
-    confirmed = (
-        overruled
-        + _reason_for(overruled, confirm_reason)
-        + _confirmed(
-            " ".join(p.message for p in over)
-            + (" It counts the doses still planned in the open course." if still_planned else "")
-            + " Plan fewer cycles of it, or confirm that this is the intended plan."
-            if over
-            else "",
-            confirmed=confirm_lifetime_limit,
-            error=LifetimeLimitToConfirm,
-            field="regimen",
-        )
+    lifetime = _confirmed(
+        " ".join(p.message for p in over)
+        + (" It counts the doses still planned in the open course." if still_planned else "")
+        + " Plan fewer cycles of it, or confirm that this is the intended plan."
+        if over
+        else "",
+        confirmed=confirm_lifetime_limit,
+        error=LifetimeLimitToConfirm,
+        field="regimen",
+        asked=asked,
     )
+    try:
+        reason = _reason_for(overruled, confirm_reason)
+    except ValidationError as missing:
+        refuse_unconfirmed(asked, also=missing)
+        raise
+    refuse_unconfirmed(asked)
+    confirmed = past + overruled + reason + lifetime
     course = Course(
         patient=patient,
         regimen=regimen,
@@ -505,20 +526,21 @@ class PastStartToConfirm(ConfirmationRequired):
     confirm_with = "confirm_past_start"
 
 
-def _require_plausible_start(patient: Patient, start_date: dt.date, *, confirmed: bool) -> None:
+def _require_plausible_start(patient: Patient, start_date: dt.date) -> str:
+    """Refuse a start before the patient's birth or more than a year ahead; return the warning
+    for a start more than COURSE_START_MAX_DAYS_AGO days ago (PastStartToConfirm), or ""."""
     patient.require_in_lifetime(start_date, field="start_date", what="The start date")
     today = timezone.localdate()
-    days_ago = (today - start_date).days
-    if days_ago > settings.COURSE_START_MAX_DAYS_AGO and not confirmed:
-        raise PastStartToConfirm(
-            {
-                "start_date": f"{day_text(start_date)} is {days_ago} days ago: every cycle "
-                "until today would be planned in the past. Check the year; if the course "
-                "really began then, confirm the past start and start it again."
-            }
-        )
     if start_date > today + dt.timedelta(days=365):
         raise ValidationError({"start_date": "A course cannot start more than a year ahead."})
+    days_ago = (today - start_date).days
+    if days_ago <= settings.COURSE_START_MAX_DAYS_AGO:
+        return ""
+    return (
+        f"{day_text(start_date)} is {days_ago} days ago: every cycle until today would be "
+        "planned in the past. Check the year; if the course really began then, confirm the "
+        "past start and start it again."
+    )
 
 
 @transaction.atomic
@@ -1521,15 +1543,27 @@ def drug_allergies(*, patient: Patient, drugs: Iterable[Drug]) -> list[tuple[Dru
 
 
 def _confirmed(
-    warning: str, *, confirmed: bool, error: type[ConfirmationRequired], field: str
+    warning: str,
+    *,
+    confirmed: bool,
+    error: type[ConfirmationRequired],
+    field: str,
+    asked: list[ConfirmationRequired] | None = None,
 ) -> list[str]:
     """[] when there is nothing to confirm; the warning, to be kept on the record, once the
     user confirmed it; the error naming `field` until then. A confirmation leaves a trace:
-    who went past what is part of the record (a reviewer found no trace of an ANC of 0.2)."""
+    who went past what is part of the record (a reviewer found no trace of an ANC of 0.2).
+
+    With `asked`, an unconfirmed warning is added to it instead of raised, so that a service
+    can ask every warning it finds at once (oncoplanner.confirmation.refuse_unconfirmed)."""
     if not warning:
         return []
     if not confirmed:
-        raise error({field: warning})
+        refusal = error({field: warning})
+        if asked is None:
+            raise refusal
+        asked.append(refusal)
+        return []
     return [warning]
 
 

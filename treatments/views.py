@@ -184,12 +184,30 @@ def _course_create_context(patient: Any, form: CourseStartForm, data: Any = None
 
 
 def _asked_confirmations(form: Any, error: ValidationError, names: tuple[str, ...]) -> set[str]:
-    """The confirmation ticks a refused form shows: the one the service asked for, and any the
-    user had already ticked (so that a second question does not drop the first answer)."""
+    """The confirmation ticks a refused form shows: every one the service asked for, and any
+    the user had already ticked (so that a second question does not drop the first answer)."""
     asked = {name for name in names if form.cleaned_data.get(name)}
     if isinstance(error, ConfirmationRequired):
-        asked.add(error.confirm_with)
+        asked.update(error.confirm_withs)
     return asked
+
+
+def _confirmations_beside_their_boxes(form: Any, error: ValidationError) -> ValidationError:
+    """Put each warning the service asks to confirm on the checkbox that accepts it: several
+    asked at once (course_start) each read beside their own box, not as a list under the
+    regimen away from them. Return what is left for the other fields (a missing reason)."""
+    if not isinstance(error, ConfirmationRequired):
+        return error
+    boxed: set[tuple[str, str]] = set()
+    for confirmation in error.confirmations:
+        if confirmation.confirm_with in form.fields:
+            form.add_error(confirmation.confirm_with, confirmation.message)
+            boxed.add((confirmation.field, confirmation.message))
+    left = {
+        field: [message for message in messages if (field, message) not in boxed]
+        for field, messages in error.message_dict.items()
+    }
+    return ValidationError({field: messages for field, messages in left.items() if messages})
 
 
 @login_required
@@ -225,9 +243,10 @@ def course_create(request: AuthedHtmxRequest, patient_id: int) -> HttpResponse:
             confirm_reason=form.cleaned_data["confirm_reason"],
         )
     except ValidationError as error:
-        add_service_errors(form, error)
+        # Every warning the service found comes back at once, each beside its own tick.
+        add_service_errors(form, _confirmations_beside_their_boxes(form, error))
         context = _course_create_context(patient, form, request.POST)
-        # Which tick to show: the one the service asked for (and any already given stays).
+        # Which ticks to show: all the service asked for (and any already given stays).
         context["ask_confirm"] = _asked_confirmations(
             form,
             error,

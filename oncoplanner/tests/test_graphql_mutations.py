@@ -216,6 +216,7 @@ def test_graphql_mutations_a_lab_value_far_from_the_last_needs_confirm_change(wo
         "CONFIRMATION_REQUIRED",
         "confirmChange",
     )
+    assert extensions["confirmWithAll"] == ["confirmChange"]  # one warning: the list of one
     assert LabResult.objects.filter(patient=world.p, value=140).count() == 0
     _, body = gql(client, RECORD_LAB, {**later, "confirm": True})
     assert "errors" not in body, body
