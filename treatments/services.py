@@ -1571,11 +1571,19 @@ def _allergy_warning(patient: Patient, drugs: Iterable[Drug]) -> str:
     hits = drug_allergies(patient=patient, drugs=drugs)
     if not hits:
         return ""
-    found = "; ".join(f"{drug.name}: {allergy.summary}" for drug, allergy in hits)
+    found = "; ".join(_allergy_to(drug, allergy) for drug, allergy in hits)
     return (
         f"Recorded allergy: {found}. Change the plan, or confirm that it is given anyway "
         "(e.g. a desensitisation protocol)."
     )
+
+
+def _allergy_to(drug: Drug, allergy: Allergy) -> str:
+    """ "Paclitaxel (severe: anaphylaxis)"; the drug named too when the allergy is recorded
+    under another name: "Platins (mild: rash), which covers oxaliplatin"."""
+    if allergy.substance.strip().lower() == drug.name.lower():
+        return allergy.summary
+    return f"{allergy.summary}, which covers {drug.name}"
 
 
 class NewCriticalResultToConfirm(ConfirmationRequired):

@@ -40,7 +40,7 @@ ALL_TICKED = {
     "confirm_lifetime_limit": True,
     "confirm_reason": REASON,
 }
-ALLERGY = "Recorded allergy: vincristine: Vincristine (moderate: neuropathy)"
+ALLERGY = "Recorded allergy: Vincristine (moderate: neuropathy)"
 CONCURRENT = "already has an open course: Dose-dense AC-T v1 (active, from 16 Mar 2026)"
 LIFETIME = "540 mg/m², above the lifetime limit of 450 mg/m²"
 
