@@ -1,13 +1,23 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
+import time_machine
 
 from oncoplanner.accounts.tests.factories import ClinicianFactory
 from patients.services import care_team_add_member
 from patients.tests.factories import BodyMeasurementFactory
+
+
+@pytest.fixture
+def on_20_march_2026() -> Iterator[None]:
+    """Today is Friday 20 March 2026, noon UTC, for the modules whose courses, weights and
+    doses are dated around it (each names it in its pytestmark)."""
+    with time_machine.travel(dt.datetime(2026, 3, 20, 12, 0, tzinfo=dt.UTC), tick=False):
+        yield
 
 
 @pytest.fixture

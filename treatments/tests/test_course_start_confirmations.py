@@ -12,10 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Iterator
 
 import pytest
-import time_machine
 from django.core.exceptions import ValidationError
 from django.test import Client
 from django.urls import reverse
@@ -29,7 +27,7 @@ from patients.services import allergy_record
 from treatments.models import ChemoCycle, Course, Regimen, RegimenDrug
 from treatments.services import AllergyToConfirm, course_start
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("on_20_march_2026")]
 
 HX = {"HX-Request": "true"}
 REASON = "Lymphoma on staging; AC-T stops this week; vincristine desensitisation agreed"
@@ -43,12 +41,6 @@ ALL_TICKED = {
 ALLERGY = "Recorded allergy: Vincristine (moderate: neuropathy)"
 CONCURRENT = "already has an open course: Dose-dense AC-T v1 (active, from 16 Mar 2026)"
 LIFETIME = "540 mg/m², above the lifetime limit of 450 mg/m²"
-
-
-@pytest.fixture(autouse=True)
-def _frozen_today() -> Iterator[None]:
-    with time_machine.travel(dt.datetime(2026, 3, 20, 12, 0, tzinfo=dt.UTC), tick=False):
-        yield
 
 
 @pytest.fixture

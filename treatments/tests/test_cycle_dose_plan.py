@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
@@ -51,17 +50,11 @@ from treatments.tests.factories import (
     regimen_create,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("on_20_march_2026")]
 
 D = Decimal
 TODAY = dt.date(2026, 3, 20)  # a Friday: cycle 1's day 1; its day 8 is 27 March
 DAY_8 = dt.date(2026, 3, 27)
-
-
-@pytest.fixture(autouse=True)
-def _frozen_today() -> Iterator[None]:
-    with time_machine.travel(dt.datetime(2026, 3, 20, 12, 0, tzinfo=dt.UTC), tick=False):
-        yield
 
 
 @pytest.fixture

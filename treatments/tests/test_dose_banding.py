@@ -8,11 +8,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
-import time_machine
 from django.core.exceptions import ValidationError
 from django.test import Client
 from django.urls import reverse
@@ -41,7 +39,7 @@ from treatments.services import (
 )
 from treatments.tests.factories import allergy_status_taken
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("on_20_march_2026")]
 
 START = dt.date(2026, 3, 2)  # cycle 1 of mFOLFOX6 (reference data)
 GIVEN_AT = dt.datetime(2026, 3, 2, 10, 30, tzinfo=dt.UTC)
@@ -51,19 +49,17 @@ CALCULATED = Decimal("156.4")
 BANDED = Decimal("160")
 
 
-@pytest.fixture(autouse=True)
-def _frozen_today() -> Iterator[None]:
-    with time_machine.travel(dt.datetime(2026, 3, 20, 12, 0, tzinfo=dt.UTC), tick=False):
-        yield
-
-
-@pytest.fixture
-def oxaliplatin_banded(db: None) -> Drug:
-    drug = Drug.objects.get(name="oxaliplatin")
+def _banded_at_5_percent(name: str) -> Drug:
+    drug = Drug.objects.get(name=name)
     drug.dose_banding_tolerance_percent = Decimal("5")
     drug.full_clean()
     drug.save()
     return drug
+
+
+@pytest.fixture
+def oxaliplatin_banded(db: None) -> Drug:
+    return _banded_at_5_percent("oxaliplatin")
 
 
 @pytest.fixture
@@ -433,11 +429,7 @@ INFUSION = "fluorouracil 2400 mg/m² IV infusion over 46 h, day 1"
 
 @pytest.fixture
 def fluorouracil_banded(db: None) -> Drug:
-    drug = Drug.objects.get(name="fluorouracil")
-    drug.dose_banding_tolerance_percent = Decimal("5")
-    drug.full_clean()
-    drug.save()
-    return drug
+    return _banded_at_5_percent("fluorouracil")
 
 
 def _fluorouracil_keys(course: Course) -> tuple[str, str]:

@@ -8,11 +8,9 @@ patients already on CHOP.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
-import time_machine
 from django.contrib import admin
 from django.contrib.admin.models import ADDITION, LogEntry
 from django.contrib.messages import get_messages
@@ -28,16 +26,10 @@ from treatments.regimen_versions import regimen_new_version
 from treatments.services import course_start
 from treatments.tests.factories import regimen_approved
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("on_20_march_2026")]
 
 START = dt.date(2026, 3, 2)
 FROZEN_NOTE = b"1 course uses this version"
-
-
-@pytest.fixture(autouse=True)
-def _frozen_today() -> Iterator[None]:
-    with time_machine.travel(dt.datetime(2026, 3, 20, 12, 0, tzinfo=dt.UTC), tick=False):
-        yield
 
 
 @pytest.fixture

@@ -11,11 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import json
-from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
-import time_machine
 from django.apps import apps
 from django.contrib import admin
 from django.core.exceptions import ValidationError
@@ -44,7 +42,7 @@ from treatments.services import (
 )
 from treatments.tests.factories import pharmacy_verified, regimen_approved, regimen_create
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("on_20_march_2026")]
 
 START = dt.date(2026, 3, 2)
 GIVEN_AT = "2026-03-02T10:30"
@@ -52,12 +50,6 @@ PASSWORD = "correct-horse-battery-staple"  # every factory user's (UserFactory)
 REVIEWED = "Counts reviewed at the referring hospital"
 TAXOL = "Paclitaxel (Taxol) prescribing information"
 REGIMEN = "Paclitaxel q14 (supportive care test)"
-
-
-@pytest.fixture(autouse=True)
-def _frozen_today() -> Iterator[None]:
-    with time_machine.travel(dt.datetime(2026, 3, 20, 12, 0, tzinfo=dt.UTC), tick=False):
-        yield
 
 
 def _supportive(regimen: Regimen, **fields: object) -> SupportiveMedication:

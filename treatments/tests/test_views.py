@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
@@ -34,7 +33,7 @@ from treatments.tests.factories import (
     pharmacy_verified,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("on_20_march_2026")]
 
 TODAY = dt.date(2026, 3, 20)
 START = dt.date(2026, 3, 2)  # a Monday, cycle 1 of mFOLFOX6 (reference data, 12 x 14 days)
@@ -42,12 +41,6 @@ START = dt.date(2026, 3, 2)  # a Monday, cycle 1 of mFOLFOX6 (reference data, 12
 REVIEWED = "Counts reviewed at the referring hospital"
 HX = {"HX-Request": "true"}
 PASSWORD = "correct-horse-battery-staple"  # every factory user's (UserFactory)
-
-
-@pytest.fixture(autouse=True)
-def _frozen_today() -> Iterator[None]:
-    with time_machine.travel(dt.datetime(2026, 3, 20, 12, 0, tzinfo=dt.UTC), tick=False):
-        yield
 
 
 @pytest.fixture
