@@ -75,16 +75,20 @@ def regimen(db: None) -> Regimen:
     return regimen_create(name="q14d (history test)", phases=[(14, 4, [("Drug A", "50", "mg/m2")])])
 
 
-@pytest.fixture
-def course(patient: Patient, regimen: Regimen, treating_clinician: User) -> Course:
+def _started(patient: Patient, regimen: Regimen, by: User) -> Course:
     return course_start(
         patient=patient,
         regimen=regimen,
         start_date=START,
         intent="curative",
-        created_by=treating_clinician,
+        created_by=by,
         confirm_past_start=True,
     )
+
+
+@pytest.fixture
+def course(patient: Patient, regimen: Regimen, treating_clinician: User) -> Course:
+    return _started(patient, regimen, treating_clinician)
 
 
 def _cycle(course: Course, number: int) -> ChemoCycle:
@@ -530,14 +534,7 @@ def test_demo_bulk_cycles_get_their_history_rows(treating_clinician):
 def six_cycles(patient: Patient, treating_clinician: User) -> Course:
     """q14d x 6 from Mon 2 Feb 2026: 2 Feb, 16 Feb, 2 Mar, 16 Mar, 30 Mar, 13 Apr."""
     regimen = regimen_create(name="q14d x6 (moves)", phases=[(14, 6, [("Drug A", "50", "mg/m2")])])
-    return course_start(
-        patient=patient,
-        regimen=regimen,
-        start_date=START,
-        intent="curative",
-        created_by=treating_clinician,
-        confirm_past_start=True,
-    )
+    return _started(patient, regimen, treating_clinician)
 
 
 def _moves(cycle: ChemoCycle) -> list[CycleStatusChange]:
