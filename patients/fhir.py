@@ -10,7 +10,8 @@ patient is a 404, and the export is one access-log row with action "export"). Wh
 - Observation (vital signs): body height and weight (LOINC 8302-2, 29463-7);
 - CarePlan: one per chemotherapy course, an order (regimen, mCODE treatment intent, status,
   a stopped course's termination reason, period, prescriber), with an activity per cycle (its
-  status, the reason for a delay, hold or cancellation, and its dates);
+  status, the reason for a delay, hold or cancellation, its dates, and its whole history as
+  progress notes: every give, delay, hold, cancellation and move, with who and when);
 - MedicationAdministration: every dose given (drug as text, dose in mg, SNOMED route, time,
   who gave it and who did the independent check);
 - AllergyIntolerance: every allergy on the chart (clinical and verification status, entries
@@ -39,13 +40,21 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
+from django.db.models import F
 from django.utils import timezone
 
 from labs.models import LabResult
 from labs.units import unit_display
 from patients import selectors
 from patients.models import Allergy, BodyMeasurement, Patient
-from treatments.models import INTENT_SNOMED, Administration, ChemoCycle, Course, SideEffect
+from treatments.models import (
+    INTENT_SNOMED,
+    Administration,
+    ChemoCycle,
+    Course,
+    CycleStatusChange,
+    SideEffect,
+)
 
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
@@ -282,7 +291,9 @@ def _intent_extension(intent: str) -> dict[str, Any]:
     }
 
 
-def _cycle_activity(cycle: ChemoCycle) -> dict[str, Any]:
+def _cycle_activity(
+    cycle: ChemoCycle, history: list[CycleStatusChange], people: _People
+) -> dict[str, Any]:
     period = {"start": (cycle.actual_start or cycle.planned_start).isoformat()}
     if cycle.end_date:
         period["end"] = cycle.end_date.isoformat()
@@ -294,11 +305,38 @@ def _cycle_activity(cycle: ChemoCycle) -> dict[str, Any]:
     if cycle.reason:
         # Free text: a delay or hold is decided for reasons (counts, a holiday) no code names.
         detail["statusReason"] = {"text": cycle.reason}
-    return {"detail": detail}
+    activity: dict[str, Any] = {"detail": detail}
+    if history:
+        # The status and its reason are the latest only: a second delay had hidden the first
+        # from the receiving system. R4 keeps an activity's course in `progress`, oldest first.
+        activity["progress"] = [_progress_note(change, people) for change in history]
+    return activity
+
+
+def _progress_note(change: CycleStatusChange, people: _People) -> dict[str, Any]:
+    """One give, delay, hold, cancellation or move of a cycle as an R4 Annotation: who, when,
+    and what the cycle page's History says ("Delayed 7 days: 5 Dec → 12 Dec 2026: ANC 1.1")."""
+    text = change.summary
+    if change.given_despite:
+        text += f", given despite the pre-cycle check ({change.given_despite_label})"
+    if change.reason:
+        text += f": {change.reason}"
+    if change.from_before_history:
+        text += " (recorded when the history began: earlier changes were not kept)"
+    note: dict[str, Any] = {"text": text}
+    if change.by is not None:
+        note["authorReference"] = people.ref(change.by)
+    if change.at is not None:
+        note["time"] = change.at.isoformat()
+    return note
 
 
 def _care_plan(
-    course: Course, cycles: list[ChemoCycle], subject: dict[str, str], people: _People
+    course: Course,
+    cycles: list[ChemoCycle],
+    history: dict[int, list[CycleStatusChange]],
+    subject: dict[str, str],
+    people: _People,
 ) -> dict[str, Any]:
     # A cycle is an activity of its course's plan, not a CarePlan of its own: R4 gives an
     # activity its status, the reason for it and its scheduled period, and a CarePlan has no
@@ -332,7 +370,9 @@ def _care_plan(
     if course.stop_note:
         resource["note"] = [{"text": course.stop_note}]
     if cycles:
-        resource["activity"] = [_cycle_activity(cycle) for cycle in cycles]
+        resource["activity"] = [
+            _cycle_activity(cycle, history.get(cycle.pk, []), people) for cycle in cycles
+        ]
     return _entry("CarePlan", course.pk, resource)
 
 
@@ -492,9 +532,13 @@ def patient_fhir_bundle(*, user: Any, patient_id: Any) -> dict[str, Any]:
     cycles_by_course: dict[int, list[ChemoCycle]] = {}
     for cycle in ChemoCycle.objects.filter(course__patient=patient).order_by("number"):
         cycles_by_course.setdefault(cycle.course_id, []).append(cycle)
+    history: dict[int, list[CycleStatusChange]] = {}
+    changes = CycleStatusChange.objects.filter(cycle__course__patient=patient).for_display()
+    for change in changes.order_by(F("at").asc(nulls_first=True), "pk"):
+        history.setdefault(change.cycle_id, []).append(change)
     courses = Course.objects.filter(patient=patient).select_related("regimen", "created_by")
     entries += [
-        _care_plan(c, cycles_by_course.get(c.pk, []), subject, people)
+        _care_plan(c, cycles_by_course.get(c.pk, []), history, subject, people)
         for c in courses.order_by("start_date", "pk")
     ]
     administrations = list(

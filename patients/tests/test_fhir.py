@@ -232,6 +232,38 @@ def test_fhir_care_plan_is_an_order_with_coded_intent_and_a_cycle_per_activity(
     assert _resolve(bundle, planned["author"])["name"][0]["family"] == treating_clinician.last_name
 
 
+def test_fhir_cycle_activity_carries_its_whole_history_oldest_first(
+    client, login, treating_clinician, patient
+):
+    course = _chart(patient)  # cycles 1 and 2 given, 3 and 4 planned
+    cycle_4_first_day = course.cycles.get(number=4).planned_start
+    for reason in ("ANC 1.1 on the pre-cycle check", "Still recovering: ANC 1.3"):
+        treatment_services.cycle_delay(
+            cycle=course.cycles.get(number=3), days=7, reason=reason, by=treating_clinician
+        )
+    login(client, treating_clinician)
+    bundle = json.loads(client.get(_url(patient)).content)
+    (plan,) = _by_type(bundle)["CarePlan"]
+    cycle_3, cycle_4 = plan["activity"][2], plan["activity"][3]
+
+    # The status reason is the latest delay's; the progress notes keep both, oldest first.
+    assert cycle_3["detail"]["statusReason"] == {"text": "Still recovering: ANC 1.3"}
+    first, second = cycle_3["progress"]
+    assert first["text"].startswith("Delayed 7 days: ")
+    assert first["text"].endswith(": ANC 1.1 on the pre-cycle check")
+    assert second["text"].endswith(": Still recovering: ANC 1.3")
+    assert first["time"] <= second["time"]
+    assert _resolve(bundle, first["authorReference"])["name"][0]["family"] == (
+        treating_clinician.last_name
+    )
+    # The later cycle says why its day moved, twice.
+    moves = [note["text"] for note in cycle_4["progress"]]
+    assert [text.split(":")[0] for text in moves] == ["Moved 7 days with cycle 3's delay"] * 2
+    assert moves[0].startswith(f"Moved 7 days with cycle 3's delay: {cycle_4_first_day:%-d %b} → ")
+    # Cycles without a recorded change (made here without the services) carry no notes.
+    assert "progress" not in plan["activity"][0]
+
+
 def test_fhir_stopped_course_is_revoked_with_its_mcode_termination_reason(
     client, login, treating_clinician, patient
 ):
