@@ -260,9 +260,9 @@ def course_create(request: AuthedHtmxRequest, patient_id: int) -> HttpResponse:
         return _render(request, template, context, partial="form", status=BAD_REQUEST)
     planned = list(course.cycles.values_list("number", "planned_start"))
     messages.success(request, f"Course of {course.regimen} started; {len(planned)} cycles planned.")
-    weekend = closed_days_warning(planned)
-    if weekend:
-        messages.warning(request, weekend)
+    closed_days = closed_days_warning(planned)
+    if closed_days:
+        messages.warning(request, closed_days)
     url = reverse("treatments:course_detail", args=[patient.pk, course.pk])
     if request.htmx:
         return HttpResponse(status=204, headers={"HX-Redirect": url})
@@ -749,7 +749,7 @@ def _cycle_action(
     if form.is_valid():
         data = form.cleaned_data
         seen = data["seen_version"] or None
-        weekend = ""
+        closed_days = ""
         try:
             if action == "give":
                 services.cycle_give(
@@ -770,7 +770,7 @@ def _cycle_action(
                     seen_version=seen,
                 )
                 done = f"Cycle {cycle.number} delayed; later cycles moved with it."
-                weekend = _closed_days_warning_from(delayed)
+                closed_days = _closed_days_warning_from(delayed)
             elif action == "hold":
                 services.cycle_hold(
                     cycle=cycle, reason=data["reason"], by=request.user, seen_version=seen
@@ -793,7 +793,7 @@ def _cycle_action(
             form.add_error(None, str(error))
             status = 403
         else:
-            return _back_to_cycle(request, cycle, done, warning=weekend)
+            return _back_to_cycle(request, cycle, done, warning=closed_days)
     return _render(
         request,
         "treatments/cycle_detail.html",
