@@ -211,6 +211,14 @@ class CycleOut(Schema):
     version: str = Field(
         description="Changes with every change to the cycle: send it back as seen_version."
     )
+    closed_day: str = Field(
+        description="For a cycle still to give, why the day unit may be closed on its planned "
+        'day 1: "weekend", or the public holiday\'s name ("Christmas Day"); else "".'
+    )
+
+    @staticmethod
+    def resolve_closed_day(obj: ChemoCycle) -> str:
+        return obj.planned_on_closed_day
 
 
 class CycleStatusChangeOut(Schema):

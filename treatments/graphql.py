@@ -192,6 +192,14 @@ class ChemoCycleType(Gated):
     def version(self) -> str:
         return self.version  # type: ignore[attr-defined]
 
+    @strawberry_django.field(
+        only=["planned_start", "status"],
+        description="For a cycle still to give, why the day unit may be closed on its planned "
+        'day 1: "weekend", or the public holiday\'s name ("Christmas Day"); else "".',
+    )
+    def closed_day(self) -> str:
+        return self.planned_on_closed_day  # type: ignore[attr-defined]
+
 
 @strawberry_django.type(CycleStatusChange, name="CycleStatusChange")
 class CycleStatusChangeType(Gated):

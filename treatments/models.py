@@ -20,6 +20,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from patients.models import Patient
+from treatments.schedule import closed_day
 
 # A banded dose is never further than this from the calculated one, whatever a pharmacy sets.
 BANDING_TOLERANCE_MIN = Decimal("0.1")
@@ -760,6 +761,15 @@ class ChemoCycle(models.Model):
     @property
     def patient(self) -> Patient:
         return self.course.patient
+
+    @property
+    def planned_on_closed_day(self) -> str:
+        """Why the day unit may be closed on the planned day 1 of this cycle, while it is still
+        to give: "weekend", a public holiday's name ("Christmas Day"), or "" (see
+        treatments.schedule). A given or cancelled cycle is history: ""."""
+        if self.status in {self.Status.GIVEN, self.Status.CANCELLED}:
+            return ""
+        return closed_day(self.planned_start)
 
     @property
     def start(self):  # noqa: ANN201 - a date

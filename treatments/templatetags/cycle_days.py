@@ -12,7 +12,6 @@ from django.utils.safestring import SafeString
 from oncoplanner.dates import day_text
 from treatments.models import ChemoCycle
 from treatments.schedule import closed_day
-from treatments.services import OPEN_CYCLE_STATUSES
 
 register = template.Library()
 
@@ -22,9 +21,9 @@ def closed_day_badge(planned: ChemoCycle | dt.date | None) -> SafeString | str:
     """A badge after a planned day 1 on which the day unit may be closed, naming why
     ("weekend", "Christmas Day"), for a date or a cycle still to give; else nothing."""
     if isinstance(planned, ChemoCycle):
-        # Only a cycle still to give: given and cancelled ones are history.
-        planned = planned.planned_start if planned.status in OPEN_CYCLE_STATUSES else None
-    why = closed_day(planned) if planned is not None else ""
+        why, planned = planned.planned_on_closed_day, planned.planned_start
+    else:
+        why = closed_day(planned) if planned is not None else ""
     if not why:
         return ""
     on = f"a {planned:%A}" if why == "weekend" else f"{why}, a public holiday"

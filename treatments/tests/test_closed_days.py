@@ -198,3 +198,29 @@ def test_a_course_into_christmas_says_so_and_marks_the_day(
     ) in page
     cycle_7 = reverse("treatments:cycle_detail", args=[measured.pk, course.pk, 7])
     assert ">Christmas Day</span>" in client.get(cycle_7).content.decode()
+
+
+def test_rest_and_graphql_say_which_cycle_days_fall_on_a_closed_day(
+    client, login, treating_clinician, measured, mfolfox6, settings
+):
+    settings.CLINIC_HOLIDAYS = "GB-ENG"
+    course = course_start(
+        patient=measured,
+        regimen=mfolfox6,
+        start_date=OCTOBER_FRIDAY,
+        intent="adjuvant",
+        created_by=treating_clinician,
+    )
+    login(client, treating_clinician)
+    url = f"/api/v1/patients/{measured.pk}/courses/{course.pk}/cycles?limit=20"
+    rest = {c["number"]: c["closed_day"] for c in client.get(url).json()["items"]}
+    assert rest == {n: "Christmas Day" if n == 7 else "" for n in range(1, 13)}
+
+    query = "query($id: ID!) { patient(id: $id) { courses { cycles { number closedDay } } } }"
+    response = client.post(
+        "/graphql/",
+        {"query": query, "variables": {"id": measured.pk}},
+        content_type="application/json",
+    )
+    (graphql_course,) = response.json()["data"]["patient"]["courses"]
+    assert {c["number"]: c["closedDay"] for c in graphql_course["cycles"]} == rest
