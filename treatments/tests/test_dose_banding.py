@@ -143,6 +143,20 @@ def test_a_banded_dose_within_tolerance_is_verified_and_its_label_recorded_with_
     assert administration.banding_note == "banded from 156.4 mg calculated, +2.3%"
 
 
+def test_the_printed_summary_names_the_banded_dose_given_and_its_dated_inputs(
+    client, login, oxaliplatin_banded, cycle, pharmacist, treating_clinician, checker
+):
+    cycle_doses_verify(cycle=cycle, by=pharmacist, dispensed_doses={_key(cycle.course): "160"})
+    _record(cycle, treating_clinician, checker, "160")
+    login(client, treating_clinician)
+    summary = client.get(
+        reverse("treatments:course_summary", args=[cycle.course.patient_id, cycle.course_id])
+    ).content.decode()
+    # The dose in the bag, as given: the calculated 156.4 mg was banded to 160 mg.
+    assert "oxaliplatin 160 mg</strong> (banded from 156.4 mg calculated, +2.3%)" in summary
+    assert "170.0 cm (27 Feb 2026), 72.0 kg (27 Feb 2026)" in summary  # not 2026-02-27
+
+
 def test_a_dose_left_unbanded_is_dispensed_and_recorded_as_calculated(
     oxaliplatin_banded, cycle, pharmacist, treating_clinician, checker
 ):
