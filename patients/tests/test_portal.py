@@ -209,6 +209,23 @@ def test_portal_home_shows_own_cycles_without_clinical_notes(portal_client, pati
     assert past == [2, 1]
 
 
+def test_portal_home_says_a_treatment_day_on_a_public_holiday_will_be_confirmed(
+    portal_client, patient, admin_user, settings
+):
+    settings.CLINIC_HOLIDAYS = "GB-ENG"
+    today = timezone.localdate()
+    christmas = dt.date(today.year, 12, 25)
+    if christmas <= today:
+        christmas = christmas.replace(year=today.year + 1)
+    course = _course(patient, admin_user, cycles=4)
+    course.cycles.filter(number=3).update(status=ChemoCycle.Status.GIVEN, actual_start=today)
+    course.cycles.filter(number=4).update(planned_start=christmas)
+
+    html = portal_client.get(reverse("portal:home")).content.decode()
+    assert "This is Christmas Day, a public holiday." in html  # the next treatment
+    assert "Christmas Day: your care team will confirm this date with you." in html  # the list
+
+
 def test_portal_home_never_shows_another_patients_schedule(portal_client, admin_user):
     other = PatientFactory.create()
     _course(other, admin_user, regimen_name="MARKER-OTHER-REGIMEN")
