@@ -4,8 +4,10 @@ the check says treat."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 
 import pytest
+import time_machine
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
@@ -19,6 +21,15 @@ from treatments.models import ChemoCycle
 from treatments.services import cycle_give
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _at_noon() -> Iterator[None]:
+    """Today at noon: "today's" result is stamped two hours ago (lab_history), which between
+    midnight and 2 am fell on yesterday and made the after-the-fact test fail at night."""
+    noon = dt.datetime.combine(timezone.localdate(), dt.time(12), tzinfo=dt.UTC)
+    with time_machine.travel(noon, tick=False):
+        yield
 
 
 @pytest.fixture
