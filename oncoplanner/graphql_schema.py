@@ -297,7 +297,9 @@ class Mutation:
         override_reason: str = "",
     ) -> ChemoCycleType:
         """Give a cycle; overrideReason is required when the pre-cycle check says otherwise.
-        seenVersion is the cycle's version as last read: a changed cycle is refused."""
+        seenVersion is the cycle's version as last read: a changed cycle is refused. A held
+        cycle is released only by an oncologist or a non-medical prescriber, a cycle against
+        the check given only by an oncologist (FORBIDDEN otherwise)."""
         cycle = _cycle(info, patient_id, cycle_id)
         return _Services.call(
             lambda: treatment_services.cycle_give(
@@ -320,6 +322,8 @@ class Mutation:
         days: int | None = None,
         new_start: dt.date | None = None,
     ) -> ChemoCycleType:
+        """Delay a cycle (days or newStart) and the later ones with it. A held cycle is delayed
+        only by an oncologist or a non-medical prescriber (FORBIDDEN otherwise)."""
         cycle = _cycle(info, patient_id, cycle_id)
         return _Services.call(
             lambda: treatment_services.cycle_delay(

@@ -12,10 +12,11 @@ again and again. The chart is kept, rendered, under a key that names the state i
 - the minute: the chart says "3 hours, 5 minutes ago", "evaluated 14:02", judges a weight's
   age by today's date, and pre-cycle results age out of their window by the hour. A minute's
   lag is the most a time-only change waits, and every write shows at once;
-- what about the viewer the chart depends on (on the care team, break-glass, prescriber). The
-  chart is rendered without the request or the user, so nothing else about the viewer can
-  reach it; its forms carry a placeholder that each response replaces with the viewer's own
-  CSRF token.
+- what about the viewer the chart depends on (on the care team, break-glass, and whether they
+  decide to treat: only an oncologist is offered "Plan a course"; a non-medical prescriber
+  shares the other clinicians' chart). The chart is rendered without the request or the user,
+  so nothing else about the viewer can reach it; its forms carry a placeholder that each
+  response replaces with the viewer's own CSRF token.
 
 Not kept: the access gate and its access-log row (every read, hit or miss), who accessed the
 record, emergency accesses, the portal invitation, and any render with a form's errors.
@@ -141,13 +142,13 @@ class Viewer:
 
     on_care_team: bool
     break_glass: bool
-    is_prescriber: bool
+    may_decide_to_treat: bool  # the chart offers "Plan a course" (User.may_decide_to_treat)
 
     @property
     def key(self) -> str:
         return "".join(
             "1" if flag else "0"
-            for flag in (self.on_care_team, self.break_glass, self.is_prescriber)
+            for flag in (self.on_care_team, self.break_glass, self.may_decide_to_treat)
         )
 
 

@@ -234,7 +234,7 @@ def _dashboard_page(
     viewer = chart_cache.Viewer(
         on_care_team=on_team,
         break_glass=break_glass,
-        is_prescriber=request.user.is_prescriber,  # type: ignore[union-attr]
+        may_decide_to_treat=request.user.may_decide_to_treat,  # type: ignore[union-attr]
     )
 
     def render_chart(csrf_token: str) -> str:

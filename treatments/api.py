@@ -613,7 +613,8 @@ def course_list(
 
 @router.post("/patients/{patient_id}/courses", response={201: CourseOut, **ERRORS})
 def course_create(request: HttpRequest, patient_id: int, payload: CourseIn) -> Status[Course]:
-    """Start a course (course_start): every cycle is scheduled from start_date."""
+    """Start a course (course_start): every cycle is scheduled from start_date. The decision
+    to treat: an oncologist's only (403 for anyone else, non-medical prescribers included)."""
     no_query(request)
     from patients.selectors import patient_get_for_user
 
@@ -670,6 +671,9 @@ def cycle_detail(request: HttpRequest, patient_id: int, cycle_id: int) -> ChemoC
 
 @router.post("/patients/{patient_id}/cycles/{cycle_id}/give", response={200: CycleOut, **ERRORS})
 def cycle_give(request: HttpRequest, patient_id: int, cycle_id: int, payload: GiveIn) -> ChemoCycle:
+    """Give a cycle. A held cycle is released only by an oncologist or a non-medical
+    prescriber, and a cycle the pre-cycle check does not clear is given only by an oncologist
+    (403 otherwise)."""
     no_query(request)
     cycle = _cycle(request, patient_id, cycle_id)
     return services.cycle_give(
@@ -685,6 +689,8 @@ def cycle_give(request: HttpRequest, patient_id: int, cycle_id: int, payload: Gi
 def cycle_delay(
     request: HttpRequest, patient_id: int, cycle_id: int, payload: DelayIn
 ) -> ChemoCycle:
+    """Delay a cycle and the later ones with it. A held cycle is delayed only by an oncologist
+    or a non-medical prescriber (403 otherwise)."""
     no_query(request)
     cycle = _cycle(request, patient_id, cycle_id)
     return services.cycle_delay(
@@ -712,6 +718,7 @@ def cycle_hold(
 def cycle_cancel(
     request: HttpRequest, patient_id: int, cycle_id: int, payload: ReasonIn
 ) -> ChemoCycle:
+    """Cancel a cycle: by an oncologist or a non-medical prescriber (403 otherwise)."""
     no_query(request)
     cycle = _cycle(request, patient_id, cycle_id)
     return services.cycle_cancel(
@@ -839,7 +846,8 @@ def dose_verification_list(
 def cycle_verify(
     request: HttpRequest, patient_id: int, cycle_id: int, payload: DoseVerifyIn
 ) -> Status[DoseVerification]:
-    """A pharmacist verifies the doses of the cycle's drugs not yet given (403 for others)."""
+    """A pharmacist verifies the doses of the cycle's drugs not yet given (403 for others, and
+    for the pharmacist who set a dose level in force for the cycle: another one verifies)."""
     no_query(request)
     cycle = _cycle(request, patient_id, cycle_id)
     verification = services.cycle_doses_verify(
@@ -880,6 +888,8 @@ def dose_modification_list(
 def dose_modification_create(
     request: HttpRequest, patient_id: int, course_id: int, payload: DoseModificationIn
 ) -> Status[DoseModification]:
+    """Set a dose level from a cycle on: by an oncologist or a non-medical prescriber (403
+    otherwise)."""
     no_query(request)
     user = clinical_user(request)
     course = course_get_for_user(user=user, patient_id=patient_id, course_id=course_id, perm=CHANGE)

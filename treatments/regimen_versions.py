@@ -157,7 +157,9 @@ def regimen_retire_other_versions(*, regimen: Regimen, by: User) -> list[Regimen
 
 
 def _approving_discipline(user: User) -> str:
-    if user.is_prescriber:
+    # By discipline, never by prescribing rights: a pharmacist who is also a non-medical
+    # prescriber signs as the pharmacist, never as the oncologist.
+    if user.is_oncologist:
         return RegimenApproval.Discipline.ONCOLOGIST
     if user.is_pharmacist:
         return RegimenApproval.Discipline.PHARMACIST

@@ -72,17 +72,31 @@ def _require_reason(reason: str) -> str:
     return reason
 
 
-PRESCRIBER_ONLY = (
-    "Only an oncologist prescribes chemotherapy: planning a course, changing a dose level, "
-    "cancelling a cycle and stopping a course."
+DECISION_TO_TREAT_ONLY = (
+    "Only an oncologist decides to treat: starting a course and stopping a course. Within a "
+    "course an oncologist or a non-medical prescriber (a nurse or pharmacist authorised for "
+    "SACT) changes dose levels, cancels cycles and releases held ones."
+)
+CYCLE_PRESCRIBER_ONLY = (
+    "Only an oncologist or a non-medical prescriber (a nurse or pharmacist authorised for SACT) "
+    "prescribes a course's cycles: changing a dose level, cancelling a cycle, releasing a held "
+    "cycle. Starting and stopping a course are an oncologist's decisions."
 )
 
 
-def _require_prescriber(user: User) -> None:
-    # Prescribing is an oncologist's act (nurses give, pharmacists verify): refused, not
-    # hidden, so every door (page, REST, GraphQL) answers 403 alike.
-    if not user.is_prescriber:
-        raise PermissionDenied(PRESCRIBER_ONLY)
+# Who may prescribe what (BOPA/UKONS guidance on non-medical prescribing of SACT): refused, not
+# hidden, so every door (page, REST, GraphQL) answers 403 alike. Nurses give, pharmacists
+# verify; those the trust authorised (User.sact_prescriber) also prescribe cycles.
+def _require_decision_to_treat(user: User) -> None:
+    # Starting and ending treatment stay with the consultant oncologist.
+    if not user.may_decide_to_treat:
+        raise PermissionDenied(DECISION_TO_TREAT_ONLY)
+
+
+def _require_cycle_prescriber(user: User) -> None:
+    # After the decision to treat: an oncologist or a non-medical prescriber.
+    if not user.may_prescribe_cycles:
+        raise PermissionDenied(CYCLE_PRESCRIBER_ONLY)
 
 
 def _require_open_course(course: Course, field: str = "course") -> None:
@@ -185,10 +199,11 @@ def _premedication_confirmed(
 def _require_prescriber_for_held(cycle: ChemoCycle, by: User, act: str) -> None:
     # A hold is often for something the labs do not show (an echo, a scan, consent): a nurse
     # had given a held cycle because its bloods passed, and could lift a hold by delaying it.
-    if cycle.status == ChemoCycle.Status.HELD and not by.is_prescriber:
+    # Releasing it is prescribing the cycle: an oncologist or a non-medical prescriber.
+    if cycle.status == ChemoCycle.Status.HELD and not by.may_prescribe_cycles:
         raise PermissionDenied(
             f"Cycle {cycle.number} is on hold (“{cycle.reason}”): {act} is an oncologist's "
-            "decision."
+            "or a non-medical prescriber's decision."
         )
 
 
@@ -350,8 +365,11 @@ def course_start(
     settings.COURSE_START_MAX_DAYS_AGO days ago raises PastStartToConfirm until
     `confirm_past_start` (a mistyped year would schedule every cycle in it; a course begun
     before it was entered here is the rare real case).
+
+    The decision to treat: an oncologist's only (PermissionDenied for anyone else, non-medical
+    prescribers included).
     """
-    _require_prescriber(created_by)
+    _require_decision_to_treat(created_by)
     if regimen.approved_at is None:
         raise ValidationError(
             {
@@ -550,9 +568,10 @@ def course_stop(
     """Stop an open course early with an mCODE termination reason (Course.StopReason).
 
     Every cycle not yet given is cancelled with the stop as its reason, so no stale cycle stays
-    on a worklist.
+    on a worklist. The decision to end treatment: an oncologist's only (PermissionDenied for
+    anyone else, non-medical prescribers included).
     """
-    _require_prescriber(by)
+    _require_decision_to_treat(by)
     course = Course.objects.select_for_update().get(pk=course.pk)
     _require_open_course(course)
     if reason not in Course.StopReason.values:
@@ -621,7 +640,9 @@ def cycle_give(
     When the regimen's pre-cycle check (labs.services.precycle_evaluate, with the results
     available by the end of `actual_start`) does not say treat, the cycle is given only with
     an `override_reason` (ValidationError on it otherwise), kept on the cycle with what the
-    check said: a delay, hold, missing or stale result is never passed over in one click.
+    check said: a delay, hold, missing or stale result is never passed over in one click. Only
+    an oncologist gives a cycle against the check; a held cycle is released (given) only by an
+    oncologist or a non-medical prescriber (PermissionDenied otherwise).
 
     Cycles are given in order: an earlier cycle still planned, ready, delayed or held must be
     given or cancelled first, and a cycle starts at most CYCLE_EARLY_TOLERANCE_DAYS before the
@@ -682,8 +703,9 @@ def cycle_give(
 def _readiness_override(course: Course, day: dt.date, reason: str, *, by: User) -> tuple[str, str]:
     """("", "") when the pre-cycle check says treat (or the regimen has no rules: a physician
     decides, as the cycle page says); else (what it said, the reason), refused without one,
-    and refused to anyone but an oncologist: treating through a delay or a hold is a
-    prescribing decision (a nurse had given a cycle against ANC 0.3 "as the patient felt well")."""
+    and refused to anyone but an oncologist: treating outside the protocol's criteria is a
+    decision to treat (may_decide_to_treat), not a non-medical prescriber's within-protocol
+    prescribing (a nurse had given a cycle against ANC 0.3 "as the patient felt well")."""
     from labs.services import precycle_evaluate
 
     end_of_day = timezone.make_aware(dt.datetime.combine(day, dt.time.max))
@@ -692,7 +714,7 @@ def _readiness_override(course: Course, day: dt.date, reason: str, *, by: User) 
     )
     if not assessment.analytes or assessment.ok_to_treat:
         return "", ""
-    if not by.is_prescriber:
+    if not by.may_decide_to_treat:
         raise PermissionDenied(
             f"The pre-cycle check says “{assessment.outcome_label}”: giving the cycle against "
             "it is an oncologist's decision. Delay or hold the cycle, or ask an oncologist."
@@ -729,6 +751,8 @@ def cycle_delay(
     """Delay `cycle` by `days` (or to `new_start`), and every later cycle not yet given with it.
 
     Give exactly one of `days` (>= 1) or `new_start` (after the current planned start).
+    A held cycle is delayed (which lifts the hold) only by an oncologist or a non-medical
+    prescriber (PermissionDenied otherwise).
     """
     cycle = _lock_cycle(cycle, seen_version)
     _require_open_cycle(cycle, "delayed")
@@ -776,13 +800,14 @@ def cycle_hold(
 def cycle_cancel(
     *, cycle: ChemoCycle, reason: str, by: User, seen_version: str | None = None
 ) -> ChemoCycle:
-    """Cancel a cycle that will not be given (an oncologist's decision: it omits treatment).
+    """Cancel a cycle that will not be given: it omits treatment, so an oncologist or a
+    non-medical prescriber decides it (PermissionDenied otherwise).
 
     The course's last cycle left to give is not cancelled: ending the course early is
     stopping it, with a stop reason (course_stop). Cancelling the remaining cycles one by one
     had shown a course stopped half-way as "Completed", with no reason.
     """
-    _require_prescriber(by)
+    _require_cycle_prescriber(by)
     cycle = _lock_cycle(cycle, seen_version)
     _require_open_cycle(cycle, "cancelled")
     if not cycle.course.cycles.filter(status__in=OPEN_CYCLE_STATUSES).exclude(pk=cycle.pk).exists():
@@ -821,8 +846,11 @@ def dose_modification_record(
     100% of the standard dose needs `override_reason` (DOMAIN.md section 2). DoseLevelToConfirm
     is raised until `confirm_level` for a level below LOW_DOSE_LEVEL (8 typed for 80) and for
     one that raises a drug already reduced (an "all drugs 90%" had lifted a drug at 80%).
+
+    Prescribing: an oncologist or a non-medical prescriber (PermissionDenied otherwise). A
+    pharmacist who sets a level does not verify the doses it applies to (cycle_doses_verify).
     """
-    _require_prescriber(created_by)
+    _require_cycle_prescriber(created_by)
     _require_open_course(course)
     reason = _require_reason(reason)
     total = course.cycles.count()
@@ -929,6 +957,41 @@ def dose_percent_for(
     return Decimal(latest.percent), latest
 
 
+def dose_levels_set_by(*, plan: CycleDosePlan, user: User) -> list[DoseModification]:
+    """The dose levels in force in `plan`'s cycle, for any of its drugs (dose_percent_for's
+    rule: drug-specific or all-drug, the latest from a cycle at or before this one), that `user`
+    set. Reads only; the caller has authorised access to the cycle.
+
+    Separation of duties: a pharmacist who prescribed a cycle's dose level as a non-medical
+    prescriber does not clinically verify its doses; another pharmacist does.
+    """
+    cycle = plan.cycle
+    in_force: dict[int, DoseModification | None] = {
+        dose.regimen_drug.drug_id: dose.modification for dose in plan.doses if dose.to_give
+    }
+    for dose in plan.doses:
+        drug = dose.regimen_drug.drug
+        if drug.pk not in in_force:  # every dose of it given: the level it was given at
+            in_force[drug.pk] = dose_percent_for(
+                course=cycle.course, cycle_number=cycle.number, drug=drug
+            )[1]
+    mine = {m.pk: m for m in in_force.values() if m is not None and m.created_by_id == user.pk}
+    return sorted(mine.values(), key=lambda m: (m.from_cycle_number, m.created_at, m.pk))
+
+
+def own_dose_levels_message(cycle: ChemoCycle, levels: list[DoseModification]) -> str:
+    """Why the pharmacist who set `levels` (dose_levels_set_by) does not verify `cycle`."""
+    named = "; ".join(
+        f"{fmt_decimal(Decimal(m.percent))}% {m.drug or 'all drugs'} from cycle "
+        f"{m.from_cycle_number}, {day_text(timezone.localtime(m.created_at).date())}"
+        for m in levels
+    )
+    return (
+        f"You set the dose level in force for cycle {cycle.number} ({named}): another "
+        "pharmacist verifies doses you prescribed."
+    )
+
+
 @transaction.atomic
 def cycle_doses_verify(
     *,
@@ -957,14 +1020,21 @@ def cycle_doses_verify(
     by the same keys (a blank one: not banded); see _dispensed_doses for what is refused. The
     verification keeps, per dose, the calculated dose (`doses`), the dose dispensed (banded,
     or the calculated one) and the calculation's inputs.
+
+    Refused (PermissionDenied) to anyone but a pharmacist, and to the pharmacist who set a dose
+    level in force for the cycle as a non-medical prescriber (dose_levels_set_by): another
+    pharmacist verifies doses they prescribed.
     """
     if not by.is_pharmacist:
         raise PermissionDenied("A cycle's doses are verified by a pharmacist.")
     cycle = _lock_cycle(cycle)
+    plan = cycle_dose_plan(cycle)
+    own_levels = dose_levels_set_by(plan=plan, user=by)
+    if own_levels:
+        raise PermissionDenied(own_dose_levels_message(cycle, own_levels))
     if cycle.status == ChemoCycle.Status.CANCELLED:
         raise ValidationError({"cycle": f"Cycle {cycle.number} was cancelled."})
     _require_allergy_status(cycle.course.patient)
-    plan = cycle_dose_plan(cycle)
     if plan.problems:
         raise ValidationError({"cycle": "Cannot verify: " + " ".join(plan.problems)})
     doses = plan.doses_to_verify

@@ -521,6 +521,14 @@ def _cycle_context(request: AuthedHtmxRequest, cycle: ChemoCycle, **forms: Any) 
     can_record = cycle.status in {ChemoCycle.Status.GIVEN, ChemoCycle.Status.READY} and bool(
         to_give
     )
+    may_verify = (
+        request.user.is_pharmacist and cycle.status != ChemoCycle.Status.CANCELLED and bool(to_give)
+    )
+    # Separation of duties: the pharmacist who set a dose level in force for this cycle (as a
+    # non-medical prescriber) is told so instead of shown a form the service would refuse.
+    own_levels = (
+        services.dose_levels_set_by(plan=dose_plan, user=request.user) if may_verify else []
+    )
     # Read once for the page: the lifetime warning and the received line both need it.
     received = (
         services.cumulative_dose_per_drug(patient=patient)
@@ -574,9 +582,8 @@ def _cycle_context(request: AuthedHtmxRequest, cycle: ChemoCycle, **forms: Any) 
         # What a pharmacist would verify now, and whether the latest verification still holds.
         "seen_doses": doses_shown(dose_plan.doses_to_verify),
         "verification_stale": dose_plan.verification_stale,
-        "can_verify": request.user.is_pharmacist
-        and cycle.status != ChemoCycle.Status.CANCELLED
-        and bool(to_give),
+        "can_verify": may_verify and not own_levels,
+        "verify_refused": services.own_dose_levels_message(cycle, own_levels) if own_levels else "",
         "verify_form": verify_form,
         # Beside each dose the pharmacy may band: its calculated dose, the dispensed-dose
         # field and the doses allowed.
@@ -788,7 +795,8 @@ def _cycle_action(
         except ValidationError as error:
             add_service_errors(form, error)
         except PermissionDenied as error:
-            # An oncologist's decision (cancelling, giving against the check): said on the
+            # Not this user's decision (cancelling or releasing a held cycle without being a
+            # prescriber, giving against the check without being an oncologist): said on the
             # form the user filled in, with the 403 every other door answers.
             form.add_error(None, str(error))
             status = 403
@@ -1158,10 +1166,10 @@ def _regimen_detail_context(
     missing = regimen_versions.regimen_missing_approvals(regimen=regimen)
     may_approve = (
         bool(missing)
-        and (user.is_prescriber or user.is_pharmacist)
+        and (user.is_oncologist or user.is_pharmacist)
         and regimen.created_by_id != user.pk
         and all(a.approved_by_id != user.pk for a in approvals)
-        and ("oncologist" if user.is_prescriber else "pharmacist") in missing
+        and ("oncologist" if user.is_oncologist else "pharmacist") in missing
     )
     # What the approvers must look at: what changed from the version before, and the whole
     # plan against each lifetime limit.

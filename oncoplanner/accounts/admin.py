@@ -29,15 +29,17 @@ class UserAdmin(BaseUserAdmin):
         "is_active",
         "last_login",
     )
-    list_filter = ("role", "discipline", "is_active", "is_staff")
+    list_filter = ("role", "discipline", "sact_prescriber", "is_active", "is_staff")
     search_fields = ("username", "first_name", "last_name", "email")
+    # sact_prescriber beside the discipline it depends on (nurse or pharmacist only: the model's
+    # clean() says so on the field).
     fieldsets = (
         *BaseUserAdmin.fieldsets,
-        ("Role", {"fields": ("role", "discipline")}),
+        ("Role", {"fields": ("role", "discipline", "sact_prescriber")}),
     )
     add_fieldsets = (
         *BaseUserAdmin.add_fieldsets,
-        ("Role", {"fields": ("role", "discipline")}),
+        ("Role", {"fields": ("role", "discipline", "sact_prescriber")}),
     )
 
 

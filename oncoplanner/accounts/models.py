@@ -31,6 +31,18 @@ class User(AbstractUser):
         blank=True,
         help_text="Clinicians only: oncologist, oncology nurse or pharmacist.",
     )
+    sact_prescriber = models.BooleanField(
+        "Non-medical SACT prescriber",
+        default=False,
+        help_text="Nurse and pharmacist independent prescribers authorised by the trust to "
+        "prescribe chemotherapy (SACT) cycles after an oncologist's decision to treat: dose "
+        "levels, delaying, cancelling and releasing held cycles. Starting and stopping a course "
+        "stay with the oncologist.",
+    )
+
+    # The disciplines that may hold sact_prescriber (BOPA/UKONS guidance on non-medical
+    # prescribing of SACT): an oncologist prescribes anyway.
+    NON_MEDICAL_PRESCRIBER_DISCIPLINES = (Discipline.NURSE, Discipline.PHARMACIST)
 
     class Meta:
         constraints = [
@@ -40,28 +52,72 @@ class User(AbstractUser):
                 | (~Q(role="clinician") & Q(discipline="")),
                 violation_error_message="A clinician needs a discipline; other roles have none.",
             ),
+            models.CheckConstraint(
+                name="sact_prescriber_is_nurse_or_pharmacist",
+                condition=Q(sact_prescriber=False)
+                | Q(role="clinician", discipline__in=["nurse", "pharmacist"]),
+                violation_error_message="Only a nurse or a pharmacist clinician is a non-medical "
+                "SACT prescriber.",
+            ),
         ]
 
     def clean(self) -> None:
         super().clean()
+        errors: dict[str, str] = {}
         if self.role == self.Role.CLINICIAN and not self.discipline:
-            raise ValidationError({"discipline": "A clinician needs a discipline."})
+            errors["discipline"] = "A clinician needs a discipline."
         if self.role != self.Role.CLINICIAN and self.discipline:
-            raise ValidationError({"discipline": "Only clinicians have a discipline."})
+            errors["discipline"] = "Only clinicians have a discipline."
+        if self.sact_prescriber and not (
+            self.is_clinician and self.discipline in self.NON_MEDICAL_PRESCRIBER_DISCIPLINES
+        ):
+            errors["sact_prescriber"] = (
+                "An oncologist prescribes anyway: non-medical SACT prescriber is for nurse and "
+                "pharmacist independent prescribers."
+                if self.is_clinician and self.discipline == self.Discipline.ONCOLOGIST
+                else "Only a nurse or a pharmacist clinician can be a non-medical SACT "
+                "prescriber: patients and administrators do not prescribe."
+            )
+        if errors:
+            raise ValidationError(errors)
 
     @property
     def is_clinician(self) -> bool:
         return self.role == self.Role.CLINICIAN
 
     @property
-    def is_prescriber(self) -> bool:
-        """Prescribes chemotherapy: plans a course, sets a dose level, stops a course. Nurses
-        give and record, pharmacists verify; neither prescribes here."""
+    def is_oncologist(self) -> bool:
+        """A clinician whose discipline is oncologist: who they are, not what they may do (the
+        oncologist's signature on a regimen version, treatments.regimen_versions)."""
         return self.is_clinician and self.discipline == self.Discipline.ONCOLOGIST
 
     @property
+    def may_decide_to_treat(self) -> bool:
+        """Makes the decision to treat and to end treatment: starts a course (course_start),
+        stops one (course_stop), and gives a cycle against its pre-cycle check. A consultant
+        oncologist's decision only; non-medical prescribers prescribe the cycles after it
+        (may_prescribe_cycles)."""
+        return self.is_oncologist
+
+    @property
+    def may_prescribe_cycles(self) -> bool:
+        """Prescribes the cycles of a course an oncologist decided to start: sets a dose level
+        (dose_modification_record), cancels a cycle, and releases a held cycle (gives or
+        delays it). An oncologist, or a nurse or pharmacist the trust authorised as a
+        non-medical SACT prescriber (sact_prescriber). Nurses without it give and record,
+        pharmacists without it verify."""
+        if self.is_oncologist:
+            return True
+        return (
+            self.is_clinician
+            and self.sact_prescriber
+            and self.discipline in self.NON_MEDICAL_PRESCRIBER_DISCIPLINES
+        )
+
+    @property
     def is_pharmacist(self) -> bool:
-        """Verifies a cycle's doses before they are prepared (treatments.cycle_doses_verify)."""
+        """Verifies a cycle's doses before they are prepared (treatments.cycle_doses_verify),
+        except the doses of a dose level they set themselves as a non-medical prescriber."""
         return self.is_clinician and self.discipline == self.Discipline.PHARMACIST
 
     @property

@@ -275,6 +275,7 @@ class DemoClinic:
                     last_name=person.last_name,
                     role=person.role,
                     discipline=person.discipline,
+                    sact_prescriber=person.sact_prescriber,
                     email=f"{person.username}@clinic.example",
                     is_staff=person.role == "administrator",
                     is_superuser=person.role == "administrator",

@@ -19,6 +19,8 @@ class DemoPerson:
     role: str
     discipline: str = ""
     teams: tuple[str, ...] = ()
+    # A nurse or pharmacist independent prescriber (User.sact_prescriber).
+    sact_prescriber: bool = False
 
 
 GI_TEAM = "GI oncology"
@@ -39,6 +41,16 @@ STAFF = (
         "pharm.haddad", "Rami", "Haddad", "clinician", "pharmacist", (GI_TEAM, BREAST_LYMPHOMA_TEAM)
     ),
     DemoPerson("dr.moreau", "Claire", "Moreau", "clinician", "oncologist", (BREAST_LYMPHOMA_TEAM,)),
-    DemoPerson("nurse.osei", "Ama", "Osei", "clinician", "nurse", (BREAST_LYMPHOMA_TEAM,)),
+    # A nurse independent prescriber: sets dose levels, delays, cancels and releases held
+    # cycles of the courses Dr Moreau starts (nurse.lindqvist shows a nurse who does not).
+    DemoPerson(
+        "nurse.osei",
+        "Ama",
+        "Osei",
+        "clinician",
+        "nurse",
+        (BREAST_LYMPHOMA_TEAM,),
+        sact_prescriber=True,
+    ),
 )
 PORTAL_PATIENT = DemoPerson("patient.demo", "", "", "patient")

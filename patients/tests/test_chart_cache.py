@@ -210,6 +210,26 @@ def test_each_viewer_gets_the_chart_for_what_they_may_do(
     assert plan in _view(client, patient)[0]
 
 
+def test_a_non_medical_prescriber_and_an_oncologist_never_get_each_others_chart(
+    patient, treating_clinician, care_team, admin_user, client
+):
+    # A non-medical prescriber prescribes cycles but does not decide to treat: no "Plan a
+    # course", whichever of the two opened the chart first.
+    prescribing_nurse = ClinicianFactory.create(
+        discipline=User.Discipline.NURSE, sact_prescriber=True
+    )
+    care_team_add_member(team=care_team, clinician=prescribing_nurse, granted_by=admin_user)
+    plan = 'id="plan-course"'
+    nurse_client = sign_in(Client(), prescribing_nurse)
+    sign_in(client, treating_clinician)
+
+    first, _ = _view(nurse_client, patient)
+    assert plan not in first
+    assert "A course is planned by an oncologist." in first
+    assert plan in _view(client, patient)[0]  # not the nurse's kept chart
+    assert plan not in _view(nurse_client, patient)[0]  # nor the oncologist's
+
+
 def test_a_break_glass_visitor_never_gets_the_care_teams_chart(
     client, patient, treating_clinician, other_clinician
 ):

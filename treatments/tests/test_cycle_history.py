@@ -214,7 +214,7 @@ def test_a_refused_action_writes_no_history(course, nurse, treating_clinician):
     cycle_delay(cycle=cycle, days=7, reason=ANC, by=treating_clinician, seen_version=seen)
     with pytest.raises(CycleChanged):  # a double click on Delay
         cycle_delay(cycle=cycle, days=7, reason=ANC, by=treating_clinician, seen_version=seen)
-    with pytest.raises(PermissionDenied):  # cancelling is an oncologist's decision
+    with pytest.raises(PermissionDenied):  # cancelling is a prescriber's decision
         cycle_cancel(cycle=cycle, reason="Patient declined", by=nurse)
     (only,) = _history(_cycle(course, 1))
     assert (only.status, only.planned_start_before) == ("delayed", START)

@@ -277,3 +277,31 @@ def test_a_nurse_is_told_who_approves(client, draft):
     page = client.get(reverse("treatments:regimen_detail", args=[draft.pk]))
     assert b"Only an oncologist and a pharmacist approve regimen versions." in page.content
     assert b"Approve as" not in page.content
+
+
+def test_a_non_medical_prescriber_approves_as_their_discipline_never_as_the_oncologist(
+    client, draft
+):
+    # Prescribing rights (User.sact_prescriber) do not make a pharmacist the oncologist.
+    prescribing_pharmacist = ClinicianFactory.create(
+        discipline=User.Discipline.PHARMACIST, sact_prescriber=True
+    )
+    sign_in(client, prescribing_pharmacist)
+    page = client.get(reverse("treatments:regimen_detail", args=[draft.pk]))
+    assert b"Approve as pharmacist" in page.content
+    assert b"Approve as oncologist" not in page.content
+
+    approval = _approve(draft, prescribing_pharmacist)
+    assert approval.discipline == RegimenApproval.Discipline.PHARMACIST
+    assert regimen_missing_approvals(regimen=draft) == ["oncologist"]
+    another = ClinicianFactory.create(discipline=User.Discipline.PHARMACIST, sact_prescriber=True)
+    with pytest.raises(ValidationError, match="as pharmacist already"):
+        _approve(draft, another)
+    with pytest.raises(PermissionDenied):
+        _approve(
+            draft,
+            ClinicianFactory.create(discipline=User.Discipline.NURSE, sact_prescriber=True),
+        )
+    draft.refresh_from_db()
+    assert draft.approved_at is None
+    assert RegimenApproval.objects.filter(regimen=draft).count() == 1

@@ -18,6 +18,8 @@ class Command(BaseCommand):
         self.stdout.write(f"  password for every demo account: {DEMO_PASSWORD}")
         for person in (*STAFF, PORTAL_PATIENT):
             role = person.discipline or person.role
+            if person.sact_prescriber:
+                role += ", non-medical prescriber"
             teams = f" ({', '.join(person.teams)})" if person.teams else ""
             self.stdout.write(f"  {person.username:<18} {role}{teams}")
         self.stdout.write(
