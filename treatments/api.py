@@ -522,10 +522,19 @@ class PortalCycleOut(Schema):
     actual_start: dt.date | None
     end_date: dt.date | None
     status: str
+    public_holiday: str = Field(
+        description="For a cycle still to give planned on a public holiday, its name "
+        '("Christmas Day"): the care team confirms such a date with the patient. Else "".'
+    )
 
     @staticmethod
     def resolve_regimen(obj: ChemoCycle) -> str:
         return obj.course.regimen.name
+
+    @staticmethod
+    def resolve_public_holiday(obj: ChemoCycle) -> str:
+        closed = obj.planned_on_closed_day
+        return "" if closed == "weekend" else closed  # as the portal's page says it
 
 
 # --- Helpers ----------------------------------------------------------------------------------

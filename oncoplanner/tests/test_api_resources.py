@@ -882,6 +882,21 @@ def test_patient_user_sees_only_own_released_data(
         assert client.get(f"{API}{url}").status_code == 404, url
 
 
+def test_patient_user_is_told_which_cycle_falls_on_a_public_holiday(
+    portal_user: User, course: Course, settings
+) -> None:
+    settings.CLINIC_HOLIDAYS = "GB-ENG"
+    today = timezone.localdate()
+    christmas = dt.date(today.year + 1, 12, 25)  # a year ahead: never today, never a given day
+    cycle = course.cycles.order_by("-number").first()
+    cycle.planned_start = christmas
+    cycle.save()
+    items = token_client(portal_user).get(f"{API}/me/cycles?limit=50").json()["items"]
+    named = {row["number"]: row["public_holiday"] for row in items}
+    assert named[cycle.number] == "Christmas Day"
+    assert "weekend" not in named.values()  # a weekend is no holiday to explain
+
+
 def test_clinician_gets_404_on_portal_routes(clinician: Client) -> None:
     assert clinician.get(f"{API}/me/lab-results").status_code == 404
     assert clinician.get(f"{API}/me/cycles").status_code == 404
