@@ -253,6 +253,15 @@ def _page_queries(client, cycle: ChemoCycle) -> int:
     return len(ctx.captured_queries)
 
 
+def _course_page_rows(client, course: Course, *numbers: int) -> list[str]:
+    """The course page's table rows of these cycles, as HTML."""
+    html = client.get(
+        reverse("treatments:course_detail", args=[course.patient_id, course.pk])
+    ).content.decode()
+    rows = html.split('<table class="cycles">')[1].split("</table>")[0].split("<tr")
+    return [next(r for r in rows if f">Cycle {n}<" in r) for n in numbers]
+
+
 def _history_section(html: str) -> str:
     return html.split('id="status-history"')[1].split("</section>")[0]
 
@@ -333,12 +342,7 @@ def test_course_page_says_a_cycle_was_delayed_twice(
     _delayed_twice_then_given(course, nurse, treating_clinician, clock)
     cycle_delay(cycle=_cycle(course, 3), days=7, reason=ANC, by=nurse)
     login(client, treating_clinician)
-    html = client.get(
-        reverse("treatments:course_detail", args=[course.patient_id, course.pk])
-    ).content.decode()
-    rows = html.split('<table class="cycles">')[1].split("</table>")[0].split("<tr")
-    cycle_2 = next(r for r in rows if ">Cycle 2<" in r)
-    cycle_3 = next(r for r in rows if ">Cycle 3<" in r)
+    cycle_2, cycle_3 = _course_page_rows(client, course, 2, 3)
     assert "delayed twice" in cycle_2
     assert "delay-count" not in cycle_3  # delayed once, and its status says so
 
@@ -601,11 +605,7 @@ def test_delay_counts_only_the_cycles_own_delays(
     counts = CycleStatusChange.objects.delay_counts(course=course)
     assert counts == {_cycle(course, 2).pk: 1, _cycle(course, 3).pk: 1}
     login(client, treating_clinician)
-    html = client.get(
-        reverse("treatments:course_detail", args=[course.patient_id, course.pk])
-    ).content.decode()
-    rows = html.split('<table class="cycles">')[1].split("</table>")[0].split("<tr")
-    cycle_3 = next(r for r in rows if ">Cycle 3<" in r)
+    (cycle_3,) = _course_page_rows(client, course, 3)
     assert "delayed twice" not in cycle_3
 
 
