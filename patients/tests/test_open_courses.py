@@ -29,6 +29,7 @@ from patients.tests.dashboard_world import (
 )
 from patients.tests.factories import PatientFactory
 from treatments.models import ChemoCycle, Course, DoseBasis, Regimen
+from treatments.templatetags.cycle_days import closed_day_badge
 from treatments.tests.factories import ChemoCycleFactory, CourseFactory, regimen_create
 
 pytestmark = pytest.mark.django_db
@@ -154,7 +155,8 @@ def test_patient_list_shows_the_earliest_due_cycle_and_names_the_other_open_cour
 
     html = client.get(reverse("patients:patient_list")).content.decode()
     tomorrow = timezone.localdate() + dt.timedelta(days=1)
-    also = f"Also open: {CHOP} · next cycle 1/6 {tomorrow:%a %-d %b %Y}"
+    # Tomorrow may be a weekend or a holiday: its badge then stands after the date.
+    also = f"Also open: {CHOP} · next cycle 1/6 {tomorrow:%a %-d %b %Y}{closed_day_badge(tomorrow)}"
     assert also in html
     due_too = tomorrow <= _week_end(timezone.localdate())
     assert (f'{also} <span class="badge warn">also due this week</span>' in html) is due_too
@@ -190,7 +192,9 @@ def test_dashboard_judges_readiness_for_the_next_due_cycle_across_open_courses(
     login(client, treating_clinician)
     html = client.get(reverse("patients:patient_detail", args=[sofia.pk])).content.decode()
     readiness = html[html.index('id="readiness"') : html.index('id="cumulative-dose"')]
-    assert f"Cycle 1 planned {timezone.localdate():%a %-d %b %Y} · {ACT} v1 pre-cycle" in readiness
+    today = timezone.localdate()
+    planned = f"{today:%a %-d %b %Y}{closed_day_badge(today)}"  # a weekend's badge, if one
+    assert f"Cycle 1 planned {planned} · {ACT} v1 pre-cycle" in readiness
     assert CHOP not in readiness
     notice = html[html.index('id="open-courses"') :]
     notice = notice[: notice.index("</p>")]

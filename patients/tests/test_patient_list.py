@@ -4,6 +4,7 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -248,6 +249,8 @@ def test_patient_list_due_this_week(client, login, care_team, treating_clinician
     assert [row.patient.mrn for row in rows] == ["DUE-1"]
 
 
+# On a Wednesday: "this week" ends on Sunday, and two days ahead of a Saturday is next week.
+@time_machine.travel(dt.datetime(2026, 3, 18, 12, 0, tzinfo=dt.UTC), tick=False)
 def test_patient_list_due_this_week_is_soonest_first_and_marks_an_overdue_cycle(
     client, login, care_team, treating_clinician
 ):
