@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 
 import pytest
+import time_machine
 from django.db import connection
 from django.test import Client
 
@@ -13,6 +15,26 @@ from oncoplanner.accounts.tests.factories import AdministratorFactory, Clinician
 from patients.models import CareTeam, Patient
 from patients.services import care_team_add_member, care_team_create
 from patients.tests.factories import patient_through_service
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--clock",
+        metavar="ISO",
+        help="run the suite as if started at this UTC time (e.g. 2026-11-28T12:00), the "
+        "clock running on from there: a test that passes on a Wednesday afternoon can fail on "
+        "a Saturday (a weekend badge), on Christmas Day or after midnight. Tests that fix "
+        "their own time still do.",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    clock = config.getoption("--clock")
+    if clock:
+        start = dt.datetime.fromisoformat(clock).replace(tzinfo=dt.UTC)
+        traveller = time_machine.travel(start, tick=True)
+        traveller.start()
+        config.add_cleanup(traveller.stop)
 
 
 @pytest.fixture(autouse=True)
