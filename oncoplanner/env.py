@@ -7,6 +7,7 @@ start-up with ImproperlyConfigured naming the variable.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
@@ -83,17 +84,23 @@ def env_holidays(name: str, *, default: str) -> str:
     An unknown code stops start-up: a clinic that meant to have its holidays marked must not
     silently get none.
     """
-    raw = os.environ.get(name, default).strip()
+    raw = os.environ.get(name, default).strip().upper()
     if raw.lower() in {"", "none", "off"}:
         return ""
-    import holidays  # only where the calendar is configured
-
-    country, _, subdivision = raw.partition("-")
     try:
-        holidays.country_holidays(country.upper(), subdiv=subdivision.upper() or None)
+        holiday_calendar(raw)
     except NotImplementedError as error:
         raise ImproperlyConfigured(
             f"{name}={raw!r} is not a calendar the holidays package knows ({error}); use e.g. "
             "GB-ENG, GB-SCT, US, DE-BY, or none."
         ) from None
-    return raw.upper()
+    return raw
+
+
+def holiday_calendar(code: str, year: int | None = None) -> Any:
+    """The `holidays` package's calendar for `code` ("GB-ENG": country, then an optional
+    subdivision), for `year` or none yet; NotImplementedError for a code it does not know."""
+    import holidays  # only where a calendar is configured
+
+    country, _, subdivision = code.partition("-")
+    return holidays.country_holidays(country, subdiv=subdivision or None, years=year)

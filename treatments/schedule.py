@@ -16,9 +16,10 @@ import datetime as dt
 import functools
 from collections.abc import Iterable
 
-import holidays
 from django.conf import settings
 from django.utils import dateformat
+
+from oncoplanner.env import holiday_calendar
 
 SATURDAY = 5
 
@@ -66,5 +67,4 @@ def _cycle_on(number: int, day: dt.date, why: str) -> str:
 def _public_holidays(code: str, year: int) -> dict[dt.date, str]:
     # One plain dict per year: the package's own object grows as years are looked up, which
     # threads of one worker must not do at once.
-    country, _, subdivision = code.partition("-")
-    return dict(holidays.country_holidays(country, subdiv=subdivision or None, years=year))
+    return dict(holiday_calendar(code, year))
