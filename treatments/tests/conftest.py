@@ -7,9 +7,9 @@ from decimal import Decimal
 import pytest
 import time_machine
 
-from oncoplanner.accounts.tests.factories import ClinicianFactory
-from patients.services import care_team_add_member
+from oncoplanner.accounts.models import User
 from patients.tests.factories import BodyMeasurementFactory
+from treatments.tests.factories import on_the_team
 
 
 @pytest.fixture
@@ -36,6 +36,10 @@ def measured(patient):
 @pytest.fixture
 def colleague(care_team, admin_user):
     """A nurse on the patient's care team beside the treating clinician (a second checker)."""
-    nurse = ClinicianFactory.create(username="nurse.colleague")
-    care_team_add_member(team=care_team, clinician=nurse, granted_by=admin_user)
-    return nurse
+    return on_the_team(care_team, admin_user, username="nurse.colleague")
+
+
+@pytest.fixture
+def pharmacist(care_team, admin_user):
+    """A pharmacist on the patient's care team (verifies the doses)."""
+    return on_the_team(care_team, admin_user, discipline=User.Discipline.PHARMACIST)

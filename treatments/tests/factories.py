@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import factory
 from django.utils import timezone
@@ -32,6 +33,10 @@ from treatments.models import (
     Route,
     SideEffect,
 )
+
+if TYPE_CHECKING:
+    from oncoplanner.accounts.models import User
+    from patients.models import CareTeam
 
 
 class DrugFactory(DjangoModelFactory[Drug]):
@@ -227,3 +232,12 @@ def allergy_status_taken(patient: Patient) -> Patient:
     if not allergy_status_recorded(patient=patient):
         patient_no_known_allergies_record(patient=patient, recorded_by=ClinicianFactory.create())
     return patient
+
+
+def on_the_team(care_team: CareTeam, admin_user: User, **fields: object) -> User:
+    """A clinician (ClinicianFactory `fields`) added to `care_team` by `admin_user`."""
+    from patients.services import care_team_add_member
+
+    clinician = ClinicianFactory.create(**fields)
+    care_team_add_member(team=care_team, clinician=clinician, granted_by=admin_user)
+    return clinician

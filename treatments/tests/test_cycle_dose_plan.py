@@ -25,7 +25,6 @@ from labs.models import LabResult, LabTest
 from oncoplanner.accounts.models import User
 from oncoplanner.accounts.tests.factories import ClinicianFactory
 from patients.models import Patient
-from patients.services import care_team_add_member
 from patients.tests.factories import BodyMeasurementFactory, patient_through_service
 from treatments import services
 from treatments.models import (
@@ -47,6 +46,7 @@ from treatments.tests.factories import (
     AdministrationFactory,
     DrugFactory,
     allergy_status_taken,
+    on_the_team,
     regimen_create,
 )
 
@@ -58,17 +58,8 @@ DAY_8 = dt.date(2026, 3, 27)
 
 
 @pytest.fixture
-def pharmacist(care_team, admin_user) -> User:
-    user = ClinicianFactory.create(discipline=User.Discipline.PHARMACIST)
-    care_team_add_member(team=care_team, clinician=user, granted_by=admin_user)
-    return user
-
-
-@pytest.fixture
 def nurse(care_team, admin_user) -> User:
-    user = ClinicianFactory.create(discipline=User.Discipline.NURSE)
-    care_team_add_member(team=care_team, clinician=user, granted_by=admin_user)
-    return user
+    return on_the_team(care_team, admin_user, discipline=User.Discipline.NURSE)
 
 
 def _days_1_and_8(regimen: Regimen, drug_name: str) -> RegimenDrug:

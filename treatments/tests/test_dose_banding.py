@@ -18,8 +18,6 @@ from django.utils import timezone
 
 from oncoplanner.accounts.api_tokens import api_token_create
 from oncoplanner.accounts.models import User
-from oncoplanner.accounts.tests.factories import ClinicianFactory
-from patients.services import care_team_add_member
 from patients.tests.factories import BodyMeasurementFactory
 from treatments.models import (
     Administration,
@@ -37,7 +35,7 @@ from treatments.services import (
     cycle_doses_verify,
     cycle_give,
 )
-from treatments.tests.factories import allergy_status_taken
+from treatments.tests.factories import allergy_status_taken, on_the_team
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("on_20_march_2026")]
 
@@ -92,17 +90,8 @@ def cycle(course, treating_clinician) -> ChemoCycle:
 
 
 @pytest.fixture
-def pharmacist(care_team, admin_user) -> User:
-    user = ClinicianFactory.create(discipline=User.Discipline.PHARMACIST)
-    care_team_add_member(team=care_team, clinician=user, granted_by=admin_user)
-    return user
-
-
-@pytest.fixture
 def checker(care_team, admin_user) -> User:
-    nurse = ClinicianFactory.create(username="nurse.second")
-    care_team_add_member(team=care_team, clinician=nurse, granted_by=admin_user)
-    return nurse
+    return on_the_team(care_team, admin_user, username="nurse.second")
 
 
 def _oxaliplatin(course: Course) -> RegimenDrug:
