@@ -573,10 +573,13 @@ def _evaluate_analyte(
             explanation=f"No {test.short_name} result on or before {moment_text(at)}.",
         )
     age = at - result.collected_at
-    if days_old(result.collected_at, at) > max_age_days:
+    # Read once: a patient list judges a hundred analytes, and each local-date conversion
+    # reads the active time zone.
+    old_on_day = days_old(result.collected_at, at)
+    if old_on_day > max_age_days:
         explanation = (
             f"Latest {test.short_name} {'will be' if ahead else 'is'} "
-            f"{days_old(result.collected_at, at)} days old{' on the cycle day' if ahead else ''}; "
+            f"{old_on_day} days old{' on the cycle day' if ahead else ''}; "
             f"the rules need one from the last {max_age_days} days."
         )
         in_hand, in_hand_rule = None, None
