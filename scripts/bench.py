@@ -590,7 +590,9 @@ def render(report: dict[str, Any], args: argparse.Namespace) -> str:
             f"{scale['records'].get('patient_labs', '?')} lab results; name search "
             f'"{scale["records"].get("search", "?")}" matches '
             f"{scale['records'].get('search_matches', '?')} visible patients (the page shows "
-            f'up to 25); MRN search "{scale["records"].get("mrn", "?")}" matches one.'
+            f'up to 25); MRN search "{scale["records"].get("mrn", "?")}" matches one; full-page '
+            f'search "{scale["records"].get("full_page_search", "?")}" matches '
+            f"{scale['records'].get('full_page_search_matches', '?')} (25 shown)."
             for scale in scales
         ),
         "",
