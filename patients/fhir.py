@@ -5,11 +5,16 @@ patient is a 404, and the export is one access-log row with action "export"). Wh
 
 - Patient: MRN identifier (typed MR), name, sex, birth date;
 - Practitioner: everyone the other resources name (who prescribed, gave, checked, recorded);
+- Condition: the primary cancer diagnosis, when one is recorded (its text, ICD-10 code, and the
+  stage as text in stage.summary), shaped as mCODE's PrimaryCancerCondition where our data
+  reaches (clinical and verification status, problem-list category, subject) but not claiming
+  the profile;
 - Observation (laboratory): every lab result, LOINC-coded, UCUM quantity, the reference range
   that applied when it was flagged, and the flag as HL7 v3 interpretation (N, L, H, LL, HH);
 - Observation (vital signs): body height and weight (LOINC 8302-2, 29463-7);
 - CarePlan: one per chemotherapy course, an order (regimen, mCODE treatment intent, status,
-  a stopped course's termination reason, period, prescriber), with an activity per cycle (its
+  a stopped course's termination reason, period, prescriber, the Condition it treats in
+  `addresses`), with an activity per cycle (its
   status, the reason for a delay, hold or cancellation, its dates, and its whole history as
   progress notes: every give, delay, hold, cancellation and move, with who and when);
 - MedicationAdministration: every dose given (drug as text, dose in mg, SNOMED route, time,
@@ -32,10 +37,16 @@ MedicationAdministration.supportingInformation (R4's `context` takes only an Enc
 EpisodeOfCare, `reasonReference` a Condition, Observation or DiagnosticReport), a side effect's
 free-text description and resolution date (R4 AdverseEvent has no note), and an RxNorm code for
 the drug (the formulary has none; a code is never invented).
+
+Not in the chart, so not sent: a date of diagnosis (Condition.onset and recordedDate; the
+patient row's own dates are when it was typed in, not when the cancer was diagnosed), a
+diagnosis per course (every course treats the primary diagnosis), a SNOMED CT code for the
+diagnosis or the stage, and the staging system a stage text belongs to (AJCC, FIGO, Binet...).
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -68,6 +79,15 @@ AE_SEVERITY = "http://terminology.hl7.org/CodeSystem/adverse-event-severity"
 AE_OUTCOME = "http://terminology.hl7.org/CodeSystem/adverse-event-outcome"
 MRN_SYSTEM = "urn:oncoplanner:mrn"
 ALLERGY_CLINICAL = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
+CONDITION_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+CONDITION_VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+CONDITION_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
+ICD10 = "http://hl7.org/fhir/sid/icd-10"
+ICD10_CM = "http://hl7.org/fhir/sid/icd-10-cm"
+# WHO ICD-10's shape: a category (C18) and at most one character after the dot (C18.7). The
+# chart also takes ICD-10-CM codes (C50.911, C4A.9: longer, or a letter WHO never uses there);
+# those are not WHO codes, and are sent under ICD-10-CM's system rather than mislabelled.
+_WHO_ICD10 = re.compile(r"^[A-Z][0-9]{2}(\.[0-9])?$")
 ALLERGY_VERIFICATION = "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"
 NO_KNOWN_ALLERGY = ("716186003", "No known allergy")
 # FHIR has four categories; "other" has none, so it is left out rather than forced into one.
@@ -331,12 +351,52 @@ def _progress_note(change: CycleStatusChange, people: _People) -> dict[str, Any]
     return note
 
 
+def _primary_condition(patient: Patient, subject: dict[str, str]) -> dict[str, Any] | None:
+    """The primary cancer diagnosis as a Condition, or None when the chart records none (a stage
+    with no diagnosis is the stage of nothing a receiver could name, so it is not sent alone).
+
+    Shaped as mCODE's PrimaryCancerCondition (the category, statuses, code and stage.summary it
+    uses) without claiming it in meta.profile: its code is bound to SNOMED CT's primary cancer
+    disorders (the chart has an ICD-10 code at most, sometimes only text), and its subject must
+    be an mCODE CancerPatient, which this Patient does not claim either.
+    """
+    if not (patient.primary_diagnosis or patient.icd10_code):
+        return None
+    code: dict[str, Any] = {}
+    if patient.icd10_code:
+        system = ICD10 if _WHO_ICD10.match(patient.icd10_code) else ICD10_CM
+        # No display: the clinician's wording is the text, not the code system's display name.
+        code["coding"] = [{"system": system, "code": patient.icd10_code}]
+    code["text"] = patient.primary_diagnosis or patient.icd10_code
+    resource: dict[str, Any] = {
+        # The chart records no remission or resolution: a diagnosis on it is one being treated.
+        "clinicalStatus": _coded(CONDITION_CLINICAL, "active", "Active"),
+        # Entered by the treating team as the diagnosis they treat (mCODE's examples: confirmed).
+        "verificationStatus": _coded(CONDITION_VERIFICATION, "confirmed", "Confirmed"),
+        # problem-list-item, not encounter-diagnosis: the diagnosis is a standing entry on the
+        # chart that every course treats, not one made at a visit (the Bundle holds no
+        # Encounter), and it is the category of mCODE's PrimaryCancerCondition examples and
+        # US Core's Problems profile.
+        "category": [_coded(CONDITION_CATEGORY, "problem-list-item", "Problem List Item")],
+        "code": code,
+        "subject": subject,
+    }
+    if patient.stage:
+        # Text only ("IIIB", "pT3N1M0"): the chart does not say which staging system (AJCC,
+        # FIGO, Binet...) or whether clinical or pathological, so no stage code or type is
+        # given; mCODE allows the stage group here beside its own staging Observation.
+        resource["stage"] = [{"summary": {"text": patient.stage}}]
+    # One per patient: its id comes from the patient row, in an id space of its own.
+    return _entry("Condition", patient.pk, resource, key="Condition/primary-cancer")
+
+
 def _care_plan(
     course: Course,
     cycles: list[ChemoCycle],
     history: dict[int, list[CycleStatusChange]],
     subject: dict[str, str],
     people: _People,
+    treats: dict[str, str] | None,
 ) -> dict[str, Any]:
     # A cycle is an activity of its course's plan, not a CarePlan of its own: R4 gives an
     # activity its status, the reason for it and its scheduled period, and a CarePlan has no
@@ -357,6 +417,9 @@ def _care_plan(
         "created": course.created_at.isoformat(),
         "author": people.ref(course.created_by),
     }
+    if treats is not None:
+        # A course records no diagnosis of its own: it treats the patient's primary cancer.
+        resource["addresses"] = [treats]
     if course.stop_reason:
         label = course.get_stop_reason_display()
         reason = (
@@ -525,6 +588,11 @@ def patient_fhir_bundle(*, user: Any, patient_id: Any) -> dict[str, Any]:
     subject = {"reference": _urn("Patient", patient.pk)}
     people = _People(patient, subject)
     entries = []
+    condition = _primary_condition(patient, subject)
+    treats = None
+    if condition is not None:
+        entries.append(condition)
+        treats = {"reference": condition["fullUrl"]}
     for measurement in BodyMeasurement.objects.filter(patient=patient).order_by("measured_on"):
         entries += _vital_signs(measurement, subject)
     results = LabResult.all_objects.filter(patient=patient).select_related("test")
@@ -538,7 +606,7 @@ def patient_fhir_bundle(*, user: Any, patient_id: Any) -> dict[str, Any]:
         history.setdefault(change.cycle_id, []).append(change)
     courses = Course.objects.filter(patient=patient).select_related("regimen", "created_by")
     entries += [
-        _care_plan(c, cycles_by_course.get(c.pk, []), history, subject, people)
+        _care_plan(c, cycles_by_course.get(c.pk, []), history, subject, people, treats)
         for c in courses.order_by("start_date", "pk")
     ]
     administrations = list(

@@ -114,6 +114,7 @@ def test_fhir_export_is_a_valid_r4_bundle_of_the_whole_chart(
         # the prescriber, the two clinicians who gave a dose, the pharmacist who checked one and
         # the clinician who recorded the side effect
         "Practitioner": 5,
+        "Condition": 1,  # the primary cancer diagnosis
         "Observation": 3 + 2,  # three ANC results, height and weight
         "CarePlan": 1,
         "MedicationAdministration": 2,
@@ -142,6 +143,108 @@ def test_fhir_export_is_a_valid_r4_bundle_of_the_whole_chart(
     full_urls = [entry["fullUrl"] for entry in bundle["entry"]]
     assert len(set(full_urls)) == len(full_urls)
     assert set(_references(bundle)) <= set(full_urls)  # every reference resolves in the Bundle
+    (condition,) = kinds["Condition"]
+    (plan,) = kinds["CarePlan"]
+    assert _resolve(bundle, plan["addresses"][0]) is condition  # the plan names what it treats
+
+
+def test_fhir_condition_carries_the_diagnosis_its_icd10_code_and_stage(
+    client, login, treating_clinician, patient
+):
+    assert (patient.primary_diagnosis, patient.icd10_code, patient.stage) == (
+        "Adenocarcinoma of sigmoid colon",
+        "C18.7",
+        "IIIB",
+    )
+    login(client, treating_clinician)
+    bundle = json.loads(client.get(_url(patient)).content)
+    (condition,) = _by_type(bundle)["Condition"]
+    assert condition["code"] == {
+        "coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "C18.7"}],
+        "text": "Adenocarcinoma of sigmoid colon",
+    }
+    assert condition["stage"] == [{"summary": {"text": "IIIB"}}]
+    assert condition["clinicalStatus"]["coding"] == [
+        {
+            "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+            "code": "active",
+            "display": "Active",
+        }
+    ]
+    assert condition["verificationStatus"]["coding"][0]["code"] == "confirmed"
+    assert condition["category"][0]["coding"][0] == {
+        "system": "http://terminology.hl7.org/CodeSystem/condition-category",
+        "code": "problem-list-item",
+        "display": "Problem List Item",
+    }
+    assert condition["subject"] == {"reference": bundle["entry"][0]["fullUrl"]}
+    assert "meta" not in condition  # mCODE's shape, but its profile is not claimed
+    # No diagnosis date on the chart: none is made up from when the row was typed in.
+    assert not {"onsetDateTime", "recordedDate"} & condition.keys()
+
+
+def test_fhir_condition_sends_an_icd10_cm_code_under_its_own_system(
+    client, login, treating_clinician, care_team
+):
+    # C50.911 is ICD-10-CM's (right female breast); WHO's ICD-10 stops at C50.9.
+    patient = patient_through_service(
+        care_team, primary_diagnosis="Invasive ductal carcinoma", icd10_code="C50.911", stage=""
+    )
+    login(client, treating_clinician)
+    (condition,) = _by_type(json.loads(client.get(_url(patient)).content))["Condition"]
+    assert condition["code"]["coding"] == [
+        {"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "C50.911"}
+    ]
+    assert "stage" not in condition  # no stage recorded: none sent
+
+
+def test_fhir_condition_from_text_alone_has_no_coding(client, login, treating_clinician, care_team):
+    patient = patient_through_service(
+        care_team, primary_diagnosis="Carcinoma of unknown primary", icd10_code="", stage=""
+    )
+    login(client, treating_clinician)
+    (condition,) = _by_type(json.loads(client.get(_url(patient)).content))["Condition"]
+    assert condition["code"] == {"text": "Carcinoma of unknown primary"}
+
+
+def test_fhir_no_condition_and_no_addresses_without_a_recorded_diagnosis(
+    client, login, treating_clinician, care_team
+):
+    # A stage with no diagnosis is the stage of nothing: no Condition is made up around it.
+    patient = patient_through_service(care_team, primary_diagnosis="", icd10_code="", stage="II")
+    _chart(patient)
+    login(client, treating_clinician)
+    bundle = json.loads(client.get(_url(patient)).content)
+    kinds = _by_type(bundle)
+    assert "Condition" not in kinds
+    (plan,) = kinds["CarePlan"]
+    assert "addresses" not in plan
+
+
+def test_fhir_every_care_plan_addresses_the_primary_cancer_condition(
+    client, login, treating_clinician, patient
+):
+    _chart(patient)
+    CourseFactory.create(  # a second course, later: it treats the same cancer
+        patient=patient,
+        status=Course.Status.PLANNED,
+        start_date=timezone.localdate() + dt.timedelta(days=30),
+        created_by=treating_clinician,
+    )
+    login(client, treating_clinician)
+    bundle = json.loads(client.get(_url(patient)).content)
+    kinds = _by_type(bundle)
+    assert len(kinds["CarePlan"]) == 2
+    for plan in kinds["CarePlan"]:
+        (treats,) = plan["addresses"]
+        target = _resolve(bundle, treats)
+        assert target["resourceType"] == "Condition"
+        assert target["code"]["text"] == patient.primary_diagnosis
+    # The same id in every export of the chart, so a receiver updates rather than duplicates.
+    again = json.loads(client.get(_url(patient)).content)
+    assert [
+        e["fullUrl"] for e in again["entry"] if e["resource"]["resourceType"] == "Condition"
+    ] == [treats["reference"]]
 
 
 def test_fhir_lab_observation_carries_loinc_ucum_range_and_flag(
@@ -525,7 +628,9 @@ def test_fhir_export_is_404_for_outsiders_and_patients_and_logs_the_denial(
 ):
     _chart(patient)
     login(client, other_clinician)
-    assert client.get(_url(patient)).status_code == 404
+    response = client.get(_url(patient))
+    assert response.status_code == 404
+    assert patient.primary_diagnosis.encode() not in response.content  # the diagnosis stays in
     assert client.get(reverse("patients:patient_fhir_export", args=[999999])).status_code == 404
     denied = AccessLog.objects.filter(outcome="denied", patient_id=patient.pk)
     assert denied.count() == 1
@@ -554,6 +659,9 @@ def test_fhir_export_query_count_does_not_grow_with_history(
     long = patient_through_service(care_team)
     _chart(patient, labs=2, given=1)
     _chart(long, labs=40, given=3, effects=6)  # more doses, checks and side effects, by more people
+    undiagnosed = patient_through_service(care_team, primary_diagnosis="", icd10_code="")
+    _chart(undiagnosed, labs=2, given=1)
     login(client, treating_clinician)
     _queries(client, patient)  # warm caches
-    assert _queries(client, patient) == _queries(client, long)
+    # The Condition comes from the patient row: it costs no query, with or without a diagnosis.
+    assert _queries(client, patient) == _queries(client, long) == _queries(client, undiagnosed)
