@@ -251,14 +251,26 @@ WORKLIST_DAYS_AHEAD = 2
 @dataclass(frozen=True)
 class WorklistRow:
     cycle: ChemoCycle
-    state: str  # services.verification_state
+    state: str  # CycleDosePlan.verification_state
+    # Whether the signed-in user may verify the cycle's doses, and if not why, in the words
+    # cycle_doses_verify refuses with (the cycle page shows them too).
+    may_verify: bool
+    verify_refused: str
+    # The refusal is separation of duties: this pharmacist set a dose level in force for the
+    # cycle as a non-medical prescriber (services.dose_levels_set_by); another verifies.
+    set_dose_level: bool
 
 
 def pharmacy_worklist(*, user: User) -> list[WorklistRow]:
     """Cycles due soon on the user's patients whose doses a pharmacist must verify, or verify
     again, first; then those verified. Nurses had learnt of an unverified cycle only at the
     chair, when recording was refused (a reviewer's find). One record_read (list) for the
-    patients shown. Computes each cycle's doses: a handful of cycles a day per clinic."""
+    patients shown. Computes each cycle's doses: a handful of cycles a day per clinic.
+
+    Each row says whether `user` may verify it: a pharmacist does not verify a cycle whose dose
+    level in force they set (cycle_doses_verify refuses it), and learns so here rather than on
+    opening the cycle. Within the same state, those rows come after the ones they may verify.
+    The dose levels of every course shown are read in one query, not one per row."""
     today = timezone.localdate()
     window = (today - dt.timedelta(days=1), today + dt.timedelta(days=WORKLIST_DAYS_AHEAD))
     cycles = (
@@ -272,10 +284,47 @@ def pharmacy_worklist(*, user: User) -> list[WorklistRow]:
         .select_related("course__patient", "course__regimen", "phase")
         .order_by("planned_start", "pk")
     )
-    rows = [WorklistRow(cycle, services.verification_state(cycle)) for cycle in cycles]
-    rows = [row for row in rows if row.state]
+    plans = [services.cycle_dose_plan(cycle) for cycle in cycles]
+    plans = [plan for plan in plans if plan.verification_state]
+    # Every dose level of the courses shown, for a pharmacist: one query, however many rows.
+    levels_by_course: dict[int, list[DoseModification]] = {}
+    if user.is_pharmacist and plans:
+        for level in DoseModification.objects.filter(
+            course_id__in={plan.cycle.course_id for plan in plans}
+        ).select_related("drug"):
+            levels_by_course.setdefault(level.course_id, []).append(level)
+    rows = []
+    for plan in plans:
+        cycle, state = plan.cycle, plan.verification_state
+        if not user.is_pharmacist:
+            refused = services.VERIFIED_BY_A_PHARMACIST
+            rows.append(
+                WorklistRow(
+                    cycle=cycle,
+                    state=state,
+                    may_verify=False,
+                    verify_refused=refused,
+                    set_dose_level=False,
+                )
+            )
+            continue
+        own = services.dose_levels_set_by(
+            plan=plan, user=user, course_levels=levels_by_course.get(cycle.course_id, [])
+        )
+        refused = services.own_dose_levels_message(cycle, own) if own else ""
+        rows.append(
+            WorklistRow(
+                cycle=cycle,
+                state=state,
+                may_verify=not own,
+                verify_refused=refused,
+                set_dose_level=bool(own),
+            )
+        )
     order = {"changed": 0, "unverified": 1, "verified": 2}
-    rows.sort(key=lambda row: (order[row.state], row.cycle.start))
+    # Those this pharmacist may not verify after those they may, within the same state: the
+    # ones to act on stay at the top, and the others are still there, marked, for a colleague.
+    rows.sort(key=lambda row: (order[row.state], row.set_dose_level, row.cycle.start))
     patients = list(
         {row.cycle.course.patient.pk: row.cycle.course.patient for row in rows}.values()
     )

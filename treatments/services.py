@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from functools import partial
@@ -946,21 +946,42 @@ def dose_percent_for(
     an all-drug change from a later cycle overrides an earlier drug-specific one. No
     modification means 100%. Reads only; the caller has authorised access to the course.
     """
-    latest = (
-        DoseModification.objects.filter(course=course, from_cycle_number__lte=cycle_number)
-        .filter(Q(drug__isnull=True) | Q(drug=drug))
-        .order_by("-from_cycle_number", "-created_at", "-pk")
-        .first()
-    )
+    applicable = DoseModification.objects.filter(
+        course=course, from_cycle_number__lte=cycle_number
+    ).filter(Q(drug__isnull=True) | Q(drug=drug))
+    latest = _level_in_force(applicable, cycle_number=cycle_number, drug_id=drug.pk)
     if latest is None:
         return Decimal(100), None
     return Decimal(latest.percent), latest
 
 
-def dose_levels_set_by(*, plan: CycleDosePlan, user: User) -> list[DoseModification]:
+def _level_in_force(
+    modifications: Iterable[DoseModification], *, cycle_number: int, drug_id: int
+) -> DoseModification | None:
+    """dose_percent_for's rule over modifications of one course: of those for this drug or for
+    every drug from a cycle at or before `cycle_number`, the one from the latest cycle, and at
+    the same cycle the one recorded last. In Python, so that dose_percent_for and a list that
+    read a course's levels once for many cycles (the pharmacy worklist) share one rule."""
+    applicable = [
+        m
+        for m in modifications
+        if m.from_cycle_number <= cycle_number and m.drug_id in (None, drug_id)
+    ]
+    return max(applicable, key=lambda m: (m.from_cycle_number, m.created_at, m.pk), default=None)
+
+
+def dose_levels_set_by(
+    *,
+    plan: CycleDosePlan,
+    user: User,
+    course_levels: Sequence[DoseModification] | None = None,
+) -> list[DoseModification]:
     """The dose levels in force in `plan`'s cycle, for any of its drugs (dose_percent_for's
     rule: drug-specific or all-drug, the latest from a cycle at or before this one), that `user`
     set. Reads only; the caller has authorised access to the cycle.
+
+    `course_levels`: every dose modification of the cycle's course, read once (with `drug`) by
+    a caller that asks this of many cycles, the pharmacy worklist: then this reads nothing.
 
     Separation of duties: a pharmacist who prescribed a cycle's dose level as a non-medical
     prescriber does not clinically verify its doses; another pharmacist does.
@@ -970,13 +991,28 @@ def dose_levels_set_by(*, plan: CycleDosePlan, user: User) -> list[DoseModificat
         dose.regimen_drug.drug_id: dose.modification for dose in plan.doses if dose.to_give
     }
     for dose in plan.doses:
-        drug = dose.regimen_drug.drug
-        if drug.pk not in in_force:  # every dose of it given: the level it was given at
-            in_force[drug.pk] = dose_percent_for(
-                course=cycle.course, cycle_number=cycle.number, drug=drug
+        drug_id = dose.regimen_drug.drug_id
+        if drug_id in in_force:
+            continue
+        # Every dose of it given: the level it was given at.
+        if course_levels is None:
+            in_force[drug_id] = dose_percent_for(
+                course=cycle.course, cycle_number=cycle.number, drug=dose.regimen_drug.drug
             )[1]
-    mine = {m.pk: m for m in in_force.values() if m is not None and m.created_by_id == user.pk}
+        else:
+            in_force[drug_id] = _level_in_force(
+                course_levels, cycle_number=cycle.number, drug_id=drug_id
+            )
+    read = {m.pk: m for m in course_levels or ()}  # the same rows, their drug loaded
+    mine = {
+        m.pk: read.get(m.pk, m)
+        for m in in_force.values()
+        if m is not None and m.created_by_id == user.pk
+    }
     return sorted(mine.values(), key=lambda m: (m.from_cycle_number, m.created_at, m.pk))
+
+
+VERIFIED_BY_A_PHARMACIST = "A cycle's doses are verified by a pharmacist."
 
 
 def own_dose_levels_message(cycle: ChemoCycle, levels: list[DoseModification]) -> str:
@@ -1026,7 +1062,7 @@ def cycle_doses_verify(
     pharmacist verifies doses they prescribed.
     """
     if not by.is_pharmacist:
-        raise PermissionDenied("A cycle's doses are verified by a pharmacist.")
+        raise PermissionDenied(VERIFIED_BY_A_PHARMACIST)
     cycle = _lock_cycle(cycle)
     plan = cycle_dose_plan(cycle)
     own_levels = dose_levels_set_by(plan=plan, user=by)
