@@ -17,6 +17,7 @@ from labs.services import AnalyteEvidence, PreCycleAssessment
 from oncoplanner.graphql_gate import gate_queryset
 
 if TYPE_CHECKING:
+    from patients.dashboard import CourseReadiness
     from patients.graphql import PatientType
 
 
@@ -117,4 +118,31 @@ class ReadinessType:
             dose_percent=assessment.dose_percent,
             delay_days=assessment.delay_days,
             analytes=[AnalyteEvidenceType.from_evidence(a) for a in assessment.analytes],
+        )
+
+
+@strawberry.type(
+    name="CourseReadiness",
+    description="Readiness for the next cycle of one open course, judged on its own regimen's "
+    "rules for its own next cycle's day (a patient may have two open courses).",
+)
+class CourseReadinessType:
+    course_id: strawberry.ID
+    regimen: str
+    cycle_number: int | None  # the next cycle still to give; null when none is left
+    cycle_day: dt.date | None  # its planned day: results are judged for it
+    badge: str  # the outcome as the dashboard's badge says it ("Labs due", "Hold", …)
+    reason: str  # the first reason the cycle cannot go ahead as planned; "" when it can
+    readiness: ReadinessType
+
+    @classmethod
+    def from_row(cls, row: CourseReadiness) -> CourseReadinessType:
+        return cls(
+            course_id=strawberry.ID(str(row.course.pk)),
+            regimen=str(row.course.regimen),
+            cycle_number=row.cycle_number,
+            cycle_day=row.cycle_day,
+            badge=row.badge.label,
+            reason=row.reason,
+            readiness=ReadinessType.from_assessment(row.assessment),
         )

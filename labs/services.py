@@ -7,12 +7,12 @@ perm=view for the read-only evaluations). These functions do not check permissio
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -61,6 +61,7 @@ __all__ = [
     "GradeSuggestion",
     "PreCycleAssessment",
     "PreCycleOutcome",
+    "PreCycleQuestion",
     "applied_range_for",
     "ctcae_grade_suggest",
     "ctcae_grade_suggest_for_patient",
@@ -68,6 +69,7 @@ __all__ = [
     "lab_result_mark_entered_in_error",
     "lab_result_record",
     "precycle_evaluate",
+    "precycle_evaluate_keyed",
     "precycle_evaluate_many",
 ]
 
@@ -491,6 +493,25 @@ class PreCycleAssessment:
     def needs_attention(self) -> bool:
         return not self.ok_to_treat and not self.labs_due
 
+    @property
+    def first_reason(self) -> str:
+        """Why the cycle cannot go ahead as planned, in one sentence ("" when it is OK to
+        treat): the explanation of the first analyte, in evidence order, behind the overall
+        outcome, the one its badge names (a missing or too old result for "Not evaluable" and
+        "Labs due", else the analyte whose rule decided it)."""
+        if self.ok_to_treat:
+            return ""
+        deciding = (
+            PreCycleOutcome.NOT_JUDGED
+            if self.outcome == PreCycleOutcome.NOT_EVALUABLE
+            else {self.outcome}
+        )
+        for analyte in self.analytes:
+            if analyte.outcome in deciding:
+                return analyte.explanation
+        # No analyte: nobody wrote pre-cycle criteria for the regimen (labs.rules.most_restrictive).
+        return f"{self.regimen} has no pre-cycle rules: a physician decides."
+
 
 def readiness_moment(cycle_day: date | None, *, now: datetime) -> datetime:
     """When a cycle's readiness is judged: at the start of its planned day, so a result must
@@ -708,30 +729,58 @@ def precycle_evaluate_pairs(
     total (every rule of every regimen, then every latest result), whatever the page holds.
 
     `cycle_days` gives each patient's next cycle day (readiness_moment); `at` is now.
-    Returns {patient id: assessment}. The caller passes only patients it may view.
+    Returns {patient id: assessment}, one per patient (a patient named twice: the last pair).
+    The caller passes only patients it may view. Several questions about one patient (two
+    open courses): precycle_evaluate_keyed.
     """
-    if not pairs:
+    days = cycle_days or {}
+    return precycle_evaluate_keyed(
+        questions={pid: PreCycleQuestion(pid, regimen, days.get(pid)) for pid, regimen in pairs},
+        at=at,
+    )
+
+
+class PreCycleQuestion(NamedTuple):
+    """Is `patient_id` ready for a cycle of `regimen` on `cycle_day` (None: now)?"""
+
+    patient_id: int
+    regimen: Regimen
+    cycle_day: date | None = None
+
+
+def precycle_evaluate_keyed[K: Hashable](
+    *, questions: Mapping[K, PreCycleQuestion], at: datetime
+) -> dict[K, PreCycleAssessment]:
+    """`precycle_evaluate` for any number of (patient, regimen, cycle day) questions, keyed
+    by the caller (a course id, say), so that one patient's two open courses are judged each
+    on its own regimen and day: two queries in total, whatever the number of questions.
+
+    `at` is now; each question is judged at readiness_moment(cycle_day). Returns {key:
+    assessment}. The caller passes only patients it may view. No writes.
+    """
+    if not questions:
         return {}
-    regimen_ids = {regimen.pk for _, regimen in pairs}
+    regimen_ids = {q.regimen.pk for q in questions.values()}
     rules = PreCycleRule.objects.filter(regimen_id__in=regimen_ids).select_related("test")
     rules_by_regimen: dict[int, dict[int, list[PreCycleRule]]] = {rid: {} for rid in regimen_ids}
     test_ids: set[int] = set()
     for rule in rules.order_by("test__name", "priority", "pk"):
         rules_by_regimen[rule.regimen_id].setdefault(rule.test_id, []).append(rule)
         test_ids.add(rule.test_id)
-    moments = {pid: readiness_moment((cycle_days or {}).get(pid), now=at) for pid, _ in pairs}
-    latest = _latest_results(patient_ids=list(moments), test_ids=test_ids, at=max(moments.values()))
+    moments = {key: readiness_moment(q.cycle_day, now=at) for key, q in questions.items()}
+    patient_ids = list(dict.fromkeys(q.patient_id for q in questions.values()))
+    latest = _latest_results(patient_ids=patient_ids, test_ids=test_ids, at=max(moments.values()))
     return {
-        pid: _assess(
-            patient_id=pid,
-            regimen=regimen,
-            at=moments[pid],
-            ahead=moments[pid] > at,
+        key: _assess(
+            patient_id=q.patient_id,
+            regimen=q.regimen,
+            at=moments[key],
+            ahead=moments[key] > at,
             now=at,
-            rules_by_test=rules_by_regimen[regimen.pk],
+            rules_by_test=rules_by_regimen[q.regimen.pk],
             latest=latest,
         )
-        for pid, regimen in pairs
+        for key, q in questions.items()
     }
 
 

@@ -47,7 +47,7 @@ from strawberry.utils.str_converters import to_camel_case
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
 from labs import services as lab_services
-from labs.graphql import LabResultType, LabTestType, ReadinessType
+from labs.graphql import CourseReadinessType, LabResultType, LabTestType, ReadinessType
 from labs.models import LabResult, LabTest
 from oncoplanner.confirmation import ConfirmationRequired
 from oncoplanner.graphql_gate import (
@@ -61,12 +61,13 @@ from oncoplanner.graphql_gate import (
 from oncoplanner.signals import record_read
 from patients import selectors
 from patients import services as patient_services
+from patients.dashboard import CourseReadiness, open_course_readiness
 from patients.graphql import BodyMeasurementType, PatientType, UserType, page_bounds
 from patients.models import Patient
 from treatments import services as treatment_services
 from treatments.graphql import ChemoCycleType, CtcaeTermType, RegimenType, SideEffectType
-from treatments.models import Course, CtcaeTerm, Regimen
-from treatments.selectors import ctcae_terms_matching, next_cycle_day
+from treatments.models import CtcaeTerm, Regimen
+from treatments.selectors import ctcae_terms_matching
 
 MAX_DEPTH = 8
 MAX_ALIASES = 20
@@ -237,31 +238,35 @@ class Query:
         order = terms.query.order_by
         return CtcaeTerm.objects.filter(pk__in=Subquery(window)).order_by(*order)  # type: ignore[return-value]
 
-    @strawberry.field(description="Pre-cycle readiness for the patient's open course.")
+    @strawberry.field(
+        description="Pre-cycle readiness for the patient's open course whose next cycle is due "
+        "first (the one the dashboard shows in full); every open course: courseReadiness."
+    )
     def readiness(self, info: Info, patient_id: strawberry.ID) -> ReadinessType | None:
-        user = user_of(info)
-        if is_portal_user(user):
-            raise NotFoundError()
-        patient = _Services.call(
-            lambda: selectors.patient_get_for_user(user=user, patient_id=patient_id)
-        )
-        course = (
-            Course.objects.filter(
-                patient=patient, status__in=treatment_services.OPEN_COURSE_STATUSES
-            )
-            .select_related("regimen")
-            .order_by("-start_date", "-pk")
-            .first()
-        )
-        if course is None:
-            return None
-        assessment = lab_services.precycle_evaluate(
-            patient=patient,
-            regimen=course.regimen,
-            at=timezone.now(),
-            cycle_day=next_cycle_day(course=course),
-        )
-        return ReadinessType.from_assessment(assessment)
+        rows = _open_course_readiness(info, patient_id)
+        return ReadinessType.from_assessment(rows[0].assessment) if rows else None
+
+    @strawberry.field(
+        description="Pre-cycle readiness for the next cycle of every open course, the course "
+        "due first at the head (as on the dashboard); an open course with no cycle left to "
+        "give is judged now, last."
+    )
+    def course_readiness(self, info: Info, patient_id: strawberry.ID) -> list[CourseReadinessType]:
+        return [
+            CourseReadinessType.from_row(row) for row in _open_course_readiness(info, patient_id)
+        ]
+
+
+def _open_course_readiness(info: Info, patient_id: Any) -> list[CourseReadiness]:
+    """Through the gate (not found for a patient the user may not see, and for portal users):
+    one record_read, then each open course's readiness (patients.dashboard)."""
+    user = user_of(info)
+    if is_portal_user(user):
+        raise NotFoundError()
+    patient = _Services.call(
+        lambda: selectors.patient_get_for_user(user=user, patient_id=patient_id)
+    )
+    return open_course_readiness(patient=patient, at=timezone.now())
 
 
 # --- Mutations ----------------------------------------------------------------------------

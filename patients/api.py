@@ -16,7 +16,6 @@ from django.utils import timezone
 from ninja import Router, Schema, Status
 from pydantic import Field
 
-from labs.services import precycle_evaluate
 from oncoplanner.api import (
     ERRORS,
     InputSchema,
@@ -31,6 +30,7 @@ from oncoplanner.api import (
     patch_field,
     user_of,
 )
+from patients.dashboard import open_course_readiness
 from patients.fhir import patient_fhir_bundle
 from patients.models import Allergy, BodyMeasurement, Patient
 from patients.selectors import (
@@ -242,12 +242,31 @@ class ReadinessOut(Schema):
     dose_percent: int | None
     delay_days: int | None
     analytes: list[AnalyteOut]
+    cycle_number: int | None = Field(
+        None,
+        description="The number of the course's next cycle still to give (the one judged); "
+        "null when none is left (the course is then judged now).",
+    )
+    badge: str = Field(
+        "",
+        description='The outcome as the dashboard\'s badge says it: "Treat", "Treat 80%", '
+        '"Labs due", "Not evaluable", "Hold", …',
+    )
+    reason: str = Field(
+        "",
+        description="The first reason the cycle cannot go ahead as planned (the explanation "
+        'of the analyte behind the outcome); "" when it is OK to treat.',
+    )
 
 
 class PatientReadinessOut(Schema):
     patient_id: int
     at: dt.datetime
-    courses: list[ReadinessOut]
+    courses: list[ReadinessOut] = Field(
+        description="Every open course, the one whose next cycle is due first at the head "
+        "(the one the dashboard shows in full), then the others by their next cycle's day; "
+        "an open course with no cycle left to give comes last."
+    )
 
 
 @router.get("/me", response={200: MeOut, **ERRORS}, tags=["me"])
@@ -381,27 +400,25 @@ def measurement_create(
 
 @router.get("/patients/{patient_id}/readiness", response={200: PatientReadinessOut, **ERRORS})
 def patient_readiness(request: HttpRequest, patient_id: int) -> dict[str, object]:
-    """Is the patient ready for the next cycle? The pre-cycle rules of each open course's
-    regimen against the latest results (labs.services.precycle_evaluate), judged for the
-    next cycle's planned day: a result must still be fresh on the day of the cycle."""
+    """Is the patient ready for the next cycle? For each open course, the pre-cycle rules of
+    its regimen against the latest results (labs.services.precycle_evaluate), judged for its
+    next cycle's planned day: a result must still be fresh on the day of the cycle. The
+    course due first leads, as on the dashboard (patients.dashboard.open_course_readiness)."""
     no_query(request)
     from treatments.models import Course
-    from treatments.selectors import next_cycle_day
 
     user = clinical_user(request)
-    patient, courses = children_for(Course, user=user, patient_id=patient_id)
+    patient, _ = children_for(Course, user=user, patient_id=patient_id)
     now = timezone.now()
     out = []
-    for course in courses.filter(status__in=["planned", "active"]).select_related("regimen"):
-        cycle_day = next_cycle_day(course=course)
-        assessment = precycle_evaluate(
-            patient=patient, regimen=course.regimen, at=now, cycle_day=cycle_day
-        )
+    for row in open_course_readiness(patient=patient, at=now):
+        assessment = row.assessment
         out.append(
             {
-                "course_id": course.pk,
-                "regimen": str(course.regimen),
-                "cycle_day": cycle_day,
+                "course_id": row.course.pk,
+                "regimen": str(row.course.regimen),
+                "cycle_day": row.cycle_day,
+                "cycle_number": row.cycle_number,
                 "judged_at": assessment.at,
                 "outcome": assessment.outcome,
                 "outcome_label": assessment.outcome_label,
@@ -409,6 +426,8 @@ def patient_readiness(request: HttpRequest, patient_id: int) -> dict[str, object
                 "labs_due": assessment.labs_due,
                 "dose_percent": assessment.dose_percent,
                 "delay_days": assessment.delay_days,
+                "badge": row.badge.label,
+                "reason": row.reason,
                 "analytes": [
                     {
                         "test_id": a.test.pk,

@@ -16,7 +16,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
 from django.core.paginator import Page, Paginator
@@ -28,8 +28,10 @@ from labs.models import CRITICAL_FLAGS, LabResult
 from labs.services import (
     EvidenceLine,
     PreCycleAssessment,
+    PreCycleQuestion,
     ReadinessBadge,
     evidence_lines,
+    precycle_evaluate_keyed,
     precycle_evaluate_pairs,
     readiness_badge,
 )
@@ -332,6 +334,68 @@ class CycleLine:
         return None
 
 
+@dataclass(frozen=True)
+class CourseReadiness:
+    """Readiness for the next cycle of one open course: which course, which cycle, the outcome
+    and its badge. With two open courses each is judged on its own regimen's rules for its own
+    cycle day, so a clinician sees for every open course whether its next cycle can go ahead."""
+
+    course: Course
+    cycle_number: int | None  # None: nothing left to give (judged now, for the API's list)
+    cycle_day: dt.date | None
+    assessment: PreCycleAssessment
+    badge: ReadinessBadge
+
+    @property
+    def reason(self) -> str:
+        """The first reason the cycle cannot go ahead as planned ("" when it can)."""
+        return self.assessment.first_reason
+
+
+def _course_readiness(
+    *, patient_id: int, courses: Sequence[Course], at: dt.datetime
+) -> list[CourseReadiness]:
+    """Readiness of each of `courses` (the patient's, read with _with_next_cycle), in the order
+    given: two queries for them all (labs.services.precycle_evaluate_keyed), none without one."""
+    assessments = precycle_evaluate_keyed(
+        questions={
+            c.pk: PreCycleQuestion(patient_id, c.regimen, c.next_start)  # type: ignore[attr-defined]
+            for c in courses
+        },
+        at=at,
+    )
+    rows = []
+    for course in courses:
+        assessment = assessments[course.pk]
+        rows.append(
+            CourseReadiness(
+                course=course,
+                cycle_number=course.next_number,  # type: ignore[attr-defined]
+                cycle_day=course.next_start,  # type: ignore[attr-defined]
+                assessment=assessment,
+                # None only for no assessment, and every course here has one.
+                badge=cast("ReadinessBadge", readiness_badge(assessment)),
+            )
+        )
+    return rows
+
+
+def open_course_readiness(*, patient: Patient, at: dt.datetime) -> list[CourseReadiness]:
+    """Readiness for the next cycle of every open course of `patient`, the course due first at
+    the head (the dashboard's order and its "next cycle": NEXT_CYCLE_ORDER); an open course
+    with nothing left to give is judged now, last. At most three queries, however many courses.
+
+    Precondition: `patient` came through the access gate (patients.selectors), which sent the
+    read's record_read; this sends none of its own. No writes.
+    """
+    courses = _due_first(
+        _with_next_cycle(
+            Course.objects.filter(patient=patient, status__in=OPEN_COURSE_STATUSES)
+        ).select_related("regimen")
+    )
+    return _course_readiness(patient_id=patient.pk, courses=courses, at=at)
+
+
 @dataclass
 class Dashboard:
     patient: Patient
@@ -350,6 +414,9 @@ class Dashboard:
     readiness: PreCycleAssessment | None
     badge: ReadinessBadge | None
     evidence: list[EvidenceLine]
+    # The other open courses with a next cycle, each with its own readiness (same order as
+    # other_open_courses): the readiness card shows them under the course due first.
+    other_readiness: list[CourseReadiness]
     side_effects: list[SideEffect]
     cumulative: list[CumulativeDose]
     critical_results: list[LabResult]
@@ -544,12 +611,16 @@ def dashboard_data(door: ChartDoor) -> Dashboard:
             CycleLine(cycle=c, dose_levels=levels[c.number], is_next=c is next_cycle)
             for c in cycle_rows
         ]
-        if next_cycle is not None:
-            readiness = precycle_evaluate_pairs(
-                pairs=[(patient.pk, course.regimen)],
-                at=now,
-                cycle_days={patient.pk: next_cycle.planned_start},
-            )[patient.pk]
+    # Every open course with a cycle to come is judged, each on its regimen and its own next
+    # cycle's day, in one evaluation: the same two queries for one open course as for three.
+    # (The course shown has a next cycle whenever any other open course has: _due_first.)
+    judged = [c for c in open_courses if c.next_number is not None]  # type: ignore[attr-defined]
+    by_course = {
+        r.course.pk: r for r in _course_readiness(patient_id=patient.pk, courses=judged, at=now)
+    }
+    if course is not None and next_cycle is not None and course.pk in by_course:
+        readiness = by_course[course.pk].assessment
+    other_readiness = [by_course[c.pk] for c in open_courses[1:] if c.pk in by_course]
 
     side_effects, severe_side_effects = _recent_and_severe_side_effects(patient)
     allergy_banner, allergies_in_error = selectors.allergy_chart_for(patient=patient)
@@ -587,6 +658,7 @@ def dashboard_data(door: ChartDoor) -> Dashboard:
         readiness=readiness,
         badge=readiness_badge(readiness),
         evidence=evidence_lines(readiness),
+        other_readiness=other_readiness,
         side_effects=side_effects,
         cumulative=cumulative_dose_per_drug(patient=patient),
         critical_results=critical,

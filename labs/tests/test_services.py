@@ -14,10 +14,12 @@ from django.utils import timezone
 from labs.models import CtcaeGradeCriterion, LabResult, LabTest, PreCycleAction
 from labs.rules import PreCycleOutcome, most_restrictive
 from labs.services import (
+    PreCycleQuestion,
     ctcae_grade_suggest,
     ctcae_grade_suggest_for_patient,
     lab_result_record,
     precycle_evaluate,
+    precycle_evaluate_keyed,
     precycle_evaluate_many,
     readiness_badge,
 )
@@ -768,6 +770,80 @@ def test_precycle_evaluate_many_is_two_queries_for_a_clinic_list():
         assessments = precycle_evaluate_many(patients=patients, regimen=regimen, at=AT)
     assert len(ctx.captured_queries) == 2
     assert [assessments[p.pk].outcome for p in patients] == ["treat"] * 5 + ["not_evaluable"]
+
+
+def test_precycle_evaluate_keyed_judges_one_patients_two_courses_each_on_its_own(female):
+    # Two open courses: mFOLFOX6 (ANC, platelets, bilirubin, creatinine) due at AT, and a
+    # second regimen reading only ANC >= 1.0, its cycle four days on. Keyed by course, the
+    # patient is asked twice; still two queries.
+    _labs(female, **{**FULL_OK, "plt": "60"})
+    second = PreCycleRuleFactory.create(
+        test=_test(ANC), value=Decimal("1.0"), max_age_days=3, action=PreCycleAction.TREAT
+    ).regimen
+    later = (AT + dt.timedelta(days=4)).date()
+    mfolfox6 = _mfolfox6()
+    with CaptureQueriesContext(connection) as ctx:
+        assessments = precycle_evaluate_keyed(
+            questions={
+                "folfox": PreCycleQuestion(female.pk, mfolfox6),
+                "second": PreCycleQuestion(female.pk, second, later),
+            },
+            at=AT,
+        )
+    assert len(ctx.captured_queries) == 2
+    folfox, other = assessments["folfox"], assessments["second"]
+    assert (folfox.regimen.pk, folfox.outcome, folfox.at) == (
+        mfolfox6.pk,
+        PreCycleOutcome.HOLD,  # platelets 60
+        AT,
+    )
+    # Judged for its own day: ANC drawn on 2 Mar is too old by the 7th (labs due, not hold).
+    assert (other.regimen.pk, other.outcome, other.ahead) == (
+        second.pk,
+        PreCycleOutcome.NOT_EVALUABLE,
+        True,
+    )
+    assert other.labs_due
+    assert [a.test.loinc for a in other.analytes] == [ANC]
+
+
+def test_precycle_evaluate_pairs_answers_as_before_keyed_by_patient(female, male):
+    from labs.services import precycle_evaluate_pairs
+
+    _labs(female, **FULL_OK)
+    regimen = _mfolfox6()
+    later = (AT + dt.timedelta(days=10)).date()
+    assessments = precycle_evaluate_pairs(
+        pairs=[(female.pk, regimen), (male.pk, regimen)], at=AT, cycle_days={female.pk: later}
+    )
+    assert set(assessments) == {female.pk, male.pk}
+    assert (assessments[female.pk].ahead, assessments[female.pk].labs_due) == (True, True)
+    assert (assessments[male.pk].at, assessments[male.pk].outcome) == (AT, "not_evaluable")
+
+
+def test_first_reason_names_the_analyte_behind_the_outcome(female):
+    # ANC 1.2 says delay, platelets 60 say hold: the hold is the outcome, and its reason.
+    _labs(female, **{**FULL_OK, "anc": "1.2", "plt": "60"})
+    assessment = precycle_evaluate(patient=female, regimen=_mfolfox6(), at=AT)
+    assert assessment.outcome == PreCycleOutcome.HOLD
+    assert assessment.first_reason.startswith("PLT 60 ")
+    assert assessment.first_reason.endswith(": Hold.")
+
+
+def test_first_reason_of_a_missing_result_is_the_missing_one_not_a_rule_in_hand(female):
+    # The badge says "Not evaluable": its reason is the missing bilirubin, not ANC's delay.
+    _labs(female, anc="1.2", plt="180", creat="0.9")
+    assessment = precycle_evaluate(patient=female, regimen=_mfolfox6(), at=AT)
+    assert assessment.outcome == PreCycleOutcome.NOT_EVALUABLE
+    assert assessment.first_reason.startswith("No Bili result on or before ")
+
+
+def test_first_reason_is_empty_when_ok_and_says_so_when_nobody_wrote_rules(female):
+    _labs(female, **FULL_OK)
+    assert precycle_evaluate(patient=female, regimen=_mfolfox6(), at=AT).first_reason == ""
+    bare = RegimenFactory.create()
+    assessment = precycle_evaluate(patient=female, regimen=bare, at=AT)
+    assert assessment.first_reason == f"{bare} has no pre-cycle rules: a physician decides."
 
 
 @pytest.mark.parametrize("patients_count", [1, 2, 7])

@@ -191,9 +191,11 @@ def test_dashboard_judges_readiness_for_the_next_due_cycle_across_open_courses(
 
     login(client, treating_clinician)
     html = client.get(reverse("patients:patient_detail", args=[sofia.pk])).content.decode()
-    readiness = html[html.index('id="readiness"') : html.index('id="cumulative-dose"')]
+    # The main panel is AC-T's; CHOP's readiness follows it, under its own name.
+    readiness = html[html.index('id="readiness"') : html.index('id="other-course-readiness"')]
     today = timezone.localdate()
     planned = f"{today:%a %-d %b %Y}{closed_day_badge(today)}"  # a weekend's badge, if one
+    assert f"Readiness for the next cycle: {ACT} v1</h2>" in readiness
     assert f"Cycle 1 planned {planned} · {ACT} v1 pre-cycle" in readiness
     assert CHOP not in readiness
     notice = html[html.index('id="open-courses"') :]
@@ -201,8 +203,8 @@ def test_dashboard_judges_readiness_for_the_next_due_cycle_across_open_courses(
     assert "2 open courses" in notice
     today = timezone.localdate()
     assert (
-        f"Readiness and the timeline below are for {ACT} v1, whose cycle 1 ({today:%a %-d %b %Y})"
-        " is due first." in notice
+        f"The timeline below is for {ACT} v1, whose cycle 1 ({today:%a %-d %b %Y}) is due first;"
+        " readiness is shown for every open course with a cycle to come." in notice
     )
     far = chop.cycles.get(number=6).planned_start
     assert f"{CHOP} v1</a> (planned; next cycle 6 on {far:%a %-d %b %Y})" in notice
