@@ -54,6 +54,16 @@ def _no_charts_kept_from_another_test() -> None:
 
 
 @pytest.fixture(autouse=True)
+def _unit_closures_read_afresh() -> None:
+    # treatments.schedule holds the unit's closures until its request ends; a streamed response
+    # a test never reads never ends its request, and a rollback sends no signal: each test
+    # starts outside any request, reading the closures it made.
+    from treatments.schedule import _request_ended
+
+    _request_ended()
+
+
+@pytest.fixture(autouse=True)
 def _patient_permission_ids_read_afresh(request: pytest.FixtureRequest) -> None:
     # The gate keeps the Patient permissions' ids per process (patients.selectors). Each test
     # reads them afresh before it starts, as a running server has them: a test's query count

@@ -903,6 +903,7 @@ ADMIN_CONFIG_MODELS: dict[str, str | None] = {
     "treatments.RegimenPhase": None,
     "treatments.RegimenDrug": None,
     "treatments.CtcaeTerm": None,
+    "treatments.UnitClosure": None,  # the day unit's own closure days
     "labs.LabTest": None,
     "labs.ReferenceRange": None,
     "labs.PreCycleRule": None,

@@ -35,7 +35,7 @@ from patients.selectors import (
     portal_symptom_reports_for,
 )
 from patients.services import symptom_report_create
-from treatments.schedule import public_holiday
+from treatments.schedule import public_holiday, unit_closure
 
 # Server-side (session) note of the report just sent, so the confirmation survives the redirect
 # without putting a word about the patient's health into a cookie or the URL.
@@ -191,7 +191,10 @@ def _cycle_rows(cycles: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
             past.append(row)
         elif cycle.status in {"planned", "ready", "delayed"} and row["date"] >= today:
             # Treatment on Christmas Day reads like a mistake: say the team will confirm it.
-            row["holiday"] = public_holiday(row["date"])
+            # On a day the unit recorded as closed, say only that it is closed: its reason is
+            # the staff's (and the closure is the surer news, so it replaces a holiday's).
+            row["unit_closed"] = bool(unit_closure(row["date"]))
+            row["holiday"] = "" if row["unit_closed"] else public_holiday(row["date"])
             upcoming.append(row)
         elif cycle.status in {"planned", "ready", "delayed"}:
             # Planned but the date has passed without it being recorded as given yet.

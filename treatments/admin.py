@@ -32,6 +32,7 @@ from treatments.models import (
     RegimenPhase,
     SideEffect,
     SupportiveMedication,
+    UnitClosure,
 )
 from treatments.regimen_versions import (
     regimen_frozen_note,
@@ -478,6 +479,29 @@ class CtcaeTermAdmin(ValueHistoryAdmin):
     list_display = ("term", "version", "category", "ncit_code", "max_grade", "is_common")
     list_filter = ("version", "is_common", "category")
     search_fields = ("term", "category", "ncit_code", "lab_loinc")
+
+
+@admin.register(UnitClosure)
+class UnitClosureAdmin(ValueHistoryAdmin):
+    """The day unit's own closures (treatments.schedule): every page marks a cycle planned on
+    one with its reason, and the prescriber is told. Not patient data; the admin history
+    records each change's old and new values, like the rest of the clinic's configuration."""
+
+    list_display = ("first_day", "last_day", "days", "reason", "created_by", "created_at")
+    list_select_related = ("created_by",)
+    ordering = ("-first_day", "-pk")
+    date_hierarchy = "first_day"
+    search_fields = ("reason",)
+    readonly_fields = ("created_by", "created_at")
+
+    @admin.display(description="days")
+    def days(self, obj: UnitClosure) -> int:
+        return obj.days
+
+    def save_model(self, request: HttpRequest, obj: UnitClosure, form: Any, change: bool) -> None:
+        if not change:
+            obj.created_by = request.user  # type: ignore[assignment]
+        super().save_model(request, obj, form, change)
 
 
 @admin.register(SideEffect)

@@ -57,6 +57,7 @@ from treatments.models import (
     RegimenDrug,
     SideEffect,
 )
+from treatments.schedule import UNIT_CLOSURE, public_holiday
 from treatments.selectors import ctcae_term_grades, ctcae_terms_matching
 
 router = Router(tags=["treatments"])
@@ -213,7 +214,8 @@ class CycleOut(Schema):
     )
     closed_day: str = Field(
         description="For a cycle still to give, why the day unit may be closed on its planned "
-        'day 1: "weekend", or the public holiday\'s name ("Christmas Day"); else "".'
+        'day 1: the reason of a closure the unit recorded ("Staff training day"), else the '
+        'public holiday\'s name ("Christmas Day"), else "weekend"; else "".'
     )
 
     @staticmethod
@@ -526,6 +528,11 @@ class PortalCycleOut(Schema):
         description="For a cycle still to give planned on a public holiday, its name "
         '("Christmas Day"): the care team confirms such a date with the patient. Else "".'
     )
+    unit_closed: bool = Field(
+        description="For a cycle still to give, whether the day unit has said it is closed on "
+        "its planned day (a training day, building work): the care team will move it and "
+        "confirm the new date with the patient. The unit's reason is not given."
+    )
 
     @staticmethod
     def resolve_regimen(obj: ChemoCycle) -> str:
@@ -533,8 +540,12 @@ class PortalCycleOut(Schema):
 
     @staticmethod
     def resolve_public_holiday(obj: ChemoCycle) -> str:
-        closed = obj.planned_on_closed_day
-        return "" if closed == "weekend" else closed  # as the portal's page says it
+        # Never the planned closure's `why`: a unit closure's reason is for the staff only.
+        return public_holiday(obj.planned_start) if obj.planned_closure else ""
+
+    @staticmethod
+    def resolve_unit_closed(obj: ChemoCycle) -> bool:
+        return obj.planned_closure.kind == UNIT_CLOSURE
 
 
 # --- Helpers ----------------------------------------------------------------------------------

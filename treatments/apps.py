@@ -6,3 +6,8 @@ from django.apps import AppConfig
 class TreatmentsConfig(AppConfig):
     name = "treatments"
     verbose_name = "Treatments"
+
+    def ready(self) -> None:
+        from treatments import schedule
+
+        schedule.connect_receivers()

@@ -195,7 +195,8 @@ class ChemoCycleType(Gated):
     @strawberry_django.field(
         only=["planned_start", "status"],
         description="For a cycle still to give, why the day unit may be closed on its planned "
-        'day 1: "weekend", or the public holiday\'s name ("Christmas Day"); else "".',
+        'day 1: the reason of a closure the unit recorded ("Staff training day"), else the '
+        'public holiday\'s name ("Christmas Day"), else "weekend"; else "".',
     )
     def closed_day(self) -> str:
         return self.planned_on_closed_day  # type: ignore[attr-defined]

@@ -19,8 +19,9 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from oncoplanner.dates import day_text
 from patients.models import Patient
-from treatments.schedule import closed_day
+from treatments.schedule import OPEN, Closure, day_closure
 
 # A banded dose is never further than this from the calculated one, whatever a pharmacy sets.
 BANDING_TOLERANCE_MIN = Decimal("0.1")
@@ -763,13 +764,19 @@ class ChemoCycle(models.Model):
         return self.course.patient
 
     @property
+    def planned_closure(self) -> Closure:
+        """Why the day unit may be closed on the planned day 1 of this cycle, while it is still
+        to give (see treatments.schedule); a given or cancelled cycle is history: open."""
+        if self.status in {self.Status.GIVEN, self.Status.CANCELLED}:
+            return OPEN
+        return day_closure(self.planned_start)
+
+    @property
     def planned_on_closed_day(self) -> str:
         """Why the day unit may be closed on the planned day 1 of this cycle, while it is still
-        to give: "weekend", a public holiday's name ("Christmas Day"), or "" (see
-        treatments.schedule). A given or cancelled cycle is history: ""."""
-        if self.status in {self.Status.GIVEN, self.Status.CANCELLED}:
-            return ""
-        return closed_day(self.planned_start)
+        to give: a closure the unit recorded ("Staff training day"), a public holiday's name
+        ("Christmas Day"), "weekend", or "". A given or cancelled cycle is history: ""."""
+        return self.planned_closure.why
 
     @property
     def start(self):  # noqa: ANN201 - a date
@@ -1416,3 +1423,73 @@ class SideEffect(models.Model):
 
     def __str__(self) -> str:
         return f"{self.term.term} grade {self.grade}"
+
+
+class UnitClosure(models.Model):
+    """Days the day unit itself is closed (a staff training day, a refurbishment week, a local
+    holiday), beside the public holidays of settings.CLINIC_HOLIDAYS. Reference data kept by
+    administrators, not patient data: a cycle planned on one is marked on every page and its
+    prescriber is told (treatments.schedule). Patients are told only that the unit is closed,
+    never the reason."""
+
+    # Longer is most likely a mistyped year (2207 for 2027), which would mark every cycle.
+    MAX_DAYS = 366
+
+    first_day = models.DateField()
+    last_day = models.DateField(
+        help_text="The last day the unit is closed (inclusive): the first day again for one day."
+    )
+    reason = models.CharField(
+        max_length=80,
+        help_text="Shown to clinicians beside each cycle planned then, e.g. “Staff training "
+        "day”. Patients are told only that the day unit is closed.",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        editable=False,
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "unit closure"
+        ordering = ["-first_day", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                name="unit_closure_last_day_not_before_first",
+                condition=Q(last_day__gte=F("first_day")),
+                violation_error_message="A closure cannot end before it begins.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        if self.first_day == self.last_day:
+            return f"{self.reason}, {day_text(self.first_day)}"
+        return f"{self.reason}, {day_text(self.first_day)} to {day_text(self.last_day)}"
+
+    @property
+    def days(self) -> int:
+        return (self.last_day - self.first_day).days + 1
+
+    def clean(self) -> None:
+        super().clean()
+        self.reason = (self.reason or "").strip()
+        errors: dict[str, str] = {}
+        if not self.reason:
+            errors["reason"] = "Say why the day unit is closed, e.g. “Staff training day”."
+        if self.first_day and self.last_day:
+            if self.last_day < self.first_day:
+                errors["last_day"] = (
+                    f"The last day ({day_text(self.last_day)}) is before the first day "
+                    f"({day_text(self.first_day)})."
+                )
+            elif self.days > self.MAX_DAYS:
+                errors["last_day"] = (
+                    f"A closure spans at most {self.MAX_DAYS} days; this one spans "
+                    f"{self.days}. Check the year, or record a longer closure as several."
+                )
+        if errors:
+            raise ValidationError(errors)

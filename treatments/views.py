@@ -643,8 +643,8 @@ def _back_to_cycle(
 
 
 def _closed_days_warning_from(cycle: ChemoCycle) -> str:
-    """Which of `cycle` and the later cycles a delay moved now fall on a weekend or a public
-    holiday."""
+    """Which of `cycle` and the later cycles a delay moved now fall on a weekend, a public
+    holiday or a day the unit recorded as closed."""
     moved = cycle.course.cycles.filter(
         number__gte=cycle.number, status__in=services.OPEN_CYCLE_STATUSES
     )

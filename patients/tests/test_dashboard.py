@@ -373,14 +373,15 @@ def test_dashboard_query_count_is_flat_in_history_length(
     few, many = _count(client, short), _count(client, long)
 
     assert few == many
-    # 18 = 16 for the dashboard + 2 for the session (load session and user). The dashboard's:
+    # 19 = 17 for the dashboard + 2 for the session (load session and user). The dashboard's:
     # one gate query that also says whether the care team opened the chart and whether anyone
     # ever broke the glass (no query for an empty emergency-access list), the audit insert,
     # who accessed the record (two reads: rows about this patient alone, list views that
     # showed it), the header (latest height and weight, care team), one per section
-    # (allergies: one query, current and entered in error together).
+    # (allergies: one query, current and entered in error together), and the day unit's own
+    # closure days, read once for every cycle date marked (treatments.schedule).
     # Back-to-back clicks do not rewrite the session (the activity stamp is every 30 s).
-    assert many == 18
+    assert many == 19
     # Shown again with nothing changed: the kept chart. Session and user, the gate (which reads
     # the chart's tokens), its access-log row, and who accessed the record (two reads).
     assert _count(client, long, kept=True) == 6

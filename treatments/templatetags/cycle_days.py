@@ -1,5 +1,6 @@
-"""Cycle days as the day unit reads them: a day 1 on a weekend or a public holiday is marked
-where it is shown, and a dose's input dates are written as every page writes dates."""
+"""Cycle days as the day unit reads them: a day 1 on a weekend, a public holiday or a day the
+unit recorded as closed is marked where it is shown, and a dose's input dates are written as
+every page writes dates."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from django.utils.safestring import SafeString
 
 from oncoplanner.dates import day_text
 from treatments.models import ChemoCycle
-from treatments.schedule import closed_day
+from treatments.schedule import OPEN, PUBLIC_HOLIDAY, UNIT_CLOSURE, day_closure
 
 register = template.Library()
 
@@ -19,18 +20,29 @@ register = template.Library()
 @register.filter
 def closed_day_badge(planned: ChemoCycle | dt.date | None) -> SafeString | str:
     """A badge after a planned day 1 on which the day unit may be closed, naming why
-    ("weekend", "Christmas Day"), for a date or a cycle still to give; else nothing."""
+    ("weekend", "Christmas Day", "Staff training day"), for a date or a cycle still to give;
+    else nothing."""
     if isinstance(planned, ChemoCycle):
-        why, planned = planned.planned_on_closed_day, planned.planned_start
+        closure, planned = planned.planned_closure, planned.planned_start
     else:
-        why = closed_day(planned) if planned is not None else ""
-    if not why:
+        closure = day_closure(planned) if planned is not None else OPEN
+    if not closure or planned is None:
         return ""
-    on = f"a {planned:%A}" if why == "weekend" else f"{why}, a public holiday"
+    if closure.kind == UNIT_CLOSURE:
+        title = (
+            f"Planned on a unit closure day ({closure.why}): move it; the day unit is closed then."
+        )
+    else:
+        on = (
+            f"{closure.why}, a public holiday"
+            if closure.kind == PUBLIC_HOLIDAY
+            else f"a {planned:%A}"
+        )
+        title = f"Planned on {on}: move it if the day unit is closed then."
     return format_html(
         ' <span class="badge warn closed-day" title="{}">{}</span>',  # after the date
-        f"Planned on {on}: move it if the day unit is closed then.",
-        why,
+        title,
+        closure.why,
     )
 
 
