@@ -21,6 +21,7 @@ PHI_MODELS: dict[str, str] = {
 # Models that point at a patient but are not themselves patient data, and why.
 NOT_PHI: dict[str, str] = {
     "audit.AccessLog": "the log itself; reads of it are logged by the admin and report views",
+    "audit.AccessLogPatient": "an index of the log's list views, derived from its patient_ids",
     "patients.PatientUserObjectPermission": "permission rows; grants are logged as access changes",
     "patients.PatientGroupObjectPermission": "permission rows; grants are logged as access changes",
 }

@@ -19,7 +19,7 @@ from django.db import DEFAULT_DB_ALIAS, NotSupportedError
 from django.db.models import BooleanField, Expression, F, QuerySet
 from django.utils import timezone
 
-from audit.models import AccessLog
+from audit.models import AccessLog, AccessLogPatient
 
 # Declared sort keys: the only ones the report accepts (anything else is a 400, never passed to
 # order_by, which would otherwise let a caller sort by any column or relation).
@@ -163,8 +163,8 @@ def access_visits_for_patient(*, patient: Any, limit: int = 20) -> list[AccessVi
     # model instances (for their display labels).
     rows = _newest(
         _VisitRow._make(values)
-        for part in _rows_touching(patient)
-        for values in part.values_list(*_VISIT_COLUMNS)[: limit * RUN_READ_FACTOR]
+        for part in _rows_touching(patient, limit * RUN_READ_FACTOR)
+        for values in part.values_list(*_VISIT_COLUMNS)
     )[: limit * RUN_READ_FACTOR]
     live_channel = False
     last_key = None
@@ -196,20 +196,21 @@ def access_log_for_patient(*, patient: Any, limit: int = 100) -> list[AccessLog]
     usual. Includes list views that showed the patient among others.
     """
     limit = max(int(limit), 0)
-    return _newest(row for part in _rows_touching(patient) for row in part[:limit])[:limit]
+    return _newest(row for part in _rows_touching(patient, limit) for row in part)[:limit]
 
 
-def _rows_touching(patient: Any) -> tuple[QuerySet[AccessLog], QuerySet[AccessLog]]:
-    """The log rows about this patient, newest first, in two index-ordered parts to be merged
-    (_newest): the rows about this patient alone (patient_id, on the (patient_id, at) index:
-    the newest few whatever the chart's history), and the list views that showed it among
-    others (patient_ids, on the GIN index). Asked as one query, the JSON containment could not
-    use an ordered index: every read of a chart sorted all its rows, and a chart got slower
-    with every read."""
+def _rows_touching(patient: Any, limit: int) -> tuple[QuerySet[AccessLog], QuerySet[AccessLog]]:
+    """The newest `limit` log rows about this patient, in two parts to be merged (_newest),
+    each an index range: the rows about this patient alone (patient_id, on the (patient_id, at)
+    index), and the rows about several patients that showed it (list and search pages), found
+    through AccessLogPatient's (patient, at) index. Neither grows with the log: a JSON
+    containment test on the log's patient-id lists had walked it back to the hundredth list
+    showing the patient."""
     newest_first = ("-at", "-pk")
     alone = AccessLog.objects.filter(patient_id=patient.pk)
-    among = AccessLog.objects.filter(PatientIdsInclude(patient.pk), patient_id__isnull=True)
-    return alone.order_by(*newest_first), among.order_by(*newest_first)
+    shown = AccessLogPatient.objects.filter(patient_id=patient.pk).order_by("-at", "-log_id")
+    among = AccessLog.objects.filter(pk__in=shown.values("log_id")[:limit])
+    return alone.order_by(*newest_first)[:limit], among.order_by(*newest_first)
 
 
 def _newest[R](rows: Iterable[R]) -> list[R]:

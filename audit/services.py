@@ -17,7 +17,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from audit.models import AccessLog, AccessLogSeal
+from audit.models import AccessLog, AccessLogPatient, AccessLogSeal
 from oncoplanner import access_context
 
 GENESIS_HASH = "0" * 64
@@ -89,6 +89,11 @@ def access_log_record(
         detail=detail or {},
     )
     row.save(force_insert=True)
+    if row.patient_id is None and ids:
+        # A list view: each patient it showed gets an index row ("who accessed" reads them).
+        AccessLogPatient.objects.bulk_create(
+            AccessLogPatient(log_id=row.pk, at=row.at, patient_id=pk) for pk in ids
+        )
     return row
 
 

@@ -57,6 +57,7 @@ NEVER_ON_A_CHART = frozenset(
         "patients.DataVersion",
         "audit.AccessLog",  # "who accessed" is read afresh on every view, outside the cache
         "audit.AccessLogSeal",
+        "audit.AccessLogPatient",  # written with a list view's log row
         "sessions.Session",
         "axes.AccessAttempt",
         "axes.AccessAttemptExpiration",

@@ -558,6 +558,15 @@ def held_line(held: dict[str, Any]) -> str:
     )
 
 
+def _full_page_search_text(records: dict[str, Any]) -> str:
+    if "full_page_search" not in records:  # a run recorded before the row existed
+        return ""
+    return (
+        f' Full-page search "{records["full_page_search"]}" matches '
+        f"{records['full_page_search_matches']} (25 shown)."
+    )
+
+
 def render(report: dict[str, Any], args: argparse.Namespace) -> str:
     m = report["machine"]
     lines = [
@@ -590,9 +599,8 @@ def render(report: dict[str, Any], args: argparse.Namespace) -> str:
             f"{scale['records'].get('patient_labs', '?')} lab results; name search "
             f'"{scale["records"].get("search", "?")}" matches '
             f"{scale['records'].get('search_matches', '?')} visible patients (the page shows "
-            f'up to 25); MRN search "{scale["records"].get("mrn", "?")}" matches one; full-page '
-            f'search "{scale["records"].get("full_page_search", "?")}" matches '
-            f"{scale['records'].get('full_page_search_matches', '?')} (25 shown)."
+            f'up to 25); MRN search "{scale["records"].get("mrn", "?")}" matches one.'
+            + _full_page_search_text(scale["records"])
             for scale in scales
         ),
         "",

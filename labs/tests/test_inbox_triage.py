@@ -170,8 +170,12 @@ def test_inbox_query_count_stays_flat_with_words_reasons_and_phones(
             assert client.get(reverse("labs:inbox")).status_code == 200
         return len(ctx.captured_queries)
 
+    # From two patients: an inbox of one is logged against that patient alone, a longer one
+    # also indexes each patient it showed (one insert, however many).
     first = patient_through_service(care_team, phone=PHONE)
     _report(first, treating_clinician, description="can't keep fluids down")
+    second = patient_through_service(care_team, phone="07700 900119")
+    _report(second, treating_clinician, description="feverish")
     count()
     before = count()
     for n in range(5):

@@ -58,20 +58,23 @@ def test_graphql_budget_dashboard_is_fixed_whatever_the_page_size(world, as_user
 
 
 def test_graphql_budget_patient_list_is_fixed_whatever_the_number_of_patients(world, as_user):
+    from oncoplanner.tests.graphql_support import _patient
+
     client = as_user(world.clinician)
     query = "{ patients { id courses { id cycles { id } } sideEffects { id } } }"
     gql(client, "{ me { id } }")
-    with CaptureQueriesContext(connection) as one:
-        gql(client, query)
-    from oncoplanner.tests.graphql_support import _patient
-
     team = world.p.care_team
-    for name in ("Adams", "Baker", "Clark"):
+    # From two patients: a list of one is logged against that patient alone, a longer one
+    # also indexes each patient it showed (one insert, however many).
+    _patient(team, family_name="Adams")
+    with CaptureQueriesContext(connection) as two:
+        gql(client, query)
+    for name in ("Baker", "Clark", "Dixon"):
         _patient(team, family_name=name)
-    with CaptureQueriesContext(connection) as four:
+    with CaptureQueriesContext(connection) as five:
         _, body = gql(client, query)
-    assert len(body["data"]["patients"]) == 4
-    assert len(one.captured_queries) == len(four.captured_queries)
+    assert len(body["data"]["patients"]) == 5
+    assert len(two.captured_queries) == len(five.captured_queries)
 
 
 def test_graphql_budget_lab_results_of_a_patient_list_cost_one_query(world, as_user):
@@ -82,18 +85,20 @@ def test_graphql_budget_lab_results_of_a_patient_list_cost_one_query(world, as_u
     query = "query($n: Int!) { patients { id labResults(first: $n) { id value } } }"
     gql(client, "{ me { id } }")
     add_results(world.p, 5)
-    with CaptureQueriesContext(connection) as one:
-        gql(client, query, {"n": 2})
     expected = {}
-    for name in ("Adams", "Baker", "Clark"):
+    first = _patient(world.p.care_team, family_name="Adams")  # a list of two (see above)
+    expected[str(first.pk)] = [str(r.pk) for r in reversed(add_results(first, 4))]
+    with CaptureQueriesContext(connection) as two:
+        gql(client, query, {"n": 2})
+    for name in ("Baker", "Clark", "Dixon"):
         other = _patient(world.p.care_team, family_name=name)
         expected[str(other.pk)] = [str(r.pk) for r in reversed(add_results(other, 4))]
-    with CaptureQueriesContext(connection) as four:
+    with CaptureQueriesContext(connection) as five:
         _, body = gql(client, query, {"n": 2})
     assert "errors" not in body, body
-    assert len(one.captured_queries) == len(four.captured_queries)
+    assert len(two.captured_queries) == len(five.captured_queries)
     rows = {row["id"]: row for row in body["data"]["patients"]}
-    assert len(rows) == 4
+    assert len(rows) == 5
     for patient_id, newest_first in expected.items():
         assert [r["id"] for r in rows[patient_id]["labResults"]] == newest_first[:2]
 
@@ -113,9 +118,10 @@ def test_graphql_lab_results_aliases_with_different_pages_each_get_theirs(world,
     assert [r["id"] for r in row["older"]] == newest_first[2:3]
 
 
-# Session and user (2); the visible patients' ids (1), the list's log row (1), the
-# break-glass check (1); the patients (1); one prefetch per labResults alias (2).
-ALIASED_LIST_QUERIES = 8
+# Session and user (2); the visible patients' ids (1), the list's log row and its index of
+# the patients shown (2), the break-glass check (1); the patients (1); one prefetch per
+# labResults alias (2).
+ALIASED_LIST_QUERIES = 9
 
 
 def test_graphql_budget_lab_results_aliases_cost_one_query_each_for_a_list(world, as_user):

@@ -20,6 +20,7 @@ NOT_IN_ADMIN = {
     "patients.CareTeamGroupObjectPermission": "not used: leads are per user",
     # Owned by the audit app; its seals are checked by manage.py verify_access_log, not edited.
     "audit.AccessLogSeal": "internal hash-chain seals of the access log (audit app)",
+    "audit.AccessLogPatient": "an index of the access log's list views, derived from its rows",
     # Given by an oncologist and a pharmacist with their password on the clinic's Regimens
     # page; shown read-only inline on the regimen's admin page.
     "treatments.RegimenApproval": "approvals are given on the Regimens page, shown inline",

@@ -316,9 +316,10 @@ def test_patient_list_query_count_is_flat_in_page_size(
     assert few == many
     # 2 of these are the session's (load session and user; clicks within 30 s do not rewrite
     # it), 1 the day unit's own closure days (read once for every next-cycle date marked,
-    # treatments.schedule). "Mine" reads only the care team, so it skips the other filters'
-    # break-glass check.
-    assert many == {"mine": 9, "due": 10, "attention": 13}[filter_]
+    # treatments.schedule), 2 the list's access-log row and its index of the patients shown
+    # (audit.AccessLogPatient). "Mine" reads only the care team, so it skips the other
+    # filters' break-glass check.
+    assert many == {"mine": 10, "due": 11, "attention": 14}[filter_]
 
 
 def test_patient_list_table_refreshes_itself_from_the_live_stream(
