@@ -457,7 +457,7 @@ class DemoClinic:
                     cycle=cycle,
                     days=7,
                     by=oncologist,
-                    reason="ANC 1.2 x10^3/uL on the pre-cycle check: delayed 7 days per protocol.",
+                    reason="ANC 1.2 ×10³/µL on the pre-cycle check: delayed 7 days per protocol.",
                 )
                 if cycle.planned_start >= self.today:
                     break
