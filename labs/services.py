@@ -638,9 +638,7 @@ def _rule_outcome(
     shown = f"{test.short_name} {fmt_decimal(result.value)} {unit_display(result.unit)}"
     for rule in rules:
         if value is not None and rule_matches(rule, value=value, unit=result.unit):
-            said = (
-                f"{shown} {rule.comparator} {fmt_decimal(rule.value)}: {rule.get_action_display()}."
-            )
+            said = f"{shown} {rule.get_comparator_display()} {fmt_decimal(rule.value)}: {rule.get_action_display()}."
             return rule.action, rule, said
     # A gap in the rules must never pass silently: a physician decides.
     return PreCycleOutcome.CONTACT, None, f"{shown} matches no rule: contact physician."

@@ -603,6 +603,17 @@ def test_precycle_evaluate_result_exactly_max_age_old_counts(female):
     assert assessment.outcome == PreCycleOutcome.TREAT
 
 
+def test_precycle_evaluate_explains_the_rule_with_the_sign_the_rule_column_shows(female):
+    regimen = _single_rule_setup(female, age=dt.timedelta(hours=2))
+    (analyte,) = precycle_evaluate(patient=female, regimen=regimen, at=AT).analytes
+    rule = analyte.rule
+    assert rule is not None
+    # "≥", as the readiness table's rule column writes it; not the stored ">=".
+    assert rule.comparator == ">="
+    assert " ≥ " in analyte.explanation
+    assert ">=" not in analyte.explanation
+
+
 def test_precycle_evaluate_a_result_four_calendar_days_old_is_stale(female):
     # AT is 3 March; a 3-day rule takes results from 28 Feb on, whatever the hour.
     regimen = _single_rule_setup(female, age=AT - dt.datetime(2026, 2, 27, 23, 0, tzinfo=dt.UTC))
