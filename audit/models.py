@@ -20,13 +20,32 @@ from django.db import models
 SEAL_FIELDS = ("seq", "prev_hash", "row_hash")
 
 
-class AppendOnlyQuerySet(models.QuerySet["AccessLog"]):
+class _RefusesChanges[M: models.Model](models.QuerySet[M]):
+    """Rows are only ever added: bulk updates and deletes are refused."""
+
     def update(self, **kwargs: Any) -> int:
         raise PermissionError("The access log is append-only.")
 
     def delete(self) -> tuple[int, dict[str, int]]:
         raise PermissionError("The access log is append-only.")
 
+
+class _AppendOnlyRow(models.Model):
+    """A row is written once: saving it again or deleting it is refused."""
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None and not kwargs.get("force_insert"):
+            raise PermissionError("The access log is append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise PermissionError("The access log is append-only.")
+
+
+class AppendOnlyQuerySet(_RefusesChanges["AccessLog"]):
     def seal_row(self, pk: int, *, seq: int, prev_hash: str, row_hash: str) -> int:
         """The one update the log allows: fill the seal columns of a row that has none yet.
 
@@ -38,7 +57,7 @@ class AppendOnlyQuerySet(models.QuerySet["AccessLog"]):
         return models.QuerySet.update(unsealed, seq=seq, prev_hash=prev_hash, row_hash=row_hash)
 
 
-class AccessLog(models.Model):
+class AccessLog(_AppendOnlyRow):
     class Action(models.TextChoices):
         CREATE = "create", "Create"
         READ = "read", "Read"
@@ -123,14 +142,6 @@ class AccessLog(models.Model):
             models.Index(fields=["outcome", "-at"], name="accesslog_outcome_time"),
         ]
 
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if self.pk is not None and not kwargs.get("force_insert"):
-            raise PermissionError("The access log is append-only.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
-        raise PermissionError("The access log is append-only.")
-
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.username or '-'} {self.action} {self.object_type} {self.object_id}"
 
@@ -153,15 +164,7 @@ class AccessLogSeal(models.Model):
         return f"seal at seq {self.last_seq}"
 
 
-class AccessLogPatientQuerySet(models.QuerySet["AccessLogPatient"]):
-    def update(self, **kwargs: Any) -> int:
-        raise PermissionError("The access log is append-only.")
-
-    def delete(self) -> tuple[int, dict[str, int]]:
-        raise PermissionError("The access log is append-only.")
-
-
-class AccessLogPatient(models.Model):
+class AccessLogPatient(_AppendOnlyRow):
     """One row per patient that a log row about several patients showed (a list or search page,
     a GraphQL list), written with it by audit.services.access_log_record.
 
@@ -185,21 +188,13 @@ class AccessLogPatient(models.Model):
         related_name="+",
     )
 
-    objects = AccessLogPatientQuerySet.as_manager()
+    objects = _RefusesChanges.as_manager()
 
     class Meta:
         base_manager_name = "objects"
         indexes = [
             models.Index(fields=["patient", "-at", "-log_id"], name="accesslogpatient_time"),
         ]
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if self.pk is not None and not kwargs.get("force_insert"):
-            raise PermissionError("The access log is append-only.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
-        raise PermissionError("The access log is append-only.")
 
     def __str__(self) -> str:
         return f"log {self.log_id} showed patient {self.patient_id}"
