@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest
@@ -196,6 +196,11 @@ class CourseIn(InputSchema):
     )
 
 
+# What closes the day unit on a cycle's planned day 1 (treatments.schedule's kinds, by name): a
+# client styles a unit's own closure apart from a public holiday or a weekend.
+ClosedDayKind = Literal["unit_closure", "public_holiday", "weekend"]
+
+
 class CycleOut(Schema):
     id: int
     course_id: int
@@ -217,10 +222,19 @@ class CycleOut(Schema):
         'day 1: the reason of a closure the unit recorded ("Staff training day"), else the '
         'public holiday\'s name ("Christmas Day"), else "weekend"; else "".'
     )
+    closed_day_kind: ClosedDayKind | None = Field(
+        description="What closes the day unit on the day closed_day names: unit_closure (a "
+        "closure the unit recorded, so closed_day is its reason), public_holiday (closed_day "
+        'is the holiday\'s name) or weekend; null when closed_day is "".'
+    )
 
     @staticmethod
     def resolve_closed_day(obj: ChemoCycle) -> str:
         return obj.planned_on_closed_day
+
+    @staticmethod
+    def resolve_closed_day_kind(obj: ChemoCycle) -> str | None:
+        return obj.planned_closure.kind or None
 
 
 class CycleStatusChangeOut(Schema):

@@ -7,6 +7,7 @@ the only way into a chart is through a gated root field.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -32,6 +33,7 @@ from treatments.models import (
     SideEffect,
     SupportiveMedication,
 )
+from treatments.schedule import PUBLIC_HOLIDAY, UNIT_CLOSURE, WEEKEND
 from treatments.selectors import ctcae_term_grades
 
 if TYPE_CHECKING:
@@ -166,6 +168,17 @@ class CourseType(Gated):
     dose_modifications: list[DoseModificationType]
 
 
+@strawberry.enum(
+    name="ClosedDayKind",
+    description="What closes the day unit on a cycle's planned day 1: a closure the unit "
+    "recorded, a public holiday or a weekend.",
+)
+class ClosedDayKind(enum.Enum):
+    UNIT_CLOSURE = UNIT_CLOSURE
+    PUBLIC_HOLIDAY = PUBLIC_HOLIDAY
+    WEEKEND = WEEKEND
+
+
 @strawberry_django.type(ChemoCycle, name="ChemoCycle")
 class ChemoCycleType(Gated):
     id: auto
@@ -200,6 +213,16 @@ class ChemoCycleType(Gated):
     )
     def closed_day(self) -> str:
         return self.planned_on_closed_day  # type: ignore[attr-defined]
+
+    @strawberry_django.field(
+        only=["planned_start", "status"],
+        description="What closes the day unit on the day closedDay names: UNIT_CLOSURE (a "
+        "closure the unit recorded, so closedDay is its reason), PUBLIC_HOLIDAY (closedDay is "
+        'the holiday\'s name) or WEEKEND; null when closedDay is "".',
+    )
+    def closed_day_kind(self) -> ClosedDayKind | None:
+        closure = self.planned_closure  # type: ignore[attr-defined]
+        return ClosedDayKind(closure.kind) if closure else None
 
 
 @strawberry_django.type(CycleStatusChange, name="CycleStatusChange")

@@ -40,8 +40,9 @@ from oncoplanner.env import holiday_calendar
 SATURDAY = 5
 
 # What closes the day unit on a day, strongest first: how a page words it.
-UNIT_CLOSURE = "unit closure"
-PUBLIC_HOLIDAY = "public holiday"
+# (Also the names the clinician API gives them: REST closed_day_kind, GraphQL ClosedDayKind.)
+UNIT_CLOSURE = "unit_closure"
+PUBLIC_HOLIDAY = "public_holiday"
 WEEKEND = "weekend"
 
 
