@@ -6,10 +6,8 @@ parsing a holiday's name or a staff reason. The patient's /me/cycles stays as it
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 
 import pytest
-import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -19,7 +17,7 @@ from oncoplanner.graphql_schema import schema
 from treatments.models import Course, Regimen, UnitClosure
 from treatments.services import course_start, cycle_delay
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("on_1_march_2026")]
 
 # mFOLFOX6 fortnightly from Friday 2 Oct 2026: cycle 3 on Fri 30 Oct (the unit's training
 # day here), cycle 7 on Fri 25 Dec 2026 (Christmas Day), cycle 12 on Fri 5 Mar 2027, delayed
@@ -38,12 +36,6 @@ CYCLES_QUERY = (
 # The cycle list's queries (session, user, gate, course, count, page, closures, access log…):
 # the kind is worked out from the closure already looked up, so it adds none.
 CYCLE_LIST_QUERIES = 10
-
-
-@pytest.fixture(autouse=True)
-def _frozen_today() -> Iterator[None]:
-    with time_machine.travel(dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC), tick=False):
-        yield
 
 
 @pytest.fixture(autouse=True)

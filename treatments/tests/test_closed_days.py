@@ -6,38 +6,20 @@ told, and the pages mark those days."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 
 import pytest
 import time_machine
 from django.contrib.messages import get_messages
 from django.urls import reverse
 
-from treatments.models import Course, Regimen
+from treatments.models import Course
 from treatments.schedule import closed_day, closed_days_warning
 from treatments.services import course_start, cycle_give
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("on_1_march_2026")]
 
 MONDAY = dt.date(2026, 3, 2)
 SATURDAY = dt.date(2026, 3, 7)
-
-
-@pytest.fixture(autouse=True)
-def _frozen_today() -> Iterator[None]:
-    with time_machine.travel(dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC), tick=False):
-        yield
-
-
-@pytest.fixture
-def no_holidays(settings) -> None:
-    """The weekend tests' courses run into Easter and the May bank holidays: weekends alone."""
-    settings.CLINIC_HOLIDAYS = ""
-
-
-@pytest.fixture
-def mfolfox6() -> Regimen:
-    return Regimen.objects.get(name="mFOLFOX6", version=1)  # 12 cycles of 14 days
 
 
 def _start(client, patient, regimen, day: dt.date):

@@ -6,10 +6,8 @@ closed without the staff's reason. Administrators keep the closures in Django ad
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 
 import pytest
-import time_machine
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.contrib.messages import get_messages
 from django.core.exceptions import ValidationError
@@ -21,33 +19,16 @@ from django.urls import reverse
 from oncoplanner.accounts.models import User
 from oncoplanner.accounts.tests.factories import UserFactory
 from patients.tests.factories import BodyMeasurementFactory, patient_through_service
-from treatments.models import ChemoCycle, Course, Regimen, UnitClosure
+from treatments.models import ChemoCycle, Course, UnitClosure
 from treatments.schedule import closed_day, closed_days_warning, unit_closure
 from treatments.services import course_start
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("on_1_march_2026")]
 
 MONDAY = dt.date(2026, 3, 2)  # an mFOLFOX6 course from here: cycle 3 on Mon 30 Mar 2026
 CYCLE_3 = dt.date(2026, 3, 30)
 TRAINING = "Staff training day"
 TABLE = "treatments_unitclosure"
-
-
-@pytest.fixture(autouse=True)
-def _frozen_today() -> Iterator[None]:
-    with time_machine.travel(dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC), tick=False):
-        yield
-
-
-@pytest.fixture
-def no_holidays(settings) -> None:
-    """A Monday course runs into the Spring Bank Holiday (cycle 7): closures alone."""
-    settings.CLINIC_HOLIDAYS = ""
-
-
-@pytest.fixture
-def mfolfox6() -> Regimen:
-    return Regimen.objects.get(name="mFOLFOX6", version=1)  # 12 cycles of 14 days
 
 
 @pytest.fixture
