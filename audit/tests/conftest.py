@@ -10,9 +10,9 @@ from django.db import connection
 def tamper(sql: str, params: list[object] | None = None) -> None:
     """Run raw SQL against the log as someone with full rights on the table would.
 
-    On PostgreSQL that means switching the append-only triggers off first, on the log and on
-    each monthly partition (as the table owner can); the ALTER TABLEs are inside the test's
-    transaction and are rolled back with it.
+    On PostgreSQL that means switching the append-only triggers off first, on the log, on
+    each monthly partition and on the list-view index (as the table owner can); the ALTER
+    TABLEs are inside the test's transaction and are rolled back with it.
     """
     with connection.cursor() as cursor:
         tables = _log_tables(cursor) if connection.vendor == "postgresql" else []
@@ -24,9 +24,11 @@ def tamper(sql: str, params: list[object] | None = None) -> None:
 
 
 def _log_tables(cursor) -> list[str]:
-    """The log and its monthly partitions: each partition refuses TRUNCATE on its own."""
+    """The log and its monthly partitions (each partition refuses TRUNCATE on its own), and
+    the list-view index AccessLogPatient, append-only too but outside the hash chain."""
     cursor.execute(
         "SELECT inhrelid::regclass::text FROM pg_inherits"
         " WHERE inhparent = 'audit_accesslog'::regclass"
     )
-    return ["audit_accesslog", *(name for (name,) in cursor.fetchall())]
+    partitions = [name for (name,) in cursor.fetchall()]
+    return ["audit_accesslog", *partitions, "audit_accesslogpatient"]

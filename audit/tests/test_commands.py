@@ -46,3 +46,25 @@ def test_verify_access_log_exits_one_and_names_the_first_altered_row():
         "its hash does not match its fields"
     )
     print(f"\nFIGURE 13 (verifier): {summary}")
+
+
+def test_verify_access_log_exits_one_and_names_a_list_view_whose_index_rows_were_removed():
+    _write(2)
+    listing = access_log_record(action=AccessLog.Action.LIST, patient_ids=[7, 12])
+    call_command("seal_access_log", stdout=StringIO())
+    tamper("DELETE FROM audit_accesslogpatient WHERE log_id = %s", [listing.pk])
+    out = StringIO()
+    with pytest.raises(CommandError) as error:
+        call_command("verify_access_log", stdout=out)
+    assert error.value.returncode == 1
+    assert out.getvalue().strip() == (
+        f"access log TAMPERED: 3 rows checked, first problem: seq 3 (id {listing.pk}) "
+        "list-view index does not match its patient list: lacks patient 7; lacks patient 12"
+    )
+
+
+def test_verify_access_log_says_the_list_view_index_was_checked():
+    access_log_record(action=AccessLog.Action.LIST, patient_ids=[7, 12])
+    out = StringIO()
+    call_command("verify_access_log", stdout=out)
+    assert out.getvalue().strip().endswith("; list-view index: 2 rows match the log")

@@ -103,6 +103,27 @@ def test_verifier_detects_truncate_by_table_owner_with_trigger_disabled():
     print(f"\nFIGURE 13 (truncate as owner): {result.summary()}")
 
 
+def test_verifier_detects_index_rows_deleted_by_table_owner_with_trigger_disabled():
+    # The list-view index is outside the chain: deleting a patient's rows hides the list views
+    # from their "who accessed", and only the comparison with the log's patient lists shows it.
+    listing = access_log_record(action=AccessLog.Action.LIST, patient_ids=[7, 12, 30])
+    access_log_seal()
+    tamper("DELETE FROM audit_accesslogpatient WHERE log_id = %s AND patient_id = 12", [listing.pk])
+    result = access_log_verify()
+    assert result.problem == (
+        f"seq 1 (id {listing.pk}) list-view index does not match its patient list: lacks patient 12"
+    )
+    print(f"\nFIGURE 13 (index row deleted as owner): {result.summary()}")
+
+
+def test_verifier_lifts_the_statement_timeout_for_the_index_check_only():
+    access_log_record(action=AccessLog.Action.LIST, patient_ids=[7, 12])
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL statement_timeout = '12345ms'")
+    assert access_log_verify().ok
+    assert _scalar("SHOW statement_timeout") == "12345ms"
+
+
 # --- Monthly partitions (migration 0005) -------------------------------------------------------
 
 
