@@ -32,7 +32,6 @@ from labs.services import (
     ReadinessBadge,
     evidence_lines,
     precycle_evaluate_keyed,
-    precycle_evaluate_pairs,
     readiness_badge,
 )
 from oncoplanner.signals import record_read
@@ -76,18 +75,33 @@ class UnknownFilter(ValueError):
 # --- Patient list ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class OtherCourseLine:
+    """Another open course of a list row, with the readiness of its own next cycle (judged on
+    its own regimen for its own day, as on the dashboard); None when it has nothing left to
+    give."""
+
+    course: Course  # with next_number, next_start and total_cycles
+    readiness: PreCycleAssessment | None
+    badge: ReadinessBadge | None
+
+
 @dataclass
 class PatientRow:
     """One row per patient: `course` is the open course whose next cycle is due first (its
-    readiness is `readiness`); `other_courses` are the patient's other open courses, each with
-    its own next cycle, shown under it (a second open course is allowed, with a reason)."""
+    readiness is `readiness`); `others` are the patient's other open courses, each with its own
+    next cycle and readiness, shown under it (a second open course is allowed, with a reason)."""
 
     patient: Patient
     course: Course | None
     readiness: PreCycleAssessment | None
     badge: ReadinessBadge | None
     attention: list[str] = field(default_factory=list)
-    other_courses: list[Course] = field(default_factory=list)
+    others: list[OtherCourseLine] = field(default_factory=list)
+
+    @property
+    def other_courses(self) -> list[Course]:
+        return [line.course for line in self.others]
 
 
 @dataclass
@@ -203,36 +217,36 @@ def _open_courses(patient_ids: Iterable[int] | QuerySet[Any]) -> dict[int, list[
     return {pid: _due_first(rows) for pid, rows in by_patient.items()}
 
 
-def _active_courses(patient_ids: Iterable[int] | QuerySet[Any]) -> dict[int, Course]:
-    """The open course per patient whose next cycle is due first: the one the row, its
-    readiness and the "due this week" filter are about.
-
-    Not the latest started: with two open courses (a second one is allowed, with a reason),
-    the latest may have its next cycle months away while the other's is due today."""
-    return {pid: rows[0] for pid, rows in _open_courses(patient_ids).items()}
-
-
-def _readiness_pairs(courses: dict[int, Course]) -> list[tuple[int, Any]]:
-    """Readiness is about the next cycle: a course with none left to give has nothing to judge."""
-    return [
-        (pid, course.regimen)
-        for pid, course in courses.items()
-        if course.next_number is not None  # type: ignore[attr-defined]
-    ]
-
-
-def _readiness(courses: dict[int, Course], at: dt.datetime) -> dict[int, PreCycleAssessment]:
-    """Each patient's readiness for the next cycle of the open course, judged for its day."""
-    return precycle_evaluate_pairs(
-        pairs=_readiness_pairs(courses),
+def _readiness_by_course(
+    open_courses: dict[int, list[Course]], at: dt.datetime
+) -> dict[int, PreCycleAssessment]:
+    """Readiness for the next cycle of every open course of every patient given (as read by
+    _open_courses), keyed by course id: each judged on its own regimen for its own cycle day,
+    in one evaluation (two queries, none when no course has a cycle to come). A course with
+    nothing left to give has nothing to judge and is left out."""
+    return precycle_evaluate_keyed(
+        questions={
+            course.pk: PreCycleQuestion(pid, course.regimen, course.next_start)  # type: ignore[attr-defined]
+            for pid, courses in open_courses.items()
+            for course in courses
+            if course.next_number is not None  # type: ignore[attr-defined]
+        },
         at=at,
-        cycle_days={pid: course.next_start for pid, course in courses.items()},  # type: ignore[attr-defined]
     )
 
 
 def _not_ready_ids(queryset: QuerySet[Patient], at: dt.datetime) -> set[int]:
-    courses = _active_courses(queryset.values("pk"))  # a subquery: no extra round trip
-    return {pid for pid, a in _readiness(courses, at).items() if a.needs_attention}
+    """Patients with an open course whose next cycle is not ready: any open course, not only
+    the one due first. Each is judged for its own cycle day, as the row's badges are, so a
+    cycle still to come whose bloods are simply not drawn yet ("Labs due") does not count,
+    while a result in hand that already says delay, hold or contact does, for either course."""
+    open_courses = _open_courses(queryset.values("pk"))  # a subquery: no extra round trip
+    assessments = _readiness_by_course(open_courses, at)
+    return {
+        pid
+        for pid, courses in open_courses.items()
+        if any(c.pk in assessments and assessments[c.pk].needs_attention for c in courses)
+    }
 
 
 def patient_list_page(
@@ -276,13 +290,16 @@ def patient_list_page(
     # and the access log's list read are per patient), and a day unit books the patient, not a
     # course: one chair, one set of pre-cycle bloods. The row leads with the course whose cycle
     # is due first, the cycle the nurse acts on next, and its readiness; every other open course
-    # is listed under it with its own next cycle, labelled as another course, never hidden.
+    # is listed under it with its own next cycle and readiness, labelled as another course,
+    # never hidden (a row in "Needs attention" for its second course shows why).
     open_courses = _open_courses(p.pk for p in patients)
-    courses = {pid: rows[0] for pid, rows in open_courses.items()}
-    assessments = _readiness(courses, now)
+    # Every open course of every row, in the one evaluation (keyed by course id).
+    assessments = _readiness_by_course(open_courses, now)
     rows = []
     for patient in patients:
-        assessment = assessments.get(patient.pk)
+        patient_courses = open_courses.get(patient.pk, [])
+        course = patient_courses[0] if patient_courses else None
+        assessment = assessments.get(course.pk) if course is not None else None
         attention = []
         if patient.critical_open:  # type: ignore[attr-defined]
             attention.append("Critical result")
@@ -293,11 +310,18 @@ def patient_list_page(
         rows.append(
             PatientRow(
                 patient=patient,
-                course=courses.get(patient.pk),
+                course=course,
                 readiness=assessment,
                 badge=readiness_badge(assessment),
                 attention=attention,
-                other_courses=open_courses.get(patient.pk, [])[1:],
+                others=[
+                    OtherCourseLine(
+                        course=other,
+                        readiness=assessments.get(other.pk),
+                        badge=readiness_badge(assessments.get(other.pk)),
+                    )
+                    for other in patient_courses[1:]
+                ],
             )
         )
     if patients:

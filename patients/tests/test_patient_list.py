@@ -11,8 +11,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AccessLog
-from labs.models import Flag
-from labs.tests.factories import LabResultFactory
+from labs.models import Flag, PreCycleAction
+from labs.tests.factories import LabResultFactory, PreCycleRuleFactory
 from patients.services import care_team_create, patient_create
 from patients.tests.dashboard_world import (
     anc_test,
@@ -21,7 +21,7 @@ from patients.tests.dashboard_world import (
     regimen_with_anc_rules,
 )
 from patients.tests.factories import PatientFactory
-from treatments.tests.factories import SideEffectFactory
+from treatments.tests.factories import SideEffectFactory, regimen_approved, regimen_create
 
 pytestmark = pytest.mark.django_db
 URL = reverse("patients:patient_list")
@@ -364,3 +364,173 @@ def test_patient_list_shows_no_readiness_for_a_course_with_nothing_left_to_give(
     page = client.get(reverse("patients:patient_list")).content.decode()
     assert patient.mrn in page
     assert "Not evaluable" not in page
+
+
+# --- Two open courses: each one's readiness on the list ---------------------------------------
+# On a Wednesday, so "tomorrow" is always this week and never a weekend.
+WEDNESDAY = dt.datetime(2026, 3, 18, 12, 0, tzinfo=dt.UTC)
+
+
+def _lenient_regimen(*, anc):
+    """ANC >= 0.5 treat, below it hold (results at most 3 days old): 1.2 is Treat here, while
+    regimen_with_anc_rules says Delay 7 days."""
+    regimen = regimen_create(name="Weekly lenient (test)", approved=False)
+    PreCycleRuleFactory.create(
+        regimen=regimen, test=anc, comparator=">=", value=Decimal("0.5"), priority=1
+    )
+    PreCycleRuleFactory.create(
+        regimen=regimen,
+        test=anc,
+        comparator="<",
+        value=Decimal("0.5"),
+        priority=2,
+        action=PreCycleAction.HOLD,
+    )
+    return regimen_approved(regimen)
+
+
+def _two_courses(patient, *, first, second, second_in_days):
+    """`first`: cycle 2 due today; `second`: cycle 1 due in `second_in_days` days."""
+    today = timezone.localdate()
+    main = course_with_cycles(
+        patient, regimen=first, given=1, total=4, start=today - dt.timedelta(days=14)
+    )
+    other = course_with_cycles(
+        patient,
+        regimen=second,
+        given=0,
+        total=4,
+        start=today + dt.timedelta(days=second_in_days),
+    )
+    return main, other
+
+
+def _other_course_line(html, regimen):
+    start = html.index(f"Also open: {regimen.name}")
+    return html[start : html.index("</div>", start)]
+
+
+@time_machine.travel(WEDNESDAY, tick=False)
+def test_patient_list_shows_the_readiness_of_each_open_course(
+    client, login, care_team, treating_clinician
+):
+    anc = anc_test()
+    strict, lenient = regimen_with_anc_rules(anc=anc), _lenient_regimen(anc=anc)
+    patient = _patient(care_team, family_name="Twocourses", mrn="TWO-1")
+    main, other = _two_courses(patient, first=strict, second=lenient, second_in_days=1)
+    lab_history(patient, test=anc, count=1, latest_value="1.2")
+    login(client, treating_clinician)
+
+    response = client.get(URL)
+    (row,) = response.context["listing"].rows
+    assert (row.course.pk, row.badge.label) == (main.pk, "Delay 7 days")
+    # The second course is judged on its own regimen for its own day, not given the first's.
+    assert [(line.course.pk, line.badge.label) for line in row.others] == [(other.pk, "Treat")]
+    html = response.content.decode()
+    line = _other_course_line(html, lenient)
+    assert "next cycle 1/4 Thu 19 Mar 2026" in line
+    assert '<span class="badge ok" title="OK to treat at the planned dose.">Treat</span>' in line
+    assert (
+        '<span class="badge warn" title="Delay the cycle by 7 days and repeat the labs.">' in html
+    )
+    # The list agrees with the dashboard's readiness of every open course.
+    board = client.get(reverse("patients:patient_detail", args=[patient.pk])).context["board"]
+    assert board.badge.label == row.badge.label
+    assert [(r.course.pk, r.badge.label) for r in board.other_readiness] == [(other.pk, "Treat")]
+    # The live table (htmx refresh of the rows) renders the same line.
+    live = client.get(URL, headers={"HX-Request": "true"}).content.decode()
+    assert "<html" not in live
+    assert _other_course_line(live, lenient) == line
+
+
+@time_machine.travel(WEDNESDAY, tick=False)
+def test_patient_list_other_course_with_nothing_left_to_give_has_no_badge(
+    client, login, care_team, treating_clinician
+):
+    anc = anc_test()
+    patient = _patient(care_team, family_name="Finished", mrn="DONE-1")
+    course_with_cycles(patient, regimen=regimen_with_anc_rules(anc=anc), given=1, total=4)
+    done = _lenient_regimen(anc=anc)
+    course_with_cycles(patient, regimen=done, given=2, total=2)
+    login(client, treating_clinician)
+    response = client.get(URL)
+    (row,) = response.context["listing"].rows
+    assert [line.badge for line in row.others] == [None]
+    assert _other_course_line(response.content.decode(), done) == (
+        f"Also open: {done.name} · none open"
+    )
+
+
+@time_machine.travel(WEDNESDAY, tick=False)
+def test_patient_list_attention_counts_a_second_course_that_is_not_ready(
+    client, login, care_team, treating_clinician
+):
+    anc = anc_test()
+    strict, lenient = regimen_with_anc_rules(anc=anc), _lenient_regimen(anc=anc)
+    # The course due first is fine (ANC 1.2: Treat on its rules); the other, due tomorrow on
+    # stricter rules, says Delay: the patient needs attention.
+    second_not_ready = _patient(care_team, family_name="Secondly", mrn="SECOND-1")
+    _two_courses(second_not_ready, first=lenient, second=strict, second_in_days=1)
+    lab_history(second_not_ready, test=anc, count=1, latest_value="1.2")
+    # Same courses, ANC 2.0 today, the other course's cycle in ten days: its bloods are simply
+    # not drawn yet ("Labs due"), which is no reason to look at the chart.
+    labs_due = _patient(care_team, family_name="Labsdue", mrn="LABSDUE-1")
+    _two_courses(labs_due, first=lenient, second=strict, second_in_days=10)
+    lab_history(labs_due, test=anc, count=1, latest_value="2.0")
+    login(client, treating_clinician)
+
+    rows = client.get(URL, {"filter": "attention"}).context["listing"].rows
+    assert [row.patient.mrn for row in rows] == ["SECOND-1"]
+    assert rows[0].badge.label == "Treat"
+    assert [line.badge.label for line in rows[0].others] == ["Delay 7 days"]
+    everyone = {r.patient.mrn: r for r in client.get(URL).context["listing"].rows}
+    assert [line.badge.label for line in everyone["LABSDUE-1"].others] == ["Labs due"]
+
+
+@pytest.mark.parametrize("filter_", ["mine", "due", "attention"])
+@time_machine.travel(WEDNESDAY, tick=False)
+def test_patient_list_hides_an_outsiders_two_course_patient(
+    client, login, care_team, treating_clinician, filter_
+):
+    anc = anc_test()
+    strict, lenient = regimen_with_anc_rules(anc=anc), _lenient_regimen(anc=anc)
+    foreign = _patient(care_team_create(name="Haematology"), family_name="Foreign", mrn="FOR-2")
+    _two_courses(foreign, first=lenient, second=strict, second_in_days=1)
+    lab_history(foreign, test=anc, count=1, latest_value="1.2")  # second course: Delay
+    mine = _patient(care_team, family_name="Mine", mrn="MINE-2")
+    _two_courses(mine, first=lenient, second=strict, second_in_days=1)
+    lab_history(mine, test=anc, count=1, latest_value="1.2")
+    login(client, treating_clinician)
+    response = client.get(URL, {"filter": filter_})
+    assert [row.patient.mrn for row in response.context["listing"].rows] == ["MINE-2"]
+    assert "FOR-2" not in response.content.decode()
+
+
+@pytest.mark.parametrize("filter_", ["mine", "due", "attention"])
+def test_patient_list_query_count_is_flat_with_two_open_courses_per_patient(
+    client, login, care_team, treating_clinician, filter_
+):
+    anc = anc_test()
+    regimens = [regimen_with_anc_rules(anc=anc) for _ in range(3)] + [_lenient_regimen(anc=anc)]
+
+    def add(n, offset):
+        for i in range(n):
+            p = _patient(care_team, family_name=f"Q{offset + i:03d}", mrn=f"Q-{offset + i:04d}")
+            _two_courses(p, first=regimens[i % 3], second=regimens[3], second_in_days=1 + i % 5)
+            lab_history(p, test=anc, count=3, latest_value="1.2")
+
+    login(client, treating_clinician)
+    add(2, 0)
+    _count(client, {"filter": filter_})  # warm caches
+    few = _count(client, {"filter": filter_})
+    add(28, 2)  # a full page of 25 two-course patients, on four regimens
+    response = client.get(URL, {"filter": filter_})
+    assert len(response.context["listing"].rows) == 25
+    assert all(
+        len(row.others) == 1 and row.others[0].badge for row in response.context["listing"].rows
+    )
+    many = _count(client, {"filter": filter_})
+    assert few == many
+    # The same as with one course each (test_patient_list_query_count_is_flat_in_page_size):
+    # every course of every row is judged in the one evaluation the page already made.
+    assert many == {"mine": 10, "due": 11, "attention": 14}[filter_]
