@@ -265,12 +265,14 @@ def pharmacy_worklist(*, user: User) -> list[WorklistRow]:
     """Cycles due soon on the user's patients whose doses a pharmacist must verify, or verify
     again, first; then those verified. Nurses had learnt of an unverified cycle only at the
     chair, when recording was refused (a reviewer's find). One record_read (list) for the
-    patients shown. Computes each cycle's doses: a handful of cycles a day per clinic.
+    patients shown. Computes each cycle's doses (services.cycle_dose_plans): what they share
+    (verifications, administrations, regimen drugs, dose levels) is read once for every row.
 
     Each row says whether `user` may verify it: a pharmacist does not verify a cycle whose dose
     level in force they set (cycle_doses_verify refuses it), and learns so here rather than on
     opening the cycle. Within the same state, those rows come after the ones they may verify.
-    The dose levels of every course shown are read in one query, not one per row."""
+    The dose levels of every course shown are read in one query, not one per row; only
+    dose_compute's reads of each patient's height and weight (per dose) remain per row."""
     today = timezone.localdate()
     window = (today - dt.timedelta(days=1), today + dt.timedelta(days=WORKLIST_DAYS_AHEAD))
     cycles = (
@@ -284,15 +286,15 @@ def pharmacy_worklist(*, user: User) -> list[WorklistRow]:
         .select_related("course__patient", "course__regimen", "phase")
         .order_by("planned_start", "pk")
     )
-    plans = [services.cycle_dose_plan(cycle) for cycle in cycles]
-    plans = [plan for plan in plans if plan.verification_state]
-    # Every dose level of the courses shown, for a pharmacist: one query, however many rows.
-    levels_by_course: dict[int, list[DoseModification]] = {}
-    if user.is_pharmacist and plans:
-        for level in DoseModification.objects.filter(
-            course_id__in={plan.cycle.course_id for plan in plans}
-        ).select_related("drug"):
-            levels_by_course.setdefault(level.course_id, []).append(level)
+    in_window = list(cycles)
+    # Every dose level of the courses in the window: one query, however many rows; the plans'
+    # doses and the pharmacist's marker both read them from here.
+    levels_by_course = services.course_dose_levels({cycle.course_id for cycle in in_window})
+    plans = [
+        plan
+        for plan in services.cycle_dose_plans(in_window, course_levels=levels_by_course).values()
+        if plan.verification_state
+    ]
     rows = []
     for plan in plans:
         cycle, state = plan.cycle, plan.verification_state

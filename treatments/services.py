@@ -108,10 +108,17 @@ def _require_open_course(course: Course, field: str = "course") -> None:
 
 def cycle_drug_days(*, cycle: ChemoCycle) -> list[tuple[RegimenDrug, int]]:
     """Every (drug, day) the cycle's phase plans, in drug order then day."""
-    rows: list[tuple[RegimenDrug, int]] = []
-    for rd in cycle.phase.drugs.select_related("drug").order_by("order", "pk"):
-        rows.extend((rd, day) for day in parse_days(rd.days))
-    return rows
+    return _phase_drug_days([cycle.phase_id])[cycle.phase_id]
+
+
+def _phase_drug_days(phase_ids: Iterable[int]) -> dict[int, list[tuple[RegimenDrug, int]]]:
+    """cycle_drug_days of each phase in `phase_ids`, in one query: every (drug, day) it plans,
+    in drug order then day."""
+    by_phase: dict[int, list[tuple[RegimenDrug, int]]] = {pk: [] for pk in phase_ids}
+    regimen_drugs = RegimenDrug.objects.filter(phase_id__in=by_phase).select_related("drug")
+    for rd in regimen_drugs.order_by("order", "pk"):
+        by_phase[rd.phase_id].extend((rd, day) for day in parse_days(rd.days))
+    return by_phase
 
 
 def supportive_medications_for_phase(
@@ -949,10 +956,28 @@ def dose_percent_for(
     applicable = DoseModification.objects.filter(
         course=course, from_cycle_number__lte=cycle_number
     ).filter(Q(drug__isnull=True) | Q(drug=drug))
-    latest = _level_in_force(applicable, cycle_number=cycle_number, drug_id=drug.pk)
+    return _dose_level(applicable, cycle_number=cycle_number, drug_id=drug.pk)
+
+
+def _dose_level(
+    modifications: Iterable[DoseModification], *, cycle_number: int, drug_id: int
+) -> tuple[Decimal, DoseModification | None]:
+    """dose_percent_for's answer from the course's `modifications` (all of them, or those that
+    apply): the level in force (_level_in_force), or 100% when none is."""
+    latest = _level_in_force(modifications, cycle_number=cycle_number, drug_id=drug_id)
     if latest is None:
         return Decimal(100), None
     return Decimal(latest.percent), latest
+
+
+def course_dose_levels(course_ids: Iterable[int]) -> dict[int, list[DoseModification]]:
+    """Every dose modification of each course in `course_ids` (with its drug), in one query:
+    what cycle_dose_plans and dose_levels_set_by(course_levels=...) read the levels of many
+    cycles from. Reads only; the caller has authorised access to the courses."""
+    by_course: dict[int, list[DoseModification]] = {pk: [] for pk in course_ids}
+    for level in DoseModification.objects.filter(course_id__in=by_course).select_related("drug"):
+        by_course[level.course_id].append(level)
+    return by_course
 
 
 def _level_in_force(
@@ -1430,20 +1455,76 @@ def cycle_dose_plan(cycle: ChemoCycle) -> CycleDosePlan:
     stops it from being computed; with what the latest pharmacy verification holds for it.
 
     The one computation behind the cycle page, cycle_doses_verify, administration_record and
-    the pharmacy worklist, so that none of them can show or accept a dose another would not.
-    Reads only; the caller has authorised access to the cycle.
+    the pharmacy worklist, so that none of them can show or accept a dose another would not:
+    cycle_dose_plans for this one cycle. Reads only; the caller has authorised access to the
+    cycle.
     """
-    verification = _latest_verification(cycle)
-    recorded = {
-        (a.regimen_drug_id, a.day_of_cycle): a
-        for a in cycle.administrations.select_related(
-            "drug", "administered_by", "verified_by", "stopped_recorded_by"
-        )
-    }
-    levels: dict[int, tuple[Decimal, DoseModification | None]] = {}
+    return cycle_dose_plans([cycle])[cycle.pk]
+
+
+def cycle_dose_plans(
+    cycles: Iterable[ChemoCycle],
+    *,
+    course_levels: Mapping[int, Sequence[DoseModification]] | None = None,
+) -> dict[int, CycleDosePlan]:
+    """cycle_dose_plan of each of `cycles`, by cycle id, for a list (the pharmacy worklist).
+
+    What the plans share is read once for all of them, not once per cycle: the latest
+    verifications, the administrations, the phases' regimen drugs and the courses' dose levels
+    (four queries; three when the caller passes `course_levels`, course_dose_levels of every
+    cycle's course). Each dose still to give is then computed by dose_compute, as for one
+    cycle, which reads the patient's height, weight (and creatinine for a Calvert dose) on or
+    before the dose's own date. Pass cycles with course__patient loaded.
+    """
+    cycles = list(cycles)
+    if not cycles:
+        return {}
+    by_id = {cycle.pk: cycle for cycle in cycles}
+    latest: dict[int, DoseVerification] = {}
+    # Meta.ordering (newest first), as _latest_verification: the first of each cycle is its own.
+    for verification in DoseVerification.objects.filter(cycle_id__in=by_id).select_related(
+        "verified_by"
+    ):
+        verification.cycle = by_id[verification.cycle_id]  # as cycle.verifications gives it
+        latest.setdefault(verification.cycle_id, verification)
+    recorded: dict[int, dict[tuple[int, int], Administration]] = {pk: {} for pk in by_id}
+    for administration in Administration.objects.filter(cycle_id__in=by_id).select_related(
+        "drug", "administered_by", "verified_by", "stopped_recorded_by"
+    ):  # Meta.ordering: of two rows for one drug and day, the one given last, as before
+        administration.cycle = by_id[administration.cycle_id]
+        key = (administration.regimen_drug_id, administration.day_of_cycle)
+        recorded[administration.cycle_id][key] = administration
+    drug_days = _phase_drug_days({cycle.phase_id for cycle in cycles})
+    if course_levels is None:
+        course_levels = course_dose_levels({cycle.course_id for cycle in cycles})
     today = timezone.localdate()
+    return {
+        cycle.pk: _cycle_dose_plan(
+            cycle,
+            verification=latest.get(cycle.pk),
+            recorded=recorded[cycle.pk],
+            drug_days=drug_days[cycle.phase_id],
+            course_levels=course_levels.get(cycle.course_id, ()),
+            today=today,
+        )
+        for cycle in cycles
+    }
+
+
+def _cycle_dose_plan(
+    cycle: ChemoCycle,
+    *,
+    verification: DoseVerification | None,
+    recorded: Mapping[tuple[int, int], Administration],
+    drug_days: list[tuple[RegimenDrug, int]],
+    course_levels: Sequence[DoseModification],
+    today: dt.date,
+) -> CycleDosePlan:
+    """cycle_dose_plan of `cycle` from what cycle_dose_plans read of it: `verification` its
+    latest, `recorded` its administrations by (regimen drug id, day), `drug_days` its phase's
+    cycle_drug_days, `course_levels` every dose modification of its course."""
+    levels: dict[int, tuple[Decimal, DoseModification | None]] = {}
     doses: list[PlannedDose] = []
-    drug_days = cycle_drug_days(cycle=cycle)
     alike = _alike_doses(drug_days)
     for regimen_drug, day in drug_days:
         administration = recorded.get((regimen_drug.pk, day))
@@ -1462,8 +1543,9 @@ def cycle_dose_plan(cycle: ChemoCycle) -> CycleDosePlan:
             )
             continue
         if regimen_drug.drug_id not in levels:
-            levels[regimen_drug.drug_id] = dose_percent_for(
-                course=cycle.course, cycle_number=cycle.number, drug=regimen_drug.drug
+            # dose_percent_for's rule, over the course's levels read once.
+            levels[regimen_drug.drug_id] = _dose_level(
+                course_levels, cycle_number=cycle.number, drug_id=regimen_drug.drug_id
             )
         doses.append(
             _dose_to_give(

@@ -17,9 +17,16 @@ from django.urls import reverse
 from oncoplanner.accounts.models import User
 from patients.services import patient_create
 from patients.tests.factories import BodyMeasurementFactory, PatientFactory
-from treatments.models import Course, Drug, Regimen, RegimenDrug
+from treatments import services
+from treatments.models import ChemoCycle, Course, Drug, Regimen, RegimenDrug
 from treatments.selectors import pharmacy_worklist
-from treatments.services import course_start, cycle_doses_verify, dose_modification_record
+from treatments.services import (
+    CycleDosePlan,
+    PlannedDose,
+    course_start,
+    cycle_doses_verify,
+    dose_modification_record,
+)
 from treatments.tests.factories import AdministrationFactory, allergy_status_taken, on_the_team
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("on_2_march_2026")]
@@ -51,9 +58,12 @@ def _course(
     start=dt.date(2026, 3, 2),
     level_by=None,
     level_drug: str | None = None,
+    regimen: str = "mFOLFOX6",
+    weighed: bool = True,
 ):
-    """An mFOLFOX6 course of a new patient on `care_team` (170 cm, 72 kg), cycle 1 on `start`;
-    with an 80% level from cycle 1 (of every drug, or of `level_drug`) set by `level_by`."""
+    """An mFOLFOX6 (or `regimen`) course of a new patient on `care_team` (170 cm, 72 kg, unless
+    not `weighed`), cycle 1 on `start`; with an 80% level from cycle 1 (of every drug, or of
+    `level_drug`) set by `level_by`."""
     fields = PatientFactory.build()
     patient = patient_create(
         created_by=None,
@@ -64,16 +74,17 @@ def _course(
         date_of_birth=fields.date_of_birth,
         sex=fields.sex,
     )
-    BodyMeasurementFactory.create(
-        patient=patient,
-        measured_on=dt.date(2026, 2, 27),
-        height_cm=Decimal("170"),
-        weight_kg=Decimal("72"),
-    )
+    if weighed:
+        BodyMeasurementFactory.create(
+            patient=patient,
+            measured_on=dt.date(2026, 2, 27),
+            height_cm=Decimal("170"),
+            weight_kg=Decimal("72"),
+        )
     allergy_status_taken(patient)
     course = course_start(
         patient=patient,
-        regimen=Regimen.objects.get(name="mFOLFOX6", version=1),
+        regimen=Regimen.objects.get(name=regimen, version=1),
         start_date=start,
         intent="adjuvant",
         created_by=oncologist,
@@ -206,11 +217,15 @@ def test_the_worklist_reads_the_dose_levels_once_not_once_per_row(
         login(client, user)
         _queries(client)  # warm the caches (content types, the session's user)
         counts[name] = _queries(client)
-    # Pinned for three rows, one of them marked for the prescriber: one query reads the dose
-    # levels of every course shown, for any pharmacist (none for an oncologist, who verifies
-    # nothing); the marker and its reason cost nothing more. Each row costs its doses.
-    # (The list's access-log row indexes the patients it showed: one insert for them all.)
-    assert counts == {"another pharmacist": 49, "prescriber": 49, "oncologist": 48}
+    # Pinned for three rows, one of them marked for the prescriber. 10 queries whatever the
+    # rows: the session, the user, the access gate's emergency-access check, the cycles in the
+    # window, the dose levels of their courses (for the doses and for a pharmacist's marker
+    # alike: the marker and its reason cost nothing more), their latest verifications, their
+    # administrations, their phases' regimen drugs, and the list's access-log row with its
+    # patients (one insert for them all). Then 8 per mFOLFOX6 row: dose_compute's weight and
+    # height on or before the day, for each of its four mg/m² doses (treatments.dosing, per
+    # dose). 10 + 3 x 8 = 34 (before the plans were read together: 49, 49 and 48).
+    assert counts == {"another pharmacist": 34, "prescriber": 34, "oncologist": 34}
     # One more row marked (at an oxaliplatin level: the message names the drug), one more at
     # the oncologist's level: each costs the same as the other.
     login(client, prescribing_pharmacist)
@@ -229,3 +244,143 @@ def test_the_worklist_reads_the_dose_levels_once_not_once_per_row(
     assert MARKER in rows["MRN-OWN-2"]
     assert "80% oxaliplatin from cycle 1" in rows["MRN-OWN-2"]
     assert sum(MARKER in row for row in rows.values()) == 2
+
+
+def _queries_by_table(client) -> tuple[int, int]:
+    """The worklist page's queries: (those reading body measurements, all the others)."""
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(reverse("treatments:pharmacy_worklist")).status_code == 200
+    sqls = [query["sql"] for query in captured.captured_queries]
+    measurements = sum('"patients_bodymeasurement"' in sql for sql in sqls)
+    return measurements, len(sqls) - measurements
+
+
+def test_six_rows_cost_what_three_do_but_for_each_doses_height_and_weight(
+    client, login, world, care_team, treating_clinician, pharmacist
+):
+    login(client, pharmacist)
+    _queries(client)  # warm the caches
+    assert len(_rows(client)) == 3
+    three = _queries_by_table(client)
+    for mrn, level_by in [("MRN-4", treating_clinician), ("MRN-5", None), ("MRN-6", None)]:
+        _course(care_team, treating_clinician, mrn, level_by=level_by)
+    assert len(_rows(client)) == 6
+    six = _queries_by_table(client)
+    # Verifications, administrations, regimen drugs and dose levels: read once for every row.
+    assert six[1] == three[1] == 10
+    # dose_compute reads a weight and a height for each mg/m² dose (4 per mFOLFOX6 cycle 1):
+    # the only reads left per row.
+    assert (three[0], six[0]) == (3 * 8, 6 * 8)
+
+
+def _dose_fields(dose: PlannedDose) -> dict[str, object]:
+    return {
+        "regimen_drug": dose.regimen_drug.pk,
+        "day": dose.day,
+        "date": dose.date,
+        "later_day": dose.later_day,
+        "administration": dose.administration.pk if dose.administration else None,
+        "calculation": dose.calculation,  # dose, standard dose, percent, formula, cap, inputs
+        "percent": dose.percent,
+        "modification": dose.modification.pk if dose.modification else None,
+        "errors": dose.errors,
+        "verification": dose.verification.pk if dose.verification else None,
+        "verified_mg": dose.verified_mg,
+        "dispensed_mg": dose.dispensed_mg,
+        "alike": dose.alike,
+        "label": dose.label,
+        "band": dose.band,
+        "verified": dose.verified,
+        "banded": dose.banded,
+        "verification_holds": dose.verification_holds,
+        "banded_before": dose.banded_before,
+        "blocked": dose.blocked,
+        "awaiting_inputs": dose.awaiting_inputs,
+    }
+
+
+def _plan_fields(plan: CycleDosePlan) -> dict[str, object]:
+    return {
+        "cycle": plan.cycle.pk,
+        "verification": plan.verification.pk if plan.verification else None,
+        "doses_to_verify": plan.doses_to_verify,
+        "problems": plan.problems,
+        "verification_state": plan.verification_state,
+        "doses": [_dose_fields(dose) for dose in plan.doses],
+    }
+
+
+def test_the_worklists_plans_are_each_cycles_own_plan(
+    world, care_team, treating_clinician, prescribing_pharmacist, pharmacist
+):
+    """The worklist reads its cycles' doses together (cycle_dose_plans); each must be the very
+    plan the cycle page, the verification and the chair compute for that cycle alone."""
+    # Oxaliplatin banded at 5%: verified at 100%, dispensed at 160 mg for 156.4 calculated.
+    oxaliplatin = Drug.objects.get(name="oxaliplatin")
+    oxaliplatin.dose_banding_tolerance_percent = Decimal("5")
+    oxaliplatin.full_clean()
+    oxaliplatin.save()
+    banded = _course(care_team, treating_clinician, "MRN-BAND")
+    banded_cycle = banded.cycles.get(number=1)
+    key = f"{RegimenDrug.objects.get(phase=banded_cycle.phase, drug=oxaliplatin).pk}:1"
+    cycle_doses_verify(cycle=banded_cycle, by=pharmacist, dispensed_doses={key: "160"})
+    # Verified, then weighed again: the verification no longer holds.
+    changed = _course(care_team, treating_clinician, "MRN-CHANGED")
+    cycle_doses_verify(cycle=changed.cycles.get(number=1), by=pharmacist)
+    BodyMeasurementFactory.create(
+        patient=changed.patient, measured_on=dt.date(2026, 3, 2), weight_kg=Decimal("65")
+    )
+    # Oxaliplatin given at 80% (its own level), the rest still to give.
+    given = _course(care_team, treating_clinician, "MRN-GIVEN")
+    given_cycle = given.cycles.get(number=1)
+    dose_modification_record(
+        course=given,
+        from_cycle_number=1,
+        percent=80,
+        reason="Grade 2 neuropathy",
+        created_by=prescribing_pharmacist,
+        drug=oxaliplatin,
+    )
+    cycle_doses_verify(cycle=given_cycle, by=pharmacist)
+    AdministrationFactory.create(
+        cycle=given_cycle,
+        regimen_drug=RegimenDrug.objects.get(phase=given_cycle.phase, drug=oxaliplatin),
+        dose_percent=80,
+    )
+    # Other regimens, other phases; a vincristine-only level (CHOP's capped drug); a patient
+    # never weighed, whose doses cannot be computed.
+    _course(care_team, treating_clinician, "MRN-CHOP", regimen="CHOP")
+    _course(
+        care_team,
+        treating_clinician,
+        "MRN-CHOP-75",
+        regimen="CHOP",
+        start=dt.date(2026, 3, 1),
+        level_by=treating_clinician,
+        level_drug="vincristine",
+    )
+    _course(care_team, treating_clinician, "MRN-ACT", regimen="Dose-dense AC-T")
+    _course(care_team, treating_clinician, "MRN-UNWEIGHED", weighed=False)
+
+    rows = pharmacy_worklist(user=pharmacist)
+    assert len(rows) == 10
+    cycles = [row.cycle for row in rows]
+    batched = services.cycle_dose_plans(cycles)
+    alone = {
+        cycle.pk: services.cycle_dose_plan(ChemoCycle.objects.get(pk=cycle.pk)) for cycle in cycles
+    }
+    for row in rows:
+        assert _plan_fields(batched[row.cycle.pk]) == _plan_fields(alone[row.cycle.pk])
+        assert row.state == alone[row.cycle.pk].verification_state
+    # The comparison covered what it claims: every state, a drug's own level and an all-drug
+    # one, a banded dose, a dose given, a capped dose, doses that cannot be computed.
+    doses = [dose for plan in alone.values() for dose in plan.doses]
+    assert {row.state for row in rows} == {"verified", "changed", "unverified"}
+    assert {dose.percent for dose in doses} >= {Decimal(80), Decimal(100)}
+    assert any(dose.modification and dose.modification.drug_id is None for dose in doses)
+    assert any(dose.modification and dose.modification.drug_id for dose in doses)
+    assert any(dose.banded and dose.verified for dose in doses)
+    assert any(dose.administration is not None for dose in doses)
+    assert any(dose.calculation and dose.calculation.capped for dose in doses)
+    assert any(dose.blocked for dose in doses)
+    assert len({plan.cycle.course.regimen_id for plan in alone.values()}) == 3
