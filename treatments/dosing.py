@@ -9,6 +9,7 @@ returns every one of them, so that an administration can show how its dose was m
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from oncoplanner.dates import day_text
-from patients.models import Patient, latest_measurement
+from patients.models import BodyMeasurement, Patient, latest_measurement
 from treatments.models import Administration, DoseBasis
 
 if TYPE_CHECKING:
@@ -222,6 +223,27 @@ def _recorded_creatinine(patient: Patient, on_date: dt.date, inputs: dict[str, A
     return Decimal(result.value).quantize(Decimal("0.01"))  # stored to 4 places: "1.00"
 
 
+# latest_measurement's signature: the newest of a column (height_cm, weight_kg) on or before a day.
+MeasurementReader = Callable[[Patient, str, dt.date], BodyMeasurement | None]
+
+
+def remembered_measurements() -> MeasurementReader:
+    """latest_measurement, each (patient, column, day) read once. The doses of a cycle share
+    the patient's height and weight (mFOLFOX6 has four mg/m² doses on day 1, each of which read
+    both), and a list of cycles would read them once per dose. Same rows, same choice: only the
+    repeated reads go. For one computation (a cycle's plan, a list of plans); a measurement
+    recorded after it is read by the next."""
+    read: dict[tuple[int, str, dt.date], BodyMeasurement | None] = {}
+
+    def latest(patient: Patient, column: str, on_date: dt.date) -> BodyMeasurement | None:
+        key = (patient.pk, column, on_date)
+        if key not in read:
+            read[key] = latest_measurement(patient, column, on_date)
+        return read[key]
+
+    return latest
+
+
 def dose_compute(
     *,
     regimen_drug: RegimenDrug,
@@ -229,13 +251,15 @@ def dose_compute(
     on_date: dt.date,
     percent: Number = Decimal(100),
     creatinine_mg_dl: Number | None = None,
+    read_measurement: MeasurementReader = latest_measurement,
 ) -> DoseCalculation:
     """Compute the dose of `regimen_drug` for `patient` on `on_date` at `percent` of standard.
 
     Reads the patient's latest height and weight on or before `on_date`. A missing input, or a
     weight older than settings.DOSING_WEIGHT_MAX_AGE_DAYS, is a ValidationError naming it
     (height_cm, weight_kg, creatinine_mg_dl, sex): a dose is never computed from a guess. RegimenDrug.max_dose_mg caps the final dose (e.g. vincristine 2 mg),
-    and the result says so. Writes nothing.
+    and the result says so. Writes nothing. `read_measurement`: how the height and weight are
+    read (remembered_measurements, for the doses of a plan).
     """
     try:
         pct = to_decimal(percent, "percent")
@@ -252,7 +276,7 @@ def dose_compute(
     }
 
     def need_weight() -> Decimal:
-        row = latest_measurement(patient, "weight_kg", on_date)
+        row = read_measurement(patient, "weight_kg", on_date)
         if row is None or row.weight_kg is None:
             raise ValidationError(
                 {"weight_kg": f"No weight recorded on or before {day_text(on_date)}."}
@@ -264,7 +288,7 @@ def dose_compute(
 
     if basis == DoseBasis.MG_M2:
         weight = need_weight()
-        height_row = latest_measurement(patient, "height_cm", on_date)
+        height_row = read_measurement(patient, "height_cm", on_date)
         if height_row is None or height_row.height_cm is None:
             raise ValidationError(
                 {"height_cm": f"No height recorded on or before {day_text(on_date)}."}

@@ -35,9 +35,17 @@ from oncoplanner.accounts.models import User
 from oncoplanner.acknowledgement import acknowledge
 from oncoplanner.confirmation import ConfirmationRequired, refuse_unconfirmed
 from oncoplanner.dates import day_text
-from patients.models import Allergy, Patient
+from patients.models import Allergy, Patient, latest_measurement
 from patients.selectors import allergy_status_recorded
-from treatments.dosing import DoseCalculation, Number, dose_compute, round_mg, to_decimal
+from treatments.dosing import (
+    DoseCalculation,
+    MeasurementReader,
+    Number,
+    dose_compute,
+    remembered_measurements,
+    round_mg,
+    to_decimal,
+)
 from treatments.models import (
     Administration,
     ChemoCycle,
@@ -1498,6 +1506,7 @@ def cycle_dose_plans(
     if course_levels is None:
         course_levels = course_dose_levels({cycle.course_id for cycle in cycles})
     today = timezone.localdate()
+    read_measurement = remembered_measurements()  # each patient's height and weight, once a day
     return {
         cycle.pk: _cycle_dose_plan(
             cycle,
@@ -1506,6 +1515,7 @@ def cycle_dose_plans(
             drug_days=drug_days[cycle.phase_id],
             course_levels=course_levels.get(cycle.course_id, ()),
             today=today,
+            read_measurement=read_measurement,
         )
         for cycle in cycles
     }
@@ -1519,6 +1529,7 @@ def _cycle_dose_plan(
     drug_days: list[tuple[RegimenDrug, int]],
     course_levels: Sequence[DoseModification],
     today: dt.date,
+    read_measurement: MeasurementReader,
 ) -> CycleDosePlan:
     """cycle_dose_plan of `cycle` from what cycle_dose_plans read of it: `verification` its
     latest, `recorded` its administrations by (regimen drug id, day), `drug_days` its phase's
@@ -1556,6 +1567,7 @@ def _cycle_dose_plan(
                 verification=verification,
                 today=today,
                 alike=(regimen_drug.pk, day) in alike,
+                read_measurement=read_measurement,
             )
         )
     return CycleDosePlan(cycle=cycle, doses=doses, verification=verification)
@@ -1579,6 +1591,7 @@ def _dose_to_give(
     today: dt.date,
     creatinine_mg_dl: Number | None = None,
     alike: bool = False,
+    read_measurement: MeasurementReader = latest_measurement,
 ) -> PlannedDose:
     """One dose of cycle_dose_plan, not yet given (dose_compute at the cycle's `level`)."""
     percent, modification = level
@@ -1592,6 +1605,7 @@ def _dose_to_give(
             on_date=date,
             percent=percent,
             creatinine_mg_dl=creatinine_mg_dl,
+            read_measurement=read_measurement,
         )
         calculation.inputs["dose_modification_id"] = modification.pk if modification else None
     except ValidationError as error:

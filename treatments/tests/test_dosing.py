@@ -14,6 +14,7 @@ from treatments.dosing import (
     carboplatin_calvert,
     crcl_cockcroft_gault,
     dose_compute,
+    remembered_measurements,
 )
 from treatments.models import Administration, DoseBasis
 from treatments.tests.factories import DrugFactory, RegimenDrugFactory
@@ -348,3 +349,38 @@ def test_dose_compute_mg_per_kg_and_flat():
     flat_dose = dose_compute(regimen_drug=flat, patient=patient, on_date=on, percent=100)
     assert flat_dose.formula == Administration.Formula.FLAT
     assert flat_dose.dose_mg == D("100.0")
+
+
+# --- The measurements a plan's doses share ---------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_remembered_measurements_choose_as_latest_measurement_and_read_each_day_once(
+    django_assert_num_queries,
+):
+    from patients.models import latest_measurement
+
+    patient = PatientFactory.create()
+    BodyMeasurementFactory.create(
+        patient=patient, measured_on=dt.date(2026, 3, 1), height_cm=D("170"), weight_kg=D("72")
+    )
+    BodyMeasurementFactory.create(
+        patient=patient, measured_on=dt.date(2026, 3, 9), height_cm=None, weight_kg=D("69")
+    )
+    read = remembered_measurements()
+    days = [dt.date(2026, 3, 2), dt.date(2026, 3, 9), dt.date(2026, 2, 28)]
+    with django_assert_num_queries(6):  # each (column, day) once
+        first = [
+            read(patient, column, day) for column in ("height_cm", "weight_kg") for day in days
+        ]
+    with django_assert_num_queries(0):  # the same questions again: no read
+        again = [
+            read(patient, column, day) for column in ("height_cm", "weight_kg") for day in days
+        ]
+    alone = [
+        latest_measurement(patient, column, day)
+        for column in ("height_cm", "weight_kg")
+        for day in days
+    ]
+    assert first == again == alone
+    assert [m.weight_kg if m else None for m in first[3:]] == [D("72"), D("69"), None]

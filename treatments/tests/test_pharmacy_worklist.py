@@ -222,10 +222,10 @@ def test_the_worklist_reads_the_dose_levels_once_not_once_per_row(
     # window, the dose levels of their courses (for the doses and for a pharmacist's marker
     # alike: the marker and its reason cost nothing more), their latest verifications, their
     # administrations, their phases' regimen drugs, and the list's access-log row with its
-    # patients (one insert for them all). Then 8 per mFOLFOX6 row: dose_compute's weight and
-    # height on or before the day, for each of its four mg/m² doses (treatments.dosing, per
-    # dose). 10 + 3 x 8 = 34 (before the plans were read together: 49, 49 and 48).
-    assert counts == {"another pharmacist": 34, "prescriber": 34, "oncologist": 34}
+    # patients (one insert for them all). Then 2 per row: the patient's weight and height on or
+    # before day 1, read once for its four mg/m² doses (treatments.dosing.remembered_measurements).
+    # 10 + 3 x 2 = 16 (before the plans were read together: 49, 49 and 48).
+    assert counts == {"another pharmacist": 16, "prescriber": 16, "oncologist": 16}
     # One more row marked (at an oxaliplatin level: the message names the drug), one more at
     # the oncologist's level: each costs the same as the other.
     login(client, prescribing_pharmacist)
@@ -255,7 +255,7 @@ def _queries_by_table(client) -> tuple[int, int]:
     return measurements, len(sqls) - measurements
 
 
-def test_six_rows_cost_what_three_do_but_for_each_doses_height_and_weight(
+def test_six_rows_cost_what_three_do_but_for_each_patients_height_and_weight(
     client, login, world, care_team, treating_clinician, pharmacist
 ):
     login(client, pharmacist)
@@ -268,9 +268,10 @@ def test_six_rows_cost_what_three_do_but_for_each_doses_height_and_weight(
     six = _queries_by_table(client)
     # Verifications, administrations, regimen drugs and dose levels: read once for every row.
     assert six[1] == three[1] == 10
-    # dose_compute reads a weight and a height for each mg/m² dose (4 per mFOLFOX6 cycle 1):
-    # the only reads left per row.
-    assert (three[0], six[0]) == (3 * 8, 6 * 8)
+    # Each row's patient: a weight and a height on or before its day 1, read once for the four
+    # mg/m² doses of mFOLFOX6 cycle 1 (they were read once per dose: 8). The only reads left
+    # per row: the patients differ.
+    assert (three[0], six[0]) == (3 * 2, 6 * 2)
 
 
 def _dose_fields(dose: PlannedDose) -> dict[str, object]:
