@@ -252,13 +252,16 @@ WORKLIST_DAYS_AHEAD = 2
 class WorklistRow:
     cycle: ChemoCycle
     state: str  # CycleDosePlan.verification_state
-    # Whether the signed-in user may verify the cycle's doses, and if not why, in the words
-    # cycle_doses_verify refuses with (the cycle page shows them too).
-    may_verify: bool
+    # Why the signed-in user may not verify the cycle's doses, in the words cycle_doses_verify
+    # refuses with (the cycle page shows them too); "" when they may.
     verify_refused: str
     # The refusal is separation of duties: this pharmacist set a dose level in force for the
     # cycle as a non-medical prescriber (services.dose_levels_set_by); another verifies.
     set_dose_level: bool
+
+    @property
+    def may_verify(self) -> bool:
+        return not self.verify_refused
 
 
 def pharmacy_worklist(*, user: User) -> list[WorklistRow]:
@@ -271,8 +274,8 @@ def pharmacy_worklist(*, user: User) -> list[WorklistRow]:
     Each row says whether `user` may verify it: a pharmacist does not verify a cycle whose dose
     level in force they set (cycle_doses_verify refuses it), and learns so here rather than on
     opening the cycle. Within the same state, those rows come after the ones they may verify.
-    The dose levels of every course shown are read in one query, not one per row; only
-    dose_compute's reads of each patient's height and weight (per dose) remain per row."""
+    The dose levels of every course shown are read in one query, not one per row; only each
+    patient's height and weight (once per day, services.cycle_dose_plans) are read per row."""
     today = timezone.localdate()
     window = (today - dt.timedelta(days=1), today + dt.timedelta(days=WORKLIST_DAYS_AHEAD))
     cycles = (
@@ -297,28 +300,18 @@ def pharmacy_worklist(*, user: User) -> list[WorklistRow]:
     ]
     rows = []
     for plan in plans:
-        cycle, state = plan.cycle, plan.verification_state
-        if not user.is_pharmacist:
-            refused = services.VERIFIED_BY_A_PHARMACIST
-            rows.append(
-                WorklistRow(
-                    cycle=cycle,
-                    state=state,
-                    may_verify=False,
-                    verify_refused=refused,
-                    set_dose_level=False,
-                )
+        cycle = plan.cycle
+        if user.is_pharmacist:
+            own = services.dose_levels_set_by(
+                plan=plan, user=user, course_levels=levels_by_course.get(cycle.course_id, [])
             )
-            continue
-        own = services.dose_levels_set_by(
-            plan=plan, user=user, course_levels=levels_by_course.get(cycle.course_id, [])
-        )
-        refused = services.own_dose_levels_message(cycle, own) if own else ""
+            refused = services.own_dose_levels_message(cycle, own) if own else ""
+        else:
+            own, refused = [], services.VERIFIED_BY_A_PHARMACIST
         rows.append(
             WorklistRow(
                 cycle=cycle,
-                state=state,
-                may_verify=not own,
+                state=plan.verification_state,
                 verify_refused=refused,
                 set_dose_level=bool(own),
             )

@@ -1036,12 +1036,7 @@ def dose_levels_set_by(
             in_force[drug_id] = _level_in_force(
                 course_levels, cycle_number=cycle.number, drug_id=drug_id
             )
-    read = {m.pk: m for m in course_levels or ()}  # the same rows, their drug loaded
-    mine = {
-        m.pk: read.get(m.pk, m)
-        for m in in_force.values()
-        if m is not None and m.created_by_id == user.pk
-    }
+    mine = {m.pk: m for m in in_force.values() if m is not None and m.created_by_id == user.pk}
     return sorted(mine.values(), key=lambda m: (m.from_cycle_number, m.created_at, m.pk))
 
 
