@@ -1229,12 +1229,6 @@ def doses_to_verify(cycle: ChemoCycle) -> tuple[dict[str, str], list[str]]:
     return plan.doses_to_verify, plan.problems
 
 
-def verification_state(cycle: ChemoCycle) -> str:
-    """For the pharmacy worklist: CycleDosePlan.verification_state, the rule the cycle page
-    shows too."""
-    return cycle_dose_plan(cycle).verification_state
-
-
 def _nothing_to_verify_message(plan: CycleDosePlan) -> str:
     waiting = [dose for dose in plan.doses if dose.awaiting_inputs]
     if not waiting:

@@ -38,9 +38,9 @@ from treatments.models import (
 from treatments.services import (
     administration_record,
     course_start,
+    cycle_dose_plan,
     cycle_doses_verify,
     cycle_give,
-    verification_state,
 )
 from treatments.tests.factories import (
     AdministrationFactory,
@@ -152,7 +152,7 @@ def test_a_birthday_before_day_8_gives_the_page_the_verified_dose_and_the_chair_
     assert "Verification no longer holds" not in page
     assert "changed:" not in page
     assert page.count('<span class="badge ok">verified</span>') == 2
-    assert verification_state(course.cycles.get(number=1)) == "verified"
+    assert cycle_dose_plan(course.cycles.get(number=1)).verification_state == "verified"
 
     assert _record(course, carboplatin, 1, nurse, treating_clinician).dose_mg == D("390.7")
     with time_machine.travel(dt.datetime(2026, 3, 27, 11, 0, tzinfo=dt.UTC), tick=False):
@@ -195,7 +195,7 @@ def test_a_day_8_whose_weight_will_be_too_old_waits_for_its_weight_without_stali
     page = client.get(_cycle_url(course)).content.decode()
     assert "Pharmacy verified</span> by" in page
     assert "Verification no longer holds" not in page
-    assert verification_state(course.cycles.get(number=1)) == "verified"
+    assert cycle_dose_plan(course.cycles.get(number=1)).verification_state == "verified"
     worklist = client.get(reverse("treatments:pharmacy_worklist")).content.decode()
     assert '<span class="badge ok">Verified</span>' in worklist
 
@@ -210,7 +210,7 @@ def test_day_8_is_verified_again_once_weighed_and_recorded_at_the_dose_the_page_
     cycle = course.cycles.get(number=1)
     with time_machine.travel(dt.datetime(2026, 3, 27, 11, 0, tzinfo=dt.UTC), tick=False):
         # Day 8 has come and the patient is not weighed yet: it can be neither verified nor given.
-        assert verification_state(cycle) == "changed"
+        assert cycle_dose_plan(cycle).verification_state == "changed"
         with pytest.raises(ValidationError) as excinfo:
             _record(course, paclitaxel, 8, nurse, treating_clinician)
         assert "a dose needs a weight from the last 14 days" in str(excinfo.value)
@@ -222,16 +222,18 @@ def test_day_8_is_verified_again_once_weighed_and_recorded_at_the_dose_the_page_
         page = client.get(_cycle_url(course)).content.decode()
         assert '141.6 mg</span> <span class="badge info">calculated, to be verified' in page
         assert "Verification no longer holds" in page
-        assert verification_state(cycle) == "changed"
+        assert cycle_dose_plan(cycle).verification_state == "changed"
         with pytest.raises(ValidationError) as excinfo:
             _record(course, paclitaxel, 8, nurse, treating_clinician)
         assert "Paclitaxel day 8: the dose is now 141.6 mg, but " in str(excinfo.value)
         assert "verified no dose" in str(excinfo.value)
 
         _verify_on_the_page(client, course)
-        assert verification_state(cycle) == "verified"
+        assert cycle_dose_plan(cycle).verification_state == "verified"
         assert _record(course, paclitaxel, 8, nurse, treating_clinician).dose_mg == D("141.6")
-        assert verification_state(cycle) == ""  # every drug is given: off the worklist
+        assert (
+            cycle_dose_plan(cycle).verification_state == ""
+        )  # every drug is given: off the worklist
 
 
 def test_a_verification_with_only_a_later_day_waiting_says_what_it_waits_for(
@@ -259,10 +261,10 @@ def test_a_later_day_verified_then_no_longer_computable_needs_verifying_again(
         patient=course.patient, measured_on=TODAY, height_cm=None, weight_kg=70
     )
     cycle_doses_verify(cycle=cycle, by=pharmacist)  # day 8 too, from today's weight
-    assert verification_state(cycle) == "verified"
+    assert cycle_dose_plan(cycle).verification_state == "verified"
     weighed_today.delete()  # entered in error: day 8 waits for a weight again
     # The verified 145.6 mg of day 8 can no longer be checked: not a later day left for later.
-    assert verification_state(cycle) == "changed"
+    assert cycle_dose_plan(cycle).verification_state == "changed"
     plan = services.cycle_dose_plan(cycle)
     day_8 = plan.doses[1]
     assert (day_8.awaiting_inputs, day_8.verified_mg) == (True, D("145.6"))
