@@ -224,12 +224,27 @@ def _readiness_by_course(
     _open_courses), keyed by course id: each judged on its own regimen for its own cycle day,
     in one evaluation (two queries, none when no course has a cycle to come). A course with
     nothing left to give has nothing to judge and is left out."""
-    return precycle_evaluate_keyed(
-        questions={
-            course.pk: PreCycleQuestion(pid, course.regimen, course.next_start)  # type: ignore[attr-defined]
+    return _judge_courses(
+        (
+            (pid, course)
             for pid, courses in open_courses.items()
             for course in courses
             if course.next_number is not None  # type: ignore[attr-defined]
+        ),
+        at,
+    )
+
+
+def _judge_courses(
+    courses: Iterable[tuple[int, Course]], at: dt.datetime
+) -> dict[int, PreCycleAssessment]:
+    """Readiness of each (patient id, course read with _with_next_cycle), keyed by course id:
+    each on its own regimen for its own next cycle's day (now when it has none), in one
+    evaluation (labs.services.precycle_evaluate_keyed: two queries, none without a course)."""
+    return precycle_evaluate_keyed(
+        questions={
+            course.pk: PreCycleQuestion(pid, course.regimen, course.next_start)  # type: ignore[attr-defined]
+            for pid, course in courses
         },
         at=at,
     )
@@ -381,13 +396,7 @@ def _course_readiness(
 ) -> list[CourseReadiness]:
     """Readiness of each of `courses` (the patient's, read with _with_next_cycle), in the order
     given: two queries for them all (labs.services.precycle_evaluate_keyed), none without one."""
-    assessments = precycle_evaluate_keyed(
-        questions={
-            c.pk: PreCycleQuestion(patient_id, c.regimen, c.next_start)  # type: ignore[attr-defined]
-            for c in courses
-        },
-        at=at,
-    )
+    assessments = _judge_courses(((patient_id, course) for course in courses), at)
     rows = []
     for course in courses:
         assessment = assessments[course.pk]
