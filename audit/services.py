@@ -7,6 +7,7 @@ records, and an error writing it fails the request (fail closed, SECURITY.md fig
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections import Counter
@@ -94,13 +95,55 @@ def access_log_record(
         # One transaction even in autocommit (reads are logged outside any): the verifier
         # holds every list row to its index rows, so neither may commit without the other.
         with transaction.atomic(savepoint=False):
-            row.save(force_insert=True)
+            _insert(row)
             AccessLogPatient.objects.bulk_create(
                 AccessLogPatient(log_id=row.pk, at=row.at, patient_id=pk) for pk in ids
             )
     else:
-        row.save(force_insert=True)
+        _insert(row)
     return row
+
+
+# The columns a new row is written with: all but the key and the seal's, which the sealer fills.
+_SEALED = frozenset({"seq", "prev_hash", "row_hash"})
+
+
+def _insert(row: AccessLog) -> None:
+    """INSERT one new log row, its statement built once per process.
+
+    Model.save() compiled the same INSERT afresh for every row: about 0.2 ms of the 0.5 ms a
+    log write costs, paid on every read of every page (the dashboard's whole request is about
+    12 ms). The values still go through each field's own get_db_prep_save, as save() does.
+    """
+    fields, sql = _insert_statement(connection.vendor)
+    row.at = timezone.now()  # auto_now_add: what save() would have set
+    params = [field.get_db_prep_save(getattr(row, field.attname), connection) for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        if connection.features.can_return_columns_from_insert:
+            (row.pk,) = cursor.fetchone()
+        else:
+            row.pk = connection.ops.last_insert_id(cursor, AccessLog._meta.db_table, "id")
+    row._state.adding = False
+    row._state.db = connection.alias
+
+
+@functools.cache
+def _insert_statement(vendor: str) -> tuple[tuple[Any, ...], str]:
+    fields = tuple(
+        field
+        for field in AccessLog._meta.concrete_fields
+        if not field.primary_key and field.name not in _SEALED
+    )
+    quote = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(AccessLog._meta.db_table)}"  # noqa: S608 - fixed identifiers
+        f" ({', '.join(quote(field.column) for field in fields)})"
+        f" VALUES ({', '.join(['%s'] * len(fields))})"
+    )
+    if connection.features.can_return_columns_from_insert:
+        sql += f" RETURNING {quote(AccessLog._meta.pk.column)}"
+    return fields, sql
 
 
 # --- the hash chain -------------------------------------------------------------------------

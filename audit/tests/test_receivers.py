@@ -10,7 +10,7 @@ from allauth.mfa.signals import authenticator_added, authenticator_removed, auth
 from django.contrib.auth.signals import user_login_failed
 from django.test import RequestFactory
 
-from audit import receivers
+from audit import receivers, services
 from audit.models import AccessLog
 from labs.tests.factories import LabResultFactory
 from oncoplanner import access_context
@@ -231,7 +231,7 @@ def test_connect_twice_still_writes_one_row_per_save(patient, treating_clinician
 
 def test_failed_log_write_rolls_back_the_domain_write(patient, treating_clinician):
     with (
-        mock.patch.object(AccessLog, "save", side_effect=RuntimeError("log unavailable")),
+        mock.patch.object(services, "_insert", side_effect=RuntimeError("log unavailable")),
         pytest.raises(RuntimeError, match="log unavailable"),
     ):
         _record_weight(patient, treating_clinician, weight="80.0")
@@ -240,7 +240,7 @@ def test_failed_log_write_rolls_back_the_domain_write(patient, treating_clinicia
 
 def test_failed_log_write_fails_the_read(patient, treating_clinician):
     with (
-        mock.patch.object(AccessLog, "save", side_effect=RuntimeError("log unavailable")),
+        mock.patch.object(services, "_insert", side_effect=RuntimeError("log unavailable")),
         pytest.raises(RuntimeError),
     ):
         record_read.send(sender=type(patient), patients=[patient], target=patient)
