@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -17,7 +18,7 @@ from django.core.validators import (
     ProhibitNullCharactersValidator,
     RegexValidator,
 )
-from django.db import models
+from django.db import connection, models
 from django.db.models import F, Q
 from django.utils import timezone
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
@@ -722,11 +723,59 @@ def latest_measurement(
 
     Height and weight are looked up separately: a clinic weighs at every visit but measures
     height rarely, so the two often come from different rows (and both dates are recorded).
+    latest_measurements asked one question: one rule for a dose, a plan and a list of plans.
     """
-    rows = BodyMeasurement.objects.filter(patient=patient, **{f"{column}__isnull": False})
-    if on_date is not None:
-        rows = rows.filter(measured_on__lte=on_date)
-    return rows.order_by("-measured_on", "-pk").first()
+    key = (patient.pk, column, on_date or date.max)
+    return latest_measurements([key])[key]
+
+
+# The columns latest_measurements answers for (the inputs of a dose).
+MEASURED_COLUMNS = ("height_cm", "weight_kg")
+
+MeasurementKey = tuple[int, str, date]  # (patient id, column, on or before this day)
+
+
+def latest_measurements(
+    wanted: Iterable[MeasurementKey],
+) -> dict[MeasurementKey, BodyMeasurement | None]:
+    """latest_measurement of each (patient id, column, day) in `wanted`, in one query, however
+    many: the newest row with `column` filled in, taken on or before the day (the latest
+    measured_on, then the latest entered of that day); None where there is none.
+
+    One correlated "latest" subquery per question, as labs.services._latest_results: reading
+    every measurement of a list's patients instead would read their whole history (a weight at
+    every visit) to keep one or two rows each. The SQL is written out because the ORM cannot
+    select from a list of values; PostgreSQL and SQLite both run it, and each VALUES row
+    carries its question's index, so every row read answers a known question.
+    """
+    keys = list(dict.fromkeys(wanted))
+    found: dict[MeasurementKey, BodyMeasurement | None] = dict.fromkeys(keys)
+    if not keys:
+        return found
+    quote = connection.ops.quote_name
+    table = quote(BodyMeasurement._meta.db_table)
+    parts: list[str] = []
+    params: list[object] = []
+    for column in sorted({column for _, column, _ in keys}):
+        if column not in MEASURED_COLUMNS:
+            raise ValueError(f"not a measurement column: {column!r}")
+        asked = [(index, key) for index, key in enumerate(keys) if key[1] == column]
+        # Identifiers from _meta and the fixed list above; every value is bound.
+        parts.append(
+            "SELECT w.column1 AS asked, (SELECT m.id FROM "  # noqa: S608 - fixed identifiers
+            f"{table} m WHERE m.patient_id = w.column2 AND m.measured_on <= w.column3"
+            f" AND m.{quote(column)} IS NOT NULL ORDER BY m.measured_on DESC, m.id DESC"
+            f" LIMIT 1) AS found FROM (VALUES {', '.join(['(%s, %s, %s)'] * len(asked))}) AS w"
+        )
+        for index, (patient_id, _, on_date) in asked:
+            params += [index, patient_id, connection.ops.adapt_datefield_value(on_date)]
+    sql = (
+        f"SELECT m.*, latest.asked FROM ({' UNION ALL '.join(parts)}) AS latest"  # noqa: S608
+        f" JOIN {table} m ON m.id = latest.found"
+    )
+    for row in BodyMeasurement.objects.raw(sql, params):  # noqa: S611
+        found[keys[row.asked]] = row  # type: ignore[attr-defined]  # the SELECT's extra column
+    return found
 
 
 class DataVersion(models.Model):

@@ -9,7 +9,7 @@ returns every one of them, so that an administration can show how its dose was m
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
@@ -19,7 +19,13 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from oncoplanner.dates import day_text
-from patients.models import BodyMeasurement, Patient, latest_measurement
+from patients.models import (
+    BodyMeasurement,
+    MeasurementKey,
+    Patient,
+    latest_measurement,
+    latest_measurements,
+)
 from treatments.models import Administration, DoseBasis
 
 if TYPE_CHECKING:
@@ -226,19 +232,36 @@ def _recorded_creatinine(patient: Patient, on_date: dt.date, inputs: dict[str, A
 # latest_measurement's signature: the newest of a column (height_cm, weight_kg) on or before a day.
 MeasurementReader = Callable[[Patient, str, dt.date], BodyMeasurement | None]
 
+# The measurements dose_compute reads for a dose basis: a weight for every dose by body size
+# (mg/m², mg/kg, and Cockcroft-Gault's GFR for Calvert), a height for BSA only.
+MEASUREMENTS_READ: dict[str, tuple[str, ...]] = {
+    DoseBasis.MG_M2: ("weight_kg", "height_cm"),
+    DoseBasis.MG_KG: ("weight_kg",),
+    DoseBasis.AUC: ("weight_kg",),
+    DoseBasis.FLAT: (),
+}
 
-def remembered_measurements() -> MeasurementReader:
+
+def measurements_read(regimen_drug: RegimenDrug) -> tuple[str, ...]:
+    """The columns dose_compute reads, on or before the dose's day, to dose `regimen_drug`."""
+    return MEASUREMENTS_READ.get(regimen_drug.dose_basis, ())
+
+
+def remembered_measurements(wanted: Iterable[MeasurementKey] = ()) -> MeasurementReader:
     """latest_measurement, each (patient, column, day) read once. The doses of a cycle share
     the patient's height and weight (mFOLFOX6 has four mg/m² doses on day 1, each of which read
-    both), and a list of cycles would read them once per dose. Same rows, same choice: only the
-    repeated reads go. For one computation (a cycle's plan, a list of plans); a measurement
-    recorded after it is read by the next."""
-    read: dict[tuple[int, str, dt.date], BodyMeasurement | None] = {}
+    both), and a list of cycles would read them once per dose. `wanted`: the (patient id,
+    column, day) questions the caller knows it will ask (cycle_dose_plans: those of every dose
+    to give of every cycle), read together in one query (latest_measurements, the rule of
+    latest_measurement itself); a question not among them is read when asked. Same rows, same
+    choice: only the repeated reads go. For one computation (a cycle's plan, a list of plans);
+    a measurement recorded after it is read by the next."""
+    read = latest_measurements(wanted)
 
     def latest(patient: Patient, column: str, on_date: dt.date) -> BodyMeasurement | None:
         key = (patient.pk, column, on_date)
         if key not in read:
-            read[key] = latest_measurement(patient, column, on_date)
+            read.update(latest_measurements([key]))
         return read[key]
 
     return latest

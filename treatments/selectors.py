@@ -274,8 +274,9 @@ def pharmacy_worklist(*, user: User) -> list[WorklistRow]:
     Each row says whether `user` may verify it: a pharmacist does not verify a cycle whose dose
     level in force they set (cycle_doses_verify refuses it), and learns so here rather than on
     opening the cycle. Within the same state, those rows come after the ones they may verify.
-    The dose levels of every course shown are read in one query, not one per row; only each
-    patient's height and weight (once per day, services.cycle_dose_plans) are read per row."""
+    The dose levels of every course shown are read in one query, not one per row, and so are
+    every row's patient's height and weight (services.cycle_dose_plans): the list costs the
+    same queries however many rows it has (a Calvert dose still reads its creatinine)."""
     today = timezone.localdate()
     window = (today - dt.timedelta(days=1), today + dt.timedelta(days=WORKLIST_DAYS_AHEAD))
     cycles = (

@@ -42,6 +42,7 @@ from treatments.dosing import (
     MeasurementReader,
     Number,
     dose_compute,
+    measurements_read,
     remembered_measurements,
     round_mg,
     to_decimal,
@@ -1469,9 +1470,11 @@ def cycle_dose_plans(
     What the plans share is read once for all of them, not once per cycle: the latest
     verifications, the administrations, the phases' regimen drugs and the courses' dose levels
     (four queries; three when the caller passes `course_levels`, course_dose_levels of every
-    cycle's course). Each dose still to give is then computed by dose_compute, as for one
-    cycle, which reads the patient's height, weight (and creatinine for a Calvert dose) on or
-    before the dose's own date. Pass cycles with course__patient loaded.
+    cycle's course), and the height and weight each dose still to give is computed from, on or
+    before the dose's own date, for every patient (one query: latest_measurements, the rule of
+    latest_measurement). Each such dose is then computed by dose_compute, as for one cycle;
+    only a Calvert dose reads more (the patient's creatinine). Pass cycles with
+    course__patient loaded.
     """
     cycles = list(cycles)
     if not cycles:
@@ -1495,7 +1498,15 @@ def cycle_dose_plans(
     if course_levels is None:
         course_levels = course_dose_levels({cycle.course_id for cycle in cycles})
     today = timezone.localdate()
-    read_measurement = remembered_measurements()  # each patient's height and weight, once a day
+    # The height and weight every dose still to give reads (dose_compute, on or before its own
+    # day), for every cycle's patient: one query, whatever the number of cycles.
+    read_measurement = remembered_measurements(
+        (cycle.course.patient_id, column, _day_date(cycle, day))
+        for cycle in cycles
+        for regimen_drug, day in drug_days[cycle.phase_id]
+        if (regimen_drug.pk, day) not in recorded[cycle.pk]
+        for column in measurements_read(regimen_drug)
+    )
     return {
         cycle.pk: _cycle_dose_plan(
             cycle,

@@ -7,13 +7,14 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.template.loader import render_to_string
 
-from patients.models import Patient
+from patients.models import BodyMeasurement, Patient, latest_measurement
 from patients.tests.factories import BodyMeasurementFactory, PatientFactory
 from treatments.dosing import (
     bsa_mosteller,
     carboplatin_calvert,
     crcl_cockcroft_gault,
     dose_compute,
+    measurements_read,
     remembered_measurements,
 )
 from treatments.models import Administration, DoseBasis
@@ -354,33 +355,97 @@ def test_dose_compute_mg_per_kg_and_flat():
 # --- The measurements a plan's doses share ---------------------------------------------------
 
 
-@pytest.mark.django_db
-def test_remembered_measurements_choose_as_latest_measurement_and_read_each_day_once(
-    django_assert_num_queries,
-):
-    from patients.models import latest_measurement
+def _latest_by_orm(patient: Patient, column: str, day: dt.date) -> BodyMeasurement | None:
+    """The rule, as the ORM says it (latest_measurement before the readers were batched): the
+    newest row with `column` filled in on or before `day`, the last entered of a day."""
+    return (
+        BodyMeasurement.objects.filter(
+            patient=patient, measured_on__lte=day, **{f"{column}__isnull": False}
+        )
+        .order_by("-measured_on", "-pk")
+        .first()
+    )
 
-    patient = PatientFactory.create()
-    BodyMeasurementFactory.create(
-        patient=patient, measured_on=dt.date(2026, 3, 1), height_cm=D("170"), weight_kg=D("72")
-    )
-    BodyMeasurementFactory.create(
-        patient=patient, measured_on=dt.date(2026, 3, 9), height_cm=None, weight_kg=D("69")
-    )
+
+COLUMNS = ("height_cm", "weight_kg")
+
+
+@pytest.fixture
+def measured_twice(db) -> tuple[Patient, Patient]:
+    """Two patients, heights and weights at several dates (one day with two weights)."""
+    first, second = PatientFactory.create(), PatientFactory.create()
+    for patient, measured_on, height, weight in [
+        (first, dt.date(2026, 3, 1), D("170"), D("72")),
+        (first, dt.date(2026, 3, 9), None, D("69")),
+        (first, dt.date(2026, 3, 9), None, D("68.5")),  # the same day, entered last
+        (second, dt.date(2025, 11, 3), D("181"), None),
+        (second, dt.date(2026, 3, 2), None, D("90")),
+        (second, dt.date(2026, 3, 3), D("180"), D("91")),
+    ]:
+        BodyMeasurementFactory.create(
+            patient=patient, measured_on=measured_on, height_cm=height, weight_kg=weight
+        )
+    return first, second
+
+
+DAYS = [dt.date(2026, 2, 28), dt.date(2026, 3, 2), dt.date(2026, 3, 3), dt.date(2026, 3, 9)]
+
+
+def test_remembered_measurements_choose_as_latest_measurement_and_read_each_day_once(
+    measured_twice, django_assert_num_queries
+):
+    patient = measured_twice[0]
     read = remembered_measurements()
-    days = [dt.date(2026, 3, 2), dt.date(2026, 3, 9), dt.date(2026, 2, 28)]
-    with django_assert_num_queries(6):  # each (column, day) once
-        first = [
-            read(patient, column, day) for column in ("height_cm", "weight_kg") for day in days
-        ]
+    questions = [(column, day) for column in COLUMNS for day in DAYS]
+    with django_assert_num_queries(len(questions)):  # each (column, day) once
+        first = [read(patient, column, day) for column, day in questions]
     with django_assert_num_queries(0):  # the same questions again: no read
-        again = [
-            read(patient, column, day) for column in ("height_cm", "weight_kg") for day in days
-        ]
-    alone = [
-        latest_measurement(patient, column, day)
-        for column in ("height_cm", "weight_kg")
-        for day in days
+        again = [read(patient, column, day) for column, day in questions]
+    assert first == again == [_latest_by_orm(patient, column, day) for column, day in questions]
+    assert [m.weight_kg if m else None for m in first[4:]] == [None, D("72"), D("72"), D("68.5")]
+    assert latest_measurement(patient, "weight_kg") == _latest_by_orm(
+        patient, "weight_kg", DAYS[-1]
+    )
+
+
+def test_remembered_measurements_read_every_patients_wanted_days_in_one_query(
+    measured_twice, django_assert_num_queries
+):
+    questions = [
+        (patient, column, day) for patient in measured_twice for column in COLUMNS for day in DAYS
     ]
-    assert first == again == alone
-    assert [m.weight_kg if m else None for m in first[3:]] == [D("72"), D("69"), None]
+    with django_assert_num_queries(1):
+        read = remembered_measurements((p.pk, column, day) for p, column, day in questions)
+    with django_assert_num_queries(0):
+        batched = [read(patient, column, day) for patient, column, day in questions]
+    assert batched == [_latest_by_orm(*question) for question in questions]
+    assert sum(m is None for m in batched) == 3  # before any weight, or any height of the first
+    second = measured_twice[1]
+    assert read(second, "height_cm", DAYS[1]).height_cm == D("181")  # months old, still his
+    with django_assert_num_queries(1):  # a question not asked up front: read when asked
+        assert read(second, "weight_kg", dt.date(2026, 3, 4)).weight_kg == D("91")
+
+
+@pytest.mark.parametrize("basis", list(DoseBasis))
+def test_measurements_read_are_those_dose_compute_asks_for(basis):
+    # cycle_dose_plans reads these up front for every dose to give: a column missing here
+    # would cost a query per dose again.
+    patient = PatientFactory.build(pk=1, sex=Patient.Sex.FEMALE)
+    regimen_drug = RegimenDrugFactory.build(
+        drug=DrugFactory.build(name="any"), dose=D("5"), dose_basis=basis
+    )
+    asked = []
+    row = BodyMeasurement(measured_on=dt.date(2026, 3, 1), height_cm=D("170"), weight_kg=D("70"))
+
+    def reader(patient: Patient, column: str, on_date: dt.date) -> BodyMeasurement:
+        asked.append(column)
+        return row
+
+    dose_compute(
+        regimen_drug=regimen_drug,
+        patient=patient,
+        on_date=dt.date(2026, 3, 2),
+        creatinine_mg_dl=D("1.0"),
+        read_measurement=reader,
+    )
+    assert sorted(set(asked)) == sorted(measurements_read(regimen_drug))

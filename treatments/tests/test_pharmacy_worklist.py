@@ -18,7 +18,7 @@ from oncoplanner.accounts.models import User
 from patients.services import patient_create
 from patients.tests.factories import BodyMeasurementFactory, PatientFactory
 from treatments import services
-from treatments.models import ChemoCycle, Course, Drug, Regimen, RegimenDrug
+from treatments.models import ChemoCycle, Course, DoseBasis, Drug, Regimen, RegimenDrug
 from treatments.selectors import pharmacy_worklist
 from treatments.services import (
     CycleDosePlan,
@@ -27,7 +27,12 @@ from treatments.services import (
     cycle_doses_verify,
     dose_modification_record,
 )
-from treatments.tests.factories import AdministrationFactory, allergy_status_taken, on_the_team
+from treatments.tests.factories import (
+    AdministrationFactory,
+    allergy_status_taken,
+    on_the_team,
+    regimen_create,
+)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("on_2_march_2026")]
 
@@ -217,17 +222,17 @@ def test_the_worklist_reads_the_dose_levels_once_not_once_per_row(
         login(client, user)
         _queries(client)  # warm the caches (content types, the session's user)
         counts[name] = _queries(client)
-    # Pinned for three rows, one of them marked for the prescriber. 10 queries whatever the
+    # Pinned for three rows, one of them marked for the prescriber. 11 queries whatever the
     # rows: the session, the user, the access gate's emergency-access check, the cycles in the
     # window, the dose levels of their courses (for the doses and for a pharmacist's marker
     # alike: the marker and its reason cost nothing more), their latest verifications, their
-    # administrations, their phases' regimen drugs, and the list's access-log row with its
-    # patients (one insert for them all). Then 2 per row: the patient's weight and height on or
-    # before day 1, read once for its four mg/m² doses (treatments.dosing.remembered_measurements).
-    # 10 + 3 x 2 = 16 (before the plans were read together: 49, 49 and 48).
-    assert counts == {"another pharmacist": 16, "prescriber": 16, "oncologist": 16}
+    # administrations, their phases' regimen drugs, every row's patient's weight and height on
+    # or before each dose's day (patients.models.latest_measurements), and the list's
+    # access-log row with its patients (one insert for them all). (Before the plans were read
+    # together: 49, 49 and 48; then 10 + 2 per row, the weight and height of each patient.)
+    assert counts == {"another pharmacist": 11, "prescriber": 11, "oncologist": 11}
     # One more row marked (at an oxaliplatin level: the message names the drug), one more at
-    # the oncologist's level: each costs the same as the other.
+    # the oncologist's level: neither costs a query.
     login(client, prescribing_pharmacist)
     _course(
         care_team,
@@ -239,7 +244,7 @@ def test_the_worklist_reads_the_dose_levels_once_not_once_per_row(
     one_more = _queries(client)
     _course(care_team, treating_clinician, "MRN-ONC-2", level_by=treating_clinician)
     two_more = _queries(client)
-    assert one_more - counts["prescriber"] == two_more - one_more
+    assert one_more == two_more == counts["prescriber"]
     rows = _rows(client)
     assert MARKER in rows["MRN-OWN-2"]
     assert "80% oxaliplatin from cycle 1" in rows["MRN-OWN-2"]
@@ -255,7 +260,7 @@ def _queries_by_table(client) -> tuple[int, int]:
     return measurements, len(sqls) - measurements
 
 
-def test_six_rows_cost_what_three_do_but_for_each_patients_height_and_weight(
+def test_six_rows_cost_what_three_do(
     client, login, world, care_team, treating_clinician, pharmacist
 ):
     login(client, pharmacist)
@@ -267,11 +272,24 @@ def test_six_rows_cost_what_three_do_but_for_each_patients_height_and_weight(
     assert len(_rows(client)) == 6
     six = _queries_by_table(client)
     # Verifications, administrations, regimen drugs and dose levels: read once for every row.
-    assert six[1] == three[1] == 10
-    # Each row's patient: a weight and a height on or before its day 1, read once for the four
-    # mg/m² doses of mFOLFOX6 cycle 1 (they were read once per dose: 8). The only reads left
-    # per row: the patients differ.
-    assert (three[0], six[0]) == (3 * 2, 6 * 2)
+    # So are the patients' heights and weights: one query for every patient's weight and
+    # height on or before each dose's day (they were 2 per row: 6 for three rows, 12 for six).
+    assert six == three == (1, 10)
+
+
+def test_one_cycles_plan_reads_its_patients_height_and_weight_in_one_query(world):
+    # The cycle page, verifying and the chair compute one cycle's plan through the same
+    # batched reads as the worklist: its latest verification, its administrations, its
+    # phase's regimen drugs, its course's dose levels, and its patient's weight and height on
+    # or before each dose's day together (they were two queries: 6 in all).
+    cycle = ChemoCycle.objects.select_related("course__patient").get(course=world["full"], number=1)
+    with CaptureQueriesContext(connection) as captured:
+        plan = services.cycle_dose_plan(cycle)
+    sqls = [query["sql"] for query in captured.captured_queries]
+    assert len(sqls) == 5
+    assert sum('"patients_bodymeasurement"' in sql for sql in sqls) == 1
+    # Four mg/m² doses, each from 170 cm and 72 kg: BSA 1.84.
+    assert [dose.calculation.inputs["bsa_m2"] for dose in plan.to_give] == ["1.84"] * 4
 
 
 def _dose_fields(dose: PlannedDose) -> dict[str, object]:
@@ -362,9 +380,54 @@ def test_the_worklists_plans_are_each_cycles_own_plan(
     )
     _course(care_team, treating_clinician, "MRN-ACT", regimen="Dose-dense AC-T")
     _course(care_team, treating_clinician, "MRN-UNWEIGHED", weighed=False)
+    # Heights and weights at many dates, read together for every patient: each dose must
+    # still get the newest on or before its own day. Two rows of one patient: mFOLFOX6 from
+    # yesterday, and a weekly regimen from tomorrow (day 1 and day 8, mg/m² and mg/kg).
+    history = _course(
+        care_team, treating_clinician, "MRN-HISTORY", start=dt.date(2026, 3, 1), weighed=False
+    )
+    patient = history.patient
+    for measured_on, height, weight in [
+        (dt.date(2025, 9, 1), "174", "80"),  # the oldest height and weight
+        (dt.date(2026, 2, 10), "172", None),
+        (dt.date(2026, 2, 27), None, "76"),
+        (dt.date(2026, 3, 1), None, "75.5"),
+        (dt.date(2026, 3, 1), None, "75"),  # the same day, entered last: the one that counts
+        (dt.date(2026, 3, 2), "171", "74"),  # after yesterday's day 1: only for the later row
+    ]:
+        BodyMeasurementFactory.create(
+            patient=patient,
+            measured_on=measured_on,
+            height_cm=Decimal(height) if height else None,
+            weight_kg=Decimal(weight) if weight else None,
+        )
+    weekly = regimen_create(
+        name="Weekly (test)",
+        phases=[(21, 4, [("Gemcitabine", "1000", DoseBasis.MG_M2), ("Trastuzumab", "6", "mg/kg")])],
+    )
+    RegimenDrug.objects.filter(phase__regimen=weekly, drug__name="Gemcitabine").update(days="1,8")
+    second = course_start(
+        patient=patient,
+        regimen=weekly,
+        start_date=dt.date(2026, 3, 3),
+        intent="adjuvant",
+        created_by=treating_clinician,
+        confirm_concurrent_course=True,
+        confirm_reason="Second course of the same patient, for the worklist's reads",
+    )
+    # A weight too old to dose from (20 days before day 1); a weight and no height.
+    stale = _course(care_team, treating_clinician, "MRN-STALE", weighed=False)
+    BodyMeasurementFactory.create(
+        patient=stale.patient,
+        measured_on=dt.date(2026, 2, 10),
+        height_cm=Decimal("165"),
+        weight_kg=Decimal("60"),
+    )
+    no_height = _course(care_team, treating_clinician, "MRN-NO-HEIGHT", regimen="CHOP")
+    no_height.patient.measurements.update(height_cm=None)
 
     rows = pharmacy_worklist(user=pharmacist)
-    assert len(rows) == 10
+    assert len(rows) == 14
     cycles = [row.cycle for row in rows]
     batched = services.cycle_dose_plans(cycles)
     alone = {
@@ -384,4 +447,43 @@ def test_the_worklists_plans_are_each_cycles_own_plan(
     assert any(dose.administration is not None for dose in doses)
     assert any(dose.calculation and dose.calculation.capped for dose in doses)
     assert any(dose.blocked for dose in doses)
-    assert len({plan.cycle.course.regimen_id for plan in alone.values()}) == 3
+    assert len({plan.cycle.course.regimen_id for plan in alone.values()}) == 4
+
+    def used(course: Course) -> list[tuple[str, int, str | None, str | None]]:
+        """(drug, day, weight on its date, height on its date) of each dose to give."""
+        plan = alone[course.cycles.get(number=1).pk]
+        return [
+            (
+                str(dose.regimen_drug.drug).lower(),
+                dose.day,
+                *(
+                    f"{dose.calculation.inputs[value]} ({dose.calculation.inputs[on]})"
+                    if dose.calculation and value in dose.calculation.inputs
+                    else None
+                    for value, on in [
+                        ("weight_kg", "weight_measured_on"),
+                        ("height_cm", "height_measured_on"),
+                    ]
+                ),
+            )
+            for dose in plan.to_give
+        ]
+
+    yesterday = ("75.0 (2026-03-01)", "172.0 (2026-02-10)")
+    assert used(history) == [
+        ("oxaliplatin", 1, *yesterday),
+        ("leucovorin", 1, *yesterday),
+        ("fluorouracil", 1, *yesterday),
+        ("fluorouracil", 1, *yesterday),
+    ]
+    tomorrow = "74.0 (2026-03-02)"
+    assert used(second) == [
+        ("gemcitabine", 1, tomorrow, "171.0 (2026-03-02)"),
+        ("gemcitabine", 8, tomorrow, "171.0 (2026-03-02)"),  # 10 March: still the newest
+        ("trastuzumab", 1, tomorrow, None),
+    ]
+    stale_plan = alone[stale.cycles.get(number=1).pk]
+    assert all("days before" in " ".join(d.errors["weight_kg"]) for d in stale_plan.to_give)
+    no_height_plan = alone[no_height.cycles.get(number=1).pk]
+    assert {tuple(d.errors) for d in no_height_plan.to_give if d.errors} == {("height_cm",)}
+    assert any(d.calculation for d in no_height_plan.to_give)  # prednisone: a flat dose
