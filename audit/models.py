@@ -176,6 +176,12 @@ class AccessLogPatient(_AppendOnlyRow):
 
     Derived from AccessLog.patient_ids (the hash-chained record) and append-only like it.
     `log_id` is not a foreign key: the log is partitioned, and its key is (id, at).
+
+    On PostgreSQL it is partitioned like the log, by the UTC month of `at` (its log row's own
+    time; migration 0007): `audit_accesslogpatient_YYYY_MM` plus a DEFAULT, created with the
+    log's by access_log_ensure_partitions, primary key (id, at). A month's index rows are in
+    the same month as its log rows, so archiving a month detaches both partitions (README,
+    "Production") and the verifier's index check still holds for what remains.
     """
 
     log_id = models.BigIntegerField()

@@ -481,12 +481,17 @@ PARTITION_MONTHS_AHEAD = 3
 
 
 def access_log_ensure_partitions() -> int:
-    """PostgreSQL: create the access log's monthly partitions for this month and the next
-    three (migration audit/0005); the sealer runs this every minute. Returns how many were
-    created. Nothing to do on SQLite, whose log is one table."""
+    """PostgreSQL: create the monthly partitions of the access log (migration audit/0005) and
+    of its list-view index (audit/0007) for this month and the next three, so that a month's
+    log and index rows can be archived together; the sealer runs this every minute. Returns
+    how many were created. Nothing to do on SQLite, whose log and index are one table each."""
     if connection.vendor != "postgresql":
         return 0
     with connection.cursor() as cursor:
-        cursor.execute("SELECT audit_accesslog_ensure_partitions(%s)", [PARTITION_MONTHS_AHEAD])
+        cursor.execute(
+            "SELECT audit_accesslog_ensure_partitions(%s)"
+            " + audit_accesslogpatient_ensure_partitions(%s)",
+            [PARTITION_MONTHS_AHEAD, PARTITION_MONTHS_AHEAD],
+        )
         (created,) = cursor.fetchone()
     return int(created)

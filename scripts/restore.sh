@@ -36,12 +36,13 @@ if [ "$tables" != 0 ] && [ "${RESTORE_CONFIRM:-}" != yes ]; then
   exit 3
 fi
 
-# The partitioned access log is dropped whole first (its partitions with it): pg_restore
-# --clean would drop each partition's inherited constraints one by one, which PostgreSQL
-# refuses. The DROP and the restore run in one psql transaction, so a failure still leaves the
+# The partitioned access log and its list-view index are dropped whole first (their partitions
+# with them): pg_restore --clean would drop each partition's inherited constraints one by one,
+# which PostgreSQL refuses. The DROP and the restore run in one psql transaction, so a failure still leaves the
 # target as it was.
 {
   echo "DROP TABLE IF EXISTS public.audit_accesslog CASCADE;"
+  echo "DROP TABLE IF EXISTS public.audit_accesslogpatient CASCADE;"
   "$(pg_tool pg_restore)" --clean --if-exists --no-owner --no-acl --file=- "$file"
 } | "$(pg_tool psql)" --dbname="$DATABASE_URL" --single-transaction -v ON_ERROR_STOP=1 -qX >/dev/null
 echo "restore.sh: restored $file" >&2

@@ -11,7 +11,7 @@ def tamper(sql: str, params: list[object] | None = None) -> None:
     """Run raw SQL against the log as someone with full rights on the table would.
 
     On PostgreSQL that means switching the append-only triggers off first, on the log, on
-    each monthly partition and on the list-view index (as the table owner can); the ALTER
+    the list-view index and on each monthly partition of both (as the table owner can); the ALTER
     TABLEs are inside the test's transaction and are rolled back with it.
     """
     with connection.cursor() as cursor:
@@ -25,10 +25,13 @@ def tamper(sql: str, params: list[object] | None = None) -> None:
 
 def _log_tables(cursor) -> list[str]:
     """The log and its monthly partitions (each partition refuses TRUNCATE on its own), and
-    the list-view index AccessLogPatient, append-only too but outside the hash chain."""
-    cursor.execute(
-        "SELECT inhrelid::regclass::text FROM pg_inherits"
-        " WHERE inhparent = 'audit_accesslog'::regclass"
-    )
-    partitions = [name for (name,) in cursor.fetchall()]
-    return ["audit_accesslog", *partitions, "audit_accesslogpatient"]
+    the list-view index AccessLogPatient and its partitions, append-only too but outside the
+    hash chain."""
+    tables = []
+    for parent in ("audit_accesslog", "audit_accesslogpatient"):
+        cursor.execute(
+            "SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = %s::regclass",
+            [parent],
+        )
+        tables += [parent, *(name for (name,) in cursor.fetchall())]
+    return tables
