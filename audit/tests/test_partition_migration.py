@@ -7,18 +7,12 @@ transaction, as oncoplanner/tests/test_backup_restore.py does.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
-from django.conf import settings
 
-ROOT = Path(__file__).resolve().parents[2]
+from oncoplanner.tests.scratch_databases import manage, scratch_databases
 
 # List views (several patients) and a single read, in a month two years back (older than any
 # of the log's partitions: its rows are in the log's DEFAULT), last month and this month.
@@ -42,51 +36,22 @@ WHERE log.patient_id IS NULL;
 ROWS_SQL = "SELECT id, log_id, at, patient_id FROM audit_accesslogpatient ORDER BY id"
 
 
-def _url(name: str) -> str:
-    db = settings.DATABASES["default"]
-    return (
-        f"postgres://{db['USER']}:{db['PASSWORD']}"
-        f"@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{name}"
-    )
-
-
-def _manage(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "oncoplanner.settings_test"}
-    return subprocess.run(  # noqa: S603 - our own manage.py
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
 @pytest.fixture
 def database() -> Iterator[str]:
-    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
-        pytest.skip("needs PostgreSQL (set DATABASE_URL)")
-    name = f"partition_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(_url("postgres"), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
-    try:
-        yield _url(name)
-    finally:
-        with psycopg.connect(_url("postgres"), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_databases("partition") as (url,):
+        yield url
 
 
 @pytest.mark.postgres_only
 def test_0007_partitions_the_filled_index_keeping_every_row(database: str) -> None:
-    migrated = _manage(database, "migrate", "audit", "0006_accesslogpatient", "--noinput")
+    migrated = manage(database, "migrate", "audit", "0006_accesslogpatient", "--noinput")
     assert migrated.returncode == 0, migrated.stderr
     with psycopg.connect(database, autocommit=True) as conn:
         conn.execute(FILL_SQL)
         before = conn.execute(ROWS_SQL).fetchall()
     assert len(before) == 3 + 2 + 2
 
-    migrated = _manage(database, "migrate", "--noinput")
+    migrated = manage(database, "migrate", "--noinput")
     assert migrated.returncode == 0, migrated.stderr
 
     with psycopg.connect(database, autocommit=True) as conn:
@@ -109,7 +74,7 @@ def test_0007_partitions_the_filled_index_keeping_every_row(database: str) -> No
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
             conn.execute("DELETE FROM audit_accesslogpatient WHERE id = %s", [before[0][0]])
 
-    verified = _manage(database, "verify_access_log")  # seals the filled rows first
+    verified = manage(database, "verify_access_log")  # seals the filled rows first
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "list-view index: 7 rows match the log" in verified.stdout
 

@@ -9,43 +9,18 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
-from django.conf import settings
 
-ROOT = Path(__file__).resolve().parents[2]
-
+from oncoplanner.tests.scratch_databases import ROOT, manage, scratch_databases
 
 CHECKSUM_SQL = """
 SELECT count(*), coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '')
 FROM {table} AS t
 """
-
-
-def _url(settings_dict: dict[str, Any], name: str) -> str:
-    return (
-        f"postgres://{settings_dict['USER']}:{settings_dict['PASSWORD']}"
-        f"@{settings_dict['HOST'] or '127.0.0.1'}:{settings_dict['PORT'] or 5432}/{name}"
-    )
-
-
-def _manage(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "oncoplanner.settings_test"}
-    return subprocess.run(  # noqa: S603 - our own manage.py
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def _script(name: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -82,32 +57,18 @@ def cluster() -> Iterator[dict[str, str]]:
 
     Module-scoped: migrating PostgreSQL from scratch is the slow part; the tests share it.
     """
-    settings_dict = settings.DATABASES["default"]
-    # Module-scoped fixtures run before the function-scoped postgres_only skip hook.
-    if settings_dict["ENGINE"] != "django.db.backends.postgresql":
-        pytest.skip("needs PostgreSQL (set DATABASE_URL)")
-    suffix = uuid.uuid4().hex[:8]
-    source, target = f"backup_src_{suffix}", f"backup_copy_{suffix}"
-    admin_url = _url(settings_dict, "postgres")
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{source}" TEMPLATE template0')
-        conn.execute(f'CREATE DATABASE "{target}" TEMPLATE template0')
-    migrated = _manage(_url(settings_dict, source), "migrate", "--noinput")
-    assert migrated.returncode == 0, migrated.stderr
-    try:
-        yield {"source": _url(settings_dict, source), "target": _url(settings_dict, target)}
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            for name in (source, target):
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_databases("backup_src", "backup_copy") as (source, target):
+        migrated = manage(source, "migrate", "--noinput")
+        assert migrated.returncode == 0, migrated.stderr
+        yield {"source": source, "target": target}
 
 
 @pytest.mark.postgres_only
 def test_backup_restore_round_trip_is_exact(cluster: dict[str, str], tmp_path: Path) -> None:
     source, target = cluster["source"], cluster["target"]
-    seeded = _manage(source, "seed_demo", "--allow-production", "--patients", "5")
+    seeded = manage(source, "seed_demo", "--allow-production", "--patients", "5")
     assert seeded.returncode == 0, seeded.stderr
-    sealed = _manage(source, "seal_access_log")  # the copy is verified without sealing
+    sealed = manage(source, "seal_access_log")  # the copy is verified without sealing
     assert sealed.returncode == 0, sealed.stderr
 
     env = {**os.environ, "DATABASE_URL": source, "BACKUP_DIR": str(tmp_path)}
@@ -126,7 +87,7 @@ def test_backup_restore_round_trip_is_exact(cluster: dict[str, str], tmp_path: P
     differences += [name for name in after if name not in before]
     assert before["audit_accesslog"][0] > 0  # the log came along, not just the clinic
     assert before["patients_patient"][0] >= 5
-    verified = _manage(target, "verify_access_log", "--no-seal")
+    verified = manage(target, "verify_access_log", "--no-seal")
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "intact" in verified.stdout
     print(
