@@ -21,7 +21,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--clock",
         metavar="ISO",
-        help="run the suite as if started at this UTC time (e.g. 2026-11-28T12:00), the "
+        help="run the suite as if started at this time, UTC unless an offset is given (e.g. "
+        "2026-11-28T12:00, or 2026-07-15T00:20+01:00 for 00:20 BST), the "
         "clock running on from there: a test that passes on a Wednesday afternoon can fail on "
         "a Saturday (a weekend badge), on Christmas Day or after midnight. Tests that fix "
         "their own time still do.",
@@ -31,7 +32,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     clock = config.getoption("--clock")
     if clock:
-        start = dt.datetime.fromisoformat(clock).replace(tzinfo=dt.UTC)
+        start = dt.datetime.fromisoformat(clock)
+        if start.tzinfo is None:  # UTC unless an offset is given (00:30+01:00 is 23:30 UTC)
+            start = start.replace(tzinfo=dt.UTC)
         traveller = time_machine.travel(start, tick=True)
         traveller.start()
         config.add_cleanup(traveller.stop)

@@ -227,7 +227,7 @@ def course_nadirs(*, user: User, course: Course, cycles: list[ChemoCycle]) -> li
             NADIR_LOINCS.values()
         )
         for result in results:
-            day = result.collected_at.date()
+            day = timezone.localdate(result.collected_at)  # the clinic's day, not UTC's
             if not (cycle.actual_start <= day <= end):  # type: ignore[operator]
                 continue
             name = NADIR_LOINCS[result.test.loinc]

@@ -41,6 +41,10 @@ class UserAdmin(BaseUserAdmin):
         *BaseUserAdmin.add_fieldsets,
         ("Role", {"fields": ("role", "discipline", "sact_prescriber")}),
     )
+    # Stamped by the system, shown not edited: as editable wall times, one from the hour the
+    # clocks go back (01:00-02:00 happens twice in Europe/London) could not be read back, and
+    # the user could not be saved, not even retired.
+    readonly_fields = ("last_login", "date_joined")
 
 
 @admin.register(ApiToken)

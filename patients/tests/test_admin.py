@@ -180,6 +180,9 @@ def test_admin_care_team_removing_member_revokes_access(
 def test_admin_emergency_access_is_read_only_for_administrators(
     client, login, admin_user, patient, other_clinician
 ):
+    # A name that cannot be a user's or a word of the page, so its absence proves something.
+    patient.family_name = "Qzxwvb"
+    patient.save(update_fields=["family_name"])
     grant = emergency_access_open(
         user=other_clinician,
         patient_id=patient.pk,

@@ -29,6 +29,10 @@ def test_patient_detail_shows_header_to_care_team(client, login, patient, treati
 def test_patient_detail_missing_and_forbidden_are_indistinguishable(
     client, login, patient, other_clinician
 ):
+    # A name that cannot be the signed-in user's (shown on every page), so its absence proves
+    # something.
+    patient.family_name = "Qzxwvb"
+    patient.save(update_fields=["family_name"])
     login(client, other_clinician)
     forbidden = client.get(_detail(patient.pk))
     missing = client.get(_detail(patient.pk + 1000))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+import time_machine
 from allauth.mfa.models import Authenticator
 from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
 from django.contrib.sessions.models import Session
@@ -240,6 +241,21 @@ def test_user_admin_deactivation_revokes_tokens_and_reactivation_does_not_revive
     assert _bearer(raw).get("/api/v1/me").status_code == 401
     token.refresh_from_db()
     assert token.revoked_at == revoked_at  # the first revocation stands
+
+
+def test_user_admin_can_retire_a_user_who_joined_and_signed_in_in_the_hour_clocks_go_back(
+    admin_client,
+) -> None:
+    # 01:30 on Sunday 25 October 2026 happens twice in the clinic (BST, then GMT). The change
+    # form offered date_joined and last_login as editable wall times; posted back, they could
+    # not be read in Europe/London, so the user could not be saved, nor retired, at all.
+    with time_machine.travel(dt.datetime(2026, 10, 25, 0, 30, tzinfo=dt.UTC), tick=False):
+        night_nurse = ClinicianFactory.create(last_login=timezone.now())
+
+    _set_active(admin_client, night_nurse, False)
+
+    assert night_nurse.date_joined == dt.datetime(2026, 10, 25, 0, 30, tzinfo=dt.UTC)
+    assert night_nurse.last_login == dt.datetime(2026, 10, 25, 0, 30, tzinfo=dt.UTC)
 
 
 def test_user_deactivation_outside_admin_revokes_live_tokens_without_an_actor(db) -> None:
