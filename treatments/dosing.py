@@ -171,11 +171,13 @@ def weight_change_since_last_dose(*, patient: Patient, weight_kg: Number) -> Wei
         return None
     inputs, given_at = last
     dosed = Decimal(inputs["weight_kg"])
+    # The clinic's day of the dose (a dose at 00:30 BST was given that day, not UTC's day before).
+    dosed_on = inputs.get("on_date") or timezone.localdate(given_at).isoformat()
     change = (to_decimal(weight_kg, "weight_kg") - dosed) / dosed * 100
     return WeightChange(
         percent=change.quantize(ONE_DP, rounding=ROUND_HALF_UP),
         dosed_weight_kg=dosed,
-        dosed_on=dt.date.fromisoformat(inputs.get("on_date") or given_at.date().isoformat()),
+        dosed_on=dt.date.fromisoformat(dosed_on),
     )
 
 

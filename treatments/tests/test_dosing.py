@@ -16,9 +16,10 @@ from treatments.dosing import (
     dose_compute,
     measurements_read,
     remembered_measurements,
+    weight_change_since_last_dose,
 )
 from treatments.models import Administration, DoseBasis
-from treatments.tests.factories import DrugFactory, RegimenDrugFactory
+from treatments.tests.factories import AdministrationFactory, DrugFactory, RegimenDrugFactory
 
 D = Decimal
 
@@ -449,3 +450,19 @@ def test_measurements_read_are_those_dose_compute_asks_for(basis):
         read_measurement=reader,
     )
     assert sorted(set(asked)) == sorted(measurements_read(regimen_drug))
+
+
+def test_the_weight_behind_a_dose_given_just_after_midnight_is_dated_on_the_clinics_day(db):
+    """A dose given at 00:30 BST on 15 June was given on 15 June in the clinic, though UTC's
+    date is still 14 June: the weight-change warning names the day the nurse gave it."""
+    patient = PatientFactory()
+    given_at = dt.datetime(2026, 6, 14, 23, 30, tzinfo=dt.UTC)  # 00:30 BST, 15 June
+    AdministrationFactory(
+        cycle__course__patient=patient, given_at=given_at, inputs={"weight_kg": "70"}
+    )
+
+    change = weight_change_since_last_dose(patient=patient, weight_kg="63")
+
+    assert change is not None
+    assert change.dosed_on == dt.date(2026, 6, 15)
+    assert change.percent == Decimal("-10.0")
