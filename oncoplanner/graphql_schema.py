@@ -404,6 +404,7 @@ class Mutation:
         primary_diagnosis: str = "",
         icd10_code: str = "",
         stage: str = "",
+        diagnosed_on: dt.date | None = None,
         ecog: int | None = None,
     ) -> PatientType:
         """Register a patient on one of your own care teams: the service and rules of the
@@ -427,6 +428,7 @@ class Mutation:
                 primary_diagnosis=primary_diagnosis,
                 icd10_code=icd10_code,
                 stage=stage,
+                diagnosed_on=diagnosed_on,
                 ecog=ecog,
             )
         )  # type: ignore[return-value]

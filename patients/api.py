@@ -149,6 +149,7 @@ class PatientOut(Schema):
     primary_diagnosis: str
     icd10_code: str
     stage: str
+    diagnosed_on: dt.date | None
     ecog: int | None
     care_team_id: int | None
     updated_at: dt.datetime
@@ -176,6 +177,11 @@ class PatientIn(InputSchema):
     primary_diagnosis: str = Field("", max_length=200)
     icd10_code: str = Field("", max_length=10)
     stage: str = Field("", max_length=40)
+    diagnosed_on: dt.date | None = Field(
+        None,
+        description="When the primary cancer was diagnosed (null or left out: not recorded). "
+        "A date in the future or before date_of_birth is a 400 naming diagnosed_on.",
+    )
     ecog: int | None = Field(None, ge=0, le=4, description="null or left out: not assessed.")
     care_team_id: int | None = Field(
         None,
@@ -190,8 +196,8 @@ class PatientUpdateIn(PatchSchema):
     """Fields a clinician may change; identity (MRN), care team and portal link are not here.
 
     A field left out is kept. null is refused (400 naming the field): text that may be
-    empty is cleared with "", names, date of birth and sex cannot be cleared. ECOG, a number
-    whose empty value is null, is the one field cleared with null."""
+    empty is cleared with "", names, date of birth and sex cannot be cleared. ECOG and the date
+    of diagnosis, whose empty value is null, are the fields cleared with null."""
 
     given_name: str = patch_field(min_length=1, max_length=100)
     family_name: str = patch_field(min_length=1, max_length=100)
@@ -204,6 +210,12 @@ class PatientUpdateIn(PatchSchema):
     primary_diagnosis: str = patch_field(max_length=200)
     icd10_code: str = patch_field(max_length=10)
     stage: str = patch_field(max_length=40)
+    diagnosed_on: dt.date | None = Field(
+        None,
+        description="When the primary cancer was diagnosed. Leave out to keep it; null clears "
+        "it (not recorded). A date in the future or before date_of_birth is a 400 naming "
+        "diagnosed_on, nothing written.",
+    )
     ecog: int | None = Field(
         None, ge=0, le=4, description="Leave out to keep it; null clears it (not assessed)."
     )
@@ -343,7 +355,8 @@ def patient_detail(request: HttpRequest, patient_id: int) -> Patient:
 @router.patch("/patients/{patient_id}", response={200: PatientOut, **ERRORS})
 def patient_patch(request: HttpRequest, patient_id: int, payload: PatientUpdateIn) -> Patient:
     """Change demographic and clinical fields: only those sent. null is refused for every
-    field but ecog (400 naming it, nothing written); send "" to clear a text field."""
+    field but ecog and diagnosed_on (400 naming it, nothing written); send "" to clear a text
+    field."""
     no_query(request)
     user = clinical_user(request)
     patient = patient_get_for_user(user=user, patient_id=patient_id, perm=CHANGE)

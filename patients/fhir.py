@@ -5,10 +5,10 @@ patient is a 404, and the export is one access-log row with action "export"). Wh
 
 - Patient: MRN identifier (typed MR), name, sex, birth date;
 - Practitioner: everyone the other resources name (who prescribed, gave, checked, recorded);
-- Condition: the primary cancer diagnosis, when one is recorded (its text, ICD-10 code, and the
-  stage as text in stage.summary), shaped as mCODE's PrimaryCancerCondition where our data
-  reaches (clinical and verification status, problem-list category, subject) but not claiming
-  the profile;
+- Condition: the primary cancer diagnosis, when one is recorded (its text, ICD-10 code, the
+  stage as text in stage.summary, and the date of diagnosis as onsetDateTime), shaped as
+  mCODE's PrimaryCancerCondition where our data reaches (clinical and verification status,
+  problem-list category, subject) but not claiming the profile;
 - Observation (laboratory): every lab result, LOINC-coded, UCUM quantity, the reference range
   that applied when it was flagged, and the flag as HL7 v3 interpretation (N, L, H, LL, HH);
 - Observation (vital signs): body height and weight (LOINC 8302-2, 29463-7);
@@ -38,10 +38,12 @@ EpisodeOfCare, `reasonReference` a Condition, Observation or DiagnosticReport), 
 free-text description and resolution date (R4 AdverseEvent has no note), and an RxNorm code for
 the drug (the formulary has none; a code is never invented).
 
-Not in the chart, so not sent: a date of diagnosis (Condition.onset and recordedDate; the
-patient row's own dates are when it was typed in, not when the cancer was diagnosed), a
-diagnosis per course (every course treats the primary diagnosis), a SNOMED CT code for the
-diagnosis or the stage, and the staging system a stage text belongs to (AJCC, FIGO, Binet...).
+Not in the chart, so not sent: when the diagnosis was recorded (Condition.recordedDate: the
+patient row's own dates are when it was typed in, not when the cancer was diagnosed; the date
+of diagnosis, when the chart has one, is onsetDateTime, and a date with no diagnosis to go
+with it is not sent), a diagnosis per course (every course treats the primary diagnosis), a
+SNOMED CT code for the diagnosis or the stage, and the staging system a stage text belongs to
+(AJCC, FIGO, Binet...).
 """
 
 from __future__ import annotations
@@ -381,6 +383,9 @@ def _primary_condition(patient: Patient, subject: dict[str, str]) -> dict[str, A
         "code": code,
         "subject": subject,
     }
+    if patient.diagnosed_on:
+        # A date alone is a valid FHIR dateTime; no time of day is made up.
+        resource["onsetDateTime"] = patient.diagnosed_on.isoformat()
     if patient.stage:
         # Text only ("IIIB", "pT3N1M0"): the chart does not say which staging system (AJCC,
         # FIGO, Binet...) or whether clinical or pathological, so no stage code or type is

@@ -161,6 +161,12 @@ class PatientDetailsForm(forms.Form):
         label="ICD-10 code", max_length=10, required=False, help_text="E.g. C18.7 or C50.911."
     )
     stage = forms.CharField(max_length=40, required=False, help_text="E.g. IIIB or pT3N1M0.")
+    diagnosed_on = forms.DateField(
+        label="Date of diagnosis",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        help_text="When the primary cancer was diagnosed, e.g. the date of the biopsy report.",
+    )
     ecog = forms.TypedChoiceField(
         label="ECOG performance status",
         choices=ECOG_CHOICES,
@@ -188,6 +194,7 @@ class PatientDetailsForm(forms.Form):
         "primary_diagnosis",
         "icd10_code",
         "stage",
+        "diagnosed_on",
         "ecog",
         "medical_history",
     )

@@ -138,6 +138,9 @@ class PatientType:
     sex: auto
     primary_diagnosis: auto
     stage: auto
+    diagnosed_on: dt.date | None = strawberry_django.field(
+        description="When the primary cancer was diagnosed (null: not recorded)."
+    )
     ecog: auto
     courses: list[Annotated[CourseType, strawberry.lazy("treatments.graphql")]] = (
         strawberry_django.field()

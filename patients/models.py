@@ -147,6 +147,15 @@ class Patient(models.Model):
     stage = models.CharField(
         max_length=40, blank=True, help_text="Stage group, e.g. IIIB or pT3N1M0."
     )
+    # When the primary cancer was diagnosed (e.g. the date of the biopsy report), not when the
+    # chart was typed in: time since diagnosis frames every treatment decision. Optional: a
+    # referral may arrive without it.
+    diagnosed_on = models.DateField(
+        "date of diagnosis",
+        null=True,
+        blank=True,
+        help_text="When the primary cancer was diagnosed, e.g. the date of the biopsy report.",
+    )
     ecog = models.PositiveSmallIntegerField(
         "ECOG performance status",
         null=True,
@@ -204,10 +213,24 @@ class Patient(models.Model):
 
     def clean(self) -> None:
         super().clean()
+        errors: dict[str, Any] = {}
         if self.date_of_birth and self.date_of_birth > timezone.localdate():
-            raise ValidationError({"date_of_birth": "Date of birth cannot be in the future."})
-        if self.date_of_birth and self.date_of_birth.year < 1900:
-            raise ValidationError({"date_of_birth": "Date of birth must be after 1900."})
+            errors["date_of_birth"] = "Date of birth cannot be in the future."
+        elif self.date_of_birth and self.date_of_birth.year < 1900:
+            errors["date_of_birth"] = "Date of birth must be after 1900."
+        # Every bad date at once, so a form shows the date of birth's error and this one together.
+        if isinstance(self.diagnosed_on, date):
+            if self.diagnosed_on > timezone.localdate():  # the clinic's today
+                errors["diagnosed_on"] = "Date of diagnosis cannot be in the future."
+            elif isinstance(self.date_of_birth, date):
+                try:
+                    self.require_in_lifetime(
+                        self.diagnosed_on, field="diagnosed_on", what="The date of diagnosis"
+                    )
+                except ValidationError as error:
+                    errors.update(error.message_dict)
+        if errors:
+            raise ValidationError(errors)
 
     def require_in_lifetime(self, day: date, *, field: str, what: str) -> None:
         """A clinical event dated before the patient was born is a typo (1900 for 2026): refuse

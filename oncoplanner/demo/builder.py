@@ -384,7 +384,6 @@ class DemoClinic:
         nurse = users["nurse.lindqvist" if plan.team == GI_TEAM else "nurse.osei"]
         pharmacist = users["pharm.haddad"]
         identity = self._identity(index, rng, plan)
-        patient = patient_create(created_by=oncologist, care_team=team, **identity)
         regimen = self.regimens[plan.regimen]
         phases = list(regimen.phases.all())
         total_cycles = sum(p.planned_cycles for p in phases)
@@ -396,6 +395,8 @@ class DemoClinic:
             if elapsed < 0
             else self.today - dt.timedelta(days=elapsed * length + rng.randint(1, 6))
         )
+        identity["diagnosed_on"] = _diagnosed_before(start, index)
+        patient = patient_create(created_by=oncologist, care_team=team, **identity)
         height = Decimal(rng.randint(152, 190))
         weight = Decimal(rng.randint(52, 104))
         measurement_record(
@@ -683,7 +684,14 @@ class DemoClinic:
                     index,
                     rng,
                     plan,
-                    Patient(care_team=teams[plan.team], **self._identity(index, rng, plan)),
+                    Patient(
+                        care_team=teams[plan.team],
+                        # Before the earliest day a bulk course may start (history_days ago).
+                        diagnosed_on=_diagnosed_before(
+                            self.today - dt.timedelta(days=history_days), index
+                        ),
+                        **self._identity(index, rng, plan),
+                    ),
                 )
             )
         if not rows:
@@ -896,6 +904,13 @@ def insert_lab_rows(rows: list[tuple[object, ...]]) -> None:
         ]
         placeholders = ", ".join(["%s"] * len(LAB_COLUMNS))
         cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", prepared)  # noqa: S608 - fixed identifiers
+
+
+def _diagnosed_before(start: dt.date, index: int) -> dt.date:
+    """A plausible date of diagnosis for a course starting on `start`: 3 to 9 weeks before it
+    (biopsy, staging scans, the multidisciplinary meeting, then consent). From the index, not
+    the patient's random stream, so the rest of the demo data stays as it was."""
+    return start - dt.timedelta(days=21 + (index * 11) % 43)
 
 
 def _on_a_weekday(day: dt.date) -> dt.date:

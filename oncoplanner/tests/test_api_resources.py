@@ -307,7 +307,10 @@ def test_patient_patch_null_clears_ecog(clinician: Client, patient: Patient) -> 
     assert (patient.ecog, patient.phone) == (None, "+44 20 7946 0000")
 
 
-def test_patient_patch_schema_advertises_null_for_ecog_only(clinician: Client) -> None:
+def test_patient_patch_schema_advertises_null_for_ecog_and_diagnosed_on_only(
+    clinician: Client,
+) -> None:
+    # Their empty value is null (not assessed, not recorded): no other field takes it.
     schema = clinician.get(f"{API}/openapi.json").json()
     properties = schema["components"]["schemas"]["PatientUpdateIn"]["properties"]
     nullable = {
@@ -315,10 +318,10 @@ def test_patient_patch_schema_advertises_null_for_ecog_only(clinician: Client) -
         for name, prop in properties.items()
         if "null" in json.dumps(prop.get("anyOf", [])) or prop.get("type") == "null"
     }
-    assert nullable == {"ecog"}
+    assert nullable == {"ecog", "diagnosed_on"}
     # confirm_dose_input_change is a flag sent with a change, not a field of the chart.
     defaults = {name for name, prop in properties.items() if "default" in prop}
-    assert defaults <= {"ecog", "confirm_dose_input_change"}
+    assert defaults <= {"ecog", "diagnosed_on", "confirm_dose_input_change"}
     assert 'Send "" to clear it.' in properties["phone"]["description"]
     assert "Cannot be cleared." in properties["given_name"]["description"]
 

@@ -179,8 +179,32 @@ def test_fhir_condition_carries_the_diagnosis_its_icd10_code_and_stage(
     }
     assert condition["subject"] == {"reference": bundle["entry"][0]["fullUrl"]}
     assert "meta" not in condition  # mCODE's shape, but its profile is not claimed
-    # No diagnosis date on the chart: none is made up from when the row was typed in.
+    # No date of diagnosis recorded: none is made up from when the row was typed in.
+    assert patient.diagnosed_on is None
     assert not {"onsetDateTime", "recordedDate"} & condition.keys()
+
+
+def test_fhir_condition_onset_is_the_recorded_date_of_diagnosis(
+    client, login, treating_clinician, care_team
+):
+    patient = patient_through_service(care_team, diagnosed_on=dt.date(2025, 3, 3))
+    login(client, treating_clinician)
+    bundle = json.loads(client.get(_url(patient)).content)
+    (condition,) = _by_type(bundle)["Condition"]  # valid R4: a date alone is a dateTime
+    assert condition["onsetDateTime"] == "2025-03-03"
+    assert "recordedDate" not in condition  # when it was typed in is still not sent
+
+
+def test_fhir_a_date_of_diagnosis_without_a_diagnosis_makes_no_condition(
+    client, login, treating_clinician, care_team
+):
+    patient = patient_through_service(
+        care_team, primary_diagnosis="", icd10_code="", diagnosed_on=dt.date(2025, 3, 3)
+    )
+    login(client, treating_clinician)
+    bundle = json.loads(client.get(_url(patient)).content)
+    assert "Condition" not in _by_type(bundle)
+    assert "2025-03-03" not in json.dumps(bundle)
 
 
 def test_fhir_condition_sends_an_icd10_cm_code_under_its_own_system(

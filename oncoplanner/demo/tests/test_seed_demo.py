@@ -36,6 +36,18 @@ def test_seed_demo_builds_a_clinic_through_the_services_and_is_safe_to_run_twice
     assert (LabResult.objects.count(), Administration.objects.count()) == first_counts
 
 
+def test_seed_demo_patients_have_a_date_of_diagnosis_before_their_course_starts():
+    _seed("--patients", "4")
+    clinic = DemoClinic(today=timezone.localdate())
+    teams = {team.name: team for team in clinic_teams()}
+    clinic.build_bulk(4, 2, teams, User.objects.get(username="admin"), history_days=35)
+    assert Patient.objects.count() == 6
+    for patient in Patient.objects.all():
+        first_start = min(c.start_date for c in patient.courses.all())
+        assert patient.date_of_birth < patient.diagnosed_on < first_start, patient.mrn
+        assert patient.diagnosed_on <= timezone.localdate(), patient.mrn
+
+
 def test_seed_demo_if_empty_leaves_existing_data(patient):
     _seed("--patients", "2", "--if-empty")
     assert Patient.objects.count() == 1
