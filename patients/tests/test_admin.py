@@ -9,6 +9,7 @@ from oncoplanner.accounts.tests.factories import ClinicianFactory
 from oncoplanner.signals import access_changed, record_read
 from patients.models import CareTeam, Patient
 from patients.services import care_team_add_member, emergency_access_open
+from patients.tests.factories import admin_add_form_data
 
 pytestmark = pytest.mark.django_db
 
@@ -199,18 +200,7 @@ def test_admin_patient_add_goes_through_service_and_grants_team(
     client, login, admin_user, care_team, treating_clinician
 ):
     response = login(client, admin_user).post(
-        reverse("admin:patients_patient_add"),
-        {
-            "mrn": "MRN-ADMIN-1",
-            "given_name": "Ada",
-            "family_name": "Okafor",
-            "date_of_birth": "1958-04-09",
-            "sex": "female",
-            "care_team": care_team.pk,
-            "is_active": "on",
-            "measurements-TOTAL_FORMS": "0",
-            "measurements-INITIAL_FORMS": "0",
-        },
+        reverse("admin:patients_patient_add"), admin_add_form_data(care_team)
     )
     assert response.status_code == 302, response.content
     created = Patient.objects.get(mrn="MRN-ADMIN-1")

@@ -22,32 +22,13 @@ from oncoplanner.accounts.api_tokens import api_token_create
 from oncoplanner.accounts.models import User
 from patients.models import Patient
 from patients.services import patient_update
+from patients.tests.factories import admin_add_form_data, details_form_data
 from treatments.tests.factories import CourseFactory
 
 pytestmark = pytest.mark.django_db
 
 BORN = dt.date(1960, 5, 17)  # PatientFactory's date of birth
 DIAGNOSED = dt.date(2025, 3, 3)
-
-
-def _details(patient: Patient, **changes: Any) -> dict[str, object]:
-    """The details form as the page posts it, every field as on record."""
-    data = {
-        "given_name": patient.given_name,
-        "family_name": patient.family_name,
-        "date_of_birth": patient.date_of_birth.isoformat(),
-        "sex": patient.sex,
-        "phone": patient.phone,
-        "email": patient.email,
-        "address": patient.address,
-        "primary_diagnosis": patient.primary_diagnosis,
-        "icd10_code": patient.icd10_code,
-        "stage": patient.stage,
-        "diagnosed_on": patient.diagnosed_on.isoformat() if patient.diagnosed_on else "",
-        "ecog": "" if patient.ecog is None else str(patient.ecog),
-        "medical_history": patient.medical_history,
-    }
-    return data | changes
 
 
 def _edit(patient: Patient) -> str:
@@ -71,7 +52,7 @@ def test_edit_details_records_the_date_of_diagnosis_and_the_chart_shows_it(
     login(client, treating_clinician)
     assert 'name="diagnosed_on"' in client.get(_edit(patient)).content.decode()
 
-    response = client.post(_edit(patient), _details(patient, diagnosed_on="2025-03-03"))
+    response = client.post(_edit(patient), details_form_data(patient, diagnosed_on="2025-03-03"))
 
     assert response.status_code == 302
     patient.refresh_from_db()
@@ -89,7 +70,7 @@ def test_edit_details_blank_date_of_diagnosis_is_allowed_and_clears_it(
     _diagnosed(patient)
     login(client, treating_clinician)
 
-    response = client.post(_edit(patient), _details(patient, diagnosed_on=""))
+    response = client.post(_edit(patient), details_form_data(patient, diagnosed_on=""))
 
     assert response.status_code == 302
     patient.refresh_from_db()
@@ -122,7 +103,9 @@ def test_edit_details_bad_date_of_diagnosis_is_400_naming_the_field_and_writes_n
     value = diagnosed_on()
     value = value if isinstance(value, str) else value.isoformat()
 
-    response = client.post(_edit(patient), _details(patient, diagnosed_on=value, stage="IVA"))
+    response = client.post(
+        _edit(patient), details_form_data(patient, diagnosed_on=value, stage="IVA")
+    )
 
     assert response.status_code == 400
     assert response.context["form"].errors["diagnosed_on"] == [message]
@@ -137,7 +120,9 @@ def test_edit_details_today_is_a_valid_date_of_diagnosis(
 ):
     login(client, treating_clinician)
     today = timezone.localdate()
-    response = client.post(_edit(patient), _details(patient, diagnosed_on=today.isoformat()))
+    response = client.post(
+        _edit(patient), details_form_data(patient, diagnosed_on=today.isoformat())
+    )
     assert response.status_code == 302
     patient.refresh_from_db()
     assert patient.diagnosed_on == today
@@ -147,7 +132,7 @@ def test_edit_details_date_of_diagnosis_is_404_outside_the_care_team(
     client, login, patient, other_clinician
 ):
     login(client, other_clinician)
-    response = client.post(_edit(patient), _details(patient, diagnosed_on="2025-03-03"))
+    response = client.post(_edit(patient), details_form_data(patient, diagnosed_on="2025-03-03"))
     assert response.status_code == 404
     assert client.get(_chart(patient)).status_code == 404
     patient.refresh_from_db()
@@ -223,20 +208,6 @@ def test_portal_shows_no_date_of_diagnosis(client, patient, portal_user):
 # --- Admin -------------------------------------------------------------------------------------
 
 
-def _admin_new(care_team, **changes: str) -> dict[str, object]:
-    return {
-        "mrn": "MRN-ADMIN-DX",
-        "given_name": "Ada",
-        "family_name": "Okafor",
-        "date_of_birth": "1958-04-09",
-        "sex": "female",
-        "care_team": care_team.pk,
-        "is_active": "on",
-        "measurements-TOTAL_FORMS": "0",
-        "measurements-INITIAL_FORMS": "0",
-    } | changes
-
-
 def test_admin_patient_form_takes_the_date_of_diagnosis_and_refuses_a_future_one(
     client, login, admin_user, care_team
 ):
@@ -245,15 +216,18 @@ def test_admin_patient_form_takes_the_date_of_diagnosis_and_refuses_a_future_one
     assert 'name="diagnosed_on"' in client.get(add).content.decode()
     tomorrow = (timezone.localdate() + dt.timedelta(days=1)).isoformat()
 
-    refused = client.post(add, _admin_new(care_team, diagnosed_on=tomorrow))
+    refused = client.post(add, admin_add_form_data(care_team, diagnosed_on=tomorrow))
 
     assert refused.status_code == 200  # the admin's form again, with the error
     assert refused.context["adminform"].form.errors["diagnosed_on"] == [
         "Date of diagnosis cannot be in the future."
     ]
     assert not Patient.objects.exists()
-    assert client.post(add, _admin_new(care_team, diagnosed_on="2025-03-03")).status_code == 302
-    assert Patient.objects.get(mrn="MRN-ADMIN-DX").diagnosed_on == DIAGNOSED
+    assert (
+        client.post(add, admin_add_form_data(care_team, diagnosed_on="2025-03-03")).status_code
+        == 302
+    )
+    assert Patient.objects.get(mrn="MRN-ADMIN-1").diagnosed_on == DIAGNOSED
 
 
 # --- REST ----------------------------------------------------------------------------------------

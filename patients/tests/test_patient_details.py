@@ -22,6 +22,7 @@ from patients.services import (
     emergency_access_open,
     patient_create,
 )
+from patients.tests.factories import details_form_data
 from treatments.models import Course, DoseBasis
 from treatments.tests.factories import CourseFactory, regimen_create
 
@@ -223,25 +224,9 @@ def _edit(patient) -> str:
     return reverse("patients:patient_update", args=[patient.pk])
 
 
-def _details(patient, **changes) -> dict[str, object]:
-    data = {
-        "given_name": patient.given_name,
-        "family_name": patient.family_name,
-        "date_of_birth": patient.date_of_birth.isoformat(),
-        "sex": patient.sex,
-        "phone": patient.phone,
-        "email": patient.email,
-        "address": patient.address,
-        "primary_diagnosis": patient.primary_diagnosis,
-        "icd10_code": patient.icd10_code,
-        "stage": patient.stage,
-        "ecog": "" if patient.ecog is None else str(patient.ecog),
-        "medical_history": patient.medical_history,
-    }
-    return data | changes
-
-
-def test_chart_header_links_the_care_team_to_edit_details(client, login, chart, treating_clinician):
+def test_chart_header_links_the_care_team_to_editdetails_form_data(
+    client, login, chart, treating_clinician
+):
     login(client, treating_clinician)
     html = client.get(reverse("patients:patient_detail", args=[chart.pk])).content.decode()
     assert f'href="{_edit(chart)}" id="edit-details"' in html
@@ -257,7 +242,7 @@ def test_edit_details_saves_through_the_service_and_logs_the_write(
     before = AccessLog.objects.filter(action=AccessLog.Action.UPDATE).count()
 
     response = client.post(
-        _edit(chart), _details(chart, stage="IVA", phone="+44 20 7946 0001", ecog="")
+        _edit(chart), details_form_data(chart, stage="IVA", phone="+44 20 7946 0001", ecog="")
     )
 
     assert response.status_code == 302
@@ -276,7 +261,7 @@ def test_edit_details_never_changes_the_mrn_or_the_care_team(
 ):
     elsewhere = care_team_create(name="Elsewhere")
     login(client, treating_clinician)
-    data = _details(chart, mrn="HIJACK-1", care_team=str(elsewhere.pk), portal_user="1")
+    data = details_form_data(chart, mrn="HIJACK-1", care_team=str(elsewhere.pk), portal_user="1")
     assert client.post(_edit(chart), data).status_code == 302
     chart.refresh_from_db()
     assert (chart.mrn, chart.care_team, chart.portal_user) == ("EDIT-0001", care_team, None)
@@ -294,7 +279,7 @@ def test_a_new_date_of_birth_asks_to_confirm_and_says_what_it_changes(
     new = _years_ago(57)
     login(client, treating_clinician)
 
-    response = client.post(_edit(chart), _details(chart, date_of_birth=new.isoformat()))
+    response = client.post(_edit(chart), details_form_data(chart, date_of_birth=new.isoformat()))
 
     assert response.status_code == 400
     chart.refresh_from_db()
@@ -312,7 +297,7 @@ def test_a_new_date_of_birth_asks_to_confirm_and_says_what_it_changes(
 
     confirmed = client.post(
         _edit(chart),
-        _details(chart, date_of_birth=new.isoformat(), confirm_clinical_change="on"),
+        details_form_data(chart, date_of_birth=new.isoformat(), confirm_clinical_change="on"),
     )
 
     assert confirmed.status_code == 302
@@ -338,14 +323,16 @@ def test_a_new_sex_asks_to_confirm_and_says_what_it_changes(
     Patient.objects.filter(pk=chart.pk).update(sex=old)
     chart.refresh_from_db()
     login(client, treating_clinician)
-    response = client.post(_edit(chart), _details(chart, sex=new))
+    response = client.post(_edit(chart), details_form_data(chart, sex=new))
     assert response.status_code == 400
     html = response.content.decode()
     assert words in html
     assert "Sex-specific lab reference ranges (e.g. haemoglobin) follow it." in html
     chart.refresh_from_db()
     assert chart.sex == old
-    response = client.post(_edit(chart), _details(chart, sex=new, confirm_clinical_change="on"))
+    response = client.post(
+        _edit(chart), details_form_data(chart, sex=new, confirm_clinical_change="on")
+    )
     assert response.status_code == 302
     chart.refresh_from_db()
     assert chart.sex == new
@@ -372,7 +359,7 @@ def test_edit_details_bad_input_is_400_naming_the_field_and_writes_nothing(
 ):
     login(client, treating_clinician)
     before = Patient.objects.filter(pk=chart.pk).values().get()
-    response = client.post(_edit(chart), _details(chart, stage="IVA", **changes))
+    response = client.post(_edit(chart), details_form_data(chart, stage="IVA", **changes))
     assert response.status_code == 400
     assert field in response.context["form"].errors
     assert Patient.objects.filter(pk=chart.pk).values().get() == before
@@ -388,7 +375,7 @@ def test_edit_details_is_a_404_for_everyone_outside_the_care_team(
     for user in (other_clinician, admin_user, portal_user):
         client.force_login(user)
         assert client.get(_edit(chart)).status_code == 404
-        assert client.post(_edit(chart), _details(chart, stage="IVA")).status_code == 404
+        assert client.post(_edit(chart), details_form_data(chart, stage="IVA")).status_code == 404
     client.force_login(other_clinician)
     assert client.get(reverse("patients:patient_update", args=[999999])).status_code == 404
     assert Patient.objects.filter(pk=chart.pk).values().get() == before
@@ -402,7 +389,7 @@ def test_edit_details_under_break_glass_is_flagged_in_the_log(
         user=other_clinician, patient_id=chart.pk, reason="Seen in the emergency department"
     )
     login(client, other_clinician)
-    assert client.post(_edit(chart), _details(chart, stage="IVA")).status_code == 302
+    assert client.post(_edit(chart), details_form_data(chart, stage="IVA")).status_code == 302
     row = AccessLog.objects.get(
         action=AccessLog.Action.UPDATE, object_type="Patient", object_id=str(chart.pk)
     )
